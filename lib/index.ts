@@ -1,0 +1,20 @@
+/**
+ * attnlab: attention mechanisms to learn, test and measure.
+ *
+ *   import * as al from 'attnlab';
+ *   await al.backend.ready();
+ *   const out = al.attention.sdpa(q, k, v, { mask: al.masks.causal() });
+ */
+export * as tf from '@tensorflow/tfjs';
+export * as backend from './backend/index.js';
+export * as ops from './backend/ops.js';
+export * as attention from './attention/index.js';
+export * as masks from './masks/index.js';
+export * as positional from './positional/index.js';
+export * as layers from './layers/index.js';
+export * as train from './train/index.js';
+export * as data from './data/index.js';
+export * as experiments from './experiments/index.js';
+export * as display from './display/index.js';
+export { Rng } from './util/random.js';
+export { ShapeError } from './util/shapes.js';
