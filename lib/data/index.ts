@@ -1,0 +1,14 @@
+/**
+ * Data for attention experiments: seeded synthetic tasks (copy, induction, MQAR, passkey, sorting) and a tokenized text
+ * corpus (Moby Dick), all returning the same {@link TokenBatch}: `inputs`/`targets` `[batch, seqLen]` in next-token
+ * framing and a `lossMask` over the graded positions.
+ *
+ * ```ts
+ * const b = al.data.mqarTask({ batch: 64, seqLen: 64, vocabSize: 128, numPairs: 8, seed: 0 });
+ * const t = b.toTensors(); // { inputs, targets, lossMask }: [64, 64]; dispose when done
+ * ```
+ */
+export * from './batch.js';
+export * from './tasks.js';
+export * from './tokenizer.js';
+export * from './corpus.js';
