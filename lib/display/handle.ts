@@ -12,6 +12,8 @@ export const JUPYTER_DISPLAY = Symbol.for('Jupyter.display');
 export interface DisplaySink {
   /** Send a display_data (or update_display_data when `update` is set) carrying `bundle`. */
   send(bundle: MimeBundle, opts?: { displayId?: string; update?: boolean; metadata?: Record<string, unknown> }): void;
+  /** Send clear_output: empty the current cell's output area (after the next output arrives when `wait`). */
+  clear?(wait?: boolean): void;
 }
 
 const SINK_KEY = Symbol.for('attnlab.displaySink');

@@ -1,0 +1,228 @@
+/**
+ * The language side of the kernel: tslab's TypeScript compiler and executor, driven so that the kernel gets the last
+ * value and the error as objects instead of text that tslab would print.
+ *
+ * tslab's executor reports through a console-like object it is given: `log(value)` for the cell's last expression,
+ * `error('%s%d:%d - %s', file, line, col, text)` per type error, and `error(e)` for a thrown error. We hand it our own.
+ */
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { format } from 'node:util';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The attnlab package root: this file runs from `dist/kernel/`. */
+export const PACKAGE_ROOT = resolve(here, '..', '..');
+
+const requireHere = createRequire(import.meta.url);
+const TSLAB_DIR = dirname(requireHere.resolve('tslab/package.json'));
+/** Loads tslab's internals and their dependencies from tslab's own folder. */
+export const requireTslab = createRequire(join(TSLAB_DIR, 'package.json'));
+
+/** The subset of TypeScript's API this module touches (tslab ships its own fork of TypeScript 5.0). */
+interface TsModule {
+  version: string;
+  createWatchCompilerHost: (...args: unknown[]) => unknown;
+  createSourceFile(name: string, text: string, target: number, setParents?: boolean, kind?: number): {
+    parseDiagnostics?: { start: number; length: number; messageText: unknown }[];
+  };
+  ScriptTarget: { Latest: number };
+  ScriptKind: { TS: number };
+}
+
+interface QuickInfo {
+  displayParts?: { text: string }[];
+  documentation?: { text: string }[];
+}
+
+interface TslabConverter {
+  close(): void;
+}
+interface TslabExecutor {
+  execute(src: string): Promise<boolean>;
+  inspect(src: string, position: number): QuickInfo | undefined;
+  complete(src: string, position: number): { start: number; end: number; candidates: string[] };
+  interrupt(): void;
+  close(): void;
+}
+
+export const ts: TsModule = requireTslab('@tslab/typescript-for-tslab');
+const tslabConverter: { createConverter(o: { isJS: boolean; isBrowser: boolean }): TslabConverter } =
+  requireTslab('./dist/converter.js');
+const tslabExecutor: {
+  createExecutor(root: string, convs: unknown, console: { log(...a: unknown[]): void; error(...a: unknown[]): void }): TslabExecutor;
+} = requireTslab('./dist/executor.js');
+const tslabInspect: { printQuickInfo(info: QuickInfo): string } = requireTslab('./dist/inspect.js');
+/** tslab's own `display` API (`import { display } from 'tslab'`) writes through this module's global. */
+export const tslabJupyter: { lastWriteDisplayData: unknown } = requireTslab('./dist/jupyter.js');
+
+export type RunOutcome =
+  | { status: 'ok'; hasValue: boolean; value?: unknown }
+  | { status: 'error'; ename: string; evalue: string; traceback: string[] };
+
+const SELF = readPackageName();
+const SELF_IMPORT = new RegExp(`(?:from|import|require)\\s*\\(?\\s*['"]${SELF.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&')}['"]`);
+
+function readPackageName(): string {
+  const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { name: string };
+  return pkg.name;
+}
+
+let compilerPatched = false;
+/**
+ * tslab compiles with Node10 module resolution, which ignores package self-references, so `import * as al from
+ * 'attnlab'` would not type-check inside this repository. Map the name to our own declarations.
+ */
+function patchCompilerOptions(): void {
+  if (compilerPatched) return;
+  compilerPatched = true;
+  const typesEntry = join(PACKAGE_ROOT, 'dist', 'lib', 'index.d.ts');
+  const original = ts.createWatchCompilerHost;
+  ts.createWatchCompilerHost = function (this: unknown, ...args: unknown[]) {
+    const options = args[1] as Record<string, unknown>;
+    if (options && typeof options === 'object') {
+      options.paths = { ...(options.paths as object), [SELF]: [typesEntry] };
+    }
+    return original.apply(this, args);
+  };
+}
+
+class Converters {
+  private nodeConv?: TslabConverter;
+  private browserConv?: TslabConverter;
+  get node(): TslabConverter {
+    return (this.nodeConv ??= tslabConverter.createConverter({ isJS: false, isBrowser: false }));
+  }
+  get browser(): TslabConverter {
+    return (this.browserConv ??= tslabConverter.createConverter({ isJS: false, isBrowser: true }));
+  }
+  close(): void {
+    this.nodeConv?.close();
+    this.browserConv?.close();
+  }
+}
+
+/** Frames from the kernel's own machinery, dropped from tracebacks. */
+const INTERNAL_FRAME = /node:internal|[\\/]tslab[\\/]dist[\\/]|[\\/]dist[\\/]kernel[\\/]/;
+
+export function errorOutcome(e: unknown): Extract<RunOutcome, { status: 'error' }> {
+  if (e instanceof Error) {
+    const lines = (e.stack ?? `${e.name}: ${e.message}`).split('\n');
+    const traceback = lines.filter((l, i) => i === 0 || !INTERNAL_FRAME.test(l));
+    return { status: 'error', ename: e.name || 'Error', evalue: e.message, traceback };
+  }
+  const text = typeof e === 'string' ? e : format('%o', e);
+  return { status: 'error', ename: 'Error', evalue: text, traceback: [`Uncaught ${text}`] };
+}
+
+export class Engine {
+  private readonly executor: TslabExecutor;
+  private readonly converters = new Converters();
+  private lastValue: { value: unknown } | undefined;
+  private diagnostics: string[] = [];
+  private thrown: { error: unknown } | undefined;
+  private selfModule: unknown;
+
+  constructor(rootDir = process.cwd()) {
+    patchCompilerOptions();
+    this.converters.node; // compile the standard library declarations now, not in the first cell
+    this.executor = tslabExecutor.createExecutor(rootDir, this.converters, {
+      log: (value: unknown) => {
+        this.lastValue = { value };
+      },
+      error: (...args: unknown[]) => {
+        if (typeof args[0] === 'string' && args[0].includes('%d:%d')) this.diagnostics.push(format(...args));
+        else this.thrown = { error: args[0] };
+      },
+    });
+    this.hookRequire();
+  }
+
+  /** Serve `require('attnlab')` from the ES module build, imported ahead of the cell (see `run`). */
+  private hookRequire(): void {
+    const g = globalThis as { __tslab__?: { require: NodeJS.Require } };
+    const box = g.__tslab__;
+    if (!box) throw new Error('tslab executor did not install its require hook');
+    const inner = box.require;
+    box.require = new Proxy(inner, {
+      apply: (target, thisArg, args: unknown[]) => {
+        if (args[0] === SELF && this.selfModule) return this.selfModule;
+        return Reflect.apply(target, thisArg, args);
+      },
+    });
+  }
+
+  /**
+   * tslab turns imports into CommonJS `require`. Our package is an ES module (it may use top-level await), so a cell
+   * that imports it gets the module loaded with `import()` first, and the same instance the kernel's display code uses.
+   */
+  private async preloadSelf(code: string): Promise<void> {
+    if (this.selfModule || !SELF_IMPORT.test(code)) return;
+    const entry = join(PACKAGE_ROOT, 'dist', 'lib', 'index.js');
+    if (!existsSync(entry)) return; // let the normal resolution report what is missing
+    this.selfModule = await import(pathToFileURL(entry).href);
+  }
+
+  async run(code: string): Promise<RunOutcome> {
+    this.lastValue = undefined;
+    this.diagnostics = [];
+    this.thrown = undefined;
+    try {
+      await this.preloadSelf(code);
+    } catch (e) {
+      return errorOutcome(e);
+    }
+    const ok = await this.executor.execute(code);
+    if (this.diagnostics.length > 0) {
+      const first = this.diagnostics[0]!.replace(/^.*?\d+:\d+ - /, '');
+      return { status: 'error', ename: 'TypeScriptError', evalue: first, traceback: this.diagnostics };
+    }
+    // Assigned by the executor's callbacks, which the compiler's flow analysis cannot see.
+    const thrown = this.thrown as { error: unknown } | undefined;
+    const last = this.lastValue as { value: unknown } | undefined;
+    if (thrown) return errorOutcome(thrown.error);
+    if (!ok) return { status: 'error', ename: 'Error', evalue: 'execution failed', traceback: [] };
+    return last ? { status: 'ok', hasValue: true, value: last.value } : { status: 'ok', hasValue: false };
+  }
+
+  complete(code: string, cursor: number): { start: number; end: number; matches: string[] } {
+    const info = this.executor.complete(code, cursor);
+    return { start: info.start, end: info.end, matches: info.candidates };
+  }
+
+  inspect(code: string, cursor: number): string | undefined {
+    const info = this.executor.inspect(code, cursor);
+    return info ? tslabInspect.printQuickInfo(info) : undefined;
+  }
+
+  interrupt(): void {
+    this.executor.interrupt();
+  }
+
+  close(): void {
+    this.executor.close();
+  }
+}
+
+export type Completeness = { status: 'complete' } | { status: 'incomplete'; indent: string } | { status: 'invalid' };
+
+/**
+ * Whether `code` can run as is, needs more lines (an error at the very end: "'}' expected", an open template or
+ * comment), or can never parse (an error before the end).
+ */
+export function isComplete(code: string): Completeness {
+  const file = ts.createSourceFile('cell.ts', code, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS);
+  const diags = file.parseDiagnostics ?? [];
+  if (diags.length === 0) return { status: 'complete' };
+  const end = code.length;
+  const atEnd = diags.some((d) => {
+    const text = typeof d.messageText === 'string' ? d.messageText : '';
+    return (d.start >= end && text.endsWith('expected.')) || /^Unterminated (template|comment)/.test(text) || text === "'*/' expected.";
+  });
+  if (!atEnd) return { status: 'invalid' };
+  if (/\n\s*\n\s*$/.test(code)) return { status: 'invalid' }; // two blank lines: the user is done typing
+  const lastLine = code.slice(code.lastIndexOf('\n') + 1);
+  const indent = lastLine.match(/^\s*/)![0];
+  return { status: 'incomplete', indent: /[{([]\s*$/.test(lastLine) ? indent + '  ' : indent };
+}
