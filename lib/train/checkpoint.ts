@@ -1,0 +1,339 @@
+/**
+ * Checkpoints: weights, config, optimizer state and step in one file, written atomically.
+ *
+ * File format (version 1), all integers little-endian:
+ *   offset 0   8 bytes   magic "ATNLCKPT"
+ *   offset 8   u32       format version (1)
+ *   offset 12  u32       N, byte length of the metadata
+ *   offset 16  N bytes   metadata, UTF-8 JSON (`CheckpointMeta`)
+ *              zeros     padding to a multiple of 8
+ *              blobs     the data section; each tensor's raw values at `offset` (relative to the section start, 8-aligned):
+ *                        float32 and int32 as 4-byte little-endian, bool as 1 byte per value
+ *   end - 4    u32       CRC-32 (IEEE) of every byte before it
+ *
+ * Atomicity: a save writes a temporary file in the target's directory, fsyncs it, then renames it over the target
+ * (rename within one file system is atomic on POSIX), then fsyncs the directory. A save that fails or is killed
+ * leaves the previous file untouched; a stray `.*.tmp` file may remain after a kill and is never read.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Adam, OptimizerState } from './optim.js';
+
+const MAGIC = 'ATNLCKPT';
+const VERSION = 1;
+const HEADER = 16;
+
+export type StoredDtype = 'float32' | 'int32' | 'bool';
+
+export interface TensorEntry {
+  name: string;
+  /** 'weights' for model tensors, 'optimizer' for optimizer slots (`<variable>/m`, `<variable>/v`). */
+  group: 'weights' | 'optimizer';
+  dtype: StoredDtype;
+  shape: number[];
+  offset: number;
+  byteLength: number;
+}
+
+export interface CheckpointMeta {
+  format: 'attnlab-checkpoint';
+  kind: 'checkpoint' | 'model';
+  step: number;
+  config: unknown;
+  savedAt: string;
+  tensors: TensorEntry[];
+  /** Optimizer settings; its slots are the tensors of group 'optimizer'. */
+  optimizer?: Omit<OptimizerState, 'slots'>;
+  /** kind 'model': the tfjs ModelArtifacts without weightData, and where weightData lies. */
+  model?: { artifacts: Omit<tf.io.ModelArtifacts, 'weightData'>; weightData: { offset: number; byteLength: number } };
+}
+
+export interface SaveCheckpointOptions {
+  /** Saved under their `name`. */
+  variables?: readonly tf.Variable[];
+  /** Saved under their keys (in addition to `variables`). */
+  namedTensors?: Record<string, tf.Tensor>;
+  /** Any JSON-serializable value, e.g. the model config. */
+  config?: unknown;
+  /** An optimizer or its `state()`. */
+  optimizer?: Adam | OptimizerState;
+  step?: number;
+}
+
+export interface Checkpoint<C = unknown> {
+  /** Weights by name. The caller owns them (see `dispose`). */
+  tensors: Record<string, tf.Tensor>;
+  config: C;
+  step: number;
+  /** Present when the checkpoint holds optimizer state; its slots are owned with `tensors`. */
+  optimizerState?: OptimizerState;
+  meta: CheckpointMeta;
+  /** Dispose every tensor this checkpoint created. */
+  dispose(): void;
+}
+
+interface Blob {
+  byteLength: number;
+  bytes(): Promise<Uint8Array>;
+}
+
+/** Save weights, config, optimizer state and step to `file`, atomically. */
+export async function saveCheckpoint(file: string, options: SaveCheckpointOptions): Promise<void> {
+  const named: [string, tf.Tensor, TensorEntry['group']][] = [];
+  for (const v of options.variables ?? []) named.push([v.name, v, 'weights']);
+  for (const [k, t] of Object.entries(options.namedTensors ?? {})) named.push([k, t, 'weights']);
+  const opt = options.optimizer;
+  const state = opt === undefined ? undefined : 'apply' in opt ? opt.state() : opt;
+  if (state) for (const [k, t] of Object.entries(state.slots)) named.push([k, t, 'optimizer']);
+
+  const seen = new Set<string>();
+  const tensors: TensorEntry[] = [];
+  const blobs: Blob[] = [];
+  let offset = 0;
+  for (const [name, t, group] of named) {
+    const key = `${group}:${name}`;
+    if (seen.has(key)) throw new Error(`saveCheckpoint: tensor name "${name}" appears twice`);
+    seen.add(key);
+    if (t.isDisposed) throw new Error(`saveCheckpoint: tensor "${name}" is disposed`);
+    if (t.dtype !== 'float32' && t.dtype !== 'int32' && t.dtype !== 'bool') {
+      throw new Error(`saveCheckpoint: tensor "${name}" has dtype ${t.dtype}; only float32, int32 and bool can be stored`);
+    }
+    const byteLength = t.size * (t.dtype === 'bool' ? 1 : 4);
+    tensors.push({ name, group, dtype: t.dtype, shape: [...t.shape], offset, byteLength });
+    blobs.push({ byteLength, bytes: async () => toLittleEndian(await t.data()) });
+    offset = align8(offset + byteLength);
+  }
+  let optimizer: Omit<OptimizerState, 'slots'> | undefined;
+  if (state) {
+    const { slots: _, ...settings } = state;
+    optimizer = settings;
+  }
+  const meta: CheckpointMeta = {
+    format: 'attnlab-checkpoint',
+    kind: 'checkpoint',
+    step: options.step ?? state?.step ?? 0,
+    config: options.config ?? null,
+    savedAt: new Date().toISOString(),
+    tensors,
+    ...(optimizer ? { optimizer } : {}),
+  };
+  await writeAtomic(file, meta, blobs);
+}
+
+/** Read a checkpoint (or a model file written by `fileHandler`, whose weights come back as tensors). */
+export async function loadCheckpoint<C = unknown>(file: string): Promise<Checkpoint<C>> {
+  const { meta, data } = await readContainer(file);
+  const tensors: Record<string, tf.Tensor> = {};
+  const slots: Record<string, tf.Tensor> = {};
+  const all: tf.Tensor[] = [];
+  if (meta.kind === 'model' && meta.model) {
+    const { offset, byteLength } = meta.model.weightData;
+    const buf = data.slice(offset, offset + byteLength);
+    Object.assign(tensors, tf.io.decodeWeights(copyToArrayBuffer(buf), meta.model.artifacts.weightSpecs ?? []));
+    all.push(...Object.values(tensors));
+  }
+  for (const e of meta.tensors) {
+    const t = tf.tensor(fromLittleEndian(data.subarray(e.offset, e.offset + e.byteLength), e.dtype), e.shape, e.dtype);
+    (e.group === 'optimizer' ? slots : tensors)[e.name] = t;
+    all.push(t);
+  }
+  return {
+    tensors,
+    config: meta.config as C,
+    step: meta.step,
+    optimizerState: meta.optimizer ? { ...meta.optimizer, slots } : undefined,
+    meta,
+    dispose: () => tf.dispose(all),
+  };
+}
+
+/**
+ * Assign checkpoint tensors to variables of the same name. Throws, before assigning anything, if a variable is missing
+ * from `tensors` (unless `strict` is false) or has a different shape or dtype.
+ */
+export function restoreVariables(variables: readonly tf.Variable[], tensors: Record<string, tf.Tensor>, options: { strict?: boolean } = {}): void {
+  const strict = options.strict ?? true;
+  const missing = variables.filter((v) => !(v.name in tensors)).map((v) => v.name);
+  if (strict && missing.length > 0) {
+    const have = Object.keys(tensors);
+    throw new Error(
+      `restoreVariables: the checkpoint has no tensor for ${missing.map((n) => `"${n}"`).join(', ')}` +
+        ` (it has ${have.length}: ${have.slice(0, 8).map((n) => `"${n}"`).join(', ')}${have.length > 8 ? ', ...' : ''})`,
+    );
+  }
+  for (const v of variables) {
+    const t = tensors[v.name];
+    if (!t) continue;
+    if (!shapesEqual(v.shape, t.shape)) {
+      throw new Error(`restoreVariables: variable "${v.name}" has shape [${v.shape}] but the checkpoint's tensor has [${t.shape}]`);
+    }
+    if (v.dtype !== t.dtype) {
+      throw new Error(`restoreVariables: variable "${v.name}" has dtype ${v.dtype} but the checkpoint's tensor has ${t.dtype}`);
+    }
+  }
+  for (const v of variables) if (tensors[v.name]) v.assign(tensors[v.name]);
+}
+
+/**
+ * Load `file` into existing variables (and optimizer, when given and the file has its state); frees what it loaded.
+ * Returns the saved step and config.
+ */
+export async function restoreCheckpoint<C = unknown>(
+  file: string,
+  target: { variables: readonly tf.Variable[]; optimizer?: Adam; strict?: boolean },
+): Promise<{ step: number; config: C }> {
+  const ck = await loadCheckpoint<C>(file);
+  try {
+    restoreVariables(target.variables, ck.tensors, { strict: target.strict });
+    if (target.optimizer && ck.optimizerState) target.optimizer.loadState(ck.optimizerState);
+    return { step: ck.step, config: ck.config };
+  } finally {
+    ck.dispose();
+  }
+}
+
+/**
+ * A `tf.io.IOHandler` that saves and loads a tfjs model in one checkpoint file (atomically), since pure tfjs has no
+ * file:// handler in Node: `await model.save(fileHandler('m.ckpt'))`, `await tf.loadLayersModel(fileHandler('m.ckpt'))`.
+ */
+export function fileHandler(file: string): tf.io.IOHandler {
+  return {
+    async save(artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
+      const { weightData, ...rest } = artifacts;
+      const weights = weightData === undefined ? new ArrayBuffer(0) : tf.io.CompositeArrayBuffer.join(weightData);
+      const meta: CheckpointMeta = {
+        format: 'attnlab-checkpoint',
+        kind: 'model',
+        step: 0,
+        config: null,
+        savedAt: new Date().toISOString(),
+        tensors: [],
+        model: { artifacts: rest, weightData: { offset: 0, byteLength: weights.byteLength } },
+      };
+      await writeAtomic(file, meta, [{ byteLength: weights.byteLength, bytes: async () => new Uint8Array(weights) }]);
+      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON({ ...artifacts, weightData: weights }) };
+    },
+    async load(): Promise<tf.io.ModelArtifacts> {
+      const { meta, data } = await readContainer(file);
+      if (meta.kind !== 'model' || !meta.model) {
+        throw new Error(`fileHandler: ${file} is a training checkpoint, not a model; read it with loadCheckpoint`);
+      }
+      const { offset, byteLength } = meta.model.weightData;
+      return { ...meta.model.artifacts, weightData: copyToArrayBuffer(data.subarray(offset, offset + byteLength)) };
+    },
+  };
+}
+
+async function writeAtomic(file: string, meta: CheckpointMeta, blobs: Blob[]): Promise<void> {
+  const dir = path.dirname(path.resolve(file));
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const json = Buffer.from(JSON.stringify(meta), 'utf8');
+  const head = Buffer.alloc(align8(HEADER + json.length));
+  head.write(MAGIC, 0, 'latin1');
+  head.writeUInt32LE(VERSION, 8);
+  head.writeUInt32LE(json.length, 12);
+  json.copy(head, HEADER);
+
+  let fh: fsp.FileHandle | undefined;
+  try {
+    fh = await fsp.open(tmp, 'wx');
+    let crc = 0;
+    const write = async (b: Uint8Array): Promise<void> => {
+      crc = crc32(b, crc);
+      await fh!.write(b);
+    };
+    await write(head);
+    for (const blob of blobs) {
+      const bytes = await blob.bytes();
+      if (bytes.byteLength !== blob.byteLength) {
+        throw new Error(`saveCheckpoint: a tensor gave ${bytes.byteLength} bytes, expected ${blob.byteLength}`);
+      }
+      await write(bytes);
+      const pad = align8(bytes.byteLength) - bytes.byteLength;
+      if (pad > 0) await write(new Uint8Array(pad));
+    }
+    const tail = Buffer.alloc(4);
+    tail.writeUInt32LE(crc >>> 0, 0);
+    await fh.write(tail);
+    await fh.sync();
+    await fh.close();
+    fh = undefined;
+    await fsp.rename(tmp, file);
+  } catch (e) {
+    await fh?.close().catch(() => {});
+    await fsp.rm(tmp, { force: true }).catch(() => {});
+    throw e;
+  }
+  // Make the rename itself durable; some file systems do not allow fsync on a directory, which is harmless here.
+  const d = await fsp.open(dir, 'r').catch(() => undefined);
+  await d?.sync().catch(() => {});
+  await d?.close();
+}
+
+async function readContainer(file: string): Promise<{ meta: CheckpointMeta; data: Uint8Array }> {
+  const buf = await fsp.readFile(file);
+  const bad = (why: string): Error => new Error(`loadCheckpoint: ${file} is not a valid attnlab checkpoint: ${why}`);
+  if (buf.length < HEADER + 4 || buf.toString('latin1', 0, 8) !== MAGIC) throw bad('wrong magic header');
+  const version = buf.readUInt32LE(8);
+  if (version !== VERSION) throw bad(`format version ${version}, this library reads ${VERSION}`);
+  const stored = buf.readUInt32LE(buf.length - 4);
+  const actual = crc32(buf.subarray(0, buf.length - 4), 0) >>> 0;
+  if (stored !== actual) throw bad('checksum mismatch (truncated or corrupted)');
+  const n = buf.readUInt32LE(12);
+  const meta = JSON.parse(buf.toString('utf8', HEADER, HEADER + n)) as CheckpointMeta;
+  const data = buf.subarray(align8(HEADER + n), buf.length - 4);
+  return { meta, data };
+}
+
+const BIG_ENDIAN = os.endianness() === 'BE';
+
+function toLittleEndian(values: Float32Array | Int32Array | Uint8Array | ArrayLike<unknown>): Uint8Array {
+  if (values instanceof Uint8Array) return values;
+  if (!(values instanceof Float32Array || values instanceof Int32Array)) throw new Error('saveCheckpoint: unsupported tensor data');
+  const bytes = new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
+  if (BIG_ENDIAN) swap4(bytes);
+  return bytes;
+}
+
+function fromLittleEndian(bytes: Uint8Array, dtype: StoredDtype): Float32Array | Int32Array | Uint8Array {
+  const copy = new Uint8Array(bytes); // a copy: Buffer's slice() would share (and misalign) the file's memory
+  if (dtype === 'bool') return copy;
+  if (BIG_ENDIAN) swap4(copy);
+  return dtype === 'float32' ? new Float32Array(copy.buffer) : new Int32Array(copy.buffer);
+}
+
+function swap4(b: Uint8Array): void {
+  for (let i = 0; i < b.length; i += 4) {
+    [b[i], b[i + 1], b[i + 2], b[i + 3]] = [b[i + 3], b[i + 2], b[i + 1], b[i]];
+  }
+}
+
+function copyToArrayBuffer(b: Uint8Array): ArrayBuffer {
+  return new Uint8Array(b).buffer as ArrayBuffer;
+}
+
+const align8 = (n: number): number => Math.ceil(n / 8) * 8;
+
+function shapesEqual(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+/** CRC-32 (IEEE 802.3), continuing from `prev` (0 to start). */
+export function crc32(bytes: Uint8Array, prev: number): number {
+  let c = ~prev >>> 0;
+  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
+}

@@ -1,0 +1,24 @@
+/**
+ * Training: Adam/AdamW with state for checkpoints, global-norm clipping, learning-rate schedules, a training loop with
+ * progress and a clean NaN stop, atomic checkpoint files, and a file IOHandler for tfjs models.
+ *
+ *   const opt = { type: 'adamw', lr: 3e-4, weightDecay: 0.1, noDecay: al.train.noDecayBiasNorm } as const;
+ *   const { history, stopped } = await al.train.train({
+ *     variables, steps: 1000, optimizer: opt, schedule: { type: 'cosine', warmup: 100 }, clipNorm: 1,
+ *     loss: (step) => lossFn(step),
+ *   });
+ */
+export { Adam, AdamW, makeOptimizer, globalNorm, clipByGlobalNorm, noDecayBiasNorm } from './optim.js';
+export type { AdamOptions, OptimizerConfig, OptimizerState, OptimizerType } from './optim.js';
+export { constant, warmupCosine, warmupLinear, makeSchedule } from './schedule.js';
+export type { Schedule, ScheduleConfig, WarmupDecayOptions } from './schedule.js';
+export { train, variablesOf } from './loop.js';
+export type { TrainOptions, TrainResult, StepRecord, StepContext, StopInfo } from './loop.js';
+export { createProgress, describe as describeProgress, escapeHtml } from './progress.js';
+export type { ProgressMode, ProgressState, ProgressTarget, ProgressReporter } from './progress.js';
+export { loadDanfo, recordsToDataFrame } from './history.js';
+export type { DataFrame } from './history.js';
+export { saveCheckpoint, loadCheckpoint, restoreVariables, restoreCheckpoint, fileHandler } from './checkpoint.js';
+export type { Checkpoint, CheckpointMeta, SaveCheckpointOptions, TensorEntry } from './checkpoint.js';
+export { seededInitializer, seededVariable, weightSeed } from './seed.js';
+export type { Initializer, InitializerKind } from './seed.js';

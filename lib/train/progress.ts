@@ -1,0 +1,157 @@
+/**
+ * Training progress for three places: a one-line bar redrawn with \r on a terminal, a plain line every ~10% when
+ * stderr is not a terminal (CI logs), and an HTML + text display updated in place in a notebook.
+ */
+import { newDisplayHandle, type DisplayHandle } from '../display/handle.js';
+
+export type ProgressMode = boolean | 'auto' | 'bar' | 'lines' | 'notebook';
+
+export interface ProgressState {
+  /** Steps finished in this run, counting from the run's first step. */
+  done: number;
+  /** Steps this run will take. */
+  total: number;
+  /** 0-based index of the last finished step. */
+  step: number;
+  loss: number;
+  lr: number;
+  seconds: number;
+  /** Latest evaluation metrics, if any. */
+  metrics?: Record<string, number>;
+}
+
+/** Where progress goes; `stream` is stderr unless a test injects one. */
+export interface ProgressTarget {
+  stream?: { write(s: string): unknown; isTTY?: boolean; columns?: number };
+  display?: DisplayHandle;
+  /** Minimum milliseconds between redraws of a bar or display (default 100 for a terminal, 250 for a notebook). */
+  throttleMs?: number;
+}
+
+export interface ProgressReporter {
+  update(s: ProgressState): void;
+  /** Final state; stays visible. `note` is a stop message, shown with it (and printed even when progress is off). */
+  finish(s: ProgressState, note?: string): void;
+}
+
+export function createProgress(mode: ProgressMode, target: ProgressTarget = {}): ProgressReporter {
+  const stream = target.stream ?? process.stderr;
+  // Without progress a stop note (NaN loss) is still printed: it is the one message a run must not swallow.
+  if (mode === false) return { update() {}, finish: (_s, note) => void (note && stream.write(note + '\n')) };
+  let kind = mode;
+  if (mode === true || mode === 'auto') {
+    const display = target.display ?? newDisplayHandle();
+    if (display) return new NotebookProgress(display, target.throttleMs ?? 250);
+    kind = stream.isTTY ? 'bar' : 'lines';
+  }
+  if (kind === 'notebook') {
+    const display = target.display ?? newDisplayHandle();
+    return display ? new NotebookProgress(display, target.throttleMs ?? 250) : new LineProgress(stream);
+  }
+  if (kind === 'bar') return new BarProgress(stream, target.throttleMs ?? 100);
+  return new LineProgress(stream);
+}
+
+/** `step 120/1000  loss 2.3456  lr 3.00e-4  12.3 it/s  ETA 1:12`, plus metrics. */
+export function describe(s: ProgressState): string {
+  const rate = s.done / Math.max(s.seconds, 1e-9);
+  const eta = s.done > 0 ? (s.total - s.done) / rate : NaN;
+  const parts = [
+    `step ${s.done}/${s.total}`,
+    `loss ${fmtNum(s.loss)}`,
+    `lr ${s.lr.toExponential(2)}`,
+    `${rate >= 100 ? rate.toFixed(0) : rate.toFixed(1)} it/s`,
+    s.done >= s.total ? `${fmtTime(s.seconds)} total` : `ETA ${fmtTime(eta)}`,
+  ];
+  for (const [k, v] of Object.entries(s.metrics ?? {})) parts.push(`${k} ${fmtNum(v)}`);
+  return parts.join('  ');
+}
+
+export function fmtTime(sec: number): string {
+  if (!Number.isFinite(sec)) return '?';
+  const t = Math.round(sec);
+  const h = Math.floor(t / 3600);
+  const m = Math.floor((t % 3600) / 60);
+  const ss = String(t % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
+}
+
+function fmtNum(x: number): string {
+  if (!Number.isFinite(x)) return String(x);
+  return Math.abs(x) >= 1e4 || (x !== 0 && Math.abs(x) < 1e-3) ? x.toExponential(3) : x.toFixed(4);
+}
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+class BarProgress implements ProgressReporter {
+  private last = -Infinity;
+  constructor(private readonly stream: NonNullable<ProgressTarget['stream']>, private readonly throttleMs: number) {}
+
+  update(s: ProgressState): void {
+    const now = Date.now();
+    if (now - this.last < this.throttleMs) return;
+    this.last = now;
+    this.draw(s);
+  }
+
+  finish(s: ProgressState, note?: string): void {
+    this.draw(s);
+    this.stream.write('\n');
+    if (note) this.stream.write(note + '\n');
+  }
+
+  private draw(s: ProgressState): void {
+    const width = 20;
+    const filled = Math.round((width * s.done) / Math.max(1, s.total));
+    const bar = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
+    const line = `${bar} ${describe(s)}`;
+    const cols = this.stream.columns ?? 120;
+    // \x1b[K clears what a longer previous line left behind.
+    this.stream.write(`\r${line.slice(0, Math.max(10, cols - 1))}\x1b[K`);
+  }
+}
+
+class LineProgress implements ProgressReporter {
+  private nextDecile = 1;
+  constructor(private readonly stream: NonNullable<ProgressTarget['stream']>) {}
+
+  update(s: ProgressState): void {
+    const decile = Math.floor((10 * s.done) / Math.max(1, s.total));
+    if (decile < this.nextDecile || s.done >= s.total) return;
+    this.nextDecile = decile + 1;
+    this.stream.write(describe(s) + '\n');
+  }
+
+  finish(s: ProgressState, note?: string): void {
+    this.stream.write(describe(s) + '\n');
+    if (note) this.stream.write(note + '\n');
+  }
+}
+
+class NotebookProgress implements ProgressReporter {
+  private last = -Infinity;
+  constructor(private readonly handle: DisplayHandle, private readonly throttleMs: number) {}
+
+  update(s: ProgressState): void {
+    const now = Date.now();
+    if (now - this.last < this.throttleMs) return;
+    this.last = now;
+    this.show(s);
+  }
+
+  finish(s: ProgressState, note?: string): void {
+    this.show(s, note);
+  }
+
+  private show(s: ProgressState, note?: string): void {
+    const text = describe(s);
+    const pct = Math.round((100 * s.done) / Math.max(1, s.total));
+    const noteHtml = note ? `<div style="color:#b00">${escapeHtml(note)}</div>` : '';
+    const html =
+      `<div class="attnlab-progress"><progress value="${s.done}" max="${s.total}" style="width:240px"></progress> ` +
+      `${pct}% <code>${escapeHtml(text)}</code>${noteHtml}</div>`;
+    this.handle.update({ 'text/html': html, 'text/plain': note ? `${text}\n${note}` : text });
+  }
+}
