@@ -1,0 +1,172 @@
+/**
+ * The math of the layers as pure functions on tensors; the tf.layers.Layer classes in this folder only own weights
+ * and call these. Shape legend: b batch, s positions, m d_model, h heads, g kv heads, d head dim, f MLP hidden.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { matmul } from '../backend/ops.js';
+import { sdpa, type Scoring } from '../attention/sdpa.js';
+import * as masks from '../masks/index.js';
+import { alibiBias, rope } from '../positional/index.js';
+import type { HookRegistry } from './hooks.js';
+import type { KVCache } from './cache.js';
+
+export type AttentionPositional = 'none' | 'rope' | 'alibi';
+
+export interface AttentionConfig {
+  dModel: number;
+  heads: number;
+  /** Key/value heads (grouped-query attention); defaults to `heads`. */
+  kvHeads?: number;
+  /** Per-head dim; defaults to dModel / heads. */
+  headDim?: number;
+  causal?: boolean;
+  /** With causal: only the last `window` keys (sliding window); with `sinks`, also the first `sinks` keys. */
+  window?: number;
+  sinks?: number;
+  positional?: AttentionPositional;
+  ropeBase?: number;
+  scoring?: Scoring;
+  useBias?: boolean;
+}
+
+export interface AttentionParams {
+  wq: tf.Tensor; // [m, h*d]
+  wk: tf.Tensor; // [m, g*d]
+  wv: tf.Tensor; // [m, g*d]
+  wo: tf.Tensor; // [h*d, m]
+  bq?: tf.Tensor;
+  bk?: tf.Tensor;
+  bv?: tf.Tensor;
+  bo?: tf.Tensor;
+  sink?: tf.Tensor; // [h] for softmax-sink scoring
+}
+
+export interface Resolved {
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+}
+
+export function resolve(cfg: AttentionConfig): Resolved {
+  const kvHeads = cfg.kvHeads ?? cfg.heads;
+  const headDim = cfg.headDim ?? cfg.dModel / cfg.heads;
+  if (!Number.isInteger(headDim) || headDim <= 0) {
+    throw new Error(`attention config: dModel (${cfg.dModel}) must be divisible by heads (${cfg.heads}), or give headDim`);
+  }
+  if (cfg.heads % kvHeads !== 0) throw new Error(`attention config: kvHeads (${kvHeads}) must divide heads (${cfg.heads})`);
+  if (cfg.positional === 'rope' && headDim % 2 !== 0) throw new Error(`attention config: RoPE needs an even head dim, got ${headDim}`);
+  return { heads: cfg.heads, kvHeads, headDim };
+}
+
+/** x [..., in] W [in, out] (+ b); with transposeW, W is [out, in] (tied embeddings). */
+export function linear(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor, transposeW = false): tf.Tensor {
+  const y = matmul(x, w, false, transposeW);
+  return b ? y.add(b) : y;
+}
+
+/** [b, s, h*d] -> [b, h, s, d] */
+export function splitHeads(x: tf.Tensor, heads: number, dim: number): tf.Tensor4D {
+  const [b, s] = x.shape;
+  return x.reshape([b, s, heads, dim]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
+}
+
+/** [b, h, s, d] -> [b, s, h*d] */
+export function mergeHeads(x: tf.Tensor): tf.Tensor3D {
+  const [b, h, s, d] = x.shape;
+  return x.transpose([0, 2, 1, 3]).reshape([b, s, h * d]) as tf.Tensor3D;
+}
+
+export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps = 1e-5): tf.Tensor {
+  const { mean, variance } = tf.moments(x, -1, true);
+  return x.sub(mean).mul(tf.rsqrt(variance.add(eps))).mul(gamma).add(beta);
+}
+
+/** Exact GELU: x · Φ(x) = 0.5 x (1 + erf(x / √2)) (Hendrycks & Gimpel, 2016). */
+export function gelu(x: tf.Tensor): tf.Tensor {
+  return x.mul(tf.erf(x.mul(Math.SQRT1_2)).add(1)).mul(0.5);
+}
+
+/** The causal mask family a config asks for, or undefined. */
+export function configMask(cfg: AttentionConfig): masks.Mask | undefined {
+  if (!cfg.causal) return undefined;
+  if (cfg.window !== undefined) return cfg.sinks ? masks.sinkWindow(cfg.sinks, cfg.window) : masks.slidingWindow(cfg.window);
+  return masks.causal();
+}
+
+export interface AttentionCall {
+  hooks?: HookRegistry;
+  /** Hook-name prefix, e.g. 'blocks.0.attn'. */
+  prefix?: string;
+  /** KV cache and the index of this layer in it. */
+  cache?: KVCache;
+  layer?: number;
+  /** Replaces the config's mask (e.g. causal & padding). */
+  mask?: masks.Mask;
+}
+
+/**
+ * Multi-head attention: x [b, s, m] attends to context [b, t, m] (self-attention when context is x).
+ * With a cache, new keys/values are appended and queries sit at the end of the cached positions.
+ */
+export function attentionForward(p: AttentionParams, x: tf.Tensor, context: tf.Tensor | null, cfg: AttentionConfig, call: AttentionCall = {}): tf.Tensor3D {
+  const { heads, kvHeads, headDim } = resolve(cfg);
+  const hook = (name: string, t: tf.Tensor) => (call.hooks ? call.hooks.run(`${call.prefix ?? 'attn'}.${name}`, t) : t);
+  const src = context ?? x;
+  const past = call.cache ? call.cache.length(call.layer ?? 0) : 0;
+  let q = splitHeads(linear(x, p.wq, p.bq), heads, headDim); // [b, h, s, d]
+  let k = splitHeads(linear(src, p.wk, p.bk), kvHeads, headDim); // [b, g, s, d]
+  let v = splitHeads(linear(src, p.wv, p.bv), kvHeads, headDim); // [b, g, s, d]
+  if (cfg.positional === 'rope') {
+    const qPos = Array.from({ length: q.shape[2] }, (_, i) => past + i);
+    const kPos = Array.from({ length: k.shape[2] }, (_, i) => past + i);
+    q = rope(q, qPos, { base: cfg.ropeBase }) as tf.Tensor4D;
+    k = rope(k, kPos, { base: cfg.ropeBase }) as tf.Tensor4D;
+  }
+  if (call.cache) [k, v] = call.cache.append(call.layer ?? 0, k, v);
+  q = hook('hook_q', q) as tf.Tensor4D;
+  k = hook('hook_k', k) as tf.Tensor4D;
+  v = hook('hook_v', v) as tf.Tensor4D;
+  const keys = k.shape[2];
+  const bias = cfg.positional === 'alibi' ? alibiBias(heads, q.shape[2], keys) : undefined;
+  const mask = call.mask ?? (context ? undefined : configMask(cfg));
+  const opts = { mask, bias, scoring: cfg.scoring, sinkLogit: p.sink };
+  let z: tf.Tensor;
+  if (call.hooks?.has(`${call.prefix ?? 'attn'}.hook_pattern`)) {
+    const r = sdpa(q, k, v, { ...opts, returnWeights: true });
+    hook('hook_pattern', r.weights);
+    z = r.output;
+  } else {
+    z = sdpa(q, k, v, opts);
+  }
+  z = hook('hook_z', z); // [b, h, s, d]
+  return linear(mergeHeads(z), p.wo, p.bo) as tf.Tensor3D;
+}
+
+export interface BlockConfig extends AttentionConfig {
+  /** MLP hidden size = mlpRatio * dModel. */
+  mlpRatio?: number;
+}
+
+export interface BlockParams {
+  attn: AttentionParams;
+  ln1g: tf.Tensor;
+  ln1b: tf.Tensor;
+  ln2g: tf.Tensor;
+  ln2b: tf.Tensor;
+  w1: tf.Tensor; // [m, f]
+  b1: tf.Tensor;
+  w2: tf.Tensor; // [f, m]
+  b2: tf.Tensor;
+}
+
+/** Pre-norm block: x + attn(ln1(x)), then + mlp(ln2(x)). x [b, s, m] -> [b, s, m]. */
+export function blockForward(p: BlockParams, x: tf.Tensor, cfg: BlockConfig, call: AttentionCall & { prefix?: string } = {}): tf.Tensor3D {
+  const prefix = call.prefix ?? 'block';
+  const hook = (name: string, t: tf.Tensor) => (call.hooks ? call.hooks.run(`${prefix}.${name}`, t) : t);
+  x = hook('hook_resid_pre', x);
+  const a = hook('hook_attn_out', attentionForward(p.attn, layerNorm(x, p.ln1g, p.ln1b), null, cfg, { ...call, prefix: `${prefix}.attn` }));
+  x = x.add(a);
+  const h = gelu(linear(layerNorm(x, p.ln2g, p.ln2b), p.w1, p.b1));
+  const mlp = hook('hook_mlp_out', linear(h, p.w2, p.b2));
+  return hook('hook_resid_post', x.add(mlp)) as tf.Tensor3D;
+}

@@ -1,0 +1,217 @@
+/**
+ * ToyLM: a small causal transformer language model (GPT-2 layout: token + position embedding, pre-norm blocks,
+ * final layer norm, unembedding) built for inspection. Every head can be recorded, masked or scaled through named hook
+ * points (see hooks.ts), and a KV cache makes incremental decoding equal to the full forward pass.
+ *
+ *   tokens [batch, pos] (int32) -> logits [batch, pos, vocab]
+ */
+import * as tf from '@tensorflow/tfjs';
+import { embedding } from '../backend/ops.js';
+import { sinusoidal } from '../positional/index.js';
+import * as masks from '../masks/index.js';
+import { blockForward, layerNorm, linear, resolve, type BlockConfig } from './functional.js';
+import { ActivationCache, HookRegistry } from './hooks.js';
+import { KVCache } from './cache.js';
+import { WeightMaker, makeBlock, readBlock, type BlockVars } from './weights.js';
+import { ShapeError, fmt } from '../util/shapes.js';
+
+type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
+type LayerVariable = ReturnType<tf.layers.Layer['addWeight']>;
+
+export interface ToyLMConfig {
+  vocab: number;
+  dModel: number;
+  heads: number;
+  layers: number;
+  /** Longest sequence (learned and sinusoidal positions, and the KV cache). */
+  maxLen: number;
+  kvHeads?: number;
+  mlpRatio?: number;
+  positional?: 'learned' | 'sinusoidal' | 'rope' | 'alibi' | 'none';
+  ropeBase?: number;
+  /** Sliding-window attention (and attention sinks with it). */
+  window?: number;
+  sinks?: number;
+  scoring?: BlockConfig['scoring'];
+  /** Share the token embedding with the unembedding. */
+  tieEmbeddings?: boolean;
+  seed?: number;
+}
+
+const KEYS: (keyof ToyLMConfig)[] = ['vocab', 'dModel', 'heads', 'layers', 'maxLen', 'kvHeads', 'mlpRatio', 'positional', 'ropeBase', 'window', 'sinks', 'scoring', 'tieEmbeddings', 'seed'];
+
+export interface ForwardOptions {
+  /** Decode incrementally: new tokens are appended to the cache (see newCache()). */
+  cache?: KVCache;
+  /** Replaces the causal mask for this call (e.g. causal & padding). */
+  mask?: masks.Mask;
+}
+
+export class ToyLM extends tf.layers.Layer {
+  static className = 'attnlab.ToyLM';
+  readonly config: Required<Pick<ToyLMConfig, 'vocab' | 'dModel' | 'heads' | 'layers' | 'maxLen' | 'positional' | 'seed'>> & ToyLMConfig;
+  /** Named hook points; see hooks.ts for names and shapes. */
+  readonly hooks = new HookRegistry();
+  private vars?: { embed: LayerVariable; pos?: LayerVariable; blocks: BlockVars[]; lnfg: LayerVariable; lnfb: LayerVariable; unembed?: LayerVariable };
+  private sinusoidTable?: tf.Tensor2D;
+
+  constructor(args: ToyLMConfig & LayerArgs) {
+    super(args);
+    const c: Record<string, unknown> = {};
+    for (const k of KEYS) if (args[k] !== undefined) c[k] = args[k];
+    this.config = { positional: 'learned', seed: 0, ...(c as unknown as ToyLMConfig) };
+    for (const k of ['vocab', 'dModel', 'heads', 'layers', 'maxLen'] as const) {
+      if (!Number.isInteger(this.config[k]) || this.config[k] <= 0) throw new ShapeError(`ToyLM: config.${k} must be a positive integer, got ${this.config[k]}`);
+    }
+    resolve(this.blockConfig);
+  }
+
+  get blockConfig(): BlockConfig {
+    const c = this.config;
+    return {
+      dModel: c.dModel,
+      heads: c.heads,
+      kvHeads: c.kvHeads,
+      mlpRatio: c.mlpRatio,
+      causal: true,
+      window: c.window,
+      sinks: c.sinks,
+      positional: c.positional === 'rope' ? 'rope' : c.positional === 'alibi' ? 'alibi' : 'none',
+      ropeBase: c.ropeBase,
+      scoring: c.scoring,
+    };
+  }
+
+  override build(): void {
+    if (this.vars) return;
+    const c = this.config;
+    const w = new WeightMaker(this, c.seed);
+    this.vars = {
+      embed: w.add('embed', [c.vocab, c.dModel], 0.02),
+      pos: c.positional === 'learned' ? w.add('pos_embed', [c.maxLen, c.dModel], 0.01) : undefined,
+      blocks: Array.from({ length: c.layers }, (_, i) => makeBlock(w, `blocks.${i}.`, this.blockConfig, c.layers)),
+      lnfg: w.add('ln_final.gamma', [c.dModel], 'ones'),
+      lnfb: w.add('ln_final.beta', [c.dModel], 'zeros'),
+      unembed: c.tieEmbeddings ? undefined : w.add('unembed', [c.dModel, c.vocab], 0.02),
+    };
+    if (c.positional === 'sinusoidal') this.sinusoidTable = tf.keep(sinusoidal(c.maxLen, c.dModel) as tf.Tensor2D);
+    this.built = true;
+  }
+
+  /** The trainable variables, for custom training loops. */
+  variables(): tf.Variable[] {
+    this.build();
+    return this.trainableWeights.map((w) => w.read() as tf.Variable);
+  }
+
+  /** Number of trainable parameters. */
+  parameterCount(): number {
+    return this.variables().reduce((n, v) => n + v.size, 0);
+  }
+
+  /** An empty KV cache for this model. */
+  newCache(): KVCache {
+    return new KVCache(this.config.layers, this.config.maxLen);
+  }
+
+  /** tokens [b, s] int32 -> logits [b, s, vocab]. With a cache, positions continue after the cached ones. */
+  forward(tokens: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor3D {
+    const c = this.config;
+    if (tokens.rank !== 2) throw new ShapeError(`ToyLM.forward: tokens must have rank 2 [batch, positions], but has shape ${fmt(tokens.shape)}`);
+    const past = opts.cache?.length(0) ?? 0;
+    const [, s] = tokens.shape;
+    if (past + s > c.maxLen) throw new ShapeError(`ToyLM.forward: ${past} cached + ${s} new positions exceed maxLen ${c.maxLen}`);
+    if (s === 0 || tokens.shape[0] === 0) throw new ShapeError(`ToyLM.forward: tokens is empty (shape ${fmt(tokens.shape)})`);
+    this.build();
+    const v = this.vars!;
+    return tf.tidy(() => {
+      const ids = tokens.dtype === 'int32' ? tokens : tokens.toInt();
+      let x = embedding(v.embed.read() as tf.Tensor2D, ids); // [b, s, m]
+      if (v.pos) x = x.add(v.pos.read().slice([past, 0], [s, c.dModel]));
+      if (this.sinusoidTable) x = x.add(this.sinusoidTable.slice([past, 0], [s, c.dModel]));
+      x = this.hooks.run('hook_embed', x);
+      v.blocks.forEach((b, i) => {
+        x = blockForward(readBlock(b), x, this.blockConfig, { hooks: this.hooks, prefix: `blocks.${i}`, cache: opts.cache, layer: i, mask: opts.mask });
+      });
+      x = layerNorm(x, v.lnfg.read(), v.lnfb.read());
+      const logits = v.unembed ? linear(x, v.unembed.read()) : linear(x, v.embed.read(), undefined, true);
+      return this.hooks.run('hook_logits', logits) as tf.Tensor3D; // [b, s, vocab]
+    });
+  }
+
+  /**
+   * Mean cross-entropy of next-token prediction. tokens [b, s+1]: inputs are tokens[:, :-1], targets tokens[:, 1:];
+   * `lossMask` [b, s] (1 = counts) restricts it to some positions.
+   */
+  loss(inputs: tf.Tensor, targets: tf.Tensor, lossMask?: tf.Tensor): tf.Scalar {
+    return tf.tidy(() => {
+      const logits = this.forward(inputs); // [b, s, V]
+      const logp = tf.logSoftmax(logits);
+      const picked = logp.mul(tf.oneHot(targets.toInt().flatten(), this.config.vocab).reshape(logits.shape)).sum(-1); // [b, s]
+      if (!lossMask) return picked.mean().neg() as tf.Scalar;
+      return picked.mul(lossMask).sum().div(lossMask.sum().maximum(1)).neg() as tf.Scalar;
+    });
+  }
+
+  /** Run the model and record the named activations (default: every attention pattern). Caller disposes the cache. */
+  runWithCache(tokens: tf.Tensor, names: string | RegExp = /attn\.hook_pattern$/): { logits: tf.Tensor3D; cache: ActivationCache } {
+    const cache = new ActivationCache();
+    const remove = this.hooks.add(names, cache.recorder());
+    try {
+      return { logits: this.forward(tokens), cache };
+    } finally {
+      remove();
+    }
+  }
+
+  /** Greedy decoding of `steps` tokens after `prompt` [b, s], using the KV cache. Returns [b, steps]. */
+  generate(prompt: tf.Tensor, steps: number): tf.Tensor2D {
+    const cache = this.newCache();
+    const out: tf.Tensor[] = [];
+    try {
+      let logits: tf.Tensor3D | undefined = this.forward(prompt, { cache });
+      for (let t = 0; t < steps; t++) {
+        const last = logits!;
+        const next = tf.tidy(() => last.slice([0, last.shape[1] - 1, 0], [-1, 1, -1]).argMax(-1).toInt()); // [b, 1]
+        last.dispose();
+        logits = undefined;
+        out.push(next);
+        if (t + 1 < steps) logits = this.forward(next, { cache });
+      }
+      logits?.dispose();
+      return tf.concat(out, 1) as tf.Tensor2D;
+    } finally {
+      tf.dispose(out);
+      cache.dispose();
+    }
+  }
+
+  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
+    const s = inputShape as tf.Shape;
+    return [s[0], s[1], this.config.vocab];
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return this.forward(Array.isArray(inputs) ? inputs[0] : inputs);
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    const c: tf.serialization.ConfigDict = {};
+    for (const k of KEYS) if (this.config[k] !== undefined) c[k] = this.config[k] as tf.serialization.ConfigDictValue;
+    return { ...super.getConfig(), ...c };
+  }
+
+  override dispose(): ReturnType<tf.layers.Layer['dispose']> {
+    this.sinusoidTable?.dispose();
+    this.sinusoidTable = undefined;
+    // tfjs refuses to dispose a layer that was never apply()'d; a ToyLM used through forward() owns its weights alone.
+    if ((this as unknown as { _refCount: number | null })._refCount === null) {
+      const n = this.weights.length;
+      this.weights.forEach((w) => w.dispose());
+      return { refCountAfterDispose: 0, numDisposedVariables: n };
+    }
+    return super.dispose();
+  }
+}
+
+tf.serialization.registerClass(ToyLM);
