@@ -4,7 +4,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AdamW, fileHandler, loadCheckpoint, restoreCheckpoint, restoreVariables, saveCheckpoint, train } from '../lib/train/index.js';
+import { AdamW, fileHandler, loadCheckpoint, restoreCheckpoint, restoreVariables, saveCheckpoint, train, variablesOf } from '../lib/train/index.js';
 
 let dir: string;
 let counter = 0;
@@ -123,26 +123,30 @@ describe.each(['cpu', 'wasm'])('checkpoints on %s', (backend) => {
     t.dispose();
   });
 
-  it('resuming from a checkpoint (weights + optimizer) continues exactly like an uninterrupted run', async () => {
+  it('resuming from a checkpoint (weights + optimizer) into a fresh model continues exactly like an uninterrupted run', async () => {
     const target = tf.tensor1d([1, -1, 2]);
-    const run = async (vars: tf.Variable[], steps: number, optimizer: AdamW) =>
+    // Keyed by stable names: each fresh "model" gets new tfjs variable names (as a second ToyLM's `embed` is `embed_1`).
+    const init = (): Record<string, tf.Variable> => ({
+      p: tf.variable(tf.tensor1d([0.5, 0.5, 0.5]), true, uniq('p')),
+      q: tf.variable(tf.tensor1d([1, 2, 3]), true, uniq('q')),
+    });
+    const run = async (vars: Record<string, tf.Variable>, steps: number, optimizer: AdamW) =>
       train({
         variables: vars,
         steps,
         optimizer,
         schedule: { type: 'cosine', warmup: 2, total: 10 },
-        loss: () => tf.sum(tf.square(tf.sub(tf.mul(vars[0], vars[1]), target))) as tf.Scalar,
+        loss: () => tf.sum(tf.square(tf.sub(tf.mul(vars.p, vars.q), target))) as tf.Scalar,
         progress: false,
         dataframe: false,
       });
-    const init = (): tf.Variable[] => [tf.variable(tf.tensor1d([0.5, 0.5, 0.5]), true, 'p'), tf.variable(tf.tensor1d([1, 2, 3]), true, 'q')];
+    const values = (vars: Record<string, tf.Variable>) => Promise.all(Object.values(vars).map((v) => v.data()));
 
     let vars = init();
     let opt = new AdamW(vars, { lr: 0.05 });
     await run(vars, 10, opt);
-    const straight = await Promise.all(vars.map((v) => v.data()));
+    const straight = await values(vars);
     opt.dispose();
-    tf.disposeVariables();
 
     vars = init();
     opt = new AdamW(vars, { lr: 0.05 });
@@ -150,18 +154,29 @@ describe.each(['cpu', 'wasm'])('checkpoints on %s', (backend) => {
     const file = join(dir, `resume-${backend}.ckpt`);
     await saveCheckpoint(file, { variables: vars, optimizer: opt, config: { lr: 0.05 } });
     opt.dispose();
-    tf.disposeVariables();
+    const ck = await loadCheckpoint(file);
+    expect(Object.keys(ck.tensors).sort()).toEqual(['p', 'q']);
+    expect(Object.keys(ck.optimizerState!.slots).sort()).toEqual(['p/m', 'p/v', 'q/m', 'q/v']);
+    ck.dispose();
 
-    vars = [tf.variable(tf.zeros([3]), true, 'p'), tf.variable(tf.zeros([3]), true, 'q')];
+    vars = { p: tf.variable(tf.zeros([3]), true, uniq('p')), q: tf.variable(tf.zeros([3]), true, uniq('q')) };
     opt = new AdamW(vars, { lr: 0.05 });
-    const { step } = await restoreCheckpoint(file, { variables: vars, optimizer: opt });
+    const { step, config } = await restoreCheckpoint(file, { variables: vars, optimizer: opt });
     expect(step).toBe(6);
+    expect(config).toEqual({ lr: 0.05 });
     const res = await run(vars, 10, opt);
     expect(res.records.map((r) => r.step)).toEqual([6, 7, 8, 9]);
-    const resumed = await Promise.all(vars.map((v) => v.data()));
-    expect(resumed).toEqual(straight);
+    expect(await values(vars)).toEqual(straight);
     opt.dispose();
     target.dispose();
+  });
+
+  it('variablesOf keys a layer model\'s variables by their layer-given names', () => {
+    const model = tf.sequential({ layers: [tf.layers.dense({ units: 2, inputShape: [3], name: 'head' })] });
+    const vars = variablesOf(model);
+    expect(Object.keys(vars)).toEqual(['head/kernel', 'head/bias']);
+    expect(vars['head/kernel'].shape).toEqual([3, 2]);
+    model.dispose();
   });
 
   it('fileHandler saves and loads a tf.sequential model: identical predictions', async () => {

@@ -123,8 +123,10 @@ describe.each(['cpu', 'wasm'])('train on %s', (backend) => {
     });
 
     it('noDecayBiasNorm picks biases and norms only', () => {
-      expect(['dense/bias', 'block0/ln1/gamma', 'layer_norm/beta', 'rmsnorm_scale'].map(noDecayBiasNorm)).toEqual([true, true, true, true]);
-      expect(['dense/kernel', 'embedding/embeddings', 'attn/wq'].map(noDecayBiasNorm)).toEqual([false, false, false]);
+      const yes = ['dense/bias', 'block0/ln1/gamma', 'layer_norm/beta', 'rmsnorm_scale', 'blocks.0.mlp.b1', 'ln_final.gamma_3'];
+      expect(yes.filter((n) => !noDecayBiasNorm(n))).toEqual([]);
+      const no = ['dense/kernel', 'embedding/embeddings', 'attn/wq', 'blocks.0.mlp.w1', 'embed_1', 'sub', 'web'];
+      expect(no.filter(noDecayBiasNorm)).toEqual([]);
     });
 
     it('state() / loadState() resume exactly', async () => {

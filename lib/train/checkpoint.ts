@@ -20,7 +20,7 @@ import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Adam, OptimizerState } from './optim.js';
+import { variableEntries, type Adam, type OptimizerState, type VariableSet } from './optim.js';
 
 const MAGIC = 'ATNLCKPT';
 const VERSION = 1;
@@ -52,13 +52,13 @@ export interface CheckpointMeta {
 }
 
 export interface SaveCheckpointOptions {
-  /** Saved under their `name`. */
-  variables?: readonly tf.Variable[];
+  /** Saved under their `name`, or under the record's keys (stable across model instances; see `variablesOf`). */
+  variables?: VariableSet;
   /** Saved under their keys (in addition to `variables`). */
   namedTensors?: Record<string, tf.Tensor>;
   /** Any JSON-serializable value, e.g. the model config. */
   config?: unknown;
-  /** An optimizer or its `state()`. */
+  /** An optimizer or its `state()`. Slots are saved as `<key>/m`, `<key>/v` with the keys of `variables`. */
   optimizer?: Adam | OptimizerState;
   step?: number;
 }
@@ -83,11 +83,13 @@ interface Blob {
 /** Save weights, config, optimizer state and step to `file`, atomically. */
 export async function saveCheckpoint(file: string, options: SaveCheckpointOptions): Promise<void> {
   const named: [string, tf.Tensor, TensorEntry['group']][] = [];
-  for (const v of options.variables ?? []) named.push([v.name, v, 'weights']);
+  const vars = variableEntries(options.variables ?? []);
+  for (const [k, v] of vars) named.push([k, v, 'weights']);
   for (const [k, t] of Object.entries(options.namedTensors ?? {})) named.push([k, t, 'weights']);
   const opt = options.optimizer;
   const state = opt === undefined ? undefined : 'apply' in opt ? opt.state() : opt;
-  if (state) for (const [k, t] of Object.entries(state.slots)) named.push([k, t, 'optimizer']);
+  const keyOf = new Map(vars.map(([k, v]) => [v.name, k]));
+  if (state) for (const [k, t] of Object.entries(renameSlots(state.slots, keyOf))) named.push([k, t, 'optimizer']);
 
   const seen = new Set<string>();
   const tensors: TensorEntry[] = [];
@@ -154,9 +156,10 @@ export async function loadCheckpoint<C = unknown>(file: string): Promise<Checkpo
  * Assign checkpoint tensors to variables of the same name. Throws, before assigning anything, if a variable is missing
  * from `tensors` (unless `strict` is false) or has a different shape or dtype.
  */
-export function restoreVariables(variables: readonly tf.Variable[], tensors: Record<string, tf.Tensor>, options: { strict?: boolean } = {}): void {
+export function restoreVariables(variables: VariableSet, tensors: Record<string, tf.Tensor>, options: { strict?: boolean } = {}): void {
   const strict = options.strict ?? true;
-  const missing = variables.filter((v) => !(v.name in tensors)).map((v) => v.name);
+  const entries = variableEntries(variables);
+  const missing = entries.filter(([k]) => !(k in tensors)).map(([k]) => k);
   if (strict && missing.length > 0) {
     const have = Object.keys(tensors);
     throw new Error(
@@ -164,17 +167,17 @@ export function restoreVariables(variables: readonly tf.Variable[], tensors: Rec
         ` (it has ${have.length}: ${have.slice(0, 8).map((n) => `"${n}"`).join(', ')}${have.length > 8 ? ', ...' : ''})`,
     );
   }
-  for (const v of variables) {
-    const t = tensors[v.name];
+  for (const [k, v] of entries) {
+    const t = tensors[k];
     if (!t) continue;
     if (!shapesEqual(v.shape, t.shape)) {
-      throw new Error(`restoreVariables: variable "${v.name}" has shape [${v.shape}] but the checkpoint's tensor has [${t.shape}]`);
+      throw new Error(`restoreVariables: variable "${k}" has shape [${v.shape}] but the checkpoint's tensor has [${t.shape}]`);
     }
     if (v.dtype !== t.dtype) {
-      throw new Error(`restoreVariables: variable "${v.name}" has dtype ${v.dtype} but the checkpoint's tensor has ${t.dtype}`);
+      throw new Error(`restoreVariables: variable "${k}" has dtype ${v.dtype} but the checkpoint's tensor has ${t.dtype}`);
     }
   }
-  for (const v of variables) if (tensors[v.name]) v.assign(tensors[v.name]);
+  for (const [k, v] of entries) if (tensors[k]) v.assign(tensors[k]);
 }
 
 /**
@@ -183,12 +186,15 @@ export function restoreVariables(variables: readonly tf.Variable[], tensors: Rec
  */
 export async function restoreCheckpoint<C = unknown>(
   file: string,
-  target: { variables: readonly tf.Variable[]; optimizer?: Adam; strict?: boolean },
+  target: { variables: VariableSet; optimizer?: Adam; strict?: boolean },
 ): Promise<{ step: number; config: C }> {
   const ck = await loadCheckpoint<C>(file);
   try {
     restoreVariables(target.variables, ck.tensors, { strict: target.strict });
-    if (target.optimizer && ck.optimizerState) target.optimizer.loadState(ck.optimizerState);
+    if (target.optimizer && ck.optimizerState) {
+      const nameOf = new Map(variableEntries(target.variables).map(([k, v]) => [k, v.name]));
+      target.optimizer.loadState({ ...ck.optimizerState, slots: renameSlots(ck.optimizerState.slots, nameOf) });
+    }
     return { step: ck.step, config: ck.config };
   } finally {
     ck.dispose();
@@ -225,6 +231,17 @@ export function fileHandler(file: string): tf.io.IOHandler {
       return { ...meta.model.artifacts, weightData: copyToArrayBuffer(data.subarray(offset, offset + byteLength)) };
     },
   };
+}
+
+/** Rename slot keys `<a>/m` to `<b>/m` through `map` (names not in it stay). */
+function renameSlots(slots: Record<string, tf.Tensor>, map: Map<string, string>): Record<string, tf.Tensor> {
+  const out: Record<string, tf.Tensor> = {};
+  for (const [key, t] of Object.entries(slots)) {
+    const cut = key.lastIndexOf('/');
+    const name = key.slice(0, cut);
+    out[`${map.get(name) ?? name}${key.slice(cut)}`] = t;
+  }
+  return out;
 }
 
 async function writeAtomic(file: string, meta: CheckpointMeta, blobs: Blob[]): Promise<void> {

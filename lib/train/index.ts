@@ -8,8 +8,8 @@
  *     loss: (step) => lossFn(step),
  *   });
  */
-export { Adam, AdamW, makeOptimizer, globalNorm, clipByGlobalNorm, noDecayBiasNorm } from './optim.js';
-export type { AdamOptions, OptimizerConfig, OptimizerState, OptimizerType } from './optim.js';
+export { Adam, AdamW, makeOptimizer, globalNorm, clipByGlobalNorm, noDecayBiasNorm, variableEntries } from './optim.js';
+export type { AdamOptions, OptimizerConfig, OptimizerState, OptimizerType, VariableSet } from './optim.js';
 export { constant, warmupCosine, warmupLinear, makeSchedule } from './schedule.js';
 export type { Schedule, ScheduleConfig, WarmupDecayOptions } from './schedule.js';
 export { train, variablesOf } from './loop.js';

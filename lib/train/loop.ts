@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng, hashSeed } from '../util/random.js';
-import { Adam, globalNorm, makeOptimizer, type OptimizerConfig } from './optim.js';
+import { Adam, globalNorm, makeOptimizer, variableEntries, type OptimizerConfig, type VariableSet } from './optim.js';
 import { makeSchedule, type Schedule, type ScheduleConfig } from './schedule.js';
 import { createProgress, type ProgressMode, type ProgressTarget, type ProgressState } from './progress.js';
 import { recordsToDataFrame, type DataFrame } from './history.js';
@@ -40,8 +40,8 @@ export interface StopInfo {
 }
 
 export interface TrainOptions<B = undefined> {
-  /** What to train. For a tf.layers model use `variablesOf(model)`. */
-  variables: readonly tf.Variable[];
+  /** What to train: a list, or keyed by stable names (for a tf.layers layer or model, `variablesOf(model)`). */
+  variables: VariableSet;
   /**
    * The loss for one step, a scalar. Called inside `tf.variableGrads` (tensors it creates are freed). With `batches`,
    * `batch` is the next item; tensors in it are disposed after the step unless `disposeBatches` is false.
@@ -90,7 +90,8 @@ export interface TrainResult {
 const DEFAULT_OPTIMIZER: OptimizerConfig = { type: 'adam', lr: 1e-3 };
 
 export async function train<B = undefined>(options: TrainOptions<B>): Promise<TrainResult> {
-  const { variables, steps } = options;
+  const { steps } = options;
+  const variables = variableEntries(options.variables).map(([, v]) => v);
   if (!Number.isInteger(steps) || steps < 0) throw new Error(`train: steps must be an integer >= 0, got ${steps}`);
   if (variables.length === 0) throw new Error('train: variables is empty; nothing to train');
   if (options.clipNorm !== undefined && !(options.clipNorm > 0)) {
@@ -142,7 +143,7 @@ export async function train<B = undefined>(options: TrainOptions<B>): Promise<Tr
       let norm: number;
       try {
         [loss, norm] = tf.tidy(() => {
-          const { value, grads } = tf.variableGrads(() => options.loss(step, batch, ctx), variables as tf.Variable[]);
+          const { value, grads } = tf.variableGrads(() => options.loss(step, batch, ctx), variables);
           const n = globalNorm(grads);
           const [l, g] = tf.stack([value, n]).dataSync();
           if (Number.isFinite(l) && Number.isFinite(g)) {
@@ -215,9 +216,19 @@ export async function train<B = undefined>(options: TrainOptions<B>): Promise<Tr
   };
 }
 
-/** The trainable tf.Variables of a tf.layers Layer or LayersModel (or anything with `trainableWeights`). */
-export function variablesOf(layer: { trainableWeights: { read(): tf.Tensor }[] }): tf.Variable[] {
-  return layer.trainableWeights.map((w) => w.read() as tf.Variable);
+/**
+ * The trainable variables of a tf.layers Layer or LayersModel, keyed by the name the layer gave each weight
+ * (`originalName`, e.g. `blocks.0.attn.wq`), which stays the same across instances while tfjs's variable names do not.
+ */
+export function variablesOf(layer: { name?: string; trainableWeights: { originalName: string; read(): tf.Tensor }[] }): Record<string, tf.Variable> {
+  const out: Record<string, tf.Variable> = {};
+  for (const w of layer.trainableWeights) {
+    if (w.originalName in out) {
+      throw new Error(`variablesOf: ${layer.name ?? 'layer'} has two weights named "${w.originalName}"; give its sublayers distinct names`);
+    }
+    out[w.originalName] = w.read() as tf.Variable;
+  }
+  return out;
 }
 
 /** Run `f`, freeing the tensors it creates (async-safe, unlike tf.tidy). */

@@ -49,12 +49,30 @@ export interface OptimizerState {
   slots: Record<string, tf.Tensor>;
 }
 
-/** Names like `.../bias`, `.../gamma`, `.../beta`, or containing `norm`: the usual no-decay set. */
+/**
+ * Names like `.../bias`, `mlp.b1`, `ln1.gamma`, `.../beta` (with tfjs's `_N` uniqueness suffix or not), or containing
+ * `norm`: the usual no-decay set.
+ */
 export function noDecayBiasNorm(name: string): boolean {
-  return /(^|[/_.])(bias|b|gamma|beta)(_\d+)?$/i.test(name) || /norm/i.test(name);
+  return /(^|[/_.])(bias|b\d*|gamma|beta)(_\d+)?$/i.test(name) || /norm/i.test(name);
 }
 
 type Grads = tf.NamedTensorMap | tf.Tensor[];
+
+/**
+ * Variables as a list, or keyed by a stable name (`variablesOf(layer)`). tfjs makes every variable name unique per
+ * process (a second model's `embed` becomes `embed_1`), so checkpoints use the keys, when given, to match a fresh model.
+ */
+export type VariableSet = readonly tf.Variable[] | Readonly<Record<string, tf.Variable>>;
+
+/** [checkpoint key, variable] pairs: the record's keys, or each variable's own name. */
+export function variableEntries(vs: VariableSet): [string, tf.Variable][] {
+  return isVariableList(vs) ? vs.map((v) => [v.name, v]) : Object.entries(vs);
+}
+
+function isVariableList(vs: VariableSet): vs is readonly tf.Variable[] {
+  return Array.isArray(vs);
+}
 
 export class Adam {
   readonly type: OptimizerType = 'adam';
@@ -69,7 +87,8 @@ export class Adam {
   private readonly m = new Map<string, tf.Variable>();
   private readonly v = new Map<string, tf.Variable>();
 
-  constructor(variables: readonly tf.Variable[], options: AdamOptions = {}) {
+  constructor(variableSet: VariableSet, options: AdamOptions = {}) {
+    const variables = variableEntries(variableSet).map(([, v]) => v);
     const names = new Set<string>();
     for (const x of variables) {
       if (names.has(x.name)) throw new Error(`${this.constructor.name}: variable name "${x.name}" appears twice`);
@@ -100,6 +119,12 @@ export class Adam {
    */
   apply(grads: Grads, lr: number = this.lr): void {
     const named = Array.isArray(grads) ? this.alignedToNamed(grads) : grads;
+    for (const p of this.variables) {
+      const g = named[p.name];
+      if (g != null && !shapesEqual(g.shape, p.shape)) {
+        throw new Error(`${this.type}: gradient for "${p.name}" has shape [${g.shape}] but the variable has [${p.shape}]`);
+      }
+    }
     this.step += 1;
     const t = this.step;
     const [b1, b2] = this.betas;
@@ -109,9 +134,6 @@ export class Adam {
       for (const p of this.variables) {
         const g0 = named[p.name];
         if (g0 == null) continue;
-        if (!shapesEqual(g0.shape, p.shape)) {
-          throw new Error(`${this.type}: gradient for "${p.name}" has shape [${g0.shape}] but the variable has [${p.shape}]`);
-        }
         const decay = this.weightDecay > 0 && !this.noDecay(p.name) ? this.weightDecay : 0;
         let g: tf.Tensor = g0;
         let w: tf.Tensor = p;
@@ -214,7 +236,7 @@ export class AdamW extends Adam {
 }
 
 /** Build an optimizer from its config. */
-export function makeOptimizer(variables: readonly tf.Variable[], config: OptimizerConfig): Adam {
+export function makeOptimizer(variables: VariableSet, config: OptimizerConfig): Adam {
   const { type, ...options } = config;
   if (type === 'adam') return new Adam(variables, options);
   if (type === 'adamw') return new AdamW(variables, options);
