@@ -178,7 +178,7 @@ describe.each(BACKENDS)('positional on %s', (backendName) => {
       expect(() => layer.apply(x, { positionOffset: 6 })).toThrow(
         'addLearnedPositions: positions [6, 9) of x [2,3,4] exceed the table\'s maxPositions (8); offset must be an integer in [0, 5]',
       );
-      expectNoLeak(() => tf.dispose(layer.apply(x, { positionOffset: 1 })));
+      expectNoLeak(() => tf.dispose(layer.apply(x, { positionOffset: 1 }) as tf.Tensor));
       tf.dispose([x, full, later]);
       layer.dispose();
     });
@@ -186,7 +186,7 @@ describe.each(BACKENDS)('positional on %s', (backendName) => {
     it('a seed gives the same initial table', () => {
       const make = () => {
         const l = new LearnedPositionEmbedding({ maxPositions: 5, seed: 3 });
-        tf.dispose(l.apply(tf.zeros([1, 2, 6])));
+        tf.tidy(() => void l.apply(tf.zeros([1, 2, 6])));
         const w = Array.from(l.getWeights()[0].dataSync());
         l.dispose();
         return w;
