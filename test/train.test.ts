@@ -122,6 +122,16 @@ describe.each(['cpu', 'wasm'])('train on %s', (backend) => {
       opt.dispose();
     });
 
+    it('with variables keyed by name, noDecay sees the keys', async () => {
+      const vars = { w: tf.variable(tf.scalar(1), true, uniq('v')), 'ln.gamma': tf.variable(tf.scalar(1), true, uniq('v')) };
+      const opt = new AdamW(vars, { lr: 0.1, weightDecay: 0.5, noDecay: noDecayBiasNorm });
+      // A zero gradient leaves only the decoupled decay: w *= 1 - lr·wd.
+      tf.tidy(() => opt.apply(tf.variableGrads(() => tf.mul(tf.add(vars.w, vars['ln.gamma']), 0) as tf.Scalar, Object.values(vars)).grads));
+      expect(vars.w.dataSync()[0]).toBeCloseTo(0.95, 6);
+      expect(vars['ln.gamma'].dataSync()[0]).toBe(1);
+      opt.dispose();
+    });
+
     it('noDecayBiasNorm picks biases and norms only', () => {
       const yes = ['dense/bias', 'block0/ln1/gamma', 'layer_norm/beta', 'rmsnorm_scale', 'blocks.0.mlp.b1', 'ln_final.gamma_3'];
       expect(yes.filter((n) => !noDecayBiasNorm(n))).toEqual([]);

@@ -25,8 +25,8 @@ export interface AdamOptions {
   /** L2 penalty (Adam) or decoupled decay (AdamW). Default 0 for Adam, 0.01 for AdamW (PyTorch's defaults). */
   weightDecay?: number;
   /**
-   * Variables whose name makes this return true get no weight decay (e.g. `noDecayBiasNorm` for biases and norms).
-   * Default: every variable is decayed.
+   * Variables whose name (their key, when variables are given as a record) makes this return true get no weight decay
+   * (e.g. `noDecayBiasNorm` for biases and norms). Default: every variable is decayed.
    */
   noDecay?: (name: string) => boolean;
 }
@@ -84,11 +84,14 @@ export class Adam {
   readonly noDecay: (name: string) => boolean;
   /** Updates applied so far. */
   step = 0;
+  /** Names of the variables that get weight decay. */
+  private readonly decayed: Set<string>;
   private readonly m = new Map<string, tf.Variable>();
   private readonly v = new Map<string, tf.Variable>();
 
   constructor(variableSet: VariableSet, options: AdamOptions = {}) {
-    const variables = variableEntries(variableSet).map(([, v]) => v);
+    const entries = variableEntries(variableSet);
+    const variables = entries.map(([, v]) => v);
     const names = new Set<string>();
     for (const x of variables) {
       if (names.has(x.name)) throw new Error(`${this.constructor.name}: variable name "${x.name}" appears twice`);
@@ -100,6 +103,7 @@ export class Adam {
     this.eps = options.eps ?? 1e-8;
     this.weightDecay = options.weightDecay ?? this.defaultWeightDecay();
     this.noDecay = options.noDecay ?? (() => false);
+    this.decayed = new Set(entries.filter(([key]) => !this.noDecay(key)).map(([, v]) => v.name));
     const [b1, b2] = this.betas;
     for (const [arg, x] of [['lr', this.lr], ['eps', this.eps], ['weightDecay', this.weightDecay]] as const) {
       if (!(x >= 0)) throw new Error(`${this.constructor.name}: ${arg} must be >= 0, got ${x}`);
@@ -134,7 +138,7 @@ export class Adam {
       for (const p of this.variables) {
         const g0 = named[p.name];
         if (g0 == null) continue;
-        const decay = this.weightDecay > 0 && !this.noDecay(p.name) ? this.weightDecay : 0;
+        const decay = this.weightDecay > 0 && this.decayed.has(p.name) ? this.weightDecay : 0;
         let g: tf.Tensor = g0;
         let w: tf.Tensor = p;
         if (decay > 0 && this.type === 'adam') g = tf.add(g, tf.mul(p, decay));
