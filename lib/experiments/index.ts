@@ -1,0 +1,3 @@
+/** The experiment registry and every registered experiment (importing this module registers them). */
+export * from './registry.js';
+import './induction/index.js';
