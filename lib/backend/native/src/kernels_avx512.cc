@@ -1,0 +1,6 @@
+// The kernels built for the avx512 instruction set; see kernels.inc.
+#include "kernels.h"
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,fma,avx2")
+namespace k_avx512 {
+#include "kernels.inc"
+}

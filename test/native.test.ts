@@ -1,0 +1,279 @@
+/**
+ * Native kernels (wasm-native) against tfjs's own cpu backend: outputs and gradients on random inputs, odd sizes,
+ * broadcasting, transposed inputs, error messages, and no tensor leaks. Skips only when the addon is not built; set
+ * ATTNLAB_REQUIRE_NATIVE=1 (CI) to make a missing addon a failure instead.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, describe, expect, it } from 'vitest';
+import * as backend from '../lib/backend/index.js';
+import { nativeAvailable, nativeInfo } from '../lib/backend/native.js';
+import { expectClose, expectNoLeak, randomArray, type Tolerance } from './helpers.js';
+
+const unavailable = await nativeAvailable();
+
+it('the native addon is available where it is required', () => {
+  if (process.env.ATTNLAB_REQUIRE_NATIVE === '1') expect(unavailable, 'ATTNLAB_REQUIRE_NATIVE=1').toBeNull();
+});
+
+type Build = () => tf.Tensor | tf.Tensor[];
+
+/** Run `build` on a backend and copy every output out. */
+async function runOn(name: backend.BackendName, build: Build): Promise<Float32Array[]> {
+  await backend.setBackend(name);
+  return tf.tidy(() => {
+    const r = build();
+    return (Array.isArray(r) ? r : [r]).map((t) => Float32Array.from(t.dataSync()));
+  });
+}
+
+/** Outputs of `build` on wasm-native must match `reference` (default: the same build) on cpu. */
+async function parity(build: Build, tol: Tolerance = {}, label = '', reference: Build = build): Promise<void> {
+  const want = await runOn('cpu', reference);
+  const got = await runOn('wasm-native', build);
+  expect(got.length).toBe(want.length);
+  got.forEach((g, i) => expectClose(g, want[i], tol, `${label} output ${i}`));
+}
+
+/** Gradients of sum(f(xs) * w) for every input, on both backends. */
+function gradsOf(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: () => tf.Tensor[], seed = 7): Build {
+  return () => {
+    const xs = inputs();
+    const probe = f(...xs);
+    const w = tf.tensor(Float32Array.from(randomArray(probe.size, seed)), probe.shape);
+    const g = tf.grads((...a: tf.Tensor[]) => f(...a).mul(w).sum());
+    return [probe, ...g(xs)];
+  };
+}
+
+const rand = (shape: number[], seed: number, scale = 1, shift = 0) =>
+  tf.tensor(Float32Array.from(randomArray(shape.reduce((a, b) => a * b, 1), seed, scale).map((v) => v + shift)), shape);
+
+describe.skipIf(unavailable !== null)(`native kernels${unavailable ? ` (skipped: ${unavailable})` : ''}`, () => {
+  afterAll(async () => {
+    await backend.setBackend('cpu');
+  });
+
+  it('reports its kernels through the backend chooser', async () => {
+    const r = await backend.setBackend('wasm-native');
+    expect(r.tfjsBackend).toBe('wasm');
+    for (const k of ['BatchMatMul', 'Softmax', 'Exp', 'Erf', 'Sum', 'GatherV2', 'UnsortedSegmentSum', 'AttnlabFlashFwd']) {
+      expect(r.nativeKernels).toContain(k);
+    }
+    expect(['avx512', 'avx2', 'sse2']).toContain(nativeInfo()?.isa);
+  });
+
+  it('restores the original wasm kernels when another backend is chosen', async () => {
+    await backend.setBackend('wasm');
+    await new Promise((r) => setTimeout(r, 0));
+    const orig = tf.getKernel('BatchMatMul', 'wasm')!.kernelFunc;
+    expect(tf.getKernel('UnsortedSegmentSum', 'wasm')).toBeUndefined();
+    await backend.setBackend('wasm-native');
+    expect(tf.getKernel('BatchMatMul', 'wasm')!.kernelFunc).not.toBe(orig);
+    await backend.setBackend('wasm');
+    await new Promise((r) => setTimeout(r, 0));
+    expect(tf.getKernel('BatchMatMul', 'wasm')!.kernelFunc).toBe(orig);
+    // And the pure wasm results equal the native ones.
+    const build = () => tf.matMul(rand([3, 7, 5], 1), rand([3, 5, 4], 2));
+    const pure = await runOn('wasm', build);
+    const nat = await runOn('wasm-native', build);
+    expectClose(nat[0], pure[0], {}, 'pure wasm vs native');
+  });
+
+  describe('BatchMatMul', () => {
+    const shapes: [number[], number[]][] = [
+      [[1, 1], [1, 1]],
+      [[7, 129], [129, 7]],
+      [[129, 7], [7, 1]],
+      [[3, 7, 5], [3, 5, 129]],
+      [[2, 3, 4, 7], [2, 3, 7, 5]],
+      [[2, 1, 5, 7], [1, 3, 7, 4]], // batch broadcasting both ways
+      [[4, 7, 9], [9, 5]], // shared right matrix (linear layer)
+      [[9, 5], [4, 5, 7]], // shared left matrix
+      [[1, 130, 129], [1, 129, 131]],
+    ];
+    for (const [sa, sb] of shapes) {
+      for (const ta of [false, true]) {
+        for (const tb of [false, true]) {
+          // tfjs-core's BatchMatMul gradient does not sum over broadcast batch axes (on every backend), so those
+          // shapes are checked on outputs only.
+          const sameBatch = JSON.stringify(sa.slice(0, -2)) === JSON.stringify(sb.slice(0, -2));
+          it(`${JSON.stringify(sa)} x ${JSON.stringify(sb)} transposeA=${ta} transposeB=${tb}: outputs${sameBatch ? ' and gradients' : ''}`, async () => {
+            const swap = (s: number[]) => [...s.slice(0, -2), s[s.length - 1], s[s.length - 2]];
+            const a = ta ? swap(sa) : sa;
+            const b = tb ? swap(sb) : sb;
+            const f = (x: tf.Tensor, y: tf.Tensor) => tf.matMul(x, y, ta, tb);
+            if (sameBatch) {
+              await parity(gradsOf(f, () => [rand(a, 11), rand(b, 12)]), { rtol: 1e-4, atol: 1e-4 });
+              return;
+            }
+            // tfjs's cpu kernel broadcasts only one side's batch; the reference tiles both to the full batch first.
+            const full = [2, 3];
+            const tileTo = (t: tf.Tensor) => (t.rank === 2 ? t : t.tile(full.map((d, i) => d / t.shape[i]).concat([1, 1])));
+            const reference = () => (a.length === 4 ? f(tileTo(rand(a, 11)), tileTo(rand(b, 12))) : f(rand(a, 11), rand(b, 12)));
+            await parity(() => f(rand(a, 11), rand(b, 12)), { rtol: 1e-4, atol: 1e-4 }, '', reference);
+          });
+        }
+      }
+    }
+
+    it('2048 x 64 x 2048 (multi-threaded split) matches', async () => {
+      await parity(() => tf.matMul(rand([256, 64], 3), rand([64, 2048], 4)), { atol: 1e-4 });
+    });
+
+    it('takes transposed (non-contiguous) views as inputs', async () => {
+      await parity(gradsOf((x, y) => tf.matMul(x.transpose([0, 2, 1]), y.transpose([0, 2, 1])), () => [rand([2, 7, 5], 5), rand([2, 3, 7], 6)]), { atol: 1e-4 });
+      await parity(() => tf.matMul(rand([2, 7, 5], 5).transpose([0, 2, 1]), rand([3, 7], 6).transpose()), { atol: 1e-4 });
+    });
+
+    it('rejects an empty batch with an error naming the shapes', async () => {
+      await backend.setBackend('wasm-native');
+      expect(() => tf.matMul(tf.zeros([0, 3, 4]), tf.zeros([0, 4, 5]))).toThrow(/empty batch: a has shape \[0,3,4\] and b \[0,4,5\]/);
+    });
+
+    it('gives zeros for a zero inner dimension', async () => {
+      await parity(() => tf.matMul(tf.zeros([3, 0]), tf.zeros([0, 4])));
+    });
+
+    it('leaks no tensors', async () => {
+      await backend.setBackend('wasm-native');
+      const a = rand([4, 7, 9], 1);
+      const b = rand([4, 9, 5], 2);
+      expectNoLeak(() => tf.tidy(() => void tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.matMul(x, y).sum())([a, b])));
+      tf.dispose([a, b]);
+    });
+  });
+
+  describe('elementwise', () => {
+    const unary: [string, (x: tf.Tensor) => tf.Tensor, number, number][] = [
+      // name, op, input scale, input shift (positive inputs for log/sqrt)
+      ['exp', tf.exp, 10, 0],
+      ['log', tf.log, 2, 2.5],
+      ['tanh', tf.tanh, 4, 0],
+      ['erf', tf.erf, 3, 0],
+      ['sigmoid', tf.sigmoid, 8, 0],
+      ['sqrt', tf.sqrt, 2, 2.5],
+      ['rsqrt', tf.rsqrt, 2, 2.5],
+      ['square', tf.square, 3, 0],
+      ['neg', tf.neg, 3, 0],
+      ['relu', tf.relu, 3, 0],
+      ['reciprocal', tf.reciprocal, 1, 1.5],
+      ['abs', tf.abs, 3, 0],
+    ];
+    for (const [name, op, scale, shift] of unary) {
+      it(`${name} on sizes 1, 7, 129, 1000: outputs and gradients`, async () => {
+        for (const n of [1, 7, 129, 1000]) {
+          await parity(gradsOf(op, () => [rand([n], n, scale, shift)]), { rtol: 2e-5, atol: 2e-6 }, `${name}[${n}]`);
+        }
+      });
+    }
+
+    it('exp, tanh, erf, sigmoid and log handle extreme values', async () => {
+      const x = [-Infinity, -100, -87.5, -20, -1e-6, 0, 1e-6, 20, 88, 100, Infinity, NaN];
+      for (const op of [tf.exp, tf.tanh, tf.erf, tf.sigmoid]) await parity(() => op(tf.tensor(x)), { rtol: 1e-5, atol: 1e-7 });
+      await parity(() => tf.log(tf.tensor([0, 1e-30, 1e-6, 0.5, 1, 2, 1e30, Infinity, -1, NaN])), { rtol: 1e-5, atol: 1e-6 });
+    });
+
+    const pairs: [number[], number[]][] = [
+      [[7], [7]],
+      [[7, 129], [129]],
+      [[7, 129], [7, 1]],
+      [[3, 1, 5], [1, 4, 1]],
+      [[], [7]],
+      [[1], [1]],
+      [[2, 3, 4, 5, 6], [6]],
+      [[2, 1, 3, 1, 5], [1, 4, 1, 6, 1]], // needs 5 collapsed dims: falls back to the wasm kernel
+      [[16, 128, 128], [128]],
+    ];
+    const binary: [string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor][] = [
+      ['add', tf.add], ['sub', tf.sub], ['mul', tf.mul], ['div', tf.div],
+      ['maximum', tf.maximum], ['minimum', tf.minimum], ['squaredDifference', tf.squaredDifference],
+    ];
+    for (const [name, op] of binary) {
+      it(`${name} with broadcasting: outputs and gradients`, async () => {
+        for (const [sa, sb] of pairs) {
+          const shift = name === 'div' ? 2 : 0;
+          // tfjs-core's Maximum/Minimum/SquaredDifference gradients do not sum over broadcast axes (on every backend).
+          const grads = JSON.stringify(sa) === JSON.stringify(sb) || !['maximum', 'minimum', 'squaredDifference'].includes(name);
+          const build = grads ? gradsOf(op, () => [rand(sa, 3), rand(sb, 4, 1, shift)]) : () => op(rand(sa, 3), rand(sb, 4, 1, shift));
+          await parity(build, { rtol: 1e-4, atol: 1e-5 }, `${name} ${JSON.stringify(sa)} ${JSON.stringify(sb)}`);
+        }
+      });
+    }
+
+    it('int32 arithmetic still runs (falls back to the wasm kernel)', async () => {
+      await parity(() => tf.add(tf.tensor([1, 2, 3], [3], 'int32'), tf.tensor([4], [1], 'int32')));
+    });
+  });
+
+  describe('reductions', () => {
+    const cases: [number[], number | number[], boolean][] = [
+      [[7, 129], 1, false],
+      [[7, 129], 0, true],
+      [[3, 5, 7], [1], false],
+      [[3, 5, 7], [0, 1], true],
+      [[3, 5, 7], [0, 2], false], // non-contiguous axes: falls back
+      [[1], 0, false],
+      [[16, 128, 384], [0, 1], false], // bias gradient shape
+      [[1000], 0, false],
+    ];
+    const ops: [string, (x: tf.Tensor, axis: number | number[], keep: boolean) => tf.Tensor][] = [
+      ['sum', tf.sum], ['mean', tf.mean], ['max', tf.max], ['min', tf.min],
+    ];
+    for (const [name, op] of ops) {
+      it(`${name} over contiguous and other axes: outputs and gradients`, async () => {
+        for (const [shape, axis, keep] of cases) {
+          await parity(gradsOf((x) => op(x, axis, keep), () => [rand(shape, 9)]), { rtol: 1e-4, atol: 1e-5 }, `${name} ${JSON.stringify(shape)} ${axis}`);
+        }
+      });
+    }
+  });
+
+  describe('softmax and log-softmax', () => {
+    for (const shape of [[1, 1], [3, 1], [7, 129], [4, 3, 1000]]) {
+      it(`on ${JSON.stringify(shape)}: outputs and gradients`, async () => {
+        await parity(gradsOf((x) => tf.softmax(x), () => [rand(shape, 5, 6)]), { rtol: 1e-4, atol: 1e-6 }, 'softmax');
+        await parity(gradsOf((x) => tf.logSoftmax(x), () => [rand(shape, 6, 6)]), { rtol: 1e-4, atol: 1e-5 }, 'logSoftmax');
+      });
+    }
+  });
+
+  describe('embedding gather and its gradient', () => {
+    it('gathers rows and scatters gradients (repeated ids add up)', async () => {
+      for (const [vocab, dim, ids] of [[129, 7, [3, 5]], [1, 1, [1]], [256, 128, [16, 128]]] as [number, number, number[]][]) {
+        const n = ids.reduce((a, b) => a * b, 1);
+        const idx = Int32Array.from(randomArray(n, 3).map((v) => Math.floor(Math.abs(v) * vocab) % vocab));
+        await parity(gradsOf((t) => tf.gather(t, tf.tensor(idx, ids, 'int32')), () => [rand([vocab, dim], 4)]), {}, `gather ${vocab}x${dim}`);
+      }
+    });
+
+    it('rejects an out-of-range id with an error naming it', async () => {
+      await backend.setBackend('wasm-native');
+      expect(() => tf.gather(tf.ones([4, 3]), tf.tensor([1, 9], [2], 'int32'))).toThrow(/indices\[1\] = 9 is outside \[0, 4\)/);
+    });
+  });
+
+  describe('transformer pieces', () => {
+    it('layer norm (moments, rsqrt) and GELU (erf): outputs and gradients', async () => {
+      const ln = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+        const { mean, variance } = tf.moments(x, -1, true);
+        const y = x.sub(mean).mul(tf.rsqrt(variance.add(1e-5))).mul(g).add(b);
+        return y.mul(tf.erf(y.mul(Math.SQRT1_2)).add(1)).mul(0.5);
+      };
+      await parity(gradsOf(ln, () => [rand([4, 7, 129], 1, 2), rand([129], 2), rand([129], 3)]), { rtol: 1e-3, atol: 1e-4 });
+    });
+
+    it('a 2-layer MLP training step leaks no tensors', async () => {
+      await backend.setBackend('wasm-native');
+      const w1 = tf.variable(rand([32, 64], 1, 0.1));
+      const w2 = tf.variable(rand([64, 16], 2, 0.1));
+      const x = rand([8, 32], 3);
+      const opt = tf.train.adam(1e-3);
+      const step = () => {
+        opt.minimize(() => tf.logSoftmax(tf.tanh(x.matMul(w1)).matMul(w2)).mean().neg() as tf.Scalar);
+      };
+      expectNoLeak(step);
+      tf.dispose([w1, w2, x]);
+      opt.dispose();
+    });
+  });
+});
