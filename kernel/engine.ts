@@ -47,7 +47,56 @@ interface TslabExecutor {
   close(): void;
 }
 
-export const ts: TsModule = requireTslab('@tslab/typescript-for-tslab');
+const SELF = readPackageName();
+/**
+ * Module names served from this package's ES module build: the package itself and its display module (light:
+ * no tfjs), keyed by name, valued by the path under `dist/lib` without extension.
+ */
+const SELF_MODULES = new Map([
+  [SELF, 'index'],
+  [`${SELF}/display`, 'display/index'],
+]);
+const SELF_IMPORT = new RegExp(
+  `(?:from|import|require)\\s*\\(?\\s*['"](${[...SELF_MODULES.keys()].map((k) => k.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&')).join('|')})['"]`,
+  'g',
+);
+
+function readPackageName(): string {
+  const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { name: string };
+  return pkg.name;
+}
+
+/**
+ * tslab compiles with Node10 module resolution, which ignores package self-references, so `import * as al from
+ * 'attnlab'` would not type-check inside this repository. Map the names to our own declarations with `paths`.
+ *
+ * The compiler options are built inside tslab's converter, and TypeScript's exports are read-only getters, so the
+ * converter is handed a copy of the TypeScript module (through the require cache) whose `createWatchCompilerHost`
+ * adds the mapping. This must run before tslab's converter is first loaded.
+ */
+function patchCompilerOptions(real: TsModule): TsModule {
+  const descriptors = Object.getOwnPropertyDescriptors(real);
+  for (const d of Object.values(descriptors)) d.configurable = true;
+  const patched = Object.defineProperties({}, descriptors) as TsModule;
+  Object.defineProperty(patched, 'createWatchCompilerHost', {
+    enumerable: true,
+    value: function (this: unknown, ...args: unknown[]) {
+      const options = args[1] as Record<string, unknown> | undefined;
+      if (options && typeof options === 'object') {
+        const paths: Record<string, string[]> = { ...(options.paths as object) };
+        for (const [name, file] of SELF_MODULES) paths[name] = [join(PACKAGE_ROOT, 'dist', 'lib', `${file}.d.ts`)];
+        options.paths = paths;
+      }
+      return real.createWatchCompilerHost.apply(this, args);
+    },
+  });
+  const cached = requireTslab.cache[requireTslab.resolve('@tslab/typescript-for-tslab')];
+  if (!cached) throw new Error('tslab TypeScript module is not in the require cache');
+  cached.exports = patched;
+  return patched;
+}
+
+export const ts: TsModule = patchCompilerOptions(requireTslab('@tslab/typescript-for-tslab'));
 const tslabConverter: { createConverter(o: { isJS: boolean; isBrowser: boolean }): TslabConverter } =
   requireTslab('./dist/converter.js');
 const tslabExecutor: {
@@ -60,33 +109,6 @@ export const tslabJupyter: { lastWriteDisplayData: unknown } = requireTslab('./d
 export type RunOutcome =
   | { status: 'ok'; hasValue: boolean; value?: unknown }
   | { status: 'error'; ename: string; evalue: string; traceback: string[] };
-
-const SELF = readPackageName();
-const SELF_IMPORT = new RegExp(`(?:from|import|require)\\s*\\(?\\s*['"]${SELF.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&')}['"]`);
-
-function readPackageName(): string {
-  const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { name: string };
-  return pkg.name;
-}
-
-let compilerPatched = false;
-/**
- * tslab compiles with Node10 module resolution, which ignores package self-references, so `import * as al from
- * 'attnlab'` would not type-check inside this repository. Map the name to our own declarations.
- */
-function patchCompilerOptions(): void {
-  if (compilerPatched) return;
-  compilerPatched = true;
-  const typesEntry = join(PACKAGE_ROOT, 'dist', 'lib', 'index.d.ts');
-  const original = ts.createWatchCompilerHost;
-  ts.createWatchCompilerHost = function (this: unknown, ...args: unknown[]) {
-    const options = args[1] as Record<string, unknown>;
-    if (options && typeof options === 'object') {
-      options.paths = { ...(options.paths as object), [SELF]: [typesEntry] };
-    }
-    return original.apply(this, args);
-  };
-}
 
 class Converters {
   private nodeConv?: TslabConverter;
@@ -103,13 +125,15 @@ class Converters {
   }
 }
 
-/** Frames from the kernel's own machinery, dropped from tracebacks. */
-const INTERNAL_FRAME = /node:internal|[\\/]tslab[\\/]dist[\\/]|[\\/]dist[\\/]kernel[\\/]/;
+/** Frames from Node and the kernel's own machinery, dropped from tracebacks. */
+const INTERNAL_FRAME = /\(node:|at node:|sigintHandlersWrap|[\\/]tslab[\\/]dist[\\/]|[\\/]kernel[\\/]\w+\.[jt]s/;
 
 export function errorOutcome(e: unknown): Extract<RunOutcome, { status: 'error' }> {
   if (e instanceof Error) {
     const lines = (e.stack ?? `${e.name}: ${e.message}`).split('\n');
-    const traceback = lines.filter((l, i) => i === 0 || !INTERNAL_FRAME.test(l));
+    // Node puts the offending source line with a caret above "Name: message" for errors from vm scripts.
+    const head = lines.findIndex((l) => l.startsWith(`${e.name}:`) || l === e.name);
+    const traceback = lines.slice(Math.max(0, head)).filter((l, i) => i === 0 || !INTERNAL_FRAME.test(l));
     return { status: 'error', ename: e.name || 'Error', evalue: e.message, traceback };
   }
   const text = typeof e === 'string' ? e : format('%o', e);
@@ -122,10 +146,9 @@ export class Engine {
   private lastValue: { value: unknown } | undefined;
   private diagnostics: string[] = [];
   private thrown: { error: unknown } | undefined;
-  private selfModule: unknown;
+  private readonly selfModules = new Map<string, unknown>();
 
   constructor(rootDir = process.cwd()) {
-    patchCompilerOptions();
     this.converters.node; // compile the standard library declarations now, not in the first cell
     this.executor = tslabExecutor.createExecutor(rootDir, this.converters, {
       log: (value: unknown) => {
@@ -139,7 +162,7 @@ export class Engine {
     this.hookRequire();
   }
 
-  /** Serve `require('attnlab')` from the ES module build, imported ahead of the cell (see `run`). */
+  /** Serve `require('attnlab')` (and `attnlab/display`) from the ES module build, imported ahead of the cell (see `run`). */
   private hookRequire(): void {
     const g = globalThis as { __tslab__?: { require: NodeJS.Require } };
     const box = g.__tslab__;
@@ -147,7 +170,8 @@ export class Engine {
     const inner = box.require;
     box.require = new Proxy(inner, {
       apply: (target, thisArg, args: unknown[]) => {
-        if (args[0] === SELF && this.selfModule) return this.selfModule;
+        const mod = typeof args[0] === 'string' ? this.selfModules.get(args[0]) : undefined;
+        if (mod) return mod;
         return Reflect.apply(target, thisArg, args);
       },
     });
@@ -158,10 +182,13 @@ export class Engine {
    * that imports it gets the module loaded with `import()` first, and the same instance the kernel's display code uses.
    */
   private async preloadSelf(code: string): Promise<void> {
-    if (this.selfModule || !SELF_IMPORT.test(code)) return;
-    const entry = join(PACKAGE_ROOT, 'dist', 'lib', 'index.js');
-    if (!existsSync(entry)) return; // let the normal resolution report what is missing
-    this.selfModule = await import(pathToFileURL(entry).href);
+    for (const match of code.matchAll(SELF_IMPORT)) {
+      const name = match[1]!;
+      if (this.selfModules.has(name)) continue;
+      const entry = join(PACKAGE_ROOT, 'dist', 'lib', `${SELF_MODULES.get(name)}.js`);
+      if (!existsSync(entry)) continue; // let the normal resolution report what is missing
+      this.selfModules.set(name, await import(pathToFileURL(entry).href));
+    }
   }
 
   async run(code: string): Promise<RunOutcome> {

@@ -81,7 +81,8 @@ export function tensorBundle(t: TensorLike): MimeBundle {
   if (t.isDisposed) return { 'text/plain': `${head} (disposed)`, 'text/html': `<div>${escapeHtml(head)} <i>(disposed)</i></div>` };
   const values = t.dataSync();
   const numeric = t.dtype !== 'string' && t.dtype !== 'complex64';
-  const printed = t.toString().replace(/^Tensor\s*\n?/, '');
+  // tfjs prints "Tensor" and then the values indented by four spaces.
+  const printed = t.toString().replace(/^Tensor\s*\n/, '').replace(/^ {4}/gm, '');
   const s = numeric && t.size > 0 ? stats(values as ArrayLike<number>) : undefined;
   const text = [head, printed, ...(s && t.size > 1 ? [statsText(s)] : [])].join('\n');
   const title = `<div style="font-family:ui-monospace,monospace;font-size:12px"><b>Tensor</b> ${escapeHtml(t.dtype)} [${t.shape.join(', ')}]${
