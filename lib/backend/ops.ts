@@ -72,8 +72,9 @@ export function matmul<T extends tf.Tensor>(a: T, b: tf.Tensor, transposeA = fal
   }
   if (b.rank === 2 && a.rank > 2 && !transposeA) {
     // x [..., k] W: one 2-D product. Also sidesteps tfjs's BatchMatMul gradient, which does not reduce a broadcast b.
-    const k = a.shape[a.rank - 1];
-    return tf.tidy(() => matmul(a.reshape([-1, k]), b, false, transposeB).reshape([...a.shape.slice(0, -1), b.shape[transposeB ? 0 : 1]])) as T;
+    const k = a.shape[a.rank - 1] as number;
+    const n = b.shape[transposeB ? 0 : 1] as number;
+    return tf.tidy(() => matmul(a.reshape([-1, k]), b, false, transposeB).reshape([...a.shape.slice(0, -1), n])) as T;
   }
   const sameBatch = b.rank === 2 || (a.rank === b.rank && a.shape.slice(0, -2).every((d, i) => d === b.shape[i]));
   if (!isPureWasm() || !sameBatch) return tf.matMul(a, b, transposeA, transposeB) as T;

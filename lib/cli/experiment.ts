@@ -1,0 +1,47 @@
+/** `attnlab experiment`: list the registry, or run one experiment and print (or write) its metrics. */
+import { writeFileSync } from 'node:fs';
+import { parseArgs, UsageError } from './args.js';
+
+export async function experimentCommand(argv: string[]): Promise<number> {
+  const { positionals, flags } = parseArgs(argv, { flags: ['quick', 'json'], options: ['seed', 'out'] }, 'attnlab experiment');
+  const { listExperiments, runExperiment, getExperiment } = await import('../experiments/index.js');
+  const [name] = positionals;
+  if (!name) throw new UsageError('attnlab experiment: name an experiment, or `list`');
+  if (name === 'list') {
+    const all = listExperiments();
+    if (flags.json) {
+      console.log(JSON.stringify(all.map((e) => ({ name: e.name, paper: e.paper, description: e.description, quick: e.quick, full: e.full })), null, 2));
+    } else {
+      const w = Math.max(...all.map((e) => e.name.length));
+      for (const e of all) console.log(`${e.name.padEnd(w)}  ${e.description}\n${''.padEnd(w)}  ${e.paper}`);
+    }
+    return 0;
+  }
+  getExperiment(name);
+  let seed = 0;
+  if (flags.seed !== undefined) {
+    seed = Number(flags.seed);
+    if (!Number.isInteger(seed)) throw new UsageError(`attnlab experiment: --seed must be an integer, got '${flags.seed}'`);
+  }
+  const backend = await import('../backend/index.js');
+  const report = await backend.ready();
+  const json = flags.json === true;
+  const log = json ? () => undefined : (line: string) => console.error(line);
+  log(`${name}: ${flags.quick ? 'quick' : 'full'} config, seed ${seed}, backend ${report.chosen}`);
+  const result = await runExperiment(name, { quick: flags.quick === true, seed, progress: json ? false : 'auto', log });
+  const out = { ...result, backend: report.chosen };
+  if (typeof flags.out === 'string') writeFileSync(flags.out, JSON.stringify(out, null, 2) + '\n');
+  if (json) {
+    console.log(JSON.stringify(out, null, 2));
+    return 0;
+  }
+  console.log(`\n${result.summary}\n`);
+  const w = Math.max(...Object.keys(result.metrics).map((k) => k.length));
+  for (const [k, v] of Object.entries(result.metrics)) console.log(`  ${k.padEnd(w)}  ${Number.isInteger(v) ? v : v.toFixed(4)}`);
+  for (const [t, rows] of Object.entries(result.tables ?? {})) {
+    console.log(`\n${t}:`);
+    console.table(rows);
+  }
+  console.log(`\n${result.seconds.toFixed(1)} s`);
+  return 0;
+}

@@ -1,0 +1,75 @@
+/**
+ * The `attnlab` command line. Each command is a function from argv to an exit code; heavy modules load only for the
+ * command that needs them.
+ */
+import { UsageError } from './args.js';
+
+interface Command {
+  summary: string;
+  usage: string;
+  run(argv: string[]): Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  info: {
+    summary: 'versions, the active tensor backend and why the others were not chosen, what this install can do',
+    usage: 'attnlab info [--json]',
+    run: async (argv) => (await import('./info.js')).infoCommand(argv),
+  },
+  experiment: {
+    summary: 'list or run registered experiments',
+    usage: 'attnlab experiment list [--json]\n       attnlab experiment NAME [--quick] [--seed N] [--json] [--out FILE]',
+    run: async (argv) => (await import('./experiment.js')).experimentCommand(argv),
+  },
+  kernel: {
+    summary: 'install the Jupyter kernelspec (attnlab kernel install [--user|--prefix P]) or start the kernel',
+    usage: 'attnlab kernel install [--user|--prefix P]',
+    run: async (argv) => (await import('./kernel.js')).kernelCommand(argv),
+  },
+};
+
+function help(): string {
+  const w = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
+  return [
+    'attnlab: learn, test and measure attention mechanisms',
+    '',
+    'usage: attnlab COMMAND [options]',
+    '',
+    ...Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(w)}  ${c.summary}`),
+    '',
+    'attnlab COMMAND --help shows a command\'s usage.',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(help());
+    return 0;
+  }
+  if (name === '--version' || name === '-v') {
+    const { packageVersion } = await import('./info.js');
+    console.log(packageVersion());
+    return 0;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    console.error(`attnlab: unknown command '${name}'\n\n${help()}`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(`usage: ${cmd.usage}\n\n${cmd.summary}`);
+    return 0;
+  }
+  try {
+    return await cmd.run(rest);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`${e.message}\nusage: ${cmd.usage}`);
+      return 2;
+    }
+    console.error(`attnlab ${name}: ${e instanceof Error ? e.message : String(e)}`);
+    if (process.env.ATTNLAB_DEBUG && e instanceof Error) console.error(e.stack);
+    return 1;
+  }
+}
