@@ -6,14 +6,13 @@
  * `error('%s%d:%d - %s', file, line, col, text)` per type error, and `error(e)` for a thrown error. We hand it our own.
  */
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { format } from 'node:util';
+import { PACKAGE_ROOT } from './paths.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-/** The attnlab package root: this file runs from `dist/kernel/`. */
-export const PACKAGE_ROOT = resolve(here, '..', '..');
+export { PACKAGE_ROOT };
 
 const requireHere = createRequire(import.meta.url);
 const TSLAB_DIR = dirname(requireHere.resolve('tslab/package.json'));

@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { heatmapPng } from '../lib/display/png.js';
+import { PACKAGE_ROOT } from './paths.js';
 
 export const KERNEL_NAME = 'attnlab';
 export const DISPLAY_NAME = 'TypeScript (attnlab)';
@@ -58,7 +59,7 @@ function logo(size: number): Buffer {
 
 /** Write the kernelspec; returns its directory. */
 export function installKernelSpec(opts: InstallOptions = {}): string {
-  const root = opts.root ?? join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..');
+  const root = opts.root ?? PACKAGE_ROOT;
   const entry = join(root, 'dist', 'kernel', 'main.js');
   if (!existsSync(entry)) throw new Error(`kernel install: ${entry} does not exist; build first (npm run build)`);
   const dir = kernelSpecDir(opts);

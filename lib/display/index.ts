@@ -11,3 +11,17 @@ export { isFigure, figureBundle, figureHtml, plotlyScript, resetPlotlyEmbedding,
 export { isTensor, tensorBundle, type TensorLike } from './tensor.js';
 export { isDataFrameOrSeries, frameBundle } from './dataframe.js';
 export { encodePng, heatmapPng, viridis } from './png.js';
+export {
+  attentionHeatmap,
+  attentionGrid,
+  trainingCurves,
+  lineChart,
+  scatterChart,
+  type Matrix,
+  type HeatmapOptions,
+  type GridOptions,
+  type TrainingHistory,
+  type CurveOptions,
+  type Series,
+  type ChartOptions,
+} from './figures.js';
