@@ -262,6 +262,20 @@ describe.skipIf(unavailable !== null)(`native kernels${unavailable ? ` (skipped:
       await parity(gradsOf(ln, () => [rand([4, 7, 129], 1, 2), rand([129], 2), rand([129], 3)]), { rtol: 1e-3, atol: 1e-4 });
     });
 
+    it('clone and same-dtype cast share data safely; other casts convert', async () => {
+      await backend.setBackend('wasm-native');
+      const x = tf.tensor([1.5, -2, 3]);
+      const c = tf.clone(x);
+      const f = x.cast('float32');
+      x.dispose();
+      expect(Array.from(c.dataSync())).toEqual([1.5, -2, 3]);
+      expect(Array.from(f.dataSync())).toEqual([1.5, -2, 3]);
+      expect(Array.from(c.cast('int32').dataSync())).toEqual([1, -2, 3]);
+      expect(Array.from(tf.tensor([1, 2], [2], 'int32').cast('float32').dataSync())).toEqual([1, 2]);
+      tf.dispose([c, f]);
+      expectNoLeak(() => tf.tidy(() => void tf.clone(tf.ones([3])).cast('float32')));
+    });
+
     it('a 2-layer MLP training step leaks no tensors', async () => {
       await backend.setBackend('wasm-native');
       const w1 = tf.variable(rand([32, 64], 1, 0.1));

@@ -43,9 +43,11 @@ interface WasmBackend {
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   disposeData(dataId: object): boolean;
+  incRef(dataId: object): void;
 }
 
-type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: WasmBackend; attrs: Record<string, unknown> };
+// tfjs passes every input a kernel declares, so they are typed as present.
+type KernelArgs = { inputs: Record<string, tf.TensorInfo>; backend: WasmBackend; attrs: Record<string, unknown> };
 type KernelFn = (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[];
 
 /** Package root: the nearest folder above this file holding attnlab's package.json (works from lib/ and dist/lib/). */
@@ -428,6 +430,24 @@ function segmentSumKernel(fallback: KernelFn | undefined): KernelFn {
   };
 }
 
+/**
+ * Identity, and Cast to the same dtype, share the input's data (tensors are immutable), as tfjs's cpu backend does;
+ * the wasm originals copy it, which a training step does a few hundred times (gradient plumbing, optimizer state).
+ */
+function aliasKernel(name: 'Identity' | 'Cast', fallback: KernelFn | undefined): KernelFn {
+  return (args) => {
+    const { inputs, backend, attrs } = args;
+    const x = inputs.x;
+    const same = name === 'Identity' || attrs.dtype === x.dtype;
+    if (!same || x.dtype === 'string') {
+      if (fallback) return fallback(args);
+      throw new ShapeError(`${name}: cannot convert ${x.dtype} to ${String(attrs.dtype)} natively`);
+    }
+    backend.incRef(x.dataId);
+    return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+  };
+}
+
 // ------------------------------------------------------------------------------------------------ fused attention
 
 /** Kernel names of the fused attention op (see lib/attention/flash.ts). */
@@ -481,6 +501,8 @@ function overrides(): Record<string, (fallback: KernelFn | undefined) => KernelF
     Softmax: (f) => softmaxKernel(false, f),
     LogSoftmax: (f) => softmaxKernel(true, f),
     GatherV2: gatherKernel,
+    Identity: (f) => aliasKernel('Identity', f),
+    Cast: (f) => aliasKernel('Cast', f),
     UnsortedSegmentSum: segmentSumKernel,
     [FLASH_FWD]: () => flashFwdKernel as unknown as KernelFn,
     [FLASH_BWD]: () => flashBwdKernel as unknown as KernelFn,

@@ -1,0 +1,149 @@
+/**
+ * The benchmark registry: named workloads, each with its useful FLOP count, a tfjs implementation for the library's
+ * backends and a description of the same computation for the PyTorch peer (lib/bench/peer/torch_bench.py).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { flash, flashSupports } from '../attention/flash.js';
+import { sdpa } from '../attention/sdpa.js';
+import * as masks from '../masks/index.js';
+
+/** A workload built on the active backend: `run()` does one timed unit of work, synchronously. */
+export interface Instance {
+  run(): void;
+  dispose(): void;
+  /** Which implementation ran, e.g. 'flash' or 'sdpa' (shown in the table). */
+  path?: string;
+}
+
+/** A pass condition on the ratio time(library) / time(PyTorch), measured in the same run. */
+export interface Target {
+  maxRatio: number;
+  text: string;
+}
+
+export interface Workload {
+  name: string;
+  description: string;
+  /** Useful floating-point operations per run (for GFLOP/s); approximate for the training step. */
+  flops: number;
+  /** Same computation for the PyTorch peer. */
+  peer: { kind: string; params: Record<string, number> };
+  target?: Target;
+  setup(): Promise<Instance>;
+}
+
+const random = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, 'float32', seed);
+
+function gemm(n: number, target?: Target): Workload {
+  return {
+    name: `gemm-${n}`,
+    description: `C = A B, ${n} x ${n} float32`,
+    flops: 2 * n ** 3,
+    peer: { kind: 'gemm', params: { n } },
+    target,
+    async setup() {
+      const a = random([n, n], 1);
+      const b = random([n, n], 2);
+      return {
+        run: () => tf.matMul(a, b).dispose(),
+        dispose: () => tf.dispose([a, b]),
+        path: 'matMul',
+      };
+    },
+  };
+}
+
+const BH = 8;
+const DIM = 64;
+
+function attention(seq: number, backward: boolean, target?: Target): Workload {
+  // Causal: half the score matrix is needed. Forward 2 products, backward 5 (FlashAttention-2's count).
+  const fwdFlops = (4 * BH * seq * seq * DIM) / 2;
+  return {
+    name: `attn-causal-${seq}-${backward ? 'fwdbwd' : 'fwd'}`,
+    description: `causal attention, batch*heads ${BH}, dim ${DIM}, seq ${seq}, ${backward ? 'forward + backward' : 'forward'}`,
+    flops: backward ? fwdFlops * 3.5 : fwdFlops,
+    peer: { kind: backward ? 'attn-fwdbwd' : 'attn-fwd', params: { bh: BH, seq, dim: DIM } },
+    target,
+    async setup() {
+      const q = random([1, BH, seq, DIM], 1);
+      const k = random([1, BH, seq, DIM], 2);
+      const v = random([1, BH, seq, DIM], 3);
+      const dy = random([1, BH, seq, DIM], 4);
+      const mask = masks.causal();
+      const fused = flashSupports(q, k, v, { mask }).length === 0;
+      const attn = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => (fused ? flash(a, b, c, { mask }) : sdpa(a, b, c, { mask }));
+      const grads = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => attn(a, b, c).mul(dy).sum());
+      return {
+        run: backward ? () => tf.dispose(grads([q, k, v])) : () => attn(q, k, v).dispose(),
+        dispose: () => tf.dispose([q, k, v, dy]),
+        path: fused ? 'flash' : 'sdpa',
+      };
+    },
+  };
+}
+
+export const TOYLM = { vocab: 256, dModel: 128, heads: 4, layers: 2, seq: 128, batch: 16 } as const;
+
+/** FLOPs of one training step: 6 per parameter per token for the products, plus causal attention (fwd + bwd). */
+function toylmFlops(): number {
+  const { vocab, dModel: d, layers, seq, batch } = TOYLM;
+  const matmulParams = layers * (4 * d * d + 8 * d * d) + d * vocab;
+  const attn = layers * 3.5 * ((4 * seq * seq * d) / 2);
+  return batch * (6 * seq * matmulParams + attn);
+}
+
+function toylmStep(target?: Target): Workload {
+  const c = TOYLM;
+  return {
+    name: 'toylm-step',
+    description: `ToyLM training step: ${c.layers} layers, d_model ${c.dModel}, ${c.heads} heads, seq ${c.seq}, batch ${c.batch}, vocab ${c.vocab}, Adam`,
+    flops: toylmFlops(),
+    peer: { kind: 'toylm-step', params: { ...c } },
+    target,
+    async setup() {
+      const { ToyLM } = await import('../layers/toylm.js');
+      const { Adam } = await import('../train/optim.js');
+      const model = new ToyLM({ vocab: c.vocab, dModel: c.dModel, heads: c.heads, layers: c.layers, maxLen: c.seq, seed: 0 });
+      const opt = new Adam(model.variables(), { lr: 1e-3 });
+      const tokens = tf.randomUniform([c.batch, c.seq + 1], 0, c.vocab, 'int32', 5);
+      const inputs = tokens.slice([0, 0], [c.batch, c.seq]);
+      const targets = tokens.slice([0, 1], [c.batch, c.seq]);
+      const probe = random([1, c.heads, c.seq, c.dModel / c.heads], 1);
+      const path = flashSupports(probe, probe, probe, { mask: masks.causal() }).length === 0 ? 'ToyLM (flash available)' : 'ToyLM (sdpa)';
+      probe.dispose();
+      return {
+        run: () => {
+          const { value, grads } = tf.variableGrads(() => model.loss(inputs, targets));
+          opt.apply(grads);
+          value.dataSync();
+          tf.dispose([value, ...Object.values(grads)]);
+        },
+        dispose: () => {
+          tf.dispose([tokens, inputs, targets]);
+          model.dispose();
+        },
+        path,
+      };
+    },
+  };
+}
+
+/** Every workload, in the order the table shows them. */
+export const WORKLOADS: Workload[] = [
+  gemm(256),
+  gemm(1024, { maxRatio: 1 / 0.85, text: '>= 85% of PyTorch GFLOP/s' }),
+  gemm(2048),
+  ...[128, 512, 2048].flatMap((s) => [
+    attention(s, false),
+    attention(s, true, s >= 512 ? { maxRatio: 0.8, text: '<= 0.8x PyTorch time' } : undefined),
+  ]),
+  toylmStep({ maxRatio: 1.0, text: '<= 1.0x PyTorch time' }),
+];
+
+/** Workloads whose name matches any of the comma-separated patterns (substring, or exact when it matches one). */
+export function selectWorkloads(only?: string): Workload[] {
+  if (!only) return WORKLOADS;
+  const pats = only.split(',').map((s) => s.trim()).filter(Boolean);
+  return WORKLOADS.filter((w) => pats.some((p) => w.name === p || w.name.includes(p)));
+}
