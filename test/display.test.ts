@@ -131,6 +131,7 @@ describe('figure builders', () => {
     expect(d.attentionHeatmap(w, { head: 1 }).data[0]!.z).toEqual([[1, 0], [0.9, 0.1]].map((r) => r.map((v) => Math.fround(v))));
     expect(() => d.attentionHeatmap([1, 2] as unknown as number[][])).toThrow(/\[q, k\], \[h, q, k\] or \[b, h, q, k\]/);
     expect(() => d.attentionHeatmap([[1]], { tokens: ['a', 'b'] })).toThrow(/2 labels for an axis of length 1/);
+    expect(d.heatmap([[1, 2], [3, 4]], { zmin: 0 }).data[0]).toMatchObject({ z: [[1, 2], [3, 4]], zmin: 0 });
     w.dispose();
   });
 

@@ -2,6 +2,7 @@
  * Figure builders for what attention work looks at most. Each returns a plain plotly figure object (`{data,
  * layout}`) that can still be changed before it is shown; a figure displays itself as the last expression of a cell.
  *
+ *   heatmap(matrix, { xTitle, yTitle })              any matrix (positional encodings, masks, scores)
  *   attentionHeatmap(weights, { tokens })            one head: queries down, keys across
  *   attentionGrid(perLayer, { tokens })              layers x heads of small heatmaps sharing one colour scale
  *   trainingCurves(history)                          loss (and any other metric) against step
@@ -67,40 +68,74 @@ export interface HeatmapOptions {
  */
 function ticks(labels: readonly string[] | undefined, n: number): Record<string, unknown> {
   if (!labels) return {};
-  if (labels.length !== n) throw new RangeError(`attention heatmap: ${labels.length} labels for an axis of length ${n}`);
+  if (labels.length !== n) throw new RangeError(`heatmap: ${labels.length} labels for an axis of length ${n}`);
   const every = Math.max(1, Math.ceil(n / 40));
   const idx = Array.from({ length: n }, (_, i) => i).filter((i) => i % every === 0);
   return { tickmode: 'array', tickvals: idx, ticktext: idx.map((i) => labels[i]) };
+}
+
+export interface MatrixHeatmapOptions {
+  title?: string;
+  xTitle?: string;
+  yTitle?: string;
+  xLabels?: readonly string[];
+  yLabels?: readonly string[];
+  /** Colour range (default: the data's range). */
+  zmin?: number;
+  zmax?: number;
+  colorscale?: string;
+  /** Row 0 at the top (matrix order, the default) or at the bottom. */
+  rowsDown?: boolean;
+}
+
+/** Any matrix as a heatmap: rows down the y axis, columns across. */
+export function heatmap(matrix: Matrix, opts: MatrixHeatmapOptions = {}): Figure {
+  const z = toMatrix(matrix, 0, 0, 'heatmap');
+  const rows = z.length;
+  const cols = z[0]?.length ?? 0;
+  const trace: Trace = {
+    type: 'heatmap',
+    z,
+    colorscale: opts.colorscale ?? 'Viridis',
+    hovertemplate: 'row %{y}, column %{x}: %{z:.3f}<extra></extra>',
+  };
+  if (opts.zmin !== undefined) trace.zmin = opts.zmin;
+  if (opts.zmax !== undefined) trace.zmax = opts.zmax;
+  return {
+    data: [trace],
+    layout: {
+      title: { text: opts.title ?? '' },
+      xaxis: { title: { text: opts.xTitle ?? '' }, ...ticks(opts.xLabels, cols) },
+      yaxis: { title: { text: opts.yTitle ?? '' }, ...(opts.rowsDown === false ? {} : { autorange: 'reversed' }), ...ticks(opts.yLabels, rows) },
+    },
+  };
 }
 
 export function attentionHeatmap(weights: Matrix | number[][][] | number[][][][], opts: HeatmapOptions = {}): Figure {
   const z = toMatrix(weights, opts.batch ?? 0, opts.head ?? 0, 'attentionHeatmap');
   const q = z.length;
   const k = z[0]?.length ?? 0;
-  const trace: Trace = {
-    type: 'heatmap',
-    z,
+  const fig = heatmap(z, {
+    title: opts.title ?? 'Attention weights',
+    xTitle: 'key',
+    yTitle: 'query',
+    xLabels: opts.keyLabels ?? opts.tokens,
+    yLabels: opts.queryLabels ?? opts.tokens,
     zmin: opts.zmin ?? 0,
     zmax: opts.zmax ?? 1,
-    colorscale: opts.colorscale ?? 'Viridis',
-    hovertemplate: 'query %{y}, key %{x}: %{z:.3f}<extra></extra>',
-  };
+    colorscale: opts.colorscale,
+  });
+  fig.data[0]!.hovertemplate = 'query %{y}, key %{x}: %{z:.3f}<extra></extra>';
   const side = Math.min(720, Math.max(320, 18 * Math.max(q, k) + 120));
-  return {
-    data: [trace],
-    layout: {
-      title: { text: opts.title ?? 'Attention weights' },
-      width: side + 80,
-      height: side,
-      xaxis: { title: { text: 'key' }, side: 'top', ...ticks(opts.keyLabels ?? opts.tokens, k) },
-      yaxis: { title: { text: 'query' }, autorange: 'reversed', ...ticks(opts.queryLabels ?? opts.tokens, q) },
-      margin: { t: 90 },
-    },
-  };
+  Object.assign(fig.layout!, { width: side + 80, height: side, margin: { t: 90 } });
+  (fig.layout!.xaxis as Layout).side = 'top';
+  return fig;
 }
 
 export interface GridOptions extends Omit<HeatmapOptions, 'head'> {
   layerNames?: readonly string[];
+  /** Panel titles by head (default `H0`, `H1`, ...). */
+  headNames?: readonly string[];
   /** Draw only these heads (default: all). */
   heads?: readonly number[];
 }
@@ -141,13 +176,13 @@ export function attentionGrid(perLayer: readonly (TensorLike | number[][][] | nu
         showscale: i === 1,
         xaxis: `x${i === 1 ? '' : i}`,
         yaxis: `y${i === 1 ? '' : i}`,
-        hovertemplate: `${opts.layerNames?.[l] ?? `layer ${l}`}, head ${h}<br>query %{y}, key %{x}: %{z:.3f}<extra></extra>`,
+        hovertemplate: `${opts.layerNames?.[l] ?? `layer ${l}`}, ${opts.headNames?.[c] ?? `head ${h}`}<br>query %{y}, key %{x}: %{z:.3f}<extra></extra>`,
       });
       const suffix = i === 1 ? '' : String(i);
       layout[`xaxis${suffix}`] = { showticklabels: false, ticks: '' };
       layout[`yaxis${suffix}`] = { autorange: 'reversed', showticklabels: false, ticks: '' };
       (layout.annotations as unknown[]).push({
-        text: `${opts.layerNames?.[l] ?? `L${l}`} H${h}`,
+        text: `${opts.layerNames?.[l] ?? `L${l}`} ${opts.headNames?.[c] ?? `H${h}`}`,
         xref: `x${suffix} domain`,
         yref: `y${suffix} domain`,
         x: 0.5,

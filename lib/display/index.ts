@@ -12,6 +12,7 @@ export { isTensor, tensorBundle, type TensorLike } from './tensor.js';
 export { isDataFrameOrSeries, frameBundle } from './dataframe.js';
 export { encodePng, heatmapPng, viridis } from './png.js';
 export {
+  heatmap,
   attentionHeatmap,
   attentionGrid,
   trainingCurves,
@@ -19,6 +20,7 @@ export {
   scatterChart,
   type Matrix,
   type HeatmapOptions,
+  type MatrixHeatmapOptions,
   type GridOptions,
   type TrainingHistory,
   type CurveOptions,
