@@ -45,7 +45,7 @@ const gyp = [npmRoot && join(npmRoot, 'npm', 'node_modules', 'node-gyp', 'bin', 
   .find((p) => p && existsSync(p));
 if (!gyp) done(false, 'not built: node-gyp not found (it ships with npm); using the pure wasm backend');
 const headers = [dirname(dirname(process.execPath)), '/usr'].find((p) => existsSync(join(p, 'include', 'node', 'node_api.h')));
-const gypArgs = [gyp, 'rebuild', ...(headers ? [`--nodedir=${headers}`] : [])];
+const gypArgs = [gyp, 'rebuild', '-j', '2', ...(headers ? [`--nodedir=${headers}`] : [])];
 const t0 = Date.now();
 const r = spawnSync(process.execPath, gypArgs, { cwd: dir, encoding: 'utf8' });
 if (r.status !== 0) {

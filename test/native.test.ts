@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as backend from '../lib/backend/index.js';
-import { nativeAvailable, nativeInfo } from '../lib/backend/native.js';
+import { gelu, layerNorm, logSoftmax, nativeAvailable, nativeInfo } from '../lib/backend/native.js';
 import { expectClose, expectNoLeak, randomArray, type Tolerance } from './helpers.js';
 
 const unavailable = await nativeAvailable();
@@ -274,6 +274,28 @@ describe.skipIf(unavailable !== null)(`native kernels${unavailable ? ` (skipped:
       expect(Array.from(tf.tensor([1, 2], [2], 'int32').cast('float32').dataSync())).toEqual([1, 2]);
       tf.dispose([c, f]);
       expectNoLeak(() => tf.tidy(() => void tf.clone(tf.ones([3])).cast('float32')));
+    });
+
+    it('fused layerNorm, gelu and logSoftmax equal the composed tfjs ops, outputs and gradients', async () => {
+      const composedLn = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+        const { mean, variance } = tf.moments(x, -1, true);
+        return x.sub(mean).mul(tf.rsqrt(variance.add(1e-5))).mul(g).add(b);
+      };
+      for (const shape of [[1, 1], [3, 7], [4, 5, 129], [2048, 128]]) {
+        const n = shape[shape.length - 1];
+        const ins = () => [rand(shape, 1, 2, 0.5), rand([n], 2, 1, 1), rand([n], 3)];
+        await parity(gradsOf(layerNorm, ins), { rtol: 1e-3, atol: 1e-4 }, `layerNorm ${JSON.stringify(shape)}`, gradsOf(composedLn, ins));
+        const composedGelu = (x: tf.Tensor) => x.mul(tf.erf(x.mul(Math.SQRT1_2)).add(1)).mul(0.5);
+        await parity(gradsOf(gelu, () => [rand(shape, 4, 4)]), { rtol: 1e-4, atol: 1e-5 }, `gelu ${JSON.stringify(shape)}`, gradsOf(composedGelu, () => [rand(shape, 4, 4)]));
+        await parity(gradsOf(logSoftmax, () => [rand(shape, 5, 6)]), { rtol: 1e-4, atol: 1e-5 }, `logSoftmax ${JSON.stringify(shape)}`, gradsOf((x) => tf.logSoftmax(x), () => [rand(shape, 5, 6)]));
+      }
+      await backend.setBackend('wasm-native');
+      expect(() => layerNorm(tf.ones([2, 3]), tf.ones([4]), tf.ones([3]))).toThrow(/gamma \[4\] and beta \[3\] must both be \[3\], the last axis of x \[2,3\]/);
+      const x = rand([4, 9], 1);
+      const g = tf.ones([9]);
+      const b = tf.zeros([9]);
+      expectNoLeak(() => tf.tidy(() => void tf.grads((a: tf.Tensor) => gelu(layerNorm(a, g, b)).sum())([x])));
+      tf.dispose([x, g, b]);
     });
 
     it('a 2-layer MLP training step leaks no tensors', async () => {

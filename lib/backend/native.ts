@@ -33,6 +33,11 @@ export interface NativeAddon {
   flashBwd(heap: ArrayBuffer, q: number, k: number, v: number, o: number, dO: number, l: number, dq: number, dk: number,
     dv: number, B: number, H: number, G: number, Sq: number, Sk: number, D: number, E: number, scale: number,
     iv: Int32Array | null, ivStride: number): void;
+  geluGrad(heap: ArrayBuffer, x: number, dy: number, dx: number, n: number): void;
+  layerNorm(heap: ArrayBuffer, x: number, g: number, b: number, y: number, mean: number, rstd: number, rows: number,
+    n: number, eps: number): void;
+  layerNormGrad(heap: ArrayBuffer, x: number, g: number, dy: number, mean: number, rstd: number, dx: number, dg: number,
+    db: number, rows: number, n: number): void;
   info(): { isa: string; threads: number; blas: string };
   setThreads(n: number): void;
 }
@@ -127,6 +132,7 @@ export function nativeInfo(): { isa: string; threads: number; blas: string } | u
 const UNARY: Record<string, number> = {
   Exp: 0, Log: 1, Tanh: 2, Erf: 3, Sigmoid: 4, Sqrt: 5, Rsqrt: 6, Square: 7, Neg: 8, Relu: 9, Reciprocal: 10, Abs: 11,
 };
+const GELU_OP = 12;
 const BINARY: Record<string, number> = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3, Maximum: 4, Minimum: 5, SquaredDifference: 6 };
 const REDUCE: Record<string, number> = { Sum: 0, Max: 1, Min: 2, Mean: 3 };
 
@@ -448,6 +454,117 @@ function aliasKernel(name: 'Identity' | 'Cast', fallback: KernelFn | undefined):
   };
 }
 
+// ------------------------------------------------------------------------------------------ fused transformer ops
+
+/** Kernel names of the fused ops below (registered on wasm only while the native kernels are installed). */
+const GELU = 'AttnlabGelu';
+const GELU_GRAD = 'AttnlabGeluGrad';
+const LAYER_NORM = 'AttnlabLayerNorm';
+const LAYER_NORM_GRAD = 'AttnlabLayerNormGrad';
+
+function geluKernel(args: KernelArgs): tf.TensorInfo {
+  const { inputs, backend } = args;
+  const out = backend.makeOutput([...inputs.x.shape], 'float32');
+  const n = size(inputs.x.shape);
+  if (n > 0) lib().unary(heap(backend), GELU_OP, offset(backend, inputs.x), offset(backend, out), n);
+  return out;
+}
+
+function geluGradKernel(args: KernelArgs): tf.TensorInfo {
+  const { inputs, backend } = args;
+  const out = backend.makeOutput([...inputs.x.shape], 'float32');
+  const n = size(inputs.x.shape);
+  if (n > 0) lib().geluGrad(heap(backend), offset(backend, inputs.x), offset(backend, inputs.dy), offset(backend, out), n);
+  return out;
+}
+
+function layerNormKernel(args: KernelArgs): tf.TensorInfo[] {
+  const { inputs, backend, attrs } = args;
+  const { x, gamma, beta } = inputs;
+  const n = x.shape[x.shape.length - 1];
+  const rows = size(x.shape) / n;
+  const y = backend.makeOutput([...x.shape], 'float32');
+  const mean = backend.makeOutput([rows], 'float32');
+  const rstd = backend.makeOutput([rows], 'float32');
+  lib().layerNorm(heap(backend), offset(backend, x), offset(backend, gamma), offset(backend, beta), offset(backend, y),
+    offset(backend, mean), offset(backend, rstd), rows, n, attrs.eps as number);
+  return [y, mean, rstd];
+}
+
+function layerNormGradKernel(args: KernelArgs): tf.TensorInfo[] {
+  const { inputs, backend } = args;
+  const { x, gamma, dy, mean, rstd } = inputs;
+  const n = x.shape[x.shape.length - 1];
+  const rows = size(x.shape) / n;
+  const dx = backend.makeOutput([...x.shape], 'float32');
+  const dg = backend.makeOutput([n], 'float32');
+  const db = backend.makeOutput([n], 'float32');
+  lib().layerNormGrad(heap(backend), offset(backend, x), offset(backend, gamma), offset(backend, dy), offset(backend, mean),
+    offset(backend, rstd), offset(backend, dx), offset(backend, dg), offset(backend, db), rows, n);
+  return [dx, dg, db];
+}
+
+/** True when the fused kernels can take these float32 tensors (wasm-native active). */
+function fusedReady(...ts: tf.Tensor[]): boolean {
+  return saved !== undefined && tf.getBackend() === 'wasm' && ts.every((t) => t.dtype === 'float32' && t.size > 0);
+}
+
+/**
+ * Layer norm over the last axis (Ba et al., 2016, https://arxiv.org/abs/1607.06450):
+ *   y = (x - mean) / sqrt(var + eps) * gamma + beta,   x [..., n], gamma [n], beta [n]
+ * One native kernel forward and one backward on wasm-native (instead of ~20 tfjs ops); the same ops composed elsewhere.
+ */
+export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps = 1e-5): tf.Tensor {
+  const n = x.shape[x.rank - 1];
+  if (x.rank < 1 || gamma.rank !== 1 || beta.rank !== 1 || gamma.shape[0] !== n || beta.shape[0] !== n) {
+    throw new ShapeError(`layerNorm: gamma ${fmt(gamma.shape)} and beta ${fmt(beta.shape)} must both be [${n}], the last axis of x ${fmt(x.shape)}`);
+  }
+  if (!fusedReady(x, gamma, beta)) {
+    return tf.tidy(() => {
+      const { mean, variance } = tf.moments(x, -1, true);
+      return x.sub(mean).mul(tf.rsqrt(variance.add(eps))).mul(gamma).add(beta);
+    });
+  }
+  const attrs = { eps } as unknown as tf.NamedAttrMap;
+  const op = tf.customGrad(((xx: tf.Tensor, g: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+    const [y, mean, rstd] = tf.engine().runKernel(LAYER_NORM, { x: xx, gamma: g, beta: b }, attrs) as tf.Tensor[];
+    save([xx, g, mean, rstd]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, s: tf.Tensor[]) =>
+        tf.engine().runKernel(LAYER_NORM_GRAD, { x: s[0], gamma: s[1], dy, mean: s[2], rstd: s[3] }, {}) as tf.Tensor[],
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(x, gamma, beta);
+}
+
+/** Exact GELU, x Φ(x) = 0.5 x (1 + erf(x / √2)) (Hendrycks & Gimpel, 2016); fused on wasm-native, composed elsewhere. */
+export function gelu(x: tf.Tensor): tf.Tensor {
+  if (!fusedReady(x)) return tf.tidy(() => x.mul(tf.erf(x.mul(Math.SQRT1_2)).add(1)).mul(0.5));
+  const op = tf.customGrad(((xx: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([xx]);
+    return {
+      value: tf.engine().runKernel(GELU, { x: xx }, {}) as tf.Tensor,
+      gradFunc: (dy: tf.Tensor, s: tf.Tensor[]) => tf.engine().runKernel(GELU_GRAD, { x: s[0], dy }, {}) as tf.Tensor,
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(x);
+}
+
+/**
+ * log softmax over the last axis; on wasm-native one native kernel (tfjs's own op composes six), with the gradient
+ * dy - sum(dy) softmax(x).
+ */
+export function logSoftmax(x: tf.Tensor): tf.Tensor {
+  if (!fusedReady(x)) return tf.logSoftmax(x);
+  const op = tf.customGrad(((xx: tf.Tensor, save: tf.GradSaveFunc) => {
+    const y = tf.engine().runKernel('LogSoftmax', { logits: xx }, { axis: -1 }) as tf.Tensor;
+    save([y]);
+    return { value: y, gradFunc: (dy: tf.Tensor, s: tf.Tensor[]) => dy.sub(dy.sum(-1, true).mul(tf.exp(s[0]))) };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(x);
+}
+
 // ------------------------------------------------------------------------------------------------ fused attention
 
 /** Kernel names of the fused attention op (see lib/attention/flash.ts). */
@@ -504,6 +621,10 @@ function overrides(): Record<string, (fallback: KernelFn | undefined) => KernelF
     Identity: (f) => aliasKernel('Identity', f),
     Cast: (f) => aliasKernel('Cast', f),
     UnsortedSegmentSum: segmentSumKernel,
+    [GELU]: () => geluKernel as unknown as KernelFn,
+    [GELU_GRAD]: () => geluGradKernel as unknown as KernelFn,
+    [LAYER_NORM]: () => layerNormKernel as unknown as KernelFn,
+    [LAYER_NORM_GRAD]: () => layerNormGradKernel as unknown as KernelFn,
     [FLASH_FWD]: () => flashFwdKernel as unknown as KernelFn,
     [FLASH_BWD]: () => flashBwdKernel as unknown as KernelFn,
   };

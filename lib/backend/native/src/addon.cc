@@ -50,22 +50,25 @@ class Pool {
   }
   int size() const { return n_; }
 
-  // Run fn(tid) on every thread (tid 0 is the caller) and wait for all.
+  // Offer fn(tid) to every thread (tid 0 is the caller, which always runs it) and return once no thread is inside.
+  // A worker that has not started by the time the caller finishes is not waited for: on a machine whose other core
+  // is busy, waiting for a descheduled worker would cost a scheduler time slice. fn must therefore share out its
+  // work dynamically (an atomic counter), never assume every tid runs.
   void run(const std::function<void(int)>& fn) {
     if (n_ == 1) {
       fn(0);
       return;
     }
     job_ = &fn;
-    pending_.store(n_ - 1, std::memory_order_relaxed);
+    open_.store(true);
     {
       std::lock_guard<std::mutex> g(mu_);
       gen_++;
     }
     cv_.notify_all();
     fn(0);
-    while (pending_.load(std::memory_order_acquire) != 0) __builtin_ia32_pause();
-    job_ = nullptr;
+    open_.store(false);
+    while (inside_.load() != 0) __builtin_ia32_pause();
   }
 
  private:
@@ -84,8 +87,9 @@ class Pool {
       }
       seen = gen_.load();
       if (stop_) return;
-      (*job_)(tid);
-      pending_.fetch_sub(1, std::memory_order_release);
+      inside_.fetch_add(1);
+      if (open_.load() && gen_.load() == seen) (*job_)(tid);
+      inside_.fetch_sub(1);
     }
   }
 
@@ -94,7 +98,8 @@ class Pool {
   std::mutex mu_;
   std::condition_variable cv_;
   std::atomic<uint64_t> gen_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<bool> open_{false};
+  std::atomic<int> inside_{0};
   const std::function<void(int)>* job_ = nullptr;
   std::atomic<bool> stop_{false};
 };
@@ -126,6 +131,9 @@ struct Kernels {
   decltype(&k_base::reduce_inner) reduce_inner;
   decltype(&k_base::reduce_middle) reduce_middle;
   decltype(&k_base::softmax_rows) softmax_rows;
+  decltype(&k_base::gelu_grad) gelu_grad;
+  decltype(&k_base::layernorm_fwd) layernorm_fwd;
+  decltype(&k_base::layernorm_bwd) layernorm_bwd;
   decltype(&k_base::flash_scratch_floats) flash_scratch_floats;
   decltype(&k_base::flash_bwd_scratch_floats) flash_bwd_scratch_floats;
   decltype(&k_base::flash_fwd) flash_fwd;
@@ -134,7 +142,8 @@ struct Kernels {
 };
 #define ATTNLAB_TABLE(ns, name)                                                                                     \
   Kernels {                                                                                                         \
-    name, ns::unary, ns::binary, ns::reduce_inner, ns::reduce_middle, ns::softmax_rows, ns::flash_scratch_floats,   \
+    name, ns::unary, ns::binary, ns::reduce_inner, ns::reduce_middle, ns::softmax_rows, ns::gelu_grad,              \
+        ns::layernorm_fwd, ns::layernorm_bwd, ns::flash_scratch_floats,                                             \
         ns::flash_bwd_scratch_floats, ns::flash_fwd, ns::flash_delta, ns::flash_bwd                                 \
   }
 Kernels K;
@@ -425,6 +434,77 @@ bool read_attn(Args& a, size_t base, Attn& at) {
   return true;
 }
 
+// geluGrad(heap, xOff, dyOff, dxOff, n)
+napi_value GeluGrad(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  if (!a.ok) return nullptr;
+  long n = a.integer(4);
+  const float* x = a.f32(1, n);
+  const float* dy = a.f32(2, n);
+  float* dx = a.f32(3, n);
+  if (!a.ok) return nullptr;
+  parallel_for(n, 1 << 14, [&](long lo, long hi) { K.gelu_grad(x, dy, dx, lo, hi); });
+  return undefined(env);
+}
+
+// layerNorm(heap, xOff, gOff, bOff, yOff, meanOff, rstdOff, rows, n, eps)
+napi_value LayerNorm(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  if (!a.ok) return nullptr;
+  long rows = a.integer(7), n = a.integer(8);
+  float eps = (float)a.num(9);
+  const float* x = a.f32(1, rows * n);
+  const float* g = a.f32(2, n);
+  const float* b = a.f32(3, n);
+  float* y = a.f32(4, rows * n);
+  float* mean = a.f32(5, rows);
+  float* rstd = a.f32(6, rows);
+  if (!a.ok) return nullptr;
+  parallel_for(rows, (1 << 14) / (n + 1) + 1, [&](long lo, long hi) { K.layernorm_fwd(x, g, b, y, mean, rstd, n, eps, lo, hi); });
+  return undefined(env);
+}
+
+// layerNormGrad(heap, xOff, gOff, dyOff, meanOff, rstdOff, dxOff, dgOff, dbOff, rows, n)
+napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  if (!a.ok) return nullptr;
+  long rows = a.integer(9), n = a.integer(10);
+  const float* x = a.f32(1, rows * n);
+  const float* g = a.f32(2, n);
+  const float* dy = a.f32(3, rows * n);
+  const float* mean = a.f32(4, rows);
+  const float* rstd = a.f32(5, rows);
+  float* dx = a.f32(6, rows * n);
+  float* dg = a.f32(7, n);
+  float* db = a.f32(8, n);
+  if (!a.ok) return nullptr;
+  int T = pool->size();
+  std::vector<float> part((size_t)T * 2 * n, 0.0f);  // per-thread dgamma, dbeta
+  long grain = (1 << 13) / (n + 1) + 1;
+  std::atomic<long> next{0};
+  bool par = rows * n > (1 << 14);
+  auto work = [&](int tid) {
+    float* pg = part.data() + (size_t)tid * 2 * n;
+    for (;;) {
+      long lo = next.fetch_add(grain);
+      if (lo >= rows) break;
+      K.layernorm_bwd(x, g, dy, mean, rstd, dx, pg, pg + n, n, lo, lo + grain < rows ? lo + grain : rows);
+    }
+  };
+  if (par) pool->run(work);
+  else work(0);
+  for (long j = 0; j < n; j++) {
+    float sg = 0, sb = 0;
+    for (int t = 0; t < T; t++) {
+      sg += part[(size_t)t * 2 * n + j];
+      sb += part[(size_t)t * 2 * n + n + j];
+    }
+    dg[j] = sg;
+    db[j] = sb;
+  }
+  return undefined(env);
+}
+
 // flashFwd(heap, qOff, kOff, vOff, oOff, lOff, B, H, G, Sq, Sk, D, E, scale, iv, ivBatchStride)
 napi_value FlashFwd(napi_env env, napi_callback_info info) {
   Args a(env, info);
@@ -542,7 +622,8 @@ napi_value Init(napi_env env, napi_value exports) {
     const char* name;
     napi_callback cb;
   } fns[] = {{"gemm", Gemm},       {"unary", Unary},           {"binary", Binary},     {"reduce", Reduce},
-             {"softmax", Softmax}, {"gather", Gather},         {"segmentSum", SegmentSum},
+             {"softmax", Softmax}, {"gather", Gather},
+             {"geluGrad", GeluGrad}, {"layerNorm", LayerNorm}, {"layerNormGrad", LayerNormGrad},         {"segmentSum", SegmentSum},
              {"flashFwd", FlashFwd}, {"flashBwd", FlashBwd}, {"info", Info},        {"setThreads", SetThreads}};
   for (auto& f : fns) {
     napi_value fn;

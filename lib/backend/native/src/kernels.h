@@ -18,6 +18,11 @@ struct Attn {
   void reduce_inner(int op, const float* x, float* y, long r, long lo, long hi);                                    \
   void reduce_middle(int op, const float* x, float* y, long r, long inner, long lo, long hi);                       \
   void softmax_rows(const float* x, float* y, long n, bool log, long lo, long hi);                                  \
+  void gelu_grad(const float* x, const float* dy, float* dx, long lo, long hi);                                     \
+  void layernorm_fwd(const float* x, const float* g, const float* b, float* y, float* mean, float* rstd, long n,    \
+                     float eps, long lo, long hi);                                                                  \
+  void layernorm_bwd(const float* x, const float* g, const float* dy, const float* mean, const float* rstd,         \
+                     float* dx, float* dg, float* db, long n, long lo, long hi);                                    \
   long flash_scratch_floats(long D, long E);                                                                        \
   long flash_bwd_scratch_floats(long D, long E);                                                                    \
   void flash_fwd(const Attn& a, float* O, float* L, float* scratch, long lo, long hi);                              \
