@@ -20,8 +20,16 @@ const TSLAB_DIR = dirname(requireHere.resolve('tslab/package.json'));
 export const requireTslab = createRequire(join(TSLAB_DIR, 'package.json'));
 
 /** The subset of TypeScript's API this module touches (tslab ships its own fork of TypeScript 5.0). */
+interface TsNode {
+  kind: number;
+  name?: TsNode;
+  end: number;
+  getText(file?: unknown): string;
+}
 interface TsModule {
   version: string;
+  forEachChild(node: unknown, visit: (child: TsNode) => void): void;
+  SyntaxKind: { ShorthandPropertyAssignment: number };
   createWatchCompilerHost: (...args: unknown[]) => unknown;
   createSourceFile(name: string, text: string, target: number, setParents?: boolean, kind?: number): {
     parseDiagnostics?: { start: number; length: number; messageText: unknown }[];
@@ -199,7 +207,7 @@ export class Engine {
     } catch (e) {
       return errorOutcome(e);
     }
-    const ok = await this.executor.execute(code);
+    const ok = await this.executor.execute(expandShorthandProperties(code));
     if (this.diagnostics.length > 0) {
       const first = this.diagnostics[0]!.replace(/^.*?\d+:\d+ - /, '');
       return { status: 'error', ename: 'TypeScriptError', evalue: first, traceback: this.diagnostics };
@@ -229,6 +237,26 @@ export class Engine {
   close(): void {
     this.executor.close();
   }
+}
+
+/**
+ * `{ x }` -> `{ x: x }`. tslab rewrites references to variables of earlier cells into `exports.x`, but not inside a
+ * shorthand property, which then fails with "x is not defined" at run time. Writing the property out avoids that;
+ * the two forms mean the same (also as destructuring targets, with or without a default).
+ */
+export function expandShorthandProperties(code: string): string {
+  const file = ts.createSourceFile('cell.ts', code, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
+  const inserts: { at: number; text: string }[] = [];
+  const visit = (node: TsNode): void => {
+    if (node.kind === ts.SyntaxKind.ShorthandPropertyAssignment && node.name) {
+      inserts.push({ at: node.name.end, text: `: ${node.name.getText(file)}` });
+    }
+    ts.forEachChild(node, visit);
+  };
+  ts.forEachChild(file, visit);
+  let out = code;
+  for (const { at, text } of inserts.sort((a, b) => b.at - a.at)) out = out.slice(0, at) + text + out.slice(at);
+  return out;
 }
 
 export type Completeness = { status: 'complete' } | { status: 'incomplete'; indent: string } | { status: 'invalid' };

@@ -108,6 +108,14 @@ class AttnlabKernelTests(TypeScriptKernelTests):
         self.assertEqual(data["text/markdown"], "*hi*")
         self.assertIn("text/plain", data)
 
+    def test_shorthand_property_of_earlier_cell(self):
+        # Plain tslab fails this with "ReferenceError: earlier is not defined".
+        self.run_cell("const earlier = 5;")
+        reply, outputs = self.run_cell("({ earlier })")
+        self.assertEqual(reply["content"]["status"], "ok", reply["content"])
+        results = [m for m in outputs if m["msg_type"] == "execute_result"]
+        self.assertEqual(results[0]["content"]["data"]["text/plain"], "{ earlier: 5 }")
+
     def test_top_level_await(self):
         reply, outputs = self.run_cell("await new Promise((r) => setTimeout(() => r(7), 10))")
         self.assertEqual(reply["content"]["status"], "ok")
