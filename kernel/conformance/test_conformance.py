@@ -116,6 +116,20 @@ class AttnlabKernelTests(TypeScriptKernelTests):
         results = [m for m in outputs if m["msg_type"] == "execute_result"]
         self.assertEqual(results[0]["content"]["data"]["text/plain"], "{ earlier: 5 }")
 
+    def test_interrupt_stops_an_await(self):
+        self.flush_channels()
+        msg_id = self.kc.execute("console.log('started');\nawait new Promise(() => {});")
+        while True:  # interrupt once the cell is certainly waiting
+            msg = self.kc.get_iopub_msg(timeout=60)
+            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+                break
+        self.km.interrupt_kernel()
+        reply = self.get_non_kernel_info_reply(timeout=60)
+        self.assertEqual(reply["content"]["status"], "error")
+        self.assertIn("Interrupted", reply["content"]["evalue"])
+        reply, outputs = self.run_cell("'still alive'")
+        self.assertEqual(reply["content"]["status"], "ok")
+
     def test_top_level_await(self):
         reply, outputs = self.run_cell("await new Promise((r) => setTimeout(() => r(7), 10))")
         self.assertEqual(reply["content"]["status"], "ok")
