@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as backend from '../lib/backend/index.js';
 import { getExperiment, listExperiments, registerExperiment, runExperiment } from '../lib/experiments/index.js';
-import { repeatTask } from '../lib/experiments/induction/task.js';
+import { repeatTask } from '../lib/data/repeat.js';
 import { splitOf } from '../lib/data/batch.js';
 
 const root = join(import.meta.dirname, '..');

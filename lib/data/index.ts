@@ -12,3 +12,4 @@ export * from './batch.js';
 export * from './tasks.js';
 export * from './tokenizer.js';
 export * from './corpus.js';
+export * from './repeat.js';

@@ -4,7 +4,7 @@
  * Paper: Olsson et al., 2022, "In-context Learning and Induction Heads", https://arxiv.org/abs/2209.11895
  * (after Elhage et al., 2021, "A Mathematical Framework for Transformer Circuits").
  *
- * Task (task.ts): a segment of random tokens repeated, its length varying per row. Predicting the repeat needs an
+ * Task (lib/data/repeat.ts): a segment of random tokens repeated, its length varying per row. Predicting the repeat needs an
  * induction circuit: a previous-token head (layer 1) writes "the token before me was A" into each position, and an
  * induction head (layer 2) at the current token A attends to the position after A's previous occurrence and copies
  * it. A one-layer model cannot compose the two and stays far below. The induction score of a head is its mean
@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ToyLM } from '../../layers/toylm.js';
-import { repeatTask, type RepeatBatch } from './task.js';
+import { repeatTask, type RepeatBatch } from '../../data/repeat.js';
 import { train } from '../../train/loop.js';
 import { registerExperiment, type ExperimentContext } from '../registry.js';
 
