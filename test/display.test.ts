@@ -161,3 +161,15 @@ describe('figure builders', () => {
     expect(s.layout!.showlegend).toBe(true);
   });
 });
+
+describe('callable display module', () => {
+  it('is a function that shows a value and carries the module functions', async () => {
+    const { display } = await import('../lib/display/callable.js');
+    const sent: unknown[] = [];
+    d.setDisplaySink({ send: (bundle) => sent.push(bundle) });
+    display({ loss: 1 });
+    expect(sent).toHaveLength(1);
+    expect(display.attentionHeatmap).toBe(d.attentionHeatmap);
+    expect(display.newDisplayHandle()).toBeDefined();
+  });
+});
