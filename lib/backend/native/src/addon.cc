@@ -59,6 +59,7 @@ class Pool {
       fn(0);
       return;
     }
+    std::lock_guard<std::mutex> one(run_mu_);  // JS worker threads share this pool: one job at a time
     job_ = &fn;
     open_.store(true);
     {
@@ -95,7 +96,7 @@ class Pool {
 
   int n_;
   std::vector<std::thread> workers_;
-  std::mutex mu_;
+  std::mutex mu_, run_mu_;
   std::condition_variable cv_;
   std::atomic<uint64_t> gen_{0};
   std::atomic<bool> open_{false};

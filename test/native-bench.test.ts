@@ -1,0 +1,59 @@
+/** `attnlab bench` end to end on the smallest workload, without the PyTorch peer: table, JSON report, usage errors. */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
+import { benchCommand } from '../lib/cli/bench.js';
+import { formatTable, median, selectWorkloads, WORKLOADS } from '../lib/bench/index.js';
+
+describe('attnlab bench', () => {
+  it('registers the workloads the issue names, each with a FLOP count and a peer description', () => {
+    expect(WORKLOADS.map((w) => w.name)).toEqual([
+      'gemm-256', 'gemm-1024', 'gemm-2048',
+      'attn-causal-128-fwd', 'attn-causal-128-fwdbwd', 'attn-causal-512-fwd', 'attn-causal-512-fwdbwd',
+      'attn-causal-2048-fwd', 'attn-causal-2048-fwdbwd', 'toylm-step',
+    ]);
+    for (const w of WORKLOADS) {
+      expect(w.flops).toBeGreaterThan(0);
+      expect(w.peer.kind).toBeTruthy();
+    }
+    expect(selectWorkloads('gemm-1024,toylm').map((w) => w.name)).toEqual(['gemm-1024', 'toylm-step']);
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 2, 3])).toBe(2.5);
+  });
+
+  it('runs a workload and writes a JSON report', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'attnlab-bench-')), 'report.json');
+    const logs: string[] = [];
+    const log = vi.spyOn(console, 'log').mockImplementation((s: string) => void logs.push(s));
+    const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    try {
+      expect(await benchCommand(['--only', 'gemm-256', '--repeats', '2', '--peer', 'none', '--out', out])).toBe(0);
+    } finally {
+      log.mockRestore();
+      err.mockRestore();
+    }
+    const report = JSON.parse(readFileSync(out, 'utf8'));
+    expect(report.rows.length).toBeGreaterThanOrEqual(1);
+    for (const row of report.rows) {
+      expect(row.workload).toBe('gemm-256');
+      expect(row.samplesMs).toHaveLength(2);
+      expect(row.gflops).toBeGreaterThan(0);
+    }
+    expect(logs.join('\n')).toContain('gemm-256');
+    expect(formatTable(report)).toMatch(/workload\s+backend\s+path\s+median ms/);
+  });
+
+  it('rejects bad options with a usage message and exit code 2', async () => {
+    const err = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    try {
+      expect(await benchCommand(['--repeats', '0'])).toBe(2);
+      expect(await benchCommand(['--only', 'nothing-like-this'])).toBe(2);
+      expect(await benchCommand(['--peer', 'jax'])).toBe(2);
+      expect(await benchCommand(['--bogus'])).toBe(2);
+      expect(err.mock.calls.map((c) => String(c[0])).join('\n')).toMatch(/--repeats must be an integer >= 1, got '0'/);
+    } finally {
+      err.mockRestore();
+    }
+  });
+});
