@@ -1,0 +1,216 @@
+/**
+ * Machinery shared by the content-based sparse attention methods: a selection of keys per query block, the attention
+ * restricted to it, and the cost report every method returns.
+ *
+ * Shape legend: b = batch, h = query heads, g = kv heads, n = queries, m = keys, d = head dim, e = value dim,
+ * nb = query blocks (ceil(n / bq)), s = key slots per query block.
+ *   q [b, h, n, d], k [b, g, m, d], v [b, g, m, e] -> output [b, h, n, e]
+ *
+ * Queries are end-aligned with keys (query i sits at position m - n + i), as in `sdpa`.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { embedding, matmul } from '../backend/ops.js';
+import { MASKED_SCORE, checkQkv, type AttentionShapes } from '../attention/sdpa.js';
+import { ShapeError } from '../util/shapes.js';
+
+/** What a sparse method computed, so cost is measured rather than assumed. */
+export interface SparseStats {
+  method: string;
+  /** Query-key scores computed for the attention itself (visible pairs only). */
+  pairs: number;
+  /** Scores dense attention computes under the same mask (causal: n(n+1)/2 per head and batch row). */
+  densePairs: number;
+  /** Dot products spent deciding what to keep (centroid distances, representative or landmark scores, gate logits). */
+  selectionPairs: number;
+  /** Key blocks kept and available, summed over batch, heads and query blocks (block methods only). */
+  blocksKept?: number;
+  blocksTotal?: number;
+}
+
+export interface SparseResult {
+  output: tf.Tensor4D;
+  stats: SparseStats;
+  /** Whether query i of (batch b, head h) scored key j (for recall and mass metrics; causality not included). */
+  covers: (b: number, h: number, i: number, j: number) => boolean;
+}
+
+/** `covers` for methods that keep key blocks per query block: blocks[(b * heads + h) * nb + qb]. */
+export function blockCovers(blocks: number[][], heads: number, queries: number, queryBlock: number, keyBlock: number): SparseResult['covers'] {
+  const nb = Math.ceil(queries / queryBlock);
+  const sets = blocks.map((bl) => new Set(bl));
+  return (b, h, i, j) => sets[(b * heads + h) * nb + Math.floor(i / queryBlock)].has(Math.floor(j / keyBlock));
+}
+
+/** Options every method accepts. */
+export interface SparseBaseOptions {
+  /** Multiplies the scores; default 1/sqrt(d). */
+  scale?: number;
+  /** Decoder attention: query at position p sees keys <= p. Default true. */
+  causal?: boolean;
+}
+
+export function densePairs(s: AttentionShapes, causal: boolean): number {
+  if (!causal) return s.batch * s.heads * s.queries * s.keys;
+  const off = s.keys - s.queries;
+  let per = 0;
+  for (let i = 0; i < s.queries; i++) per += Math.min(s.keys, off + i + 1);
+  return s.batch * s.heads * per;
+}
+
+export function checkScale(fn: string, scale: number | undefined, dim: number): number {
+  const sc = scale ?? 1 / Math.sqrt(dim);
+  if (!Number.isFinite(sc)) throw new ShapeError(`${fn}: options.scale must be a finite number, got ${sc}`);
+  return sc;
+}
+
+export function checkBlock(fn: string, arg: string, v: number | undefined): void {
+  if (v !== undefined && (!Number.isInteger(v) || v <= 0)) throw new ShapeError(`${fn}: options.${arg} must be a positive integer, got ${v}`);
+}
+
+/** Differentiable row gather x [rows, d] at idx: the embedding lookup, whose gradient is a scatter-add on every backend. */
+export function gatherRows(x: tf.Tensor2D, idx: Int32Array): tf.Tensor2D {
+  return tf.tidy(() => embedding(x, tf.tensor1d(idx, 'int32')) as tf.Tensor2D);
+}
+
+/**
+ * Keys chosen per (batch row, head, query block): every query in block `qb` may attend to
+ * `keys[((b * h + head) * nb + qb) * slots + t]` for t < slots (-1 = empty slot). Indices must be distinct per block.
+ * `logWeight` (same layout) is added to a slot's score: log of the weight an estimator gives that key (sampling).
+ */
+export interface KeySelection {
+  queryBlock: number;
+  slots: number;
+  keys: Int32Array;
+  logWeight?: Float32Array;
+}
+
+/** Gathered floats per piece of `attendSelected`: bounds memory however long the sequence. */
+const PIECE_FLOATS = 1 << 22;
+
+/**
+ * Attention of each query block over its selected keys: softmax over the selected, visible keys only.
+ * Returns the output [b, h, n, e], with `opts.lse` each query's log-sum-exp of its scores [b, h, n, 1] (for merging),
+ * and the number of visible pairs scored. Query blocks are processed in pieces so gathered keys stay bounded.
+ * Differentiable in q, k and v.
+ */
+export function attendSelected(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, sel: KeySelection, opts: { scale: number; causal: boolean; lse?: boolean }): { output: tf.Tensor4D; lse?: tf.Tensor4D; pairs: number } {
+  const s = checkQkv(fn, q, k, v);
+  const { batch: B, heads: H, kvHeads: G, queries: N, keys: M, dim: D, valueDim: E } = s;
+  const bq = sel.queryBlock;
+  const nb = Math.ceil(N / bq);
+  const S = sel.slots;
+  const X = B * H * nb;
+  if (sel.keys.length !== X * S) {
+    throw new ShapeError(`${fn}: selection has ${sel.keys.length} entries, expected batch*heads*queryBlocks*slots = ${B}*${H}*${nb}*${S}`);
+  }
+  const groups = H / G;
+  const off = M - N;
+  const rows = new Int32Array(X * S);
+  const bias = new Float32Array(X * bq * S);
+  const allowed = new Float32Array(X * bq * S);
+  let pairs = 0;
+  for (let blk = 0; blk < X; blk++) {
+    const bh = Math.floor(blk / nb);
+    const qb = blk % nb;
+    const base = (Math.floor(bh / H) * G + Math.floor((bh % H) / groups)) * M;
+    for (let t = 0; t < S; t++) {
+      const j = sel.keys[blk * S + t];
+      if (j >= M) throw new ShapeError(`${fn}: selection names key ${j}, but k has ${M} keys`);
+      rows[blk * S + t] = j < 0 ? base : base + j;
+      const lw = sel.logWeight ? sel.logWeight[blk * S + t] : 0;
+      for (let i = 0; i < bq; i++) {
+        const qi = qb * bq + i;
+        const ok = j >= 0 && qi < N && (!opts.causal || j <= off + qi);
+        const at = (blk * bq + i) * S + t;
+        bias[at] = ok ? lw : MASKED_SCORE;
+        allowed[at] = ok ? 1 : 0;
+        if (ok) pairs++;
+      }
+    }
+  }
+  const per = Math.max(1, Math.floor(PIECE_FLOATS / (S * Math.max(D, E, bq))));
+  const result = tf.tidy(() => {
+    const pad = nb * bq - N;
+    const qp = pad > 0 ? tf.pad(q, [[0, 0], [0, 0], [0, pad], [0, 0]]) : q;
+    const q3 = qp.reshape([X, bq, D]);
+    const kFlat = k.reshape([B * G * M, D]) as tf.Tensor2D;
+    const vFlat = v.reshape([B * G * M, E]) as tf.Tensor2D;
+    const outs: tf.Tensor[] = [];
+    const lses: tf.Tensor[] = [];
+    for (let x0 = 0; x0 < X; x0 += per) {
+      const x = Math.min(per, X - x0);
+      const r = rows.subarray(x0 * S, (x0 + x) * S);
+      const kSel = gatherRows(kFlat, r).reshape([x, S, D]);
+      const vSel = gatherRows(vFlat, r).reshape([x, S, E]);
+      const qx = x === X ? q3 : q3.slice([x0, 0, 0], [x, bq, D]);
+      const scores = matmul(qx, kSel, false, true).mul(opts.scale).add(tf.tensor3d(bias.subarray(x0 * bq * S, (x0 + x) * bq * S), [x, bq, S]));
+      const lse = scores.logSumExp(-1, true);
+      const w = tf.exp(scores.sub(lse)).mul(tf.tensor3d(allowed.subarray(x0 * bq * S, (x0 + x) * bq * S), [x, bq, S]));
+      outs.push(matmul(w, vSel));
+      lses.push(lse);
+    }
+    const cat = (ts: tf.Tensor[], w: number) => {
+      const o = (ts.length === 1 ? ts[0] : tf.concat(ts, 0)).reshape([B, H, nb * bq, w]);
+      return (pad > 0 ? o.slice([0, 0, 0, 0], [B, H, N, w]) : o) as tf.Tensor4D;
+    };
+    return opts.lse ? [cat(outs, E), cat(lses, 1)] : [cat(outs, E)];
+  });
+  return { output: result[0] as tf.Tensor4D, lse: result[1] as tf.Tensor4D | undefined, pairs };
+}
+
+/** Expand chosen key blocks (indices into blocks of `blockSize` keys) into key indices, clipped at `keys`. */
+export function blocksToKeys(blocks: ArrayLike<number>, blockSize: number, keys: number, out: Int32Array, at: number): number {
+  let t = at;
+  for (let i = 0; i < blocks.length; i++) {
+    const kb = blocks[i];
+    if (kb < 0) continue;
+    for (let j = kb * blockSize; j < Math.min(keys, (kb + 1) * blockSize); j++) out[t++] = j;
+  }
+  return t;
+}
+
+/** Indices of the `k` largest values (ties to the lower index), in descending value order. */
+export function topIndices(values: ArrayLike<number>, k: number, candidates?: ArrayLike<number>): number[] {
+  const idx = candidates ? Array.from(candidates) : Array.from({ length: values.length }, (_, i) => i);
+  idx.sort((a, b) => values[b] - values[a] || a - b);
+  return idx.slice(0, k);
+}
+
+/** A copy of `t` that gradients do not flow through (tfjs has no stopGradient). */
+export function constant<T extends tf.Tensor>(t: T): T {
+  return tf.tensor(t.dataSync(), t.shape, t.dtype) as T;
+}
+
+/** Float64 copy of a tensor's data, for the naive references. */
+export function f64(t: tf.Tensor): Float64Array {
+  return Float64Array.from(t.dataSync());
+}
+
+/**
+ * Naive float64 attention of one query over an explicit key list (used by every method's naive reference):
+ * returns the output row and the scores' log-sum-exp.
+ */
+export function naiveAttendRow(qRow: ArrayLike<number>, keyRows: ArrayLike<number>[], valueRows: ArrayLike<number>[], scale: number): { out: Float64Array; lse: number } {
+  const E = valueRows.length ? valueRows[0].length : 0;
+  const out = new Float64Array(E);
+  if (!keyRows.length) return { out, lse: -Infinity };
+  const sc = keyRows.map((kr) => {
+    let dot = 0;
+    for (let d = 0; d < qRow.length; d++) dot += qRow[d] * kr[d];
+    return dot * scale;
+  });
+  const mx = Math.max(...sc);
+  let z = 0;
+  for (const x of sc) z += Math.exp(x - mx);
+  sc.forEach((x, j) => {
+    const w = Math.exp(x - mx) / z;
+    for (let e = 0; e < E; e++) out[e] += w * valueRows[j][e];
+  });
+  return { out, lse: mx + Math.log(z) };
+}
+
+/** Row accessor for a float64 copy of a [b, heads, len, dim] tensor. */
+export function rowsOf(data: Float64Array, shape: readonly number[]): (b: number, h: number, i: number) => Float64Array {
+  const [, H, L, D] = shape;
+  return (b, h, i) => data.subarray(((b * H + h) * L + i) * D, ((b * H + h) * L + i + 1) * D);
+}

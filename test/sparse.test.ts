@@ -1,0 +1,307 @@
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BACKENDS, expectClose, expectNoLeak, numericGrad, randomArray, useBackend } from './helpers.js';
+import { naiveAttention } from '../lib/attention/naive.js';
+import { sdpa } from '../lib/attention/sdpa.js';
+import * as masks from '../lib/masks/index.js';
+import {
+  commitmentLoss, hipAttention, hipAttentionNaive, hyperAttention, hyperAttentionNaive, initSeerGate, kmeansUpdate,
+  landmarkAttention, landmarkAttentionNaive, longHeadsAttention, longHeadsAttentionNaive, normaliseShared, routingAttention,
+  routingAttentionNaive, seerAttention, seerAttentionNaive, seerDistillLoss, seerGateLogProbs, seerGroundTruth,
+  type SparseResult,
+} from '../lib/sparse/index.js';
+
+const t4 = (data: ArrayLike<number>, shape: number[]) => tf.tensor(Float32Array.from(data), shape) as tf.Tensor4D;
+const rand = (shape: number[], seed: number, scale = 1) => t4(randomArray(shape.reduce((a, b) => a * b, 1), seed, scale), shape);
+const dense = (t: tf.Tensor) => ({ data: t.dataSync(), shape: t.shape });
+
+/** A method under test, with budget-covers-all and sparse options, on (q, k, v) of the given shapes. */
+interface Case {
+  name: string;
+  /** [b, h, n, d] of q; kv heads g. */
+  shape: [number, number, number, number];
+  kvHeads: number;
+  full: (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => SparseResult;
+  sparse: (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => SparseResult;
+  naive: (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => Float64Array;
+  /**
+   * First position a change at t may affect (default t). A selection shared by a query block reads all of its
+   * queries, so a change can reach back to the block's start, never further.
+   */
+  reach?: (t: number) => number;
+  /** The dense reference of `full` (default: causal softmax attention). */
+  reference?: (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => Float64Array;
+}
+
+const gate = { heads: 2, dim: 8 };
+let seerGate: { wq: tf.Variable; wk: tf.Variable };
+let centroids: tf.Tensor3D;
+let oneCentroid: tf.Tensor3D;
+
+const cases: Case[] = [
+  {
+    name: 'hip',
+    shape: [2, 4, 40, 8],
+    kvHeads: 2,
+    full: (q, k, v) => hipAttention(q, k, v, { keyBlock: 4, topk: 64 }),
+    sparse: (q, k, v) => hipAttention(q, k, v, { keyBlock: 4, topk: 2 }),
+    naive: (q, k, v) => hipAttentionNaive(q, k, v, { keyBlock: 4, topk: 2 }).output,
+  },
+  {
+    name: 'hip (query blocks)',
+    shape: [1, 2, 40, 8],
+    kvHeads: 2,
+    full: (q, k, v) => hipAttention(q, k, v, { keyBlock: 4, queryBlock: 8, topk: 64 }),
+    sparse: (q, k, v) => hipAttention(q, k, v, { keyBlock: 4, queryBlock: 8, topk: 2 }),
+    naive: (q, k, v) => hipAttentionNaive(q, k, v, { keyBlock: 4, queryBlock: 8, topk: 2 }).output,
+    reach: (t) => t - (t % 8),
+  },
+  {
+    name: 'longheads',
+    shape: [2, 4, 36, 8],
+    kvHeads: 2,
+    full: (q, k, v) => longHeadsAttention(q, k, v, { chunkSize: 4, chunks: 64 }),
+    sparse: (q, k, v) => longHeadsAttention(q, k, v, { chunkSize: 4, chunks: 3 }),
+    naive: (q, k, v) => longHeadsAttentionNaive(q, k, v, { chunkSize: 4, chunks: 3 }).output,
+  },
+  {
+    name: 'seer',
+    shape: [1, 2, 32, 8],
+    kvHeads: 1,
+    full: (q, k, v) => seerAttention(q, k, v, seerGate, { blockSize: 4, topk: 64 }),
+    sparse: (q, k, v) => seerAttention(q, k, v, seerGate, { blockSize: 4, topk: 2 }),
+    naive: (q, k, v) => seerAttentionNaive(q, k, v, seerGate, { blockSize: 4, topk: 2 }).output,
+  },
+  {
+    name: 'landmark',
+    shape: [1, 2, 32, 8],
+    kvHeads: 1,
+    full: (q, k, v) => landmarkAttention(q, k, v, { blockSize: 4, topk: 64 }),
+    sparse: (q, k, v) => landmarkAttention(q, k, v, { blockSize: 4, topk: 2 }),
+    naive: (q, k, v) => landmarkAttentionNaive(q, k, v, { blockSize: 4, topk: 2 }).output,
+    reference: (q, k, v) => landmarkAttentionNaive(q, k, v, { blockSize: 4 }).output,
+  },
+  {
+    name: 'hyper',
+    shape: [1, 2, 32, 8],
+    kvHeads: 1,
+    full: (q, k, v) => hyperAttention(q, k, v, { blockSize: 32, sampleSize: 4, minSeqLen: 4, lshProjections: 3 }),
+    sparse: (q, k, v) => hyperAttention(q, k, v, { blockSize: 4, sampleSize: 4, minSeqLen: 8, lshProjections: 3, seed: 3 }),
+    naive: (q, k, v) => hyperAttentionNaive(q, k, v, { blockSize: 4, sampleSize: 4, minSeqLen: 8, lshProjections: 3, seed: 3 }),
+  },
+  {
+    name: 'routing',
+    shape: [1, 2, 24, 8],
+    kvHeads: 2,
+    full: (q, _k, v) => routingAttention(q, v, oneCentroid),
+    sparse: (q, _k, v) => routingAttention(q, v, centroids),
+    naive: (q, _k, v) => routingAttentionNaive(q, v, centroids).output,
+    reference: (q, _k, v) => {
+      const x = normaliseShared(q);
+      const r = naiveAttention(dense(x), dense(x), dense(v), { mask: masks.causal() }).output;
+      x.dispose();
+      return r;
+    },
+  },
+];
+
+function inputs(c: Case, seed: number): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
+  const [b, h, n, d] = c.shape;
+  return [rand([b, h, n, d], seed, 1.5), rand([b, c.kvHeads, n, d], seed + 1, 1.5), rand([b, c.kvHeads, n, d], seed + 2)];
+}
+
+describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
+  beforeAll(async () => {
+    await useBackend(backendName);
+    seerGate = initSeerGate(gate.heads, gate.dim, 4, 7);
+    centroids = tf.tidy(() => {
+      const r = rand([2, 3, 8], 99);
+      return r.div(r.square().sum(-1, true).sqrt()) as tf.Tensor3D;
+    });
+    oneCentroid = tf.tidy(() => tf.ones([2, 1, 8]).div(Math.sqrt(8)) as tf.Tensor3D);
+  });
+  afterAll(() => {
+    tf.dispose([seerGate.wq, seerGate.wk, centroids, oneCentroid]);
+  });
+
+  describe.each(cases)('$name', (c) => {
+    it('equals dense attention when the budget covers every key', () => {
+      const [q, k, v] = inputs(c, 1);
+      const r = c.full(q, k, v);
+      const ref = c.reference ? c.reference(q, k, v) : naiveAttention(dense(q), dense(k), dense(v), { mask: masks.causal() }).output;
+      expectClose(r.output, ref, { rtol: 1e-4, atol: 1e-5 }, `${c.name} full budget`);
+      if (!c.reference) {
+        const viaSdpa = sdpa(q, k, v, { mask: masks.causal() });
+        expectClose(r.output, viaSdpa, { rtol: 1e-4, atol: 1e-5 }, `${c.name} vs sdpa`);
+        viaSdpa.dispose();
+        if (c.name !== 'hyper') expect(r.stats.pairs).toBe(r.stats.densePairs);
+      }
+      tf.dispose([q, k, v, r.output]);
+    });
+
+    it('matches its float64 naive reference with a small budget, and computes fewer pairs', () => {
+      const [q, k, v] = inputs(c, 2);
+      const r = c.sparse(q, k, v);
+      expectClose(r.output, c.naive(q, k, v), { rtol: 1e-4, atol: 1e-5 }, `${c.name} sparse`);
+      expect(r.stats.pairs).toBeLessThan(r.stats.densePairs);
+      expect(Number.isFinite(r.stats.selectionPairs)).toBe(true);
+      tf.dispose([q, k, v, r.output]);
+    });
+
+    it(`is causal: changing a future token never changes an earlier output${c.reach ? ' (outside its query block)' : ''}`, () => {
+      const [q, k, v] = inputs(c, 3);
+      const n = c.shape[2];
+      for (const t of [n - 1, n - 6, Math.floor(n / 2) + 1]) {
+        const bump = (x: tf.Tensor4D) => tf.tidy(() => {
+          const m = tf.tensor1d(Array.from({ length: n }, (_, i) => (i === t ? 1 : 0))).reshape([1, 1, n, 1]);
+          return x.add(m.mul(rand(x.shape, 50 + t, 3))) as tf.Tensor4D;
+        });
+        const [q2, k2, v2] = [bump(q), bump(k), bump(v)];
+        const a = c.sparse(q, k, v);
+        const b = c.sparse(q2, k2, v2);
+        const E = c.shape[3];
+        const upTo = c.reach ? c.reach(t) : t;
+        const early = (o: tf.Tensor4D) => tf.tidy(() => o.slice([0, 0, 0, 0], [-1, -1, upTo, E]));
+        const [ea, eb] = [early(a.output), early(b.output)];
+        expectClose(eb, ea, { rtol: 1e-6, atol: 1e-6 }, `${c.name}: position ${t} changed an earlier output`);
+        tf.dispose([q2, k2, v2, a.output, b.output, ea, eb]);
+      }
+      tf.dispose([q, k, v]);
+    });
+
+    it('has gradients matching central differences of the naive reference', () => {
+      const [b, h, n, d] = c.shape;
+      const shape = [Math.min(b, 1), Math.min(h, 2), Math.min(n, 24), d];
+      const small: Case = { ...c, shape: shape as Case['shape'], kvHeads: Math.min(c.kvHeads, shape[1]) };
+      const [q, k, v] = inputs(small, 4);
+      const R = rand([shape[0], shape[1], shape[2], d], 77);
+      const grads = tf.grads((a: tf.Tensor, bb: tf.Tensor, cc: tf.Tensor) => {
+        const r = c.sparse(a, bb, cc);
+        // Routing reads no k: a zero term keeps every input connected.
+        return r.output.mul(R).sum().add(bb.sum().mul(0));
+      })([q, k, v]);
+      const arrays = [q, k, v].map((x) => Float64Array.from(x.dataSync()));
+      const Rd = R.dataSync();
+      const f = () => {
+        const ts = arrays.map((a, i) => tf.tensor(Float32Array.from(a), [q, k, v][i].shape));
+        // Float32 inputs round the perturbation: use float64 naive on float32-representable steps (h = 2^-10).
+        const out = c.naive(ts[0], ts[1], ts[2]);
+        tf.dispose(ts);
+        let acc = 0;
+        for (let i = 0; i < out.length; i++) acc += out[i] * Rd[i];
+        return acc;
+      };
+      arrays.forEach((a, i) => {
+        if (c.name === 'routing' && i === 1) return; // routing shares q as keys; k is unused
+        const g = numericGrad(f, a, 2 ** -10);
+        expectClose(grads[i], g, { rtol: 5e-3, atol: 5e-4 }, `${c.name} grad of ${'qkv'[i]}`);
+      });
+      tf.dispose([q, k, v, R, ...grads]);
+    });
+
+    it('leaks no tensors', () => {
+      const [q, k, v] = inputs(c, 5);
+      expectNoLeak(() => {
+        c.sparse(q, k, v).output.dispose();
+      });
+      tf.dispose([q, k, v]);
+    });
+  });
+
+  it('landmark: retrieving every block equals the full grouped softmax; per-block retrieval reports its blocks', () => {
+    const c = cases.find((x) => x.name === 'landmark')!;
+    const [q, k, v] = inputs(c, 6);
+    const all = landmarkAttention(q, k, v, { blockSize: 4 });
+    const many = landmarkAttention(q, k, v, { blockSize: 4, topk: 100, queryBlock: 4 });
+    expectClose(many.output, all.output, {}, 'topk >= blocks');
+    const few = landmarkAttention(q, k, v, { blockSize: 4, topk: 1, queryBlock: 2 });
+    expectClose(few.output, landmarkAttentionNaive(q, k, v, { blockSize: 4, topk: 1, queryBlock: 2 }).output, {}, 'query blocks');
+    expect(few.retrieved.every((r) => r.length <= 1)).toBe(true);
+    expect(few.stats.blocksKept).toBeLessThan(few.stats.blocksTotal!);
+    tf.dispose([q, k, v, all.output, many.output, few.output]);
+  });
+
+  it('hyper: non-causal is exact with one block or with every column sampled', () => {
+    const [q, k, v] = [rand([1, 2, 16, 8], 11, 1.5), rand([1, 2, 16, 8], 12, 1.5), rand([1, 2, 16, 8], 13)];
+    const ref = naiveAttention(dense(q), dense(k), dense(v)).output;
+    const oneBlock = hyperAttention(q, k, v, { causal: false, blockSize: 16 });
+    const allSampled = hyperAttention(q, k, v, { causal: false, blockSize: 4, sampleSize: 16, lshProjections: 2 });
+    expectClose(oneBlock.output, ref, {}, 'one block');
+    expectClose(allSampled.output, ref, {}, 'all sampled');
+    const approx = hyperAttention(q, k, v, { causal: false, blockSize: 4, sampleSize: 4, lshProjections: 2, seed: 5 });
+    expectClose(approx.output, hyperAttentionNaive(q, k, v, { causal: false, blockSize: 4, sampleSize: 4, lshProjections: 2, seed: 5 }), {}, 'non-causal naive');
+    tf.dispose([q, k, v, oneBlock.output, allSampled.output, approx.output]);
+  });
+
+  it('routing: balanced top-w routing without a mask matches its reference and is exact with w = n', () => {
+    const [x, v] = [rand([1, 2, 16, 8], 21, 1.5), rand([1, 2, 16, 8], 22)];
+    const bal = routingAttention(x, v, centroids, { causal: false, assignment: 'balanced', window: 6 });
+    expectClose(bal.output, routingAttentionNaive(x, v, centroids, { causal: false, assignment: 'balanced', window: 6 }).output, {}, 'balanced');
+    expect(bal.clusters.every((m) => m.length === 6)).toBe(true);
+    const full = routingAttention(x, v, oneCentroid, { causal: false, assignment: 'balanced', window: 16 });
+    const xh = normaliseShared(x);
+    expectClose(full.output, naiveAttention(dense(xh), dense(xh), dense(v)).output, {}, 'w = n');
+    tf.dispose([x, v, xh, bal.output, full.output]);
+  });
+
+  it('k-means: one update matches a hand-computed step, and the commitment loss too', () => {
+    // One head, three centroids in 2-D; tokens point along (1,0), (0,1) and (0.6,0.8) (any length).
+    const mu = tf.tensor3d([1, 0, 0, 1, -1, 0], [1, 3, 2]);
+    const xh = tf.tensor4d([2, 0, 0, 3, 0.6 * 5, 0.8 * 5], [1, 1, 3, 2]);
+    const next = kmeansUpdate(mu, xh, 0.5);
+    // c0 <- norm(0.5 (1,0) + 0.5 (1,0)) = (1,0); c1 <- norm(0.5 (0,1) + 0.5 mean((0,1),(0.6,0.8))) = norm(0.15, 0.95);
+    // c2 got no token: unchanged.
+    const z = Math.hypot(0.15, 0.95);
+    expectClose(next, [1, 0, 0.15 / z, 0.95 / z, -1, 0], {}, 'kmeans step');
+    const loss = commitmentLoss(xh, mu);
+    // Only the third token is off its centroid (0,1): |(0.6, -0.2)|² = 0.4, mean over three tokens.
+    expectClose(loss, [0.4 / 3], {}, 'commitment');
+    tf.dispose([mu, xh, next, loss]);
+  });
+
+  it('seer: gate probabilities match loops, and the distillation gradient matches central differences', () => {
+    const [q, k] = [rand([1, 2, 16, 8], 31, 1.5), rand([1, 1, 16, 8], 32, 1.5)];
+    const v = rand([1, 1, 16, 8], 33);
+    for (const queryBlock of [1, 4]) {
+      const lp = seerGateLogProbs(q, k, seerGate, { blockSize: 4, queryBlock });
+      const naive = seerAttentionNaive(q, k, v, seerGate, { blockSize: 4, queryBlock });
+      const p = tf.exp(lp);
+      expectClose(p, naive.probs, {}, `gate probs, queryBlock ${queryBlock}`);
+      tf.dispose([lp, p]);
+    }
+    const gt = seerGroundTruth(q, k, { blockSize: 4, queryBlock: 4 });
+    const rows = gt.sum(-1).dataSync();
+    rows.forEach((r) => expect(r).toBeCloseTo(1, 5));
+    const { grads } = tf.variableGrads(() => seerDistillLoss(q, k, seerGate, { blockSize: 4, queryBlock: 4 }), [seerGate.wq, seerGate.wk]);
+    const gtd = gt.dataSync();
+    const wq = Float64Array.from(seerGate.wq.dataSync());
+    const wk = Float64Array.from(seerGate.wk.dataSync());
+    const loss = () => {
+      const g = { wq: tf.tensor(Float32Array.from(wq), seerGate.wq.shape), wk: tf.tensor(Float32Array.from(wk), seerGate.wk.shape) };
+      const pr = seerAttentionNaive(q, k, v, g, { blockSize: 4, queryBlock: 4 }).probs;
+      tf.dispose([g.wq, g.wk]);
+      let kl = 0;
+      for (let i = 0; i < pr.length; i++) if (gtd[i] > 0) kl += gtd[i] * (Math.log(gtd[i] + 1e-12) - Math.log(pr[i]));
+      return kl / (pr.length / 4);
+    };
+    expectClose(grads[seerGate.wq.name], numericGrad(loss, wq, 2 ** -10), { rtol: 5e-3, atol: 5e-4 }, 'd loss / d wq');
+    expectClose(grads[seerGate.wk.name], numericGrad(loss, wk, 2 ** -10), { rtol: 5e-3, atol: 5e-4 }, 'd loss / d wk');
+    tf.dispose([q, k, v, gt, ...Object.values(grads)]);
+  });
+
+  it('errors name the function, the argument and the shapes', () => {
+    const q = rand([1, 2, 16, 8], 41);
+    const k = rand([1, 2, 16, 8], 42);
+    const bad = rand([1, 2, 16, 4], 43);
+    expect(() => hipAttention(q.reshape([2, 16, 8]), k, k)).toThrow(/hipAttention: q must have rank 4 .*\[2,16,8\]/);
+    expect(() => longHeadsAttention(q, bad, bad)).toThrow(/longHeadsAttention: q has shape \[1,2,16,8\] but k has \[1,2,16,4\]; head dims must match/);
+    expect(() => routingAttention(q, k, tf.zeros([2, 3, 4]))).toThrow(/routingAttention: centroids must have shape \[heads=2, clusters, dim=8\], but has \[2,3,4\]/);
+    expect(() => routingAttention(q, k, centroids, { causal: true, assignment: 'balanced' })).toThrow(/routingAttention: options.assignment 'balanced'/);
+    expect(() => seerAttention(q, k, k, seerGate, { blockSize: 5 })).toThrow(/seerAttention: 16 positions are not a multiple of options.blockSize \(5\)/);
+    expect(() => seerAttention(q, k, k, { wq: tf.zeros([2, 4, 4]), wk: seerGate.wk })).toThrow(/seerAttention: gate.wq must have shape \[heads=2, dim=8, gateDim\], but has \[2,4,4\]/);
+    expect(() => landmarkAttention(q, k, k, { blockSize: 4, queryBlock: 3 })).toThrow(/landmarkAttention: options.queryBlock \(3\) must divide options.blockSize \(4\)/);
+    expect(() => hyperAttention(q.slice([0, 0, 0, 0], [1, 2, 8, 8]), k, k)).toThrow(/hyperAttention: q has shape \[1,2,8,8\] and k has \[1,2,16,8\]; HyperAttention needs as many queries as keys/);
+    expect(() => hipAttention(q, k, k, { topk: 0 })).toThrow(/hipAttention: options.topk must be a positive integer, got 0/);
+    tf.dispose([q, k, bad]);
+  });
+});
