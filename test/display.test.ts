@@ -173,3 +173,24 @@ describe('callable display module', () => {
     expect(display.newDisplayHandle()).toBeDefined();
   });
 });
+
+describe('library results', () => {
+  it('shows an experiment result as summary, metrics and tables', () => {
+    const r = {
+      experiment: 'induction-heads', seed: 0, quick: true, config: {}, seconds: 12.5,
+      metrics: { test_accuracy_2layer: 0.9 }, tables: { models: [{ layers: 2, best_head: 'L1H3' }] },
+      summary: 'The 2-layer model <wins>.',
+    };
+    const b = d.toMimeBundle(r);
+    expect(b['text/plain']).toContain('induction-heads (quick, seed 0, 12.5 s)');
+    expect(b['text/html']).toContain('The 2-layer model &lt;wins&gt;.');
+    expect(b['text/html']).toContain('L1H3');
+  });
+
+  it('shows a training result as its loss curve', () => {
+    const r = { history: undefined, steps: 2, records: [{ step: 0, loss: 2, lr: 1, grad_norm: 1, seconds: 0 }, { step: 1, loss: 1, lr: 1, grad_norm: 1, seconds: 1 }] };
+    const b = d.toMimeBundle(r);
+    expect(b['text/plain']).toBe('Training: 2 steps, final loss 1.0000');
+    expect(b[d.PLOTLY_MIME]).toBeDefined();
+  });
+});

@@ -10,6 +10,7 @@ export { escapeHtml, htmlTable, textTable, type Table } from './html.js';
 export { isFigure, figureBundle, figureHtml, plotlyScript, resetPlotlyEmbedding, PLOTLY_MIME, type Figure, type Trace, type Layout } from './plotly.js';
 export { isTensor, tensorBundle, type TensorLike } from './tensor.js';
 export { isDataFrameOrSeries, frameBundle } from './dataframe.js';
+export { isExperimentResult, experimentBundle, isTrainResult, trainBundle } from './results.js';
 export { encodePng, heatmapPng, viridis } from './png.js';
 export {
   heatmap,

@@ -2,8 +2,8 @@
  * Turning any value into a MIME bundle, and showing it.
  *
  * Order of precedence: the value's own `[Symbol.for('Jupyter.display')]()` method, then registered formatters
- * (newest first), then the built-in ones (plotly figure, tensor, danfojs DataFrame/Series, list of records,
- * flat record of numbers), then `util.inspect` as `text/plain`. Every bundle has `text/plain`.
+ * (newest first), then the built-in ones (plotly figure, tensor, danfojs DataFrame/Series, experiment and training
+ * results, list of records, flat record of numbers), then `util.inspect` as `text/plain`. Every bundle has `text/plain`.
  */
 import { inspect } from 'node:util';
 import { displaySink, JUPYTER_DISPLAY, type MimeBundle } from './handle.js';
@@ -11,6 +11,7 @@ import { htmlTable, textTable, type Table } from './html.js';
 import { figureBundle, isFigure } from './plotly.js';
 import { isTensor, tensorBundle, tensorSummary } from './tensor.js';
 import { frameBundle, isDataFrameOrSeries } from './dataframe.js';
+import { experimentBundle, isExperimentResult, isTrainResult, trainBundle } from './results.js';
 
 export interface Formatter<T = unknown> {
   /** Shown in error messages when the formatter throws. */
@@ -70,6 +71,8 @@ const builtins: Formatter[] = [
   { name: 'plotly', test: isFigure, format: figureBundle } as Formatter,
   { name: 'tensor', test: isTensor, format: tensorBundle } as Formatter,
   { name: 'danfojs', test: isDataFrameOrSeries, format: frameBundle } as Formatter,
+  { name: 'experiment result', test: isExperimentResult, format: experimentBundle } as Formatter,
+  { name: 'training result', test: isTrainResult, format: trainBundle } as Formatter,
   records as Formatter,
   metrics as Formatter,
 ];
