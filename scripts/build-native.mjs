@@ -4,7 +4,8 @@
  *
  * Never fails set-up: when the addon cannot be built (no compiler, no OpenBLAS, no node headers) it prints one line
  * saying why and exits 0; the library then runs on the pure wasm backend. `--force` rebuilds; `--quiet` prints only
- * failures. Exit code 1 only with `--strict` (CI uses it to insist on the native path).
+ * failures; `--install-deps` installs Debian's libopenblas-dev with apt-get when it is missing and we are root (CI).
+ * Exit code 1 only with `--strict` (CI uses it to insist on the native path).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -32,7 +33,17 @@ if (process.env.ATTNLAB_NATIVE === '0') done(true, 'skipped (ATTNLAB_NATIVE=0)')
 if (!args.has('--force') && existsSync(out) && statSync(out).mtimeMs >= newestSource()) done(true, 'native addon is up to date');
 
 const libDirs = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/usr/local/lib', '/opt/homebrew/opt/openblas/lib'];
-if (!libDirs.some((d) => existsSync(join(d, 'libopenblas.so')) || existsSync(join(d, 'libopenblas.dylib')))) {
+const haveBlas = () => libDirs.some((d) => existsSync(join(d, 'libopenblas.so')) || existsSync(join(d, 'libopenblas.dylib')));
+if (!haveBlas() && args.has('--install-deps') && process.getuid?.() === 0 && existsSync('/usr/bin/apt-get')) {
+  console.log('build-native: installing libopenblas-dev with apt-get...');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const install = () => spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=300', 'install', '-y', '--no-install-recommends', 'libopenblas-dev'], { stdio: 'inherit', env });
+  if (install().status !== 0) {
+    spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=300', 'update'], { stdio: 'inherit', env });
+    install();
+  }
+}
+if (!haveBlas()) {
   done(false, 'not built: OpenBLAS not found (install it: apt-get install -y libopenblas-dev); using the pure wasm backend');
 }
 const cxx = spawnSync(process.env.CXX ?? 'g++', ['--version'], { stdio: 'ignore' });
