@@ -93,9 +93,9 @@ const cases: Case[] = [
     name: 'routing',
     shape: [1, 2, 24, 8],
     kvHeads: 2,
-    full: (q, _k, v) => routingAttention(q, v, oneCentroid),
-    sparse: (q, _k, v) => routingAttention(q, v, centroids),
-    naive: (q, _k, v) => routingAttentionNaive(q, v, centroids).output,
+    full: (q, _k, v) => routingAttention(q, q, v, oneCentroid),
+    sparse: (q, _k, v) => routingAttention(q, q, v, centroids),
+    naive: (q, _k, v) => routingAttentionNaive(q, q, v, centroids).output,
     reference: (q, _k, v) => {
       const x = normaliseShared(q);
       const r = naiveAttention(dense(x), dense(x), dense(v), { mask: masks.causal() }).output;
@@ -235,13 +235,24 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
 
   it('routing: balanced top-w routing without a mask matches its reference and is exact with w = n', () => {
     const [x, v] = [rand([1, 2, 16, 8], 21, 1.5), rand([1, 2, 16, 8], 22)];
-    const bal = routingAttention(x, v, centroids, { causal: false, assignment: 'balanced', window: 6 });
-    expectClose(bal.output, routingAttentionNaive(x, v, centroids, { causal: false, assignment: 'balanced', window: 6 }).output, {}, 'balanced');
+    const bal = routingAttention(x, x, v, centroids, { causal: false, assignment: 'balanced', window: 6 });
+    expectClose(bal.output, routingAttentionNaive(x, x, v, centroids, { causal: false, assignment: 'balanced', window: 6 }).output, {}, 'balanced');
     expect(bal.clusters.every((m) => m.length === 6)).toBe(true);
-    const full = routingAttention(x, v, oneCentroid, { causal: false, assignment: 'balanced', window: 16 });
+    const full = routingAttention(x, x, v, oneCentroid, { causal: false, assignment: 'balanced', window: 16 });
     const xh = normaliseShared(x);
     expectClose(full.output, naiveAttention(dense(xh), dense(xh), dense(v)).output, {}, 'w = n');
     tf.dispose([x, v, xh, bal.output, full.output]);
+  });
+
+  it('routing: separate queries and keys are routed separately; one cluster is exact', () => {
+    const [q, k, v] = [rand([1, 2, 20, 8], 23, 1.5), rand([1, 2, 20, 8], 24, 1.5), rand([1, 2, 20, 8], 25)];
+    const r = routingAttention(q, k, v, centroids);
+    expectClose(r.output, routingAttentionNaive(q, k, v, centroids).output, {}, 'separate q, k');
+    expect(r.keyClusters).not.toBe(r.clusters);
+    const one = routingAttention(q, k, v, oneCentroid);
+    const [qh, kh] = [normaliseShared(q), normaliseShared(k)];
+    expectClose(one.output, naiveAttention(dense(qh), dense(kh), dense(v), { mask: masks.causal() }).output, {}, 'one cluster');
+    tf.dispose([q, k, v, qh, kh, r.output, one.output]);
   });
 
   it('k-means: one update matches a hand-computed step, and the commitment loss too', () => {
@@ -256,7 +267,13 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
     const loss = commitmentLoss(xh, mu);
     // Only the third token is off its centroid (0,1): |(0.6, -0.2)|² = 0.4, mean over three tokens.
     expectClose(loss, [0.4 / 3], {}, 'commitment');
-    tf.dispose([mu, xh, next, loss]);
+    // Separate keys: each side weighs (1 − λ)/2; a side with no member keeps μ. Keys all point along (0,1):
+    // c0 <- norm(0.5 (1,0) + 0.25 (1,0) + 0.25 (1,0)) = (1,0); c1 <- norm(0.5 (0,1) + 0.25 (0.3,0.9) + 0.25 (0,1)).
+    const kh = tf.tensor4d([0, 1, 0, 2, 0, 3], [1, 1, 3, 2]);
+    const next2 = kmeansUpdate(mu, xh, 0.5, kh);
+    const z2 = Math.hypot(0.075, 0.975);
+    expectClose(next2, [1, 0, 0.075 / z2, 0.975 / z2, -1, 0], {}, 'kmeans step with keys');
+    tf.dispose([mu, xh, kh, next, next2, loss]);
   });
 
   it('seer: gate probabilities match loops, and the distillation gradient matches central differences', () => {
@@ -295,8 +312,8 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
     const bad = rand([1, 2, 16, 4], 43);
     expect(() => hipAttention(q.reshape([2, 16, 8]), k, k)).toThrow(/hipAttention: q must have rank 4 .*\[2,16,8\]/);
     expect(() => longHeadsAttention(q, bad, bad)).toThrow(/longHeadsAttention: q has shape \[1,2,16,8\] but k has \[1,2,16,4\]; head dims must match/);
-    expect(() => routingAttention(q, k, tf.zeros([2, 3, 4]))).toThrow(/routingAttention: centroids must have shape \[heads=2, clusters, dim=8\], but has \[2,3,4\]/);
-    expect(() => routingAttention(q, k, centroids, { causal: true, assignment: 'balanced' })).toThrow(/routingAttention: options.assignment 'balanced'/);
+    expect(() => routingAttention(q, k, k, tf.zeros([2, 3, 4]))).toThrow(/routingAttention: centroids must have shape \[heads=2, clusters, dim=8\], but has \[2,3,4\]/);
+    expect(() => routingAttention(q, q, k, centroids, { causal: true, assignment: 'balanced' })).toThrow(/routingAttention: options.assignment 'balanced'/);
     expect(() => seerAttention(q, k, k, seerGate, { blockSize: 5 })).toThrow(/seerAttention: 16 positions are not a multiple of options.blockSize \(5\)/);
     expect(() => seerAttention(q, k, k, { wq: tf.zeros([2, 4, 4]), wk: seerGate.wk })).toThrow(/seerAttention: gate.wq must have shape \[heads=2, dim=8, gateDim\], but has \[2,4,4\]/);
     expect(() => landmarkAttention(q, k, k, { blockSize: 4, queryBlock: 3 })).toThrow(/landmarkAttention: options.queryBlock \(3\) must divide options.blockSize \(4\)/);

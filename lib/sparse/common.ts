@@ -188,10 +188,10 @@ export function f64(t: tf.Tensor): Float64Array {
 
 /**
  * Naive float64 attention of one query over an explicit key list (used by every method's naive reference):
- * returns the output row and the scores' log-sum-exp.
+ * returns the output row (zeros when no key is given) and the scores' log-sum-exp.
  */
-export function naiveAttendRow(qRow: ArrayLike<number>, keyRows: ArrayLike<number>[], valueRows: ArrayLike<number>[], scale: number): { out: Float64Array; lse: number } {
-  const E = valueRows.length ? valueRows[0].length : 0;
+export function naiveAttendRow(qRow: ArrayLike<number>, keyRows: ArrayLike<number>[], valueRows: ArrayLike<number>[], scale: number, valueDim?: number): { out: Float64Array; lse: number } {
+  const E = valueDim ?? (valueRows.length ? valueRows[0].length : 0);
   const out = new Float64Array(E);
   if (!keyRows.length) return { out, lse: -Infinity };
   const sc = keyRows.map((kr) => {

@@ -14,12 +14,13 @@
  *       token alone, so a future token never changes an earlier output; inside a cluster the mask is causal.
  * Cost O(n·c·d) to route plus Σ_c |c|²·d to attend; with balanced clusters and c ≈ √n, O(n^1.5 d).
  *
- * Centroids follow the routed vectors by an exponential moving average (the paper's update with Q = K):
- *   μ_c ← normalise(λ μ_c + (1 − λ) · mean{ x̂_i/‖x̂_i‖ : argmax_c' x̂_i · μ_c' = c }),   λ = 0.999 in the paper,
+ * Centroids follow the routed vectors by an exponential moving average of their members' unit vectors,
+ *   μ_c ← normalise(λ μ_c + (1 − λ)/2 · mean{ Q̂_i ∈ c } + (1 − λ)/2 · mean{ K̂_j ∈ c }),   λ = 0.999 in the paper
+ * (means rather than the paper's sums, so the step does not grow with the batch; with Q = K the halves coincide),
  * and a commitment loss β ‖x̂/‖x̂‖ − μ(x)‖² pulls vectors towards their centroid.
  *
  * Shape legend: b batch, h heads, n positions, d head dim, e value dim, c clusters, w tokens per cluster.
- *   qk [b, h, n, d], v [b, h, n, e], centroids [h, c, d] -> output [b, h, n, e]
+ *   q [b, h, n, d], k [b, h, n, d] (the same tensor when shared), v [b, h, n, e], centroids [h, c, d] -> output [b, h, n, e]
  * With one cluster (every token in it) the result equals dense (causal) attention on (x̂, x̂, v).
  */
 import * as tf from '@tensorflow/tfjs';
@@ -36,8 +37,10 @@ export interface RoutingOptions extends SparseBaseOptions {
 }
 
 export interface RoutingResult extends SparseResult {
-  /** Members of each cluster, ascending positions: clusters[(b * h + head) * c + cluster]. */
+  /** Query members of each cluster, ascending positions: clusters[(b * h + head) * c + cluster]. */
   clusters: number[][];
+  /** Key members (the same arrays when q and k are shared). */
+  keyClusters: number[][];
 }
 
 /** x̂ = √d · x / ‖x‖ along the last axis (a parameter-free layer norm onto the sphere of radius √d). */
@@ -91,110 +94,146 @@ function route(fn: string, sim: ArrayLike<number>, s: { batch: number; heads: nu
   return nearestRouting(sim, s.batch, s.heads, n, c);
 }
 
-/** Routing attention; see the module header. `qk` is the shared query/key before normalisation. */
-export function routingAttention(qk: tf.Tensor, v: tf.Tensor, centroids: tf.Tensor, options: RoutingOptions = {}): RoutingResult {
+function similarities(xh: tf.Tensor, centroids: tf.Tensor): Float32Array {
+  return tf.tidy(() => {
+    const [B, H, n, D] = xh.shape;
+    const c = centroids.shape[1] as number;
+    return matmul(xh.transpose([1, 0, 2, 3]).reshape([H, B * n, D]), centroids, false, true).reshape([H, B, n, c]).transpose([1, 0, 2, 3]).dataSync() as Float32Array; // [b, h, n, c]
+  });
+}
+
+function checkRouting(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, centroids: tf.Tensor) {
+  const s = checkQkv(fn, q, k, v);
+  if (s.kvHeads !== s.heads || s.keys !== s.queries) {
+    throw new ShapeError(`${fn}: q has shape ${fmt(q.shape)} and k has ${fmt(k.shape)}; routing attention needs as many key heads and keys as query heads and queries`);
+  }
+  return { s, c: checkCentroids(fn, centroids, s.heads, s.dim) };
+}
+
+/**
+ * Routing attention; see the module header. Pass the same tensor as q and k for the paper's shared queries/keys;
+ * with separate ones, queries and keys are routed separately and query i sees key j when both joined the same cluster.
+ */
+export function routingAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, centroids: tf.Tensor, options: RoutingOptions = {}): RoutingResult {
   const fn = 'routingAttention';
-  const s = checkQkv(fn, qk, qk, v);
-  const c = checkCentroids(fn, centroids, s.heads, s.dim);
+  const { s, c } = checkRouting(fn, q, k, v, centroids);
   checkBlock(fn, 'window', options.window);
   const n = s.queries;
   const scale = checkScale(fn, options.scale, s.dim);
   const causal = options.causal ?? true;
+  const shared = q === k;
   const { batch: B, heads: H, dim: D, valueDim: E } = s;
-  const xh = normaliseShared(qk);
-  const sim = tf.tidy(() => matmul(xh.reshape([B, H, n, D]).transpose([1, 0, 2, 3]).reshape([H, B * n, D]), centroids, false, true)
-    .reshape([H, B, n, c]).transpose([1, 0, 2, 3]).dataSync()); // [b, h, n, c]
-  const clusters = route(fn, sim, s, n, c, options, causal);
-  const w = Math.max(1, ...clusters.map((m) => m.length));
-  const rows = new Int32Array(B * H * c * w);
-  const bias = new Float32Array(B * H * c * w * w);
-  const allowed = new Float32Array(B * H * c * w * w);
+  const qh = normaliseShared(q);
+  const kh = shared ? qh : normaliseShared(k);
+  const clusters = route(fn, similarities(qh, centroids), s, n, c, options, causal);
+  const keyClusters = shared ? clusters : route(fn, similarities(kh, centroids), s, n, c, options, causal);
+  const wq = Math.max(1, ...clusters.map((m) => m.length));
+  const wk = Math.max(1, ...keyClusters.map((m) => m.length));
+  const X = B * H * c;
+  const qRows = new Int32Array(X * wq);
+  const kRows = new Int32Array(X * wk);
+  const bias = new Float32Array(X * wq * wk).fill(MASKED_SCORE);
+  const allowed = new Float32Array(X * wq * wk);
   const count = new Int32Array(B * H * n);
   let pairs = 0;
-  bias.fill(MASKED_SCORE);
   clusters.forEach((mem, ci) => {
     const bh = Math.floor(ci / c);
-    for (let t = mem.length; t < w; t++) rows[ci * w + t] = bh * n;
+    const keys = keyClusters[ci];
+    qRows.fill(bh * n, ci * wq, (ci + 1) * wq);
+    kRows.fill(bh * n, ci * wk, (ci + 1) * wk);
+    keys.forEach((j, u) => (kRows[ci * wk + u] = bh * n + j));
     mem.forEach((p, t) => {
-      rows[ci * w + t] = bh * n + p;
+      qRows[ci * wq + t] = bh * n + p;
       count[bh * n + p]++;
-      for (let u = 0; u < mem.length; u++) {
-        const ok = !causal || mem[u] <= p;
-        bias[(ci * w + t) * w + u] = ok ? 0 : MASKED_SCORE;
-        allowed[(ci * w + t) * w + u] = ok ? 1 : 0;
+      keys.forEach((j, u) => {
+        const ok = !causal || j <= p;
+        bias[(ci * wq + t) * wk + u] = ok ? 0 : MASKED_SCORE;
+        allowed[(ci * wq + t) * wk + u] = ok ? 1 : 0;
         if (ok) pairs++;
-      }
+      });
     });
   });
-  // Scatter-mean back to positions: occurrence r of each token reads its r-th cluster slot (or a zero row).
+  // Scatter-mean back to positions: occurrence r of each query reads its r-th cluster slot (or a zero row).
   const maxOcc = Math.max(1, ...count);
-  const zeroRow = B * H * c * w;
+  const zeroRow = X * wq;
   const occ = Array.from({ length: maxOcc }, () => new Int32Array(B * H * n).fill(zeroRow));
   const seen = new Int32Array(B * H * n);
   clusters.forEach((mem, ci) => mem.forEach((p, t) => {
     const r = Math.floor(ci / c) * n + p;
-    occ[seen[r]++][r] = ci * w + t;
+    occ[seen[r]++][r] = ci * wq + t;
   }));
   const inv = Float32Array.from(count, (x) => (x > 0 ? 1 / x : 0));
   const output = tf.tidy(() => {
-    const xs = gatherRows(xh.reshape([B * H * n, D]) as tf.Tensor2D, rows).reshape([B * H * c, w, D]);
-    const vs = gatherRows(v.reshape([B * H * n, E]) as tf.Tensor2D, rows).reshape([B * H * c, w, E]);
-    const sc = matmul(xs, xs, false, true).mul(scale).add(tf.tensor3d(bias, [B * H * c, w, w]));
-    const o = matmul(tf.softmax(sc).mul(tf.tensor3d(allowed, [B * H * c, w, w])), vs).reshape([B * H * c * w, E]);
+    const qs = gatherRows(qh.reshape([B * H * n, D]) as tf.Tensor2D, qRows).reshape([X, wq, D]);
+    const ks = gatherRows(kh.reshape([B * H * n, D]) as tf.Tensor2D, kRows).reshape([X, wk, D]);
+    const vs = gatherRows(v.reshape([B * H * n, E]) as tf.Tensor2D, kRows).reshape([X, wk, E]);
+    const sc = matmul(qs, ks, false, true).mul(scale).add(tf.tensor3d(bias, [X, wq, wk]));
+    const o = matmul(tf.softmax(sc).mul(tf.tensor3d(allowed, [X, wq, wk])), vs).reshape([X * wq, E]);
     const padded = tf.concat([o, tf.zeros([1, E])], 0) as tf.Tensor2D;
     let acc = gatherRows(padded, occ[0]);
     for (let r = 1; r < maxOcc; r++) acc = acc.add(gatherRows(padded, occ[r]));
     return acc.mul(tf.tensor2d(inv, [B * H * n, 1])).reshape([B, H, n, E]) as tf.Tensor4D;
   });
-  xh.dispose();
-  const member = clusters.map((mem) => new Set(mem));
+  qh.dispose();
+  if (!shared) kh.dispose();
+  const qSets = clusters.map((mem) => new Set(mem));
+  const kSets = keyClusters.map((mem) => new Set(mem));
   return {
     output,
     clusters,
+    keyClusters,
     covers: (b, h, i, j) => {
       for (let cl = 0; cl < c; cl++) {
-        const set = member[(b * H + h) * c + cl];
-        if (set.has(i) && set.has(j)) return true;
+        const at = (b * H + h) * c + cl;
+        if (qSets[at].has(i) && kSets[at].has(j)) return true;
       }
       return false;
     },
-    stats: { method: 'routing', pairs, densePairs: densePairs(s, causal), selectionPairs: B * H * n * c },
+    stats: { method: 'routing', pairs, densePairs: densePairs(s, causal), selectionPairs: B * H * n * c * (shared ? 1 : 2) },
   };
 }
 
 /** Float64 loop reference of `routingAttention`: its own normalisation, similarities, routing and softmax. */
-export function routingAttentionNaive(qk: tf.Tensor, v: tf.Tensor, centroids: tf.Tensor, options: RoutingOptions = {}): { output: Float64Array; clusters: number[][] } {
+export function routingAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, centroids: tf.Tensor, options: RoutingOptions = {}): { output: Float64Array; clusters: number[][] } {
   const fn = 'routingAttentionNaive';
-  const s = checkQkv(fn, qk, qk, v);
-  const c = checkCentroids(fn, centroids, s.heads, s.dim);
+  const { s, c } = checkRouting(fn, q, k, v, centroids);
   const n = s.queries;
   const scale = checkScale(fn, options.scale, s.dim);
   const causal = options.causal ?? true;
   const { batch: B, heads: H, dim: D, valueDim: E } = s;
-  const x = f64(qk);
   const vv = f64(v);
   const mu = f64(centroids);
-  const xh = new Float64Array(x.length);
-  for (let r = 0; r < x.length / D; r++) {
-    let nn = 0;
-    for (let d = 0; d < D; d++) nn += x[r * D + d] ** 2;
-    for (let d = 0; d < D; d++) xh[r * D + d] = (x[r * D + d] / Math.sqrt(nn + 1e-12)) * Math.sqrt(D);
-  }
-  const sim = new Float64Array(B * H * n * c);
-  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let i = 0; i < n; i++) for (let cl = 0; cl < c; cl++) {
-    let dot = 0;
-    for (let d = 0; d < D; d++) dot += xh[((b * H + h) * n + i) * D + d] * mu[(h * c + cl) * D + d];
-    sim[((b * H + h) * n + i) * c + cl] = dot;
-  }
-  const clusters = route(fn, sim, s, n, c, options, causal);
+  const norm = (t: tf.Tensor) => {
+    const x = f64(t);
+    const xh = new Float64Array(x.length);
+    for (let r = 0; r < x.length / D; r++) {
+      let nn = 0;
+      for (let d = 0; d < D; d++) nn += x[r * D + d] ** 2;
+      for (let d = 0; d < D; d++) xh[r * D + d] = (x[r * D + d] / Math.sqrt(nn + 1e-12)) * Math.sqrt(D);
+    }
+    return xh;
+  };
+  const sims = (xh: Float64Array) => {
+    const sim = new Float64Array(B * H * n * c);
+    for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let i = 0; i < n; i++) for (let cl = 0; cl < c; cl++) {
+      let dot = 0;
+      for (let d = 0; d < D; d++) dot += xh[((b * H + h) * n + i) * D + d] * mu[(h * c + cl) * D + d];
+      sim[((b * H + h) * n + i) * c + cl] = dot;
+    }
+    return sim;
+  };
+  const qh = norm(q);
+  const kh = q === k ? qh : norm(k);
+  const clusters = route(fn, sims(qh), s, n, c, options, causal);
+  const keyClusters = q === k ? clusters : route(fn, sims(kh), s, n, c, options, causal);
   const output = new Float64Array(B * H * n * E);
   const count = new Int32Array(B * H * n);
   const row = (a: Float64Array, bh: number, p: number, dim: number) => a.subarray((bh * n + p) * dim, (bh * n + p + 1) * dim);
   clusters.forEach((mem, ci) => {
     const bh = Math.floor(ci / c);
     for (const p of mem) {
-      const keys = mem.filter((j) => !causal || j <= p);
-      const { out } = naiveAttendRow(row(xh, bh, p, D), keys.map((j) => row(xh, bh, j, D)), keys.map((j) => row(vv, bh, j, E)), scale);
+      const keys = keyClusters[ci].filter((j) => !causal || j <= p);
+      const { out } = naiveAttendRow(row(qh, bh, p, D), keys.map((j) => row(kh, bh, j, D)), keys.map((j) => row(vv, bh, j, E)), scale, E);
       for (let e = 0; e < E; e++) output[(bh * n + p) * E + e] += out[e];
       count[bh * n + p]++;
     }
@@ -214,42 +253,55 @@ function assign(xh: tf.Tensor, centroids: tf.Tensor): { unit: tf.Tensor; nearest
   });
 }
 
-/**
- * One online k-means step (no gradient): centroids [h, c, d] -> new centroids [h, c, d] from the normalised shared
- * queries/keys xh [b, h, n, d]. Clusters that received no vector keep their centroid.
- */
-export function kmeansUpdate(centroids: tf.Tensor, xh: tf.Tensor, decay = 0.999): tf.Tensor3D {
-  const fn = 'kmeansUpdate';
-  if (xh.rank !== 4) throw new ShapeError(`${fn}: xh must have rank 4 [batch, heads, positions, dim], but has shape ${fmt(xh.shape)}`);
+/** Per head and cluster: the mean unit vector of the members (nearest centroid) and their count. */
+function clusterMeans(xh: tf.Tensor, centroids: tf.Tensor): { mean: Float64Array; count: Int32Array } {
   const [B, H, n, D] = xh.shape;
+  const c = centroids.shape[1] as number;
+  const { unit, nearest } = assign(xh, centroids);
+  const ux = tf.tidy(() => unit.transpose([1, 0, 2, 3]).reshape([H, B * n, D]).dataSync());
+  unit.dispose();
+  const mean = new Float64Array(H * c * D);
+  const count = new Int32Array(H * c);
+  for (let h = 0; h < H; h++) {
+    for (let i = 0; i < B * n; i++) {
+      const cl = h * c + nearest[h * B * n + i];
+      count[cl]++;
+      for (let d = 0; d < D; d++) mean[cl * D + d] += ux[(h * B * n + i) * D + d];
+    }
+  }
+  count.forEach((k, cl) => {
+    if (k) for (let d = 0; d < D; d++) mean[cl * D + d] /= k;
+  });
+  return { mean, count };
+}
+
+/**
+ * One online k-means step (no gradient): centroids [h, c, d] -> new unit centroids [h, c, d] from the normalised
+ * queries qh and keys kh [b, h, n, d] (omit kh when they are shared):
+ *   μ ← normalise(λ μ + (1−λ)/2 · mean(Q̂ ∈ μ) + (1−λ)/2 · mean(K̂ ∈ μ)),
+ * where a side with no member in the cluster contributes μ itself (so an empty cluster keeps its centroid).
+ */
+export function kmeansUpdate(centroids: tf.Tensor, qh: tf.Tensor, decay = 0.999, kh?: tf.Tensor): tf.Tensor3D {
+  const fn = 'kmeansUpdate';
+  for (const [name, x] of [['qh', qh], ['kh', kh ?? qh]] as const) {
+    if (x.rank !== 4) throw new ShapeError(`${fn}: ${name} must have rank 4 [batch, heads, positions, dim], but has shape ${fmt(x.shape)}`);
+  }
+  const [, H, , D] = qh.shape;
   const c = checkCentroids(fn, centroids, H, D);
   if (!(decay >= 0 && decay <= 1)) throw new ShapeError(`${fn}: decay must be in [0, 1], got ${decay}`);
-  const { unit, nearest } = assign(xh, centroids);
-  const u = unit.transpose([1, 0, 2, 3]).reshape([H, B * n, D]);
-  const ux = u.dataSync();
-  unit.dispose();
-  u.dispose();
+  const sides = kh ? [clusterMeans(qh, centroids), clusterMeans(kh, centroids)] : [clusterMeans(qh, centroids)];
   const mu = centroids.dataSync();
   const next = new Float32Array(H * c * D);
-  for (let h = 0; h < H; h++) {
-    const sum = new Float64Array(c * D);
-    const cnt = new Int32Array(c);
-    for (let i = 0; i < B * n; i++) {
-      const cl = nearest[h * B * n + i];
-      cnt[cl]++;
-      for (let d = 0; d < D; d++) sum[cl * D + d] += ux[(h * B * n + i) * D + d];
+  for (let cl = 0; cl < H * c; cl++) {
+    let norm = 0;
+    for (let d = 0; d < D; d++) {
+      let m = decay * mu[cl * D + d];
+      for (const side of sides) m += ((1 - decay) / sides.length) * (side.count[cl] ? side.mean[cl * D + d] : mu[cl * D + d]);
+      next[cl * D + d] = m;
+      norm += m * m;
     }
-    for (let cl = 0; cl < c; cl++) {
-      const at = (h * c + cl) * D;
-      let norm = 0;
-      for (let d = 0; d < D; d++) {
-        const m = cnt[cl] ? decay * mu[at + d] + ((1 - decay) * sum[cl * D + d]) / cnt[cl] : mu[at + d];
-        next[at + d] = m;
-        norm += m * m;
-      }
-      const inv = norm > 0 ? 1 / Math.sqrt(norm) : 1;
-      for (let d = 0; d < D; d++) next[at + d] *= inv;
-    }
+    const inv = norm > 0 ? 1 / Math.sqrt(norm) : 1;
+    for (let d = 0; d < D; d++) next[cl * D + d] *= inv;
   }
   return tf.tensor3d(next, [H, c, D]);
 }
