@@ -234,7 +234,7 @@ export class KernelServer {
     }
     if (outcome.status === 'error') {
       const { ename, evalue, traceback } = outcome;
-      this.publish('error', { ename, evalue, traceback }, msg);
+      if (!silent) this.publish('error', { ename, evalue, traceback }, msg);
       if (stop_on_error) this.abortThrough = this.received;
       await this.reply(out, msg, 'execute_reply', { status: 'error', execution_count: count, ename, evalue, traceback });
       return;
