@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as backend from '../lib/backend/index.js';
-import { gelu, layerNorm, logSoftmax, nativeAvailable, nativeInfo } from '../lib/backend/native.js';
+import { adamUpdate, gelu, layerNorm, logSoftmax, nativeAvailable, nativeInfo } from '../lib/backend/native.js';
 import { expectClose, expectNoLeak, randomArray, type Tolerance } from './helpers.js';
 
 const unavailable = await nativeAvailable();
@@ -296,6 +296,28 @@ describe.skipIf(unavailable !== null)(`native kernels${unavailable ? ` (skipped:
       const b = tf.zeros([9]);
       expectNoLeak(() => tf.tidy(() => void tf.grads((a: tf.Tensor) => gelu(layerNorm(a, g, b)).sum())([x])));
       tf.dispose([x, g, b]);
+    });
+
+    it('fused Adam(W) update equals the tfjs-op formula', async () => {
+      const h = { lr: 3e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, biasCorrection1: 1 - 0.9 ** 3, biasCorrection2: 1 - 0.999 ** 3, l2: 0.01, decoupledDecay: 3e-5 };
+      const ins = () => [rand([7, 129], 1), rand([7, 129], 2, 0.1), rand([7, 129], 3, 0.01, 0.02), rand([7, 129], 4)];
+      const reference = () => {
+        const [p, m, v, g0] = ins();
+        const g = g0.add(p.mul(h.l2));
+        const m1 = m.mul(h.beta1).add(g.mul(1 - h.beta1));
+        const v1 = v.mul(h.beta2).add(g.square().mul(1 - h.beta2));
+        const p1 = p.mul(1 - h.decoupledDecay).sub(m1.div(v1.div(h.biasCorrection2).sqrt().add(h.eps)).mul(h.lr / h.biasCorrection1));
+        return [p1, m1, v1];
+      };
+      await parity(() => {
+        const [p, m, v, g] = ins();
+        const r = adamUpdate(p, m, v, g, h);
+        expect(r).not.toBeNull();
+        return r!;
+      }, { rtol: 1e-5, atol: 1e-7 }, 'adam', reference);
+      await backend.setBackend('cpu');
+      expect(adamUpdate(tf.ones([2]), tf.ones([2]), tf.ones([2]), tf.ones([2]), h)).toBeNull();
+      expect(() => adamUpdate(tf.ones([2]), tf.ones([3]), tf.ones([2]), tf.ones([2]), h)).toThrow(/m has shape \[3\] but the variable has \[2\]/);
     });
 
     it('a 2-layer MLP training step leaks no tensors', async () => {

@@ -34,6 +34,8 @@ export interface NativeAddon {
     dv: number, B: number, H: number, G: number, Sq: number, Sk: number, D: number, E: number, scale: number,
     iv: Int32Array | null, ivStride: number): void;
   geluGrad(heap: ArrayBuffer, x: number, dy: number, dx: number, n: number): void;
+  adam(heap: ArrayBuffer, p: number, m: number, v: number, g: number, p1: number, m1: number, v1: number, n: number,
+    lr: number, b1: number, b2: number, eps: number, bc1: number, bc2: number, l2: number, wd: number): void;
   layerNorm(heap: ArrayBuffer, x: number, g: number, b: number, y: number, mean: number, rstd: number, rows: number,
     n: number, eps: number): void;
   layerNormGrad(heap: ArrayBuffer, x: number, g: number, dy: number, mean: number, rstd: number, dx: number, dg: number,
@@ -565,6 +567,53 @@ export function logSoftmax(x: tf.Tensor): tf.Tensor {
   return op(x);
 }
 
+const ADAM = 'AttnlabAdam';
+
+function adamKernel(args: KernelArgs): tf.TensorInfo[] {
+  const { inputs, backend, attrs } = args;
+  const { p, m, v, g } = inputs;
+  const shape = [...p.shape];
+  const outs = [backend.makeOutput(shape, 'float32'), backend.makeOutput(shape, 'float32'), backend.makeOutput(shape, 'float32')];
+  const h = attrs as unknown as Required<AdamHyper>;
+  const n = size(shape);
+  if (n > 0) {
+    lib().adam(heap(backend), offset(backend, p), offset(backend, m), offset(backend, v), offset(backend, g),
+      offset(backend, outs[0]), offset(backend, outs[1]), offset(backend, outs[2]), n,
+      h.lr, h.beta1, h.beta2, h.eps, h.biasCorrection1, h.biasCorrection2, h.l2, h.decoupledDecay);
+  }
+  return outs;
+}
+
+/** Hyper-parameters of one Adam(W) update (bias corrections 1 - beta^t precomputed by the caller). */
+export interface AdamHyper {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  biasCorrection1: number;
+  biasCorrection2: number;
+  /** Adam's coupled decay: g += l2 * p. */
+  l2?: number;
+  /** AdamW's decoupled decay, already multiplied by lr: p *= 1 - decoupledDecay. */
+  decoupledDecay?: number;
+}
+
+/**
+ * One fused Adam(W) update of a variable: returns [p', m', v'] (new tensors; the caller assigns them), computing
+ *   g' = g + l2 p,  m' = b1 m + (1 - b1) g',  v' = b2 v + (1 - b2) g'²,  p' = p (1 - wd) - lr/bc1 · m' / (sqrt(v'/bc2) + eps)
+ * in one native kernel instead of ~13 tfjs ops. Returns null when the native kernels are not active (use tf ops).
+ */
+export function adamUpdate(p: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, h: AdamHyper): [tf.Tensor, tf.Tensor, tf.Tensor] | null {
+  for (const [name, t] of [['m', m], ['v', v], ['g', g]] as const) {
+    if (!t.shape.every((d, i) => d === p.shape[i]) || t.rank !== p.rank) {
+      throw new ShapeError(`adamUpdate: ${name} has shape ${fmt(t.shape)} but the variable has ${fmt(p.shape)}`);
+    }
+  }
+  if (!fusedReady(p, m, v, g)) return null;
+  const attrs = { l2: 0, decoupledDecay: 0, ...h } as unknown as tf.NamedAttrMap;
+  return tf.engine().runKernel(ADAM, { p, m, v, g }, attrs) as [tf.Tensor, tf.Tensor, tf.Tensor];
+}
+
 // ------------------------------------------------------------------------------------------------ fused attention
 
 /** Kernel names of the fused attention op (see lib/attention/flash.ts). */
@@ -622,6 +671,7 @@ function overrides(): Record<string, (fallback: KernelFn | undefined) => KernelF
     Cast: (f) => aliasKernel('Cast', f),
     UnsortedSegmentSum: segmentSumKernel,
     [GELU]: () => geluKernel as unknown as KernelFn,
+    [ADAM]: () => adamKernel as unknown as KernelFn,
     [GELU_GRAD]: () => geluGradKernel as unknown as KernelFn,
     [LAYER_NORM]: () => layerNormKernel as unknown as KernelFn,
     [LAYER_NORM_GRAD]: () => layerNormGradKernel as unknown as KernelFn,

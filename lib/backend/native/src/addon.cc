@@ -133,6 +133,7 @@ struct Kernels {
   decltype(&k_base::reduce_middle) reduce_middle;
   decltype(&k_base::softmax_rows) softmax_rows;
   decltype(&k_base::gelu_grad) gelu_grad;
+  decltype(&k_base::adam) adam;
   decltype(&k_base::layernorm_fwd) layernorm_fwd;
   decltype(&k_base::layernorm_bwd) layernorm_bwd;
   decltype(&k_base::flash_scratch_floats) flash_scratch_floats;
@@ -143,7 +144,7 @@ struct Kernels {
 };
 #define ATTNLAB_TABLE(ns, name)                                                                                     \
   Kernels {                                                                                                         \
-    name, ns::unary, ns::binary, ns::reduce_inner, ns::reduce_middle, ns::softmax_rows, ns::gelu_grad,              \
+    name, ns::unary, ns::binary, ns::reduce_inner, ns::reduce_middle, ns::softmax_rows, ns::gelu_grad, ns::adam,    \
         ns::layernorm_fwd, ns::layernorm_bwd, ns::flash_scratch_floats,                                             \
         ns::flash_bwd_scratch_floats, ns::flash_fwd, ns::flash_delta, ns::flash_bwd                                 \
   }
@@ -435,6 +436,25 @@ bool read_attn(Args& a, size_t base, Attn& at) {
   return true;
 }
 
+// adam(heap, pOff, mOff, vOff, gOff, p1Off, m1Off, v1Off, n, lr, b1, b2, eps, bc1, bc2, l2, wd)
+napi_value Adam(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  if (!a.ok) return nullptr;
+  long n = a.integer(8);
+  float hp[8];
+  for (int i = 0; i < 8; i++) hp[i] = (float)a.num(9 + i);
+  const float* p = a.f32(1, n);
+  const float* m = a.f32(2, n);
+  const float* v = a.f32(3, n);
+  const float* g = a.f32(4, n);
+  float* p1 = a.f32(5, n);
+  float* m1 = a.f32(6, n);
+  float* v1 = a.f32(7, n);
+  if (!a.ok) return nullptr;
+  parallel_for(n, 1 << 14, [&](long lo, long hi) { K.adam(p, m, v, g, p1, m1, v1, hp, lo, hi); });
+  return undefined(env);
+}
+
 // geluGrad(heap, xOff, dyOff, dxOff, n)
 napi_value GeluGrad(napi_env env, napi_callback_info info) {
   Args a(env, info);
@@ -624,7 +644,7 @@ napi_value Init(napi_env env, napi_value exports) {
     napi_callback cb;
   } fns[] = {{"gemm", Gemm},       {"unary", Unary},           {"binary", Binary},     {"reduce", Reduce},
              {"softmax", Softmax}, {"gather", Gather},
-             {"geluGrad", GeluGrad}, {"layerNorm", LayerNorm}, {"layerNormGrad", LayerNormGrad},         {"segmentSum", SegmentSum},
+             {"geluGrad", GeluGrad}, {"adam", Adam}, {"layerNorm", LayerNorm}, {"layerNormGrad", LayerNormGrad},         {"segmentSum", SegmentSum},
              {"flashFwd", FlashFwd}, {"flashBwd", FlashBwd}, {"info", Info},        {"setThreads", SetThreads}};
   for (auto& f : fns) {
     napi_value fn;

@@ -19,6 +19,8 @@ struct Attn {
   void reduce_middle(int op, const float* x, float* y, long r, long inner, long lo, long hi);                       \
   void softmax_rows(const float* x, float* y, long n, bool log, long lo, long hi);                                  \
   void gelu_grad(const float* x, const float* dy, float* dx, long lo, long hi);                                     \
+  void adam(const float* p, const float* m, const float* v, const float* g, float* p1, float* m1, float* v1,        \
+            const float* hp, long lo, long hi);                                                                     \
   void layernorm_fwd(const float* x, const float* g, const float* b, float* y, float* mean, float* rstd, long n,    \
                      float eps, long lo, long hi);                                                                  \
   void layernorm_bwd(const float* x, const float* g, const float* dy, const float* mean, const float* rstd,         \
