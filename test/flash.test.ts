@@ -135,6 +135,9 @@ describe.skipIf(unavailable !== null)(`flash on wasm-native${unavailable ? ` (sk
     ]);
     expect(() => flash(q, tf.zeros([1, 2, 4, 7]), k)).toThrow(/flash: cannot run .*head dims must match/);
     expect(() => flash(q, k, k, { mask: masks.padding([4, 4]) })).toThrow(/mask padding\(\[4,4\]\) is for batch 2, but q has batch 1/);
+    const empty = tf.zeros([0, 2, 4, 8]);
+    expect(() => flash(empty, empty, empty)).toThrow(/flash: cannot run q \[0,2,4,8\].*q .*empty/);
+    empty.dispose();
     tf.dispose([q, k]);
   });
 
