@@ -574,7 +574,8 @@ napi_value FlashBwd(napi_env env, napi_callback_info info) {
   int T = pool->size();
   long dp = (at.D + 15) / 16 * 16;
   std::vector<float> Drow(qn);
-  parallel_for(qn, 256, [&](long lo, long hi) { K.flash_delta(dO, O, at.E, Drow.data(), lo, hi); });
+  long rowGrain = (1 << 15) / (at.D + at.E) + 1;  // small problems stay on one thread: a pool handoff costs more
+  parallel_for(qn, rowGrain, [&](long lo, long hi) { K.flash_delta(dO, O, at.E, Drow.data(), lo, hi); });
   std::vector<float> dQacc((size_t)T * qn * dp, 0.0f);
   long per = K.flash_bwd_scratch_floats(at.D, at.E);
   std::vector<float> scratch(per * T + 16);
@@ -589,7 +590,7 @@ napi_value FlashBwd(napi_env env, napi_callback_info info) {
       K.flash_bwd(at, dO, L, Drow.data(), acc, dK, dV, s, t, t + 1);
     }
   });
-  parallel_for(qn, 256, [&](long lo, long hi) {
+  parallel_for(qn, rowGrain, [&](long lo, long hi) {
     for (long r = lo; r < hi; r++)
       for (long c = 0; c < at.D; c++) {
         float s = 0;
