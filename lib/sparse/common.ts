@@ -9,7 +9,7 @@
  * Queries are end-aligned with keys (query i sits at position m - n + i), as in `sdpa`.
  */
 import * as tf from '@tensorflow/tfjs';
-import { embedding, matmul } from '../backend/ops.js';
+import { matmul } from '../backend/ops.js';
 import { MASKED_SCORE, checkQkv, type AttentionShapes } from '../attention/sdpa.js';
 import { ShapeError } from '../util/shapes.js';
 
@@ -67,9 +67,38 @@ export function checkBlock(fn: string, arg: string, v: number | undefined): void
   if (v !== undefined && (!Number.isInteger(v) || v <= 0)) throw new ShapeError(`${fn}: options.${arg} must be a positive integer, got ${v}`);
 }
 
-/** Differentiable row gather x [rows, d] at idx: the embedding lookup, whose gradient is a scatter-add on every backend. */
-export function gatherRows(x: tf.Tensor2D, idx: Int32Array): tf.Tensor2D {
-  return tf.tidy(() => embedding(x, tf.tensor1d(idx, 'int32')) as tf.Tensor2D);
+/**
+ * Differentiable row gather: rows `idx` of x [rows, d] -> [idx.length, d]; the gradient scatter-adds back. `data` may
+ * pass x's values already read (one read serves many gathers). Plain loops: tfjs's gather has no gradient on wasm.
+ */
+export function gatherRows(x: tf.Tensor2D, idx: Int32Array, data?: Float32Array): tf.Tensor2D {
+  const [rows, d] = x.shape;
+  for (let i = 0; i < idx.length; i++) {
+    if (!(idx[i] >= 0 && idx[i] < rows)) throw new ShapeError(`gatherRows: idx[${i}] = ${idx[i]} is outside the ${rows} rows of x`);
+  }
+  const f = tf.customGrad(((t: tf.Tensor) => {
+    const src = data ?? (t.dataSync() as Float32Array);
+    const out = new Float32Array(idx.length * d);
+    for (let i = 0; i < idx.length; i++) {
+      const from = idx[i] * d;
+      const to = i * d;
+      for (let e = 0; e < d; e++) out[to + e] = src[from + e];
+    }
+    return {
+      value: tf.tensor2d(out, [idx.length, d]),
+      gradFunc: (dy: tf.Tensor) => {
+        const g = dy.dataSync();
+        const acc = new Float32Array(rows * d);
+        for (let i = 0; i < idx.length; i++) {
+          const to = idx[i] * d;
+          const from = i * d;
+          for (let e = 0; e < d; e++) acc[to + e] += g[from + e];
+        }
+        return tf.tensor2d(acc, [rows, d]);
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return f(x) as tf.Tensor2D;
 }
 
 /**
@@ -82,6 +111,8 @@ export interface KeySelection {
   slots: number;
   keys: Int32Array;
   logWeight?: Float32Array;
+  /** Per query: whether query i (within the block) may use slot t of block `blk`; default every slot. */
+  allow?: (blk: number, i: number, t: number) => boolean;
 }
 
 /** Gathered floats per piece of `attendSelected`: bounds memory however long the sequence. */
@@ -120,7 +151,7 @@ export function attendSelected(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Ten
       const lw = sel.logWeight ? sel.logWeight[blk * S + t] : 0;
       for (let i = 0; i < bq; i++) {
         const qi = qb * bq + i;
-        const ok = j >= 0 && qi < N && (!opts.causal || j <= off + qi);
+        const ok = j >= 0 && qi < N && (!opts.causal || j <= off + qi) && (!sel.allow || sel.allow(blk, i, t));
         const at = (blk * bq + i) * S + t;
         bias[at] = ok ? lw : MASKED_SCORE;
         allowed[at] = ok ? 1 : 0;
@@ -135,13 +166,15 @@ export function attendSelected(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Ten
     const q3 = qp.reshape([X, bq, D]);
     const kFlat = k.reshape([B * G * M, D]) as tf.Tensor2D;
     const vFlat = v.reshape([B * G * M, E]) as tf.Tensor2D;
+    const kData = kFlat.dataSync() as Float32Array;
+    const vData = vFlat.dataSync() as Float32Array;
     const outs: tf.Tensor[] = [];
     const lses: tf.Tensor[] = [];
     for (let x0 = 0; x0 < X; x0 += per) {
       const x = Math.min(per, X - x0);
       const r = rows.subarray(x0 * S, (x0 + x) * S);
-      const kSel = gatherRows(kFlat, r).reshape([x, S, D]);
-      const vSel = gatherRows(vFlat, r).reshape([x, S, E]);
+      const kSel = gatherRows(kFlat, r, kData).reshape([x, S, D]);
+      const vSel = gatherRows(vFlat, r, vData).reshape([x, S, E]);
       const qx = x === X ? q3 : q3.slice([x0, 0, 0], [x, bq, D]);
       const scores = matmul(qx, kSel, false, true).mul(opts.scale).add(tf.tensor3d(bias.subarray(x0 * bq * S, (x0 + x) * bq * S), [x, bq, S]));
       const lse = scores.logSumExp(-1, true);
@@ -174,6 +207,17 @@ export function topIndices(values: ArrayLike<number>, k: number, candidates?: Ar
   const idx = candidates ? Array.from(candidates) : Array.from({ length: values.length }, (_, i) => i);
   idx.sort((a, b) => values[b] - values[a] || a - b);
   return idx.slice(0, k);
+}
+
+/**
+ * Run `f` in a tidy scope and read its tensor's values. (Returning a typed array from tf.tidy itself would make tfjs
+ * walk every element of it looking for tensors.)
+ */
+export function readTidy(f: () => tf.Tensor): Float32Array {
+  const t = tf.tidy(f);
+  const data = t.dataSync() as Float32Array;
+  t.dispose();
+  return data;
 }
 
 /** A copy of `t` that gradients do not flow through (tfjs has no stopGradient). */

@@ -23,7 +23,7 @@ import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../../backend/ops.js';
 import { checkQkv, type AttentionShapes } from '../../attention/sdpa.js';
 import {
-  attendSelected, blockCovers, blocksToKeys, checkBlock, checkScale, densePairs, f64, gatherRows, naiveAttendRow, rowsOf,
+  attendSelected, blockCovers, blocksToKeys, checkBlock, checkScale, densePairs, f64, gatherRows, naiveAttendRow, readTidy, rowsOf,
   type KeySelection, type SparseBaseOptions, type SparseResult,
 } from '../common.js';
 
@@ -187,7 +187,7 @@ export function hipAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: 
       const b = Math.floor(blk / (nb * s.heads));
       rows[i] = (b * s.kvHeads + Math.floor(h / groups)) * s.keys + Math.max(0, j);
     });
-    const out = tf.tidy(() => {
+    const out = readTidy(() => {
       const pad = nb * r.bq - s.queries;
       // Padded query rows are zeros; the max is taken over real rows only by masking them to -inf below.
       const qp = pad > 0 ? tf.pad(q, [[0, 0], [0, 0], [0, pad], [0, 0]]) : q;
@@ -197,7 +197,7 @@ export function hipAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: 
         const valid = new Float32Array(nb * r.bq).map((_, i) => (i < s.queries ? 0 : -Infinity));
         sc = sc.reshape([s.batch * s.heads, nb * r.bq, width]).add(tf.tensor3d(valid, [1, nb * r.bq, 1])).reshape([s.batch * s.heads * nb, r.bq, width]);
       }
-      return sc.max(1).dataSync();
+      return sc.max(1);
     });
     return Float64Array.from(out);
   };

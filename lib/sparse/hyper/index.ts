@@ -25,7 +25,7 @@ import { matmul } from '../../backend/ops.js';
 import { MASKED_SCORE, checkQkv, repeatKv } from '../../attention/sdpa.js';
 import { Rng } from '../../util/random.js';
 import { ShapeError, fmt } from '../../util/shapes.js';
-import { attendSelected, checkBlock, checkScale, densePairs, f64, type SparseBaseOptions, type SparseResult } from '../common.js';
+import { attendSelected, checkBlock, checkScale, densePairs, f64, gatherRows, type SparseBaseOptions, type SparseResult } from '../common.js';
 
 export interface HyperOptions extends SparseBaseOptions {
   /** Random hyperplanes per hash (default 7, as the official code). */
@@ -169,7 +169,8 @@ interface Counter {
 function exactCausal(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, scale: number, cnt: Counter, off: number): Part {
   const n = q.shape[1];
   cnt.pieces.push({ kind: 'exact', off, len: n });
-  const bias = new Float32Array(n * n).map((_, i) => (i % n <= Math.floor(i / n) ? 0 : MASKED_SCORE));
+  const bias = new Float32Array(n * n);
+  for (let i = 0; i < n; i++) bias.fill(MASKED_SCORE, i * n + i + 1, (i + 1) * n);
   cnt.pairs += q.shape[0] * ((n * (n + 1)) / 2);
   return softmaxPart(matmul(q, k, false, true).mul(scale).add(tf.tensor3d(bias, [1, n, n])), v);
 }
@@ -182,26 +183,56 @@ function nonCausal(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, r: Resolved, 
   const p = plan(ranksOf(q.dataSync(), BH * n, D, P, r.r), ranksOf(k.dataSync(), BH * n, D, P, r.r), BH, n, b, r.m, rng);
   cnt.pieces.push({ kind: 'lsh', qOff, kOff, len: n, qBlock: p.blockOfQuery, kBlock: p.blockOfKey, samples: new Set(p.samples) });
   const m = p.samples.length;
-  const S = b + m;
-  const keys = new Int32Array(BH * n * S).fill(-1);
-  const logWeight = new Float32Array(BH * n * S);
-  const lw = Math.log(n / m);
+  // Queries sorted by their key block, in groups of b: a group's keys are the few consecutive key blocks its queries
+  // fall in, and each query keeps only its own block (plus the samples outside it).
+  const order = new Int32Array(BH * n);
+  const groups = Math.ceil(n / b);
+  const ranges: [number, number][] = [];
   for (let i = 0; i < BH; i++) {
-    for (let qi = 0; qi < n; qi++) {
-      const at = (i * n + qi) * S;
-      const blk = p.blockOfQuery[i * n + qi];
-      for (let t = blk * b; t < Math.min(n, (blk + 1) * b); t++) keys[at + t - blk * b] = p.kPerm[i][t];
-      p.samples.forEach((j, t) => {
-        if (p.blockOfKey[i * n + j] === blk) return;
-        keys[at + b + t] = j;
-        logWeight[at + b + t] = lw;
-      });
+    const idx = Array.from({ length: n }, (_, t) => t).sort((x, y) => p.blockOfQuery[i * n + x] - p.blockOfQuery[i * n + y] || x - y);
+    idx.forEach((qi, t) => (order[i * n + t] = i * n + qi));
+    for (let g = 0; g < groups; g++) {
+      const last = Math.min(n, (g + 1) * b) - 1;
+      ranges.push([p.blockOfQuery[i * n + idx[g * b]], p.blockOfQuery[i * n + idx[last]]]);
     }
   }
+  const width = Math.max(...ranges.map(([lo, hi]) => hi - lo + 1)) * b;
+  const S = width + m;
+  const keys = new Int32Array(BH * groups * S).fill(-1);
+  const keyBlock = new Int32Array(BH * groups * S).fill(-1);
+  const logWeight = new Float32Array(BH * groups * S);
+  const lw = Math.log(n / m);
+  ranges.forEach(([lo, hi], blk) => {
+    const i = Math.floor(blk / groups);
+    let t = 0;
+    for (let kb = lo; kb <= hi; kb++) {
+      for (let u = kb * b; u < Math.min(n, (kb + 1) * b); u++, t++) {
+        keys[blk * S + t] = p.kPerm[i][u];
+        keyBlock[blk * S + t] = kb;
+      }
+    }
+    p.samples.forEach((j, u) => {
+      keys[blk * S + width + u] = j;
+      keyBlock[blk * S + width + u] = -2 - p.blockOfKey[i * n + j];
+      logWeight[blk * S + width + u] = lw;
+    });
+  });
+  const allow = (blk: number, qi: number, t: number): boolean => {
+    const i = Math.floor(blk / groups);
+    const sorted = (blk % groups) * b + qi;
+    if (sorted >= n) return false;
+    const own = p.blockOfQuery[order[i * n + sorted]];
+    const kb = keyBlock[blk * S + t];
+    return kb >= 0 ? kb === own : -2 - kb !== own;
+  };
+  const unorder = new Int32Array(BH * n);
+  order.forEach((row, t) => (unorder[row] = t));
+  const qs = gatherRows(q.reshape([BH * n, D]) as tf.Tensor2D, order).reshape([1, BH, n, D]);
   const r4 = (x: tf.Tensor, w: number) => x.reshape([1, BH, n, w]);
-  const res = attendSelected('hyperAttention', r4(q, D), r4(k, D), r4(v, E), { queryBlock: 1, slots: S, keys, logWeight }, { scale: r.scale, causal: false, lse: true });
+  const res = attendSelected('hyperAttention', qs, r4(k, D), r4(v, E), { queryBlock: b, slots: S, keys, logWeight, allow }, { scale: r.scale, causal: false, lse: true });
   cnt.pairs += res.pairs;
-  return { out: res.output.reshape([BH, n, E]) as tf.Tensor3D, lse: res.lse!.reshape([BH, n, 1]) as tf.Tensor3D };
+  const back = (x: tf.Tensor, w: number) => gatherRows(x.reshape([BH * n, w]) as tf.Tensor2D, unorder).reshape([BH, n, w]) as tf.Tensor3D;
+  return { out: back(res.output, E), lse: back(res.lse!, 1) };
 }
 
 function causalRec(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, r: Resolved, P: Float64Array, rng: Rng, cnt: Counter, off = 0): Part {

@@ -24,7 +24,7 @@ import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../../backend/ops.js';
 import { MASKED_SCORE, checkQkv } from '../../attention/sdpa.js';
 import { ShapeError } from '../../util/shapes.js';
-import { checkBlock, checkScale, f64, gatherRows, rowsOf, topIndices, type SparseBaseOptions, type SparseResult } from '../common.js';
+import { checkBlock, checkScale, f64, gatherRows, readTidy, rowsOf, topIndices, type SparseBaseOptions, type SparseResult } from '../common.js';
 
 export interface LandmarkOptions extends Omit<SparseBaseOptions, 'causal'> {
   /** Positions per block, the landmark being the last (default 16). */
@@ -95,7 +95,7 @@ export function landmarkAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opti
   const maxCur = Math.max(0, ...Array.from({ length: nb }, (_, qb) => currentOf(qb)));
   let lmScores: Float32Array = new Float32Array(0);
   if (topk !== undefined && maxCur > topk) {
-    lmScores = tf.tidy(() => {
+    lmScores = readTidy(() => {
       const lmRows = new Int32Array(B * G * maxCur);
       for (let bg = 0; bg < B * G; bg++) for (let kb = 0; kb < maxCur; kb++) lmRows[bg * maxCur + kb] = bg * M + kb * L + L - 1;
       let lm = gatherRows(k.reshape([B * G * M, D]) as tf.Tensor2D, lmRows).reshape([B, G, maxCur, D]);
@@ -104,7 +104,7 @@ export function landmarkAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opti
       const qp = pad > 0 ? tf.pad(q, [[0, 0], [0, 0], [0, pad], [0, 0]]) : q;
       let sc = matmul(qp.reshape([B * H, nb * bq, D]), lm.reshape([B * H, maxCur, D]), false, true); // [bh, n, blocks]
       if (pad > 0) sc = sc.add(tf.tensor3d(Float32Array.from({ length: nb * bq }, (_, i) => (i < N ? 0 : -Infinity)), [1, nb * bq, 1]));
-      return sc.reshape([B * H, nb, bq, maxCur]).max(2).dataSync() as Float32Array;
+      return sc.reshape([B * H, nb, bq, maxCur]).max(2);
     });
   }
   const retrieved = retrieve(X, currentOf, topk, score);

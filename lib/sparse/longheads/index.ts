@@ -24,7 +24,7 @@ import { matmul } from '../../backend/ops.js';
 import { checkQkv, repeatKv, type AttentionShapes } from '../../attention/sdpa.js';
 import { ShapeError } from '../../util/shapes.js';
 import {
-  attendSelected, blockCovers, blocksToKeys, checkBlock, checkScale, densePairs, f64, naiveAttendRow, rowsOf, topIndices,
+  attendSelected, blockCovers, blocksToKeys, checkBlock, checkScale, densePairs, f64, naiveAttendRow, readTidy, rowsOf, topIndices,
   type SparseBaseOptions, type SparseResult,
 } from '../common.js';
 
@@ -97,13 +97,13 @@ export function longHeadsAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opt
   // Scores are needed only when some query block sees more chunks than the budget.
   const needsScores = Math.ceil(s.keys / r.C) > r.budget;
   if (needsScores) {
-    scores = tf.tidy(() => {
+    scores = readTidy(() => {
       const kc = repeatKv(chunkKeys(k, r.C, r.scale), s.heads / s.kvHeads); // [b, h, nc, d]
       const pad = nb * r.bq - s.queries;
       const qp = pad > 0 ? tf.pad(q, [[0, 0], [0, 0], [0, pad], [0, 0]]) : q;
       let sc = matmul(qp.reshape([s.batch * s.heads, nb * r.bq, s.dim]), kc.reshape([s.batch * s.heads, ncAll, s.dim]), false, true);
       if (pad > 0) sc = sc.add(tf.tensor3d(Float32Array.from({ length: nb * r.bq }, (_, i) => (i < s.queries ? 0 : -Infinity)), [1, nb * r.bq, 1]));
-      return sc.reshape([s.batch * s.heads, nb, r.bq, ncAll]).max(2).dataSync() as Float32Array;
+      return sc.reshape([s.batch * s.heads, nb, r.bq, ncAll]).max(2);
     });
     // Chunk summaries (C² + C per chunk and kv head) plus one score per query and chunk.
     selectionPairs = s.batch * s.kvHeads * ncAll * (r.C * r.C + r.C) + s.batch * s.heads * s.queries * ncAll;

@@ -27,7 +27,7 @@ import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../../backend/ops.js';
 import { MASKED_SCORE, checkQkv } from '../../attention/sdpa.js';
 import { ShapeError, fmt } from '../../util/shapes.js';
-import { checkBlock, checkScale, constant, densePairs, f64, gatherRows, naiveAttendRow, type SparseBaseOptions, type SparseResult } from '../common.js';
+import { checkBlock, checkScale, constant, readTidy, densePairs, f64, gatherRows, naiveAttendRow, type SparseBaseOptions, type SparseResult } from '../common.js';
 
 export interface RoutingOptions extends SparseBaseOptions {
   /** 'nearest' (default with causal) or 'balanced' top-w (default without; not allowed with causal). */
@@ -95,10 +95,10 @@ function route(fn: string, sim: ArrayLike<number>, s: { batch: number; heads: nu
 }
 
 function similarities(xh: tf.Tensor, centroids: tf.Tensor): Float32Array {
-  return tf.tidy(() => {
+  return readTidy(() => {
     const [B, H, n, D] = xh.shape;
     const c = centroids.shape[1] as number;
-    return matmul(xh.transpose([1, 0, 2, 3]).reshape([H, B * n, D]), centroids, false, true).reshape([H, B, n, c]).transpose([1, 0, 2, 3]).dataSync() as Float32Array; // [b, h, n, c]
+    return matmul(xh.transpose([1, 0, 2, 3]).reshape([H, B * n, D]), centroids, false, true).reshape([H, B, n, c]).transpose([1, 0, 2, 3]); // [b, h, n, c]
   });
 }
 
@@ -244,13 +244,11 @@ export function routingAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, 
 
 /** Unit vectors x / ‖x‖ of the normalised shared queries/keys, and each one's nearest centroid. */
 function assign(xh: tf.Tensor, centroids: tf.Tensor): { unit: tf.Tensor; nearest: Int32Array } {
-  return tf.tidy(() => {
-    const [B, H, n, D] = xh.shape;
-    const c = centroids.shape[1] as number;
-    const unit = xh.div(xh.square().sum(-1, true).sqrt().add(1e-12));
-    const sim = matmul(unit.transpose([1, 0, 2, 3]).reshape([H, B * n, D]), centroids, false, true); // [h, b*n, c]
-    return { unit, nearest: Int32Array.from(sim.reshape([H, B * n, c]).argMax(-1).dataSync()) };
-  });
+  const [B, H, n, D] = xh.shape;
+  const c = centroids.shape[1] as number;
+  const unit = tf.tidy(() => xh.div(xh.square().sum(-1, true).sqrt().add(1e-12)));
+  const nearest = Int32Array.from(readTidy(() => matmul(unit.transpose([1, 0, 2, 3]).reshape([H, B * n, D]), centroids, false, true).reshape([H, B * n, c]).argMax(-1)));
+  return { unit, nearest };
 }
 
 /** Per head and cluster: the mean unit vector of the members (nearest centroid) and their count. */
@@ -258,7 +256,7 @@ function clusterMeans(xh: tf.Tensor, centroids: tf.Tensor): { mean: Float64Array
   const [B, H, n, D] = xh.shape;
   const c = centroids.shape[1] as number;
   const { unit, nearest } = assign(xh, centroids);
-  const ux = tf.tidy(() => unit.transpose([1, 0, 2, 3]).reshape([H, B * n, D]).dataSync());
+  const ux = readTidy(() => unit.transpose([1, 0, 2, 3]).reshape([H, B * n, D]));
   unit.dispose();
   const mean = new Float64Array(H * c * D);
   const count = new Int32Array(H * c);
@@ -310,11 +308,8 @@ export function kmeansUpdate(centroids: tf.Tensor, qh: tf.Tensor, decay = 0.999,
 export function commitmentLoss(xh: tf.Tensor, centroids: tf.Tensor): tf.Scalar {
   const [B, H, n, D] = xh.shape;
   checkCentroids('commitmentLoss', centroids, H, D);
-  const { nearest } = tf.tidy(() => {
-    const a = assign(xh, centroids);
-    a.unit.dispose();
-    return { nearest: a.nearest };
-  });
+  const { unit: u0, nearest } = assign(xh, centroids);
+  u0.dispose();
   return tf.tidy(() => {
     const c = centroids.shape[1] as number;
     const rows = Int32Array.from(nearest, (cl, i) => Math.floor(i / (B * n)) * c + cl);

@@ -31,7 +31,7 @@ import { matmul } from '../../backend/ops.js';
 import { MASKED_SCORE, checkQkv, repeatKv } from '../../attention/sdpa.js';
 import { ShapeError, fmt } from '../../util/shapes.js';
 import {
-  attendSelected, blockCovers, blocksToKeys, checkBlock, checkScale, constant, densePairs, f64, naiveAttendRow, rowsOf, topIndices,
+  attendSelected, blockCovers, blocksToKeys, checkBlock, checkScale, constant, readTidy, densePairs, f64, naiveAttendRow, rowsOf, topIndices,
   type SparseBaseOptions, type SparseResult,
 } from '../common.js';
 
@@ -178,7 +178,7 @@ export function seerAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, gate: Se
   checkBlock(fn, 'topk', options.topk);
   const dg = checkGate(fn, gate, s.heads, s.dim);
   const causal = options.causal ?? true;
-  const probs = tf.tidy(() => seerGateLogProbs(q, k, gate, { ...options, causal }).exp().dataSync());
+  const probs = readTidy(() => seerGateLogProbs(q, k, gate, { ...options, causal }).exp());
   return attendBlocks(fn, q, k, v, selectBlocks(probs, s.batch * s.heads, g, causal, options), g, causal, checkScale(fn, options.scale, s.dim), s.batch * s.heads * g.nqb * g.nkb * dg);
 }
 
@@ -187,7 +187,7 @@ export function seerOracleAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, op
   const fn = 'seerOracleAttention';
   const { s, g } = checkSelf(fn, q, k, v, options);
   const causal = options.causal ?? true;
-  const gt = tf.tidy(() => seerGroundTruth(q, k, { ...options, causal }).dataSync());
+  const gt = readTidy(() => seerGroundTruth(q, k, { ...options, causal }));
   const r = attendBlocks(fn, q, k, v, selectBlocks(gt, s.batch * s.heads, g, causal, options), g, causal, checkScale(fn, options.scale, s.dim), 0);
   r.stats.method = 'seer-oracle';
   r.stats.selectionPairs = densePairs(s, causal);

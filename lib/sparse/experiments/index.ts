@@ -1,0 +1,3 @@
+/** The sparse-attention experiments (importing this module registers them). */
+import './scaling.js';
+import './routing-lm.js';
