@@ -86,6 +86,38 @@ let addon: NativeAddon | undefined;
 let loadError: string | undefined;
 let warned = false;
 
+/**
+ * OpenBLAS 0.3.21 (Debian 12) does not know AMD Zen 5, and this project's machines pin OPENBLAS_CORETYPE=Haswell: its
+ * AVX2 kernels, half of what the 512-bit FMA units do (measured n=1024 sgemm, one core: 120 GFLOP/s SkylakeX vs 64
+ * Haswell). The addon is the only OpenBLAS user in this process, so while loading it we ask for the SkylakeX kernels on
+ * CPUs with AVX-512, then put the variable back (child processes, e.g. the PyTorch peer, see it unchanged).
+ * ATTNLAB_OPENBLAS_CORETYPE overrides: 'inherit' keeps OPENBLAS_CORETYPE as it is, or names a core type.
+ */
+function blasCoretype(): string | undefined {
+  const want = process.env.ATTNLAB_OPENBLAS_CORETYPE;
+  if (want === 'inherit') return undefined;
+  if (want) return want;
+  if (process.platform !== 'linux' || process.arch !== 'x64') return undefined;
+  try {
+    const flags = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1].split(/\s+/) ?? [];
+    return ['avx512f', 'avx512bw', 'avx512dq', 'avx512vl'].every((f) => flags.includes(f)) ? 'SkylakeX' : undefined;
+  } catch {
+    return undefined; // no /proc: keep OpenBLAS's own detection
+  }
+}
+
+function requireWithCoretype(path: string): NativeAddon {
+  const core = blasCoretype();
+  const before = process.env.OPENBLAS_CORETYPE;
+  if (core) process.env.OPENBLAS_CORETYPE = core;
+  try {
+    return createRequire(import.meta.url)(path) as NativeAddon;
+  } finally {
+    if (before === undefined) delete process.env.OPENBLAS_CORETYPE;
+    else process.env.OPENBLAS_CORETYPE = before;
+  }
+}
+
 /** Load the addon once; returns it, or undefined with `loadError` set. */
 export function loadAddon(): NativeAddon | undefined {
   if (addon || loadError) return addon;
@@ -99,7 +131,7 @@ export function loadAddon(): NativeAddon | undefined {
     return undefined;
   }
   try {
-    addon = createRequire(import.meta.url)(path) as NativeAddon;
+    addon = requireWithCoretype(path);
   } catch (e) {
     loadError = `the native addon failed to load: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`;
   }
