@@ -18,3 +18,4 @@ export * as experiments from './experiments/index.js';
 export * as display from './display/index.js';
 export { Rng } from './util/random.js';
 export { ShapeError } from './util/shapes.js';
+export * as sparse from './sparse/index.js';

@@ -2,3 +2,4 @@
 export * from './registry.js';
 import './induction/index.js';
 export * as pointer from '../models/pointer/index.js';
+import '../sparse/experiments/index.js';
