@@ -124,6 +124,11 @@ async function trySet(c: BackendCandidate): Promise<string | null> {
   } catch (e) {
     return `tf.setBackend('${c.tfjsBackend}') threw: ${e instanceof Error ? e.message : String(e)}`;
   }
+  if (ok && c.tfjsBackend === 'cpu') {
+    // tfjs's cpu backend greets its first write with advice to install tfjs-node, which cannot install here; the
+    // backend report already says why each faster backend was not chosen.
+    (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
+  }
   return ok ? null : `tf.setBackend('${c.tfjsBackend}') failed to initialise`;
 }
 
