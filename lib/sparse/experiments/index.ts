@@ -1,3 +1,5 @@
 /** The sparse-attention experiments (importing this module registers them). */
 import './scaling.js';
 import './routing-lm.js';
+import './approx.js';
+import './passkey.js';

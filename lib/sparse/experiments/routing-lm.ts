@@ -141,13 +141,13 @@ registerExperiment<RoutingLMConfig>({
   description: 'Char LM on Moby-Dick (test bits per character, training time) and planted long-range recall (accuracy) for dense, local and routing attention at equal steps.',
   quick: {
     models: ['dense', 'local', 'routing'], dModel: 64, heads: 4, layers: 2, window: 16, clusters: 4, decay: 0.95, lr: 3e-3,
-    lm: { seqLen: 128, batch: 8, steps: 60, testBatches: 4 },
-    recall: { seqLen: 96, pairs: 4, keys: 16, values: 8, filler: 8, batch: 16, steps: 150, testRows: 128 },
+    lm: { seqLen: 128, batch: 8, steps: 30, testBatches: 2 },
+    recall: { seqLen: 64, pairs: 2, keys: 8, values: 8, filler: 8, batch: 16, steps: 80, testRows: 64 },
   },
   full: {
     models: ['dense', 'local', 'routing'], dModel: 64, heads: 4, layers: 2, window: 32, clusters: 8, decay: 0.99, lr: 2e-3,
     lm: { seqLen: 256, batch: 16, steps: 600, testBatches: 16 },
-    recall: { seqLen: 256, pairs: 8, keys: 32, values: 16, filler: 16, batch: 32, steps: 800, testRows: 512 },
+    recall: { seqLen: 256, pairs: 4, keys: 16, values: 8, filler: 16, batch: 32, steps: 1500, testRows: 512 },
   },
   async run(cfg, ctx) {
     const trainSet = textDataset({ tokenizer: 'char', split: 'train' });

@@ -1,0 +1,219 @@
+/**
+ * passkey-long: models trained on passkey retrieval at a short length, asked for the passkey at 4-16x that length.
+ *
+ * Papers: Mohtashami & Jaggi 2023, Landmark Attention (https://arxiv.org/abs/2305.16300); Lu et al. 2024, LongHeads
+ * (https://arxiv.org/abs/2402.10685); Lee et al. 2025, HiP (https://arxiv.org/abs/2406.09827).
+ *
+ * Trained at `trainLen` (lib/data passkeyTask: filler, SEP digits SEP at a random depth, QUERY, then the digits):
+ *   dense     full causal attention with RoPE, evaluated as is (length extrapolation)
+ *   local     sliding window of `window` keys (the passkey is out of reach once it is further than the window)
+ *   landmark  landmark tokens every `landmarkBlock` - 1 tokens, trained with the grouped softmax, evaluated with
+ *             top-`landmarkTopk` block retrieval per token
+ * and, training-free on the dense model, LongHeads (each head attends to `chunks` chunks of `chunk` tokens: the first,
+ * the local one and its best-scoring others, i.e. at most trainLen keys) and HiP (top-k key blocks by hierarchical
+ * search, plus sink and local blocks, at most trainLen keys).
+ * Evaluation is greedy decoding of the digits after QUERY (each step a full forward over the prompt and the digits
+ * decoded so far), so no future token is ever visible; accuracy = rows with every digit right.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { registerExperiment, type ExperimentContext } from '../../experiments/registry.js';
+import { PASSKEY_DIGIT0, passkeyTask } from '../../data/tasks.js';
+import { SPECIAL } from '../../data/batch.js';
+import { train } from '../../train/loop.js';
+import { SparseLM, type AttendFn, type AttentionKind } from '../model.js';
+import { isLandmark } from '../landmark/index.js';
+import { longHeadsAttention } from '../longheads/index.js';
+import { hipAttention } from '../hip/index.js';
+
+export type PasskeyModel = 'dense' | 'local' | 'landmark' | 'longheads' | 'hip';
+
+export interface PasskeyLongConfig {
+  trainLen: number;
+  evalLens: number[];
+  digits: number;
+  fillerVocab: number;
+  dModel: number;
+  heads: number;
+  layers: number;
+  batch: number;
+  steps: number;
+  lr: number;
+  window: number;
+  landmarkBlock: number;
+  landmarkTopk: number;
+  chunk: number;
+  evalRows: number;
+  models: PasskeyModel[];
+}
+
+/** Insert a landmark token at every position p with (p + 1) % block == 0; targets and loss mask follow their tokens. */
+function withLandmarks(inputs: Int32Array, targets: Int32Array, mask: Float32Array, rows: number, len: number, block: number, landmark: number) {
+  const rowsOut: { tokens: number[]; graded: boolean[] }[] = [];
+  for (let b = 0; b < rows; b++) {
+    const tokens: number[] = [];
+    const graded: boolean[] = [];
+    for (let u = 0; u <= len; u++) {
+      tokens.push(u < len ? inputs[b * len + u] : targets[b * len + len - 1]);
+      graded.push(u >= 1 && mask[b * len + u - 1] === 1);
+      if (isLandmark(tokens.length, block)) {
+        tokens.push(landmark);
+        graded.push(false);
+      }
+    }
+    rowsOut.push({ tokens, graded });
+  }
+  const outLen = rowsOut[0].tokens.length - 1;
+  const ins = new Int32Array(rows * outLen);
+  const tgs = new Int32Array(rows * outLen);
+  const msk = new Float32Array(rows * outLen);
+  rowsOut.forEach(({ tokens, graded }, b) => {
+    for (let t = 0; t < outLen; t++) {
+      ins[b * outLen + t] = tokens[t];
+      tgs[b * outLen + t] = tokens[t + 1];
+      msk[b * outLen + t] = graded[t + 1] ? 1 : 0;
+    }
+  });
+  return { inputs: ins, targets: tgs, mask: msk, len: outLen };
+}
+
+function trainBatch(cfg: PasskeyLongConfig, kind: AttentionKind, vocab: number, seed: number, step: number) {
+  const b = passkeyTask({ batch: cfg.batch, seqLen: cfg.trainLen, digits: cfg.digits, fillerVocab: cfg.fillerVocab, seed: seed * 100_003 + step, split: 'train' });
+  if (kind !== 'landmark') return b.toTensors();
+  const l = withLandmarks(b.inputs, b.targets, b.lossMask, cfg.batch, cfg.trainLen, cfg.landmarkBlock, vocab);
+  return {
+    inputs: tf.tensor2d(l.inputs, [cfg.batch, l.len], 'int32'),
+    targets: tf.tensor2d(l.targets, [cfg.batch, l.len], 'int32'),
+    lossMask: tf.tensor2d(l.mask, [cfg.batch, l.len]),
+  };
+}
+
+/** Greedy decoding of the digits after each prompt; returns the share of rows fully right and of digits right. */
+export function decodePasskeys(model: SparseLM, prompts: number[][], answers: number[][], opts: { override?: AttendFn; landmarkTopk?: number; landmark?: { id: number; block: number } }): { rows: number; digits: number } {
+  const seqs = prompts.map((p) => [...p]);
+  const digits = answers[0].length;
+  const got: number[][] = prompts.map(() => []);
+  for (let step = 0; step < digits; step++) {
+    if (opts.landmark) for (const s of seqs) if (isLandmark(s.length, opts.landmark.block)) s.push(opts.landmark.id);
+    const len = seqs[0].length;
+    const tokens = tf.tensor2d(seqs.flat(), [seqs.length, len], 'int32');
+    const next = tf.tidy(() => model.forward(tokens, { override: opts.override, landmarkTopk: opts.landmarkTopk }).slice([0, len - 1, 0], [-1, 1, -1]).argMax(-1).dataSync());
+    tokens.dispose();
+    seqs.forEach((s, i) => {
+      s.push(next[i]);
+      got[i].push(next[i]);
+    });
+  }
+  let rows = 0;
+  let right = 0;
+  answers.forEach((a, i) => {
+    const ok = a.map((d, t) => d === got[i][t]);
+    right += ok.filter(Boolean).length;
+    if (ok.every(Boolean)) rows++;
+  });
+  return { rows: rows / answers.length, digits: right / (answers.length * digits) };
+}
+
+/** Prompts (up to and including QUERY) and answers at one length; landmark prompts carry landmark tokens. */
+function evalSet(cfg: PasskeyLongConfig, len: number, seed: number, landmark?: { id: number; block: number }) {
+  // The task's seqLen counts the answer digits too; the prompt ends with QUERY.
+  const b = passkeyTask({ batch: cfg.evalRows, seqLen: len, digits: cfg.digits, fillerVocab: cfg.fillerVocab, seed: seed + len, split: 'test' });
+  const prompts: number[][] = [];
+  const answers: number[][] = [];
+  for (let r = 0; r < b.batch; r++) {
+    const row = Array.from(b.inputs.subarray(r * len, (r + 1) * len));
+    const q = row.lastIndexOf(SPECIAL.QUERY);
+    const full = [...row, b.targets[(r + 1) * len - 1]];
+    let prompt = full.slice(0, q + 1);
+    if (landmark) {
+      const withLm: number[] = [];
+      for (const t of prompt) {
+        withLm.push(t);
+        if (isLandmark(withLm.length, landmark.block)) withLm.push(landmark.id);
+      }
+      prompt = withLm;
+    }
+    prompts.push(prompt);
+    answers.push(full.slice(q + 1, q + 1 + cfg.digits));
+  }
+  return { prompts, answers };
+}
+
+export interface PasskeyRow {
+  model: PasskeyModel;
+  length: number;
+  test_accuracy: number;
+  test_digit_accuracy: number;
+}
+
+async function trainModel(cfg: PasskeyLongConfig, kind: AttentionKind, vocab: number, ctx: Pick<ExperimentContext, 'seed' | 'progress' | 'log'>): Promise<SparseLM> {
+  const model = new SparseLM({ vocab: kind === 'landmark' ? vocab + 1 : vocab, dModel: cfg.dModel, heads: cfg.heads, layers: cfg.layers, attention: kind, window: cfg.window, landmarkBlock: cfg.landmarkBlock, seed: ctx.seed });
+  ctx.log(`${kind}: training at length ${cfg.trainLen} for ${cfg.steps} steps`);
+  const run = await train({
+    variables: model.variables(),
+    steps: cfg.steps,
+    optimizer: { type: 'adamw', lr: cfg.lr, weightDecay: 0.01 },
+    schedule: { type: 'cosine', warmup: Math.round(cfg.steps * 0.05) },
+    clipNorm: 1,
+    seed: ctx.seed,
+    progress: ctx.progress,
+    dataframe: false,
+    loss: (step) => {
+      const b = trainBatch(cfg, kind, vocab, ctx.seed, step);
+      try {
+        return model.loss(b.inputs, b.targets, b.lossMask);
+      } finally {
+        tf.dispose([b.inputs, b.targets, b.lossMask]);
+      }
+    },
+  });
+  if (run.stopped) throw new Error(`passkey-long (${kind}): training stopped: ${run.stopped.message}`);
+  return model;
+}
+
+registerExperiment<PasskeyLongConfig>({
+  name: 'passkey-long',
+  paper: 'Landmark Attention (arXiv:2305.16300), LongHeads (arXiv:2402.10685), HiP (arXiv:2406.09827)',
+  description: 'Passkey retrieval beyond the training length: dense (extrapolation), sliding window, landmark retrieval, and training-free LongHeads and HiP on the dense model.',
+  quick: {
+    trainLen: 64, evalLens: [64, 256], digits: 3, fillerVocab: 8, dModel: 64, heads: 4, layers: 2, batch: 16, steps: 150, lr: 3e-3,
+    window: 16, landmarkBlock: 8, landmarkTopk: 2, chunk: 8, evalRows: 16, models: ['dense', 'local', 'landmark', 'longheads', 'hip'],
+  },
+  full: {
+    trainLen: 256, evalLens: [256, 1024, 2048, 4096], digits: 5, fillerVocab: 16, dModel: 64, heads: 4, layers: 2, batch: 16, steps: 800, lr: 2e-3,
+    window: 64, landmarkBlock: 16, landmarkTopk: 2, chunk: 32, evalRows: 32, models: ['dense', 'local', 'landmark', 'longheads', 'hip'],
+  },
+  async run(cfg, ctx) {
+    const vocab = PASSKEY_DIGIT0 + 10 + cfg.fillerVocab;
+    const rows: PasskeyRow[] = [];
+    const trained: Partial<Record<AttentionKind, SparseLM>> = {};
+    const need = new Set<AttentionKind>(cfg.models.map((m) => (m === 'longheads' || m === 'hip' ? 'dense' : m)));
+    for (const kind of need) trained[kind] = await trainModel(cfg, kind, vocab, ctx);
+    const chunks = Math.max(2, Math.floor(cfg.trainLen / cfg.chunk));
+    const overrides: Partial<Record<PasskeyModel, AttendFn>> = {
+      longheads: (q, k, v) => longHeadsAttention(q, k, v, { chunkSize: cfg.chunk, chunks, queryBlock: cfg.chunk }).output,
+      hip: (q, k, v) => hipAttention(q, k, v, { keyBlock: cfg.chunk / 2, queryBlock: cfg.chunk, topk: 2 * chunks - 4, sinkBlocks: 2, localBlocks: 2 }).output,
+    };
+    for (const m of cfg.models) {
+      const model = trained[m === 'longheads' || m === 'hip' ? 'dense' : (m as AttentionKind)]!;
+      for (const len of cfg.evalLens) {
+        const landmark = m === 'landmark' ? { id: vocab, block: cfg.landmarkBlock } : undefined;
+        const { prompts, answers } = evalSet(cfg, len, ctx.seed, landmark);
+        const acc = decodePasskeys(model, prompts, answers, { override: overrides[m], landmarkTopk: m === 'landmark' ? cfg.landmarkTopk : undefined, landmark });
+        rows.push({ model: m, length: len, test_accuracy: acc.rows, test_digit_accuracy: acc.digits });
+        ctx.log(`${m} at ${len}: passkey accuracy ${acc.rows.toFixed(3)} (digits ${acc.digits.toFixed(3)})`);
+      }
+    }
+    Object.values(trained).forEach((m) => m!.dispose());
+    const metrics: Record<string, number> = {};
+    for (const r of rows) {
+      metrics[`test_accuracy_${r.model}_${r.length}`] = r.test_accuracy;
+      metrics[`test_digit_accuracy_${r.model}_${r.length}`] = r.test_digit_accuracy;
+    }
+    const f = (x: number) => +x.toFixed(3);
+    return {
+      metrics,
+      tables: { passkey: rows.map((r) => ({ ...r, test_accuracy: f(r.test_accuracy), test_digit_accuracy: f(r.test_digit_accuracy) })) },
+      summary: `Passkey accuracy by length (trained at ${cfg.trainLen}): ${cfg.models.map((m) => `${m} ${rows.filter((r) => r.model === m).map((r) => `${r.length}:${r.test_accuracy.toFixed(2)}`).join(' ')}`).join('; ')}.`,
+    };
+  },
+});
