@@ -173,7 +173,7 @@ const quick = { ...base, hidden: 64, batch: 64, lr: 3e-3, testCount: 200, models
 export const POINTER_EXPERIMENTS: Record<TaskName, { quick: PointerExperimentConfig; full: PointerExperimentConfig; description: string }> = {
   hull: {
     description: 'Convex hull: Ptr-Net (LSTM and transformer encoders) vs seq2seq and seq2seq+attention; exact accuracy, area coverage and invalid outputs up to n = 50.',
-    quick: { ...quick, task: 'hull', n_train: [5, 10], n_test: [5, 10, 20], steps: 300 },
+    quick: { ...quick, task: 'hull', n_train: [5, 10], n_test: [5, 10, 20], steps: 250 },
     full: { ...base, task: 'hull', n_train: [5, 10], n_test: [5, 10, 20, 50], models: ALL, steps: 2000, batch: 128, testCount: 500 },
   },
   delaunay: {

@@ -36,8 +36,13 @@ export interface PointerModelConfig {
   layers?: number;
   heads?: number;
   seed: number;
-  /** Uniform init range for the recurrent weights; the paper uses ±0.08. */
+  /** Uniform init range for the recurrent and attention weights; the paper uses ±0.08. */
   initScale?: number;
+  /**
+   * Uniform init range for the weights that read coordinates (2 or 3 inputs per LSTM): at ±0.08 the gates barely see
+   * the input and training stalls for hundreds of steps before it starts, so they start at ±1 by default.
+   */
+  inputInitScale?: number;
 }
 
 export interface PointerModel {
@@ -86,11 +91,11 @@ export function createPointerModel(config: PointerModelConfig): PointerModel {
     ones('enc.lnf.g', [h]);
     zeros('enc.lnf.b', [h]);
   } else {
-    uniform('enc.wx', [c, 4 * h]);
+    uniform('enc.wx', [c, 4 * h], config.inputInitScale ?? 1);
     uniform('enc.wh', [h, 4 * h]);
     lstmBias('enc.b');
   }
-  uniform('dec.wx', [c + 1, 4 * h]);
+  uniform('dec.wx', [c + 1, 4 * h], config.inputInitScale ?? 1);
   uniform('dec.wh', [h, 4 * h]);
   lstmBias('dec.b');
   if (kind === 'pointer' || kind === 'pointer-transformer') {
