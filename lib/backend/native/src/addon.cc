@@ -78,7 +78,7 @@ class Pool {
     for (;;) {
       // Spin briefly (kernels come in bursts from one training step), then sleep.
       bool got = false;
-      for (int i = 0; i < 20000 && !got; i++) {
+      for (int i = 0; i < 4000 && !got; i++) {
         if (gen_.load(std::memory_order_acquire) != seen) got = true;
         else __builtin_ia32_pause();
       }
