@@ -127,8 +127,7 @@ export function attentionHeatmap(weights: Matrix | number[][][] | number[][][][]
   });
   fig.data[0]!.hovertemplate = 'query %{y}, key %{x}: %{z:.3f}<extra></extra>';
   const side = Math.min(720, Math.max(320, 18 * Math.max(q, k) + 120));
-  Object.assign(fig.layout!, { width: side + 80, height: side, margin: { t: 90 } });
-  (fig.layout!.xaxis as Layout).side = 'top';
+  Object.assign(fig.layout!, { width: side + 80, height: side });
   return fig;
 }
 
