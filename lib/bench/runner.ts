@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import * as backend from '../backend/index.js';
+import { nativeInstalled } from '../backend/native.js';
 import type { TorchPeer } from './peer.js';
 import type { Instance, Target, Workload } from './workloads.js';
 
@@ -68,6 +69,19 @@ export function median(xs: number[]): number | null {
 
 const now = () => performance.now();
 
+/**
+ * Switch backends and wait until the switch has settled: the chooser removes the native kernel overrides from a
+ * promise callback, so a run started in the same tick could still use them. Checks that it did.
+ */
+async function switchTo(name: backend.BackendName): Promise<void> {
+  await backend.setBackend(name);
+  await new Promise((r) => setImmediate(r));
+  const installed = nativeInstalled();
+  if (installed !== (name === 'wasm-native')) {
+    throw new Error(`bench: after switching to ${name} the native kernels are ${installed ? 'still installed' : 'not installed'}`);
+  }
+}
+
 export async function runBench(o: BenchOptions): Promise<BenchReport> {
   const log = o.log ?? (() => undefined);
   const rows: BenchRow[] = [];
@@ -78,7 +92,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     const errors = new Map<string, string>();
     for (const b of o.backends) {
       try {
-        await backend.setBackend(b);
+        await switchTo(b);
         const i = await w.setup();
         i.run(); // warm-up: kernel setup, wasm heap growth, first-call compilation
         inst.set(b, i);
@@ -96,7 +110,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     for (let r = 0; r < o.repeats; r++) {
       for (const [b, i] of inst) {
         if ((spent.get(b) ?? 0) > o.budgetSeconds * 1000) continue;
-        await backend.setBackend(b as backend.BackendName);
+        await switchTo(b as backend.BackendName);
         const t0 = now();
         i.run();
         const dt = now() - t0;
@@ -112,7 +126,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       }
     }
     for (const [b, i] of inst) {
-      await backend.setBackend(b as backend.BackendName);
+      await switchTo(b as backend.BackendName);
       i.dispose();
     }
     if (o.peer) await o.peer.dispose(w);
