@@ -18,3 +18,6 @@ export * from './hyper/index.js';
 export * from './seer/index.js';
 export * from './landmark/index.js';
 export * from './longheads/index.js';
+export * from './model.js';
+export { plantedQkv, sinkWindowAttention } from './experiments/approx.js';
+export { recallTask } from './experiments/routing-lm.js';

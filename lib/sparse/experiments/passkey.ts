@@ -175,12 +175,12 @@ registerExperiment<PasskeyLongConfig>({
   paper: 'Landmark Attention (arXiv:2305.16300), LongHeads (arXiv:2402.10685), HiP (arXiv:2406.09827)',
   description: 'Passkey retrieval beyond the training length: dense (extrapolation), sliding window, landmark retrieval, and training-free LongHeads and HiP on the dense model.',
   quick: {
-    trainLen: 64, evalLens: [64, 256], digits: 3, fillerVocab: 8, dModel: 64, heads: 4, layers: 2, batch: 16, steps: 150, lr: 3e-3,
-    window: 16, landmarkBlock: 8, landmarkTopk: 2, chunk: 8, evalRows: 16, models: ['dense', 'local', 'landmark', 'longheads', 'hip'],
+    trainLen: 64, evalLens: [64, 256], digits: 3, fillerVocab: 8, dModel: 32, heads: 4, layers: 2, batch: 16, steps: 60, lr: 3e-3,
+    window: 16, landmarkBlock: 8, landmarkTopk: 2, chunk: 8, evalRows: 8, models: ['dense', 'local', 'landmark', 'longheads', 'hip'],
   },
   full: {
-    trainLen: 256, evalLens: [256, 1024, 2048, 4096], digits: 5, fillerVocab: 16, dModel: 64, heads: 4, layers: 2, batch: 16, steps: 800, lr: 2e-3,
-    window: 64, landmarkBlock: 16, landmarkTopk: 2, chunk: 32, evalRows: 32, models: ['dense', 'local', 'landmark', 'longheads', 'hip'],
+    trainLen: 256, evalLens: [256, 1024, 2048, 4096], digits: 5, fillerVocab: 16, dModel: 64, heads: 4, layers: 2, batch: 16, steps: 500, lr: 2e-3,
+    window: 64, landmarkBlock: 16, landmarkTopk: 2, chunk: 32, evalRows: 16, models: ['dense', 'local', 'landmark', 'longheads', 'hip'],
   },
   async run(cfg, ctx) {
     const vocab = PASSKEY_DIGIT0 + 10 + cfg.fillerVocab;

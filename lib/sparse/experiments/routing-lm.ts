@@ -145,9 +145,9 @@ registerExperiment<RoutingLMConfig>({
     recall: { seqLen: 64, pairs: 2, keys: 8, values: 8, filler: 8, batch: 16, steps: 80, testRows: 64 },
   },
   full: {
-    models: ['dense', 'local', 'routing'], dModel: 64, heads: 4, layers: 2, window: 32, clusters: 8, decay: 0.99, lr: 2e-3,
-    lm: { seqLen: 256, batch: 16, steps: 600, testBatches: 16 },
-    recall: { seqLen: 256, pairs: 4, keys: 16, values: 8, filler: 16, batch: 32, steps: 1500, testRows: 512 },
+    models: ['dense', 'local', 'routing'], dModel: 64, heads: 4, layers: 2, window: 16, clusters: 4, decay: 0.99, lr: 2e-3,
+    lm: { seqLen: 128, batch: 16, steps: 300, testBatches: 16 },
+    recall: { seqLen: 128, pairs: 4, keys: 16, values: 8, filler: 16, batch: 32, steps: 600, testRows: 256 },
   },
   async run(cfg, ctx) {
     const trainSet = textDataset({ tokenizer: 'char', split: 'train' });
