@@ -121,6 +121,27 @@ describe('TSP solvers', () => {
   });
 });
 
+describe('task labels', () => {
+  it('TSP: the optimal tour from point 0, counter-clockwise; Delaunay: the same triangles, each counter-clockwise, by centroid x', () => {
+    const rng = new Rng(6);
+    for (let t = 0; t < 20; t++) {
+      const p = pts(rng, 5 + (t % 5));
+      const tour = TASKS.tsp.label(p);
+      expect(tour[0]).toBe(0);
+      expect(polygonArea(p, tour)).toBeGreaterThan(0);
+      expect(tourLength(p, tour)).toBeCloseTo(tourLength(p, heldKarp(p)), 9);
+      const flat = TASKS.delaunay.label(p);
+      const tris = Array.from({ length: flat.length / 3 }, (_, i) => flat.slice(3 * i, 3 * i + 3));
+      expect(canonicalTriangles(tris)).toEqual(delaunay(p));
+      const cx = tris.map((x) => x.reduce((a, i) => a + p[i][0], 0));
+      tris.forEach((x, i) => {
+        expect(cross(p[x[0]], p[x[1]], p[x[2]])).toBeGreaterThan(0);
+        if (i > 0) expect(cx[i]).toBeGreaterThanOrEqual(cx[i - 1]);
+      });
+    }
+  });
+});
+
 describe('metrics', () => {
   const rng = new Rng(5);
   const hull = makeExamples(TASKS.hull, 30, 5, 12, rng);

@@ -74,6 +74,8 @@ export async function trainPointer(
   const task = TASKS[cfg.task];
   const model = createPointerModel({
     kind, coordDim: task.coordDim, hidden: cfg.hidden, vocab: vocabFor(cfg), layers: cfg.layers, heads: cfg.heads, seed: opts.seed,
+    // Only the TSP label depends on the input order (it starts at point 0).
+    orderCodes: cfg.task === 'tsp',
   });
   const run = await train({
     variables: model.params,

@@ -7,7 +7,7 @@
  * Kinds:
  * - `pointer`: LSTM encoder, LSTM decoder, u_j^i = vᵀ tanh(W1 e_j + W2 d_i) is the output distribution (Vinyals et al.).
  * - `pointer-transformer`: the same decoder and pointer over a transformer encoder (pre-norm blocks with padding
- *   masks, sinusoidal codes of the input order). Our addition.
+ *   masks; sinusoidal codes of the input order only with `orderCodes`). Our addition.
  * - `seq2seq`: LSTM encoder-decoder with a softmax over a fixed vocabulary of V classes (EOS + point indices).
  * - `seq2seq-attn`: the same with attention over the encoder states, combined with the decoder state before the
  *   output softmax (Luong-style output attention; the paper's baseline feeds the context in à la Bahdanau).
@@ -35,6 +35,11 @@ export interface PointerModelConfig {
   /** Transformer encoder depth and heads (pointer-transformer). */
   layers?: number;
   heads?: number;
+  /**
+   * Add sinusoidal codes of the input order to the transformer encoder's input (default false). Without them the
+   * encoder sees a set: it generalises across n, but cannot tell which point came first (the TSP label starts there).
+   */
+  orderCodes?: boolean;
   seed: number;
   /** Uniform init range for the recurrent and attention weights; the paper uses ±0.08. */
   initScale?: number;
@@ -196,9 +201,8 @@ export function encode(model: PointerModel, x: tf.Tensor3D, lengths: number[]): 
   if (kind === 'pointer-transformer') {
     const L = model.config.layers ?? 2;
     const cfg = { dModel: h, heads: model.config.heads ?? 4 };
-    // Sinusoidal input-order codes: the labels' canonical forms (hull from its smallest index, tour from point 0)
-    // depend on the order of the inputs, which a transformer without positions could not see.
-    let z = matmul(x, P['enc.win']).add(P['enc.bin']).add(sinusoidal(n, h)) as tf.Tensor3D;
+    let z = matmul(x, P['enc.win']).add(P['enc.bin']) as tf.Tensor3D;
+    if (model.config.orderCodes) z = z.add(sinusoidal(n, h));
     const mask = masks.padding(lengths);
     for (let l = 0; l < L; l++) {
       const pre = `enc.blocks.${l}`;

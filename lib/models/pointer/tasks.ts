@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../util/random.js';
-import { convexHull, delaunay, type Point } from './geometry.js';
+import { convexHull, cross, delaunay, polygonArea, type Point } from './geometry.js';
 import { heldKarp, twoOpt, HELD_KARP_MAX } from './tsp.js';
 
 export type TaskName = 'hull' | 'delaunay' | 'tsp' | 'sort';
@@ -46,14 +46,18 @@ export const TASKS: Record<TaskName, TaskSpec> = {
     eosAllowed: (step) => step >= 3 && step % 3 === 0,
     // A triangulation of n points has at most 2n - 5 triangles.
     maxSteps: (n) => 3 * Math.max(1, 2 * n - 5) + 1,
-    label: (p) => delaunay(p).flat(),
+    // Triangles by the x of their centroid, each counter-clockwise from its leftmost corner: an order the decoder can
+    // follow by looking at the points. (Sorted index triples, the natural order, hid the geometry behind the indices.)
+    label: (p) => delaunay(p).map((t) => geometricTriangle(p, t)).sort((s, t) => centroidX(p, s) - centroidX(p, t)).flat(),
   },
   tsp: {
     name: 'tsp', coordDim: 2, eos: false, maskChosen: true,
     eosAllowed: () => false,
     maxSteps: (n) => n,
     // Held-Karp is exact up to 12 points; beyond, 2-opt is the reference (noted wherever it is reported).
-    label: (p) => (p.length <= HELD_KARP_MAX ? heldKarp(p) : twoOpt(p)),
+    // From point 0, counter-clockwise: a direction the decoder can see (the canonical form's smaller-index neighbour
+    // cannot be).
+    label: (p) => counterClockwise(p, p.length <= HELD_KARP_MAX ? heldKarp(p) : twoOpt(p)),
   },
   sort: {
     name: 'sort', coordDim: 1, eos: false, maskChosen: true,
@@ -62,6 +66,20 @@ export const TASKS: Record<TaskName, TaskSpec> = {
     label: (p) => p.map((_, i) => i).sort((i, j) => p[i][0] - p[j][0]),
   },
 };
+
+const centroidX = (p: Point[], t: number[]): number => (p[t[0]][0] + p[t[1]][0] + p[t[2]][0]) / 3;
+
+/** A triangle's corners counter-clockwise, starting at the leftmost. */
+export function geometricTriangle(p: Point[], t: number[]): number[] {
+  const ccw = cross(p[t[0]], p[t[1]], p[t[2]]) > 0 ? [...t] : [t[0], t[2], t[1]];
+  const k = ccw.reduce((best, i, j) => (p[i][0] < p[ccw[best]][0] ? j : best), 0);
+  return [...ccw.slice(k), ...ccw.slice(0, k)];
+}
+
+/** A tour from its first point (kept first), turned counter-clockwise if it ran clockwise. */
+export function counterClockwise(p: Point[], tour: number[]): number[] {
+  return polygonArea(p, tour) >= 0 ? tour : [tour[0], ...tour.slice(1).reverse()];
+}
 
 export interface Example {
   points: Point[];
