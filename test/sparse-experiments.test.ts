@@ -1,0 +1,103 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as backend from '../lib/backend/index.js';
+import { runExperiment } from '../lib/experiments/index.js';
+import { recallTask, SparseLM, plantedQkv, type AttentionKind } from '../lib/sparse/index.js';
+import { expectClose } from './helpers.js';
+
+beforeAll(async () => {
+  await backend.setBackend('wasm');
+});
+
+describe('sparse experiments (tiny configs)', () => {
+  it('sparse-scaling times every method against the dense baseline and reports crossovers', async () => {
+    const r = await runExperiment('sparse-scaling', { quick: true, overrides: { lengths: [128, 256], repeats: 1 } });
+    const rows = r.tables!.scaling as { n: number; method: string; pairs: number; pair_fraction: number }[];
+    for (const m of ['dense-sdpa', 'routing', 'hip', 'hyper', 'seer', 'landmark', 'longheads']) expect(rows.filter((x) => x.method === m)).toHaveLength(2);
+    expect(rows.find((x) => x.n === 256 && x.method === 'routing')!.pair_fraction).toBeLessThan(1);
+    expect(Object.keys(r.metrics)).toContain('test_crossover_vs_sdpa_hip');
+    expect(Object.keys(r.metrics)).toContain('test_slope_dense_sdpa');
+  });
+
+  it('sparse-approx measures error, recall and mass; the oracle block choice beats the static window on planted entries', async () => {
+    const r = await runExperiment('sparse-approx', { quick: true, overrides: { lengths: [256], sources: ['planted'], rows: 16, seer: { steps: 5, gateDim: 8, lr: 1e-2 } } });
+    const rows = r.tables!.frontier as { method: string; rel_error: number; topk_recall: number; mass: number; pair_fraction: number }[];
+    expect(rows.map((x) => x.method).sort()).toEqual(['hip', 'hyper', 'longheads', 'routing', 'seer', 'seer-oracle', 'sink-window']);
+    for (const x of rows) {
+      expect(x.rel_error).toBeGreaterThanOrEqual(0);
+      expect(x.topk_recall).toBeGreaterThanOrEqual(0);
+      expect(x.topk_recall).toBeLessThanOrEqual(1);
+      expect(x.mass).toBeLessThanOrEqual(1 + 1e-9);
+    }
+    const get = (m: string) => rows.find((x) => x.method === m)!;
+    expect(get('seer-oracle').mass).toBeGreaterThan(get('sink-window').mass);
+  });
+
+  it('routing-lm and passkey-long run end to end', async () => {
+    const lm = await runExperiment('routing-lm', {
+      quick: true,
+      overrides: { lm: { seqLen: 32, batch: 2, steps: 2, testBatches: 1 }, recall: { seqLen: 24, pairs: 2, keys: 4, values: 4, filler: 4, batch: 2, steps: 2, testRows: 4 } },
+    });
+    for (const m of ['dense', 'local', 'routing']) expect(Number.isFinite(lm.metrics[`test_bpc_${m}`])).toBe(true);
+    const pk = await runExperiment('passkey-long', { quick: true, overrides: { steps: 2, evalLens: [64], evalRows: 2 } });
+    for (const m of ['dense', 'local', 'landmark', 'longheads', 'hip']) expect(pk.metrics[`test_accuracy_${m}_64`]).toBeGreaterThanOrEqual(0);
+  }, 300_000);
+});
+
+describe('recall task', () => {
+  it('puts the pairs after BOS, asks every key again at the end, and grades the values', () => {
+    const cfg = { seqLen: 24, pairs: 3, keys: 6, values: 4, filler: 5 };
+    const b = recallTask(cfg, 8, 1, 'train');
+    for (let r = 0; r < 8; r++) {
+      const row = Array.from(b.inputs.subarray(r * 24, (r + 1) * 24));
+      const tg = Array.from(b.targets.subarray(r * 24, (r + 1) * 24));
+      expect(row[0]).toBe(0);
+      const pairs = new Map<number, number>();
+      for (let i = 0; i < 3; i++) pairs.set(row[1 + 2 * i], row[2 + 2 * i]);
+      const graded = Array.from(b.lossMask.subarray(r * 24, (r + 1) * 24)).flatMap((m, t) => (m ? [t] : []));
+      expect(graded).toHaveLength(3);
+      for (const t of graded) expect(tg[t]).toBe(pairs.get(row[t]));
+      expect(tg.slice(0, 23)).toEqual(row.slice(1));
+    }
+    const test = recallTask(cfg, 8, 1, 'test');
+    expect(Array.from(test.inputs)).not.toEqual(Array.from(b.inputs));
+  });
+});
+
+describe('SparseLM', () => {
+  it.each(['dense', 'local', 'routing', 'landmark'] as AttentionKind[])('%s: a later token never changes earlier logits', (kind) => {
+    const model = new SparseLM({ vocab: 12, dModel: 16, heads: 2, layers: 2, attention: kind, window: 4, clusters: 3, landmarkBlock: 4, seed: 1 });
+    const a = tf.tensor2d([[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 1]], undefined, 'int32');
+    const b = tf.tensor2d([[1, 2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4]], undefined, 'int32');
+    const [la, lb] = [model.forward(a), model.forward(b)];
+    const early = (x: tf.Tensor) => x.slice([0, 0, 0], [1, 9, 12]);
+    const [ea, eb] = [early(la), early(lb)];
+    expectClose(eb, ea, { rtol: 1e-6, atol: 1e-6 }, kind);
+    tf.dispose([a, b, la, lb, ea, eb]);
+    model.dispose();
+  });
+
+  it('routing: a training step collects the routed queries and moves the centroids', () => {
+    const model = new SparseLM({ vocab: 12, dModel: 16, heads: 2, layers: 1, attention: 'routing', clusters: 2, decay: 0.5, seed: 2 });
+    const before = model.centroids[0].arraySync();
+    const x = tf.tensor2d([[1, 2, 3, 4, 5, 6, 7, 8]], undefined, 'int32');
+    const y = tf.tensor2d([[2, 3, 4, 5, 6, 7, 8, 9]], undefined, 'int32');
+    const m = tf.ones([1, 8]);
+    const loss = model.loss(x, y, m, { collect: true });
+    expect(Number.isFinite(loss.dataSync()[0])).toBe(true);
+    model.updateCentroids();
+    expect(model.centroids[0].arraySync()).not.toEqual(before);
+    tf.dispose([x, y, m, loss]);
+    model.dispose();
+  });
+
+  it('planted inputs put a heavy key at least 64 positions back for every query from 64 on', () => {
+    const [q, k, v] = plantedQkv(128, 1, 16, 10, 3);
+    const s = tf.tidy(() => tf.matMul(q.squeeze(), k.squeeze(), false, true).div(4).arraySync()) as number[][];
+    for (let i = 64; i < 128; i += 7) {
+      const best = s[i].slice(0, i - 63).reduce((a, x, j) => (x > s[i][a] ? j : a), 0);
+      expect(s[i][best]).toBeGreaterThan(6);
+    }
+    tf.dispose([q, k, v]);
+  });
+});
