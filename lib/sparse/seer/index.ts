@@ -124,13 +124,25 @@ export function seerGroundTruth(q: tf.Tensor, k: tf.Tensor, options: GateGeometr
   const fn = 'seerGroundTruth';
   const { s, g } = checkSelf(fn, q, k, k, options);
   const scale = checkScale(fn, options.scale, s.dim);
+  const causal = options.causal ?? true;
+  const n = s.queries;
+  // Query rows in pieces of whole query blocks, so the n x n map is never held at once.
+  const rows = g.bq * Math.max(1, Math.floor((1 << 22) / (n * g.bq * s.batch * s.heads)));
   return tf.tidy(() => {
-    const n = s.queries;
     const kk = repeatKv(k as tf.Tensor4D, s.heads / s.kvHeads);
-    let sc = matmul(q, kk, false, true).mul(scale);
-    if (options.causal ?? true) sc = sc.add(tf.tensor2d(Float32Array.from({ length: n * n }, (_, i) => (i % n <= Math.floor(i / n) ? 0 : MASKED_SCORE)), [n, n]));
-    const a = tf.softmax(sc).reshape([s.batch * s.heads * g.nqb, g.bq, g.nkb, g.B]);
-    const pooled = a.max([1, 3]).reshape([s.batch, s.heads, g.nqb, g.nkb]);
+    const pieces: tf.Tensor[] = [];
+    for (let r0 = 0; r0 < n; r0 += rows) {
+      const r = Math.min(rows, n - r0);
+      let sc = matmul(q.slice([0, 0, r0, 0], [-1, -1, r, -1]), kk, false, true).mul(scale); // [b, h, r, n]
+      if (causal) {
+        const bias = new Float32Array(r * n);
+        for (let i = 0; i < r; i++) bias.fill(MASKED_SCORE, i * n + r0 + i + 1, (i + 1) * n);
+        sc = sc.add(tf.tensor2d(bias, [r, n]));
+      }
+      const a = tf.softmax(sc).reshape([s.batch * s.heads * (r / g.bq), g.bq, g.nkb, g.B]);
+      pieces.push(a.max([1, 3]).reshape([s.batch, s.heads, r / g.bq, g.nkb]));
+    }
+    const pooled = pieces.length === 1 ? pieces[0] : tf.concat(pieces, 2);
     return pooled.div(pooled.sum(-1, true)) as tf.Tensor4D;
   });
 }
