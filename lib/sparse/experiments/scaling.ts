@@ -7,7 +7,7 @@
  * (HiP, HyperAttention), n^1.5 (Routing with √n clusters), or n² / block for the block scorers (Seer, Landmark,
  * LongHeads score every block, a small quadratic term) plus n · budget for the attention itself.
  * Reported: milliseconds (best of `repeats`), the ratio to each baseline, pairs scored, the crossover length (the
- * first measured length at which the method beats the baseline) and the log-log slope over the last two lengths.
+ * first measured length from which on the method beats the baseline) and the log-log slope over the last two lengths.
  */
 import * as tf from '@tensorflow/tfjs';
 import { sdpa } from '../../attention/sdpa.js';
@@ -124,15 +124,18 @@ export async function runScaling(cfg: ScalingConfig, seed: number, log: (s: stri
   return rows;
 }
 
-/** First measured length at which `method` is faster than `baseline` (NaN if never). */
+/** First measured length from which on `method` stays faster than `baseline` (NaN if it is not at the longest). */
 export function crossover(rows: ScalingRow[], method: string, baseline: 'dense-sdpa' | 'dense-flash'): number {
   const lengths = [...new Set(rows.map((r) => r.n))].sort((a, b) => a - b);
+  let from = NaN;
   for (const n of lengths) {
     const m = rows.find((r) => r.n === n && r.method === method);
     const b = rows.find((r) => r.n === n && r.method === baseline);
-    if (m && b && Number.isFinite(b.ms) && m.ms < b.ms) return n;
+    if (!m || !b || !Number.isFinite(b.ms)) continue;
+    if (m.ms < b.ms) from = Number.isNaN(from) ? n : from;
+    else from = NaN;
   }
-  return NaN;
+  return from;
 }
 
 /** log(time ratio) / log(length ratio) over the last two lengths where the method ran. */
@@ -148,7 +151,7 @@ registerExperiment<ScalingConfig>({
   paper: 'Routing (arXiv:2003.05997), HiP (arXiv:2406.09827), HyperAttention (arXiv:2310.05869), SeerAttention (arXiv:2410.13276), Landmark (arXiv:2305.16300), LongHeads (arXiv:2402.10685)',
   description: 'Time of each sparse attention method vs sequence length, against dense sdpa and fused flash attention measured in the same run; crossover lengths and log-log slopes.',
   quick: { lengths: [256, 512, 1024], heads: 1, dim: 64, denseMax: 4096, repeats: 1, methods: SPARSE_METHODS },
-  full: { lengths: [1024, 2048, 4096, 8192, 16384], heads: 1, dim: 64, denseMax: 8192, repeats: 2, methods: SPARSE_METHODS },
+  full: { lengths: [1024, 2048, 4096, 8192, 16384], heads: 1, dim: 64, denseMax: 8192, repeats: 3, methods: SPARSE_METHODS },
   async run(cfg, ctx) {
     const rows = await runScaling(cfg, ctx.seed, ctx.log);
     const metrics: Record<string, number> = {};
