@@ -54,8 +54,8 @@ export interface SeerOptions extends SparseBaseOptions {
 /** A gate with random weights [h, d, d_g] and [h, 3d, d_g]. */
 export function initSeerGate(heads: number, dim: number, gateDim: number, seed = 0): { wq: tf.Variable; wk: tf.Variable } {
   return {
-    wq: tf.variable(tf.randomNormal([heads, dim, gateDim], 0, 1 / Math.sqrt(dim), 'float32', seed), true, `seer.wq.${seed}`),
-    wk: tf.variable(tf.randomNormal([heads, 3 * dim, gateDim], 0, 1 / Math.sqrt(3 * dim), 'float32', seed + 1), true, `seer.wk.${seed}`),
+    wq: tf.tidy(() => tf.variable(tf.randomNormal([heads, dim, gateDim], 0, 1 / Math.sqrt(dim), 'float32', seed), true)),
+    wk: tf.tidy(() => tf.variable(tf.randomNormal([heads, 3 * dim, gateDim], 0, 1 / Math.sqrt(3 * dim), 'float32', seed + 1), true)),
   };
 }
 
