@@ -15,7 +15,9 @@ export * as layers from './layers/index.js';
 export * as train from './train/index.js';
 export * as data from './data/index.js';
 export * as experiments from './experiments/index.js';
-export * as display from './display/index.js';
+/** `al.display(x)` shows x in a notebook; `al.display.attentionHeatmap(...)` and the rest are the display module. */
+export { display } from './display/callable.js';
+export type * as displayTypes from './display/index.js';
 export { Rng } from './util/random.js';
 export { ShapeError } from './util/shapes.js';
 export * as sparse from './sparse/index.js';

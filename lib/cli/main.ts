@@ -21,6 +21,21 @@ const COMMANDS: Record<string, Command> = {
     usage: 'attnlab experiment list [--json]\n       attnlab experiment NAME [--quick] [--seed N] [--json] [--out FILE]',
     run: async (argv) => (await import('./experiment.js')).experimentCommand(argv),
   },
+  run: {
+    summary: 'execute notebooks headlessly with the attnlab kernel; fails naming the notebook and cell',
+    usage: 'attnlab run [--quick] [--timeout SECONDS] NOTEBOOK...',
+    run: async (argv) => (await import('./notebooks.js')).runCommand(argv),
+  },
+  report: {
+    summary: 'execute notebooks and export self-contained HTML reports (plots render offline) plus index.html',
+    usage: 'attnlab report [--out DIR] [--quick] [--timeout SECONDS] NOTEBOOK...',
+    run: async (argv) => (await import('./notebooks.js')).reportCommand(argv),
+  },
+  bench: {
+    summary: 'benchmark GEMM, attention and a ToyLM training step on the library\'s backends, against PyTorch CPU with --peer torch',
+    usage: 'attnlab bench [--peer torch] [--json] [--out FILE] [--only NAME] [--repeats N]',
+    run: async (argv) => (await import('./bench.js')).benchCommand(argv),
+  },
   kernel: {
     summary: 'install the Jupyter kernelspec (attnlab kernel install [--user|--prefix P]) or start the kernel',
     usage: 'attnlab kernel install [--user|--prefix P]',

@@ -2,7 +2,7 @@
  * Rich display for notebooks: the kernel contract (handles, sink), turning values into MIME bundles, formatters,
  * and plotly figure builders.
  *
- *   al.display.display(al.display.heatmap(weights))   // or make a figure the last expression of a cell
+ *   al.display(al.display.heatmap(weights))   // or make a figure the last expression of a cell
  */
 export * from './handle.js';
 export { toMimeBundle, display, html, clearOutput, registerFormatter, type Formatter } from './mime.js';

@@ -8,7 +8,8 @@
  * induction circuit: a previous-token head (layer 1) writes "the token before me was A" into each position, and an
  * induction head (layer 2) at the current token A attends to the position after A's previous occurrence and copies
  * it. A one-layer model cannot compose the two and stays far below. The induction score of a head is its mean
- * attention weight from each graded position t to t - L + 1 (the token after the previous occurrence), on test rows.
+ * attention mass from each graded position t to the tokens after the earlier occurrences of the current token
+ * (t - L + 1, t - 2L + 1, ...), on test rows.
  */
 import * as tf from '@tensorflow/tfjs';
 import { ToyLM } from '../../layers/toylm.js';
@@ -111,7 +112,8 @@ export function evaluateInduction(model: ToyLM, batch: RepeatBatch): { accuracy:
         let count = 0;
         batch.lengths.forEach((L, b) => {
           for (let t = L + 1; t < S; t++) {
-            acc += w[((b * H + h) * S + t) * S + (t - L + 1)];
+            // Every earlier copy's successor: t - L + 1, t - 2L + 1, ... (the segment may have repeated several times).
+            for (let j = t + 1 - L; j >= 1; j -= L) acc += w[((b * H + h) * S + t) * S + j];
             count++;
           }
         });
