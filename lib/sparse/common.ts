@@ -172,14 +172,18 @@ export function attendSelected(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Ten
     const lses: tf.Tensor[] = [];
     for (let x0 = 0; x0 < X; x0 += per) {
       const x = Math.min(per, X - x0);
-      const r = rows.subarray(x0 * S, (x0 + x) * S);
-      const kSel = gatherRows(kFlat, r, kData).reshape([x, S, D]);
-      const vSel = gatherRows(vFlat, r, vData).reshape([x, S, E]);
-      const qx = x === X ? q3 : q3.slice([x0, 0, 0], [x, bq, D]);
-      const scores = matmul(qx, kSel, false, true).mul(opts.scale).add(tf.tensor3d(bias.subarray(x0 * bq * S, (x0 + x) * bq * S), [x, bq, S]));
-      const lse = scores.logSumExp(-1, true);
-      const w = tf.exp(scores.sub(lse)).mul(tf.tensor3d(allowed.subarray(x0 * bq * S, (x0 + x) * bq * S), [x, bq, S]));
-      outs.push(matmul(w, vSel));
+      // Each piece in its own scope: without a gradient tape its intermediates are freed before the next piece.
+      const [o, lse] = tf.tidy(() => {
+        const r = rows.subarray(x0 * S, (x0 + x) * S);
+        const kSel = gatherRows(kFlat, r, kData).reshape([x, S, D]);
+        const vSel = gatherRows(vFlat, r, vData).reshape([x, S, E]);
+        const qx = x === X ? q3 : q3.slice([x0, 0, 0], [x, bq, D]);
+        const scores = matmul(qx, kSel, false, true).mul(opts.scale).add(tf.tensor3d(bias.subarray(x0 * bq * S, (x0 + x) * bq * S), [x, bq, S]));
+        const l = scores.logSumExp(-1, true);
+        const w = tf.exp(scores.sub(l)).mul(tf.tensor3d(allowed.subarray(x0 * bq * S, (x0 + x) * bq * S), [x, bq, S]));
+        return [matmul(w, vSel), l];
+      });
+      outs.push(o);
       lses.push(lse);
     }
     const cat = (ts: tf.Tensor[], w: number) => {

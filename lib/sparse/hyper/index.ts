@@ -183,17 +183,18 @@ function nonCausal(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, r: Resolved, 
   const p = plan(ranksOf(q.dataSync(), BH * n, D, P, r.r), ranksOf(k.dataSync(), BH * n, D, P, r.r), BH, n, b, r.m, rng);
   cnt.pieces.push({ kind: 'lsh', qOff, kOff, len: n, qBlock: p.blockOfQuery, kBlock: p.blockOfKey, samples: new Set(p.samples) });
   const m = p.samples.length;
-  // Queries sorted by their key block, in groups of b: a group's keys are the few consecutive key blocks its queries
-  // fall in, and each query keeps only its own block (plus the samples outside it).
+  // Queries sorted by their key block, in groups of g: a group's keys are the few consecutive key blocks its queries
+  // fall in, and each query keeps only its own block (plus the samples outside it). Small groups keep that span short.
+  const gq = Math.max(1, b >> 2);
   const order = new Int32Array(BH * n);
-  const groups = Math.ceil(n / b);
+  const groups = Math.ceil(n / gq);
   const ranges: [number, number][] = [];
   for (let i = 0; i < BH; i++) {
     const idx = Array.from({ length: n }, (_, t) => t).sort((x, y) => p.blockOfQuery[i * n + x] - p.blockOfQuery[i * n + y] || x - y);
     idx.forEach((qi, t) => (order[i * n + t] = i * n + qi));
     for (let g = 0; g < groups; g++) {
-      const last = Math.min(n, (g + 1) * b) - 1;
-      ranges.push([p.blockOfQuery[i * n + idx[g * b]], p.blockOfQuery[i * n + idx[last]]]);
+      const last = Math.min(n, (g + 1) * gq) - 1;
+      ranges.push([p.blockOfQuery[i * n + idx[g * gq]], p.blockOfQuery[i * n + idx[last]]]);
     }
   }
   const width = Math.max(...ranges.map(([lo, hi]) => hi - lo + 1)) * b;
@@ -219,7 +220,7 @@ function nonCausal(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, r: Resolved, 
   });
   const allow = (blk: number, qi: number, t: number): boolean => {
     const i = Math.floor(blk / groups);
-    const sorted = (blk % groups) * b + qi;
+    const sorted = (blk % groups) * gq + qi;
     if (sorted >= n) return false;
     const own = p.blockOfQuery[order[i * n + sorted]];
     const kb = keyBlock[blk * S + t];
@@ -229,7 +230,7 @@ function nonCausal(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, r: Resolved, 
   order.forEach((row, t) => (unorder[row] = t));
   const qs = gatherRows(q.reshape([BH * n, D]) as tf.Tensor2D, order).reshape([1, BH, n, D]);
   const r4 = (x: tf.Tensor, w: number) => x.reshape([1, BH, n, w]);
-  const res = attendSelected('hyperAttention', qs, r4(k, D), r4(v, E), { queryBlock: b, slots: S, keys, logWeight, allow }, { scale: r.scale, causal: false, lse: true });
+  const res = attendSelected('hyperAttention', qs, r4(k, D), r4(v, E), { queryBlock: gq, slots: S, keys, logWeight, allow }, { scale: r.scale, causal: false, lse: true });
   cnt.pairs += res.pairs;
   const back = (x: tf.Tensor, w: number) => gatherRows(x.reshape([BH * n, w]) as tf.Tensor2D, unorder).reshape([BH, n, w]) as tf.Tensor3D;
   return { out: back(res.output, E), lse: back(res.lse!, 1) };
