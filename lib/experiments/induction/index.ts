@@ -131,7 +131,7 @@ registerExperiment<InductionExperimentConfig>({
   name: 'induction-heads',
   paper: 'Olsson et al. 2022, In-context Learning and Induction Heads, https://arxiv.org/abs/2209.11895',
   description: 'One-layer vs two-layer ToyLM on repeated random segments of varying length: test accuracy on the repeats and the best head’s induction score.',
-  quick: { seqLen: 32, vocabSize: 20, minLen: 4, maxLen: 12, batch: 32, steps: 300, lr: 3e-3, dModel: 32, heads: 4, layers: [1, 2], testRows: 128 },
+  quick: { seqLen: 24, vocabSize: 16, minLen: 3, maxLen: 8, batch: 32, steps: 400, lr: 5e-3, dModel: 32, heads: 4, layers: [1, 2], testRows: 128 },
   full: { seqLen: 64, vocabSize: 36, minLen: 4, maxLen: 24, batch: 64, steps: 1500, lr: 2e-3, dModel: 64, heads: 4, layers: [1, 2], testRows: 512 },
   async run(cfg, ctx) {
     const rows: InductionModelResult[] = [];
