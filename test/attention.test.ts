@@ -142,7 +142,8 @@ describe.each(BACKENDS)('sdpa on %s', (name) => {
   });
 });
 
-describe('sdpa argument errors', () => {
+describe.each(BACKENDS)('sdpa argument errors on %s', (name) => {
+  beforeAll(async () => useBackend(name));
   const t = (shape: number[]) => tf.zeros(shape);
   it('names the arguments and both shapes', () => {
     expect(() => sdpa(t([2, 4, 16, 8]), t([2, 4, 16, 16]), t([2, 4, 16, 16]))).toThrow('sdpa: q has shape [2,4,16,8] but k has [2,4,16,16]; head dims must match');

@@ -2,9 +2,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { expect } from 'vitest';
 import * as backend from '../lib/backend/index.js';
+import { nativeAvailable } from '../lib/backend/native.js';
 
-/** Backends every numerical test runs on. */
+/** Backends every numerical test runs on: cpu and wasm, and wasm-native wherever the addon is built (CI builds it). */
 export const BACKENDS: backend.BackendName[] = ['cpu', 'wasm'];
+if ((await nativeAvailable()) === null) BACKENDS.push('wasm-native');
 
 export async function useBackend(name: backend.BackendName): Promise<void> {
   await backend.setBackend(name);

@@ -16,6 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../backend/ops.js';
+import { flash, flashSupports } from './flash.js';
 import { Mask } from '../masks/index.js';
 import { ShapeError, assertBroadcastable, assertNonEmpty, assertRank, fmt } from '../util/shapes.js';
 
@@ -139,6 +140,9 @@ export function sdpa(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: SdpaOpti
   if (options.bias) assertBroadcastable(fn, 'bias', options.bias.shape, [s.batch, s.heads, s.queries, s.keys], '[batch, heads, queries, keys]');
   const scale = options.scale ?? 1 / Math.sqrt(s.dim);
   if (!Number.isFinite(scale)) throw new ShapeError(`${fn}: scale must be a finite number, got ${scale}`);
+  if (options.mask instanceof Mask) options.mask.assertFits(s.queries, s.keys, `${fn}: mask ${options.mask.describe()}`);
+  // The fused kernel (one pass, online softmax, no [q, k] matrix) whenever it supports these arguments.
+  if (flashSupports(q, k, v, options).length === 0) return flash(q, k, v, { mask: options.mask as Mask | undefined, scale });
   const result = tf.tidy(() => {
     const groups = s.heads / s.kvHeads;
     const kk = repeatKv(k as tf.Tensor4D, groups);

@@ -36,13 +36,18 @@ export abstract class Mask {
     return and(this, ...others);
   }
 
-  /** A bool tensor `[batch|1, 1, queries, keys]` (true = may attend). The caller disposes it. */
-  materialize(queries: number, keys: number): tf.Tensor4D {
-    if (!Number.isInteger(queries) || queries < 1) throw new ShapeError(`Mask.materialize: queries must be a positive integer, got ${queries}`);
+  /** Throw a ShapeError unless the mask applies to `queries` end-aligned with `keys` (so keys >= queries). */
+  assertFits(queries: number, keys: number, fn = 'Mask.materialize'): void {
+    if (!Number.isInteger(queries) || queries < 1) throw new ShapeError(`${fn}: queries must be a positive integer, got ${queries}`);
     if (!Number.isInteger(keys) || keys < queries) {
-      throw new ShapeError(`Mask.materialize: keys must be an integer >= queries (${queries}), got ${keys}`);
+      throw new ShapeError(`${fn}: keys must be an integer >= queries (${queries}), got ${keys}`);
     }
     this.check(queries, keys);
+  }
+
+  /** A bool tensor `[batch|1, 1, queries, keys]` (true = may attend). The caller disposes it. */
+  materialize(queries: number, keys: number): tf.Tensor4D {
+    this.assertFits(queries, keys);
     const batch = this.batchSize ?? 1;
     const offset = keys - queries;
     const data = new Uint8Array(batch * queries * keys);
