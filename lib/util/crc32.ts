@@ -1,0 +1,17 @@
+/** CRC-32 (IEEE 802.3, as in PNG and zip): checkpoint files and PNG chunks both use it. */
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+/** CRC-32 of `bytes`, continuing from `prev` (0 to start). */
+export function crc32(bytes: Uint8Array, prev = 0): number {
+  let c = ~prev >>> 0;
+  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
+}
