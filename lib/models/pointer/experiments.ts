@@ -180,12 +180,12 @@ export const POINTER_EXPERIMENTS: Record<TaskName, { quick: PointerExperimentCon
   },
   delaunay: {
     description: 'Delaunay triangulation as a sequence of triangles: triangle coverage and exact accuracy at n = 5..10.',
-    quick: { ...quick, task: 'delaunay', n_train: [5, 6], n_test: [5, 6, 8], steps: 250 },
+    quick: { ...quick, task: 'delaunay', n_train: [5, 6], n_test: [5, 6, 8], steps: 450 },
     full: { ...base, task: 'delaunay', n_train: [5, 7], n_test: [5, 7, 10], models: ALL, steps: 2000, batch: 128, testCount: 500 },
   },
   tsp: {
     description: 'Planar TSP: mean tour length and gap to the Held-Karp optimum, against nearest neighbour and 2-opt.',
-    quick: { ...quick, task: 'tsp', n_train: [5, 8], n_test: [5, 8, 10], steps: 250 },
+    quick: { ...quick, task: 'tsp', n_train: [5, 8], n_test: [5, 8, 10], steps: 600 },
     full: { ...base, task: 'tsp', n_train: [5, 10], n_test: [5, 10, 12, 20], models: ALL, steps: 2000, batch: 128, testCount: 500, beam: 3 },
   },
   sort: {
