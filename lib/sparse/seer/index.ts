@@ -133,14 +133,17 @@ export function seerGroundTruth(q: tf.Tensor, k: tf.Tensor, options: GateGeometr
     const pieces: tf.Tensor[] = [];
     for (let r0 = 0; r0 < n; r0 += rows) {
       const r = Math.min(rows, n - r0);
-      let sc = matmul(q.slice([0, 0, r0, 0], [-1, -1, r, -1]), kk, false, true).mul(scale); // [b, h, r, n]
-      if (causal) {
-        const bias = new Float32Array(r * n);
-        for (let i = 0; i < r; i++) bias.fill(MASKED_SCORE, i * n + r0 + i + 1, (i + 1) * n);
-        sc = sc.add(tf.tensor2d(bias, [r, n]));
-      }
-      const a = tf.softmax(sc).reshape([s.batch * s.heads * (r / g.bq), g.bq, g.nkb, g.B]);
-      pieces.push(a.max([1, 3]).reshape([s.batch, s.heads, r / g.bq, g.nkb]));
+      // One scope per piece, so only the pooled rows outlive it.
+      pieces.push(tf.tidy(() => {
+        let sc = matmul(q.slice([0, 0, r0, 0], [-1, -1, r, -1]), kk, false, true).mul(scale); // [b, h, r, n]
+        if (causal) {
+          const bias = new Float32Array(r * n);
+          for (let i = 0; i < r; i++) bias.fill(MASKED_SCORE, i * n + r0 + i + 1, (i + 1) * n);
+          sc = sc.add(tf.tensor2d(bias, [r, n]));
+        }
+        const a = tf.softmax(sc).reshape([s.batch * s.heads * (r / g.bq), g.bq, g.nkb, g.B]);
+        return a.max([1, 3]).reshape([s.batch, s.heads, r / g.bq, g.nkb]);
+      }));
     }
     const pooled = pieces.length === 1 ? pieces[0] : tf.concat(pieces, 2);
     return pooled.div(pooled.sum(-1, true)) as tf.Tensor4D;
