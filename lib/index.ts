@@ -21,3 +21,4 @@ export type * as displayTypes from './display/index.js';
 export { Rng } from './util/random.js';
 export { ShapeError } from './util/shapes.js';
 export * as sparse from './sparse/index.js';
+export * as pointer from './models/pointer/index.js';

@@ -5,6 +5,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AdamW, fileHandler, loadCheckpoint, restoreCheckpoint, restoreVariables, saveCheckpoint, train, variablesOf } from '../lib/train/index.js';
+import { activeName } from '../lib/backend/index.js';
+import { BACKENDS, useBackend } from './helpers.js';
 
 let dir: string;
 let counter = 0;
@@ -15,11 +17,10 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe.each(['cpu', 'wasm'])('checkpoints on %s', (backend) => {
+describe.each(BACKENDS)('checkpoints on %s', (backend) => {
   beforeAll(async () => {
-    await tf.setBackend(backend);
-    await tf.ready();
-    expect(tf.getBackend()).toBe(backend);
+    await useBackend(backend);
+    expect(activeName()).toBe(backend);
   });
   afterEach(() => tf.disposeVariables());
 

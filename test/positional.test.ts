@@ -13,6 +13,7 @@ import {
   sinusoidal,
 } from '../lib/positional/index.js';
 import { BACKENDS, expectClose, expectNoLeak, numericGrad, randomArray, useBackend, type Tolerance } from './helpers.js';
+import { activeName } from '../lib/backend/index.js';
 
 /** float32 kernels against float64 loops: one tolerance for every comparison in this file. */
 const TOL: Tolerance = { rtol: 1e-4, atol: 2e-5 };
@@ -95,7 +96,7 @@ describe.each(BACKENDS)('positional on %s', (backendName) => {
   beforeAll(async () => useBackend(backendName));
 
   it('runs on the requested backend', () => {
-    expect(tf.getBackend()).toBe(backendName);
+    expect(activeName()).toBe(backendName);
   });
 
   describe('sinusoidal', () => {

@@ -19,6 +19,8 @@ import {
   type StepRecord,
 } from '../lib/train/index.js';
 import { DisplayHandle, setDisplaySink, type MimeBundle } from '../lib/display/handle.js';
+import { activeName } from '../lib/backend/index.js';
+import { BACKENDS, useBackend } from './helpers.js';
 
 /**
  * PyTorch's Adam/AdamW on plain numbers (float64): the reference the tf implementation must match.
@@ -79,11 +81,10 @@ function stepOn(opt: Adam, vars: tf.Variable[]): void {
   });
 }
 
-describe.each(['cpu', 'wasm'])('train on %s', (backend) => {
+describe.each(BACKENDS)('train on %s', (backend) => {
   beforeAll(async () => {
-    await tf.setBackend(backend);
-    await tf.ready();
-    expect(tf.getBackend()).toBe(backend);
+    await useBackend(backend);
+    expect(activeName()).toBe(backend);
   });
   afterEach(() => tf.disposeVariables());
 

@@ -6,6 +6,7 @@
  * why each of the others was not chosen, one reason each.
  */
 import * as tf from '@tensorflow/tfjs';
+import { uninstallNativeKernels } from './native.js';
 
 export type BackendName = 'tensorflow' | 'wasm-native' | 'wasm' | 'cpu';
 export const BACKEND_ORDER: readonly BackendName[] = ['tensorflow', 'wasm-native', 'wasm', 'cpu'];
@@ -75,7 +76,7 @@ registerCandidate({
     return installNativeKernels();
   },
   deactivate() {
-    void import('./native.js').then((m) => m.uninstallNativeKernels());
+    uninstallNativeKernels(); // synchronous: the next kernel after a switch must already be the original
   },
 });
 

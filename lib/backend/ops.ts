@@ -126,7 +126,7 @@ export function embedding(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
     }
   }
   const outShape = [...ids.shape, dim];
-  if (tf.getBackend() === 'tensorflow' || tf.getBackend() === 'webgl') {
+  if (tf.getBackend() === 'tensorflow' || tf.getBackend() === 'webgl' || activeName() === 'wasm-native') {
     return tf.gather(table, ids.flatten()).reshape(outShape);
   }
   const f = tf.customGrad(((t: tf.Tensor) => {

@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../backend/ops.js';
+import * as native from '../backend/native.js';
 import { sdpa, type Scoring } from '../attention/sdpa.js';
 import * as masks from '../masks/index.js';
 import { alibiBias, rope } from '../positional/index.js';
@@ -77,13 +78,13 @@ export function mergeHeads(x: tf.Tensor): tf.Tensor3D {
 }
 
 export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps = 1e-5): tf.Tensor {
-  const { mean, variance } = tf.moments(x, -1, true);
-  return x.sub(mean).mul(tf.rsqrt(variance.add(eps))).mul(gamma).add(beta);
+  // One fused kernel forward and backward on wasm-native; the same moments formula composed elsewhere.
+  return native.layerNorm(x, gamma, beta, eps);
 }
 
 /** Exact GELU: x · Φ(x) = 0.5 x (1 + erf(x / √2)) (Hendrycks & Gimpel, 2016). */
 export function gelu(x: tf.Tensor): tf.Tensor {
-  return x.mul(tf.erf(x.mul(Math.SQRT1_2)).add(1)).mul(0.5);
+  return native.gelu(x); // fused on wasm-native, composed elsewhere
 }
 
 /** The causal mask family a config asks for, or undefined. */

@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { embedding } from '../backend/ops.js';
+import { logSoftmax } from '../backend/native.js';
 import { sinusoidal } from '../positional/index.js';
 import * as masks from '../masks/index.js';
 import { blockForward, layerNorm, linear, resolve, type BlockConfig } from './functional.js';
@@ -146,7 +147,7 @@ export class ToyLM extends tf.layers.Layer {
   loss(inputs: tf.Tensor, targets: tf.Tensor, lossMask?: tf.Tensor): tf.Scalar {
     return tf.tidy(() => {
       const logits = this.forward(inputs); // [b, s, V]
-      const logp = tf.logSoftmax(logits);
+      const logp = logSoftmax(logits); // fused on wasm-native
       const picked = logp.mul(tf.oneHot(targets.toInt().flatten(), this.config.vocab).reshape(logits.shape)).sum(-1); // [b, s]
       if (!lossMask) return picked.mean().neg() as tf.Scalar;
       return picked.mul(lossMask).sum().div(lossMask.sum().maximum(1)).neg() as tf.Scalar;

@@ -441,8 +441,12 @@ napi_value Adam(napi_env env, napi_callback_info info) {
   Args a(env, info);
   if (!a.ok) return nullptr;
   long n = a.integer(8);
-  float hp[8];
+  float hp[10];
   for (int i = 0; i < 8; i++) hp[i] = (float)a.num(9 + i);
+  // 1 - beta in double, then rounded: in float32, 1 - 0.999f is off by 5e-5 relative, which moved the first Adam
+  // step by 2e-6 compared with the composed ops.
+  hp[8] = (float)(1.0 - a.num(10));
+  hp[9] = (float)(1.0 - a.num(11));
   const float* p = a.f32(1, n);
   const float* m = a.f32(2, n);
   const float* v = a.f32(3, n);
