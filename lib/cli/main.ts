@@ -33,7 +33,7 @@ const COMMANDS: Record<string, Command> = {
   },
   bench: {
     summary: 'benchmark GEMM, attention and a ToyLM training step on the library\'s backends, against PyTorch CPU with --peer torch',
-    usage: 'attnlab bench [--peer torch] [--json] [--out FILE] [--only NAME] [--repeats N]',
+    usage: 'attnlab bench [--peer torch|none] [--json] [--out FILE] [--only NAMES] [--repeats N] [--backends LIST] [--budget S] [--threads N] [--list]',
     run: async (argv) => (await import('./bench.js')).benchCommand(argv),
   },
   kernel: {

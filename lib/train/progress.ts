@@ -3,6 +3,7 @@
  * stderr is not a terminal (CI logs), and an HTML + text display updated in place in a notebook.
  */
 import { newDisplayHandle, type DisplayHandle } from '../display/handle.js';
+import { escapeHtml } from '../display/html.js';
 
 export type ProgressMode = boolean | 'auto' | 'bar' | 'lines' | 'notebook';
 
@@ -79,10 +80,6 @@ export function fmtTime(sec: number): string {
 function fmtNum(x: number): string {
   if (!Number.isFinite(x)) return String(x);
   return Math.abs(x) >= 1e4 || (x !== 0 && Math.abs(x) < 1e-3) ? x.toExponential(3) : x.toFixed(4);
-}
-
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
 class BarProgress implements ProgressReporter {
