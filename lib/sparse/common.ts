@@ -262,3 +262,37 @@ export function rowsOf(data: Float64Array, shape: readonly number[]): (b: number
   const [, H, L, D] = shape;
   return (b, h, i) => data.subarray(((b * H + h) * L + i) * D, ((b * H + h) * L + i + 1) * D);
 }
+
+type Rows = (b: number, h: number, i: number) => Float64Array;
+
+/**
+ * Naive block-sparse attention (the reference HiP and LongHeads share): query i of head h attends, with an exact
+ * float64 softmax, to the keys of the blocks `blocksOf(b, h, i)` picks (block c holds keys [c·size, (c+1)·size)),
+ * only to keys at or before its own position when `causal`. Returns the output [b, h, q, e].
+ */
+export function naiveAttendBlocks(
+  s: AttentionShapes,
+  rows: { q: Rows; k: Rows; v: Rows },
+  blocksOf: (b: number, h: number, i: number) => Iterable<number>,
+  blockSize: number,
+  scale: number,
+  causal: boolean,
+): Float64Array {
+  const groups = s.heads / s.kvHeads;
+  const off = s.keys - s.queries;
+  const output = new Float64Array(s.batch * s.heads * s.queries * s.valueDim);
+  for (let b = 0; b < s.batch; b++) {
+    for (let h = 0; h < s.heads; h++) {
+      const g = Math.floor(h / groups);
+      for (let i = 0; i < s.queries; i++) {
+        const keys: number[] = [];
+        for (const c of blocksOf(b, h, i)) {
+          for (let j = c * blockSize; j < Math.min(s.keys, (c + 1) * blockSize); j++) if (!causal || j <= off + i) keys.push(j);
+        }
+        const { out } = naiveAttendRow(rows.q(b, h, i), keys.map((j) => rows.k(b, g, j)), keys.map((j) => rows.v(b, g, j)), scale);
+        output.set(out, ((b * s.heads + h) * s.queries + i) * s.valueDim);
+      }
+    }
+  }
+  return output;
+}

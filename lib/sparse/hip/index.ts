@@ -23,7 +23,7 @@ import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../../backend/ops.js';
 import { checkQkv, type AttentionShapes } from '../../attention/sdpa.js';
 import {
-  attendSelected, blockCovers, blocksToKeys, checkBlock, checkScale, densePairs, f64, gatherRows, naiveAttendRow, readTidy, rowsOf,
+  attendSelected, blockCovers, blocksToKeys, checkBlock, checkScale, densePairs, f64, gatherRows, naiveAttendBlocks, readTidy, rowsOf,
   type KeySelection, type SparseBaseOptions, type SparseResult,
 } from '../common.js';
 
@@ -236,19 +236,6 @@ export function hipAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opti
     return out;
   };
   const { blocks } = hipSelectBlocks(s, r, scorer);
-  const output = new Float64Array(s.batch * s.heads * s.queries * s.valueDim);
-  const off = s.keys - s.queries;
-  for (let b = 0; b < s.batch; b++) {
-    for (let h = 0; h < s.heads; h++) {
-      const g = Math.floor(h / groups);
-      for (let i = 0; i < s.queries; i++) {
-        const bl = blocks[(b * s.heads + h) * nb + Math.floor(i / r.bq)];
-        const keys: number[] = [];
-        for (const kb of bl) for (let j = kb * r.bk; j < Math.min(s.keys, (kb + 1) * r.bk); j++) if (!r.causal || j <= off + i) keys.push(j);
-        const { out } = naiveAttendRow(qr(b, h, i), keys.map((j) => kr(b, g, j)), keys.map((j) => vr(b, g, j)), r.scale);
-        output.set(out, ((b * s.heads + h) * s.queries + i) * s.valueDim);
-      }
-    }
-  }
+  const output = naiveAttendBlocks(s, { q: qr, k: kr, v: vr }, (b, h, i) => blocks[(b * s.heads + h) * nb + Math.floor(i / r.bq)], r.bk, r.scale, r.causal);
   return { output, blocks };
 }

@@ -24,7 +24,7 @@ import { matmul } from '../../backend/ops.js';
 import { checkQkv, repeatKv, type AttentionShapes } from '../../attention/sdpa.js';
 import { ShapeError } from '../../util/shapes.js';
 import {
-  attendSelected, blockCovers, blocksToKeys, checkBlock, checkScale, densePairs, f64, naiveAttendRow, readTidy, rowsOf, topIndices,
+  attendSelected, blockCovers, blocksToKeys, checkBlock, checkScale, densePairs, f64, naiveAttendBlocks, naiveAttendRow, readTidy, rowsOf, topIndices,
   type SparseBaseOptions, type SparseResult,
 } from '../common.js';
 
@@ -167,19 +167,6 @@ export function longHeadsAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor
       return best;
     });
   });
-  const off = s.keys - s.queries;
-  const output = new Float64Array(s.batch * s.heads * s.queries * s.valueDim);
-  for (let b = 0; b < s.batch; b++) {
-    for (let h = 0; h < s.heads; h++) {
-      const g = Math.floor(h / groups);
-      for (let i = 0; i < s.queries; i++) {
-        const cs = chunks[(b * s.heads + h) * nb + Math.floor(i / r.bq)];
-        const keys: number[] = [];
-        for (const c of cs) for (let j = c * r.C; j < Math.min(s.keys, (c + 1) * r.C); j++) if (!r.causal || j <= off + i) keys.push(j);
-        const { out } = naiveAttendRow(qr(b, h, i), keys.map((j) => kr(b, g, j)), keys.map((j) => vr(b, g, j)), r.scale);
-        output.set(out, ((b * s.heads + h) * s.queries + i) * s.valueDim);
-      }
-    }
-  }
+  const output = naiveAttendBlocks(s, { q: qr, k: kr, v: vr }, (b, h, i) => chunks[(b * s.heads + h) * nb + Math.floor(i / r.bq)], r.C, r.scale, r.causal);
   return { output, chunks };
 }
