@@ -60,7 +60,7 @@ function aptNeeds() {
 
 function installApt(pkgs) {
   if (pkgs.length === 0) return;
-  const cmd = `apt-get update && apt-get install -y --no-install-recommends ${pkgs.join(' ')}`;
+  const cmd = `apt-get update && apt-get install -y ${pkgs.join(' ')}`;
   if (!isRoot || !existsSync('/usr/bin/apt-get')) {
     const why = isRoot ? 'apt-get is not available' : 'not running as root';
     console.error(`[attnlab setup] missing system packages: ${pkgs.join(' ')}\n  ${why}; install them with:\n    sudo ${cmd}`);
