@@ -265,6 +265,11 @@ export function rowsOf(data: Float64Array, shape: readonly number[]): (b: number
 
 type Rows = (b: number, h: number, i: number) => Float64Array;
 
+/** Float64 row accessors for q, k and v [b, heads, len, dim], the start of every naive reference. */
+export function qkvRows(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor): { q: Rows; k: Rows; v: Rows } {
+  return { q: rowsOf(f64(q), q.shape), k: rowsOf(f64(k), k.shape), v: rowsOf(f64(v), v.shape) };
+}
+
 /**
  * Naive block-sparse attention (the reference HiP and LongHeads share): query i of head h attends, with an exact
  * float64 softmax, to the keys of the blocks `blocksOf(b, h, i)` picks (block c holds keys [c·size, (c+1)·size)),

@@ -23,8 +23,7 @@ import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../../backend/ops.js';
 import { checkQkv, type AttentionShapes } from '../../attention/sdpa.js';
 import {
-  attendSelected, blockCovers, blocksToKeys, checkBlock, checkScale, densePairs, f64, gatherRows, naiveAttendBlocks, readTidy, rowsOf,
-  type KeySelection, type SparseBaseOptions, type SparseResult,
+  attendSelected, blockCovers, blocksToKeys, checkBlock, checkScale, densePairs, gatherRows, naiveAttendBlocks, readTidy, type KeySelection, type SparseBaseOptions, type SparseResult, qkvRows,
 } from '../common.js';
 
 export interface HipOptions extends SparseBaseOptions {
@@ -213,9 +212,7 @@ export function hipAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opti
   const r = resolve(fn, s, options);
   const nb = Math.ceil(s.queries / r.bq);
   const groups = s.heads / s.kvHeads;
-  const qr = rowsOf(f64(q), q.shape);
-  const kr = rowsOf(f64(k), k.shape);
-  const vr = rowsOf(f64(v), v.shape);
+  const { q: qr, k: kr, v: vr } = qkvRows(q, k, v);
   const scorer: RepScorer = (reps, width) => {
     const out = new Float64Array(reps.length);
     for (let i = 0; i < reps.length; i++) {

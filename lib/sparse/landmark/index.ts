@@ -24,7 +24,9 @@ import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../../backend/ops.js';
 import { MASKED_SCORE, checkQkv } from '../../attention/sdpa.js';
 import { ShapeError } from '../../util/shapes.js';
-import { checkBlock, checkScale, f64, gatherRows, readTidy, rowsOf, topIndices, type SparseBaseOptions, type SparseResult } from '../common.js';
+import {
+  checkBlock, checkScale, gatherRows, readTidy, topIndices, type SparseBaseOptions, type SparseResult, qkvRows,
+} from '../common.js';
 
 export interface LandmarkOptions extends Omit<SparseBaseOptions, 'causal'> {
   /** Positions per block, the landmark being the last (default 16). */
@@ -183,9 +185,7 @@ export function landmarkAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor,
   const off = M - N;
   const nb = Math.ceil(N / bq);
   const groups = H / G;
-  const qr = rowsOf(f64(q), q.shape);
-  const kr = rowsOf(f64(k), k.shape);
-  const vr = rowsOf(f64(v), v.shape);
+  const { q: qr, k: kr, v: vr } = qkvRows(q, k, v);
   const dot = (a: Float64Array, b: Float64Array) => a.reduce((x, ai, d) => x + ai * b[d], 0) * scale;
   const currentOf = (blk: number) => Math.floor((off + (blk % nb) * bq) / L);
   const retrieved = retrieve(B * H * nb, currentOf, topk, (blk, cands) => {

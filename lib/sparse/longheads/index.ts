@@ -24,8 +24,7 @@ import { matmul } from '../../backend/ops.js';
 import { checkQkv, repeatKv, type AttentionShapes } from '../../attention/sdpa.js';
 import { ShapeError } from '../../util/shapes.js';
 import {
-  attendSelected, blockCovers, blocksToKeys, checkBlock, checkScale, densePairs, f64, naiveAttendBlocks, naiveAttendRow, readTidy, rowsOf, topIndices,
-  type SparseBaseOptions, type SparseResult,
+  attendSelected, blockCovers, blocksToKeys, checkBlock, checkScale, densePairs, naiveAttendBlocks, naiveAttendRow, readTidy, topIndices, type SparseBaseOptions, type SparseResult, qkvRows,
 } from '../common.js';
 
 export interface LongHeadsOptions extends SparseBaseOptions {
@@ -133,9 +132,7 @@ export function longHeadsAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor
   const r = resolve(fn, s, options);
   const nb = Math.ceil(s.queries / r.bq);
   const groups = s.heads / s.kvHeads;
-  const qr = rowsOf(f64(q), q.shape);
-  const kr = rowsOf(f64(k), k.shape);
-  const vr = rowsOf(f64(v), v.shape);
+  const { q: qr, k: kr, v: vr } = qkvRows(q, k, v);
   const ncAll = Math.floor(s.keys / r.C);
   const kc: Float64Array[][] = [];
   for (let b = 0; b < s.batch; b++) {

@@ -31,8 +31,7 @@ import { matmul } from '../../backend/ops.js';
 import { MASKED_SCORE, checkQkv, repeatKv } from '../../attention/sdpa.js';
 import { ShapeError, fmt } from '../../util/shapes.js';
 import {
-  attendSelected, blockCovers, blocksToKeys, checkBlock, checkScale, constant, readTidy, densePairs, f64, naiveAttendRow, rowsOf, topIndices,
-  type SparseBaseOptions, type SparseResult,
+  attendSelected, blockCovers, blocksToKeys, checkBlock, checkScale, constant, readTidy, densePairs, f64, naiveAttendRow, topIndices, type SparseBaseOptions, type SparseResult, qkvRows,
 } from '../common.js';
 
 export interface SeerGate {
@@ -235,9 +234,7 @@ export function seerAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, gat
   const scale = checkScale(fn, options.scale, s.dim);
   const D = s.dim;
   const groups = s.heads / s.kvHeads;
-  const qr = rowsOf(f64(q), q.shape);
-  const kr = rowsOf(f64(k), k.shape);
-  const vr = rowsOf(f64(v), v.shape);
+  const { q: qr, k: kr, v: vr } = qkvRows(q, k, v);
   const wq = f64(gate.wq);
   const wk = f64(gate.wk);
   const project = (x: Float64Array, w: Float64Array, h: number) => {
