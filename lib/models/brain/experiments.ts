@@ -1,0 +1,13 @@
+/** The three registered experiments: `brain-encoder`, `brain-captions`, `brain-decoding`. */
+import { registerExperiment } from '../../experiments/registry.js';
+import { BRAIN_ENCODER_FULL, BRAIN_ENCODER_QUICK, runBrainEncoder, type BrainEncoderConfig } from './encoder/experiment.js';
+
+registerExperiment<BrainEncoderConfig>({
+  name: 'brain-encoder',
+  paper: 'Adeli, Sun, Kriegeskorte 2025, Transformer brain encoders explain human high-level visual responses, https://arxiv.org/abs/2505.17329',
+  description:
+    'Simulated visual system (pRF early regions, category regions that follow their category anywhere): held-out Pearson r and fraction of the noise ceiling per region for the transformer brain encoder, ridge, a factorised readout and a model given the true routing; parameters; attention vs true routing.',
+  quick: BRAIN_ENCODER_QUICK,
+  full: BRAIN_ENCODER_FULL,
+  run: runBrainEncoder,
+});
