@@ -1,5 +1,6 @@
 /** The three registered experiments: `brain-encoder`, `brain-captions`, `brain-decoding`. */
 import { registerExperiment } from '../../experiments/registry.js';
+import { BRAIN_CAPTIONS_FULL, BRAIN_CAPTIONS_QUICK, runBrainCaptions, type BrainCaptionsConfig } from './scuba/experiment.js';
 import { BRAIN_ENCODER_FULL, BRAIN_ENCODER_QUICK, runBrainEncoder, type BrainEncoderConfig } from './encoder/experiment.js';
 
 registerExperiment<BrainEncoderConfig>({
@@ -10,4 +11,14 @@ registerExperiment<BrainEncoderConfig>({
   quick: BRAIN_ENCODER_QUICK,
   full: BRAIN_ENCODER_FULL,
   run: runBrainEncoder,
+});
+
+registerExperiment<BrainCaptionsConfig>({
+  name: 'brain-captions',
+  paper: 'Luo, Henderson, Tarr, Wehbe, ICLR 2024, BrainSCUBA: Fine-Grained Natural Language Captions of Visual Cortex Selectivity, https://arxiv.org/abs/2310.04420',
+  description:
+    'Per-voxel ridge encoders on a fixed image embedding of the simulated scenes; voxel weights projected onto natural embeddings (softmax, a convex combination) or used raw; each captioned by its nearest concept. Agreement of the caption with the voxel region\'s category, projected vs raw.',
+  quick: BRAIN_CAPTIONS_QUICK,
+  full: BRAIN_CAPTIONS_FULL,
+  run: runBrainCaptions,
 });

@@ -1,0 +1,156 @@
+/**
+ * BrainSCUBA (Luo, Henderson, Tarr, Wehbe, ICLR 2024, "Brain Diffusion for Visual Exploration: Cortical Discovery
+ * using Large Scale Generative Models" / "BrainSCUBA: Fine-Grained Natural Language Captions of Visual Cortex
+ * Selectivity", https://arxiv.org/abs/2310.04420): per-voxel linear encoders on an image-embedding space, then the
+ * voxel weight is projected onto the manifold of natural-image embeddings before it is decoded into words:
+ *
+ *   r_v(img) ≈ w_vᵀ e(img)                                  per-voxel ridge on embeddings
+ *   ê_v = Σ_j softmax_j(ŵ_v · e_j / τ) e_j,  ŵ_v = w_v/‖w_v‖   over a set of natural embeddings e_j (unpaired images)
+ *
+ * ê_v is a convex combination of real image embeddings, so a decoder trained on image embeddings gets an input of the
+ * kind it knows; the raw weight w_v need not be. Here the "CLIP" embedding is a fixed random projection of pooled
+ * frozen features (mean and max over the grid, L2-normalised). Two captioners name a concept (a category, or
+ * 'background' for a scene without objects): a small one trained on natural embeddings (softmax regression onto the
+ * category of the scene's largest object, as CLIPCap is trained on natural images), and the nearest concept
+ * embedding (the mean embedding of single-object scenes of each category).
+ *
+ * Shape legend: n images, M natural embeddings, D embedding dim, V voxels, K concepts.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Rng } from '../../../util/random.js';
+import { ShapeError, fmt } from '../../../util/shapes.js';
+import { CATEGORIES, drawScenes, stackPixels, type Scene, type SceneConfig } from '../simulate/scenes.js';
+import { train } from '../../../train/loop.js';
+import { paramFactory } from '../params.js';
+import { extractFeatures, type FeatureExtractor } from '../simulate/features.js';
+
+/** The fixed embedding: e = normalise([mean_n x_n, max_n x_n] W_e), W_e [2C, D] Gaussian from `seed`. */
+export interface Embedder {
+  projection: tf.Tensor2D;
+  dim: number;
+}
+
+export function createEmbedder(channels: number, dim: number, seed: number): Embedder {
+  const rng = new Rng(seed).fork('embedder');
+  const w = Float32Array.from({ length: 2 * channels * dim }, () => rng.normal() / Math.sqrt(2 * channels));
+  return { projection: tf.tensor2d(w, [2 * channels, dim]), dim };
+}
+
+/** features [n, N, C] -> unit embeddings [n, D]. */
+export function embed(embedder: Embedder, features: tf.Tensor3D): tf.Tensor2D {
+  if (features.rank !== 3 || features.shape[2] * 2 !== embedder.projection.shape[0]) {
+    throw new ShapeError(`embed: features must be [n, N, ${embedder.projection.shape[0] / 2}], got ${fmt(features.shape)}`);
+  }
+  return tf.tidy(() => {
+    const pooled = tf.concat([tf.mean(features, 1), tf.max(features, 1)], 1);
+    return l2normalise(tf.matMul(pooled, embedder.projection));
+  });
+}
+
+export function l2normalise(x: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => tf.div(x, tf.add(tf.norm(x, 'euclidean', 1, true), 1e-12)) as tf.Tensor2D);
+}
+
+/**
+ * The softmax projection: weights [V, D] onto natural embeddings [M, D] -> [V, D], each row Σ_j p_vj e_j with
+ * p_v = softmax(ŵ_v · e_j / τ) (ŵ the unit weight). Also returns the mixing weights p [V, M] (rows sum to 1).
+ */
+export function projectToManifold(weights: tf.Tensor2D, natural: tf.Tensor2D, temperature: number): { projected: tf.Tensor2D; mixing: tf.Tensor2D } {
+  if (weights.rank !== 2 || natural.rank !== 2 || weights.shape[1] !== natural.shape[1]) {
+    throw new ShapeError(`projectToManifold: weights ${fmt(weights.shape)} and natural embeddings ${fmt(natural.shape)} must be [V, D] and [M, D] with one D`);
+  }
+  if (!(temperature > 0)) throw new ShapeError(`projectToManifold: temperature must be > 0, got ${temperature}`);
+  return tf.tidy(() => {
+    const mixing = tf.softmax(tf.div(tf.matMul(l2normalise(weights), natural, false, true), temperature)) as tf.Tensor2D; // [V, M]
+    return { projected: tf.matMul(mixing, natural) as tf.Tensor2D, mixing };
+  });
+}
+
+/** Reference for the projection: one voxel at a time, float64 in JS. */
+export function projectNaive(weights: number[][], natural: number[][], temperature: number): number[][] {
+  return weights.map((w) => {
+    const n = Math.hypot(...w);
+    const logits = natural.map((e) => e.reduce((a, x, i) => a + (x * w[i]) / n, 0) / temperature);
+    const mx = Math.max(...logits);
+    const p = logits.map((l) => Math.exp(l - mx));
+    const z = p.reduce((a, b) => a + b, 0);
+    return w.map((_, d) => natural.reduce((a, e, j) => a + (p[j] / z) * e[d], 0));
+  });
+}
+
+export const CONCEPTS = [...CATEGORIES, 'background'] as const;
+export type Concept = (typeof CONCEPTS)[number];
+
+/** Concept embeddings [K, D]: the normalised mean embedding of `count` scenes of one category alone (or of none). */
+export function conceptEmbeddings(embedder: Embedder, fx: FeatureExtractor, scenes: SceneConfig, count: number, seed: number): tf.Tensor2D {
+  const rng = new Rng(seed).fork('concepts');
+  const rows = CONCEPTS.map((c) => {
+    const drawn = drawScenes(c === 'background' ? { ...scenes, minObjects: 0, maxObjects: 0 } : { ...scenes, minObjects: 1, maxObjects: 1 }, count * 4, rng)
+      .filter((s) => c === 'background' || s.objects[0].category === c)
+      .slice(0, count);
+    return tf.tidy(() => {
+      const f = extractFeatures(fx, stackPixels(drawn));
+      return tf.mean(embed(embedder, f), 0);
+    });
+  });
+  const out = tf.tidy(() => l2normalise(tf.stack(rows) as tf.Tensor2D));
+  tf.dispose(rows);
+  return out;
+}
+
+/** The nearest concept (cosine) of each row of x [V, D], with its similarity and the runner-up. */
+export function nearestConcepts(x: tf.Tensor2D, concepts: tf.Tensor2D): { concept: Concept; similarity: number; second: Concept }[] {
+  const sims = tf.tidy(() => tf.matMul(l2normalise(x), concepts, false, true).arraySync() as number[][]);
+  return sims.map((row) => {
+    const order = row.map((s, k) => [s, k] as const).sort((a, b) => b[0] - a[0]);
+    return { concept: CONCEPTS[order[0][1]], similarity: order[0][0], second: CONCEPTS[order[1][1]] };
+  });
+}
+
+/** A one-line caption from the nearest concepts, e.g. "a face (then body)". */
+export function caption(c: { concept: Concept; second: Concept }): string {
+  return c.concept === 'background' ? `a textured background (then ${c.second})` : `a ${c.concept} (then ${c.second})`;
+}
+
+export interface Captioner {
+  w: tf.Tensor2D; // [D, K]
+  b: tf.Tensor1D; // [K]
+}
+
+/** The label of a natural scene: the category of its largest object, or background. */
+export function sceneConcept(scene: Scene): Concept {
+  if (!scene.objects.length) return 'background';
+  return scene.objects.reduce((a, o) => (o.size > a.size ? o : a)).category;
+}
+
+/** Softmax regression from unit embeddings [M, D] to concepts, full-batch Adam; seeded, deterministic. */
+export async function trainCaptioner(natural: tf.Tensor2D, labels: readonly Concept[], steps: number, seed: number): Promise<Captioner> {
+  const [M, D] = natural.shape;
+  if (labels.length !== M) throw new ShapeError(`trainCaptioner: ${labels.length} labels for ${M} embeddings`);
+  const p = paramFactory('brain-captioner', seed);
+  const params = { w: p.normal('w', [D, CONCEPTS.length], 0.01), b: p.constant('b', [CONCEPTS.length], 0) };
+  const y = tf.oneHot(tf.tensor1d(labels.map((l) => CONCEPTS.indexOf(l)), 'int32'), CONCEPTS.length);
+  try {
+    await train({
+      variables: params, steps, optimizer: { type: 'adam', lr: 0.05 }, seed, progress: false, dataframe: false,
+      loss: () => tf.losses.softmaxCrossEntropy(y, tf.add(tf.matMul(natural, params.w), params.b)) as tf.Scalar,
+    });
+  } finally {
+    y.dispose();
+  }
+  return { w: params.w as tf.Variable as unknown as tf.Tensor2D, b: params.b as tf.Variable as unknown as tf.Tensor1D };
+}
+
+/** The captioner's concept for each row of x [V, D] (normalised first, as embeddings are). */
+export function captionerConcepts(c: Captioner, x: tf.Tensor2D): { concept: Concept; similarity: number; second: Concept }[] {
+  const probs = tf.tidy(() => tf.softmax(tf.add(tf.matMul(l2normalise(x), c.w), c.b)).arraySync() as number[][]);
+  return probs.map((row) => {
+    const order = row.map((s, k) => [s, k] as const).sort((a, b) => b[0] - a[0]);
+    return { concept: CONCEPTS[order[0][1]], similarity: order[0][0], second: CONCEPTS[order[1][1]] };
+  });
+}
+
+/** The largest cosine of each row of x [V, D] with any natural embedding [M, D]: how on-manifold x is. */
+export function manifoldSimilarity(x: tf.Tensor2D, natural: tf.Tensor2D): Float32Array {
+  return tf.tidy(() => tf.max(tf.matMul(l2normalise(x), natural, false, true), 1).dataSync() as Float32Array);
+}
