@@ -1,6 +1,7 @@
 /** The three registered experiments: `brain-encoder`, `brain-captions`, `brain-decoding`. */
 import { registerExperiment } from '../../experiments/registry.js';
 import { BRAIN_CAPTIONS_FULL, BRAIN_CAPTIONS_QUICK, runBrainCaptions, type BrainCaptionsConfig } from './scuba/experiment.js';
+import { BRAIN_DECODING_FULL, BRAIN_DECODING_QUICK, runBrainDecoding, type BrainDecodingConfig } from './decoding/experiment.js';
 import { BRAIN_ENCODER_FULL, BRAIN_ENCODER_QUICK, runBrainEncoder, type BrainEncoderConfig } from './encoder/experiment.js';
 
 registerExperiment<BrainEncoderConfig>({
@@ -21,4 +22,14 @@ registerExperiment<BrainCaptionsConfig>({
   quick: BRAIN_CAPTIONS_QUICK,
   full: BRAIN_CAPTIONS_FULL,
   run: runBrainCaptions,
+});
+
+registerExperiment<BrainDecodingConfig>({
+  name: 'brain-decoding',
+  paper: 'Wang et al. 2024, WAVE: Whole-brain fMRI decoding via image-fMRI contrastive learning, https://arxiv.org/abs/2411.07121',
+  description:
+    'Simulated whole-brain parcels (visual pRF parcels, semantic category parcels, noise); an InfoNCE encoder from parcels to fixed image embeddings; top-1/top-5 retrieval among 100 held-out images, whole brain vs visual parcels only.',
+  quick: BRAIN_DECODING_QUICK,
+  full: BRAIN_DECODING_FULL,
+  run: runBrainDecoding,
 });

@@ -1,1 +1,51 @@
+/**
+ * Brain encoders and decoders on a simulated visual system whose routing is known, and loaders for real data.
+ *
+ * Papers:
+ *   [20] Adeli, Sun, Kriegeskorte 2025, "Transformer brain encoders explain human high-level visual responses",
+ *        https://arxiv.org/abs/2505.17329 (code: Hosseinadeli/transformer_brain_encoder). One learned query per region
+ *        cross-attends over frozen feature-map tokens (keys with a 2-D sine position encoding); a linear readout maps
+ *        each region's token to its voxels:  a_r = softmax_n(q_r·k_n/√d_h),  o_r = Σ_n a_r(n) v_n,  ŷ_v = u_vᵀ o_r(v) + c_v.
+ *        encoder/transformer.ts; baselines encoder/ridge.ts (closed form, λ per voxel on validation) and
+ *        encoder/factorised.ts (ŷ_v = Σ_n s_v(n) f_vᵀ x_n); encoder/oracle.ts is given the true routing.
+ *   [33] Luo, Henderson, Tarr, Wehbe 2024, "BrainSCUBA", https://arxiv.org/abs/2310.04420 (code: aluo-x/BrainSCUBA).
+ *        Voxel weights on an image-embedding space projected onto natural embeddings,
+ *        ê_v = Σ_j softmax_j(ŵ_v·e_j/τ) e_j (a convex combination), then captioned. scuba/.
+ *   [35] Wang et al. 2024, "WAVE: whole-brain fMRI decoding via image-fMRI contrastive learning",
+ *        https://arxiv.org/abs/2411.07121. Symmetric InfoNCE from whole-brain parcels to image embeddings;
+ *        retrieval among held-out images. decoding/.
+ *
+ * The simulation (simulate/): procedural scenes (scenes.ts) -> a fixed random conv net (features.ts) -> voxels
+ * (voxels.ts): early regions with Gaussian pRFs, category regions routed by α_c = softmax(τ · coverage_c), noise at a
+ * set SNR; test stimuli repeated so a noise ceiling is estimated from repeats (stats.ts noiseCeiling) and checked
+ * against sqrt(SNR·r/(SNR·r+1)). Loaders (loaders/): .npy, CSV and NIfTI-1 responses with region labels.
+ *
+ * Shape legend: n stimuli, S image side, G grid side, N = G*G tokens, C channels, d model width, h heads,
+ * R regions, V voxels, K categories, D embedding dim, M natural embeddings, P parcels.
+ *
+ *   const sim = simulate(DEFAULT_SIMULATION, 0);
+ *   const model = createTransformerEncoder({ grid: 8, channels: 32, dModel: 64, heads: 4 }, sim.system.regions, sim.system.voxelCount, 0);
+ *   await fitEncoding(model, sim.train.features, sim.train.responses, { steps: 600, batch: 64, lr: 3e-3, weightDecay: 1e-4 }, { seed: 0 });
+ *   pearsonColumns(predictAll(model, sim.test.features), sim.test.responses);   // per voxel, against sim.ceiling
+ */
+export * from './stats.js';
+export * from './positional2d.js';
+export * from './simulate/scenes.js';
+export * from './simulate/features.js';
+export * from './simulate/voxels.js';
+export * from './simulate/dataset.js';
+export * from './encoder/model.js';
+export * from './encoder/transformer.js';
+export * from './encoder/ridge.js';
+export * from './encoder/factorised.js';
+export * from './encoder/oracle.js';
+export * from './encoder/routing.js';
+export * from './encoder/experiment.js';
+export * from './scuba/index.js';
+export * from './scuba/experiment.js';
+export * from './decoding/index.js';
+export * from './decoding/experiment.js';
+export * from './loaders/npy.js';
+export * from './loaders/nifti.js';
+export * from './loaders/responses.js';
 export * from './experiments.js';

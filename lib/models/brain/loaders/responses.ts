@@ -1,0 +1,154 @@
+/**
+ * Real data in the layout the models take: stimuli x voxels responses, one region label per voxel, and optionally the
+ * stimulus images. Formats (data/brain/README.md):
+ *
+ *   responses  .npy [n, V] (any numeric dtype) or .csv (n rows of V numbers; one non-numeric header row is skipped)
+ *   labels     .npy [V] integers (region k is named `region{k}`; 0 = no region) or .csv/.txt: V names, one per line
+ *              or comma-separated on one line ('' , '0' or 'none' = no region)
+ *   images     .npy [n, S, S, 3] or [n, S, S] (grey), float in [0, 1] or uint8 (scaled by 1/255)
+ *   NIfTI      a 4-D series (x, y, z, n) and a 3-D atlas (x, y, z) of integer region ids (0 = outside), optional
+ *              names (.csv lines "id,name"); voxels are the atlas's non-zero voxels in x-fastest order
+ *
+ * Mismatched shapes are rejected with both files and both shapes in the message.
+ */
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { mat, type Mat } from '../stats.js';
+import type { RegionVoxels } from '../encoder/model.js';
+import { readNpy } from './npy.js';
+import { readNifti } from './nifti.js';
+
+export interface LoadedResponses {
+  responses: Mat;
+  regions: RegionVoxels[];
+  /** Images [n, S, S, 3] in [0, 1], when given. */
+  images?: { data: Float32Array; size: number };
+}
+
+const shapeText = (s: readonly number[]) => `[${s.join(', ')}]`;
+
+function readMatrixCsv(path: string): Mat {
+  const lines = readFileSync(path, 'utf8').split(/\r?\n/).filter((l) => l.trim() !== '');
+  const rows = lines.map((l) => l.split(',').map((x) => x.trim()));
+  if (rows.length && rows[0].some((x) => x !== '' && !Number.isFinite(Number(x)))) rows.shift(); // header
+  if (!rows.length) throw new Error(`${path}: no numeric rows`);
+  const cols = rows[0].length;
+  rows.forEach((r, i) => {
+    if (r.length !== cols) throw new Error(`${path}: row ${i + 1} has ${r.length} values, row 1 has ${cols}`);
+    const bad = r.findIndex((x) => x === '' || !Number.isFinite(Number(x)));
+    if (bad >= 0) throw new Error(`${path}: row ${i + 1}, column ${bad + 1} is '${r[bad]}', not a number`);
+  });
+  return mat(rows.length, cols, rows.flat().map(Number));
+}
+
+export function readResponses(path: string): Mat {
+  const ext = extname(path).toLowerCase();
+  if (ext === '.csv') return readMatrixCsv(path);
+  if (ext === '.npy') {
+    const a = readNpy(path);
+    if (a.shape.length !== 2) throw new Error(`${path}: responses must be 2-D [stimuli, voxels], got shape ${shapeText(a.shape)}`);
+    return mat(a.shape[0], a.shape[1], a.data);
+  }
+  throw new Error(`${path}: responses must be .npy or .csv, got '${ext}'`);
+}
+
+const NO_REGION = new Set(['', '0', 'none', '-']);
+
+/** One label per voxel, as names ('' for none). */
+export function readLabels(path: string): string[] {
+  const ext = extname(path).toLowerCase();
+  if (ext === '.npy') {
+    const a = readNpy(path);
+    if (a.shape.length !== 1) throw new Error(`${path}: labels must be 1-D [voxels], got shape ${shapeText(a.shape)}`);
+    return Array.from(a.data, (k) => (k === 0 ? '' : `region${k}`));
+  }
+  if (ext === '.csv' || ext === '.txt') {
+    const lines = readFileSync(path, 'utf8').split(/\r?\n/);
+    while (lines.length && lines[lines.length - 1].trim() === '') lines.pop();
+    const names = lines.length === 1 ? lines[0].split(',') : lines;
+    return names.map((s) => s.trim()).map((s) => (NO_REGION.has(s.toLowerCase()) ? '' : s));
+  }
+  throw new Error(`${path}: labels must be .npy, .csv or .txt, got '${ext}'`);
+}
+
+/** Group voxels by label, in order of first appearance; unlabelled voxels belong to no region. */
+export function regionsFromLabels(labels: readonly string[]): RegionVoxels[] {
+  const byName = new Map<string, number[]>();
+  labels.forEach((l, v) => {
+    if (l) (byName.get(l) ?? byName.set(l, []).get(l)!).push(v);
+  });
+  return [...byName.entries()].map(([name, voxels]) => ({ name, voxels }));
+}
+
+export function readImages(path: string): { data: Float32Array; size: number; count: number } {
+  const a = readNpy(path);
+  const s = a.shape;
+  const grey = s.length === 3;
+  if (!(grey || (s.length === 4 && s[3] === 3)) || s[1] !== s[2]) {
+    throw new Error(`${path}: images must be [n, S, S, 3] or [n, S, S] (square), got shape ${shapeText(s)}`);
+  }
+  const scale = a.descr.endsWith('u1') ? 1 / 255 : 1;
+  const n = s[0];
+  const S = s[1];
+  const data = new Float32Array(n * S * S * 3);
+  for (let i = 0; i < n * S * S; i++) for (let c = 0; c < 3; c++) data[i * 3 + c] = a.data[grey ? i : i * 3 + c] * scale;
+  return { data, size: S, count: n };
+}
+
+export function loadResponses(files: { responses: string; labels: string; images?: string }): LoadedResponses {
+  const responses = readResponses(files.responses);
+  const labels = readLabels(files.labels);
+  if (labels.length !== responses.cols) {
+    throw new Error(
+      `loadResponses: ${files.responses} has shape ${shapeText([responses.rows, responses.cols])} (stimuli x voxels) but ${files.labels} has ${labels.length} labels; one label per voxel (column) is needed`,
+    );
+  }
+  const regions = regionsFromLabels(labels);
+  if (!regions.length) throw new Error(`loadResponses: ${files.labels} assigns no voxel to a region`);
+  if (!files.images) return { responses, regions };
+  const img = readImages(files.images);
+  if (img.count !== responses.rows) {
+    throw new Error(`loadResponses: ${files.images} holds ${img.count} images (shape [${img.count}, ${img.size}, ${img.size}, 3]) but ${files.responses} has ${responses.rows} stimuli (shape ${shapeText([responses.rows, responses.cols])})`);
+  }
+  return { responses, regions, images: { data: img.data, size: img.size } };
+}
+
+/** Names of atlas ids from a CSV of "id,name" lines. */
+function readAtlasNames(path: string): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const [i, line] of readFileSync(path, 'utf8').split(/\r?\n/).entries()) {
+    if (!line.trim()) continue;
+    const [id, ...name] = line.split(',');
+    const k = Number(id);
+    if (!Number.isInteger(k)) {
+      if (i === 0) continue; // header
+      throw new Error(`${path}: line ${i + 1} does not start with an integer id: '${line}'`);
+    }
+    out.set(k, name.join(',').trim());
+  }
+  return out;
+}
+
+/** A 4-D NIfTI series and a 3-D NIfTI atlas -> responses [n, V] over the atlas's non-zero voxels, grouped by id. */
+export function loadNiftiResponses(files: { series: string; atlas: string; names?: string }): LoadedResponses & { coords: [number, number, number][] } {
+  const series = readNifti(files.series);
+  const atlas = readNifti(files.atlas);
+  if (series.dims.length !== 4) throw new Error(`loadNiftiResponses: ${files.series} must be 4-D (x, y, z, stimuli), has dims ${shapeText(series.dims)}`);
+  const spatial = atlas.dims.length === 4 && atlas.dims[3] === 1 ? atlas.dims.slice(0, 3) : atlas.dims;
+  if (spatial.length !== 3 || spatial.some((d, i) => d !== series.dims[i])) {
+    throw new Error(`loadNiftiResponses: ${files.atlas} has dims ${shapeText(atlas.dims)} but ${files.series} has ${shapeText(series.dims)}; the atlas must match the series' x, y, z`);
+  }
+  const [X, Y, Z, n] = series.dims;
+  const names = files.names ? readAtlasNames(files.names) : new Map<number, string>();
+  const voxels: number[] = [];
+  for (let i = 0; i < X * Y * Z; i++) if (Math.round(atlas.data[i]) !== 0) voxels.push(i);
+  if (!voxels.length) throw new Error(`loadNiftiResponses: ${files.atlas} has no non-zero voxel`);
+  const responses = mat(n, voxels.length);
+  for (let t = 0; t < n; t++) voxels.forEach((i, v) => (responses.data[t * voxels.length + v] = series.data[t * X * Y * Z + i]));
+  const labels = voxels.map((i) => {
+    const k = Math.round(atlas.data[i]);
+    return names.get(k) ?? `region${k}`;
+  });
+  const coords = voxels.map((i) => [i % X, Math.floor(i / X) % Y, Math.floor(i / (X * Y))] as [number, number, number]);
+  return { responses, regions: regionsFromLabels(labels), coords };
+}
