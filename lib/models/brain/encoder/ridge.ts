@@ -6,7 +6,7 @@
  *       = (XᵀX + λI)⁻¹ XᵀY            primal, when features P <= stimuli n
  *       = Xᵀ (XXᵀ + λI)⁻¹ Y            dual, when P > n (the same W)
  *
- * λ runs over `scales` × mean eigenvalue (trace / size) of the Gram matrix; each voxel keeps the λ whose validation
+ * λ runs over `scales` × trace(XᵀX) / n (the summed feature variance); each voxel keeps the λ whose validation
  * predictions correlate best with its validation responses. Large products run in tfjs (float32); the solves are
  * float64 Cholesky on the JS side.
  *
@@ -47,7 +47,7 @@ function solveAll(xc: tf.Tensor2D, yc: tf.Tensor2D, scales: readonly number[], f
   tf.dispose([gram, rhs]);
   let trace = 0;
   for (let i = 0; i < m; i++) trace += g[i * m + i];
-  const lambdas = scales.map((s) => (s * trace) / m);
+  const lambdas = scales.map((s) => (s * trace) / n); // per stimulus, so both forms get the same λ
   const ws = lambdas.map((lam) => {
     const a = Float64Array.from(g);
     for (let i = 0; i < m; i++) a[i * m + i] += lam;

@@ -62,7 +62,7 @@ export function readoutLoop(tokens: tf.Tensor3D, weights: tf.Tensor2D, regions: 
     const cols: tf.Tensor[] = new Array(V);
     regions.forEach((r, ri) => {
       const token = tf.slice(tokens, [0, ri, 0], [b, 1, d]).reshape([b, d]);
-      const w = tf.gather(tf.slice(weights, [ri * d, 0], [d, V]), r.voxels, 1); // [d, V_r]
+      const w = tf.concat(r.voxels.map((v) => tf.slice(weights, [ri * d, v], [d, 1])), 1); // [d, V_r]
       const y = tf.matMul(token as tf.Tensor2D, w as tf.Tensor2D); // [b, V_r]
       r.voxels.forEach((v, j) => (cols[v] = tf.slice(y, [0, j], [b, 1])));
     });
