@@ -1,0 +1,173 @@
+/**
+ * Real scanpath data in a plain CSV format (documented with an example in data/oat/README.md), so eye-tracking data can
+ * go through the same models and metrics as the simulation. Two files:
+ *
+ *   objects.csv    display,object,x,y,row,col,category,colour,shape,size,target
+ *   fixations.csv  display,subject,fixation,object
+ *
+ * One line per object (ids 0..n-1 within a display; x, y the centre in cell units; row, col the integer grid slot;
+ * category/colour/shape any labels; size in [0, 1]; target 1 on exactly one object) and one line per fixation (numbered
+ * 1, 2, 3, ... per display and subject, in order). Extra columns are ignored; blank lines and lines starting with '#'
+ * are skipped; fields cannot contain commas or quotes. Every error names the file and line.
+ */
+import type { FeatureSpace, SearchDisplay, VisualObject } from './displays.js';
+import type { Trial } from './splits.js';
+
+export class ScanpathFormatError extends Error {
+  override name = 'ScanpathFormatError';
+  constructor(readonly file: string, readonly line: number, message: string) {
+    super(`${file} line ${line}: ${message}`);
+  }
+}
+
+export const OBJECT_COLUMNS = ['display', 'object', 'x', 'y', 'row', 'col', 'category', 'colour', 'shape', 'size', 'target'] as const;
+export const FIXATION_COLUMNS = ['display', 'subject', 'fixation', 'object'] as const;
+
+interface Row {
+  line: number;
+  get(column: string): string;
+}
+
+function parseCsv(text: string, file: string, required: readonly string[]): Row[] {
+  const lines = text.split(/\r?\n/);
+  let h = 0;
+  while (h < lines.length && (lines[h].trim() === '' || lines[h].startsWith('#'))) h++;
+  if (h === lines.length) throw new ScanpathFormatError(file, 1, `no header line; expected the columns ${required.join(',')}`);
+  const header = lines[h].split(',').map((c) => c.trim());
+  const missing = required.filter((c) => !header.includes(c));
+  if (missing.length) throw new ScanpathFormatError(file, h + 1, `header lacks column(s) ${missing.join(', ')}; expected ${required.join(',')}, got ${header.join(',')}`);
+  const index = new Map(header.map((c, i) => [c, i]));
+  const rows: Row[] = [];
+  for (let i = h + 1; i < lines.length; i++) {
+    const raw = lines[i];
+    if (raw.trim() === '' || raw.startsWith('#')) continue;
+    if (raw.includes('"')) throw new ScanpathFormatError(file, i + 1, 'quoted fields are not supported; labels cannot contain commas or quotes');
+    const cells = raw.split(',').map((c) => c.trim());
+    if (cells.length !== header.length) throw new ScanpathFormatError(file, i + 1, `has ${cells.length} fields but the header has ${header.length}`);
+    rows.push({ line: i + 1, get: (c) => cells[index.get(c)!] });
+  }
+  return rows;
+}
+
+function int(file: string, r: Row, column: string, min: number): number {
+  const s = r.get(column);
+  const v = Number(s);
+  if (s === '' || !Number.isInteger(v) || v < min) throw new ScanpathFormatError(file, r.line, `column '${column}' must be an integer >= ${min}, got '${s}'`);
+  return v;
+}
+
+function num(file: string, r: Row, column: string, lo = -Infinity, hi = Infinity): number {
+  const s = r.get(column);
+  const v = Number(s);
+  if (s === '' || !Number.isFinite(v) || v < lo || v > hi) {
+    const range = lo > -Infinity ? ` in [${lo}, ${hi}]` : '';
+    throw new ScanpathFormatError(file, r.line, `column '${column}' must be a number${range}, got '${s}'`);
+  }
+  return v;
+}
+
+function label(file: string, r: Row, column: string): string {
+  const s = r.get(column);
+  if (s === '') throw new ScanpathFormatError(file, r.line, `column '${column}' is empty`);
+  return s;
+}
+
+export interface LoadedScanpaths {
+  displays: SearchDisplay[];
+  /** One trial per (display, subject), in the order the fixation file first names them. */
+  trials: Trial[];
+  /** Label vocabularies (sorted), shared by every display; features are one-hot over them. */
+  space: FeatureSpace;
+}
+
+/**
+ * Parse the two files' text. `names` are the file names used in errors (default 'objects.csv', 'fixations.csv').
+ */
+export function parseScanpathCsv(objectsText: string, fixationsText: string, names: { objects?: string; fixations?: string } = {}): LoadedScanpaths {
+  const fo = names.objects ?? 'objects.csv';
+  const ff = names.fixations ?? 'fixations.csv';
+  const objRows = parseCsv(objectsText, fo, OBJECT_COLUMNS);
+  if (objRows.length === 0) throw new ScanpathFormatError(fo, 1, 'has a header but no object lines');
+  const vocab = (c: string) => [...new Set(objRows.map((r) => label(fo, r, c)))].sort();
+  const space: FeatureSpace = { categories: vocab('category'), colours: vocab('colour'), shapes: vocab('shape') };
+
+  const byDisplay = new Map<string, { rows: Row[]; objects: (VisualObject | undefined)[]; target: number; targetLine: number }>();
+  for (const r of objRows) {
+    const id = label(fo, r, 'display');
+    const entry = byDisplay.get(id) ?? { rows: [], objects: [], target: -1, targetLine: 0 };
+    byDisplay.set(id, entry);
+    const j = int(fo, r, 'object', 0);
+    if (entry.objects[j]) throw new ScanpathFormatError(fo, r.line, `object ${j} of display '${id}' is listed twice`);
+    const t = r.get('target');
+    if (t !== '0' && t !== '1') throw new ScanpathFormatError(fo, r.line, `column 'target' must be 0 or 1, got '${t}'`);
+    if (t === '1') {
+      if (entry.target >= 0) throw new ScanpathFormatError(fo, r.line, `display '${id}' has a second target (object ${j}; the first is object ${entry.target} on line ${entry.targetLine})`);
+      entry.target = j;
+      entry.targetLine = r.line;
+    }
+    entry.rows.push(r);
+    entry.objects[j] = {
+      x: num(fo, r, 'x'), y: num(fo, r, 'y'), row: int(fo, r, 'row', 0), col: int(fo, r, 'col', 0),
+      category: space.categories.indexOf(r.get('category')), colour: space.colours.indexOf(r.get('colour')),
+      shape: space.shapes.indexOf(r.get('shape')), size: num(fo, r, 'size', 0, 1),
+    };
+  }
+  const displays = new Map<string, SearchDisplay>();
+  for (const [id, e] of byDisplay) {
+    const first = e.rows[0].line;
+    const gap = e.objects.findIndex((o) => o === undefined);
+    if (gap >= 0) throw new ScanpathFormatError(fo, first, `display '${id}' (from this line) has objects up to ${e.objects.length - 1} but no object ${gap}; number objects 0..n-1`);
+    if (e.objects.length < 2) throw new ScanpathFormatError(fo, first, `display '${id}' has ${e.objects.length} object; a search display needs at least 2`);
+    if (e.target < 0) throw new ScanpathFormatError(fo, first, `display '${id}' (from this line) has no target; mark one object with target = 1`);
+    const objects = e.objects as VisualObject[];
+    const rows = Math.max(...objects.map((o) => o.row)) + 1, cols = Math.max(...objects.map((o) => o.col)) + 1;
+    const full = objects.length === rows * cols && new Set(objects.map((o) => o.row * cols + o.col)).size === objects.length;
+    displays.set(id, { id, layout: full ? 'shelf' : 'clutter', rows, cols, objects, target: e.target, space });
+  }
+
+  const fixRows = parseCsv(fixationsText, ff, FIXATION_COLUMNS);
+  const trials = new Map<string, Trial>();
+  for (const r of fixRows) {
+    const id = label(ff, r, 'display');
+    const d = displays.get(id);
+    if (!d) throw new ScanpathFormatError(ff, r.line, `display '${id}' is not in ${fo}`);
+    const subject = label(ff, r, 'subject');
+    const key = `${id}\u0000${subject}`;
+    const trial = trials.get(key) ?? { display: d, scanpath: [], subject };
+    trials.set(key, trial);
+    const k = int(ff, r, 'fixation', 1);
+    if (k !== trial.scanpath.length + 1) {
+      throw new ScanpathFormatError(ff, r.line, `fixation ${k} of display '${id}', subject '${subject}' should be ${trial.scanpath.length + 1} (fixations are numbered 1, 2, ... in order)`);
+    }
+    const j = int(ff, r, 'object', 0);
+    if (j >= d.objects.length) throw new ScanpathFormatError(ff, r.line, `object ${j} is not in display '${id}' (it has objects 0..${d.objects.length - 1})`);
+    trial.scanpath.push(j);
+  }
+  return { displays: [...displays.values()], trials: [...trials.values()], space };
+}
+
+/** Read the two files from disk (Node). */
+export async function loadScanpathCsv(objectsPath: string, fixationsPath: string): Promise<LoadedScanpaths> {
+  const { readFile } = await import('node:fs/promises');
+  const { basename } = await import('node:path');
+  const [o, f] = await Promise.all([readFile(objectsPath, 'utf8'), readFile(fixationsPath, 'utf8')]);
+  return parseScanpathCsv(o, f, { objects: basename(objectsPath), fixations: basename(fixationsPath) });
+}
+
+/** The two files' text for trials (the inverse of parseScanpathCsv; each display is written once). */
+export function scanpathsToCsv(trials: readonly Trial[]): { objects: string; fixations: string } {
+  const objects = [OBJECT_COLUMNS.join(',')];
+  const fixations = [FIXATION_COLUMNS.join(',')];
+  const written = new Set<string>();
+  for (const t of trials) {
+    const d = t.display;
+    if (!written.has(d.id)) {
+      written.add(d.id);
+      d.objects.forEach((o, j) => {
+        objects.push([d.id, j, +o.x.toFixed(3), +o.y.toFixed(3), o.row, o.col, d.space.categories[o.category], d.space.colours[o.colour], d.space.shapes[o.shape], o.size, +(j === d.target)].join(','));
+      });
+    }
+    t.scanpath.forEach((j, k) => fixations.push([d.id, t.subject, k + 1, j].join(',')));
+  }
+  return { objects: objects.join('\n') + '\n', fixations: fixations.join('\n') + '\n' };
+}
