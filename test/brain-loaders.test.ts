@@ -88,3 +88,20 @@ describe('NIfTI-1', () => {
     expect(() => brain.readNifti(f('junk.nii'))).toThrow(`${f('junk.nii')}: not a NIfTI-1 file`);
   });
 });
+
+describe('a simulated split through the loaders', () => {
+  it('exports and loads back the same responses, regions and images', async () => {
+    const tf = await import('@tensorflow/tfjs');
+    const backend = await import('../lib/backend/index.js');
+    await backend.ready();
+    const sim = brain.simulate({ ...brain.DEFAULT_SIMULATION, voxelsPerRegion: 2, train: 12, validation: 4, test: 4, repeats: 2 }, 1);
+    const paths = brain.exportSimulation(sim.train, sim.system.regions, dir);
+    const d = brain.loadResponses(paths);
+    expect(d.regions.map((r) => r.name)).toEqual(sim.system.regions.map((r) => r.name));
+    expect(d.regions.map((r) => r.voxels)).toEqual(sim.system.regions.map((r) => r.voxels));
+    expect(Array.from(d.responses.data)).toEqual(Array.from(Float32Array.from(sim.train.responses.data)));
+    expect(Array.from(d.images!.data.subarray(3 * 32 * 32 * 3, 4 * 32 * 32 * 3))).toEqual(Array.from(sim.train.scenes[3].pixels));
+    brain.disposeSimulation(sim);
+    expect(tf.memory().numTensors).toBe(0);
+  });
+});

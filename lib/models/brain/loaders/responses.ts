@@ -11,11 +11,11 @@
  *
  * Mismatched shapes are rejected with both files and both shapes in the message.
  */
-import { readFileSync } from 'node:fs';
-import { extname } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { extname, join } from 'node:path';
 import { mat, type Mat } from '../stats.js';
 import type { RegionVoxels } from '../encoder/model.js';
-import { readNpy } from './npy.js';
+import { readNpy, writeNpy } from './npy.js';
 import { readNifti } from './nifti.js';
 
 export interface LoadedResponses {
@@ -151,4 +151,26 @@ export function loadNiftiResponses(files: { series: string; atlas: string; names
   });
   const coords = voxels.map((i) => [i % X, Math.floor(i / X) % Y, Math.floor(i / (X * Y))] as [number, number, number]);
   return { responses, regions: regionsFromLabels(labels), coords };
+}
+
+/**
+ * Write a simulated split in the loadResponses layout: `responses.npy` [n, V] (float32), `labels.csv` (one region
+ * name per voxel) and `images.npy` [n, S, S, 3] (float32 in [0, 1]). Returns the three paths.
+ */
+export function exportSimulation(
+  split: { responses: Mat; scenes: readonly { size: number; pixels: Float32Array }[] },
+  regions: readonly RegionVoxels[],
+  dir: string,
+): { responses: string; labels: string; images: string } {
+  const V = split.responses.cols;
+  const names = new Array<string>(V).fill('none');
+  for (const r of regions) for (const v of r.voxels) names[v] = r.name;
+  const S = split.scenes[0].size;
+  const images = new Float32Array(split.scenes.length * S * S * 3);
+  split.scenes.forEach((s, i) => images.set(s.pixels, i * S * S * 3));
+  const paths = { responses: join(dir, 'responses.npy'), labels: join(dir, 'labels.csv'), images: join(dir, 'images.npy') };
+  writeNpy(paths.responses, Float32Array.from(split.responses.data), [split.responses.rows, V]);
+  writeFileSync(paths.labels, names.join('\n') + '\n');
+  writeNpy(paths.images, images, [split.scenes.length, S, S, 3]);
+  return paths;
 }

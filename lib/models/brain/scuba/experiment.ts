@@ -12,7 +12,7 @@ import { disposeSimulation, simulate, type Simulation } from '../simulate/datase
 import { fitRidge } from '../encoder/ridge.js';
 import { mean, pearsonColumns, mat } from '../stats.js';
 import { simulationConfig, type BrainEncoderConfig } from '../encoder/experiment.js';
-import { caption, captionerConcepts, conceptEmbeddings, sceneConcept, trainCaptioner, createEmbedder, embed, manifoldSimilarity, nearestConcepts, projectToManifold, type Concept } from './index.js';
+import { caption, captionerConcepts, disposeCaptioner, conceptEmbeddings, sceneConcept, trainCaptioner, createEmbedder, embed, manifoldSimilarity, nearestConcepts, projectToManifold, type Concept } from './index.js';
 
 export interface BrainCaptionsConfig extends Pick<BrainEncoderConfig, 'imageSize' | 'grid' | 'channels' | 'voxelsPerRegion' | 'snr' | 'tau' | 'train' | 'validation' | 'test' | 'repeats'> {
   embeddingDim: number;
@@ -88,7 +88,8 @@ export async function captionVoxels(cfg: BrainCaptionsConfig, seed: number): Pro
     metrics[`test_${reg.name.toLowerCase()}_agreement_projected`] = mean(rows.map((c) => +(c.projected === c.truth)));
     metrics[`test_${reg.name.toLowerCase()}_agreement_raw`] = mean(rows.map((c) => +(c.raw === c.truth)));
   }
-  tf.dispose([eTrain, eVal, eTest, natural, concepts, w, projected, mixing, embedder.projection, captioner.w, captioner.b]);
+  tf.dispose([eTrain, eVal, eTest, natural, concepts, w, projected, mixing, embedder.projection]);
+  disposeCaptioner(captioner);
   return { sim, captions, metrics };
 }
 
@@ -115,7 +116,7 @@ export async function runBrainCaptions(cfg: BrainCaptionsConfig, ctx: Experiment
   };
 }
 
-const base = { imageSize: 32, grid: 8, channels: 32, snr: 0.5, tau: 6, repeats: 2, embeddingDim: 32, temperature: 0.01, captionerSteps: 200, ridgeScales: [1e-3, 1e-2, 0.1, 1, 10, 100] };
+const base = { imageSize: 32, grid: 8, channels: 32, snr: 0.5, tau: 6, repeats: 2, embeddingDim: 32, temperature: 1 / 150, captionerSteps: 300, ridgeScales: [1e-3, 1e-2, 0.1, 1, 10, 100] };
 
 export const BRAIN_CAPTIONS_QUICK: BrainCaptionsConfig = { ...base, voxelsPerRegion: 24, train: 400, validation: 150, test: 150, natural: 2000, conceptScenes: 40 };
 export const BRAIN_CAPTIONS_FULL: BrainCaptionsConfig = { ...base, voxelsPerRegion: 48, train: 1000, validation: 300, test: 300, natural: 10000, conceptScenes: 100 };

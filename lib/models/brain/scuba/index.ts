@@ -10,9 +10,11 @@
  * ê_v is a convex combination of real image embeddings, so a decoder trained on image embeddings gets an input of the
  * kind it knows; the raw weight w_v need not be. Here the "CLIP" embedding is a fixed random projection of pooled
  * frozen features (mean and max over the grid, L2-normalised). Two captioners name a concept (a category, or
- * 'background' for a scene without objects): a small one trained on natural embeddings (softmax regression onto the
- * category of the scene's largest object, as CLIPCap is trained on natural images), and the nearest concept
- * embedding (the mean embedding of single-object scenes of each category).
+ * 'background' for a scene without objects): a small MLP trained on natural embeddings only (onto the category of
+ * the scene's largest object, as CLIPCap's prefix MLP is trained on natural images), and the nearest concept
+ * embedding (the mean embedding of single-object scenes of each category). The official projection (aluo-x/BrainSCUBA
+ * projection.py) uses unit voxel weights and τ = 1/150, and rescales the result to the mixed norm of the embeddings;
+ * with unit embeddings that is a rescaling to unit length, which the captioners do anyway.
  *
  * Shape legend: n images, M natural embeddings, D embedding dim, V voxels, K concepts.
  */
@@ -112,9 +114,12 @@ export function caption(c: { concept: Concept; second: Concept }): string {
   return c.concept === 'background' ? `a textured background (then ${c.second})` : `a ${c.concept} (then ${c.second})`;
 }
 
+/** A small captioner, trained on natural embeddings only (as CLIPCap's prefix MLP is): unit embedding -> tanh MLP -> concept. */
 export interface Captioner {
-  w: tf.Tensor2D; // [D, K]
-  b: tf.Tensor1D; // [K]
+  w1: tf.Variable; // [D, H]
+  b1: tf.Variable; // [H]
+  w2: tf.Variable; // [H, K]
+  b2: tf.Variable; // [K]
 }
 
 /** The label of a natural scene: the category of its largest object, or background. */
@@ -123,27 +128,36 @@ export function sceneConcept(scene: Scene): Concept {
   return scene.objects.reduce((a, o) => (o.size > a.size ? o : a)).category;
 }
 
-/** Softmax regression from unit embeddings [M, D] to concepts, full-batch Adam; seeded, deterministic. */
-export async function trainCaptioner(natural: tf.Tensor2D, labels: readonly Concept[], steps: number, seed: number): Promise<Captioner> {
+function captionerLogits(c: Captioner, x: tf.Tensor2D): tf.Tensor2D {
+  return tf.add(tf.matMul(tf.tanh(tf.add(tf.matMul(x, c.w1), c.b1)), c.w2), c.b2) as tf.Tensor2D;
+}
+
+/** Train the captioner on unit embeddings [M, D] with their concepts: full-batch Adam, seeded. */
+export async function trainCaptioner(natural: tf.Tensor2D, labels: readonly Concept[], steps: number, seed: number, hidden = 64): Promise<Captioner> {
   const [M, D] = natural.shape;
   if (labels.length !== M) throw new ShapeError(`trainCaptioner: ${labels.length} labels for ${M} embeddings`);
   const p = paramFactory('brain-captioner', seed);
-  const params = { w: p.normal('w', [D, CONCEPTS.length], 0.01), b: p.constant('b', [CONCEPTS.length], 0) };
-  const y = tf.oneHot(tf.tensor1d(labels.map((l) => CONCEPTS.indexOf(l)), 'int32'), CONCEPTS.length);
+  const K = CONCEPTS.length;
+  const c: Captioner = { w1: p.glorot('w1', [D, hidden]), b1: p.constant('b1', [hidden], 0), w2: p.glorot('w2', [hidden, K]), b2: p.constant('b2', [K], 0) };
+  const y = tf.oneHot(tf.tensor1d(labels.map((l) => CONCEPTS.indexOf(l)), 'int32'), K);
   try {
     await train({
-      variables: params, steps, optimizer: { type: 'adam', lr: 0.05 }, seed, progress: false, dataframe: false,
-      loss: () => tf.losses.softmaxCrossEntropy(y, tf.add(tf.matMul(natural, params.w), params.b)) as tf.Scalar,
+      variables: { ...c }, steps, optimizer: { type: 'adam', lr: 0.02 }, seed, progress: false, dataframe: false,
+      loss: () => tf.losses.softmaxCrossEntropy(y, captionerLogits(c, natural)) as tf.Scalar,
     });
   } finally {
     y.dispose();
   }
-  return { w: params.w as tf.Variable as unknown as tf.Tensor2D, b: params.b as tf.Variable as unknown as tf.Tensor1D };
+  return c;
 }
 
-/** The captioner's concept for each row of x [V, D] (normalised first, as embeddings are). */
+export function disposeCaptioner(c: Captioner): void {
+  tf.dispose([c.w1, c.b1, c.w2, c.b2]);
+}
+
+/** The captioner's concept for each row of x [V, D] (normalised first, as embeddings are), with its probability. */
 export function captionerConcepts(c: Captioner, x: tf.Tensor2D): { concept: Concept; similarity: number; second: Concept }[] {
-  const probs = tf.tidy(() => tf.softmax(tf.add(tf.matMul(l2normalise(x), c.w), c.b)).arraySync() as number[][]);
+  const probs = tf.tidy(() => tf.softmax(captionerLogits(c, l2normalise(x))).arraySync() as number[][]);
   return probs.map((row) => {
     const order = row.map((s, k) => [s, k] as const).sort((a, b) => b[0] - a[0]);
     return { concept: CONCEPTS[order[0][1]], similarity: order[0][0], second: CONCEPTS[order[1][1]] };
