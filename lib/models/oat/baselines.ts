@@ -189,6 +189,20 @@ function sinusoid(p: number, dim: number): number[] {
   });
 }
 
+const codeCache = new Map<string, Float32Array>();
+
+/** Sinusoidal codes of the patch centres (x ⊕ y, in patch units) [P, E]; the same for every display of one size. */
+function patchCodes(d: SearchDisplay, g: PatchGrid, E: number): Float32Array {
+  const key = `${E}:${d.rows}x${d.cols}`;
+  let c = codeCache.get(key);
+  if (!c) {
+    c = new Float32Array(g.centres.length * E);
+    g.centres.forEach(([cx, cy], k) => c!.set([...sinusoid(cx / PATCH_PX, E / 2), ...sinusoid(cy / PATCH_PX, E / 2)], k * E));
+    codeCache.set(key, c);
+  }
+  return c;
+}
+
 function pixelInputs(m: PixelModel, displays: readonly SearchDisplay[]): PixelInputs {
   const E = m.dModel;
   const grids = displays.map(displayPatches);
@@ -197,7 +211,7 @@ function pixelInputs(m: PixelModel, displays: readonly SearchDisplay[]): PixelIn
   const template = new Float32Array(b * TEMPLATE_DIM);
   grids.forEach((g, r) => {
     patches.set(g.pixels, r * P * PATCH_DIM);
-    g.centres.forEach(([cx, cy], k) => pos.set([...sinusoid(cx / PATCH_PX, E / 2), ...sinusoid(cy / PATCH_PX, E / 2)], (r * P + k) * E));
+    pos.set(patchCodes(displays[r], g, E), r * P * E);
     valid.fill(1, r * P, r * P + g.object.length);
     template.set(renderTarget(displays[r]).data, r * TEMPLATE_DIM);
   });

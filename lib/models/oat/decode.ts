@@ -9,7 +9,7 @@ import { maskLogits } from '../pointer/model.js';
 import type { SearchDisplay } from '../../data/visual-search/displays.js';
 import type { Trial } from '../../data/visual-search/splits.js';
 import {
-  decodeOat, decoderInputs, disposeOatInputs, disposeOatTargets, encodeOat, oatInputs, oatLogits, oatTargets, pointerLogits, sourceTokens,
+  decodeOat, decoderInputs, disposeOatInputs, disposeOatTargets, encodeOat, historyBias, oatInputs, oatLogits, oatTargets, pointerLogits, sourceTokens,
   type OatAttention, type OatModel,
 } from './model.js';
 
@@ -48,7 +48,9 @@ function decodeChunk(model: OatModel, displays: SearchDisplay[], opts: DecodeOpt
         const prev = tf.tensor3d(prevOneHot(paths, t + 1, N), [b, t + 1, N]);
         const h = decodeOat(model, x, memory, decoderInputs(model, tokens, prev));
         const last = h.slice([0, t, 0], [b, 1, h.shape[2]]) as tf.Tensor3D;
-        return tf.softmax(maskLogits(pointerLogits(model, last, memory), x.pointerValid)).reshape([b, p]);
+        let logits = pointerLogits(model, last, memory);
+        if (model.config.historyLags) logits = logits.add(historyBias(model, prev).slice([0, t, 0], [b, 1, p]));
+        return tf.softmax(maskLogits(logits, x.pointerValid)).reshape([b, p]);
       });
       const pr = probs.dataSync();
       probs.dispose();

@@ -49,6 +49,8 @@ export interface OatExperimentConfig {
   samples: number;
   /** Also train OAT with 1-D sinusoidal position codes (the ablation). */
   ablation: boolean;
+  /** Lags of the fixation-history bias on the pointer (0 = the paper's model; see OatConfig.historyLags). */
+  historyLags: number;
 }
 
 export const dataConfig = (cfg: OatExperimentConfig): VisualSearchConfig => ({
@@ -59,7 +61,7 @@ export function oatConfig(cfg: OatExperimentConfig, position: PositionKind, seed
   return {
     featureDim: featureDim({ categories: ['', '', '', ''], colours: ['', '', '', '', '', ''], shapes: ['', '', '', ''] }),
     dModel: cfg.dModel, encoderLayers: cfg.encoderLayers, decoderLayers: cfg.decoderLayers, heads: cfg.heads, caHeads: cfg.caHeads,
-    mlpRatio: cfg.mlpRatio, position, peSize: cfg.peSize, seed,
+    mlpRatio: cfg.mlpRatio, position, peSize: cfg.peSize, historyLags: cfg.historyLags, seed,
   };
 }
 
@@ -311,10 +313,11 @@ const base: Omit<OatExperimentConfig, 'train' | 'test' | 'steps' | 'pixelSteps' 
   peSize: 16,
   lr: 3e-3,
   ablation: true,
+  historyLags: 20,
 };
 
 export const OAT_EXPERIMENT: { quick: OatExperimentConfig; full: OatExperimentConfig } = {
-  quick: { ...base, train: 3000, test: 150, dModel: 64, encoderLayers: 1, decoderLayers: 1, batch: 32, steps: 600, pixelSteps: 150, samples: 2 },
+  quick: { ...base, train: 10000, test: 150, dModel: 64, encoderLayers: 1, decoderLayers: 1, batch: 32, steps: 600, pixelSteps: 150, samples: 2 },
   full: { ...base, train: 20000, test: 500, dModel: 64, batch: 64, steps: 3000, pixelSteps: 1000, samples: 10, lr: 1e-3 },
 };
 

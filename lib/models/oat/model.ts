@@ -38,6 +38,13 @@ export interface OatConfig {
   position: PositionKind;
   /** Grid indices the learned position table covers (0..peSize-1). */
   peSize: number;
+  /**
+   * Our addition, not in the paper: a learned bias on the pointer logits from the fixation history,
+   * b[i, j] = Σ_{s ≤ i} w[i − s] · [f_{s-1} = j] (w[0] for the object just fixated, w[1] the one before, ...). A single
+   * dot-product query struggles to push down every recently visited object at once; this gives inhibition of return
+   * and refixation a direct path. Up to `historyLags` lags (default 0 = off, the paper's model).
+   */
+  historyLags?: number;
   seed: number;
 }
 
@@ -93,6 +100,7 @@ export function createOat(config: OatConfig): OatModel {
   }
   add('ptr.readout', () => tf.fill([C], 1 / C));
   zeros('ptr.readoutBias', [1]);
+  if (config.historyLags) zeros('ptr.history', [config.historyLags]);
   const pe = config.position === 'gaussian2d' ? learnGaussianPe({ size: config.peSize, dim: E / 4, sigma: 2, seed: 0 }) : undefined;
   return { config, params, pe };
 }
@@ -257,12 +265,27 @@ export function pointerLogits(model: OatModel, h: tf.Tensor3D, memory: tf.Tensor
   return out!.add(P['ptr.readoutBias']) as tf.Tensor3D;
 }
 
+/**
+ * The history bias [b, m, p] (END column 0) from the previous-fixation one-hots `prev` [b, m, N]: step i gets
+ * Σ_{s ≤ i} w[i − s] prev[s], i.e. prev mixed over steps by the lower-triangular Toeplitz matrix T[i, s] = w[i − s].
+ */
+export function historyBias(model: OatModel, prev: tf.Tensor3D): tf.Tensor3D {
+  const w = model.params['ptr.history'];
+  const [b, m, N] = prev.shape;
+  const L = w.shape[0];
+  const lags = new Float32Array(m * m * L);
+  for (let i = 0; i < m; i++) for (let s = 0; s <= i && i - s < L; s++) lags[(i * m + s) * L + (i - s)] = 1;
+  const T = matmul(tf.tensor2d(lags, [m * m, L]), w.reshape([L, 1])).reshape([1, m, m]).tile([b, 1, 1]); // [b, m, m]
+  return tf.concat([tf.zeros([b, m, 1]), matmul(T, prev)], 2) as tf.Tensor3D;
+}
+
 /** Teacher-forced logits [b, m, p] (unmasked) for the previous-fixation one-hots `prev` [b, m, N]. */
 export function oatLogits(model: OatModel, x: OatInputs, prev: tf.Tensor3D, cache?: OatAttention): tf.Tensor3D {
   const tokens = sourceTokens(model, x);
   const memory = encodeOat(model, x, tokens, cache);
   const h = decodeOat(model, x, memory, decoderInputs(model, tokens, prev), cache);
-  return pointerLogits(model, h, memory);
+  const logits = pointerLogits(model, h, memory);
+  return model.config.historyLags ? (logits.add(historyBias(model, prev)) as tf.Tensor3D) : logits;
 }
 
 /** Teacher forcing targets for scanpaths: previous fixations, the next pointer position (0 = END, j + 1 = object j). */
