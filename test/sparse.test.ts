@@ -255,6 +255,32 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
     tf.dispose([q, k, v, qh, kh, r.output, one.output]);
   });
 
+  it('routing: Reformer-style scores (raw queries, unit keys) and self-exclusion match the reference, outputs and gradients', () => {
+    const [x, v] = [rand([1, 2, 20, 8], 26, 1.5), rand([1, 2, 20, 8], 27)];
+    const opts = { normalise: 'keys', excludeSelf: true } as const;
+    const r = routingAttention(x, x, v, centroids, opts);
+    expectClose(r.output, routingAttentionNaive(x, x, v, centroids, opts).output, {}, 'keys + excludeSelf');
+    // One cluster: plain causal attention of x against the unit keys √d·x/‖x‖, each token skipping itself unless it is first.
+    const one = routingAttention(x, x, v, oneCentroid, opts);
+    const xh = normaliseShared(x);
+    const noSelf = tf.tidy(() => tf.linalg.bandPart(tf.ones([20, 20]), -1, 0).sub(tf.eye(20)).add(tf.oneHot([0], 20).pad([[0, 19], [0, 0]])));
+    const bias = tf.tidy(() => tf.onesLike(noSelf).sub(noSelf).mul(-1e9));
+    const ref = tf.tidy(() => tf.softmax(tf.matMul(x, xh, false, true).div(Math.sqrt(8)).add(bias)).matMul(v));
+    expectClose(one.output, ref, {}, 'one cluster');
+    const R = rand([1, 2, 20, 8], 28);
+    const g = tf.grads((a: tf.Tensor, b: tf.Tensor) => routingAttention(a, a, b, centroids, opts).output.mul(R).sum())([x, v]);
+    const xs = Float64Array.from(x.dataSync());
+    const f = () => {
+      const t = tf.tensor(Float32Array.from(xs), x.shape);
+      const out = routingAttentionNaive(t, t, v, centroids, opts).output;
+      t.dispose();
+      const Rd = R.dataSync();
+      return out.reduce((a, o, i) => a + o * Rd[i], 0);
+    };
+    expectClose(g[0], numericGrad(f, xs, 2 ** -10), { rtol: 5e-3, atol: 5e-4 }, 'grad of x');
+    tf.dispose([x, v, xh, noSelf, bias, ref, R, r.output, one.output, ...g]);
+  });
+
   it('k-means: one update matches a hand-computed step, and the commitment loss too', () => {
     // One head, three centroids in 2-D; tokens point along (1,0), (0,1) and (0.6,0.8) (any length).
     const mu = tf.tensor3d([1, 0, 0, 1, -1, 0], [1, 3, 2]);

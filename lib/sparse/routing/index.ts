@@ -34,6 +34,20 @@ export interface RoutingOptions extends SparseBaseOptions {
   assignment?: 'nearest' | 'balanced';
   /** Balanced routing: tokens per cluster (default ceil(n / clusters)). */
   window?: number;
+  /**
+   * What the softmax inside a cluster compares (routing always uses the normalised vectors):
+   *   'both' (default): x̂_i · x̂_j, the paper's description; every score lies in [-√d, √d] · scale, so a head cannot
+   *       sharpen beyond e^{2√d·scale} (about e^8 at d = 16), which leaves a needle among a hundred keys at a third of
+   *       the weight;
+   *   'keys': q_i · k̂_j with unnormalised queries (Reformer's shared-QK attention, and the public Routing Transformer
+   *       code), so the query's norm is a learned temperature.
+   */
+  normalise?: 'both' | 'keys';
+  /**
+   * Shared queries/keys make x_i · x_i the largest score, so a token mostly attends to itself. With `excludeSelf`
+   * (Reformer's rule) a token attends to itself only when no other key is in reach.
+   */
+  excludeSelf?: boolean;
 }
 
 export interface RoutingResult extends SparseResult {
@@ -127,6 +141,7 @@ export function routingAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, centr
   const kh = shared ? qh : normaliseShared(k);
   const clusters = route(fn, similarities(qh, centroids), s, n, c, options, causal);
   const keyClusters = shared ? clusters : route(fn, similarities(kh, centroids), s, n, c, options, causal);
+  const qScore = options.normalise === 'keys' ? q : qh;
   const wq = Math.max(1, ...clusters.map((m) => m.length));
   const wk = Math.max(1, ...keyClusters.map((m) => m.length));
   const X = B * H * c;
@@ -145,8 +160,9 @@ export function routingAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, centr
     mem.forEach((p, t) => {
       qRows[ci * wq + t] = bh * n + p;
       count[bh * n + p]++;
+      const others = keys.some((j) => j !== p && (!causal || j <= p));
       keys.forEach((j, u) => {
-        const ok = !causal || j <= p;
+        const ok = (!causal || j <= p) && !(options.excludeSelf && j === p && others);
         bias[(ci * wq + t) * wk + u] = ok ? 0 : MASKED_SCORE;
         allowed[(ci * wq + t) * wk + u] = ok ? 1 : 0;
         if (ok) pairs++;
@@ -164,7 +180,7 @@ export function routingAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, centr
   }));
   const inv = Float32Array.from(count, (x) => (x > 0 ? 1 / x : 0));
   const output = tf.tidy(() => {
-    const qs = gatherRows(qh.reshape([B * H * n, D]) as tf.Tensor2D, qRows).reshape([X, wq, D]);
+    const qs = gatherRows(qScore.reshape([B * H * n, D]) as tf.Tensor2D, qRows).reshape([X, wq, D]);
     const ks = gatherRows(kh.reshape([B * H * n, D]) as tf.Tensor2D, kRows).reshape([X, wk, D]);
     const vs = gatherRows(v.reshape([B * H * n, E]) as tf.Tensor2D, kRows).reshape([X, wk, E]);
     const sc = matmul(qs, ks, false, true).mul(scale).add(tf.tensor3d(bias, [X, wq, wk]));
@@ -226,14 +242,16 @@ export function routingAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, 
   const kh = q === k ? qh : norm(k);
   const clusters = route(fn, sims(qh), s, n, c, options, causal);
   const keyClusters = q === k ? clusters : route(fn, sims(kh), s, n, c, options, causal);
+  const qScore = options.normalise === 'keys' ? f64(q) : qh;
   const output = new Float64Array(B * H * n * E);
   const count = new Int32Array(B * H * n);
   const row = (a: Float64Array, bh: number, p: number, dim: number) => a.subarray((bh * n + p) * dim, (bh * n + p + 1) * dim);
   clusters.forEach((mem, ci) => {
     const bh = Math.floor(ci / c);
     for (const p of mem) {
-      const keys = keyClusters[ci].filter((j) => !causal || j <= p);
-      const { out } = naiveAttendRow(row(qh, bh, p, D), keys.map((j) => row(kh, bh, j, D)), keys.map((j) => row(vv, bh, j, E)), scale, E);
+      let keys = keyClusters[ci].filter((j) => !causal || j <= p);
+      if (options.excludeSelf && keys.some((j) => j !== p)) keys = keys.filter((j) => j !== p);
+      const { out } = naiveAttendRow(row(qScore, bh, p, D), keys.map((j) => row(kh, bh, j, D)), keys.map((j) => row(vv, bh, j, E)), scale, E);
       for (let e = 0; e < E; e++) output[(bh * n + p) * E + e] += out[e];
       count[bh * n + p]++;
     }
