@@ -6,7 +6,8 @@
  *   z_i = normalise(f(x_i)),  e_i = image embedding (unit),  S_ij = z_i · e_j / τ
  *   L = ½ [ CE(S, I) + CE(Sᵀ, I) ]        (the matching pair is the positive, the rest of the batch negatives)
  *
- * and decoding is retrieval: rank held-out images by z · e. f is a two-layer MLP (GELU). Comparing all parcels with
+ * and decoding is retrieval: rank held-out images by z · e. f is a two-layer MLP (GELU); with a validation set, the
+ * weights of the evaluation with the lowest validation InfoNCE are kept (early stopping). Comparing all parcels with
  * the visual ones alone shows what the non-visual (semantic) parcels add.
  *
  * Shape legend: b batch, P parcels, H hidden, D embedding dim, n candidates.
@@ -64,9 +65,18 @@ export function infoNceNaive(z: number[][], e: number[][], temperature: number):
   return 0.5 * (ce(s) + ce(t));
 }
 
+/** Held-out pairs for model selection: the weights with the lowest InfoNCE over all of them are kept. */
+export interface ContrastiveValidation {
+  x: Float32Array;
+  images: tf.Tensor2D;
+  /** Evaluate every this many steps. */
+  every: number;
+}
+
 export async function trainContrastive(
-  x: Float32Array, parcels: number, images: tf.Tensor2D, cfg: ContrastiveConfig, opts: { seed: number; progress?: ProgressMode },
-): Promise<{ encoder: ContrastiveEncoder; records: StepRecord[] }> {
+  x: Float32Array, parcels: number, images: tf.Tensor2D, cfg: ContrastiveConfig,
+  opts: { seed: number; progress?: ProgressMode; validation?: ContrastiveValidation },
+): Promise<{ encoder: ContrastiveEncoder; records: StepRecord[]; bestStep?: number }> {
   const n = images.shape[0];
   const D = images.shape[1];
   if (x.length !== n * parcels) throw new ShapeError(`trainContrastive: responses have ${x.length} values, expected [${n}, ${parcels}] to match images ${fmt(images.shape)}`);
@@ -89,10 +99,22 @@ export async function trainContrastive(
     });
   const rng = new Rng(opts.seed).fork('decoder-batches');
   let order: number[] = [];
+  const val = opts.validation;
+  const xv = val ? tf.tensor2d(val.x, [val.images.shape[0], parcels]) : undefined;
+  let best: { loss: number; step: number; values: tf.Tensor[] } | undefined;
+  const evaluate = (step: number) => {
+    const loss = infoNce(encode(xv!), val!.images, cfg.temperature).dataSync()[0];
+    if (!best || loss < best.loss) {
+      tf.dispose(best?.values ?? []);
+      best = { loss, step, values: Object.values(params).map((p) => tf.keep(p.clone())) };
+    }
+    return { validation_infonce: loss };
+  };
   try {
     const run = await train({
       variables: params, steps: cfg.steps, optimizer: { type: 'adamw', lr: cfg.lr, weightDecay: cfg.weightDecay },
       schedule: { type: 'cosine', warmup: Math.round(cfg.steps * 0.05) }, seed: opts.seed, progress: opts.progress ?? false, dataframe: false,
+      ...(val ? { evaluate, evalEvery: val.every } : {}),
       loss: () => {
         if (order.length < cfg.batch) order = rng.shuffle(Array.from({ length: n }, (_, i) => i));
         const idx = tf.tensor1d(order.splice(0, cfg.batch), 'int32');
@@ -100,9 +122,10 @@ export async function trainContrastive(
       },
     });
     if (run.stopped) throw new Error(`trainContrastive: ${run.stopped.message}`);
-    return { encoder: { params, mean: mean as tf.Tensor1D, std, encode, dispose: () => tf.dispose([...Object.values(params), mean, std]) }, records: run.records };
+    if (best) Object.values(params).forEach((p, i) => p.assign(best!.values[i]));
+    return { encoder: { params, mean: mean as tf.Tensor1D, std, encode, dispose: () => tf.dispose([...Object.values(params), mean, std]) }, records: run.records, bestStep: best?.step };
   } finally {
-    xt.dispose();
+    tf.dispose([xt, ...(xv ? [xv] : []), ...(best?.values ?? [])]);
   }
 }
 

@@ -45,7 +45,10 @@ export interface BrainEncoderConfig {
   ridgeScales: number[];
 }
 
-export function simulationConfig(cfg: BrainEncoderConfig): SimulationConfig {
+/** The simulation part of a config. */
+export type SimulationFields = Pick<BrainEncoderConfig, 'imageSize' | 'grid' | 'channels' | 'voxelsPerRegion' | 'snr' | 'tau' | 'train' | 'validation' | 'test' | 'repeats'>;
+
+export function simulationConfig(cfg: SimulationFields): SimulationConfig {
   return {
     scenes: { ...DEFAULT_SCENES, size: cfg.imageSize },
     features: { imageSize: cfg.imageSize, grid: cfg.grid, hidden: 24, channels: cfg.channels },

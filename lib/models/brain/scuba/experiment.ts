@@ -8,14 +8,17 @@ import type { ExperimentContext } from '../../../experiments/registry.js';
 import { Rng } from '../../../util/random.js';
 import { DEFAULT_SCENES, drawScenes, stackPixels } from '../simulate/scenes.js';
 import { extractFeatures } from '../simulate/features.js';
+import { coverageTensor } from '../simulate/voxels.js';
 import { disposeSimulation, simulate, type Simulation } from '../simulate/dataset.js';
 import { fitRidge } from '../encoder/ridge.js';
 import { mean, pearsonColumns, mat } from '../stats.js';
-import { simulationConfig, type BrainEncoderConfig } from '../encoder/experiment.js';
-import { caption, captionerConcepts, disposeCaptioner, conceptEmbeddings, sceneConcept, trainCaptioner, createEmbedder, embed, manifoldSimilarity, nearestConcepts, projectToManifold, type Concept } from './index.js';
+import { simulationConfig, type SimulationFields } from '../encoder/experiment.js';
+import { caption, captionerConcepts, disposeCaptioner, disposeEmbedder, conceptEmbeddings, sceneConcept, trainCaptioner, createEmbedder, embed, manifoldSimilarity, nearestConcepts, projectToManifold, type Concept } from './index.js';
 
-export interface BrainCaptionsConfig extends Pick<BrainEncoderConfig, 'imageSize' | 'grid' | 'channels' | 'voxelsPerRegion' | 'snr' | 'tau' | 'train' | 'validation' | 'test' | 'repeats'> {
+export interface BrainCaptionsConfig extends SimulationFields {
   embeddingDim: number;
+  /** Weight of the category content in the embedding (createEmbedder). */
+  semanticWeight: number;
   natural: number;
   conceptScenes: number;
   temperature: number;
@@ -44,15 +47,12 @@ export interface CaptionResult {
 }
 
 export async function captionVoxels(cfg: BrainCaptionsConfig, seed: number): Promise<CaptionResult> {
-  const sim = simulate(simulationConfig({ ...cfg, models: [], dModel: 0, heads: 0, steps: 0, batch: 0, lr: 0, weightDecay: 0, l1: 0, ridgeScales: [] }), seed);
-  const embedder = createEmbedder(cfg.channels, cfg.embeddingDim, seed);
+  const sim = simulate(simulationConfig(cfg), seed);
+  const embedder = createEmbedder(cfg.channels, cfg.embeddingDim, seed, cfg.semanticWeight);
   const scenes = { ...DEFAULT_SCENES, size: cfg.imageSize };
-  const [eTrain, eVal, eTest] = [sim.train, sim.validation, sim.test].map((s) => embed(embedder, s.features));
+  const [eTrain, eVal, eTest] = [sim.train, sim.validation, sim.test].map((s) => embed(embedder, s.features, s.coverage));
   const naturalScenes = drawScenes({ ...scenes, minObjects: 0 }, cfg.natural, new Rng(seed).fork('natural'));
-  const natural = tf.tidy(() => {
-    const f = extractFeatures(sim.extractor, stackPixels(naturalScenes));
-    return embed(embedder, f);
-  });
+  const natural = tf.tidy(() => embed(embedder, extractFeatures(sim.extractor, stackPixels(naturalScenes)), coverageTensor(naturalScenes, cfg.grid)));
   const concepts = conceptEmbeddings(embedder, sim.extractor, scenes, cfg.conceptScenes, seed);
   const captioner = await trainCaptioner(natural, naturalScenes.map(sceneConcept), cfg.captionerSteps, seed);
   const fit = fitRidge(eTrain, sim.train.responses, eVal, sim.validation.responses, { scales: cfg.ridgeScales });
@@ -88,7 +88,8 @@ export async function captionVoxels(cfg: BrainCaptionsConfig, seed: number): Pro
     metrics[`test_${reg.name.toLowerCase()}_agreement_projected`] = mean(rows.map((c) => +(c.projected === c.truth)));
     metrics[`test_${reg.name.toLowerCase()}_agreement_raw`] = mean(rows.map((c) => +(c.raw === c.truth)));
   }
-  tf.dispose([eTrain, eVal, eTest, natural, concepts, w, projected, mixing, embedder.projection]);
+  tf.dispose([eTrain, eVal, eTest, natural, concepts, w, projected, mixing, ]);
+  disposeEmbedder(embedder);
   disposeCaptioner(captioner);
   return { sim, captions, metrics };
 }
@@ -116,7 +117,7 @@ export async function runBrainCaptions(cfg: BrainCaptionsConfig, ctx: Experiment
   };
 }
 
-const base = { imageSize: 32, grid: 8, channels: 32, snr: 0.5, tau: 6, repeats: 2, embeddingDim: 32, temperature: 1 / 150, captionerSteps: 300, ridgeScales: [1e-3, 1e-2, 0.1, 1, 10, 100] };
+const base = { imageSize: 32, grid: 8, channels: 32, snr: 0.5, tau: 6, repeats: 2, embeddingDim: 32, semanticWeight: 1, temperature: 1 / 150, captionerSteps: 300, ridgeScales: [1e-3, 1e-2, 0.1, 1, 10, 100] };
 
 export const BRAIN_CAPTIONS_QUICK: BrainCaptionsConfig = { ...base, voxelsPerRegion: 24, train: 400, validation: 150, test: 150, natural: 2000, conceptScenes: 40 };
 export const BRAIN_CAPTIONS_FULL: BrainCaptionsConfig = { ...base, voxelsPerRegion: 48, train: 1000, validation: 300, test: 300, natural: 10000, conceptScenes: 100 };

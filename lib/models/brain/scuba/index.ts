@@ -8,8 +8,8 @@
  *   ê_v = Σ_j softmax_j(ŵ_v · e_j / τ) e_j,  ŵ_v = w_v/‖w_v‖   over a set of natural embeddings e_j (unpaired images)
  *
  * ê_v is a convex combination of real image embeddings, so a decoder trained on image embeddings gets an input of the
- * kind it knows; the raw weight w_v need not be. Here the "CLIP" embedding is a fixed random projection of pooled
- * frozen features (mean and max over the grid, L2-normalised). Two captioners name a concept (a category, or
+ * kind it knows; the raw weight w_v need not be. Here the "CLIP" embedding (createEmbedder) is a fixed random
+ * projection of pooled frozen features plus the scene's category content, L2-normalised. Two captioners name a concept (a category, or
  * 'background' for a scene without objects): a small MLP trained on natural embeddings only (onto the category of
  * the scene's largest object, as CLIPCap's prefix MLP is trained on natural images), and the nearest concept
  * embedding (the mean embedding of single-object scenes of each category). The official projection (aluo-x/BrainSCUBA
@@ -25,27 +25,47 @@ import { CATEGORIES, drawScenes, stackPixels, type Scene, type SceneConfig } fro
 import { train } from '../../../train/loop.js';
 import { paramFactory } from '../params.js';
 import { extractFeatures, type FeatureExtractor } from '../simulate/features.js';
+import { coverageTensor } from '../simulate/voxels.js';
 
-/** The fixed embedding: e = normalise([mean_n x_n, max_n x_n] W_e), W_e [2C, D] Gaussian from `seed`. */
+/**
+ * The fixed "CLIP-like" embedding of a scene: a visual part (pooled frozen features) and a semantic part (how much of
+ * each category the scene shows, as an image-text model would encode), each through a fixed Gaussian projection:
+ *
+ *   e = normalise( [mean_n x_n, max_n x_n] W_v  +  s · sqrt(cells covered per category) W_s )
+ *
+ * with W_v [2C, D], W_s [K, D] drawn from `seed` and s the weight of the semantic part.
+ */
 export interface Embedder {
-  projection: tf.Tensor2D;
+  visual: tf.Tensor2D;
+  semantic: tf.Tensor2D;
+  semanticWeight: number;
   dim: number;
 }
 
-export function createEmbedder(channels: number, dim: number, seed: number): Embedder {
+export function createEmbedder(channels: number, dim: number, seed: number, semanticWeight = 1): Embedder {
   const rng = new Rng(seed).fork('embedder');
+  const K = CATEGORIES.length;
   const w = Float32Array.from({ length: 2 * channels * dim }, () => rng.normal() / Math.sqrt(2 * channels));
-  return { projection: tf.tensor2d(w, [2 * channels, dim]), dim };
+  const ws = Float32Array.from({ length: K * dim }, () => rng.normal());
+  return { visual: tf.tensor2d(w, [2 * channels, dim]), semantic: tf.tensor2d(ws, [K, dim]), semanticWeight, dim };
 }
 
-/** features [n, N, C] -> unit embeddings [n, D]. */
-export function embed(embedder: Embedder, features: tf.Tensor3D): tf.Tensor2D {
-  if (features.rank !== 3 || features.shape[2] * 2 !== embedder.projection.shape[0]) {
-    throw new ShapeError(`embed: features must be [n, N, ${embedder.projection.shape[0] / 2}], got ${fmt(features.shape)}`);
+export function disposeEmbedder(e: Embedder): void {
+  tf.dispose([e.visual, e.semantic]);
+}
+
+/** features [n, N, C] and category coverage [n, K, N] -> unit embeddings [n, D]. */
+export function embed(embedder: Embedder, features: tf.Tensor3D, coverage: tf.Tensor3D): tf.Tensor2D {
+  if (features.rank !== 3 || features.shape[2] * 2 !== embedder.visual.shape[0]) {
+    throw new ShapeError(`embed: features must be [n, N, ${embedder.visual.shape[0] / 2}], got ${fmt(features.shape)}`);
+  }
+  if (coverage.rank !== 3 || coverage.shape[0] !== features.shape[0] || coverage.shape[1] !== embedder.semantic.shape[0]) {
+    throw new ShapeError(`embed: coverage must be [${features.shape[0]}, ${embedder.semantic.shape[0]}, N], got ${fmt(coverage.shape)}`);
   }
   return tf.tidy(() => {
     const pooled = tf.concat([tf.mean(features, 1), tf.max(features, 1)], 1);
-    return l2normalise(tf.matMul(pooled, embedder.projection));
+    const semantic = tf.mul(tf.matMul(tf.sqrt(tf.sum(coverage, 2)), embedder.semantic), embedder.semanticWeight);
+    return l2normalise(tf.add(tf.matMul(pooled, embedder.visual), semantic) as tf.Tensor2D);
   });
 }
 
@@ -90,10 +110,7 @@ export function conceptEmbeddings(embedder: Embedder, fx: FeatureExtractor, scen
     const drawn = drawScenes(c === 'background' ? { ...scenes, minObjects: 0, maxObjects: 0 } : { ...scenes, minObjects: 1, maxObjects: 1 }, count * 4, rng)
       .filter((s) => c === 'background' || s.objects[0].category === c)
       .slice(0, count);
-    return tf.tidy(() => {
-      const f = extractFeatures(fx, stackPixels(drawn));
-      return tf.mean(embed(embedder, f), 0);
-    });
+    return tf.tidy(() => tf.mean(embed(embedder, extractFeatures(fx, stackPixels(drawn)), coverageTensor(drawn, fx.config.grid)), 0));
   });
   const out = tf.tidy(() => l2normalise(tf.stack(rows) as tf.Tensor2D));
   tf.dispose(rows);

@@ -56,17 +56,16 @@ export interface Simulation {
 export const splitSeed = (seed: number, split: 'train' | 'validation' | 'test' | 'reference'): number =>
   seed * 1_000_003 + { train: 11, validation: 503, test: 977, reference: 1553 }[split];
 
-function makeSplit(sys: VisualSystem | undefined, fx: FeatureExtractor, cfg: SimulationConfig, n: number, seed: number): Omit<Split, 'signal' | 'responses'> {
+function makeSplit(fx: FeatureExtractor, cfg: SimulationConfig, n: number, seed: number): Omit<Split, 'signal' | 'responses'> {
   const scenes = drawScenes(cfg.scenes, n, new Rng(seed));
   const features = extractFeatures(fx, stackPixels(scenes));
   const coverage = coverageTensor(scenes, cfg.features.grid);
-  void sys;
   return { scenes, features, coverage };
 }
 
 export function simulate(cfg: SimulationConfig, seed: number): Simulation {
   const extractor = createFeatureExtractor(cfg.features, seed, cfg.scenes);
-  const ref = makeSplit(undefined, extractor, cfg, 512, splitSeed(seed, 'reference'));
+  const ref = makeSplit(extractor, cfg, 512, splitSeed(seed, 'reference'));
   const sysCfg: VisualSystemConfig = {
     regions: defaultRegions(cfg.voxelsPerRegion, cfg.features.grid), snr: cfg.snr, tau: cfg.tau, selectivity: cfg.selectivity, prfScatter: cfg.prfScatter,
   };
@@ -75,7 +74,7 @@ export function simulate(cfg: SimulationConfig, seed: number): Simulation {
   const noise = new Rng(seed).fork('noise');
   const V = system.voxelCount;
   const build = (split: 'train' | 'validation' | 'test', n: number, repeats: number): Split => {
-    const s = makeSplit(system, extractor, cfg, n, splitSeed(seed, split));
+    const s = makeSplit(extractor, cfg, n, splitSeed(seed, split));
     const clean = tf.tidy(() => signal(system, s.features, s.coverage).dataSync() as Float32Array);
     const reps = Array.from({ length: repeats }, () => mat(n, V, addNoise(clean, cfg.snr, noise)));
     return { ...s, signal: mat(n, V, clean), responses: repeats > 1 ? averageRepeats(reps) : reps[0], repeats: repeats > 1 ? reps : undefined };

@@ -248,8 +248,27 @@ export interface WholeBrain {
   /** Parcel kinds in order: 'visual' | 'semantic' | 'noise'. */
   kinds: ('visual' | 'semantic' | 'noise')[];
   visual: VisualSystem;
-  /** Semantic parcels: mixing of the K category coverage totals [S, K]. */
+  /** Semantic parcels: mixing of the K category coverage totals [S, K], and its standardisation (fixed at creation). */
   semanticMix: Float32Array;
+  semanticMean: Float64Array;
+  semanticStd: Float64Array;
+}
+
+/** Raw semantic parcel signals [n, S]: Σ_k mix[s, k] · sqrt(cells covered by category k). */
+function semanticSignal(mix: Float32Array, cov: tf.Tensor3D): Float64Array {
+  const K = CATEGORIES.length;
+  const n = cov.shape[0];
+  const S = mix.length / K;
+  const totals = tf.tidy(() => tf.sum(cov, 2).dataSync() as Float32Array); // [n, K]
+  const out = new Float64Array(n * S);
+  for (let i = 0; i < n; i++) {
+    for (let s = 0; s < S; s++) {
+      let x = 0;
+      for (let k = 0; k < K; k++) x += mix[s * K + k] * Math.sqrt(totals[i * K + k]);
+      out[i * S + s] = x;
+    }
+  }
+  return out;
 }
 
 /** Many parcels; the visual ones are pRF parcels of a visual system with one voxel per parcel. */
@@ -272,34 +291,27 @@ export function createWholeBrain(config: WholeBrainConfig, refFeatures: tf.Tenso
     for (let j = 0; j < K; j++) semanticMix[s * K + j] = j === k ? 1 : 0.3 * rng.normal();
   }
   const kinds = [...Array(nVisual).fill('visual'), ...Array(nSemantic).fill('semantic'), ...Array(config.parcels - nVisual - nSemantic).fill('noise')];
-  return { config, kinds, visual, semanticMix };
+  const ref = semanticSignal(semanticMix, refCoverage);
+  const n = refCoverage.shape[0];
+  const semanticMean = new Float64Array(nSemantic);
+  const semanticStd = new Float64Array(nSemantic);
+  for (let j = 0; j < nSemantic; j++) {
+    for (let i = 0; i < n; i++) semanticMean[j] += ref[i * nSemantic + j] / n;
+    for (let i = 0; i < n; i++) semanticStd[j] += (ref[i * nSemantic + j] - semanticMean[j]) ** 2 / n;
+    semanticStd[j] = Math.sqrt(semanticStd[j]) || 1;
+  }
+  return { config, kinds, visual, semanticMix, semanticMean, semanticStd };
 }
 
-/** Noisy parcel responses [n, P] (one presentation), each parcel with unit signal variance where it has signal. */
+/** Noisy parcel responses [n, P] (one presentation); signal parcels have unit signal variance on the reference scenes. */
 export function wholeBrainResponses(brain: WholeBrain, features: tf.Tensor3D, cov: tf.Tensor3D, rng: Rng): Float32Array {
   const n = features.shape[0];
   const P = brain.config.parcels;
   const K = CATEGORIES.length;
   const nSemantic = brain.semanticMix.length / K;
   const vis = tf.tidy(() => signal(brain.visual, features, cov).dataSync() as Float32Array);
-  const totals = tf.tidy(() => tf.sum(cov, 2).dataSync() as Float32Array); // [n, K] covered cells per category
-  const sem = new Float32Array(n * nSemantic);
-  for (let i = 0; i < n; i++) {
-    for (let s = 0; s < nSemantic; s++) {
-      let x = 0;
-      for (let k = 0; k < K; k++) x += brain.semanticMix[s * K + k] * Math.sqrt(totals[i * K + k]);
-      sem[i * nSemantic + s] = x;
-    }
-  }
-  // Standardise semantic parcels on this set so that their SNR matches the visual ones'.
-  for (let s = 0; s < nSemantic; s++) {
-    let m = 0;
-    let q = 0;
-    for (let i = 0; i < n; i++) m += sem[i * nSemantic + s] / n;
-    for (let i = 0; i < n; i++) q += (sem[i * nSemantic + s] - m) ** 2 / n;
-    const sd = Math.sqrt(q) || 1;
-    for (let i = 0; i < n; i++) sem[i * nSemantic + s] = (sem[i * nSemantic + s] - m) / sd;
-  }
+  const sem = semanticSignal(brain.semanticMix, cov);
+  for (let i = 0; i < n; i++) for (let s = 0; s < nSemantic; s++) sem[i * nSemantic + s] = (sem[i * nSemantic + s] - brain.semanticMean[s]) / brain.semanticStd[s];
   const nVisual = brain.visual.voxelCount;
   const sd = 1 / Math.sqrt(brain.config.snr);
   const out = new Float32Array(n * P);
