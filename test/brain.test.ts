@@ -50,6 +50,22 @@ describe('simulated visual system', () => {
     for (const v of sim.system.regions[0].voxels) expect(sim.system.prf.subarray(v * N, (v + 1) * N).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
   });
 
+  it('the batched signal equals each voxel\'s weights on its truly routed features (per-voxel reference)', () => {
+    const n = 12;
+    const f = tf.slice(sim.test.features, [0, 0, 0], [n, -1, -1]) as tf.Tensor3D;
+    const c = tf.slice(sim.test.coverage, [0, 0, 0], [n, -1, -1]) as tf.Tensor3D;
+    const routed = brain.trueRoutedFeatures(sim.system, f, c).arraySync() as number[][][]; // [n, V, C]
+    const { voxelCount: V, channels: C } = sim.system;
+    const ref = routed.flatMap((row) => row.map((z, v) => {
+      let s = 0;
+      for (let k = 0; k < C; k++) s += sim.system.weights[v * C + k] * z[k];
+      return (s - sim.system.signalMean[v]) / sim.system.signalStd[v];
+    }));
+    expectClose(brain.signal(sim.system, f, c), ref, { rtol: 1e-3, atol: 1e-3 }, 'signal');
+    expect(ref.length).toBe(n * V);
+    tf.dispose([f, c]);
+  });
+
   it('a model given the true routing reaches the noise ceiling', () => {
     const tr = brain.trueRoutedFeatures(sim.system, sim.train.features, sim.train.coverage);
     const te = brain.trueRoutedFeatures(sim.system, sim.test.features, sim.test.coverage);

@@ -157,7 +157,7 @@ export function choleskySolve(l: Float64Array, n: number, b: Float64Array, m: nu
   return x;
 }
 
-/** Standardise columns in place using the given means and standard deviations. */
+/** Per-column mean and standard deviation (population); a constant column gets sd 1. */
 export function columnStats(m: Mat): { mean: Float64Array; std: Float64Array } {
   const mu = new Float64Array(m.cols);
   const sd = new Float64Array(m.cols);
