@@ -125,6 +125,12 @@ describe('scanpath CSV loader', () => {
       for (const f of t.scanpath) expect(f).toBeLessThan(t.display.objects.length);
     }
     expect(r.space.colours.length).toBeGreaterThan(1);
+    // Encoded with the simulation's vocabulary, as a model trained on it needs.
+    const c = parseScanpathCsv(objects, fixations, { space: CATALOGUE });
+    expect(c.space).toBe(CATALOGUE);
+    const first = objects.split('\n')[1].split(',');
+    expect(CATALOGUE.colours[c.displays[0].objects[0].colour]).toBe(first[7]);
+    expect(() => parseScanpathCsv(objects.replace(',green,', ',teal,'), fixations, { space: CATALOGUE })).toThrow(/objects\.csv line \d+: column 'colour' has 'teal', which is not one of the given labels/);
   });
 
   it('round-trips simulated trials', () => {

@@ -10,6 +10,9 @@
  * 1, 2, 3, ... per display and subject, in order). Extra columns are ignored; blank lines and lines starting with '#'
  * are skipped; fields cannot contain commas or quotes. Every error names the file and line.
  */
+import { readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { packageRoot } from '../../util/paths.js';
 import type { FeatureSpace, SearchDisplay, VisualObject } from './displays.js';
 import type { Trial } from './splits.js';
 
@@ -83,13 +86,29 @@ export interface LoadedScanpaths {
 /**
  * Parse the two files' text. `names` are the file names used in errors (default 'objects.csv', 'fixations.csv').
  */
-export function parseScanpathCsv(objectsText: string, fixationsText: string, names: { objects?: string; fixations?: string } = {}): LoadedScanpaths {
-  const fo = names.objects ?? 'objects.csv';
-  const ff = names.fixations ?? 'fixations.csv';
+export interface ParseOptions {
+  /** File names used in errors (default 'objects.csv', 'fixations.csv'). */
+  objects?: string;
+  fixations?: string;
+  /**
+   * The label vocabularies to encode with, e.g. CATALOGUE for a model trained on the simulation (every label must be
+   * in it). Default: the file's own labels, sorted.
+   */
+  space?: FeatureSpace;
+}
+
+export function parseScanpathCsv(objectsText: string, fixationsText: string, opts: ParseOptions = {}): LoadedScanpaths {
+  const fo = opts.objects ?? 'objects.csv';
+  const ff = opts.fixations ?? 'fixations.csv';
   const objRows = parseCsv(objectsText, fo, OBJECT_COLUMNS);
   if (objRows.length === 0) throw new ScanpathFormatError(fo, 1, 'has a header but no object lines');
   const vocab = (c: string) => [...new Set(objRows.map((r) => label(fo, r, c)))].sort();
-  const space: FeatureSpace = { categories: vocab('category'), colours: vocab('colour'), shapes: vocab('shape') };
+  const space: FeatureSpace = opts.space ?? { categories: vocab('category'), colours: vocab('colour'), shapes: vocab('shape') };
+  const lookup = (r: Row, column: 'category' | 'colour' | 'shape', names: readonly string[]): number => {
+    const i = names.indexOf(label(fo, r, column));
+    if (i < 0) throw new ScanpathFormatError(fo, r.line, `column '${column}' has '${r.get(column)}', which is not one of the given labels (${names.join(', ')})`);
+    return i;
+  };
 
   const byDisplay = new Map<string, { rows: Row[]; objects: (VisualObject | undefined)[]; target: number; targetLine: number }>();
   for (const r of objRows) {
@@ -108,8 +127,8 @@ export function parseScanpathCsv(objectsText: string, fixationsText: string, nam
     entry.rows.push(r);
     entry.objects[j] = {
       x: num(fo, r, 'x'), y: num(fo, r, 'y'), row: int(fo, r, 'row', 0), col: int(fo, r, 'col', 0),
-      category: space.categories.indexOf(r.get('category')), colour: space.colours.indexOf(r.get('colour')),
-      shape: space.shapes.indexOf(r.get('shape')), size: num(fo, r, 'size', 0, 1),
+      category: lookup(r, 'category', space.categories), colour: lookup(r, 'colour', space.colours),
+      shape: lookup(r, 'shape', space.shapes), size: num(fo, r, 'size', 0, 1),
     };
   }
   const displays = new Map<string, SearchDisplay>();
@@ -146,12 +165,16 @@ export function parseScanpathCsv(objectsText: string, fixationsText: string, nam
   return { displays: [...displays.values()], trials: [...trials.values()], space };
 }
 
-/** Read the two files from disk (Node). */
-export async function loadScanpathCsv(objectsPath: string, fixationsPath: string): Promise<LoadedScanpaths> {
-  const { readFile } = await import('node:fs/promises');
-  const { basename } = await import('node:path');
+/** Read the two files from disk (Node); `space` as in parseScanpathCsv. */
+export async function loadScanpathCsv(objectsPath: string, fixationsPath: string, opts: { space?: FeatureSpace } = {}): Promise<LoadedScanpaths> {
   const [o, f] = await Promise.all([readFile(objectsPath, 'utf8'), readFile(fixationsPath, 'utf8')]);
-  return parseScanpathCsv(o, f, { objects: basename(objectsPath), fixations: basename(fixationsPath) });
+  return parseScanpathCsv(o, f, { objects: basename(objectsPath), fixations: basename(fixationsPath), space: opts.space });
+}
+
+/** Paths of the example files shipped in data/oat (written from the simulated searcher; see data/oat/README.md). */
+export function exampleScanpathFiles(): { objects: string; fixations: string } {
+  const dir = join(packageRoot(), 'data', 'oat');
+  return { objects: join(dir, 'example-objects.csv'), fixations: join(dir, 'example-fixations.csv') };
 }
 
 /** The two files' text for trials (the inverse of parseScanpathCsv; each display is written once). */

@@ -318,7 +318,7 @@ const base: Omit<OatExperimentConfig, 'train' | 'test' | 'steps' | 'pixelSteps' 
 
 export const OAT_EXPERIMENT: { quick: OatExperimentConfig; full: OatExperimentConfig } = {
   quick: { ...base, train: 10000, test: 150, dModel: 64, encoderLayers: 1, decoderLayers: 1, batch: 32, steps: 600, pixelSteps: 150, samples: 2 },
-  full: { ...base, train: 20000, test: 500, dModel: 64, batch: 64, steps: 3000, pixelSteps: 1000, samples: 10, lr: 1e-3 },
+  full: { ...base, train: 30000, test: 500, dModel: 64, batch: 64, steps: 3000, pixelSteps: 1000, samples: 10, lr: 2e-3 },
 };
 
 registerExperiment<OatExperimentConfig>({

@@ -20,10 +20,11 @@
  * Files: position.ts (the Gaussian 2-D position table, learned offline, and the 1-D sinusoidal ablation), model.ts
  * (encoder, decoder, pointer head, teacher-forcing loss), decode.ts (greedy and sampled scanpaths, step predictions,
  * attention maps), baselines.ts (random, nearest, similarity and the pixel-level patch model), metrics.ts (sequence
- * score, edit distance, behaviour and delta, per-step accuracy), experiment.ts (the registered `oat-scanpath`).
+ * score, edit distance, behaviour and delta, per-step accuracy), experiment.ts (the registered `oat-scanpath`),
+ * figures.ts (displays with numbered fixations and per-object weights, for the notebook).
  * The data (displays, the simulated searcher, splits, the CSV loader) is lib/data/visual-search, re-exported here.
  *
- *   const splits = makeSplits(DEFAULT_VISUAL_SEARCH, { train: 3000, test: 150 }, 0);
+ *   const splits = makeSplits(DEFAULT_VISUAL_SEARCH, { train: 10000, test: 150 }, 0);
  *   const { model } = await trainOat(OAT_EXPERIMENT.quick, 'gaussian2d', splits.train, { seed: 0, progress: false });
  *   const paths = decodeScanpaths(model, splits.testLayout.map((t) => t.display), { mode: 'greedy', maxFixations: 20 });
  *   summarize(paths, splits.testLayout.map((t) => t.scanpath), splits.testLayout.map((t) => t.display.target));
@@ -35,3 +36,4 @@ export * from './decode.js';
 export * from './baselines.js';
 export * from './metrics.js';
 export * from './experiment.js';
+export * from './figures.js';
