@@ -29,8 +29,8 @@
  *   gives up after `maxFixations` (20; the OAT data's scanpaths are mostly shorter).
  * - Noise: the softmax temperature T = 0.5 (priorities are in log units), a Luce choice over a noisy priority map
  *   (equivalently, Gumbel noise of scale T added to the priorities before taking the maximum).
- * Values are chosen in these ranges to give mean scanpaths of ~6-9 fixations with ~10-15% refixations and a few
- * revisits, like the OAT shelves' statistics; they are not fitted to any data set.
+ * Values are chosen within these ranges, not fitted to any data set. On the default shelves they give (10,000 trials,
+ * seed 0) a 95% found rate, 6.4 fixations per scanpath, 5.0 fixations to the target, 9% refixations and 4.5% revisits.
  */
 import { Rng } from '../../util/random.js';
 import { ShapeError } from '../../util/shapes.js';

@@ -4,16 +4,19 @@
  * ablation.
  *
  * Metric names: `test_{layout|target}_{model}_{metric}` with metrics seq_score, edit_distance, found_rate,
- * fix_to_target, length, delta, step_acc; the ceiling rows are `ceiling` (a second simulator scanpath on the same
- * display, scored like a model) and `bayes_step_acc` (the simulator's most likely next fixation: the best possible
- * per-step accuracy); `human_*` are the test scanpaths' own statistics. `train_{model}_loss`, `params_{model}`,
- * `seconds_{model}`.
+ * fix_to_target, length, delta, step_acc and (for models with probabilities) nll. Models: oat and oat-sample (greedy
+ * and sampled decoding), oat-1d and oat-1d-sample (the ablation), random, nearest, similarity, pixel, and `ceiling`: a
+ * second simulated scanpath on each display scored like a model (its step_acc draws the simulator's next fixation on
+ * the true prefix; its nll is the simulator's own, the lowest possible). `bayes_step_acc` is the simulator's most
+ * likely next fixation: the best possible per-step accuracy. `human_*` are the test scanpaths' own statistics.
+ * `train_{model}_loss` (mean per-batch loss over the last 5% of steps), `params_{model}`, `seconds_{model}`.
+ * The OAT models use the fixation-history bias (historyLags, our addition; 0 gives the paper's pointer).
  */
 import { registerExperiment, type ExperimentContext } from '../../experiments/registry.js';
 import { train } from '../../train/loop.js';
 import type { ProgressMode } from '../../train/progress.js';
 import { Rng, hashSeed } from '../../util/random.js';
-import { featureDim } from '../../data/visual-search/displays.js';
+import { CATALOGUE, featureDim } from '../../data/visual-search/displays.js';
 import { DEFAULT_SEARCHER, fixationDistribution, sampleFixation, simulateScanpath, type SearcherParams } from '../../data/visual-search/searcher.js';
 import { makeSplits, type Trial, type VisualSearchConfig } from '../../data/visual-search/splits.js';
 import { createOat, disposeOat, disposeOatInputs, disposeOatTargets, oatInputs, oatLoss, oatParameterCount, oatTargets, type OatConfig, type OatModel } from './model.js';
@@ -59,7 +62,7 @@ export const dataConfig = (cfg: OatExperimentConfig): VisualSearchConfig => ({
 
 export function oatConfig(cfg: OatExperimentConfig, position: PositionKind, seed: number): OatConfig {
   return {
-    featureDim: featureDim({ categories: ['', '', '', ''], colours: ['', '', '', '', '', ''], shapes: ['', '', '', ''] }),
+    featureDim: featureDim(CATALOGUE),
     dModel: cfg.dModel, encoderLayers: cfg.encoderLayers, decoderLayers: cfg.decoderLayers, heads: cfg.heads, caHeads: cfg.caHeads,
     mlpRatio: cfg.mlpRatio, position, peSize: cfg.peSize, historyLags: cfg.historyLags, seed,
   };

@@ -12,6 +12,8 @@
  *   h_i      = Decoder(y_≤i, memory)                              causal self-attention, cross-attention
  *   s_c[i,j] = (W_dc h_i)·(W_ec memory_j) / √E  for objects j;  s_c[i, END] = 0
  *   logits   = Σ_c r_c s_c + r_0,  p(f_i = j | f_<i) = softmax_j(logits)     pointer over objects ∪ {END}
+ *
+ * With `historyLags` > 0 (our addition, see OatConfig) the object logits also get Σ_{s ≤ i} w[i − s] [f_{s−1} = j].
  */
 import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../../backend/ops.js';
