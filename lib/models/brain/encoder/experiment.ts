@@ -183,7 +183,7 @@ export async function runBrainEncoder(cfg: BrainEncoderConfig, ctx: ExperimentCo
 const base = { imageSize: 32, grid: 8, channels: 32, snr: 1, tau: 6, repeats: 3, dModel: 64, heads: 4, batch: 64, lr: 3e-3, weightDecay: 1e-4, l1: 1e-3 };
 
 export const BRAIN_ENCODER_QUICK: BrainEncoderConfig = {
-  ...base, voxelsPerRegion: 24, train: 1000, validation: 250, test: 200, steps: 600,
+  ...base, voxelsPerRegion: 24, train: 1000, validation: 250, test: 200, steps: 450,
   models: ['oracle', 'ridge', 'factorised', 'transformer'], ridgeScales: [1e-2, 0.1, 0.3, 1, 3, 10],
 };
 
