@@ -226,6 +226,10 @@ describe('OAT model behaviour', () => {
 });
 
 describe('oat-scanpath experiment', () => {
+  beforeAll(async () => {
+    await backend.ready();
+  });
+
   it('is registered and reports every model on both splits with the ceiling (tiny config)', async () => {
     const e = getExperiment('oat-scanpath');
     expect(e.paper).toMatch(/2407\.13335/);

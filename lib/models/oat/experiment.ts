@@ -10,7 +10,8 @@
  * the true prefix; its nll is the simulator's own, the lowest possible). `bayes_step_acc` is the simulator's most
  * likely next fixation: the best possible per-step accuracy. `human_*` are the test scanpaths' own statistics.
  * `train_{model}_loss` (mean per-batch loss over the last 5% of steps), `params_{model}`, `seconds_{model}`.
- * The OAT models use the fixation-history bias (historyLags, our addition; 0 gives the paper's pointer).
+ * The OAT models use the fixation-history bias (historyLags, our addition); `oat-paper` (full config) is the 2-D model
+ * with the paper's pointer, without it.
  */
 import { registerExperiment, type ExperimentContext } from '../../experiments/registry.js';
 import { train } from '../../train/loop.js';
@@ -54,6 +55,8 @@ export interface OatExperimentConfig {
   ablation: boolean;
   /** Lags of the fixation-history bias on the pointer (0 = the paper's model; see OatConfig.historyLags). */
   historyLags: number;
+  /** Also train `oat-paper`: the 2-D code with the paper's pointer (no history bias), to measure what the bias adds. */
+  paperPointer: boolean;
 }
 
 export const dataConfig = (cfg: OatExperimentConfig): VisualSearchConfig => ({
@@ -207,15 +210,15 @@ export interface TrainedModels {
   pixel: { model: PixelModel; losses: number[]; seconds: number };
 }
 
-export const oatName = (pos: PositionKind): string => (pos === 'gaussian2d' ? 'oat' : 'oat-1d');
-
 export async function trainModels(cfg: OatExperimentConfig, train: Trial[], ctx: Pick<ExperimentContext, 'seed' | 'progress' | 'log'>): Promise<TrainedModels> {
-  const positions: PositionKind[] = cfg.ablation ? ['gaussian2d', 'sinusoidal1d'] : ['gaussian2d'];
+  const variants: { name: string; position: PositionKind; historyLags: number }[] = [{ name: 'oat', position: 'gaussian2d', historyLags: cfg.historyLags }];
+  if (cfg.ablation) variants.push({ name: 'oat-1d', position: 'sinusoidal1d', historyLags: cfg.historyLags });
+  if (cfg.paperPointer) variants.push({ name: 'oat-paper', position: 'gaussian2d', historyLags: 0 });
   const oat = new Map<string, TrainedOat>();
   try {
-    for (const pos of positions) {
-      ctx.log(`oat-scanpath: training ${oatName(pos)} (${cfg.steps} steps, batch ${cfg.batch}, ${train.length} training trials)`);
-      oat.set(oatName(pos), await trainOat(cfg, pos, train, { seed: ctx.seed, progress: ctx.progress }));
+    for (const v of variants) {
+      ctx.log(`oat-scanpath: training ${v.name} (${cfg.steps} steps, batch ${cfg.batch}, ${train.length} training trials)`);
+      oat.set(v.name, await trainOat({ ...cfg, historyLags: v.historyLags }, v.position, train, { seed: ctx.seed, progress: ctx.progress }));
     }
     ctx.log(`oat-scanpath: training the pixel baseline (${cfg.pixelSteps} steps)`);
     return { oat, pixel: await trainPixel(cfg, train, { seed: ctx.seed, progress: ctx.progress }) };
@@ -296,7 +299,7 @@ function summarizeRun(cfg: OatExperimentConfig, m: Record<string, number>): stri
   const f = (v: number | undefined) => (v === undefined ? 'n/a' : v.toFixed(3));
   const parts = Object.entries(SPLITS).map(([split, label]) => {
     const best = Math.max(...BASELINES.map((b) => m[`test_${split}_${b}_seq_score`] ?? -Infinity));
-    const abl = cfg.ablation ? `, 1-D PE ${f(m[`test_${split}_oat-1d_seq_score`])}` : '';
+    const abl = (cfg.ablation ? `, 1-D PE ${f(m[`test_${split}_oat-1d_seq_score`])}` : '') + (cfg.paperPointer ? `, paper pointer ${f(m[`test_${split}_oat-paper_seq_score`])}` : '');
     return `${label}: OAT ${f(m[`test_${split}_oat_seq_score`])} (sampled ${f(m[`test_${split}_oat-sample_seq_score`])}${abl}) vs best baseline ${f(best)}, ceiling ${f(m[`test_${split}_ceiling_seq_score`])}`;
   });
   return `Sequence score (Needleman-Wunsch / max length) on held-out displays; ${parts.join('; ')}.`;
@@ -317,11 +320,12 @@ const base: Omit<OatExperimentConfig, 'train' | 'test' | 'steps' | 'pixelSteps' 
   lr: 3e-3,
   ablation: true,
   historyLags: 20,
+  paperPointer: false,
 };
 
 export const OAT_EXPERIMENT: { quick: OatExperimentConfig; full: OatExperimentConfig } = {
   quick: { ...base, train: 10000, test: 150, dModel: 64, encoderLayers: 1, decoderLayers: 1, batch: 32, steps: 600, pixelSteps: 150, samples: 2 },
-  full: { ...base, train: 30000, test: 500, dModel: 64, batch: 64, steps: 3000, pixelSteps: 1000, samples: 10, lr: 2e-3 },
+  full: { ...base, train: 30000, test: 500, dModel: 64, batch: 64, steps: 3000, pixelSteps: 1000, samples: 10, lr: 2e-3, paperPointer: true },
 };
 
 registerExperiment<OatExperimentConfig>({
