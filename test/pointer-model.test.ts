@@ -244,12 +244,14 @@ describe('pointer experiments', () => {
     for (const t of ['hull', 'delaunay', 'tsp', 'sort']) expect(names).toContain(`pointer-${t}`);
     const r = await runExperiment('pointer-tsp', {
       quick: true, seed: 3, progress: false,
-      overrides: { steps: 3, batch: 8, hidden: 8, testCount: 6, n_train: [4, 5], n_test: [5, 6], models: ['pointer', 'seq2seq'], beam: 2 },
+      overrides: { steps: 3, batch: 8, hidden: 8, testCount: 6, n_train: [4, 5], n_test: [5, 6], models: ['pointer', 'seq2seq'], beam: 2, perSize: { n: [6], steps: 2 } },
     });
     const cfg = r.config as { task: string; n_train: number[]; n_test: number[] };
     expect(cfg.task).toBe('tsp');
     expect(cfg.n_test).toEqual([5, 6]);
-    for (const k of ['test_n5_pointer_gap', 'test_n6_seq2seq_tour_length', 'test_n6_2-opt_gap', 'train_pointer_loss', 'params_seq2seq']) expect(r.metrics).toHaveProperty([k]);
-    expect(r.tables!.results.length).toBe(2 * 2 + 2 * 2);
+    for (const k of ['test_n5_pointer_gap', 'test_n6_seq2seq_tour_length', 'test_n6_2-opt_gap', 'train_pointer_loss', 'params_seq2seq', 'test_n6_pointer-n6_gap', 'seconds_pointer-n6']) expect(r.metrics).toHaveProperty([k]);
+    // Two models and two heuristics at two sizes, plus the Ptr-Net trained on n = 6 only.
+    expect(r.tables!.results.length).toBe(2 * 2 + 2 * 2 + 1);
+    expect(r.summary).toContain('pointer-n6');
   });
 });
