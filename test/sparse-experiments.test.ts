@@ -45,7 +45,7 @@ describe('sparse experiments (tiny configs)', () => {
 });
 
 describe('recall task', () => {
-  it('puts the pairs after BOS, asks every key again at the end, and grades the values', () => {
+  it('puts the value-key pairs after BOS, asks every key again at the end, and grades the values', () => {
     const cfg = { seqLen: 24, pairs: 3, keys: 6, values: 4, filler: 5 };
     const b = recallTask(cfg, 8, 1, 'train');
     for (let r = 0; r < 8; r++) {
@@ -53,7 +53,7 @@ describe('recall task', () => {
       const tg = Array.from(b.targets.subarray(r * 24, (r + 1) * 24));
       expect(row[0]).toBe(0);
       const pairs = new Map<number, number>();
-      for (let i = 0; i < 3; i++) pairs.set(row[1 + 2 * i], row[2 + 2 * i]);
+      for (let i = 0; i < 3; i++) pairs.set(row[2 + 2 * i], row[1 + 2 * i]);
       const graded = Array.from(b.lossMask.subarray(r * 24, (r + 1) * 24)).flatMap((m, t) => (m ? [t] : []));
       expect(graded).toHaveLength(3);
       for (const t of graded) expect(tg[t]).toBe(pairs.get(row[t]));

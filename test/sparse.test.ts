@@ -249,6 +249,11 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
     const r = routingAttention(q, k, v, centroids);
     expectClose(r.output, routingAttentionNaive(q, k, v, centroids).output, {}, 'separate q, k');
     expect(r.keyClusters).not.toBe(r.clusters);
+    const plain = routingAttention(q, k, v, centroids, { normalise: 'none' });
+    expectClose(plain.output, routingAttentionNaive(q, k, v, centroids, { normalise: 'none' }).output, {}, "normalise 'none'");
+    const plainOne = routingAttention(q, k, v, oneCentroid, { normalise: 'none' });
+    expectClose(plainOne.output, naiveAttention(dense(q), dense(k), dense(v), { mask: masks.causal() }).output, {}, "one cluster, normalise 'none'");
+    tf.dispose([plain.output, plainOne.output]);
     const one = routingAttention(q, k, v, oneCentroid);
     const [qh, kh] = [normaliseShared(q), normaliseShared(k)];
     expectClose(one.output, naiveAttention(dense(qh), dense(kh), dense(v), { mask: masks.causal() }).output, {}, 'one cluster');

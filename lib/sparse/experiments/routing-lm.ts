@@ -6,10 +6,13 @@
  * Transformers", https://arxiv.org/abs/2003.05997
  *
  * (a) Char LM on Moby-Dick: test-split bits per character and training time at equal steps.
- * (b) Planted recall (`recallTask`): `pairs` key-value pairs right after BOS, filler, then the keys are asked again at
- *     the end of the row and the model must output each key's value. The pairs are hundreds of positions before the
- *     questions, far outside the local window, so local attention is at chance (1 / values); a routing head can put a
- *     question and its earlier key occurrence in the same cluster and copy the value.
+ * (b) Planted recall (`recallTask`): `pairs` value-key pairs right after BOS, filler, then the keys are asked again at
+ *     the end of the row and the model must output each key's value. The pairs are far before the questions, outside
+ *     the local window, so local attention is at chance (1 / values). The stored pair is written value first so that the
+ *     lookup is content-based routing's own strength: a local head writes "the value before me" into the key's
+ *     position, and a routing head with shared queries/keys puts the asked key and its earlier occurrence (the same
+ *     token) in one cluster and reads that value. (Written key first, the asked key would have to match the position
+ *     *after* its earlier occurrence, a token of different content, which shared-QK clustering does not group.)
  */
 import * as tf from '@tensorflow/tfjs';
 import { registerExperiment, type ExperimentContext } from '../../experiments/registry.js';
@@ -36,10 +39,11 @@ export interface RecallBatch {
 }
 
 /**
- * Rows: BOS k1 v1 … kP vP, filler, then k_{π1} v_{π1} … (the keys again, shuffled) at the end. Graded on the values
- * after the repeated keys. Ids: 0 BOS, keys [1, 1+K), values [1+K, 1+K+V), filler after. Test rows use another stream.
+ * Rows: BOS v1 k1 … vP kP, filler, then k_{π1} v_{π1} … (the keys again, shuffled, each followed by its value) at the
+ * end. Graded on the values after the repeated keys. Ids: 0 BOS, keys [1, 1+K), values [1+K, 1+K+V), filler after.
+ * Test rows use another stream.
  *
- * Example (P = 2, K = 4, V = 4, seqLen 12): `BOS 2 7 4 5 f f f 4 5 2 7` — after the second `4` the target is `5`.
+ * Example (P = 2, K = 4, V = 4, seqLen 12): `BOS 7 2 5 4 f f f 4 5 2 7` — after the second `4` the target is `5`.
  */
 export function recallTask(cfg: RecallConfig, batch: number, seed: number, split: 'train' | 'test'): RecallBatch {
   const { seqLen, pairs, keys, values, filler } = cfg;
@@ -54,7 +58,7 @@ export function recallTask(cfg: RecallConfig, batch: number, seed: number, split
     const ks = rng.sample(keys, pairs).map((x) => 1 + x);
     const vs = ks.map(() => 1 + keys + rng.int(0, values));
     const row: number[] = [0];
-    ks.forEach((k, i) => row.push(k, vs[i]));
+    ks.forEach((k, i) => row.push(vs[i], k));
     const tail: number[] = [];
     const order = rng.shuffle(ks.map((_, i) => i));
     for (const i of order) tail.push(ks[i], vs[i]);

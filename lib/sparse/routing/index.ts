@@ -40,9 +40,10 @@ export interface RoutingOptions extends SparseBaseOptions {
    *       sharpen beyond e^{2√d·scale} (about e^8 at d = 16), which leaves a needle among a hundred keys at a third of
    *       the weight;
    *   'keys': q_i · k̂_j with unnormalised queries (Reformer's shared-QK attention, and the public Routing Transformer
-   *       code), so the query's norm is a learned temperature.
+   *       code), so the query's norm is a learned temperature;
+   *   'none': q_i · k_j, plain attention inside the clusters (separate queries and keys in the public code).
    */
-  normalise?: 'both' | 'keys';
+  normalise?: 'both' | 'keys' | 'none';
   /**
    * Shared queries/keys make x_i · x_i the largest score, so a token mostly attends to itself. With `excludeSelf`
    * (Reformer's rule) a token attends to itself only when no other key is in reach.
@@ -141,7 +142,8 @@ export function routingAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, centr
   const kh = shared ? qh : normaliseShared(k);
   const clusters = route(fn, similarities(qh, centroids), s, n, c, options, causal);
   const keyClusters = shared ? clusters : route(fn, similarities(kh, centroids), s, n, c, options, causal);
-  const qScore = options.normalise === 'keys' ? q : qh;
+  const qScore = options.normalise === 'keys' || options.normalise === 'none' ? q : qh;
+  const kScore = options.normalise === 'none' ? k : kh;
   const wq = Math.max(1, ...clusters.map((m) => m.length));
   const wk = Math.max(1, ...keyClusters.map((m) => m.length));
   const X = B * H * c;
@@ -181,7 +183,7 @@ export function routingAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, centr
   const inv = Float32Array.from(count, (x) => (x > 0 ? 1 / x : 0));
   const output = tf.tidy(() => {
     const qs = gatherRows(qScore.reshape([B * H * n, D]) as tf.Tensor2D, qRows).reshape([X, wq, D]);
-    const ks = gatherRows(kh.reshape([B * H * n, D]) as tf.Tensor2D, kRows).reshape([X, wk, D]);
+    const ks = gatherRows(kScore.reshape([B * H * n, D]) as tf.Tensor2D, kRows).reshape([X, wk, D]);
     const vs = gatherRows(v.reshape([B * H * n, E]) as tf.Tensor2D, kRows).reshape([X, wk, E]);
     const sc = matmul(qs, ks, false, true).mul(scale).add(tf.tensor3d(bias, [X, wq, wk]));
     const o = matmul(tf.softmax(sc).mul(tf.tensor3d(allowed, [X, wq, wk])), vs).reshape([X * wq, E]);
@@ -242,7 +244,8 @@ export function routingAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, 
   const kh = q === k ? qh : norm(k);
   const clusters = route(fn, sims(qh), s, n, c, options, causal);
   const keyClusters = q === k ? clusters : route(fn, sims(kh), s, n, c, options, causal);
-  const qScore = options.normalise === 'keys' ? f64(q) : qh;
+  const qScore = options.normalise === 'keys' || options.normalise === 'none' ? f64(q) : qh;
+  const kScore = options.normalise === 'none' ? f64(k) : kh;
   const output = new Float64Array(B * H * n * E);
   const count = new Int32Array(B * H * n);
   const row = (a: Float64Array, bh: number, p: number, dim: number) => a.subarray((bh * n + p) * dim, (bh * n + p + 1) * dim);
@@ -251,7 +254,7 @@ export function routingAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, 
     for (const p of mem) {
       let keys = keyClusters[ci].filter((j) => !causal || j <= p);
       if (options.excludeSelf && keys.some((j) => j !== p)) keys = keys.filter((j) => j !== p);
-      const { out } = naiveAttendRow(row(qScore, bh, p, D), keys.map((j) => row(kh, bh, j, D)), keys.map((j) => row(vv, bh, j, E)), scale, E);
+      const { out } = naiveAttendRow(row(qScore, bh, p, D), keys.map((j) => row(kScore, bh, j, D)), keys.map((j) => row(vv, bh, j, E)), scale, E);
       for (let e = 0; e < E; e++) output[(bh * n + p) * E + e] += out[e];
       count[bh * n + p]++;
     }
