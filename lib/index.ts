@@ -22,3 +22,5 @@ export { Rng } from './util/random.js';
 export { ShapeError } from './util/shapes.js';
 export * as sparse from './sparse/index.js';
 export * as pointer from './models/pointer/index.js';
+export * as brain from './models/brain/index.js';
+export * as oat from './models/oat/index.js';
