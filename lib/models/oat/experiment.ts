@@ -29,7 +29,8 @@ import {
 import { behaviourDelta, stepAccuracy, summarize, type ScanpathSummary } from './metrics.js';
 import type { PositionKind } from './position.js';
 
-export interface OatExperimentConfig {
+/** The model's size comes from OatConfig (one place for their meaning); the rest is data, training and evaluation. */
+export interface OatExperimentConfig extends Pick<OatConfig, 'dModel' | 'encoderLayers' | 'decoderLayers' | 'heads' | 'caHeads' | 'mlpRatio'> {
   layout: 'shelf' | 'clutter';
   sizes: [number, number][];
   similarFraction: number;
@@ -38,12 +39,6 @@ export interface OatExperimentConfig {
   /** Training trials and test trials per split. */
   train: number;
   test: number;
-  dModel: number;
-  encoderLayers: number;
-  decoderLayers: number;
-  heads: number;
-  caHeads: number;
-  mlpRatio: number;
   peSize: number;
   steps: number;
   batch: number;
