@@ -4,6 +4,7 @@ import * as backend from '../lib/backend/index.js';
 import { runExperiment } from '../lib/experiments/index.js';
 import { recallTask, SparseLM, plantedQkv, type AttentionKind } from '../lib/sparse/index.js';
 import { expectClose } from './helpers.js';
+import { trainLength } from '../lib/sparse/experiments/passkey.js';
 
 beforeAll(async () => {
   await backend.setBackend('wasm');
@@ -42,6 +43,15 @@ describe('sparse experiments (tiny configs)', () => {
     const pk = await runExperiment('passkey-long', { quick: true, overrides: { steps: 2, evalLens: [64], evalRows: 2 } });
     for (const m of ['dense', 'local', 'landmark', 'longheads', 'hip']) expect(pk.metrics[`test_accuracy_${m}_64`]).toBeGreaterThanOrEqual(0);
   }, 300_000);
+});
+
+describe('passkey-long length curriculum', () => {
+  it('doubles from the start length to trainLen over the first half of the steps, then stays', () => {
+    const cfg = { trainLen: 256, curriculum: 64, steps: 600 };
+    expect([0, 99, 100, 199, 200, 299, 300, 599].map((s) => trainLength(cfg, s))).toEqual([64, 64, 128, 128, 256, 256, 256, 256]);
+    expect(trainLength({ trainLen: 256, steps: 600 }, 0)).toBe(256);
+    expect(() => trainLength({ trainLen: 64, curriculum: 128, steps: 10 }, 0)).toThrow(/curriculum \(128\) must be in \(0, trainLen = 64\]/);
+  });
 });
 
 describe('recall task', () => {

@@ -29,6 +29,11 @@ export type PasskeyModel = 'dense' | 'local' | 'landmark' | 'longheads' | 'hip';
 
 export interface PasskeyLongConfig {
   trainLen: number;
+  /**
+   * Length curriculum: training starts at this length and doubles up to `trainLen` over the first half of the steps
+   * (unset: `trainLen` throughout). Retrieval is found far sooner on short rows and then carries over (RoPE is relative).
+   */
+  curriculum?: number;
   evalLens: number[];
   digits: number;
   fillerVocab: number;
@@ -76,10 +81,20 @@ function withLandmarks(inputs: Int32Array, targets: Int32Array, mask: Float32Arr
   return { inputs: ins, targets: tgs, mask: msk, len: outLen };
 }
 
+/** The training length at `step`: the curriculum's start doubled once per equal part of the first half, then trainLen. */
+export function trainLength(cfg: Pick<PasskeyLongConfig, 'trainLen' | 'curriculum' | 'steps'>, step: number): number {
+  const start = cfg.curriculum ?? cfg.trainLen;
+  if (!(start > 0 && start <= cfg.trainLen)) throw new RangeError(`passkey-long: curriculum (${start}) must be in (0, trainLen = ${cfg.trainLen}]`);
+  const doublings = Math.ceil(Math.log2(cfg.trainLen / start));
+  const phase = Math.floor((step / Math.max(1, cfg.steps / 2)) * (doublings + 1));
+  return Math.min(cfg.trainLen, start * 2 ** phase);
+}
+
 function trainBatch(cfg: PasskeyLongConfig, kind: AttentionKind, vocab: number, seed: number, step: number) {
-  const b = passkeyTask({ batch: cfg.batch, seqLen: cfg.trainLen, digits: cfg.digits, fillerVocab: cfg.fillerVocab, seed: seed * 100_003 + step, split: 'train' });
+  const len = trainLength(cfg, step);
+  const b = passkeyTask({ batch: cfg.batch, seqLen: len, digits: cfg.digits, fillerVocab: cfg.fillerVocab, seed: seed * 100_003 + step, split: 'train' });
   if (kind !== 'landmark') return b.toTensors();
-  const l = withLandmarks(b.inputs, b.targets, b.lossMask, cfg.batch, cfg.trainLen, cfg.landmarkBlock, vocab);
+  const l = withLandmarks(b.inputs, b.targets, b.lossMask, cfg.batch, len, cfg.landmarkBlock, vocab);
   return {
     inputs: tf.tensor2d(l.inputs, [cfg.batch, l.len], 'int32'),
     targets: tf.tensor2d(l.targets, [cfg.batch, l.len], 'int32'),
@@ -147,7 +162,7 @@ export interface PasskeyRow {
 
 async function trainModel(cfg: PasskeyLongConfig, kind: AttentionKind, vocab: number, ctx: Pick<ExperimentContext, 'seed' | 'progress' | 'log'>): Promise<SparseLM> {
   const model = new SparseLM({ vocab: kind === 'landmark' ? vocab + 1 : vocab, dModel: cfg.dModel, heads: cfg.heads, layers: cfg.layers, attention: kind, window: cfg.window, landmarkBlock: cfg.landmarkBlock, seed: ctx.seed });
-  ctx.log(`${kind}: training at length ${cfg.trainLen} for ${cfg.steps} steps`);
+  ctx.log(`${kind}: training at length ${cfg.curriculum ? `${cfg.curriculum} doubling to ` : ''}${cfg.trainLen} for ${cfg.steps} steps`);
   const run = await train({
     variables: model.variables(),
     steps: cfg.steps,
