@@ -132,45 +132,33 @@ export async function runPointerExperiment(cfg: PointerExperimentConfig, ctx: Ex
   const metrics: Record<string, number> = {};
   const rows: ResultRow[] = [];
   const round = (v: number) => (Number.isFinite(v) ? +v.toFixed(4) : v);
-  for (const kind of cfg.models) {
-    ctx.log(`pointer-${cfg.task}: training ${kind} (${cfg.steps} steps, batch ${cfg.batch}, n ${cfg.n_train.join('-')})`);
-    const trained = await trainPointer(cfg, kind, examples, { seed: ctx.seed, progress: ctx.progress });
+  const record = (name: string, n: number, m: Record<string, number>) => {
+    for (const [k, v] of Object.entries(m)) if (Number.isFinite(v)) metrics[`test_n${n}_${name}_${k}`] = v;
+    rows.push({ model: name, n, ...Object.fromEntries(Object.entries(m).map(([k, v]) => [k, round(v)])) });
+  };
+  /** Train `kind` on `sized`'s examples, test it at `sizes`, and record it as `name`; the model is disposed after. */
+  const fitAndScore = async (name: string, sized: PointerExperimentConfig, kind: PointerModelKind, train: Example[], sizes: [number, Example[]][], trainLoss: boolean) => {
+    ctx.log(`pointer-${cfg.task}: training ${name} (${sized.steps} steps, batch ${sized.batch}, n ${sized.n_train.join('-')})`);
+    const trained = await trainPointer(sized, kind, train, { seed: ctx.seed, progress: ctx.progress });
     try {
-      const last = trained.records.slice(-Math.max(1, Math.round(cfg.steps * 0.05)));
-      metrics[`train_${kind}_loss`] = last.reduce((a, r) => a + r.loss, 0) / last.length;
-      metrics[`params_${kind}`] = parameterCount(trained.model);
-      metrics[`seconds_${kind}`] = trained.seconds;
-      for (const [n, test] of tests) {
-        const m = tf.tidy(() => evaluatePointer(cfg, trained.model, test));
-        for (const [k, v] of Object.entries(m)) if (Number.isFinite(v)) metrics[`test_n${n}_${kind}_${k}`] = v;
-        rows.push({ model: kind, n, ...Object.fromEntries(Object.entries(m).map(([k, v]) => [k, round(v)])) });
+      if (trainLoss) {
+        const last = trained.records.slice(-Math.max(1, Math.round(sized.steps * 0.05)));
+        metrics[`train_${name}_loss`] = last.reduce((a, r) => a + r.loss, 0) / last.length;
       }
+      metrics[`params_${name}`] = parameterCount(trained.model);
+      metrics[`seconds_${name}`] = trained.seconds;
+      for (const [n, test] of sizes) record(name, n, tf.tidy(() => evaluatePointer(cfg, trained.model, test)));
     } finally {
       disposePointerModel(trained.model);
     }
-  }
+  };
+  for (const kind of cfg.models) await fitAndScore(kind, cfg, kind, examples, [...tests], true);
   for (const n of cfg.perSize?.n ?? []) {
-    const kind = `pointer-n${n}`;
     const sized: PointerExperimentConfig = { ...cfg, n_train: [n, n], steps: cfg.perSize!.steps };
-    ctx.log(`pointer-${cfg.task}: training ${kind} (${sized.steps} steps, batch ${cfg.batch}, n ${n} only)`);
-    const trained = await trainPointer(sized, 'pointer', trainingSet(sized, ctx.seed), { seed: ctx.seed, progress: ctx.progress });
-    try {
-      metrics[`params_${kind}`] = parameterCount(trained.model);
-      metrics[`seconds_${kind}`] = trained.seconds;
-      const m = tf.tidy(() => evaluatePointer(cfg, trained.model, tests.get(n) ?? testSet(cfg, ctx.seed, n)));
-      for (const [k, v] of Object.entries(m)) if (Number.isFinite(v)) metrics[`test_n${n}_${kind}_${k}`] = v;
-      rows.push({ model: kind, n, ...Object.fromEntries(Object.entries(m).map(([k, v]) => [k, round(v)])) });
-    } finally {
-      disposePointerModel(trained.model);
-    }
+    await fitAndScore(`pointer-n${n}`, sized, 'pointer', trainingSet(sized, ctx.seed), [[n, tests.get(n) ?? testSet(cfg, ctx.seed, n)]], false);
   }
   if (cfg.task === 'tsp') {
-    for (const [n, test] of tests) {
-      for (const [name, m] of Object.entries(tspHeuristics(test))) {
-        for (const [k, v] of Object.entries(m)) if (Number.isFinite(v)) metrics[`test_n${n}_${name}_${k}`] = v;
-        rows.push({ model: name, n, ...Object.fromEntries(Object.entries(m).map(([k, v]) => [k, round(v)])) });
-      }
-    }
+    for (const [n, test] of tests) for (const [name, m] of Object.entries(tspHeuristics(test))) record(name, n, m);
   }
   return { metrics, tables: { results: rows }, summary: summarize(cfg, metrics) };
 }
