@@ -70,7 +70,7 @@ export interface ForwardOptions {
   override?: AttendFn;
   /** Landmark models: blocks retrieved per query at inference (unset: all, the training grouped softmax). */
   landmarkTopk?: number;
-  /** Keep the normalised routing queries for `updateCentroids` (training). */
+  /** Keep the normalised routing queries (and keys, unless shared) for `updateCentroids` (training). */
   collect?: boolean;
   /** Record each layer's q, k, v (kept; the caller disposes) into this object. */
   record?: Record<string, tf.Tensor>;
