@@ -221,6 +221,26 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
     tf.dispose([q, k, v, all.output, many.output, few.output]);
   });
 
+  it('landmark without topk: the dense grouped softmax (training path) equals the per-query gather, outputs and gradients', () => {
+    const c = cases.find((x) => x.name === 'landmark')!;
+    const [q, k, v] = inputs(c, 7);
+    const denseWay = (a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => landmarkAttention(a, b, d, { blockSize: 4 }).output;
+    const perQuery = (a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => landmarkAttention(a, b, d, { blockSize: 4, queryBlock: 1 }).output;
+    const [o1, o2] = [denseWay(q, k, v), perQuery(q, k, v)];
+    expectClose(o1, o2, {}, 'outputs');
+    const w = rand(o1.shape, 8);
+    const grads = (f: typeof denseWay) => tf.grads((a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => f(a, b, d).mul(w).sum())([q, k, v]);
+    const [g1, g2] = [grads(denseWay), grads(perQuery)];
+    g1.forEach((g, i) => expectClose(g, g2[i], {}, `gradient ${'qkv'[i]}`));
+    // Cached keys before the queries, key count not a multiple of the block: against the float64 definition.
+    const [qc, kc, vc] = [rand([1, 2, 6, 8], 9, 1.5), rand([1, 1, 18, 8], 10, 1.5), rand([1, 1, 18, 8], 11)];
+    const cached = landmarkAttention(qc, kc, vc, { blockSize: 4 });
+    expectClose(cached.output, landmarkAttentionNaive(qc, kc, vc, { blockSize: 4 }).output, {}, 'cached keys');
+    expect(cached.covers(0, 0, 0, 3)).toBe(false); // a landmark is never read
+    expect(cached.covers(0, 0, 0, 12)).toBe(true); // own block, <= position 12
+    tf.dispose([q, k, v, o1, o2, w, ...g1, ...g2, qc, kc, vc, cached.output]);
+  });
+
   it('hyper: non-causal is exact with one block or with every column sampled', () => {
     const [q, k, v] = [rand([1, 2, 16, 8], 11, 1.5), rand([1, 2, 16, 8], 12, 1.5), rand([1, 2, 16, 8], 13)];
     const ref = naiveAttention(dense(q), dense(k), dense(v)).output;
