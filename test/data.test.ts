@@ -179,6 +179,14 @@ describe('task semantics', () => {
     for (const a of answers) expect(a).toMatch(/^\d{3}$/);
   });
 
+  it('passkey: distinct draws no digit twice and keeps the split disjoint', () => {
+    const answers = passkeyAnswers(passkeyTask({ batch: 200, seqLen: 30, digits: 6, distinct: true, seed: 3 }));
+    for (const a of answers) expect(new Set(a).size).toBe(6);
+    const test = passkeyAnswers(passkeyTask({ batch: 100, seqLen: 30, digits: 6, distinct: true, seed: 3, split: 'test' }));
+    expect(test.filter((a) => answers.includes(a))).toEqual([]);
+    expect(() => passkeyTask({ batch: 1, seqLen: 40, digits: 11, distinct: true, seed: 0 })).toThrow(/passkey: distinct digits need digits <= 10, got 11/);
+  });
+
   it('passkey: test passkeys never occur among train passkeys', () => {
     const train = new Set(passkeyAnswers(passkeyTask({ batch: 400, seqLen: 12, digits: 2, seed: 0 })));
     const test = new Set(passkeyAnswers(passkeyTask({ batch: 100, seqLen: 12, digits: 2, seed: 0, split: 'test' })));

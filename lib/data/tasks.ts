@@ -67,6 +67,12 @@ export interface PasskeyConfig extends BaseTaskConfig {
   depth?: number;
   /** Distinct filler tokens; default 16. `vocabSize = 14 + fillerVocab`. */
   fillerVocab?: number;
+  /**
+   * Draw the digits without replacement (default false; needs digits <= 10). Small models copy the passkey with an
+   * induction head (find the current digit in the key, emit the one after it); a digit that occurs twice in the key
+   * makes that lookup ambiguous, so with repeats the task also tests counting, not only retrieval.
+   */
+  distinct?: boolean;
 }
 
 export interface SortConfig extends BaseTaskConfig {
@@ -298,6 +304,7 @@ export function passkeyTask(cfg: PasskeyConfig): TokenBatch {
   checkInt(fn, 'digits', digits, 1);
   checkInt(fn, 'fillerVocab', fillerVocab, 1);
   checkInt(fn, 'seqLen', cfg.seqLen, 1);
+  if (cfg.distinct && digits > 10) throw new RangeError(`${fn}: distinct digits need digits <= 10, got ${digits}`);
   const { batch, seqLen, depth } = cfg;
   if (depth !== undefined && !(typeof depth === 'number' && depth >= 0 && depth <= 1)) {
     throw new RangeError(`${fn}: depth must be a number in [0, 1] or omitted, got ${String(depth)}`);
@@ -311,7 +318,8 @@ export function passkeyTask(cfg: PasskeyConfig): TokenBatch {
   const full = new Int32Array(batch * (seqLen + 1));
   const mask = new Float32Array(batch * seqLen);
   for (let b = 0; b < batch; b++) {
-    const key = drawInSplit(fn, split, rng, (r) => tokens(r, digits, PASSKEY_DIGIT0, PASSKEY_FIRST_FILLER), (k) => k, `${digits} digits`);
+    const draw = (r: Rng) => (cfg.distinct ? r.sample(10, digits).map((d) => d + PASSKEY_DIGIT0) : tokens(r, digits, PASSKEY_DIGIT0, PASSKEY_FIRST_FILLER));
+    const key = drawInSplit(fn, split, rng, draw, (k) => k, `${digits} digits`);
     const before = Math.round((depth ?? rng.next()) * fillerLen);
     const filler = tokens(rng, fillerLen, PASSKEY_FIRST_FILLER, vocabSize);
     const row = [SPECIAL.BOS, ...filler.slice(0, before), SPECIAL.SEP, ...key, SPECIAL.SEP, ...filler.slice(before), SPECIAL.QUERY, ...key];
