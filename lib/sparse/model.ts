@@ -63,13 +63,22 @@ export interface SparseLMConfig {
   seed?: number;
 }
 
-export type AttendFn = (q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, layer: number) => tf.Tensor4D;
+/**
+ * A replacement attention for evaluation: q, k carry RoPE at absolute positions; `content` has them before the
+ * rotation (and the model's RoPE base), for methods that place the keys they select at positions of their own.
+ */
+export type AttendFn = (q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, layer: number, content: { q: tf.Tensor4D; k: tf.Tensor4D; ropeBase: number }) => tf.Tensor4D;
 
 export interface ForwardOptions {
   /** Replace every layer's attention (evaluation of training-free methods). */
   override?: AttendFn;
   /** Landmark models: blocks retrieved per query at inference (unset: all, the training grouped softmax). */
   landmarkTopk?: number;
+  /**
+   * Landmark models at inference: 'compact' places the retrieved blocks just before the query's own block (the paper's
+   * position mapping, see lib/sparse/landmark), 'absolute' (default) keeps every key at its true position.
+   */
+  landmarkPositions?: 'absolute' | 'compact';
   /** Keep the normalised routing queries (and keys, unless shared) for `updateCentroids` (training). */
   collect?: boolean;
   /** Record each layer's q, k, v (kept; the caller disposes) into this object. */
@@ -147,10 +156,13 @@ export class SparseLM {
   /** q, k carry RoPE; qContent, kContent are before the rotation (what routing heads cluster). */
   private attend(l: number, q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, qContent: tf.Tensor4D, kContent: tf.Tensor4D, o: ForwardOptions): tf.Tensor4D {
     const c = this.config;
-    if (o.override) return o.override(q, k, v, l);
+    if (o.override) return o.override(q, k, v, l, { q: qContent, k: kContent, ropeBase: c.ropeBase });
     if (c.attention === 'dense') return denseCausal(q, k, v);
     if (c.attention === 'local') return denseCausal(q, k, v, c.window);
-    if (c.attention === 'landmark') return landmarkAttention(q, k, v, { blockSize: c.landmarkBlock, topk: o.landmarkTopk }).output;
+    if (c.attention === 'landmark') {
+      if (o.landmarkPositions === 'compact') return landmarkAttention(qContent, kContent, v, { blockSize: c.landmarkBlock, topk: o.landmarkTopk, rope: { base: c.ropeBase } }).output;
+      return landmarkAttention(q, k, v, { blockSize: c.landmarkBlock, topk: o.landmarkTopk }).output;
+    }
     if (!c.routingLayers.includes(l)) return denseCausal(q, k, v, c.window);
     const [b, h, n, d] = q.shape;
     const rh = c.routingHeads;

@@ -15,6 +15,16 @@
  * earlier blocks with the largest landmark score q · k_landmark (max over the queries of a query block), which gives
  * random access to context far beyond the training length at O(n/L + topk·L) scores per query.
  *
+ * Positions (`rope`): trained with RoPE at absolute positions, a model asked at 4-16x its training length would meet
+ * query-key distances it never saw. The paper's answer (§3.2.1, "stingy" position mapping; inference in chunks with a
+ * block cache) places the retrieved blocks just before the current one. With `rope` set, q and k come WITHOUT rotary
+ * embedding and are rotated here: a query block's retrieved blocks take consecutive positions in their original order,
+ * its own block follows, so retrieved block r's token t sits at r·L + t, own-block token t at R_i·L + t (R_i = blocks
+ * retrieved), and the query at R_i·L + its offset in the block; every distance stays below (topk + 1)·L. Retrieval
+ * scores are taken as if each candidate block were the one just before the query's (distance offset + 1 to its
+ * landmark). Without retrieval (training) `rope` rotates at absolute positions: the training model and the compact
+ * inference agree whenever every earlier block is retrieved and there are at most topk of them.
+ *
  * Shape legend: b batch, h query heads, g kv heads, n queries, m keys (queries end-aligned), d head dim, e value dim,
  * L block length including its landmark.
  *   q [b, h, n, d], k [b, g, m, d], v [b, g, m, e] -> output [b, h, n, e]
@@ -23,6 +33,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../../backend/ops.js';
 import { MASKED_SCORE, checkQkv, repeatKv } from '../../attention/sdpa.js';
+import { rope as applyRopeAt, positionRange, ropeFrequencies } from '../../positional/rope.js';
 import { ShapeError } from '../../util/shapes.js';
 import {
   checkBlock, checkScale, gatherRows, readTidy, topIndices, type SparseBaseOptions, type SparseResult, qkvRows,
@@ -33,6 +44,8 @@ export interface LandmarkOptions extends Omit<SparseBaseOptions, 'causal'> {
   blockSize: number;
   /** Earlier blocks each query block retrieves; unset = all (training). */
   topk?: number;
+  /** q and k are given without RoPE; rotate them here at compact positions (see the header). */
+  rope?: { base?: number };
   /**
    * Queries sharing one retrieval (must divide blockSize; default 1: per token as in the paper). Without `topk` and
    * `queryBlock` the grouped softmax runs on dense [n, m] score matrices with block masks (`landmarkGroupedDense`).
@@ -64,7 +77,32 @@ function resolve(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, o: Landma
   const bq = o.queryBlock ?? 1;
   if (o.blockSize % bq !== 0) throw new ShapeError(`${fn}: options.queryBlock (${bq}) must divide options.blockSize (${o.blockSize})`);
   if ((s.keys - s.queries) % bq !== 0) throw new ShapeError(`${fn}: the ${s.keys - s.queries} cached keys before the queries must be a multiple of queryBlock (${bq})`);
-  return { s, L: o.blockSize, bq, scale: checkScale(fn, o.scale, s.dim), topk: o.topk };
+  let ropeBase: number | undefined;
+  if (o.rope !== undefined) {
+    ropeBase = o.rope.base ?? 10000;
+    if (!(ropeBase > 0)) throw new ShapeError(`${fn}: options.rope.base must be positive, got ${o.rope.base}`);
+    if (s.dim % 2 !== 0) throw new ShapeError(`${fn}: options.rope needs an even head dim, got ${s.dim}`);
+  }
+  return { s, L: o.blockSize, bq, scale: checkScale(fn, o.scale, s.dim), topk: o.topk, ropeBase };
+}
+
+/** Rotates rows x [X, S, D] (no RoPE yet) at per-row positions [X·S]. */
+function rotateRows(x: tf.Tensor, positions: Float32Array, base: number): tf.Tensor3D {
+  const [X, S, D] = x.shape;
+  return tf.tidy(() => applyRopeAt(x.reshape([X, 1, S, D]), tf.tensor2d(positions, [X, S]), { base }).reshape([X, S, D]) as tf.Tensor3D);
+}
+
+/** Float64 RoPE (rotate-half) of one vector at position p: the naive reference's rotation. */
+function rotateRow(x: Float64Array, p: number, base: number): Float64Array {
+  const half = x.length / 2;
+  const theta = ropeFrequencies(x.length, base);
+  const out = new Float64Array(x.length);
+  for (let i = 0; i < half; i++) {
+    const [c, sn] = [Math.cos(p * theta[i]), Math.sin(p * theta[i])];
+    out[i] = x[i] * c - x[i + half] * sn;
+    out[i + half] = x[i + half] * c + x[i] * sn;
+  }
+  return out;
 }
 
 /** Retrieved earlier blocks per (b, h, query block), by landmark score; `score(blk, kb)` = max over the block's queries. */
@@ -114,11 +152,15 @@ function landmarkGroupedDense(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, s: Retur
     const kk = repeatKv(k as tf.Tensor4D, groups);
     const vv = repeatKv(v as tf.Tensor4D, groups);
     const pad = (t: tf.Tensor4D) => (P > M ? tf.pad(t, [[0, 0], [0, 0], [0, P - M], [0, 0]]) : t);
-    const sc = matmul(q.reshape([B * H, N, s.dim]), pad(kk).reshape([B * H, P, s.dim]), false, true).mul(scale).reshape([B * H, N, P]);
+    // Scale q (small) rather than the [n, P] scores: every full-size op counts here.
+    const sc = matmul(q.mul(scale).reshape([B * H, N, s.dim]), pad(kk).reshape([B * H, P, s.dim]), false, true).reshape([B * H, N, P]);
     const bias = (m: Float32Array) => tf.tensor3d(m.map((x) => (x === 1 ? 0 : MASKED_SCORE)), [1, N, P]);
-    const inW = tf.softmax(sc.add(bias(inner)).reshape([B * H, N, nbK, L])).mul(tf.tensor4d(inner, [1, N, nbK, L]));
+    // The inner softmax of a block that is not an earlier one is garbage; its gate is masked below (a small [n, m/L]
+    // mask: the own block's landmark slot is live in the outer softmax when the query is that landmark).
+    const inW = tf.softmax(sc.add(bias(inner)).reshape([B * H, N, nbK, L]));
     const outW = tf.softmax(sc.add(bias(outer)));
-    const gateW = outW.reshape([B * H, N, nbK, L]).slice([0, 0, 0, L - 1], [B * H, N, nbK, 1]);
+    const earlier = Float32Array.from({ length: N * nbK }, (_, x) => (x % nbK < Math.floor((off + Math.floor(x / nbK)) / L) ? 1 : 0));
+    const gateW = outW.reshape([B * H, N, nbK, L]).slice([0, 0, 0, L - 1], [B * H, N, nbK, 1]).mul(tf.tensor4d(earlier, [1, N, nbK, 1]));
     const w = inW.mul(gateW).reshape([B * H, N, P]).add(outW.mul(tf.tensor3d(own, [1, N, P])));
     return matmul(w, pad(vv).reshape([B * H, P, E])).reshape([B, H, N, E]) as tf.Tensor4D;
   });
@@ -140,8 +182,18 @@ function landmarkGroupedDense(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, s: Retur
 /** Landmark attention (grouped softmax over retrieved blocks); see the module header. Always causal. */
 export function landmarkAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: LandmarkOptions): SparseResult & { retrieved: number[][] } {
   const fn = 'landmarkAttention';
-  const { s, L, bq, scale, topk } = resolve(fn, q, k, v, options);
-  if (topk === undefined && options.queryBlock === undefined) return landmarkGroupedDense(q, k, v, s, L, scale);
+  const { s, L, bq, scale, topk, ropeBase } = resolve(fn, q, k, v, options);
+  if (topk === undefined && options.queryBlock === undefined) {
+    if (ropeBase === undefined) return landmarkGroupedDense(q, k, v, s, L, scale);
+    // Every earlier block is retrieved: compact positions are the absolute ones.
+    const qr = applyRopeAt(q, positionRange(s.keys - s.queries, s.queries), { base: ropeBase });
+    const kr = applyRopeAt(k, positionRange(0, s.keys), { base: ropeBase });
+    try {
+      return landmarkGroupedDense(qr, kr, v, s, L, scale);
+    } finally {
+      tf.dispose([qr, kr]);
+    }
+  }
   const { batch: B, heads: H, kvHeads: G, queries: N, keys: M, dim: D, valueDim: E } = s;
   const off = M - N;
   const nb = Math.ceil(N / bq);
@@ -167,7 +219,9 @@ export function landmarkAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opti
       let lm = gatherRows(k.reshape([B * G * M, D]) as tf.Tensor2D, lmRows).reshape([B, G, maxCur, D]);
       if (groups > 1) lm = lm.reshape([B, G, 1, maxCur * D]).tile([1, 1, groups, 1]).reshape([B, H, maxCur, D]);
       const pad = nb * bq - N;
-      const qp = pad > 0 ? tf.pad(q, [[0, 0], [0, 0], [0, pad], [0, 0]]) : q;
+      let qp = pad > 0 ? tf.pad(q, [[0, 0], [0, 0], [0, pad], [0, 0]]) : q;
+      // Compact positions: each candidate landmark scored as the one just before the query's block (landmark at 0).
+      if (ropeBase !== undefined) qp = rotateRows(qp.reshape([B * H, nb * bq, D]), Float32Array.from({ length: B * H * nb * bq }, (_, x) => ((off + (x % (nb * bq))) % L) + 1), ropeBase);
       let sc = matmul(qp.reshape([B * H, nb * bq, D]), lm.reshape([B * H, maxCur, D]), false, true); // [bh, n, blocks]
       if (pad > 0) sc = sc.add(tf.tensor3d(Float32Array.from({ length: nb * bq }, (_, i) => (i < N ? 0 : -Infinity)), [1, nb * bq, 1]));
       return sc.reshape([B * H, nb, bq, maxCur]).max(2);
@@ -181,6 +235,9 @@ export function landmarkAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opti
   const lmBias = new Float32Array(X * bq * R);
   const curBias = new Float32Array(X * bq * L);
   const curAllowed = new Float32Array(X * bq * L);
+  // Compact positions (rope): retrieved block r's token t at r·L + t, own-block token t at R_i·L + t.
+  const posK = ropeBase === undefined ? null : new Float32Array(X * S);
+  const posQ = ropeBase === undefined ? null : new Float32Array(X * bq);
   let pairs = 0;
   for (let blk = 0; blk < X; blk++) {
     const bh = Math.floor(blk / nb);
@@ -190,6 +247,11 @@ export function landmarkAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opti
     const cb = currentOf(blk);
     for (let r = 0; r < R; r++) for (let t = 0; t < L; t++) rows[blk * S + r * L + t] = r < ret.length ? base + ret[r] * L + t : base;
     for (let t = 0; t < L; t++) rows[blk * S + R * L + t] = base + Math.min(M - 1, cb * L + t);
+    if (posK && posQ) {
+      for (let x = 0; x < R * L; x++) posK[blk * S + x] = x;
+      for (let t = 0; t < L; t++) posK[blk * S + R * L + t] = ret.length * L + t;
+      for (let i = 0; i < bq; i++) posQ[blk * bq + i] = ret.length * L + ((off + qb * bq + i) - cb * L);
+    }
     for (let i = 0; i < bq; i++) {
       const qi = qb * bq + i;
       const pos = off + qi;
@@ -211,9 +273,14 @@ export function landmarkAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opti
   const output = tf.tidy(() => {
     const pad = nb * bq - N;
     const qp = pad > 0 ? tf.pad(q, [[0, 0], [0, 0], [0, pad], [0, 0]]) : q;
-    const ks = gatherRows(k.reshape([B * G * M, D]) as tf.Tensor2D, rows).reshape([X, S, D]);
+    let ks: tf.Tensor = gatherRows(k.reshape([B * G * M, D]) as tf.Tensor2D, rows).reshape([X, S, D]);
     const vs = gatherRows(v.reshape([B * G * M, E]) as tf.Tensor2D, rows).reshape([X, S, E]);
-    const sc = matmul(qp.reshape([X, bq, D]), ks, false, true).mul(scale); // [X, bq, S]
+    let q3: tf.Tensor = qp.reshape([X, bq, D]);
+    if (ropeBase !== undefined && posK && posQ) {
+      ks = rotateRows(ks, posK, ropeBase);
+      q3 = rotateRows(q3, posQ, ropeBase);
+    }
+    const sc = matmul(q3, ks, false, true).mul(scale); // [X, bq, S]
     const ret = sc.slice([0, 0, 0], [X, bq, R * L]).reshape([X, bq, R, L]);
     const inner = tf.softmax(ret.slice([0, 0, 0, 0], [X, bq, R, L - 1]).add(tf.tensor4d(innerBias, [X, bq, R, L - 1])));
     const lmLogit = ret.slice([0, 0, 0, L - 1], [X, bq, R, 1]).reshape([X, bq, R]).add(tf.tensor3d(lmBias, [X, bq, R]));
@@ -244,7 +311,7 @@ export function landmarkAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opti
 /** Float64 loop reference of `landmarkAttention`: the grouped softmax written per query from its definition. */
 export function landmarkAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: LandmarkOptions): { output: Float64Array; retrieved: number[][] } {
   const fn = 'landmarkAttentionNaive';
-  const { s, L, bq, scale, topk } = resolve(fn, q, k, v, options);
+  const { s, L, bq, scale, topk, ropeBase } = resolve(fn, q, k, v, options);
   const { batch: B, heads: H, kvHeads: G, queries: N, keys: M, dim: D, valueDim: E } = s;
   const off = M - N;
   const nb = Math.ceil(N / bq);
@@ -252,13 +319,15 @@ export function landmarkAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor,
   const { q: qr, k: kr, v: vr } = qkvRows(q, k, v);
   const dot = (a: Float64Array, b: Float64Array) => a.reduce((x, ai, d) => x + ai * b[d], 0) * scale;
   const currentOf = (blk: number) => Math.floor((off + (blk % nb) * bq) / L);
+  // With rope, q and k carry no rotation yet: rotate each at its compact position (the header's definition).
+  const at = (x: Float64Array, p: number) => (ropeBase === undefined ? x : rotateRow(x, p, ropeBase));
   const retrieved = retrieve(B * H * nb, currentOf, topk, (blk, cands) => {
     const qb = blk % nb;
     const bh = Math.floor(blk / nb);
     const [b, h] = [Math.floor(bh / H), bh % H];
     return cands.map((kb) => {
       let best = -Infinity;
-      for (let qi = qb * bq; qi < Math.min(N, (qb + 1) * bq); qi++) best = Math.max(best, dot(qr(b, h, qi), kr(b, Math.floor(h / groups), kb * L + L - 1)));
+      for (let qi = qb * bq; qi < Math.min(N, (qb + 1) * bq); qi++) best = Math.max(best, dot(at(qr(b, h, qi), ((off + qi) % L) + 1), at(kr(b, Math.floor(h / groups), kb * L + L - 1), 0)));
       return best;
     });
   });
@@ -270,10 +339,13 @@ export function landmarkAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor,
         const pos = off + i;
         const cb = Math.floor(pos / L);
         const ret = retrieved[(b * H + h) * nb + Math.floor(i / bq)];
-        const qi = qr(b, h, i);
+        // Compact positions: retrieved block r at r·L.., the own block after them (absolute without retrieval).
+        const own = ret.length * L;
+        const qi = at(qr(b, h, i), own + pos - cb * L);
+        const kAt = (j: number) => at(kr(b, g, j), ret.indexOf(Math.floor(j / L)) >= 0 ? ret.indexOf(Math.floor(j / L)) * L + (j % L) : own + j - cb * L);
         // Outer softmax over retrieved landmarks and own-block positions <= pos.
-        const outer: { s: number; block?: number; j?: number }[] = ret.map((kb) => ({ s: dot(qi, kr(b, g, kb * L + L - 1)), block: kb }));
-        for (let j = cb * L; j <= pos; j++) outer.push({ s: dot(qi, kr(b, g, j)), j });
+        const outer: { s: number; block?: number; j?: number }[] = ret.map((kb) => ({ s: dot(qi, kAt(kb * L + L - 1)), block: kb }));
+        for (let j = cb * L; j <= pos; j++) outer.push({ s: dot(qi, kAt(j)), j });
         const mx = Math.max(...outer.map((u) => u.s));
         const z = outer.reduce((a, u) => a + Math.exp(u.s - mx), 0);
         const o = new Float64Array(E);
@@ -284,7 +356,7 @@ export function landmarkAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor,
             for (let e = 0; e < E; e++) o[e] += wu * vj[e];
           } else {
             const kb = u.block!;
-            const inner = Array.from({ length: L - 1 }, (_, t) => dot(qi, kr(b, g, kb * L + t)));
+            const inner = Array.from({ length: L - 1 }, (_, t) => dot(qi, kAt(kb * L + t)));
             const im = Math.max(...inner);
             const iz = inner.reduce((a, x) => a + Math.exp(x - im), 0);
             inner.forEach((x, t) => {
