@@ -1,4 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as backend from '../lib/backend/index.js';
 import { runExperiment } from '../lib/experiments/index.js';
@@ -40,8 +43,20 @@ describe('sparse experiments (tiny configs)', () => {
       overrides: { lm: { seqLen: 32, batch: 2, steps: 2, testBatches: 1 }, recall: { seqLen: 24, pairs: 2, keys: 4, values: 4, filler: 4, batch: 2, steps: 2, testRows: 4 } },
     });
     for (const m of ['dense', 'local', 'routing']) expect(Number.isFinite(lm.metrics[`test_bpc_${m}`])).toBe(true);
-    const pk = await runExperiment('passkey-long', { quick: true, overrides: { steps: 2, evalLens: [64], evalRows: 2 } });
-    for (const m of ['dense', 'local', 'landmark', 'longheads', 'hip']) expect(pk.metrics[`test_accuracy_${m}_64`]).toBeGreaterThanOrEqual(0);
+    const dir = mkdtempSync(join(tmpdir(), 'attnlab-passkey-'));
+    try {
+      const opts = { quick: true, overrides: { steps: 2, evalLens: [64], evalRows: 2, checkpointDir: dir } };
+      const pk = await runExperiment('passkey-long', opts);
+      for (const m of ['dense', 'local', 'landmark', 'longheads', 'hip']) expect(pk.metrics[`test_accuracy_${m}_64`]).toBeGreaterThanOrEqual(0);
+      // One checkpoint per trained kind; a second run loads them (no training) and scores the same.
+      expect(readdirSync(dir).sort()).toHaveLength(3);
+      const lines: string[] = [];
+      const again = await runExperiment('passkey-long', { ...opts, log: (l) => lines.push(l) });
+      expect(lines.filter((l) => l.includes('loaded the trained model'))).toHaveLength(3);
+      expect(again.metrics).toEqual(pk.metrics);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 300_000);
 });
 

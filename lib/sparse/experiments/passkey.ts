@@ -19,7 +19,11 @@ import * as tf from '@tensorflow/tfjs';
 import { registerExperiment, type ExperimentContext } from '../../experiments/registry.js';
 import { PASSKEY_DIGIT0, passkeyTask } from '../../data/tasks.js';
 import { SPECIAL } from '../../data/batch.js';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { train } from '../../train/loop.js';
+import { restoreCheckpoint, saveCheckpoint } from '../../train/checkpoint.js';
+import { crc32 } from '../../util/crc32.js';
 import { SparseLM, type AttendFn, type AttentionKind } from '../model.js';
 import { isLandmark } from '../landmark/index.js';
 import { longHeadsAttention } from '../longheads/index.js';
@@ -36,6 +40,8 @@ export interface PasskeyLongConfig {
   curriculum?: number;
   evalLens: number[];
   digits: number;
+  /** Passkey digits drawn without replacement (see `passkeyTask`'s `distinct`). */
+  distinct: boolean;
   fillerVocab: number;
   dModel: number;
   heads: number;
@@ -49,6 +55,24 @@ export interface PasskeyLongConfig {
   chunk: number;
   evalRows: number;
   models: PasskeyModel[];
+  /**
+   * Positions at evaluation for the methods that select keys (landmark, LongHeads, HiP): 'compact' lays the selected
+   * keys out just before the query (their papers' mappings, so every distance stays within the trained length),
+   * 'absolute' keeps true positions (RoPE at distances never trained).
+   */
+  positions: 'compact' | 'absolute';
+  /**
+   * Keep trained models here (one checkpoint per model kind, named by a hash of everything that shapes training):
+   * a later run with the same training settings loads them and only re-evaluates. Unset: nothing is written.
+   */
+  checkpointDir?: string;
+}
+
+/** The checkpoint file of one trained model: everything that shapes its training goes into the name's hash. */
+export function checkpointFile(cfg: PasskeyLongConfig, kind: AttentionKind, seed: number): string {
+  const { trainLen, curriculum, digits, distinct, fillerVocab, dModel, heads, layers, batch, steps, lr, window, landmarkBlock } = cfg;
+  const key = JSON.stringify({ kind, seed, trainLen, curriculum, digits, distinct, fillerVocab, dModel, heads, layers, batch, steps, lr, window, landmarkBlock });
+  return join(cfg.checkpointDir ?? '.', `passkey-${kind}-seed${seed}-${(crc32(new TextEncoder().encode(key)) >>> 0).toString(16)}.ckpt`);
 }
 
 /** Insert a landmark token at every position p with (p + 1) % block == 0; targets and loss mask follow their tokens. */
@@ -92,7 +116,7 @@ export function trainLength(cfg: Pick<PasskeyLongConfig, 'trainLen' | 'curriculu
 
 function trainBatch(cfg: PasskeyLongConfig, kind: AttentionKind, vocab: number, seed: number, step: number) {
   const len = trainLength(cfg, step);
-  const b = passkeyTask({ batch: cfg.batch, seqLen: len, digits: cfg.digits, fillerVocab: cfg.fillerVocab, seed: seed * 100_003 + step, split: 'train' });
+  const b = passkeyTask({ batch: cfg.batch, seqLen: len, digits: cfg.digits, distinct: cfg.distinct, fillerVocab: cfg.fillerVocab, seed: seed * 100_003 + step, split: 'train' });
   if (kind !== 'landmark') return b.toTensors();
   const l = withLandmarks(b.inputs, b.targets, b.lossMask, cfg.batch, len, cfg.landmarkBlock, vocab);
   return {
@@ -102,21 +126,29 @@ function trainBatch(cfg: PasskeyLongConfig, kind: AttentionKind, vocab: number, 
   };
 }
 
+/** Tokens per forward pass at evaluation: rows are decoded in groups of at most this many tokens (memory bound). */
+const EVAL_TOKENS = 8192;
+
 /** Greedy decoding of the digits after each prompt; returns the share of rows fully right and of digits right. */
-export function decodePasskeys(model: SparseLM, prompts: number[][], answers: number[][], opts: { override?: AttendFn; landmarkTopk?: number; landmark?: { id: number; block: number } }): { rows: number; digits: number } {
-  const seqs = prompts.map((p) => [...p]);
+export function decodePasskeys(model: SparseLM, prompts: number[][], answers: number[][], opts: { override?: AttendFn; landmarkTopk?: number; landmarkPositions?: 'absolute' | 'compact'; landmark?: { id: number; block: number } }): { rows: number; digits: number } {
   const digits = answers[0].length;
-  const got: number[][] = prompts.map(() => []);
-  for (let step = 0; step < digits; step++) {
-    if (opts.landmark) for (const s of seqs) if (isLandmark(s.length, opts.landmark.block)) s.push(opts.landmark.id);
-    const len = seqs[0].length;
-    const tokens = tf.tensor2d(seqs.flat(), [seqs.length, len], 'int32');
-    const next = tf.tidy(() => model.forward(tokens, { override: opts.override, landmarkTopk: opts.landmarkTopk }).slice([0, len - 1, 0], [-1, 1, -1]).argMax(-1).dataSync());
-    tokens.dispose();
-    seqs.forEach((s, i) => {
-      s.push(next[i]);
-      got[i].push(next[i]);
-    });
+  const got: number[][] = [];
+  const group = Math.max(1, Math.floor(EVAL_TOKENS / (prompts[0].length + digits)));
+  for (let g0 = 0; g0 < prompts.length; g0 += group) {
+    const seqs = prompts.slice(g0, g0 + group).map((p) => [...p]);
+    const out: number[][] = seqs.map(() => []);
+    for (let step = 0; step < digits; step++) {
+      if (opts.landmark) for (const s of seqs) if (isLandmark(s.length, opts.landmark.block)) s.push(opts.landmark.id);
+      const len = seqs[0].length;
+      const tokens = tf.tensor2d(seqs.flat(), [seqs.length, len], 'int32');
+      const next = tf.tidy(() => model.forward(tokens, { override: opts.override, landmarkTopk: opts.landmarkTopk, landmarkPositions: opts.landmarkPositions }).slice([0, len - 1, 0], [-1, 1, -1]).argMax(-1).dataSync());
+      tokens.dispose();
+      seqs.forEach((s, i) => {
+        s.push(next[i]);
+        out[i].push(next[i]);
+      });
+    }
+    got.push(...out);
   }
   let rows = 0;
   let right = 0;
@@ -131,7 +163,7 @@ export function decodePasskeys(model: SparseLM, prompts: number[][], answers: nu
 /** Prompts (up to and including QUERY) and answers at one length; landmark prompts carry landmark tokens. */
 function evalSet(cfg: PasskeyLongConfig, len: number, seed: number, landmark?: { id: number; block: number }) {
   // The task's seqLen counts the answer digits too; the prompt ends with QUERY.
-  const b = passkeyTask({ batch: cfg.evalRows, seqLen: len, digits: cfg.digits, fillerVocab: cfg.fillerVocab, seed: seed + len, split: 'test' });
+  const b = passkeyTask({ batch: cfg.evalRows, seqLen: len, digits: cfg.digits, distinct: cfg.distinct, fillerVocab: cfg.fillerVocab, seed: seed + len, split: 'test' });
   const prompts: number[][] = [];
   const answers: number[][] = [];
   for (let r = 0; r < b.batch; r++) {
@@ -162,6 +194,12 @@ export interface PasskeyRow {
 
 async function trainModel(cfg: PasskeyLongConfig, kind: AttentionKind, vocab: number, ctx: Pick<ExperimentContext, 'seed' | 'progress' | 'log'>): Promise<SparseLM> {
   const model = new SparseLM({ vocab: kind === 'landmark' ? vocab + 1 : vocab, dModel: cfg.dModel, heads: cfg.heads, layers: cfg.layers, attention: kind, window: cfg.window, landmarkBlock: cfg.landmarkBlock, seed: ctx.seed });
+  const file = cfg.checkpointDir ? checkpointFile(cfg, kind, ctx.seed) : null;
+  if (file && existsSync(file)) {
+    await restoreCheckpoint(file, { variables: model.params });
+    ctx.log(`${kind}: loaded the trained model from ${file}`);
+    return model;
+  }
   ctx.log(`${kind}: training at length ${cfg.curriculum ? `${cfg.curriculum} doubling to ` : ''}${cfg.trainLen} for ${cfg.steps} steps`);
   const run = await train({
     variables: model.variables(),
@@ -182,6 +220,11 @@ async function trainModel(cfg: PasskeyLongConfig, kind: AttentionKind, vocab: nu
     },
   });
   if (run.stopped) throw new Error(`passkey-long (${kind}): training stopped: ${run.stopped.message}`);
+  if (file) {
+    mkdirSync(cfg.checkpointDir!, { recursive: true });
+    await saveCheckpoint(file, { variables: model.params, config: { kind, ...cfg }, step: cfg.steps });
+    ctx.log(`${kind}: saved to ${file}`);
+  }
   return model;
 }
 
@@ -190,12 +233,12 @@ registerExperiment<PasskeyLongConfig>({
   paper: 'Landmark Attention (arXiv:2305.16300), LongHeads (arXiv:2402.10685), HiP (arXiv:2406.09827)',
   description: 'Passkey retrieval beyond the training length: dense (extrapolation), sliding window, landmark retrieval, and training-free LongHeads and HiP on the dense model.',
   quick: {
-    trainLen: 64, evalLens: [64, 256], digits: 3, fillerVocab: 8, dModel: 32, heads: 4, layers: 2, batch: 16, steps: 60, lr: 3e-3,
-    window: 16, landmarkBlock: 8, landmarkTopk: 2, chunk: 8, evalRows: 8, models: ['dense', 'local', 'landmark', 'longheads', 'hip'],
+    trainLen: 64, evalLens: [64, 256], digits: 3, distinct: true, fillerVocab: 8, dModel: 32, heads: 4, layers: 2, batch: 16, steps: 60, lr: 3e-3,
+    window: 16, landmarkBlock: 8, landmarkTopk: 2, chunk: 8, evalRows: 8, models: ['dense', 'local', 'landmark', 'longheads', 'hip'], positions: 'compact',
   },
   full: {
-    trainLen: 256, evalLens: [256, 1024, 2048, 4096], digits: 5, fillerVocab: 16, dModel: 64, heads: 4, layers: 2, batch: 16, steps: 500, lr: 2e-3,
-    window: 64, landmarkBlock: 16, landmarkTopk: 2, chunk: 32, evalRows: 16, models: ['dense', 'local', 'landmark', 'longheads', 'hip'],
+    trainLen: 256, curriculum: 64, evalLens: [256, 1024, 2048, 4096], digits: 5, distinct: true, fillerVocab: 16, dModel: 128, heads: 8, layers: 2, batch: 16, steps: 2000, lr: 2e-3,
+    window: 64, landmarkBlock: 16, landmarkTopk: 2, chunk: 32, evalRows: 16, models: ['dense', 'local', 'landmark', 'longheads', 'hip'], positions: 'compact',
   },
   async run(cfg, ctx) {
     const vocab = PASSKEY_DIGIT0 + 10 + cfg.fillerVocab;
@@ -213,7 +256,7 @@ registerExperiment<PasskeyLongConfig>({
       for (const len of cfg.evalLens) {
         const landmark = m === 'landmark' ? { id: vocab, block: cfg.landmarkBlock } : undefined;
         const { prompts, answers } = evalSet(cfg, len, ctx.seed, landmark);
-        const acc = decodePasskeys(model, prompts, answers, { override: overrides[m], landmarkTopk: m === 'landmark' ? cfg.landmarkTopk : undefined, landmark });
+        const acc = decodePasskeys(model, prompts, answers, { override: overrides[m], landmarkTopk: m === 'landmark' ? cfg.landmarkTopk : undefined, landmarkPositions: cfg.positions, landmark });
         rows.push({ model: m, length: len, test_accuracy: acc.rows, test_digit_accuracy: acc.digits });
         ctx.log(`${m} at ${len}: passkey accuracy ${acc.rows.toFixed(3)} (digits ${acc.digits.toFixed(3)})`);
       }
