@@ -4,8 +4,9 @@ import { BACKENDS, expectClose, expectNoLeak, numericGrad, randomArray, useBacke
 import { naiveAttention } from '../lib/attention/naive.js';
 import { sdpa } from '../lib/attention/sdpa.js';
 import * as masks from '../lib/masks/index.js';
+import { rope } from '../lib/positional/rope.js';
 import {
-  commitmentLoss, hipAttention, hipAttentionNaive, hyperAttention, hyperAttentionNaive, initSeerGate, kmeansUpdate,
+  blocksToKeys, commitmentLoss, compactPositions, hipAttention, hipAttentionNaive, hyperAttention, hyperAttentionNaive, initSeerGate, kmeansUpdate,
   landmarkAttention, landmarkAttentionNaive, longHeadsAttention, longHeadsAttentionNaive, normaliseShared, routingAttention,
   routingAttentionNaive, seerAttention, seerAttentionNaive, seerDistillLoss, seerGateLogProbs, seerGroundTruth,
   type SparseResult,
@@ -14,6 +15,15 @@ import {
 const t4 = (data: ArrayLike<number>, shape: number[]) => tf.tensor(Float32Array.from(data), shape) as tf.Tensor4D;
 const rand = (shape: number[], seed: number, scale = 1) => t4(randomArray(shape.reduce((a, b) => a * b, 1), seed, scale), shape);
 const dense = (t: tf.Tensor) => ({ data: t.dataSync(), shape: t.shape });
+const positions = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/** Dense causal attention on q and k rotated at their absolute positions (what compact positions reduce to with every key kept). */
+const absoluteRope = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor): Float64Array => {
+  const o = tf.tidy(() => sdpa(rope(q, positions(k.shape[2]).slice(k.shape[2] - q.shape[2])), rope(k, positions(k.shape[2])), v, { mask: masks.causal() }));
+  const r = Float64Array.from(o.dataSync());
+  o.dispose();
+  return r;
+};
 
 /** A method under test, with budget-covers-all and sparse options, on (q, k, v) of the given shapes. */
 interface Case {
@@ -63,6 +73,34 @@ const cases: Case[] = [
     full: (q, k, v) => longHeadsAttention(q, k, v, { chunkSize: 4, chunks: 64 }),
     sparse: (q, k, v) => longHeadsAttention(q, k, v, { chunkSize: 4, chunks: 3 }),
     naive: (q, k, v) => longHeadsAttentionNaive(q, k, v, { chunkSize: 4, chunks: 3 }).output,
+  },
+  {
+    name: 'longheads (compact rope)',
+    shape: [1, 4, 36, 8],
+    kvHeads: 2,
+    full: (q, k, v) => longHeadsAttention(q, k, v, { chunkSize: 4, chunks: 64, rope: {} }),
+    sparse: (q, k, v) => longHeadsAttention(q, k, v, { chunkSize: 4, chunks: 3, rope: { base: 100 } }),
+    naive: (q, k, v) => longHeadsAttentionNaive(q, k, v, { chunkSize: 4, chunks: 3, rope: { base: 100 } }).output,
+    reference: absoluteRope,
+  },
+  {
+    name: 'longheads (compact rope, query blocks)',
+    shape: [1, 2, 36, 8],
+    kvHeads: 1,
+    full: (q, k, v) => longHeadsAttention(q, k, v, { chunkSize: 4, chunks: 64, queryBlock: 4, rope: {} }),
+    sparse: (q, k, v) => longHeadsAttention(q, k, v, { chunkSize: 4, chunks: 3, queryBlock: 4, rope: { base: 100 } }),
+    naive: (q, k, v) => longHeadsAttentionNaive(q, k, v, { chunkSize: 4, chunks: 3, queryBlock: 4, rope: { base: 100 } }).output,
+    reach: (t) => t - (t % 4),
+    reference: absoluteRope,
+  },
+  {
+    name: 'hip (compact rope)',
+    shape: [1, 4, 40, 8],
+    kvHeads: 2,
+    full: (q, k, v) => hipAttention(q, k, v, { keyBlock: 4, topk: 64, rope: {} }),
+    sparse: (q, k, v) => hipAttention(q, k, v, { keyBlock: 4, topk: 2, rope: { base: 100 } }),
+    naive: (q, k, v) => hipAttentionNaive(q, k, v, { keyBlock: 4, topk: 2, rope: { base: 100 } }).output,
+    reference: absoluteRope,
   },
   {
     name: 'seer',
@@ -239,6 +277,68 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
     expect(cached.covers(0, 0, 0, 3)).toBe(false); // a landmark is never read
     expect(cached.covers(0, 0, 0, 12)).toBe(true); // own block, <= position 12
     tf.dispose([q, k, v, o1, o2, w, ...g1, ...g2, qc, kc, vc, cached.output]);
+  });
+
+  it('longheads/hip rope: compact distances stay within the selection, far chunks are placed next to each other, bad options name options.rope', () => {
+    // At 16x the selection's length, every visible (query, key) distance is below chunks·C = 32.
+    const [q, k, v] = [rand([1, 2, 512, 8], 31, 1.5), rand([1, 1, 512, 8], 32, 1.5), rand([1, 1, 512, 8], 33)];
+    const r = longHeadsAttention(q, k, v, { chunkSize: 8, chunks: 4, rope: {} });
+    const slots = 32;
+    const keys = new Int32Array(r.chunks.length * slots).fill(-1);
+    r.chunks.forEach((c, blk) => blocksToKeys(c, 8, 512, keys, blk * slots));
+    const { keyPos, queryPos } = compactPositions({ queryBlock: 1, slots, keys }, 512, 512);
+    let maxCompact = 0;
+    let maxAbsolute = 0;
+    for (let blk = 0; blk < r.chunks.length; blk++) {
+      const i = blk % 512;
+      expect(queryPos[blk]).toBeGreaterThanOrEqual(0);
+      for (let t = 0; t < slots; t++) {
+        const j = keys[blk * slots + t];
+        if (j < 0 || j > i) continue;
+        if (j === i) expect(keyPos[blk * slots + t]).toBe(queryPos[blk]);
+        maxCompact = Math.max(maxCompact, queryPos[blk] - keyPos[blk * slots + t]);
+        maxAbsolute = Math.max(maxAbsolute, i - j);
+      }
+    }
+    expect(maxCompact).toBeLessThan(32);
+    expect(maxAbsolute).toBeGreaterThan(400);
+    const hip = hipAttention(q, k, v, { keyBlock: 8, topk: 2, rope: {} });
+    expect(hip.stats.pairs).toBeLessThan(hip.stats.densePairs);
+    tf.dispose([r.output, hip.output]);
+
+    // Shift invariance: a sink chunk, a target chunk aligned with the query, F chunks of zero keys (never chosen), then
+    // the query's chunk. With compact positions the query's output does not depend on F; at absolute positions it does.
+    const lastOutput = (fillers: number, compact: boolean) => {
+      const D = 8;
+      const qv = Array.from({ length: D }, (_, i) => (i % 3) - 1);
+      const rows: number[][] = [];
+      for (let t = 0; t < 4; t++) rows.push(Array.from({ length: D }, (_, i) => Math.sin(7 * t + i)));
+      for (let t = 0; t < 4; t++) rows.push(qv.map((x) => 2 * x));
+      for (let f = 0; f < 4 * fillers; f++) rows.push(new Array(D).fill(0));
+      for (let t = 0; t < 4; t++) rows.push(Array.from({ length: D }, (_, i) => Math.cos((t + 1) * i)));
+      const m = rows.length;
+      // A row's value depends on its content and its index within the chunk, not on where the chunk sits.
+      const vals = rows.map((row, j) => row.map((x, i) => x + Math.sin(i + (j % 4))));
+      const [kk, vv, qq] = [tf.tensor4d(rows.flat(), [1, 1, m, D]), tf.tensor4d(vals.flat(), [1, 1, m, D]), tf.tensor4d(qv, [1, 1, 1, D])];
+      const o = compact
+        ? longHeadsAttention(qq, kk, vv, { chunkSize: 4, chunks: 3, rope: {} })
+        : longHeadsAttention(rope(qq, [m - 1]), rope(kk, positions(m)), vv, { chunkSize: 4, chunks: 3 });
+      if (compact) expect(o.chunks[0]).toEqual([0, 1, m / 4 - 1]);
+      const out = Array.from(o.output.dataSync());
+      tf.dispose([kk, vv, qq, o.output]);
+      return out;
+    };
+    expectClose(lastOutput(1, true), lastOutput(6, true), { rtol: 1e-5, atol: 1e-6 }, 'compact: 1 vs 6 filler chunks');
+    const [a1, a6] = [lastOutput(1, false), lastOutput(6, false)];
+    expect(Math.max(...a1.map((x, i) => Math.abs(x - a6[i])))).toBeGreaterThan(1e-3);
+
+    const [qs, ks, vs] = [q.slice([0, 0, 0, 0], [1, 2, 16, 8]), k.slice([0, 0, 0, 0], [1, 1, 16, 8]), v.slice([0, 0, 0, 0], [1, 1, 16, 8])];
+    expect(() => longHeadsAttention(qs, ks, vs, { rope: { base: 0 } })).toThrow(/longHeadsAttention: options.rope.base must be a positive finite number, got 0/);
+    expect(() => hipAttentionNaive(qs, ks, vs, { rope: { base: -2 } })).toThrow(/hipAttentionNaive: options.rope.base must be a positive finite number, got -2/);
+    expect(() => hyperAttention(qs, ks, vs, { rope: {} })).toThrow(/hyperAttention: options.rope/);
+    expect(() => seerAttention(qs, ks, vs, seerGate, { blockSize: 4, rope: {} })).toThrow(/seerAttention: options.rope/);
+    expect(() => routingAttention(qs, ks, vs, centroids, { rope: {} })).toThrow(/routingAttention: options.rope/);
+    tf.dispose([q, k, v, qs, ks, vs]);
   });
 
   it('hyper: non-causal is exact with one block or with every column sampled', () => {

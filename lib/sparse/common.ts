@@ -7,11 +7,20 @@
  *   q [b, h, n, d], k [b, g, m, d], v [b, g, m, e] -> output [b, h, n, e]
  *
  * Queries are end-aligned with keys (query i sits at position m - n + i), as in `sdpa`.
+ *
+ * Compact positions (`rope`): the training-free methods (LongHeads, HiP) can take q and k without rotary embedding and
+ * rotate them themselves after choosing keys, as LongHeads does (Lu et al. 2024, https://arxiv.org/abs/2402.10685) to
+ * run past the trained length. Within one query block's selection, a selected key's position is its rank among the
+ * block's selected keys sorted by key index (the chosen chunks laid out consecutively in their original order, the
+ * local chunk last); a query's position is the rank of the last selected key at or before it, so its own key, when
+ * selected, sits at distance 0 and no query sees a distance beyond its selection's size. Causality is unchanged.
+ * With every key selected, compact positions are the absolute positions 0..m-1 (queries at m - n + i).
  */
 import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../backend/ops.js';
 import { MASKED_SCORE, checkQkv, type AttentionShapes } from '../attention/sdpa.js';
 import { ShapeError } from '../util/shapes.js';
+import { ropeFrequencies } from '../positional/rope.js';
 
 /** What a sparse method computed, so cost is measured rather than assumed. */
 export interface SparseStats {
@@ -47,6 +56,132 @@ export interface SparseBaseOptions {
   scale?: number;
   /** Decoder attention: query at position p sees keys <= p. Default true. */
   causal?: boolean;
+  /**
+   * Compact rotary positions (LongHeads, HiP only; the other methods reject it). When set, q and k are given WITHOUT
+   * rotary embedding: the method picks its keys from the un-rotated q and k (position-free scores), then rotates the
+   * selected keys and the queries (rotate-half RoPE, `base` default 10000) by their compact positions (see the module
+   * header), so every query sees query-key distances smaller than its selection's size, i.e. within the trained
+   * length, however long the sequence.
+   */
+  rope?: { base?: number };
+}
+
+/** Resolved `options.rope`: undefined when unset; throws, naming `options.rope`, on a bad base or an odd head dim. */
+export function checkRope(fn: string, rope: SparseBaseOptions['rope'], dim: number): { base: number } | undefined {
+  if (rope === undefined) return undefined;
+  const base = rope.base ?? 10000;
+  if (!(Number.isFinite(base) && base > 0)) throw new ShapeError(`${fn}: options.rope.base must be a positive finite number, got ${base}`);
+  if (dim % 2 !== 0) throw new ShapeError(`${fn}: options.rope needs an even head dim (rotate-half pairs), got ${dim}`);
+  return { base };
+}
+
+/** For methods without compact positions: throws, naming `options.rope`, when it is set. */
+export function rejectRope(fn: string, options: { rope?: unknown }): void {
+  if (options.rope !== undefined) {
+    throw new ShapeError(`${fn}: options.rope (compact rotary positions) is supported by longHeadsAttention and hipAttention only; rotate q and k before calling`);
+  }
+}
+
+/**
+ * Compact positions of a selection (see the module header): keyPos[blk * slots + t] for each slot (0 for an empty
+ * one) and queryPos[blk * queryBlock + i] for each query of the block (-1 when no selected key is at or before it;
+ * 0 for padding queries past `queries`). Queries are end-aligned: query qi sits at absolute position keys - queries + qi.
+ */
+export function compactPositions(sel: KeySelection, queries: number, keys: number): { keyPos: Int32Array; queryPos: Int32Array } {
+  const S = sel.slots;
+  const bq = sel.queryBlock;
+  const X = sel.keys.length / S;
+  const nb = Math.ceil(queries / bq);
+  const off = keys - queries;
+  const keyPos = new Int32Array(X * S);
+  const queryPos = new Int32Array(X * bq);
+  for (let blk = 0; blk < X; blk++) {
+    const slots = Array.from({ length: S }, (_, t) => t).filter((t) => sel.keys[blk * S + t] >= 0);
+    slots.sort((a, b) => sel.keys[blk * S + a] - sel.keys[blk * S + b]);
+    const sorted = slots.map((t) => sel.keys[blk * S + t]);
+    slots.forEach((t, rank) => (keyPos[blk * S + t] = rank));
+    const qb = blk % nb;
+    for (let i = 0; i < bq; i++) {
+      const qi = qb * bq + i;
+      if (qi >= queries) continue;
+      // Number of selected keys at or before the query, minus one (binary search over the sorted keys).
+      let lo = 0;
+      let hi = sorted.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (sorted[mid] <= off + qi) lo = mid + 1;
+        else hi = mid;
+      }
+      queryPos[blk * bq + i] = lo - 1;
+    }
+  }
+  return { keyPos, queryPos };
+}
+
+/** cos and sin of positions[r] · θ_i as [rows, dim/2] float32 tables, angles in float64. */
+function cosSinTables(positions: ArrayLike<number>, theta: Float64Array): { cos: Float32Array; sin: Float32Array } {
+  const half = theta.length;
+  const cos = new Float32Array(positions.length * half);
+  const sin = new Float32Array(positions.length * half);
+  for (let r = 0; r < positions.length; r++) {
+    for (let i = 0; i < half; i++) {
+      const a = positions[r] * theta[i];
+      cos[r * half + i] = Math.cos(a);
+      sin[r * half + i] = Math.sin(a);
+    }
+  }
+  return { cos, sin };
+}
+
+/** Rotate-half RoPE of x [a, rows, d] by per-row tables [a, rows, d/2]: [x1·c - x2·s, x2·c + x1·s]. Differentiable in x. */
+function rotate3(x: tf.Tensor3D, cos: tf.Tensor3D, sin: tf.Tensor3D): tf.Tensor3D {
+  const [a, r, d] = x.shape;
+  const half = d / 2;
+  const x1 = x.slice([0, 0, 0], [a, r, half]);
+  const x2 = x.slice([0, 0, half], [a, r, half]);
+  return tf.concat([x1.mul(cos).sub(x2.mul(sin)), x2.mul(cos).add(x1.mul(sin))], 2) as tf.Tensor3D;
+}
+
+/** Float64 cos and sin of p·θ_i for positions -1 <= p < maxPos, to speed up {@link ropeRow}. */
+export function ropeTable(maxPos: number, dim: number, base: number): { cos: Float64Array; sin: Float64Array } {
+  const half = dim / 2;
+  const cos = new Float64Array((maxPos + 1) * half);
+  const sin = new Float64Array((maxPos + 1) * half);
+  for (let p = -1; p < maxPos; p++) {
+    for (let i = 0; i < half; i++) {
+      const a = p * base ** (-(2 * i) / dim);
+      cos[(p + 1) * half + i] = Math.cos(a);
+      sin[(p + 1) * half + i] = Math.sin(a);
+    }
+  }
+  return { cos, sin };
+}
+
+/**
+ * Float64 rotate-half RoPE of one row at position p (for the naive references): [x1·cos - x2·sin, x2·cos + x1·sin]
+ * with angles p·base^(-2i/d); `table` ({@link ropeTable}) supplies them for -1 <= p < its maxPos.
+ */
+export function ropeRow(row: ArrayLike<number>, p: number, base: number, table?: { cos: Float64Array; sin: Float64Array }): Float64Array {
+  const D = row.length;
+  const half = D / 2;
+  const out = new Float64Array(D);
+  const at = (p + 1) * half;
+  const tabled = table !== undefined && p >= -1 && at + half <= table.cos.length;
+  for (let i = 0; i < half; i++) {
+    let c: number;
+    let sn: number;
+    if (tabled) {
+      c = table.cos[at + i];
+      sn = table.sin[at + i];
+    } else {
+      const a = p * base ** (-(2 * i) / D);
+      c = Math.cos(a);
+      sn = Math.sin(a);
+    }
+    out[i] = row[i] * c - row[i + half] * sn;
+    out[i + half] = row[i + half] * c + row[i] * sn;
+  }
+  return out;
 }
 
 export function densePairs(s: AttentionShapes, causal: boolean): number {
@@ -101,6 +236,7 @@ export function gatherRows(x: tf.Tensor2D, idx: Int32Array, data?: Float32Array)
   return f(x) as tf.Tensor2D;
 }
 
+
 /**
  * Keys chosen per (batch row, head, query block): every query in block `qb` may attend to
  * `keys[((b * h + head) * nb + qb) * slots + t]` for t < slots (-1 = empty slot). Indices must be distinct per block.
@@ -122,9 +258,12 @@ const PIECE_FLOATS = 1 << 22;
  * Attention of each query block over its selected keys: softmax over the selected, visible keys only.
  * Returns the output [b, h, n, e], with `opts.lse` each query's log-sum-exp of its scores [b, h, n, 1] (for merging),
  * and the number of visible pairs scored. Query blocks are processed in pieces so gathered keys stay bounded.
- * Differentiable in q, k and v.
+ * Differentiable in q, k and v. With `opts.rope`, q and k are un-rotated: the gathered keys and the queries are rotated
+ * (rotate-half RoPE) by their compact positions within each query block's selection (see the module header).
  */
-export function attendSelected(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, sel: KeySelection, opts: { scale: number; causal: boolean; lse?: boolean }): { output: tf.Tensor4D; lse?: tf.Tensor4D; pairs: number } {
+export function attendSelected(
+  fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, sel: KeySelection, opts: { scale: number; causal: boolean; lse?: boolean; rope?: { base: number } },
+): { output: tf.Tensor4D; lse?: tf.Tensor4D; pairs: number } {
   const s = checkQkv(fn, q, k, v);
   const { batch: B, heads: H, kvHeads: G, queries: N, keys: M, dim: D, valueDim: E } = s;
   const bq = sel.queryBlock;
@@ -160,6 +299,8 @@ export function attendSelected(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Ten
     }
   }
   const per = Math.max(1, Math.floor(PIECE_FLOATS / (S * Math.max(D, E, bq))));
+  const theta = opts.rope ? ropeFrequencies(D, opts.rope.base) : undefined;
+  const pos = opts.rope ? compactPositions(sel, N, M) : undefined;
   const result = tf.tidy(() => {
     const pad = nb * bq - N;
     const qp = pad > 0 ? tf.pad(q, [[0, 0], [0, 0], [0, pad], [0, 0]]) : q;
@@ -175,9 +316,16 @@ export function attendSelected(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Ten
       // Each piece in its own scope: without a gradient tape its intermediates are freed before the next piece.
       const [o, lse] = tf.tidy(() => {
         const r = rows.subarray(x0 * S, (x0 + x) * S);
-        const kSel = gatherRows(kFlat, r, kData).reshape([x, S, D]);
+        let kSel = gatherRows(kFlat, r, kData).reshape([x, S, D]) as tf.Tensor3D;
         const vSel = gatherRows(vFlat, r, vData).reshape([x, S, E]);
-        const qx = x === X ? q3 : q3.slice([x0, 0, 0], [x, bq, D]);
+        let qx = (x === X ? q3 : q3.slice([x0, 0, 0], [x, bq, D])) as tf.Tensor3D;
+        if (theta && pos) {
+          const half = D / 2;
+          const kt = cosSinTables(pos.keyPos.subarray(x0 * S, (x0 + x) * S), theta);
+          const qt = cosSinTables(pos.queryPos.subarray(x0 * bq, (x0 + x) * bq), theta);
+          kSel = rotate3(kSel, tf.tensor3d(kt.cos, [x, S, half]), tf.tensor3d(kt.sin, [x, S, half]));
+          qx = rotate3(qx, tf.tensor3d(qt.cos, [x, bq, half]), tf.tensor3d(qt.sin, [x, bq, half]));
+        }
         const scores = matmul(qx, kSel, false, true).mul(opts.scale).add(tf.tensor3d(bias.subarray(x0 * bq * S, (x0 + x) * bq * S), [x, bq, S]));
         const l = scores.logSumExp(-1, true);
         const w = tf.exp(scores.sub(l)).mul(tf.tensor3d(allowed.subarray(x0 * bq * S, (x0 + x) * bq * S), [x, bq, S]));
@@ -273,7 +421,9 @@ export function qkvRows(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor): { q: Rows; k:
 /**
  * Naive block-sparse attention (the reference HiP and LongHeads share): query i of head h attends, with an exact
  * float64 softmax, to the keys of the blocks `blocksOf(b, h, i)` picks (block c holds keys [c·size, (c+1)·size)),
- * only to keys at or before its own position when `causal`. Returns the output [b, h, q, e].
+ * only to keys at or before its own position when `causal`. With `rope`, q and k are un-rotated and are rotated in
+ * float64 by their compact positions: a key's rank among all the keys of the query's blocks, the query's the rank of
+ * the last of those keys at or before it. Returns the output [b, h, q, e].
  */
 export function naiveAttendBlocks(
   s: AttentionShapes,
@@ -282,19 +432,34 @@ export function naiveAttendBlocks(
   blockSize: number,
   scale: number,
   causal: boolean,
+  rope?: { base: number },
 ): Float64Array {
   const groups = s.heads / s.kvHeads;
   const off = s.keys - s.queries;
   const output = new Float64Array(s.batch * s.heads * s.queries * s.valueDim);
+  const table = rope ? ropeTable(s.keys, s.dim, rope.base) : undefined;
   for (let b = 0; b < s.batch; b++) {
     for (let h = 0; h < s.heads; h++) {
       const g = Math.floor(h / groups);
       for (let i = 0; i < s.queries; i++) {
-        const keys: number[] = [];
+        const all: number[] = [];
         for (const c of blocksOf(b, h, i)) {
-          for (let j = c * blockSize; j < Math.min(s.keys, (c + 1) * blockSize); j++) if (!causal || j <= off + i) keys.push(j);
+          for (let j = c * blockSize; j < Math.min(s.keys, (c + 1) * blockSize); j++) all.push(j);
         }
-        const { out } = naiveAttendRow(rows.q(b, h, i), keys.map((j) => rows.k(b, g, j)), keys.map((j) => rows.v(b, g, j)), scale);
+        all.sort((x, y) => x - y);
+        const keys = all.filter((j) => !causal || j <= off + i);
+        let qRow: ArrayLike<number> = rows.q(b, h, i);
+        let keyRows: ArrayLike<number>[] = keys.map((j) => rows.k(b, g, j));
+        if (rope) {
+          const rank = new Map(all.map((j, r) => [j, r]));
+          let qPos = -1;
+          all.forEach((j, r) => {
+            if (j <= off + i) qPos = r;
+          });
+          qRow = ropeRow(qRow, qPos, rope.base, table);
+          keyRows = keys.map((j) => ropeRow(rows.k(b, g, j), rank.get(j)!, rope.base, table));
+        }
+        const { out } = naiveAttendRow(qRow, keyRows, keys.map((j) => rows.v(b, g, j)), scale);
         output.set(out, ((b * s.heads + h) * s.queries + i) * s.valueDim);
       }
     }

@@ -15,15 +15,24 @@
  * queries then attend (exact softmax) to the kept blocks plus `sinkBlocks` first and `localBlocks` last blocks:
  * O(n log n) selection scores and O(n · topk · bk) attention scores instead of O(n²).
  *
+ * Compact positions (`rope`): to run a RoPE model past its trained length without training (as LongHeads does,
+ * Lu et al. 2024, https://arxiv.org/abs/2402.10685), pass q and k WITHOUT rotary embedding and set `options.rope`.
+ * The search then scores the un-rotated q and k (position-free representative scores), and the attention rotates the
+ * kept keys and the queries at compact positions: the kept blocks laid out consecutively in their original order (the
+ * local block last), a key's position its rank among its query block's kept keys, a query's the rank of the last kept
+ * key at or before it (see `compactPositions` in ../common.ts). No query then sees a distance beyond
+ * (sinkBlocks + topk + localBlocks)·bk, however long the sequence; with every block kept they are the absolute positions.
+ *
  * Shape legend: b batch, h query heads, g kv heads, n queries, m keys, d head dim, e value dim.
  *   q [b, h, n, d], k [b, g, m, d], v [b, g, m, e] -> output [b, h, n, e]
- * With topk·bk covering every visible key the result equals dense attention.
+ * With topk·bk covering every visible key the result equals dense attention (with `rope`: dense attention on q, k
+ * rotated at their absolute positions).
  */
 import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../../backend/ops.js';
 import { checkQkv, type AttentionShapes } from '../../attention/sdpa.js';
 import {
-  attendSelected, blockCovers, blocksToKeys, checkBlock, checkScale, densePairs, gatherRows, naiveAttendBlocks, readTidy, type KeySelection, type SparseBaseOptions, type SparseResult, qkvRows,
+  attendSelected, blockCovers, blocksToKeys, checkBlock, checkRope, checkScale, densePairs, gatherRows, naiveAttendBlocks, readTidy, type KeySelection, type SparseBaseOptions, type SparseResult, qkvRows,
 } from '../common.js';
 
 export interface HipOptions extends SparseBaseOptions {
@@ -50,6 +59,7 @@ interface Resolved {
   local: number;
   scale: number;
   causal: boolean;
+  rope?: { base: number };
 }
 
 function resolve(fn: string, s: AttentionShapes, o: HipOptions): Resolved {
@@ -65,6 +75,7 @@ function resolve(fn: string, s: AttentionShapes, o: HipOptions): Resolved {
     local: o.localBlocks ?? 1,
     scale: checkScale(fn, o.scale, s.dim),
     causal: o.causal ?? true,
+    rope: checkRope(fn, o.rope, s.dim),
   };
 }
 
@@ -201,7 +212,7 @@ export function hipAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: 
     return Float64Array.from(out);
   };
   const { blocks, repScores } = hipSelectBlocks(s, r, scorer);
-  const { output, pairs } = attendSelected(fn, q, k, v, toSelection(s, r, blocks), { scale: r.scale, causal: r.causal });
+  const { output, pairs } = attendSelected(fn, q, k, v, toSelection(s, r, blocks), { scale: r.scale, causal: r.causal, rope: r.rope });
   return { output, stats: stats(s, r, blocks, repScores, pairs), covers: blockCovers(blocks, s.heads, s.queries, r.bq, r.bk) };
 }
 
@@ -233,6 +244,6 @@ export function hipAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opti
     return out;
   };
   const { blocks } = hipSelectBlocks(s, r, scorer);
-  const output = naiveAttendBlocks(s, { q: qr, k: kr, v: vr }, (b, h, i) => blocks[(b * s.heads + h) * nb + Math.floor(i / r.bq)], r.bk, r.scale, r.causal);
+  const output = naiveAttendBlocks(s, { q: qr, k: kr, v: vr }, (b, h, i) => blocks[(b * s.heads + h) * nb + Math.floor(i / r.bq)], r.bk, r.scale, r.causal, r.rope);
   return { output, blocks };
 }

@@ -25,7 +25,7 @@ import { matmul } from '../../backend/ops.js';
 import { MASKED_SCORE, checkQkv, repeatKv } from '../../attention/sdpa.js';
 import { Rng } from '../../util/random.js';
 import { ShapeError, fmt } from '../../util/shapes.js';
-import { attendSelected, checkBlock, checkScale, densePairs, f64, gatherRows, type SparseBaseOptions, type SparseResult } from '../common.js';
+import { attendSelected, checkBlock, checkScale, rejectRope, densePairs, f64, gatherRows, type SparseBaseOptions, type SparseResult } from '../common.js';
 
 export interface HyperOptions extends SparseBaseOptions {
   /** Random hyperplanes per hash (default 7, as the official code). */
@@ -251,6 +251,7 @@ function causalRec(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, r: Resolved, 
 /** HyperAttention; see the module header. */
 export function hyperAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: HyperOptions = {}): SparseResult {
   const fn = 'hyperAttention';
+  rejectRope(fn, options);
   const { s, r } = resolve(fn, q, k, v, options);
   const P = hyperplanes(s.dim, r.r, r.seed);
   const rng = new Rng(r.seed + 1);
@@ -283,6 +284,7 @@ export function hyperAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options
  */
 export function hyperAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: HyperOptions = {}): Float64Array {
   const fn = 'hyperAttentionNaive';
+  rejectRope(fn, options);
   const { s, r } = resolve(fn, q, k, v, options);
   const P = hyperplanes(s.dim, r.r, r.seed);
   const { batch: B, heads: H, queries: n, dim: D, valueDim: E } = s;

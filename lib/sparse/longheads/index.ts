@@ -15,16 +15,30 @@
  * holding the queries are always kept, and the best other chunks fill the budget of `chunks` chunks, so every query
  * attends to at most chunks·C keys (within the trained window) with exact softmax over them.
  *
+ * Compact positions (`rope`): the paper's point is that a model trained at length L runs on far longer inputs without
+ * training, which needs every query to see only query-key distances below L. With `options.rope` set, q and k are
+ * passed WITHOUT rotary embedding. The chunks are chosen as above, then the chosen chunks are laid out consecutively
+ * in their original order (the local chunk last) and rotated at those compact positions: a key's position is its rank
+ * among its query block's selected keys, a query's the rank of the last selected key at or before it (its own key at
+ * distance 0), so no distance reaches chunks·C (see `compactPositions` in ../common.ts); with every chunk chosen they
+ * are the absolute positions. The chunk scores follow the official code (LuLuLuyi/LongHeads, modeling_llama.py): the
+ * chunk key k_c is built from the chunk's keys rotated at chunk-local positions 0..C-1 (every chunk alike, so k_c
+ * does not depend on where the chunk sits), and is scored against the un-rotated query, max_i q_i · k_c; the
+ * selection is thus position-free. (The official summary attends with the chunk's queries and values where this one
+ * uses its keys, see above.)
+ *
  * Shape legend: b batch, h query heads, g kv heads, n queries, m keys, d head dim, e value dim, C chunk length.
  *   q [b, h, n, d], k [b, g, m, d], v [b, g, m, e] -> output [b, h, n, e]
- * With `chunks` covering every visible chunk the result equals dense attention.
+ * With `chunks` covering every visible chunk the result equals dense attention (with `rope`: dense attention on q, k
+ * rotated at their absolute positions).
  */
 import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../../backend/ops.js';
 import { checkQkv, repeatKv, type AttentionShapes } from '../../attention/sdpa.js';
 import { ShapeError } from '../../util/shapes.js';
+import { rope as applyRopeAt } from '../../positional/rope.js';
 import {
-  attendSelected, blockCovers, blocksToKeys, checkBlock, checkScale, densePairs, naiveAttendBlocks, naiveAttendRow, readTidy, topIndices, type SparseBaseOptions, type SparseResult, qkvRows,
+  attendSelected, blockCovers, blocksToKeys, checkBlock, checkRope, checkScale, densePairs, naiveAttendBlocks, naiveAttendRow, readTidy, ropeRow, topIndices, type SparseBaseOptions, type SparseResult, qkvRows,
 } from '../common.js';
 
 export interface LongHeadsOptions extends SparseBaseOptions {
@@ -44,7 +58,7 @@ function resolve(fn: string, s: AttentionShapes, o: LongHeadsOptions) {
   const budget = o.chunks ?? 8;
   const local = o.localChunks ?? 1;
   if (budget < local + 1) throw new ShapeError(`${fn}: options.chunks (${budget}) must leave room for the first chunk and ${local} local chunk(s)`);
-  return { C, budget, local, bq: o.queryBlock ?? 1, scale: checkScale(fn, o.scale, s.dim), causal: o.causal ?? true };
+  return { C, budget, local, bq: o.queryBlock ?? 1, scale: checkScale(fn, o.scale, s.dim), causal: o.causal ?? true, rope: checkRope(fn, o.rope, s.dim) };
 }
 
 /** Chosen chunks per (b, h, query block), given max-over-queries chunk scores `score(blk, c)`. */
@@ -70,14 +84,19 @@ function chooseChunks(s: AttentionShapes, r: ReturnType<typeof resolve>, score: 
   });
 }
 
-/** Chunk keys [b, g, chunks, d] of the complete chunks (see the header). */
-export function chunkKeys(k: tf.Tensor, chunkSize: number, scale?: number): tf.Tensor4D {
+/**
+ * Chunk keys [b, g, chunks, d] of the complete chunks (see the header). With `rope`, k is un-rotated and each chunk's
+ * keys are first rotated at chunk-local positions 0..C-1, as the official code does.
+ */
+export function chunkKeys(k: tf.Tensor, chunkSize: number, scale?: number, rope?: { base: number }): tf.Tensor4D {
   return tf.tidy(() => {
     const [B, G, M, D] = k.shape as [number, number, number, number];
     const nc = Math.floor(M / chunkSize);
     if (nc === 0) return tf.zeros([B, G, 0, D]) as tf.Tensor4D;
     const sc = scale ?? 1 / Math.sqrt(D);
-    const kc = k.slice([0, 0, 0, 0], [B, G, nc * chunkSize, D]).reshape([B * G * nc, chunkSize, D]);
+    let kk = k.slice([0, 0, 0, 0], [B, G, nc * chunkSize, D]);
+    if (rope) kk = applyRopeAt(kk, Array.from({ length: nc * chunkSize }, (_, j) => j % chunkSize), rope);
+    const kc = kk.reshape([B * G * nc, chunkSize, D]);
     const a = matmul(tf.softmax(matmul(kc, kc, false, true).mul(sc)), kc); // [x, C, d]
     const cv = a.mean(1, true); // [x, 1, d]
     return matmul(tf.softmax(matmul(cv, kc, false, true).mul(sc)), kc).reshape([B, G, nc, D]) as tf.Tensor4D;
@@ -97,7 +116,7 @@ export function longHeadsAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opt
   const needsScores = Math.ceil(s.keys / r.C) > r.budget;
   if (needsScores) {
     scores = readTidy(() => {
-      const kc = repeatKv(chunkKeys(k, r.C, r.scale), s.heads / s.kvHeads); // [b, h, nc, d]
+      const kc = repeatKv(chunkKeys(k, r.C, r.scale, r.rope), s.heads / s.kvHeads); // [b, h, nc, d]
       const pad = nb * r.bq - s.queries;
       const qp = pad > 0 ? tf.pad(q, [[0, 0], [0, 0], [0, pad], [0, 0]]) : q;
       let sc = matmul(qp.reshape([s.batch * s.heads, nb * r.bq, s.dim]), kc.reshape([s.batch * s.heads, ncAll, s.dim]), false, true);
@@ -111,7 +130,7 @@ export function longHeadsAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opt
   const slots = Math.max(1, ...chunks.map((c) => c.length)) * r.C;
   const keys = new Int32Array(chunks.length * slots).fill(-1);
   chunks.forEach((c, blk) => blocksToKeys(c, r.C, s.keys, keys, blk * slots));
-  const { output, pairs } = attendSelected(fn, q, k, v, { queryBlock: r.bq, slots, keys }, { scale: r.scale, causal: r.causal });
+  const { output, pairs } = attendSelected(fn, q, k, v, { queryBlock: r.bq, slots, keys }, { scale: r.scale, causal: r.causal, rope: r.rope });
   const off = s.keys - s.queries;
   const blocksTotal = chunks.reduce((a, _, blk) => {
     const lastQ = Math.min(s.queries - 1, ((blk % nb) + 1) * r.bq - 1);
@@ -139,7 +158,7 @@ export function longHeadsAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor
     for (let g = 0; g < s.kvHeads; g++) {
       const row: Float64Array[] = [];
       for (let c = 0; c < ncAll; c++) {
-        const ks = Array.from({ length: r.C }, (_, t) => kr(b, g, c * r.C + t));
+        const ks = Array.from({ length: r.C }, (_, t) => (r.rope ? ropeRow(kr(b, g, c * r.C + t), t, r.rope.base) : kr(b, g, c * r.C + t)));
         const cv = new Float64Array(s.dim);
         for (const kt of ks) {
           const { out } = naiveAttendRow(kt, ks, ks, r.scale);
@@ -164,6 +183,6 @@ export function longHeadsAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor
       return best;
     });
   });
-  const output = naiveAttendBlocks(s, { q: qr, k: kr, v: vr }, (b, h, i) => chunks[(b * s.heads + h) * nb + Math.floor(i / r.bq)], r.C, r.scale, r.causal);
+  const output = naiveAttendBlocks(s, { q: qr, k: kr, v: vr }, (b, h, i) => chunks[(b * s.heads + h) * nb + Math.floor(i / r.bq)], r.C, r.scale, r.causal, r.rope);
   return { output, chunks };
 }

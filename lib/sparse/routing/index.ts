@@ -27,7 +27,7 @@ import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../../backend/ops.js';
 import { MASKED_SCORE, checkQkv } from '../../attention/sdpa.js';
 import { ShapeError, fmt } from '../../util/shapes.js';
-import { checkBlock, checkScale, constant, readTidy, densePairs, f64, gatherRows, naiveAttendRow, type SparseBaseOptions, type SparseResult } from '../common.js';
+import { checkBlock, checkScale, rejectRope, constant, readTidy, densePairs, f64, gatherRows, naiveAttendRow, type SparseBaseOptions, type SparseResult } from '../common.js';
 
 export interface RoutingOptions extends SparseBaseOptions {
   /** 'nearest' (default with causal) or 'balanced' top-w (default without; not allowed with causal). */
@@ -131,6 +131,7 @@ function checkRouting(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, cent
  */
 export function routingAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, centroids: tf.Tensor, options: RoutingOptions = {}): RoutingResult {
   const fn = 'routingAttention';
+  rejectRope(fn, options);
   const { s, c } = checkRouting(fn, q, k, v, centroids);
   checkBlock(fn, 'window', options.window);
   const n = s.queries;
@@ -214,6 +215,7 @@ export function routingAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, centr
 /** Float64 loop reference of `routingAttention`: its own normalisation, similarities, routing and softmax. */
 export function routingAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, centroids: tf.Tensor, options: RoutingOptions = {}): { output: Float64Array; clusters: number[][] } {
   const fn = 'routingAttentionNaive';
+  rejectRope(fn, options);
   const { s, c } = checkRouting(fn, q, k, v, centroids);
   const n = s.queries;
   const scale = checkScale(fn, options.scale, s.dim);

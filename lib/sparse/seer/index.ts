@@ -31,7 +31,7 @@ import { matmul } from '../../backend/ops.js';
 import { MASKED_SCORE, checkQkv, repeatKv } from '../../attention/sdpa.js';
 import { ShapeError, fmt } from '../../util/shapes.js';
 import {
-  attendSelected, blockCovers, blocksToKeys, checkBlock, checkScale, constant, readTidy, densePairs, f64, naiveAttendRow, topIndices, type SparseBaseOptions, type SparseResult, qkvRows,
+  attendSelected, blockCovers, blocksToKeys, checkBlock, checkScale, rejectRope, constant, readTidy, densePairs, f64, naiveAttendRow, topIndices, type SparseBaseOptions, type SparseResult, qkvRows,
 } from '../common.js';
 
 export interface SeerGate {
@@ -188,6 +188,7 @@ export function selectBlocks(probs: ArrayLike<number>, bh: number, g: Geometry, 
 /** Block-sparse attention over the gate's chosen blocks; see the module header. */
 export function seerAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, gate: SeerGate, options: SeerOptions = {}): SparseResult & { blocks: number[][] } {
   const fn = 'seerAttention';
+  rejectRope(fn, options);
   const { s, g } = checkSelf(fn, q, k, v, options);
   checkBlock(fn, 'topk', options.topk);
   const dg = checkGate(fn, gate, s.heads, s.dim);
@@ -199,6 +200,7 @@ export function seerAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, gate: Se
 /** Oracle block choice: the top-k blocks of the true pooled attention (what the gate is trained to predict). */
 export function seerOracleAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: SeerOptions = {}): SparseResult & { blocks: number[][] } {
   const fn = 'seerOracleAttention';
+  rejectRope(fn, options);
   const { s, g } = checkSelf(fn, q, k, v, options);
   const causal = options.causal ?? true;
   const gt = readTidy(() => seerGroundTruth(q, k, { ...options, causal }));
@@ -228,6 +230,7 @@ function attendBlocks(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, bloc
 /** Float64 loop reference of `seerAttention`: gate probabilities by loops, the same block choice, softmax per query. */
 export function seerAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, gate: SeerGate, options: SeerOptions = {}): { output: Float64Array; probs: Float64Array; blocks: number[][] } {
   const fn = 'seerAttentionNaive';
+  rejectRope(fn, options);
   const { s, g } = checkSelf(fn, q, k, v, options);
   const dg = checkGate(fn, gate, s.heads, s.dim);
   const causal = options.causal ?? true;
