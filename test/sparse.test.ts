@@ -120,6 +120,15 @@ const cases: Case[] = [
     reference: (q, k, v) => landmarkAttentionNaive(q, k, v, { blockSize: 4 }).output,
   },
   {
+    name: 'landmark (compact rope)',
+    shape: [1, 2, 32, 8],
+    kvHeads: 1,
+    full: (q, k, v) => landmarkAttention(q, k, v, { blockSize: 4, topk: 64, rope: {} }),
+    sparse: (q, k, v) => landmarkAttention(q, k, v, { blockSize: 4, topk: 2, rope: { base: 100 } }),
+    naive: (q, k, v) => landmarkAttentionNaive(q, k, v, { blockSize: 4, topk: 2, rope: { base: 100 } }).output,
+    reference: (q, k, v) => landmarkAttentionNaive(q, k, v, { blockSize: 4, rope: {} }).output,
+  },
+  {
     name: 'hyper',
     shape: [1, 2, 32, 8],
     kvHeads: 1,
@@ -277,6 +286,47 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
     expect(cached.covers(0, 0, 0, 3)).toBe(false); // a landmark is never read
     expect(cached.covers(0, 0, 0, 12)).toBe(true); // own block, <= position 12
     tf.dispose([q, k, v, o1, o2, w, ...g1, ...g2, qc, kc, vc, cached.output]);
+  });
+
+  it('landmark rope: without retrieval it is RoPE at absolute positions; with retrieval distances stay within (topk + 1) blocks', () => {
+    const [q, k, v] = [rand([1, 2, 40, 8], 21, 1.5), rand([1, 1, 40, 8], 22, 1.5), rand([1, 1, 40, 8], 23)];
+    const pos = Array.from({ length: 40 }, (_, i) => i);
+    const [qr, kr] = [rope(q, pos), rope(k, pos)];
+    const absolute = landmarkAttention(qr, kr, v, { blockSize: 4 });
+    for (const o of [landmarkAttention(q, k, v, { blockSize: 4, rope: {} }), landmarkAttention(q, k, v, { blockSize: 4, queryBlock: 1, rope: {} })]) {
+      expectClose(o.output, absolute.output, {}, 'no retrieval = absolute');
+      o.output.dispose();
+    }
+    // Distance invariance: a target block, then F filler blocks that are never retrieved (zero keys), then the query's
+    // block. With compact positions the query's output does not depend on F; at absolute positions it does.
+    const lastOutput = (fillers: number, compact: boolean) => {
+      const D = 8;
+      const rows: number[][] = [];
+      const qv = Array.from({ length: D }, (_, i) => (i % 3) - 1);
+      for (let t = 0; t < 3; t++) rows.push(Array.from({ length: D }, (_, i) => Math.sin(7 * t + i)));
+      rows.push(qv.map((x) => 3 * x)); // the target block's landmark: aligned with the query
+      for (let f = 0; f < 4 * fillers; f++) rows.push(new Array(D).fill(0));
+      rows.push(Array.from({ length: D }, (_, i) => Math.cos(i)), Array.from({ length: D }, (_, i) => Math.cos(2 * i)));
+      const m = rows.length;
+      const kk = tf.tensor4d(rows.flat(), [1, 1, m, D]);
+      // Values depend on the row's content only (a filler row's value is 0), not on its index.
+      const vv = tf.tensor4d(rows.map((r, j) => r.map((x, i) => x + (r.some((y) => y !== 0) ? Math.sin(i + (j < 4 ? j : m - j)) : 0))).flat(), [1, 1, m, D]);
+      const qq = tf.tensor4d(qv, [1, 1, 1, D]);
+      const r = compact
+        ? landmarkAttention(qq, kk, vv, { blockSize: 4, topk: 1, rope: {} })
+        : landmarkAttention(rope(qq, [m - 1]), rope(kk, Array.from({ length: m }, (_, i) => i)), vv, { blockSize: 4, topk: 1 });
+      expect(r.retrieved[0]).toEqual([0]);
+      const out = Array.from(r.output.dataSync());
+      tf.dispose([kk, vv, qq, r.output]);
+      return out;
+    };
+    expectClose(lastOutput(1, true), lastOutput(6, true), {}, 'compact: 1 vs 6 filler blocks');
+    expect(Math.max(...lastOutput(1, false).map((x, i) => Math.abs(x - lastOutput(6, false)[i])))).toBeGreaterThan(1e-3);
+    const few = landmarkAttention(q, k, v, { blockSize: 4, topk: 1, rope: {} });
+    const naive = landmarkAttentionNaive(q, k, v, { blockSize: 4, topk: 1, rope: {} });
+    expectClose(few.output, naive.output, {}, 'topk 1 vs naive');
+    expect(() => landmarkAttention(q, k, v, { blockSize: 4, rope: { base: 0 } })).toThrow(/landmarkAttention: options.rope.base must be positive, got 0/);
+    tf.dispose([q, k, v, qr, kr, absolute.output, few.output]);
   });
 
   it('longheads/hip rope: compact distances stay within the selection, far chunks are placed next to each other, bad options name options.rope', () => {
