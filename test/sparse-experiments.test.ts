@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as backend from '../lib/backend/index.js';
 import { runExperiment } from '../lib/experiments/index.js';
-import { recallTask, SparseLM, plantedQkv, type AttentionKind } from '../lib/sparse/index.js';
+import { longHeadsAttention, recallTask, SparseLM, plantedQkv, type AttentionKind, type ForwardOptions } from '../lib/sparse/index.js';
 import { expectClose } from './helpers.js';
 import { trainLength } from '../lib/sparse/experiments/passkey.js';
 
@@ -90,6 +90,23 @@ describe('recall task', () => {
 });
 
 describe('SparseLM', () => {
+  it.each([
+    ['dense', {}],
+    ['local', {}],
+    ['landmark', {}],
+    ['landmark', { landmarkTopk: 1, landmarkPositions: 'compact' }],
+    ['dense', { override: (_q: tf.Tensor4D, _k: tf.Tensor4D, v: tf.Tensor4D, _l: number, c: { q: tf.Tensor4D; k: tf.Tensor4D; ropeBase: number }) => longHeadsAttention(c.q, c.k, v, { chunkSize: 4, chunks: 2, rope: { base: c.ropeBase } }).output }],
+  ] as [AttentionKind, ForwardOptions][])('%s %o: lastOnly gives the last row of the full forward', (kind, opts) => {
+    const model = new SparseLM({ vocab: 12, dModel: 16, heads: 2, layers: 2, attention: kind, window: 4, landmarkBlock: 4, seed: 3 });
+    const tokens = tf.tensor2d([[1, 5, 7, 2, 3, 9, 4, 11, 6, 8, 10, 2, 5, 7], [3, 3, 8, 1, 0, 4, 9, 9, 2, 6, 1, 7, 5, 4]], [2, 14], 'int32');
+    const full = model.forward(tokens, opts);
+    const last = model.forward(tokens, { ...opts, lastOnly: true });
+    expect(last.shape).toEqual([2, 1, 12]);
+    expectClose(last, full.slice([0, 13, 0], [2, 1, 12]), { rtol: 1e-4, atol: 1e-5 }, 'last row');
+    tf.dispose([tokens, full, last]);
+    model.dispose();
+  });
+
   it.each(['dense', 'local', 'routing', 'landmark'] as AttentionKind[])('%s: a later token never changes earlier logits', (kind) => {
     const model = new SparseLM({ vocab: 12, dModel: 16, heads: 2, layers: 2, attention: kind, window: 4, clusters: 3, landmarkBlock: 4, seed: 1 });
     const a = tf.tensor2d([[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 1]], undefined, 'int32');

@@ -79,8 +79,15 @@ export interface ForwardOptions {
    * position mapping, see lib/sparse/landmark), 'absolute' (default) keeps every key at its true position.
    */
   landmarkPositions?: 'absolute' | 'compact';
+  /** Landmark models at inference: queries sharing one retrieval (default 1, per token). */
+  landmarkQueryBlock?: number;
   /** Keep the normalised routing queries (and keys, unless shared) for `updateCentroids` (training). */
   collect?: boolean;
+  /**
+   * Only the last position's logits, [b, 1, vocab] (decoding): the last layer computes its query, attention and MLP
+   * for that position alone (keys and values still cover every position).
+   */
+  lastOnly?: boolean;
   /** Record each layer's q, k, v (kept; the caller disposes) into this object. */
   record?: Record<string, tf.Tensor>;
 }
@@ -160,8 +167,10 @@ export class SparseLM {
     if (c.attention === 'dense') return denseCausal(q, k, v);
     if (c.attention === 'local') return denseCausal(q, k, v, c.window);
     if (c.attention === 'landmark') {
-      if (o.landmarkPositions === 'compact') return landmarkAttention(qContent, kContent, v, { blockSize: c.landmarkBlock, topk: o.landmarkTopk, rope: { base: c.ropeBase } }).output;
-      return landmarkAttention(q, k, v, { blockSize: c.landmarkBlock, topk: o.landmarkTopk }).output;
+      // A lone query (lastOnly) retrieves for itself: a shared retrieval would need its block's earlier queries.
+      const opts = { blockSize: c.landmarkBlock, topk: o.landmarkTopk, queryBlock: q.shape[2] === 1 ? undefined : o.landmarkQueryBlock };
+      if (o.landmarkPositions === 'compact') return landmarkAttention(qContent, kContent, v, { ...opts, rope: { base: c.ropeBase } }).output;
+      return landmarkAttention(q, k, v, opts).output;
     }
     if (!c.routingLayers.includes(l)) return denseCausal(q, k, v, c.window);
     const [b, h, n, d] = q.shape;
@@ -183,6 +192,7 @@ export class SparseLM {
     const c = this.config;
     const p = this.params;
     const hd = c.dModel / c.heads;
+    if (o.lastOnly && c.attention === 'routing') throw new Error('SparseLM.forward: options.lastOnly is not supported for routing models (attention: routing)');
     return tf.tidy(() => {
       const n = tokens.shape[1] as number;
       const pos = Array.from({ length: n }, (_, i) => i);
@@ -191,11 +201,19 @@ export class SparseLM {
         const a = layerNorm(x, p[`l${l}.ln1g`], p[`l${l}.ln1b`]);
         const qContent = splitHeads(linear(a, p[`l${l}.wq`]), c.heads, hd);
         const kContent = splitHeads(linear(a, p[`l${l}.wk`]), c.heads, hd);
-        const q = rope(qContent, pos, { base: c.ropeBase });
+        let q = rope(qContent, pos, { base: c.ropeBase });
         const k = rope(kContent, pos, { base: c.ropeBase });
         const v = splitHeads(linear(a, p[`l${l}.wv`]), c.heads, hd);
         if (o.record) for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const) o.record[`l${l}.${name}`] = tf.keep(t.clone());
-        x = x.add(linear(mergeHeads(this.attend(l, q, k, v, qContent, kContent, o)), p[`l${l}.wo`]));
+        let qc = qContent;
+        if (o.lastOnly && l === c.layers - 1) {
+          // Keys and values of every position, the query of the last one only (queries are end-aligned to the keys).
+          const [b, h, , d] = q.shape;
+          q = q.slice([0, 0, n - 1, 0], [b, h, 1, d]);
+          qc = qContent.slice([0, 0, n - 1, 0], [b, h, 1, d]);
+          x = x.slice([0, n - 1, 0], [b, 1, c.dModel]);
+        }
+        x = x.add(linear(mergeHeads(this.attend(l, q, k, v, qc, kContent, o)), p[`l${l}.wo`]));
         const hdn = gelu(linear(layerNorm(x, p[`l${l}.ln2g`], p[`l${l}.ln2b`]), p[`l${l}.w1`], p[`l${l}.b1`]));
         x = x.add(linear(hdn, p[`l${l}.w2`], p[`l${l}.b2`]));
       }

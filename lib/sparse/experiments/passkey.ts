@@ -52,6 +52,11 @@ export interface PasskeyLongConfig {
   window: number;
   landmarkBlock: number;
   landmarkTopk: number;
+  /**
+   * Queries sharing one landmark retrieval at evaluation (1 = per token, the paper's default; `landmarkBlock` = one
+   * retrieval per block and head, the paper's cheaper variant, ~16x less work here). Only past tokens are ever read.
+   */
+  landmarkQueryBlock: number;
   chunk: number;
   evalRows: number;
   models: PasskeyModel[];
@@ -130,7 +135,7 @@ function trainBatch(cfg: PasskeyLongConfig, kind: AttentionKind, vocab: number, 
 const EVAL_TOKENS = 8192;
 
 /** Greedy decoding of the digits after each prompt; returns the share of rows fully right and of digits right. */
-export function decodePasskeys(model: SparseLM, prompts: number[][], answers: number[][], opts: { override?: AttendFn; landmarkTopk?: number; landmarkPositions?: 'absolute' | 'compact'; landmark?: { id: number; block: number } }): { rows: number; digits: number } {
+export function decodePasskeys(model: SparseLM, prompts: number[][], answers: number[][], opts: { override?: AttendFn; landmarkTopk?: number; landmarkQueryBlock?: number; landmarkPositions?: 'absolute' | 'compact'; landmark?: { id: number; block: number } }): { rows: number; digits: number } {
   const digits = answers[0].length;
   const got: number[][] = [];
   const group = Math.max(1, Math.floor(EVAL_TOKENS / (prompts[0].length + digits)));
@@ -141,7 +146,7 @@ export function decodePasskeys(model: SparseLM, prompts: number[][], answers: nu
       if (opts.landmark) for (const s of seqs) if (isLandmark(s.length, opts.landmark.block)) s.push(opts.landmark.id);
       const len = seqs[0].length;
       const tokens = tf.tensor2d(seqs.flat(), [seqs.length, len], 'int32');
-      const next = tf.tidy(() => model.forward(tokens, { override: opts.override, landmarkTopk: opts.landmarkTopk, landmarkPositions: opts.landmarkPositions }).slice([0, len - 1, 0], [-1, 1, -1]).argMax(-1).dataSync());
+      const next = tf.tidy(() => model.forward(tokens, { override: opts.override, landmarkTopk: opts.landmarkTopk, landmarkQueryBlock: opts.landmarkQueryBlock, landmarkPositions: opts.landmarkPositions, lastOnly: true }).argMax(-1).dataSync());
       tokens.dispose();
       seqs.forEach((s, i) => {
         s.push(next[i]);
@@ -234,11 +239,11 @@ registerExperiment<PasskeyLongConfig>({
   description: 'Passkey retrieval beyond the training length: dense (extrapolation), sliding window, landmark retrieval, and training-free LongHeads and HiP on the dense model.',
   quick: {
     trainLen: 64, evalLens: [64, 256], digits: 3, distinct: true, fillerVocab: 8, dModel: 32, heads: 4, layers: 2, batch: 16, steps: 60, lr: 3e-3,
-    window: 16, landmarkBlock: 8, landmarkTopk: 2, chunk: 8, evalRows: 8, models: ['dense', 'local', 'landmark', 'longheads', 'hip'], positions: 'compact',
+    window: 16, landmarkBlock: 8, landmarkTopk: 2, landmarkQueryBlock: 8, chunk: 8, evalRows: 8, models: ['dense', 'local', 'landmark', 'longheads', 'hip'], positions: 'compact',
   },
   full: {
     trainLen: 256, curriculum: 64, evalLens: [256, 1024, 2048, 4096], digits: 5, distinct: true, fillerVocab: 16, dModel: 128, heads: 8, layers: 2, batch: 16, steps: 2000, lr: 2e-3,
-    window: 64, landmarkBlock: 16, landmarkTopk: 2, chunk: 32, evalRows: 16, models: ['dense', 'local', 'landmark', 'longheads', 'hip'], positions: 'compact',
+    window: 64, landmarkBlock: 16, landmarkTopk: 2, landmarkQueryBlock: 16, chunk: 32, evalRows: 16, models: ['dense', 'local', 'landmark', 'longheads', 'hip'], positions: 'compact',
   },
   async run(cfg, ctx) {
     const vocab = PASSKEY_DIGIT0 + 10 + cfg.fillerVocab;
@@ -247,16 +252,26 @@ registerExperiment<PasskeyLongConfig>({
     const need = new Set<AttentionKind>(cfg.models.map((m) => (m === 'longheads' || m === 'hip' ? 'dense' : m)));
     for (const kind of need) trained[kind] = await trainModel(cfg, kind, vocab, ctx);
     const chunks = Math.max(2, Math.floor(cfg.trainLen / cfg.chunk));
+    // Compact positions: the methods get q, k before RoPE and rotate the keys they keep at positions of their own.
+    const compact = cfg.positions === 'compact';
+    const pick = (q: tf.Tensor4D, k: tf.Tensor4D, c: { q: tf.Tensor4D; k: tf.Tensor4D; ropeBase: number }) =>
+      compact ? { q: c.q, k: c.k, rope: { base: c.ropeBase } } : { q, k, rope: undefined };
     const overrides: Partial<Record<PasskeyModel, AttendFn>> = {
-      longheads: (q, k, v) => longHeadsAttention(q, k, v, { chunkSize: cfg.chunk, chunks, queryBlock: cfg.chunk }).output,
-      hip: (q, k, v) => hipAttention(q, k, v, { keyBlock: cfg.chunk / 2, queryBlock: cfg.chunk, topk: 2 * chunks - 4, sinkBlocks: 2, localBlocks: 2 }).output,
+      longheads: (q0, k0, v, _l, c) => {
+        const { q, k, rope } = pick(q0, k0, c);
+        return longHeadsAttention(q, k, v, { chunkSize: cfg.chunk, chunks, queryBlock: cfg.chunk, rope }).output;
+      },
+      hip: (q0, k0, v, _l, c) => {
+        const { q, k, rope } = pick(q0, k0, c);
+        return hipAttention(q, k, v, { keyBlock: cfg.chunk / 2, queryBlock: cfg.chunk, topk: 2 * chunks - 4, sinkBlocks: 2, localBlocks: 2, rope }).output;
+      },
     };
     for (const m of cfg.models) {
       const model = trained[m === 'longheads' || m === 'hip' ? 'dense' : (m as AttentionKind)]!;
       for (const len of cfg.evalLens) {
         const landmark = m === 'landmark' ? { id: vocab, block: cfg.landmarkBlock } : undefined;
         const { prompts, answers } = evalSet(cfg, len, ctx.seed, landmark);
-        const acc = decodePasskeys(model, prompts, answers, { override: overrides[m], landmarkTopk: m === 'landmark' ? cfg.landmarkTopk : undefined, landmarkPositions: cfg.positions, landmark });
+        const acc = decodePasskeys(model, prompts, answers, { override: overrides[m], landmarkTopk: m === 'landmark' ? cfg.landmarkTopk : undefined, landmarkQueryBlock: cfg.landmarkQueryBlock, landmarkPositions: cfg.positions, landmark });
         rows.push({ model: m, length: len, test_accuracy: acc.rows, test_digit_accuracy: acc.digits });
         ctx.log(`${m} at ${len}: passkey accuracy ${acc.rows.toFixed(3)} (digits ${acc.digits.toFixed(3)})`);
       }
