@@ -20,7 +20,7 @@ import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../backend/ops.js';
 import { MASKED_SCORE, checkQkv, type AttentionShapes } from '../attention/sdpa.js';
 import { ShapeError } from '../util/shapes.js';
-import { ropeFrequencies } from '../positional/rope.js';
+import { applyRope, ropeFrequencies } from '../positional/rope.js';
 
 /** What a sparse method computed, so cost is measured rather than assumed. */
 export interface SparseStats {
@@ -133,13 +133,11 @@ function cosSinTables(positions: ArrayLike<number>, theta: Float64Array): { cos:
   return { cos, sin };
 }
 
-/** Rotate-half RoPE of x [a, rows, d] by per-row tables [a, rows, d/2]: [x1·c - x2·s, x2·c + x1·s]. Differentiable in x. */
+/** Rotate-half RoPE of x [a, rows, d] by per-row tables [a, rows, d/2] (lib/positional's applyRope). Differentiable in x. */
 function rotate3(x: tf.Tensor3D, cos: tf.Tensor3D, sin: tf.Tensor3D): tf.Tensor3D {
   const [a, r, d] = x.shape;
-  const half = d / 2;
-  const x1 = x.slice([0, 0, 0], [a, r, half]);
-  const x2 = x.slice([0, 0, half], [a, r, half]);
-  return tf.concat([x1.mul(cos).sub(x2.mul(sin)), x2.mul(cos).add(x1.mul(sin))], 2) as tf.Tensor3D;
+  const four = (t: tf.Tensor3D) => t.reshape([a, 1, r, d / 2]);
+  return applyRope(x.reshape([a, 1, r, d]), four(cos), four(sin)).reshape([a, r, d]) as tf.Tensor3D;
 }
 
 /** Float64 cos and sin of p·θ_i for positions -1 <= p < maxPos, to speed up {@link ropeRow}. */

@@ -33,10 +33,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../../backend/ops.js';
 import { MASKED_SCORE, checkQkv, repeatKv } from '../../attention/sdpa.js';
-import { rope as applyRopeAt, positionRange, ropeFrequencies } from '../../positional/rope.js';
+import { rope as applyRopeAt, positionRange } from '../../positional/rope.js';
 import { ShapeError } from '../../util/shapes.js';
 import {
-  checkBlock, checkScale, gatherRows, readTidy, topIndices, type SparseBaseOptions, type SparseResult, qkvRows,
+  checkBlock, checkRope, checkScale, gatherRows, readTidy, ropeRow, topIndices, type SparseBaseOptions, type SparseResult, qkvRows,
 } from '../common.js';
 
 export interface LandmarkOptions extends Omit<SparseBaseOptions, 'causal'> {
@@ -44,8 +44,6 @@ export interface LandmarkOptions extends Omit<SparseBaseOptions, 'causal'> {
   blockSize: number;
   /** Earlier blocks each query block retrieves; unset = all (training). */
   topk?: number;
-  /** q and k are given without RoPE; rotate them here at compact positions (see the header). */
-  rope?: { base?: number };
   /**
    * Queries sharing one retrieval (must divide blockSize; default 1: per token as in the paper). Without `topk` and
    * `queryBlock` the grouped softmax runs on dense [n, m] score matrices with block masks (`landmarkGroupedDense`).
@@ -77,12 +75,7 @@ function resolve(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, o: Landma
   const bq = o.queryBlock ?? 1;
   if (o.blockSize % bq !== 0) throw new ShapeError(`${fn}: options.queryBlock (${bq}) must divide options.blockSize (${o.blockSize})`);
   if ((s.keys - s.queries) % bq !== 0) throw new ShapeError(`${fn}: the ${s.keys - s.queries} cached keys before the queries must be a multiple of queryBlock (${bq})`);
-  let ropeBase: number | undefined;
-  if (o.rope !== undefined) {
-    ropeBase = o.rope.base ?? 10000;
-    if (!(ropeBase > 0)) throw new ShapeError(`${fn}: options.rope.base must be positive, got ${o.rope.base}`);
-    if (s.dim % 2 !== 0) throw new ShapeError(`${fn}: options.rope needs an even head dim, got ${s.dim}`);
-  }
+  const ropeBase = checkRope(fn, o.rope, s.dim)?.base;
   return { s, L: o.blockSize, bq, scale: checkScale(fn, o.scale, s.dim), topk: o.topk, ropeBase };
 }
 
@@ -90,19 +83,6 @@ function resolve(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, o: Landma
 function rotateRows(x: tf.Tensor, positions: Float32Array, base: number): tf.Tensor3D {
   const [X, S, D] = x.shape;
   return tf.tidy(() => applyRopeAt(x.reshape([X, 1, S, D]), tf.tensor2d(positions, [X, S]), { base }).reshape([X, S, D]) as tf.Tensor3D);
-}
-
-/** Float64 RoPE (rotate-half) of one vector at position p: the naive reference's rotation. */
-function rotateRow(x: Float64Array, p: number, base: number): Float64Array {
-  const half = x.length / 2;
-  const theta = ropeFrequencies(x.length, base);
-  const out = new Float64Array(x.length);
-  for (let i = 0; i < half; i++) {
-    const [c, sn] = [Math.cos(p * theta[i]), Math.sin(p * theta[i])];
-    out[i] = x[i] * c - x[i + half] * sn;
-    out[i + half] = x[i + half] * c + x[i] * sn;
-  }
-  return out;
 }
 
 /** Retrieved earlier blocks per (b, h, query block), by landmark score; `score(blk, kb)` = max over the block's queries. */
@@ -320,7 +300,7 @@ export function landmarkAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor,
   const dot = (a: Float64Array, b: Float64Array) => a.reduce((x, ai, d) => x + ai * b[d], 0) * scale;
   const currentOf = (blk: number) => Math.floor((off + (blk % nb) * bq) / L);
   // With rope, q and k carry no rotation yet: rotate each at its compact position (the header's definition).
-  const at = (x: Float64Array, p: number) => (ropeBase === undefined ? x : rotateRow(x, p, ropeBase));
+  const at = (x: Float64Array, p: number) => (ropeBase === undefined ? x : ropeRow(x, p, ropeBase));
   const retrieved = retrieve(B * H * nb, currentOf, topk, (blk, cands) => {
     const qb = blk % nb;
     const bh = Math.floor(blk / nb);
