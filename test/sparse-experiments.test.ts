@@ -7,7 +7,7 @@ import * as backend from '../lib/backend/index.js';
 import { runExperiment } from '../lib/experiments/index.js';
 import { longHeadsAttention, recallTask, SparseLM, plantedQkv, type AttentionKind, type ForwardOptions } from '../lib/sparse/index.js';
 import { expectClose } from './helpers.js';
-import { trainLength } from '../lib/sparse/experiments/passkey.js';
+import { oracleChunks, trainLength } from '../lib/sparse/experiments/passkey.js';
 
 beforeAll(async () => {
   await backend.setBackend('wasm');
@@ -47,7 +47,7 @@ describe('sparse experiments (tiny configs)', () => {
     try {
       const opts = { quick: true, overrides: { steps: 2, evalLens: [64], evalRows: 2, checkpointDir: dir } };
       const pk = await runExperiment('passkey-long', opts);
-      for (const m of ['dense', 'local', 'landmark', 'longheads', 'hip']) expect(pk.metrics[`test_accuracy_${m}_64`]).toBeGreaterThanOrEqual(0);
+      for (const m of ['dense', 'local', 'landmark', 'longheads', 'hip', 'oracle-chunks']) expect(pk.metrics[`test_accuracy_${m}_64`]).toBeGreaterThanOrEqual(0);
       // One checkpoint per trained kind; a second run loads them (no training) and scores the same.
       expect(readdirSync(dir).sort()).toHaveLength(3);
       const lines: string[] = [];
@@ -58,6 +58,16 @@ describe('sparse experiments (tiny configs)', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 300_000);
+});
+
+describe('passkey-long oracle chunks', () => {
+  it('keeps the first chunk, the passkey chunks and the nearest ones, never a chunk after the query', () => {
+    // chunk 8, budget 4: passkey SEP at 37 (chunk 4), closing SEP at 43 (chunk 5), query in chunk 12.
+    expect(oracleChunks(37, 5, 8, 4, 12)).toEqual([0, 4, 5, 12]);
+    expect(oracleChunks(37, 5, 8, 6, 12)).toEqual([0, 4, 5, 10, 11, 12]);
+    expect(oracleChunks(37, 5, 8, 4, 4)).toEqual([0, 2, 3, 4]); // the closing SEP's chunk is after the query
+    expect(oracleChunks(3, 5, 8, 3, 9)).toEqual([0, 1, 9]);
+  });
 });
 
 describe('passkey-long length curriculum', () => {

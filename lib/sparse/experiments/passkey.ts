@@ -10,8 +10,10 @@
  *   landmark  landmark tokens every `landmarkBlock` - 1 tokens, trained with the grouped softmax, evaluated with
  *             top-`landmarkTopk` block retrieval per token
  * and, training-free on the dense model, LongHeads (each head attends to `chunks` chunks of `chunk` tokens: the first,
- * the local one and its best-scoring others, i.e. at most trainLen keys) and HiP (top-k key blocks by hierarchical
- * search, plus sink and local blocks, at most trainLen keys).
+ * the local one and its best-scoring others, i.e. at most trainLen keys), HiP (top-k key blocks by hierarchical
+ * search, plus sink and local blocks, at most trainLen keys) and `oracle-chunks`, a diagnostic: the same budget of
+ * chunks, but the ones holding the passkey are always chosen (told where it is), so it separates a failure of the
+ * chunk choice from a failure of attending with compact positions.
  * Evaluation is greedy decoding of the digits after QUERY (each step a full forward over the prompt and the digits
  * decoded so far), so no future token is ever visible; accuracy = rows with every digit right.
  */
@@ -28,8 +30,46 @@ import { SparseLM, type AttendFn, type AttentionKind } from '../model.js';
 import { isLandmark } from '../landmark/index.js';
 import { longHeadsAttention } from '../longheads/index.js';
 import { hipAttention } from '../hip/index.js';
+import { attendSelected, blocksToKeys } from '../common.js';
 
-export type PasskeyModel = 'dense' | 'local' | 'landmark' | 'longheads' | 'hip';
+export type PasskeyModel = 'dense' | 'local' | 'landmark' | 'longheads' | 'hip' | 'oracle-chunks';
+
+/** Models evaluated on the trained dense model. */
+const ON_DENSE: PasskeyModel[] = ['longheads', 'hip', 'oracle-chunks'];
+const trainedKind = (m: PasskeyModel): AttentionKind => (ON_DENSE.includes(m) ? 'dense' : (m as AttentionKind));
+
+/**
+ * The oracle chunk choice of one query block (a diagnostic upper bound for LongHeads and HiP): the first chunk, the
+ * chunk(s) holding the passkey (from its SEP at `sep`), then the chunks nearest the query, `budget` in all; chunk
+ * indices sorted, none after the query's own chunk `qc`.
+ */
+export function oracleChunks(sep: number, digits: number, chunk: number, budget: number, qc: number): number[] {
+  const set = new Set<number>([0]);
+  for (const p of [sep, sep + digits + 1]) if (Math.floor(p / chunk) <= qc && set.size < budget) set.add(Math.floor(p / chunk));
+  for (let c = qc; c >= 0 && set.size < budget; c--) set.add(c);
+  return [...set].sort((a, b) => a - b);
+}
+
+/** Attention over the oracle chunks with compact positions, for the rows `rows` of the prompt set (their SEPs `seps`). */
+function oracleAttend(seps: number[], digits: number, chunk: number, budget: number, compact: boolean): AttendFn {
+  return (q0, k0, v, _l, c) => {
+    const [q, k] = compact ? [c.q, c.k] : [q0, k0];
+    const [B, H, N, D] = q.shape;
+    const M = k.shape[2];
+    const bq = N === 1 ? 1 : chunk;
+    const nb = Math.ceil(N / bq);
+    const S = budget * chunk;
+    const keys = new Int32Array(B * H * nb * S).fill(-1);
+    for (let b = 0; b < B; b++) {
+      for (let qb = 0; qb < nb; qb++) {
+        const qc = Math.floor((M - N + Math.min(N - 1, (qb + 1) * bq - 1)) / chunk);
+        const chosen = oracleChunks(seps[b], digits, chunk, budget, qc);
+        for (let h = 0; h < H; h++) blocksToKeys(chosen, chunk, M, keys, ((b * H + h) * nb + qb) * S);
+      }
+    }
+    return attendSelected('oracle-chunks', q, k, v, { queryBlock: bq, slots: S, keys }, { scale: 1 / Math.sqrt(D), causal: true, rope: compact ? { base: c.ropeBase } : undefined }).output;
+  };
+}
 
 export interface PasskeyLongConfig {
   trainLen: number;
@@ -135,18 +175,19 @@ function trainBatch(cfg: PasskeyLongConfig, kind: AttentionKind, vocab: number, 
 const EVAL_TOKENS = 8192;
 
 /** Greedy decoding of the digits after each prompt; returns the share of rows fully right and of digits right. */
-export function decodePasskeys(model: SparseLM, prompts: number[][], answers: number[][], opts: { override?: AttendFn; landmarkTopk?: number; landmarkQueryBlock?: number; landmarkPositions?: 'absolute' | 'compact'; landmark?: { id: number; block: number } }): { rows: number; digits: number } {
+export function decodePasskeys(model: SparseLM, prompts: number[][], answers: number[][], opts: { override?: AttendFn; overrideFor?: (rows: number[]) => AttendFn; landmarkTopk?: number; landmarkQueryBlock?: number; landmarkPositions?: 'absolute' | 'compact'; landmark?: { id: number; block: number } }): { rows: number; digits: number } {
   const digits = answers[0].length;
   const got: number[][] = [];
   const group = Math.max(1, Math.floor(EVAL_TOKENS / (prompts[0].length + digits)));
   for (let g0 = 0; g0 < prompts.length; g0 += group) {
     const seqs = prompts.slice(g0, g0 + group).map((p) => [...p]);
     const out: number[][] = seqs.map(() => []);
+    const override = opts.overrideFor ? opts.overrideFor(seqs.map((_, i) => g0 + i)) : opts.override;
     for (let step = 0; step < digits; step++) {
       if (opts.landmark) for (const s of seqs) if (isLandmark(s.length, opts.landmark.block)) s.push(opts.landmark.id);
       const len = seqs[0].length;
       const tokens = tf.tensor2d(seqs.flat(), [seqs.length, len], 'int32');
-      const next = tf.tidy(() => model.forward(tokens, { override: opts.override, landmarkTopk: opts.landmarkTopk, landmarkQueryBlock: opts.landmarkQueryBlock, landmarkPositions: opts.landmarkPositions, lastOnly: true }).argMax(-1).dataSync());
+      const next = tf.tidy(() => model.forward(tokens, { override, landmarkTopk: opts.landmarkTopk, landmarkQueryBlock: opts.landmarkQueryBlock, landmarkPositions: opts.landmarkPositions, lastOnly: true }).argMax(-1).dataSync());
       tokens.dispose();
       seqs.forEach((s, i) => {
         s.push(next[i]);
@@ -239,17 +280,17 @@ registerExperiment<PasskeyLongConfig>({
   description: 'Passkey retrieval beyond the training length: dense (extrapolation), sliding window, landmark retrieval, and training-free LongHeads and HiP on the dense model.',
   quick: {
     trainLen: 64, evalLens: [64, 256], digits: 3, distinct: true, fillerVocab: 8, dModel: 32, heads: 4, layers: 2, batch: 16, steps: 60, lr: 3e-3,
-    window: 16, landmarkBlock: 8, landmarkTopk: 2, landmarkQueryBlock: 8, chunk: 8, evalRows: 8, models: ['dense', 'local', 'landmark', 'longheads', 'hip'], positions: 'compact',
+    window: 16, landmarkBlock: 8, landmarkTopk: 2, landmarkQueryBlock: 8, chunk: 8, evalRows: 8, models: ['dense', 'local', 'landmark', 'longheads', 'hip', 'oracle-chunks'], positions: 'compact',
   },
   full: {
     trainLen: 256, curriculum: 64, evalLens: [256, 1024, 2048, 4096], digits: 5, distinct: true, fillerVocab: 16, dModel: 128, heads: 8, layers: 2, batch: 16, steps: 2000, lr: 2e-3,
-    window: 64, landmarkBlock: 16, landmarkTopk: 2, landmarkQueryBlock: 16, chunk: 32, evalRows: 16, models: ['dense', 'local', 'landmark', 'longheads', 'hip'], positions: 'compact',
+    window: 64, landmarkBlock: 16, landmarkTopk: 2, landmarkQueryBlock: 16, chunk: 32, evalRows: 16, models: ['dense', 'local', 'landmark', 'longheads', 'hip', 'oracle-chunks'], positions: 'compact',
   },
   async run(cfg, ctx) {
     const vocab = PASSKEY_DIGIT0 + 10 + cfg.fillerVocab;
     const rows: PasskeyRow[] = [];
     const trained: Partial<Record<AttentionKind, SparseLM>> = {};
-    const need = new Set<AttentionKind>(cfg.models.map((m) => (m === 'longheads' || m === 'hip' ? 'dense' : m)));
+    const need = new Set<AttentionKind>(cfg.models.map(trainedKind));
     for (const kind of need) trained[kind] = await trainModel(cfg, kind, vocab, ctx);
     const chunks = Math.max(2, Math.floor(cfg.trainLen / cfg.chunk));
     // Compact positions: the methods get q, k before RoPE and rotate the keys they keep at positions of their own.
@@ -267,11 +308,13 @@ registerExperiment<PasskeyLongConfig>({
       },
     };
     for (const m of cfg.models) {
-      const model = trained[m === 'longheads' || m === 'hip' ? 'dense' : (m as AttentionKind)]!;
+      const model = trained[trainedKind(m)]!;
       for (const len of cfg.evalLens) {
         const landmark = m === 'landmark' ? { id: vocab, block: cfg.landmarkBlock } : undefined;
         const { prompts, answers } = evalSet(cfg, len, ctx.seed, landmark);
-        const acc = decodePasskeys(model, prompts, answers, { override: overrides[m], landmarkTopk: m === 'landmark' ? cfg.landmarkTopk : undefined, landmarkQueryBlock: cfg.landmarkQueryBlock, landmarkPositions: cfg.positions, landmark });
+        const seps = prompts.map((p) => p.indexOf(SPECIAL.SEP));
+        const overrideFor = m === 'oracle-chunks' ? (rs: number[]) => oracleAttend(rs.map((r) => seps[r]), cfg.digits, cfg.chunk, chunks, compact) : undefined;
+        const acc = decodePasskeys(model, prompts, answers, { override: overrides[m], overrideFor, landmarkTopk: m === 'landmark' ? cfg.landmarkTopk : undefined, landmarkQueryBlock: cfg.landmarkQueryBlock, landmarkPositions: cfg.positions, landmark });
         rows.push({ model: m, length: len, test_accuracy: acc.rows, test_digit_accuracy: acc.digits });
         ctx.log(`${m} at ${len}: passkey accuracy ${acc.rows.toFixed(3)} (digits ${acc.digits.toFixed(3)})`);
       }
