@@ -94,6 +94,12 @@ describe('attnlab command line', () => {
     const badSeed = cli('experiment', 'induction-heads', '--seed', 'x');
     expect(badSeed.status).toBe(2);
     expect(badSeed.stderr).toMatch(/--seed must be an integer, got 'x'/);
+    const small = cli('experiment', 'sparse-scaling', '--quick', '--json', '--config', '{"lengths": [64], "repeats": 1, "methods": ["hip"]}');
+    expect(small.status).toBe(0);
+    expect(JSON.parse(small.stdout).config).toMatchObject({ lengths: [64], repeats: 1, methods: ['hip'] });
+    const badConfig = cli('experiment', 'induction-heads', '--config', '[1]');
+    expect(badConfig.status).toBe(2);
+    expect(badConfig.stderr).toMatch(/--config must be a JSON object of config fields, got '\[1\]'/);
     const badFlag = cli('experiment', 'list', '--fast');
     expect(badFlag.status).toBe(2);
     expect(badFlag.stderr).toMatch(/unknown option --fast/);

@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs, UsageError } from './args.js';
 
 export async function experimentCommand(argv: string[]): Promise<number> {
-  const { positionals, flags } = parseArgs(argv, { flags: ['quick', 'json'], options: ['seed', 'out'] }, 'attnlab experiment');
+  const { positionals, flags } = parseArgs(argv, { flags: ['quick', 'json'], options: ['seed', 'out', 'config'] }, 'attnlab experiment');
   const { listExperiments, runExperiment, getExperiment } = await import('../experiments/index.js');
   const [name] = positionals;
   if (!name) throw new UsageError('attnlab experiment: name an experiment, or `list`');
@@ -23,12 +23,23 @@ export async function experimentCommand(argv: string[]): Promise<number> {
     seed = Number(flags.seed);
     if (!Number.isInteger(seed)) throw new UsageError(`attnlab experiment: --seed must be an integer, got '${flags.seed}'`);
   }
+  let overrides: Record<string, unknown> | undefined;
+  if (flags.config !== undefined) {
+    try {
+      overrides = JSON.parse(String(flags.config));
+    } catch {
+      overrides = undefined;
+    }
+    if (!overrides || typeof overrides !== 'object' || Array.isArray(overrides)) {
+      throw new UsageError(`attnlab experiment: --config must be a JSON object of config fields, got '${flags.config}'`);
+    }
+  }
   const backend = await import('../backend/index.js');
   const report = await backend.ready();
   const json = flags.json === true;
   const log = json ? () => undefined : (line: string) => console.error(line);
-  log(`${name}: ${flags.quick ? 'quick' : 'full'} config, seed ${seed}, backend ${report.chosen}`);
-  const result = await runExperiment(name, { quick: flags.quick === true, seed, progress: json ? false : 'auto', log });
+  log(`${name}: ${flags.quick ? 'quick' : 'full'} config${overrides ? ` with ${JSON.stringify(overrides)}` : ''}, seed ${seed}, backend ${report.chosen}`);
+  const result = await runExperiment(name, { quick: flags.quick === true, seed, progress: json ? false : 'auto', log, overrides });
   const out = { ...result, backend: report.chosen };
   if (typeof flags.out === 'string') writeFileSync(flags.out, JSON.stringify(out, null, 2) + '\n');
   if (json) {

@@ -18,7 +18,7 @@ const COMMANDS: Record<string, Command> = {
   },
   experiment: {
     summary: 'list or run registered experiments',
-    usage: 'attnlab experiment list [--json]\n       attnlab experiment NAME [--quick] [--seed N] [--json] [--out FILE]',
+    usage: "attnlab experiment list [--json]\n       attnlab experiment NAME [--quick] [--seed N] [--config '{\"field\": value}'] [--json] [--out FILE]",
     run: async (argv) => (await import('./experiment.js')).experimentCommand(argv),
   },
   run: {
