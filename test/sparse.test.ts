@@ -124,8 +124,8 @@ const cases: Case[] = [
     shape: [1, 2, 32, 8],
     kvHeads: 1,
     full: (q, k, v) => landmarkAttention(q, k, v, { blockSize: 4, topk: 64, rope: {} }),
-    sparse: (q, k, v) => landmarkAttention(q, k, v, { blockSize: 4, topk: 2, rope: { base: 100 } }),
-    naive: (q, k, v) => landmarkAttentionNaive(q, k, v, { blockSize: 4, topk: 2, rope: { base: 100 } }).output,
+    sparse: (q, k, v) => landmarkAttention(q, k, v, { blockSize: 4, topk: 2, localBlocks: 1, rope: { base: 100 } }),
+    naive: (q, k, v) => landmarkAttentionNaive(q, k, v, { blockSize: 4, topk: 2, localBlocks: 1, rope: { base: 100 } }).output,
     reference: (q, k, v) => landmarkAttentionNaive(q, k, v, { blockSize: 4, rope: {} }).output,
   },
   {
@@ -325,6 +325,16 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
     const few = landmarkAttention(q, k, v, { blockSize: 4, topk: 1, rope: {} });
     const naive = landmarkAttentionNaive(q, k, v, { blockSize: 4, topk: 1, rope: {} });
     expectClose(few.output, naive.output, {}, 'topk 1 vs naive');
+    // localBlocks: the blocks just before the query's are always kept, on top of topk retrieved ones.
+    const withLocal = landmarkAttention(q, k, v, { blockSize: 4, topk: 1, localBlocks: 2, rope: {} });
+    withLocal.retrieved.forEach((r, x) => {
+      const cb = Math.floor((x % 40) / 4); // per token: (b·h)·n + i, own block of query i
+      expect(r.length).toBe(Math.min(cb, 3));
+      if (cb > 3) expect(r.slice(1)).toEqual([cb - 2, cb - 1]);
+    });
+    expectClose(withLocal.output, landmarkAttentionNaive(q, k, v, { blockSize: 4, topk: 1, localBlocks: 2, rope: {} }).output, {}, 'localBlocks vs naive');
+    expect(() => landmarkAttention(q, k, v, { blockSize: 4, topk: 1, localBlocks: -1 })).toThrow(/landmarkAttention: options.localBlocks must be a non-negative integer, got -1/);
+    withLocal.output.dispose();
     expect(() => landmarkAttention(q, k, v, { blockSize: 4, rope: { base: 0 } })).toThrow(/landmarkAttention: options.rope.base must be a positive finite number, got 0/);
     tf.dispose([q, k, v, qr, kr, absolute.output, few.output]);
   });

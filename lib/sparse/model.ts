@@ -81,6 +81,8 @@ export interface ForwardOptions {
   landmarkPositions?: 'absolute' | 'compact';
   /** Landmark models at inference: queries sharing one retrieval (default 1, per token). */
   landmarkQueryBlock?: number;
+  /** Landmark models at inference: blocks before the query's always kept besides the retrieved ones (default 0). */
+  landmarkLocalBlocks?: number;
   /** Keep the normalised routing queries (and keys, unless shared) for `updateCentroids` (training). */
   collect?: boolean;
   /**
@@ -168,7 +170,7 @@ export class SparseLM {
     if (c.attention === 'local') return denseCausal(q, k, v, c.window);
     if (c.attention === 'landmark') {
       // A lone query (lastOnly) retrieves for itself: a shared retrieval would need its block's earlier queries.
-      const opts = { blockSize: c.landmarkBlock, topk: o.landmarkTopk, queryBlock: q.shape[2] === 1 ? undefined : o.landmarkQueryBlock };
+      const opts = { blockSize: c.landmarkBlock, topk: o.landmarkTopk, localBlocks: o.landmarkLocalBlocks, queryBlock: q.shape[2] === 1 ? undefined : o.landmarkQueryBlock };
       if (o.landmarkPositions === 'compact') return landmarkAttention(qContent, kContent, v, { ...opts, rope: { base: c.ropeBase } }).output;
       return landmarkAttention(q, k, v, opts).output;
     }

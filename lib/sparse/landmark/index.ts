@@ -45,6 +45,12 @@ export interface LandmarkOptions extends Omit<SparseBaseOptions, 'causal'> {
   /** Earlier blocks each query block retrieves; unset = all (training). */
   topk?: number;
   /**
+   * With `topk`: the blocks just before the query's block that are always kept, on top of the `topk` retrieved ones
+   * (default 0). The paper's inference keeps a local chunk (~250 tokens) at exact positions and retrieves only beyond
+   * it; with compact positions these blocks keep their exact distances to the query.
+   */
+  localBlocks?: number;
+  /**
    * Queries sharing one retrieval (must divide blockSize; default 1: per token as in the paper). Without `topk` and
    * `queryBlock` the grouped softmax runs on dense [n, m] score matrices with block masks (`landmarkGroupedDense`).
    */
@@ -76,7 +82,9 @@ function resolve(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, o: Landma
   if (o.blockSize % bq !== 0) throw new ShapeError(`${fn}: options.queryBlock (${bq}) must divide options.blockSize (${o.blockSize})`);
   if ((s.keys - s.queries) % bq !== 0) throw new ShapeError(`${fn}: the ${s.keys - s.queries} cached keys before the queries must be a multiple of queryBlock (${bq})`);
   const ropeBase = checkRope(fn, o.rope, s.dim)?.base;
-  return { s, L: o.blockSize, bq, scale: checkScale(fn, o.scale, s.dim), topk: o.topk, ropeBase };
+  const local = o.localBlocks ?? 0;
+  if (!(Number.isInteger(local) && local >= 0)) throw new ShapeError(`${fn}: options.localBlocks must be a non-negative integer, got ${o.localBlocks}`);
+  return { s, L: o.blockSize, bq, scale: checkScale(fn, o.scale, s.dim), topk: o.topk, ropeBase, local };
 }
 
 /** Rotates rows x [X, S, D] (no RoPE yet) at per-row positions [X·S]. */
@@ -86,12 +94,14 @@ function rotateRows(x: tf.Tensor, positions: Float32Array, base: number): tf.Ten
 }
 
 /** Retrieved earlier blocks per (b, h, query block), by landmark score; `score(blk, kb)` = max over the block's queries. */
-function retrieve(nBlk: number, currentOf: (blk: number) => number, topk: number | undefined, score: (blk: number, cands: number[]) => number[]): number[][] {
+function retrieve(nBlk: number, currentOf: (blk: number) => number, topk: number | undefined, local: number, score: (blk: number, cands: number[]) => number[]): number[][] {
   return Array.from({ length: nBlk }, (_, blk) => {
-    const cands = Array.from({ length: currentOf(blk) }, (_, i) => i);
-    if (topk === undefined || cands.length <= topk) return cands;
-    const sc = score(blk, cands);
-    return topIndices(sc, topk).map((i) => cands[i]).sort((a, b) => a - b);
+    const all = Array.from({ length: currentOf(blk) }, (_, i) => i);
+    if (topk === undefined || all.length <= topk + local) return all;
+    // The `local` blocks just before the query's are always kept; the best `topk` of the others are retrieved.
+    const far = all.slice(0, all.length - local);
+    const chosen = topIndices(score(blk, far), topk).map((i) => far[i]);
+    return [...chosen.sort((a, b) => a - b), ...all.slice(all.length - local)];
   });
 }
 
@@ -162,7 +172,7 @@ function landmarkGroupedDense(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, s: Retur
 /** Landmark attention (grouped softmax over retrieved blocks); see the module header. Always causal. */
 export function landmarkAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: LandmarkOptions): SparseResult & { retrieved: number[][] } {
   const fn = 'landmarkAttention';
-  const { s, L, bq, scale, topk, ropeBase } = resolve(fn, q, k, v, options);
+  const { s, L, bq, scale, topk, ropeBase, local } = resolve(fn, q, k, v, options);
   if (topk === undefined && options.queryBlock === undefined) {
     if (ropeBase === undefined) return landmarkGroupedDense(q, k, v, s, L, scale);
     // Every earlier block is retrieved: compact positions are the absolute ones.
@@ -192,7 +202,7 @@ export function landmarkAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opti
   // Landmark scores for every (query block, earlier block): max over the block's queries, one batched product.
   const maxCur = Math.max(0, ...Array.from({ length: nb }, (_, qb) => currentOf(qb)));
   let lmScores: Float32Array = new Float32Array(0);
-  if (topk !== undefined && maxCur > topk) {
+  if (topk !== undefined && maxCur > topk + local) {
     lmScores = readTidy(() => {
       const lmRows = new Int32Array(B * G * maxCur);
       for (let bg = 0; bg < B * G; bg++) for (let kb = 0; kb < maxCur; kb++) lmRows[bg * maxCur + kb] = bg * M + kb * L + L - 1;
@@ -207,7 +217,7 @@ export function landmarkAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opti
       return sc.reshape([B * H, nb, bq, maxCur]).max(2);
     });
   }
-  const retrieved = retrieve(X, currentOf, topk, score);
+  const retrieved = retrieve(X, currentOf, topk, local, score);
   const R = Math.max(1, ...retrieved.map((r) => r.length));
   const S = R * L + L;
   const rows = new Int32Array(X * S);
@@ -291,7 +301,7 @@ export function landmarkAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opti
 /** Float64 loop reference of `landmarkAttention`: the grouped softmax written per query from its definition. */
 export function landmarkAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: LandmarkOptions): { output: Float64Array; retrieved: number[][] } {
   const fn = 'landmarkAttentionNaive';
-  const { s, L, bq, scale, topk, ropeBase } = resolve(fn, q, k, v, options);
+  const { s, L, bq, scale, topk, ropeBase, local } = resolve(fn, q, k, v, options);
   const { batch: B, heads: H, kvHeads: G, queries: N, keys: M, dim: D, valueDim: E } = s;
   const off = M - N;
   const nb = Math.ceil(N / bq);
@@ -301,7 +311,7 @@ export function landmarkAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor,
   const currentOf = (blk: number) => Math.floor((off + (blk % nb) * bq) / L);
   // With rope, q and k carry no rotation yet: rotate each at its compact position (the header's definition).
   const at = (x: Float64Array, p: number) => (ropeBase === undefined ? x : ropeRow(x, p, ropeBase));
-  const retrieved = retrieve(B * H * nb, currentOf, topk, (blk, cands) => {
+  const retrieved = retrieve(B * H * nb, currentOf, topk, local, (blk, cands) => {
     const qb = blk % nb;
     const bh = Math.floor(blk / nb);
     const [b, h] = [Math.floor(bh / H), bh % H];
