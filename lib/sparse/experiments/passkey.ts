@@ -8,7 +8,8 @@
  *   dense     full causal attention with RoPE, evaluated as is (length extrapolation)
  *   local     sliding window of `window` keys (the passkey is out of reach once it is further than the window)
  *   landmark  landmark tokens every `landmarkBlock` - 1 tokens, trained with the grouped softmax, evaluated with
- *             top-`landmarkTopk` block retrieval per token
+ *             the `landmarkLocalBlocks` blocks before the query kept and the top-`landmarkTopk` others retrieved
+ *             (one retrieval per `landmarkQueryBlock` queries and head)
  * and, training-free on the dense model, LongHeads (each head attends to `chunks` chunks of `chunk` tokens: the first,
  * the local one and its best-scoring others, i.e. at most trainLen keys), HiP (top-k key blocks by hierarchical
  * search, plus sink and local blocks, at most trainLen keys) and `oracle-chunks`, a diagnostic: the same budget of
@@ -26,7 +27,7 @@ import { join } from 'node:path';
 import { train } from '../../train/loop.js';
 import { restoreCheckpoint, saveCheckpoint } from '../../train/checkpoint.js';
 import { crc32 } from '../../util/crc32.js';
-import { SparseLM, type AttendFn, type AttentionKind } from '../model.js';
+import { SparseLM, type AttendFn, type AttentionKind, type ForwardOptions } from '../model.js';
 import { isLandmark } from '../landmark/index.js';
 import { longHeadsAttention } from '../longheads/index.js';
 import { hipAttention } from '../hip/index.js';
@@ -180,20 +181,30 @@ function trainBatch(cfg: PasskeyLongConfig, kind: AttentionKind, vocab: number, 
 /** Tokens per forward pass at evaluation: rows are decoded in groups of at most this many tokens (memory bound). */
 const EVAL_TOKENS = 8192;
 
-/** Greedy decoding of the digits after each prompt; returns the share of rows fully right and of digits right. */
-export function decodePasskeys(model: SparseLM, prompts: number[][], answers: number[][], opts: { override?: AttendFn; overrideFor?: (rows: number[]) => AttendFn; landmarkTopk?: number; landmarkQueryBlock?: number; landmarkLocalBlocks?: number; landmarkPositions?: 'absolute' | 'compact'; landmark?: { id: number; block: number } }): { rows: number; digits: number } {
+/**
+ * Greedy decoding of the digits after each prompt; returns the share of rows fully right and of digits right.
+ * `forward` goes to every `model.forward` as is (reading the last position only); `overrideFor(rows)` builds the
+ * override for one group of rows (indices into `prompts`) when it depends on the rows.
+ */
+export function decodePasskeys(
+  model: SparseLM,
+  prompts: number[][],
+  answers: number[][],
+  opts: { forward?: Omit<ForwardOptions, 'lastOnly'>; overrideFor?: (rows: number[]) => AttendFn; landmark?: { id: number; block: number } },
+): { rows: number; digits: number } {
   const digits = answers[0].length;
   const got: number[][] = [];
   const group = Math.max(1, Math.floor(EVAL_TOKENS / (prompts[0].length + digits)));
   for (let g0 = 0; g0 < prompts.length; g0 += group) {
     const seqs = prompts.slice(g0, g0 + group).map((p) => [...p]);
     const out: number[][] = seqs.map(() => []);
-    const override = opts.overrideFor ? opts.overrideFor(seqs.map((_, i) => g0 + i)) : opts.override;
+    const forward: ForwardOptions = { ...opts.forward, lastOnly: true };
+    if (opts.overrideFor) forward.override = opts.overrideFor(seqs.map((_, i) => g0 + i));
     for (let step = 0; step < digits; step++) {
       if (opts.landmark) for (const s of seqs) if (isLandmark(s.length, opts.landmark.block)) s.push(opts.landmark.id);
       const len = seqs[0].length;
       const tokens = tf.tensor2d(seqs.flat(), [seqs.length, len], 'int32');
-      const next = tf.tidy(() => model.forward(tokens, { override, landmarkTopk: opts.landmarkTopk, landmarkQueryBlock: opts.landmarkQueryBlock, landmarkLocalBlocks: opts.landmarkLocalBlocks, landmarkPositions: opts.landmarkPositions, lastOnly: true }).argMax(-1).dataSync());
+      const next = tf.tidy(() => model.forward(tokens, forward).argMax(-1).dataSync());
       tokens.dispose();
       seqs.forEach((s, i) => {
         s.push(next[i]);
@@ -320,7 +331,10 @@ registerExperiment<PasskeyLongConfig>({
         const { prompts, answers } = evalSet(cfg, len, ctx.seed, landmark);
         const seps = prompts.map((p) => p.indexOf(SPECIAL.SEP));
         const overrideFor = m === 'oracle-chunks' ? (rs: number[]) => oracleAttend(rs.map((r) => seps[r]), cfg.digits, cfg.chunk, chunks, compact) : undefined;
-        const acc = decodePasskeys(model, prompts, answers, { override: overrides[m], overrideFor, landmarkTopk: m === 'landmark' ? cfg.landmarkTopk : undefined, landmarkQueryBlock: cfg.landmarkQueryBlock, landmarkLocalBlocks: cfg.landmarkLocalBlocks, landmarkPositions: cfg.positions, landmark });
+        const forward: ForwardOptions = m === 'landmark'
+          ? { landmarkTopk: cfg.landmarkTopk, landmarkQueryBlock: cfg.landmarkQueryBlock, landmarkLocalBlocks: cfg.landmarkLocalBlocks, landmarkPositions: cfg.positions }
+          : { override: overrides[m] };
+        const acc = decodePasskeys(model, prompts, answers, { forward, overrideFor, landmark });
         rows.push({ model: m, length: len, test_accuracy: acc.rows, test_digit_accuracy: acc.digits });
         ctx.log(`${m} at ${len}: passkey accuracy ${acc.rows.toFixed(3)} (digits ${acc.digits.toFixed(3)})`);
       }
