@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as backend from '../lib/backend/index.js';
 import { runExperiment } from '../lib/experiments/index.js';
-import { longHeadsAttention, recallTask, SparseLM, plantedQkv, type AttentionKind, type ForwardOptions } from '../lib/sparse/index.js';
+import { initCentroids, initSeerGate, longHeadsAttention, recallTask, SparseLM, plantedQkv, type AttentionKind, type ForwardOptions } from '../lib/sparse/index.js';
+import { tfSeed } from '../lib/util/random.js';
 import { expectClose } from './helpers.js';
 import { oracleChunks, trainLength } from '../lib/sparse/experiments/passkey.js';
 
@@ -58,6 +59,36 @@ describe('sparse experiments (tiny configs)', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 300_000);
+});
+
+describe('seed 0 is a seed', () => {
+  // tfjs reads a seed of 0 as "unseeded" (Math.random): before tfSeed, SparseLM's embedding, routing centroids and
+  // Seer gates drawn with seed 0 differed on every run.
+  it('SparseLM, routing centroids and Seer gates built twice with seed 0 are identical', () => {
+    const params = () => {
+      const m = new SparseLM({ vocab: 12, dModel: 16, heads: 2, layers: 1, attention: 'routing', seed: 0 });
+      const out = [...Object.values(m.params), ...Object.values(m.centroids)].map((t) => Array.from(t.dataSync()));
+      m.dispose();
+      return out;
+    };
+    expect(params()).toEqual(params());
+    const gate = () => {
+      const g = initSeerGate(2, 8, 4, 0);
+      const out = [Array.from(g.wq.dataSync()), Array.from(g.wk.dataSync())];
+      tf.dispose([g.wq, g.wk]);
+      return out;
+    };
+    expect(gate()).toEqual(gate());
+    const c = () => {
+      const t = initCentroids(2, 3, 8, 0);
+      const out = Array.from(t.dataSync());
+      t.dispose();
+      return out;
+    };
+    expect(c()).toEqual(c());
+    expect(tfSeed(0)).not.toBe(0);
+    expect(tfSeed(7)).toBe(7);
+  });
 });
 
 describe('passkey-long oracle chunks', () => {

@@ -11,6 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ShapeError, assertRank, fmt } from '../util/shapes.js';
+import { tfSeed } from '../util/random.js';
 
 /** x + table[offset : offset + seq] (broadcast over batch). */
 export function addLearnedPositions(x: tf.Tensor, table: tf.Tensor, offset = 0): tf.Tensor3D {
@@ -76,7 +77,7 @@ export class LearnedPositionEmbedding extends tf.layers.Layer {
       'embeddings',
       [this.maxPositions, dim],
       'float32',
-      tf.initializers.randomNormal({ mean: 0, stddev: this.stddev, seed: this.seed }),
+      tf.initializers.randomNormal({ mean: 0, stddev: this.stddev, seed: this.seed === undefined ? undefined : tfSeed(this.seed) }),
     );
     this.built = true;
   }

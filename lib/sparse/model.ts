@@ -29,6 +29,7 @@ import * as masks from '../masks/index.js';
 import { rope } from '../positional/rope.js';
 import { gelu, layerNorm, linear, mergeHeads, splitHeads } from '../layers/functional.js';
 import { ShapeError } from '../util/shapes.js';
+import { tfSeed } from '../util/random.js';
 import { commitmentLoss, initCentroids, kmeansUpdate, normaliseShared, routingAttention } from './routing/index.js';
 import { landmarkAttention } from './landmark/index.js';
 
@@ -128,7 +129,7 @@ export class SparseLM {
     const c = this.config;
     let n = 0;
     const add = (name: string, shape: number[], init: 'zeros' | 'ones' | number) => {
-      const t = init === 'zeros' ? tf.zeros(shape) : init === 'ones' ? tf.ones(shape) : tf.randomNormal(shape, 0, init, 'float32', c.seed * 1000 + n++);
+      const t = init === 'zeros' ? tf.zeros(shape) : init === 'ones' ? tf.ones(shape) : tf.randomNormal(shape, 0, init, 'float32', tfSeed(c.seed * 1000 + n++));
       this.params[name] = tf.variable(t, true, `sparselm.${c.seed}.${name}.${Math.random().toString(36).slice(2)}`);
       t.dispose();
     };

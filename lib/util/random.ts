@@ -66,6 +66,15 @@ export function hashSeed(seed: number): number {
 }
 
 /** FNV-1a hash of a string, used to derive per-weight seeds from names. */
+/**
+ * A seed for tfjs's random ops and initializers. tfjs takes a seed of 0 as "no seed" and draws from Math.random, so
+ * seed 0 (this project's default) gave a different tensor on every run; 0 maps to a fixed non-zero seed, every other
+ * seed is passed unchanged.
+ */
+export function tfSeed(seed: number): number {
+  return seed === 0 ? 0.5 : seed;
+}
+
 export function hashString(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) {

@@ -21,6 +21,7 @@ import { initCentroids, routingAttention } from '../routing/index.js';
 import { initSeerGate, seerAttention } from '../seer/index.js';
 import { landmarkAttention } from '../landmark/index.js';
 import { longHeadsAttention } from '../longheads/index.js';
+import { tfSeed } from '../../util/random.js';
 
 export interface ScalingConfig {
   lengths: number[];
@@ -74,7 +75,7 @@ function timeBest(repeats: number, f: () => tf.Tensor | SparseResult): { ms: num
 }
 
 async function runOnce(cfg: ScalingConfig, n: number, seed: number): Promise<void> {
-  const [q, k, v] = [0, 1, 2].map((i) => tf.randomNormal([1, cfg.heads, n, cfg.dim], 0, 1, 'float32', seed + i)) as tf.Tensor4D[];
+  const [q, k, v] = [0, 1, 2].map((i) => tf.randomNormal([1, cfg.heads, n, cfg.dim], 0, 1, 'float32', tfSeed(seed + i))) as tf.Tensor4D[];
   const mask = masks.causal();
   tf.dispose(Object.values(sdpa(q, k, v, { mask, returnWeights: true })));
   if (flashSupports(q, k, v, { mask }).length === 0) flash(q, k, v, { mask }).dispose();
@@ -103,7 +104,7 @@ export async function runScaling(cfg: ScalingConfig, seed: number, log: (s: stri
   // Warm-up at the smallest length so the first timed call pays no kernel setup.
   await runOnce(cfg, Math.min(...cfg.lengths), seed);
   for (const n of cfg.lengths) {
-    const [q, k, v] = [0, 1, 2].map((i) => tf.randomNormal([1, cfg.heads, n, cfg.dim], 0, 1, 'float32', seed * 7 + i + n)) as tf.Tensor4D[];
+    const [q, k, v] = [0, 1, 2].map((i) => tf.randomNormal([1, cfg.heads, n, cfg.dim], 0, 1, 'float32', tfSeed(seed * 7 + i + n))) as tf.Tensor4D[];
     const haveFlash = flashSupports(q, k, v, { mask }).length === 0;
     // Composed dense attention: asking for the weights keeps sdpa off its fused path (flash is timed on its own).
     const composed = () => {

@@ -27,6 +27,7 @@ import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../../backend/ops.js';
 import { MASKED_SCORE, checkQkv } from '../../attention/sdpa.js';
 import { ShapeError, fmt } from '../../util/shapes.js';
+import { tfSeed } from '../../util/random.js';
 import { checkBlock, checkScale, rejectRope, constant, readTidy, densePairs, f64, gatherRows, naiveAttendRow, type SparseBaseOptions, type SparseResult } from '../common.js';
 
 export interface RoutingOptions extends SparseBaseOptions {
@@ -345,7 +346,7 @@ export function commitmentLoss(xh: tf.Tensor, centroids: tf.Tensor): tf.Scalar {
 /** Random unit centroids [h, c, d] from a seed. */
 export function initCentroids(heads: number, clusters: number, dim: number, seed = 0): tf.Tensor3D {
   return tf.tidy(() => {
-    const r = tf.randomNormal([heads, clusters, dim], 0, 1, 'float32', seed);
+    const r = tf.randomNormal([heads, clusters, dim], 0, 1, 'float32', tfSeed(seed));
     return r.div(r.square().sum(-1, true).sqrt()) as tf.Tensor3D;
   });
 }

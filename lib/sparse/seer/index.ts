@@ -30,6 +30,7 @@ import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../../backend/ops.js';
 import { MASKED_SCORE, checkQkv, repeatKv } from '../../attention/sdpa.js';
 import { ShapeError, fmt } from '../../util/shapes.js';
+import { tfSeed } from '../../util/random.js';
 import {
   attendSelected, blockCovers, blocksToKeys, checkBlock, checkScale, rejectRope, constant, readTidy, densePairs, f64, naiveAttendRow, topIndices, type SparseBaseOptions, type SparseResult, qkvRows,
 } from '../common.js';
@@ -53,8 +54,8 @@ export interface SeerOptions extends SparseBaseOptions {
 /** A gate with random weights [h, d, d_g] and [h, 3d, d_g]. */
 export function initSeerGate(heads: number, dim: number, gateDim: number, seed = 0): { wq: tf.Variable; wk: tf.Variable } {
   return {
-    wq: tf.tidy(() => tf.variable(tf.randomNormal([heads, dim, gateDim], 0, 1 / Math.sqrt(dim), 'float32', seed), true)),
-    wk: tf.tidy(() => tf.variable(tf.randomNormal([heads, 3 * dim, gateDim], 0, 1 / Math.sqrt(3 * dim), 'float32', seed + 1), true)),
+    wq: tf.tidy(() => tf.variable(tf.randomNormal([heads, dim, gateDim], 0, 1 / Math.sqrt(dim), 'float32', tfSeed(seed)), true)),
+    wk: tf.tidy(() => tf.variable(tf.randomNormal([heads, 3 * dim, gateDim], 0, 1 / Math.sqrt(3 * dim), 'float32', tfSeed(seed + 1)), true)),
   };
 }
 
