@@ -20,7 +20,7 @@ import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../backend/ops.js';
 import { MASKED_SCORE, checkQkv, type AttentionShapes } from '../attention/sdpa.js';
 import { ShapeError } from '../util/shapes.js';
-import { applyRope, ropeFrequencies } from '../positional/rope.js';
+import { applyRope, ropeCosSin } from '../positional/rope.js';
 
 /** What a sparse method computed, so cost is measured rather than assumed. */
 export interface SparseStats {
@@ -118,26 +118,17 @@ export function compactPositions(sel: KeySelection, queries: number, keys: numbe
   return { keyPos, queryPos };
 }
 
-/** cos and sin of positions[r] · θ_i as [rows, dim/2] float32 tables, angles in float64. */
-function cosSinTables(positions: ArrayLike<number>, theta: Float64Array): { cos: Float32Array; sin: Float32Array } {
-  const half = theta.length;
-  const cos = new Float32Array(positions.length * half);
-  const sin = new Float32Array(positions.length * half);
-  for (let r = 0; r < positions.length; r++) {
-    for (let i = 0; i < half; i++) {
-      const a = positions[r] * theta[i];
-      cos[r * half + i] = Math.cos(a);
-      sin[r * half + i] = Math.sin(a);
-    }
-  }
-  return { cos, sin };
-}
-
-/** Rotate-half RoPE of x [a, rows, d] by per-row tables [a, rows, d/2] (lib/positional's applyRope). Differentiable in x. */
-function rotate3(x: tf.Tensor3D, cos: tf.Tensor3D, sin: tf.Tensor3D): tf.Tensor3D {
+/**
+ * Rotate-half RoPE of rows x [a, rows, d] (not rotated yet), row r of slab i at positions[i·rows + r] (angles in
+ * float64: positional/rope's ropeCosSin and applyRope on an [a, 1, rows, d] view). Differentiable in x.
+ */
+export function rotateRows(x: tf.Tensor, positions: Int32Array | Float32Array, base: number): tf.Tensor3D {
   const [a, r, d] = x.shape;
-  const four = (t: tf.Tensor3D) => t.reshape([a, 1, r, d / 2]);
-  return applyRope(x.reshape([a, 1, r, d]), four(cos), four(sin)).reshape([a, r, d]) as tf.Tensor3D;
+  return tf.tidy(() => {
+    const { cos, sin } = ropeCosSin(positions, d, { base });
+    const four = (t: tf.Tensor) => t.reshape([a, 1, r, d / 2]);
+    return applyRope(x.reshape([a, 1, r, d]), four(cos), four(sin)).reshape([a, r, d]) as tf.Tensor3D;
+  });
 }
 
 /** Float64 cos and sin of p·θ_i for positions -1 <= p < maxPos, to speed up {@link ropeRow}. */
@@ -297,7 +288,6 @@ export function attendSelected(
     }
   }
   const per = Math.max(1, Math.floor(PIECE_FLOATS / (S * Math.max(D, E, bq))));
-  const theta = opts.rope ? ropeFrequencies(D, opts.rope.base) : undefined;
   const pos = opts.rope ? compactPositions(sel, N, M) : undefined;
   const result = tf.tidy(() => {
     const pad = nb * bq - N;
@@ -317,12 +307,9 @@ export function attendSelected(
         let kSel = gatherRows(kFlat, r, kData).reshape([x, S, D]) as tf.Tensor3D;
         const vSel = gatherRows(vFlat, r, vData).reshape([x, S, E]);
         let qx = (x === X ? q3 : q3.slice([x0, 0, 0], [x, bq, D])) as tf.Tensor3D;
-        if (theta && pos) {
-          const half = D / 2;
-          const kt = cosSinTables(pos.keyPos.subarray(x0 * S, (x0 + x) * S), theta);
-          const qt = cosSinTables(pos.queryPos.subarray(x0 * bq, (x0 + x) * bq), theta);
-          kSel = rotate3(kSel, tf.tensor3d(kt.cos, [x, S, half]), tf.tensor3d(kt.sin, [x, S, half]));
-          qx = rotate3(qx, tf.tensor3d(qt.cos, [x, bq, half]), tf.tensor3d(qt.sin, [x, bq, half]));
+        if (opts.rope && pos) {
+          kSel = rotateRows(kSel, pos.keyPos.subarray(x0 * S, (x0 + x) * S), opts.rope.base);
+          qx = rotateRows(qx, pos.queryPos.subarray(x0 * bq, (x0 + x) * bq), opts.rope.base);
         }
         const scores = matmul(qx, kSel, false, true).mul(opts.scale).add(tf.tensor3d(bias.subarray(x0 * bq * S, (x0 + x) * bq * S), [x, bq, S]));
         const l = scores.logSumExp(-1, true);
