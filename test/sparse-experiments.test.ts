@@ -135,7 +135,7 @@ describe('SparseLM', () => {
     ['dense', {}],
     ['local', {}],
     ['landmark', {}],
-    ['landmark', { landmarkTopk: 1, landmarkPositions: 'compact' }],
+    ['landmark', { landmark: { topk: 1, positions: 'compact' } }],
     ['dense', { override: (_q: tf.Tensor4D, _k: tf.Tensor4D, v: tf.Tensor4D, _l: number, c: { q: tf.Tensor4D; k: tf.Tensor4D; ropeBase: number }) => longHeadsAttention(c.q, c.k, v, { chunkSize: 4, chunks: 2, rope: { base: c.ropeBase } }).output }],
   ] as [AttentionKind, ForwardOptions][])('%s %o: lastOnly gives the last row of the full forward', (kind, opts) => {
     const model = new SparseLM({ vocab: 12, dModel: 16, heads: 2, layers: 2, attention: kind, window: 4, landmarkBlock: 4, seed: 3 });

@@ -225,7 +225,6 @@ export function gatherRows(x: tf.Tensor2D, idx: Int32Array, data?: Float32Array)
   return f(x) as tf.Tensor2D;
 }
 
-
 /**
  * Keys chosen per (batch row, head, query block): every query in block `qb` may attend to
  * `keys[((b * h + head) * nb + qb) * slots + t]` for t < slots (-1 = empty slot). Indices must be distinct per block.

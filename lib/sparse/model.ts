@@ -15,7 +15,7 @@
  *             (seqLen 64, 4 clusters, 300 steps, β = 0): separate q/k reached test accuracy 0.21, shared q/k stayed
  *             at chance (0.12)
  *   landmark  grouped softmax over blocks of `landmarkBlock` positions (inputs carry landmark tokens); at inference
- *             `landmarkTopk` retrieves blocks
+ *             `landmark.topk` retrieves blocks
  * At evaluation, `override` replaces the attention of every layer by any (q, k, v, layer) -> output function, which is
  * how the training-free methods (HiP, LongHeads, ...) run on a trained dense model.
  *
@@ -31,7 +31,7 @@ import { gelu, layerNorm, linear, mergeHeads, splitHeads } from '../layers/funct
 import { ShapeError } from '../util/shapes.js';
 import { tfSeed } from '../util/random.js';
 import { commitmentLoss, initCentroids, kmeansUpdate, normaliseShared, routingAttention } from './routing/index.js';
-import { landmarkAttention } from './landmark/index.js';
+import { landmarkAttention, type LandmarkOptions } from './landmark/index.js';
 
 export type AttentionKind = 'dense' | 'local' | 'routing' | 'landmark';
 
@@ -73,17 +73,12 @@ export type AttendFn = (q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, layer: n
 export interface ForwardOptions {
   /** Replace every layer's attention (evaluation of training-free methods). */
   override?: AttendFn;
-  /** Landmark models: blocks retrieved per query at inference (unset: all, the training grouped softmax). */
-  landmarkTopk?: number;
   /**
-   * Landmark models at inference: 'compact' places the retrieved blocks just before the query's own block (the paper's
+   * Landmark models at inference: `landmarkAttention`'s retrieval options (`topk` unset: every block, the training
+   * grouped softmax), and `positions`: 'compact' places the kept blocks just before the query's own block (the paper's
    * position mapping, see lib/sparse/landmark), 'absolute' (default) keeps every key at its true position.
    */
-  landmarkPositions?: 'absolute' | 'compact';
-  /** Landmark models at inference: queries sharing one retrieval (default 1, per token). */
-  landmarkQueryBlock?: number;
-  /** Landmark models at inference: blocks before the query's always kept besides the retrieved ones (default 0). */
-  landmarkLocalBlocks?: number;
+  landmark?: Pick<LandmarkOptions, 'topk' | 'queryBlock' | 'localBlocks'> & { positions?: 'absolute' | 'compact' };
   /** Keep the normalised routing queries (and keys, unless shared) for `updateCentroids` (training). */
   collect?: boolean;
   /**
@@ -171,8 +166,9 @@ export class SparseLM {
     if (c.attention === 'local') return denseCausal(q, k, v, c.window);
     if (c.attention === 'landmark') {
       // A lone query (lastOnly) retrieves for itself: a shared retrieval would need its block's earlier queries.
-      const opts = { blockSize: c.landmarkBlock, topk: o.landmarkTopk, localBlocks: o.landmarkLocalBlocks, queryBlock: q.shape[2] === 1 ? undefined : o.landmarkQueryBlock };
-      if (o.landmarkPositions === 'compact') return landmarkAttention(qContent, kContent, v, { ...opts, rope: { base: c.ropeBase } }).output;
+      const { positions, queryBlock, ...retrieval } = o.landmark ?? {};
+      const opts = { ...retrieval, blockSize: c.landmarkBlock, queryBlock: q.shape[2] === 1 ? undefined : queryBlock };
+      if (positions === 'compact') return landmarkAttention(qContent, kContent, v, { ...opts, rope: { base: c.ropeBase } }).output;
       return landmarkAttention(q, k, v, opts).output;
     }
     if (!c.routingLayers.includes(l)) return denseCausal(q, k, v, c.window);

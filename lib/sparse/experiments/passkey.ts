@@ -332,7 +332,7 @@ registerExperiment<PasskeyLongConfig>({
         const seps = prompts.map((p) => p.indexOf(SPECIAL.SEP));
         const overrideFor = m === 'oracle-chunks' ? (rs: number[]) => oracleAttend(rs.map((r) => seps[r]), cfg.digits, cfg.chunk, chunks, compact) : undefined;
         const forward: ForwardOptions = m === 'landmark'
-          ? { landmarkTopk: cfg.landmarkTopk, landmarkQueryBlock: cfg.landmarkQueryBlock, landmarkLocalBlocks: cfg.landmarkLocalBlocks, landmarkPositions: cfg.positions }
+          ? { landmark: { topk: cfg.landmarkTopk, queryBlock: cfg.landmarkQueryBlock, localBlocks: cfg.landmarkLocalBlocks, positions: cfg.positions } }
           : { override: overrides[m] };
         const acc = decodePasskeys(model, prompts, answers, { forward, overrideFor, landmark });
         rows.push({ model: m, length: len, test_accuracy: acc.rows, test_digit_accuracy: acc.digits });
