@@ -14,13 +14,14 @@ export * as positional from './positional/index.js';
 export * as layers from './layers/index.js';
 export * as train from './train/index.js';
 export * as data from './data/index.js';
-export * as experiments from './experiments/index.js';
+/** The experiment contract and the catalog of every experiment (`al.experiments.runExperiment('induction-heads')`). */
+export * as experiments from './catalog.js';
 /** `al.display(x)` shows x in a notebook; `al.display.attentionHeatmap(...)` and the rest are the display module. */
 export { display } from './display/callable.js';
 export type * as displayTypes from './display/index.js';
 export { Rng } from './util/random.js';
 export { ShapeError } from './util/shapes.js';
-export * as sparse from './sparse/index.js';
-export * as pointer from './models/pointer/index.js';
-export * as brain from './models/brain/index.js';
-export * as oat from './models/oat/index.js';
+export * as sparse from './papers/sparse/index.js';
+export * as pointer from './papers/cogneuro/pointer/index.js';
+export * as brain from './papers/cogneuro/brain/index.js';
+export * as oat from './papers/cogneuro/oat/index.js';

@@ -1,8 +1,7 @@
 /** The registered brain experiments: the required result on the quick config, and the other two end to end. */
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as backend from '../lib/backend/index.js';
-import { runExperiment } from '../lib/experiments/registry.js';
-import '../lib/models/brain/index.js';
+import { runExperiment } from '../lib/catalog.js';
 
 describe('brain experiments', () => {
   beforeAll(async () => {

@@ -4,7 +4,7 @@ import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import * as brain from '../lib/models/brain/index.js';
+import * as brain from '../lib/papers/cogneuro/brain/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'attnlab-brain-'));
 const f = (name: string) => join(dir, name);

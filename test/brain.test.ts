@@ -1,8 +1,8 @@
-/** Brain encoders (lib/models/brain): the simulator, the noise ceiling, the fast paths against references, leaks. */
+/** Brain encoders (lib/papers/cogneuro/brain): the simulator, the noise ceiling, the fast paths against references, leaks. */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as backend from '../lib/backend/index.js';
-import * as brain from '../lib/models/brain/index.js';
+import * as brain from '../lib/papers/cogneuro/brain/index.js';
 import { Rng } from '../lib/util/random.js';
 import { BACKENDS, expectClose, expectNoLeak, randomArray, useBackend } from './helpers.js';
 

@@ -2,22 +2,112 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as backend from '../lib/backend/index.js';
-import { getExperiment, listExperiments, registerExperiment, runExperiment } from '../lib/experiments/index.js';
+import * as tf from '@tensorflow/tfjs';
+import { CATALOG, ConfigError, defineExperiment, getExperiment, int, list, listExperiments, num, obj, oneOf, opt, resolveConfig, runExperiment, str, tuple } from '../lib/catalog.js';
 import { repeatTask } from '../lib/data/repeat.js';
 import { splitOf } from '../lib/data/batch.js';
 
 const root = join(import.meta.dirname, '..');
 const cli = (...args: string[]) => spawnSync(process.execPath, [join(root, 'bin', 'attnlab.js'), ...args], { encoding: 'utf8', cwd: root, env: { ...process.env, ATTNLAB_BACKEND: '' } });
 
-describe('experiment registry', () => {
-  it('lists registered experiments and names them when one is unknown', () => {
-    expect(listExperiments().map((e) => e.name)).toContain('induction-heads');
-    expect(() => getExperiment('nope')).toThrow(/unknown experiment 'nope'; registered: .*induction-heads/);
+describe('experiment catalog and contract', () => {
+  type Tiny = { steps: number; lr: number; mode: 'a' | 'b'; sizes: [number, number]; opt: { lr: number; decay: number }; tag?: string; layers: number[] };
+  const tiny = defineExperiment<Tiny, { t: tf.Tensor }>({
+    name: 'test-tiny',
+    paper: '-',
+    description: '-',
+    schema: obj<Tiny>({
+      steps: int({ min: 1 }),
+      lr: num({ gt: 0 }),
+      mode: oneOf('a', 'b'),
+      sizes: tuple<[number, number]>(int(), int()),
+      opt: obj({ lr: num({ gt: 0 }), decay: num({ min: 0, max: 1 }) }),
+      tag: opt(str()),
+      layers: list(int({ min: 1 }), { min: 1, unique: true }),
+    }),
+    quick: { steps: 2, lr: 0.1, mode: 'a', sizes: [1, 2], opt: { lr: 0.01, decay: 0.9 }, layers: [1] },
+    full: { steps: 20, lr: 0.1, mode: 'b', sizes: [1, 2], opt: { lr: 0.01, decay: 0.9 }, layers: [1, 2] },
+    run: async (c) => ({ metrics: { test_steps: c.steps, test_decay: c.opt.decay }, summary: '', references: [{ metric: 'test_steps', paper: 2, source: 'Table 1' }], artifacts: { t: tf.ones([2]) } }),
   });
 
-  it('rejects metrics that do not say their split', async () => {
-    registerExperiment({ name: 'test-unsplit', paper: '-', description: '-', quick: {}, full: {}, run: async () => ({ metrics: { accuracy: 1 }, summary: '' }) });
-    await expect(runExperiment('test-unsplit', { quick: true })).rejects.toThrow("reported metrics without a split prefix: accuracy");
+  it('lists every experiment once and names the known ones when a name is unknown', () => {
+    const names = listExperiments().map((e) => e.name);
+    expect(names).toContain('induction-heads');
+    expect(new Set(names).size).toBe(CATALOG.length);
+    expect(names).toEqual(expect.arrayContaining(['pointer-hull', 'pointer-tsp', 'oat-scanpath', 'brain-encoder', 'brain-decoding', 'sparse-approx', 'passkey-long']));
+    expect(() => getExperiment('nope')).toThrow(/unknown experiment 'nope'; known: .*induction-heads/);
+  });
+
+  it('merges overrides key by key into nested settings', () => {
+    const c = resolveConfig(tiny, true, { opt: { decay: 0.5 }, layers: [3, 4] });
+    expect(c.opt).toEqual({ lr: 0.01, decay: 0.5 });
+    expect(c.layers).toEqual([3, 4]);
+    expect(tiny.quick.opt.decay).toBe(0.9); // the defaults are not modified
+    expect(resolveConfig(tiny, false, undefined).steps).toBe(20);
+  });
+
+  it('rejects an unknown key, a wrong type or an out-of-range value, naming the key, the expected and the actual value', () => {
+    const bad = (o: unknown) => {
+      try {
+        resolveConfig(tiny, true, o);
+      } catch (e) {
+        expect(e).toBeInstanceOf(ConfigError);
+        return (e as Error).message;
+      }
+      throw new Error('no error');
+    };
+    expect(bad({ nosuch: 1 })).toMatch(/^experiment 'test-tiny': config\.nosuch is not a setting \(settings: steps, lr, mode, sizes, opt, tag, layers\)/);
+    expect(bad({ steps: 'x' })).toMatch(/config\.steps must be an integer >= 1, got "x"/);
+    expect(bad({ steps: 0 })).toMatch(/config\.steps must be an integer >= 1, got 0/);
+    expect(bad({ steps: 1.5 })).toMatch(/config\.steps must be an integer >= 1, got 1\.5/);
+    expect(bad({ lr: 0 })).toMatch(/config\.lr must be a number > 0, got 0/);
+    expect(bad({ mode: 'c' })).toMatch(/config\.mode must be one of "a", "b", got "c"/);
+    expect(bad({ sizes: [1] })).toMatch(/config\.sizes must be a list of 2/);
+    expect(bad({ opt: { decay: 2 } })).toMatch(/config\.opt\.decay must be a number >= 0 and <= 1, got 2/);
+    expect(bad({ opt: { nope: 1 } })).toMatch(/config\.opt\.nope is not a setting \(settings: lr, decay\)/);
+    expect(bad({ opt: 3 })).toMatch(/config\.opt must be an object/);
+    expect(bad({ layers: [] })).toMatch(/config\.layers must have length >= 1, got 0 items/);
+    expect(bad({ layers: [1, 1] })).toMatch(/config\.layers lists 1 twice/);
+    expect(bad({ layers: [1, -1] })).toMatch(/config\.layers\[1\] must be an integer >= 1, got -1/);
+    expect(bad({ tag: '' })).toMatch(/config\.tag must be a non-empty string/);
+    expect(bad([1])).toMatch(/overrides must be an object of config settings, got \[1\]/);
+    // Every problem at once.
+    expect(bad({ steps: 'x', nosuch: 1 })).toMatch(/nosuch is not a setting.*; config\.steps must be/);
+  });
+
+  it('checks an experiment definition: its quick and full configs against the schema', () => {
+    expect(() => defineExperiment({ ...tiny, name: 'test-bad', quick: { ...tiny.quick, steps: 0 } })).toThrow(/experiment 'test-bad': its quick config is invalid: config\.steps must be an integer >= 1, got 0/);
+    expect(() => defineExperiment({ ...tiny, name: 'Bad Name' })).toThrow(/name must be lower-case words/);
+  });
+
+  it('every catalog experiment\'s quick and full configs pass its schema, and the schema rejects unknown keys', () => {
+    for (const e of CATALOG) {
+      expect(() => resolveConfig(e, true, {})).not.toThrow();
+      expect(() => resolveConfig(e, false, {})).not.toThrow();
+      expect(() => resolveConfig(e, true, { nosuch: 1 })).toThrow(new RegExp(`experiment '${e.name}': config\\.nosuch is not a setting`));
+    }
+  });
+
+  it('rejects metrics that do not say their split, and paper numbers for metrics it did not report', async () => {
+    const unsplit = defineExperiment({ ...tiny, name: 'test-unsplit', run: async () => ({ metrics: { accuracy: 1 }, summary: '' }) });
+    await expect(runExperiment(unsplit, { quick: true })).rejects.toThrow('reported metrics without a split prefix: accuracy');
+    const cites = defineExperiment({ ...tiny, name: 'test-cites', run: async () => ({ metrics: { test_a: 1 }, summary: '', references: [{ metric: 'test_b', paper: 1, source: '-' }] }) });
+    await expect(runExperiment(cites, { quick: true })).rejects.toThrow('cites paper numbers for metrics it did not report: test_b');
+  });
+
+  it('runs with the merged config, disposes artifacts unless kept, and returns the paper references', async () => {
+    const before = tf.memory().numTensors;
+    const r = await runExperiment(tiny, { quick: true, overrides: { opt: { decay: 0.25 } } });
+    expect(r.metrics).toEqual({ test_steps: 2, test_decay: 0.25 });
+    expect(r.config.opt).toEqual({ lr: 0.01, decay: 0.25 });
+    expect(r.references).toEqual([{ metric: 'test_steps', paper: 2, source: 'Table 1' }]);
+    expect(r.artifacts).toBeUndefined();
+    expect(tf.memory().numTensors).toBe(before);
+    const kept = await runExperiment(tiny, { quick: true, keep: true });
+    expect(kept.artifacts.t.shape).toEqual([2]);
+    kept.artifacts.t.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    await expect(runExperiment(tiny, { seed: 1.5 })).rejects.toThrow(/seed must be an integer, got 1\.5/);
   });
 });
 
@@ -100,6 +190,20 @@ describe('attnlab command line', () => {
     const badConfig = cli('experiment', 'induction-heads', '--config', '[1]');
     expect(badConfig.status).toBe(2);
     expect(badConfig.stderr).toMatch(/--config must be a JSON object of config fields, got '\[1\]'/);
+    // Bad settings are usage errors before any work starts (the full run would take minutes).
+    for (const [cfg, msg] of [
+      ['{"nosuch":1}', /config\.nosuch is not a setting/],
+      ['{"steps":"x"}', /config\.steps must be an integer >= 1, got "x"/],
+      ['{"lr":-1}', /config\.lr must be a number > 0, got -1/],
+    ] as const) {
+      const r = cli('experiment', 'induction-heads', '--config', cfg);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(msg);
+      expect(r.stderr).not.toMatch(/training/);
+    }
+    const nested = cli('experiment', 'sparse-approx', '--quick', '--config', '{"seer":{"steps":0}}');
+    expect(nested.status).toBe(2);
+    expect(nested.stderr).toMatch(/config\.seer\.steps must be an integer >= 1, got 0/);
     const badFlag = cli('experiment', 'list', '--fast');
     expect(badFlag.status).toBe(2);
     expect(badFlag.stderr).toMatch(/unknown option --fast/);

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import * as backend from '../lib/backend/index.js';
 import { nativeAvailable } from '../lib/backend/native.js';
 import { flash, flashReference, flashSupports, maskIntervals } from '../lib/attention/flash.js';
-import { naiveAttention } from '../lib/attention/index.js';
+import { dense, naiveAttention, sdpa } from '../lib/attention/index.js';
 import * as masks from '../lib/masks/index.js';
 import { expectClose, expectNoLeak, randomArray } from './helpers.js';
 
@@ -139,6 +139,25 @@ describe.skipIf(unavailable !== null)(`flash on wasm-native${unavailable ? ` (sk
     expect(() => flash(empty, empty, empty)).toThrow(/flash: cannot run q \[0,2,4,8\].*q .*empty/);
     empty.dispose();
     tf.dispose([q, k]);
+  });
+
+  it("sdpa's path option: 'auto' and 'flash' run the fused kernel, 'dense' the composed path, each equal to the reference", async () => {
+    await backend.setBackend('wasm-native');
+    const c = CASES[10];
+    const d = data(c, 7);
+    const [q, k, v] = [f32(d.q, d.shapes.q), f32(d.k, d.shapes.k), f32(d.v, d.shapes.v)];
+    const ref = naiveAttention({ data: d.q, shape: d.shapes.q }, { data: d.k, shape: d.shapes.k }, { data: d.v, shape: d.shapes.v }, { mask: c.mask });
+    for (const path of ['auto', 'dense', 'flash'] as const) {
+      const out = sdpa(q, k, v, { mask: c.mask, path });
+      expectClose(out, ref.output, {}, `path ${path}`);
+      out.dispose();
+    }
+    const dw = dense(q, k, v, { mask: c.mask, returnWeights: true });
+    expect(dw.weights.shape).toEqual([c.b, c.h, c.q, c.k]);
+    tf.dispose([dw.output, dw.weights]);
+    expect(() => sdpa(q, k, v, { mask: c.mask, path: 'flash', returnWeights: true })).toThrow(/sdpa: path 'flash' cannot run .*does not return attention weights/);
+    expect(() => sdpa(q, k, v, { path: 'fast' as never })).toThrow(/sdpa: options\.path must be 'auto', 'dense' or 'flash', got 'fast'/);
+    tf.dispose([q, k, v]);
   });
 
   it('leaks no tensors, forward or backward', async () => {

@@ -12,7 +12,7 @@ import {
   CATALOGUE, CELL_PX, DEFAULT_SEARCHER, DEFAULT_VISUAL_SEARCH, ScanpathFormatError, behaviour, behaviourDelta, editDistance, fixationDistribution,
   gaussianPeLoss, gaussianSimilarity, layoutKey, learnGaussianPe, makeDisplay, makeSplits, parseScanpathCsv, positionCodes, productId, productOf,
   renderDisplay, renderTarget, scanpathsToCsv, sequenceScore, simulateScanpath, stepAccuracy, summarize, type SearchDisplay,
-} from '../lib/models/oat/index.js';
+} from '../lib/papers/cogneuro/oat/index.js';
 import { expectClose, numericGrad } from './helpers.js';
 
 const root = join(import.meta.dirname, '..');

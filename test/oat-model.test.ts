@@ -9,12 +9,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as backend from '../lib/backend/index.js';
 import { Rng } from '../lib/util/random.js';
 import { ShapeError } from '../lib/util/shapes.js';
-import { getExperiment, runExperiment } from '../lib/experiments/index.js';
+import { getExperiment, runExperiment } from '../lib/catalog.js';
 import {
   DEFAULT_VISUAL_SEARCH, OAT_EXPERIMENT, createOat, createPixelModel, decodeScanpaths, decoderInputs, disposeOat, disposeOatInputs, disposeOatTargets,
   disposePixelModel, historyBias, makeDisplay, makeSplits, oatAttentionMaps, oatConfig, oatInputs, oatLogits, oatLoss, oatStepPredictions, oatTargets,
   pixelLoss, pixelPolicy, pointerLogits, rollout, simulateScanpath, sourceTokens, type OatModel, type SearchDisplay,
-} from '../lib/models/oat/index.js';
+} from '../lib/papers/cogneuro/oat/index.js';
 import { BACKENDS, expectClose, expectNoLeak, numericGrad, randomArray, useBackend, type Tolerance } from './helpers.js';
 
 const TOL: Tolerance = { rtol: 1e-4, atol: 2e-5 };

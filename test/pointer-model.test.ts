@@ -7,12 +7,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Rng } from '../lib/util/random.js';
 import { ShapeError } from '../lib/util/shapes.js';
 import * as backend from '../lib/backend/index.js';
-import { listExperiments, runExperiment } from '../lib/experiments/index.js';
+import { listExperiments, runExperiment } from '../lib/catalog.js';
 import {
   POINTER_MODEL_KINDS, TASKS, beamDecode, createPointerModel, decodeStep, disposeBatch, disposePointerModel, encode, greedyDecode,
   isTour, lstmStep, makeBatch, makeExamples, outputPositions, pointerScores, sequenceLoss, teacherForcedLogits, validPositions,
   type PointerModel, type PointerModelKind, type TaskSpec,
-} from '../lib/models/pointer/index.js';
+} from '../lib/papers/cogneuro/pointer/index.js';
 import { BACKENDS, expectClose, expectNoLeak, numericGrad, randomArray, useBackend, type Tolerance } from './helpers.js';
 
 /** float32 kernels against float64 loops. */

@@ -5,7 +5,7 @@ import {
   canonicalTour, canonicalTriangles, circumcircleIsEmpty, convexHull, cross, delaunay, delaunayMetrics, heldKarp, hullMetrics,
   inCircumcircle, isSimplePolygon, isTour, nearestNeighbour, polygonArea, sortMetrics, tourLength, tspMetrics, twoOpt,
   TASKS, makeExamples, type Point,
-} from '../lib/models/pointer/index.js';
+} from '../lib/papers/cogneuro/pointer/index.js';
 
 const pts = (rng: Rng, n: number): Point[] => Array.from({ length: n }, () => [rng.next(), rng.next()]);
 

@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as backend from '../lib/backend/index.js';
-import { runExperiment } from '../lib/experiments/index.js';
-import { initCentroids, initSeerGate, longHeadsAttention, recallTask, SparseLM, plantedQkv, type AttentionKind, type ForwardOptions } from '../lib/sparse/index.js';
+import { runExperiment } from '../lib/catalog.js';
+import { initCentroids, initSeerGate, longHeadsAttention, recallTask, SparseLM, plantedQkv, type AttentionKind, type ForwardOptions } from '../lib/papers/sparse/index.js';
 import { tfSeed } from '../lib/util/random.js';
 import { expectClose } from './helpers.js';
-import { oracleChunks, trainLength } from '../lib/sparse/experiments/passkey.js';
+import { oracleChunks, trainLength } from '../lib/papers/sparse/experiments/passkey.js';
 
 beforeAll(async () => {
   await backend.setBackend('wasm');

@@ -10,7 +10,7 @@ import {
   landmarkAttention, landmarkAttentionNaive, longHeadsAttention, longHeadsAttentionNaive, normaliseShared, routingAttention,
   routingAttentionNaive, seerAttention, seerAttentionNaive, seerDistillLoss, seerGateLogProbs, seerGroundTruth,
   type SparseResult,
-} from '../lib/sparse/index.js';
+} from '../lib/papers/sparse/index.js';
 
 const t4 = (data: ArrayLike<number>, shape: number[]) => tf.tensor(Float32Array.from(data), shape) as tf.Tensor4D;
 const rand = (shape: number[], seed: number, scale = 1) => t4(randomArray(shape.reduce((a, b) => a * b, 1), seed, scale), shape);

@@ -20,7 +20,7 @@ import * as tf from '@tensorflow/tfjs';
 import { FLASH_BWD, FLASH_FWD, nativeInstalled, type FlashAttrs } from '../backend/native.js';
 import { Mask, type MaskSpec } from '../masks/index.js';
 import { ShapeError, fmt } from '../util/shapes.js';
-import { checkQkv, sdpa, type SdpaOptions } from './sdpa.js';
+import { checkQkv, dense, type SdpaOptions } from './dense.js';
 
 export interface FlashOptions {
   /** A typed mask (lib/masks); tensors are not supported (use `sdpa`). */
@@ -148,9 +148,9 @@ export function flashSupports(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options:
   return reasons;
 }
 
-/** The naive reference `flash` is tested against: dense `sdpa` with the same mask and scale. */
+/** The naive reference `flash` is tested against: dense attention with the same mask and scale. */
 export function flashReference(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: FlashOptions = {}): tf.Tensor4D {
-  return sdpa(q, k, v, { mask: options.mask, scale: options.scale });
+  return dense(q, k, v, { mask: options.mask, scale: options.scale });
 }
 
 /**

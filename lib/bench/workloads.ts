@@ -3,7 +3,7 @@
  * backends and a description of the same computation for the PyTorch peer (lib/bench/peer/torch_bench.py).
  */
 import * as tf from '@tensorflow/tfjs';
-import { flash, flashSupports } from '../attention/flash.js';
+import { flashSupports } from '../attention/flash.js';
 import { sdpa } from '../attention/sdpa.js';
 import * as masks from '../masks/index.js';
 
@@ -72,7 +72,7 @@ function attention(seq: number, backward: boolean, target?: Target): Workload {
       const dy = random([1, BH, seq, DIM], 4);
       const mask = masks.causal();
       const fused = flashSupports(q, k, v, { mask }).length === 0;
-      const attn = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => (fused ? flash(a, b, c, { mask }) : sdpa(a, b, c, { mask }));
+      const attn = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => sdpa(a, b, c, { mask });
       const grads = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => attn(a, b, c).mul(dy).sum());
       return {
         run: backward ? () => tf.dispose(grads([q, k, v])) : () => attn(q, k, v).dispose(),

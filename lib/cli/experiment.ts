@@ -4,7 +4,7 @@ import { parseArgs, UsageError } from './args.js';
 
 export async function experimentCommand(argv: string[]): Promise<number> {
   const { positionals, flags } = parseArgs(argv, { flags: ['quick', 'json'], options: ['seed', 'out', 'config'] }, 'attnlab experiment');
-  const { listExperiments, runExperiment, getExperiment } = await import('../experiments/index.js');
+  const { listExperiments, runExperiment, getExperiment, resolveConfig, ConfigError } = await import('../catalog.js');
   const [name] = positionals;
   if (!name) throw new UsageError('attnlab experiment: name an experiment, or `list`');
   if (name === 'list') {
@@ -17,7 +17,7 @@ export async function experimentCommand(argv: string[]): Promise<number> {
     }
     return 0;
   }
-  getExperiment(name);
+  const experiment = getExperiment(name);
   let seed = 0;
   if (flags.seed !== undefined) {
     seed = Number(flags.seed);
@@ -34,12 +34,19 @@ export async function experimentCommand(argv: string[]): Promise<number> {
       throw new UsageError(`attnlab experiment: --config must be a JSON object of config fields, got '${flags.config}'`);
     }
   }
+  // Every setting is checked before the backend loads or any work starts.
+  try {
+    resolveConfig(experiment, flags.quick === true, overrides);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new UsageError(`attnlab experiment: ${e.message}`);
+    throw e;
+  }
   const backend = await import('../backend/index.js');
   const report = await backend.ready();
   const json = flags.json === true;
   const log = json ? () => undefined : (line: string) => console.error(line);
   log(`${name}: ${flags.quick ? 'quick' : 'full'} config${overrides ? ` with ${JSON.stringify(overrides)}` : ''}, seed ${seed}, backend ${report.chosen}`);
-  const result = await runExperiment(name, { quick: flags.quick === true, seed, progress: json ? false : 'auto', log, overrides });
+  const result = await runExperiment(experiment, { quick: flags.quick === true, seed, progress: json ? false : 'auto', log, overrides });
   const out = { ...result, backend: report.chosen };
   if (typeof flags.out === 'string') writeFileSync(flags.out, JSON.stringify(out, null, 2) + '\n');
   if (json) {

@@ -24,7 +24,7 @@ export async function collectInfo() {
   const backend = await import('../backend/index.js');
   const tf = await import('@tensorflow/tfjs');
   const report = await backend.ready();
-  const { listExperiments } = await import('../experiments/index.js');
+  const { listExperiments } = await import('../catalog.js');
   return {
     attnlab: packageVersion(),
     node: process.versions.node,

@@ -1,7 +1,7 @@
-/** The experiment registry and every registered experiment (importing this module registers them). */
-export * from './registry.js';
-import './induction/index.js';
-import '../models/pointer/index.js';
-import '../sparse/experiments/index.js';
-import '../models/brain/index.js';
-import '../models/oat/index.js';
+/**
+ * The experiment contract and config schemas (infrastructure: no paper is imported here). The catalog of experiments
+ * is lib/catalog.ts, at the top of the library; `al.experiments` is that catalog.
+ */
+export * from './contract.js';
+export { ConfigError, bool, deepMerge, int, list, num, obj, oneOf, opt, str, tuple, validate } from './schema.js';
+export type { ConfigSchema, Field, Schema } from './schema.js';

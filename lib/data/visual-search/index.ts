@@ -1,5 +1,5 @@
 /**
- * Visual-search data for object-level scanpath models (OAT, lib/models/oat): displays of products with one target, a
+ * Visual-search data for object-level scanpath models (OAT, lib/papers/cogneuro/oat): displays of products with one target, a
  * stochastic human-like searcher that makes object-level scanpaths, train/test splits with unseen layouts and unseen
  * targets, and a loader for real scanpath data in a plain CSV format.
  *

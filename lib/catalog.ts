@@ -1,0 +1,62 @@
+/**
+ * The catalog: every experiment the library runs, listed here and nowhere else. It sits at the top of the library
+ * (it imports the paper families; nothing below imports it). The command line, the notebooks and the tests find
+ * experiments here by name; adding an experiment is one line below (see lib/papers/README.md).
+ */
+import { runExperimentWith, type AnyExperiment, type ExperimentResult, type RunOptions } from './experiments/contract.js';
+import { inductionHeads } from './papers/basics/induction-heads/index.js';
+import { brainCaptions, brainDecoding, brainEncoder } from './papers/cogneuro/brain/experiments.js';
+import { oatScanpath } from './papers/cogneuro/oat/experiment.js';
+import { pointerExperiments } from './papers/cogneuro/pointer/experiments.js';
+import { passkeyLong, routingLm, sparseApprox, sparseScaling } from './papers/sparse/experiments/index.js';
+
+export * from './experiments/index.js';
+
+/** Every experiment, grouped by family. */
+export const CATALOG: readonly AnyExperiment[] = [
+  // basics: the walkthrough's ToyLM
+  inductionHeads,
+  // cogneuro: pointers, scanpaths, brains
+  pointerExperiments.hull,
+  pointerExperiments.delaunay,
+  pointerExperiments.tsp,
+  pointerExperiments.sort,
+  oatScanpath,
+  brainEncoder,
+  brainCaptions,
+  brainDecoding,
+  // sparse: content-based sparse attention
+  sparseScaling,
+  sparseApprox,
+  routingLm,
+  passkeyLong,
+];
+
+{
+  const seen = new Set<string>();
+  for (const e of CATALOG) {
+    if (seen.has(e.name)) throw new Error(`catalog: two experiments are named '${e.name}'`);
+    seen.add(e.name);
+  }
+}
+
+/** The catalog's experiments, by name. */
+export function listExperiments(): AnyExperiment[] {
+  return [...CATALOG].sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** The experiment of that name; the error lists the known names. */
+export function getExperiment(name: string): AnyExperiment {
+  const e = CATALOG.find((x) => x.name === name);
+  if (!e) throw new Error(`unknown experiment '${name}'; known: ${CATALOG.map((x) => x.name).sort().join(', ')}`);
+  return e;
+}
+
+/**
+ * Runs an experiment of the catalog (by name) or any experiment object, with its quick or full config and the
+ * overrides merged in; see `runExperimentWith` in lib/experiments/contract.ts.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: the catalog's experiments have many config types
+export async function runExperiment(experiment: string | AnyExperiment, opts: RunOptions = {}): Promise<ExperimentResult<any, any>> {
+  return runExperimentWith(typeof experiment === 'string' ? getExperiment(experiment) : experiment, opts);
+}

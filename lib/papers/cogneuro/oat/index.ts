@@ -1,0 +1,39 @@
+/**
+ * OAT: Object-level Attention Transformer for gaze scanpath prediction.
+ *
+ * Paper: Fang, Yu, Zhang, van der Lans, Shi, 2024, "OAT: Object-Level Attention Transformer for Gaze Scanpath
+ * Prediction", ECCV, https://arxiv.org/abs/2407.13335; official code https://github.com/HKUST-NISL/oat_eccv24.
+ *
+ * A scanpath in visual search is modelled as a sequence of *objects*, not pixels. Every object on the display is one
+ * encoder token (appearance ⊕ position), the target is one more token, and the decoder points at the next fixated
+ * object, with an extra END position for "the search stops":
+ *
+ *   token_j = W_a f_j ⊕ PE(row_j, col_j),   PE(r, c) = code(r) ⊕ code(c),   cos(code(i), code(k)) ≈ exp(−(i − k)² / 2σ²)
+ *   p(f_i = j | f_<i, display, target) = softmax_j( Σ_c r_c (W_dc h_i)·(W_ec m_j) / √E ),   END scores 0 per head
+ *
+ * where m = Encoder(tokens), h_i = Decoder(tokens of f_<i + 1-D order code, m). Trained with cross-entropy under
+ * teacher forcing; decoded greedily or by sampling. The position codes are learned offline and fixed (position.ts).
+ *
+ * Shape legend: b batch (displays), N objects (padded), S = N + 1 source tokens (target first), p = N + 1 pointer
+ * positions (END first), m decoder steps, E model width, F appearance features, H attention heads, C pointer heads.
+ *
+ * Files: position.ts (the Gaussian 2-D position table, learned offline, and the 1-D sinusoidal ablation), model.ts
+ * (encoder, decoder, pointer head, teacher-forcing loss), decode.ts (greedy and sampled scanpaths, step predictions,
+ * attention maps), baselines.ts (random, nearest, similarity and the pixel-level patch model), metrics.ts (sequence
+ * score, edit distance, behaviour and delta, per-step accuracy), experiment.ts (the registered `oat-scanpath`),
+ * figures.ts (displays with numbered fixations and per-object weights, for the notebook).
+ * The data (displays, the simulated searcher, splits, the CSV loader) is lib/data/visual-search, re-exported here.
+ *
+ *   const splits = makeSplits(DEFAULT_VISUAL_SEARCH, { train: 10000, test: 150 }, 0);
+ *   const { model } = await trainOat(OAT_EXPERIMENT.quick, 'gaussian2d', splits.train, { seed: 0, progress: false });
+ *   const paths = decodeScanpaths(model, splits.testLayout.map((t) => t.display), { mode: 'greedy', maxFixations: 20 });
+ *   summarize(paths, splits.testLayout.map((t) => t.scanpath), splits.testLayout.map((t) => t.display.target));
+ */
+export * from '../../../data/visual-search/index.js';
+export * from './position.js';
+export * from './model.js';
+export * from './decode.js';
+export * from './baselines.js';
+export * from './metrics.js';
+export * from './experiment.js';
+export * from './figures.js';

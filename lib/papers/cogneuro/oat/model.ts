@@ -1,0 +1,334 @@
+/**
+ * OAT as pure functions over a record of variables.
+ *
+ * Shape legend: b batch (displays), N objects (padded), S = N + 1 source tokens (target token first), p = N + 1
+ * pointer positions (END first, then the objects), m decoder steps, E model width, F appearance features, H heads,
+ * C cross-attention score heads (CA_head).
+ *
+ *   token_j  = (W_a [f_j, 0] + b_a) ⊕ pos_j                      [E/2 appearance ⊕ E/2 position], j an object
+ *   token_T  = (W_a [f_T, 1] + b_a) ⊕ 0                           the target: its features, flagged, no position
+ *   memory   = Encoder(token_T, token_1..token_N)                  pre-norm transformer, key padding
+ *   y_i      = token_{f_{i-1}} (or a learned BOS at i = 0) + PE_1d(i)
+ *   h_i      = Decoder(y_≤i, memory)                              causal self-attention, cross-attention
+ *   s_c[i,j] = (W_dc h_i)·(W_ec memory_j) / √E  for objects j;  s_c[i, END] = 0
+ *   logits   = Σ_c r_c s_c + r_0,  p(f_i = j | f_<i) = softmax_j(logits)     pointer over objects ∪ {END}
+ *
+ * With `historyLags` > 0 (our addition, see OatConfig) the object logits also get Σ_{s ≤ i} w[i − s] [f_{s−1} = j].
+ */
+import * as tf from '@tensorflow/tfjs';
+import { matmul } from '../../../backend/ops.js';
+import { weightSeed } from '../../../train/seed.js';
+import { gelu, layerNorm, linear, mergeHeads, splitHeads } from '../../../layers/functional.js';
+import { sdpa } from '../../../attention/sdpa.js';
+import { sinusoidal } from '../../../positional/index.js';
+import { ShapeError, fmt } from '../../../util/shapes.js';
+import { maskLogits } from '../pointer/model.js';
+import { displayFeatures, type SearchDisplay } from '../../../data/visual-search/displays.js';
+import { learnGaussianPe, positionCodes, type GaussianPe, type PositionKind } from './position.js';
+
+export interface OatConfig {
+  /** Appearance features per object (featureDim of the display's space). */
+  featureDim: number;
+  dModel: number;
+  encoderLayers: number;
+  decoderLayers: number;
+  heads: number;
+  /** CA_head: cross-attention score heads of the pointer (2 in the paper). */
+  caHeads: number;
+  /** MLP hidden = mlpRatio · dModel. */
+  mlpRatio: number;
+  position: PositionKind;
+  /** Grid indices the learned position table covers (0..peSize-1). */
+  peSize: number;
+  /**
+   * Our addition, not in the paper: a learned bias on the pointer logits from the fixation history,
+   * b[i, j] = Σ_{s ≤ i} w[i − s] · [f_{s-1} = j] (w[0] for the object just fixated, w[1] the one before, ...). A single
+   * dot-product query struggles to push down every recently visited object at once; this gives inhibition of return
+   * and refixation a direct path. Up to `historyLags` lags (default 0 = off, the paper's model).
+   */
+  historyLags?: number;
+  seed: number;
+}
+
+export interface OatModel {
+  config: OatConfig;
+  params: Record<string, tf.Variable>;
+  /** The fixed, offline-learned position table (gaussian2d). */
+  pe?: GaussianPe;
+}
+
+let modelCount = 0;
+
+export function createOat(config: OatConfig): OatModel {
+  const { featureDim: F, dModel: E, heads: H, caHeads: C, seed } = config;
+  if (!(Number.isInteger(E) && E > 0 && E % 4 === 0)) throw new ShapeError(`createOat: dModel must be a positive multiple of 4, got ${E}`);
+  if (E % H !== 0) throw new ShapeError(`createOat: dModel (${E}) must be divisible by heads (${H})`);
+  if (!(Number.isInteger(F) && F > 0)) throw new ShapeError(`createOat: featureDim must be a positive integer, got ${F}`);
+  if (!(Number.isInteger(C) && C > 0)) throw new ShapeError(`createOat: caHeads must be a positive integer, got ${C}`);
+  const uid = `oat${modelCount++}`;
+  const params: Record<string, tf.Variable> = {};
+  const add = (name: string, init: () => tf.Tensor) => (params[name] = tf.tidy(() => tf.variable(init(), true, `${uid}/${name}`)));
+  const glorot = (name: string, shape: [number, number]) => {
+    const a = Math.sqrt(6 / (shape[0] + shape[1]));
+    add(name, () => tf.randomUniform(shape, -a, a, 'float32', weightSeed(seed, name)));
+  };
+  const zeros = (name: string, shape: number[]) => add(name, () => tf.zeros(shape));
+  const ones = (name: string, shape: number[]) => add(name, () => tf.ones(shape));
+  const f = E * config.mlpRatio;
+  const attn = (pre: string) => {
+    for (const w of ['wq', 'wk', 'wv', 'wo']) glorot(`${pre}.${w}`, [E, E]);
+  };
+  const mlp = (pre: string) => {
+    glorot(`${pre}.w1`, [E, f]); zeros(`${pre}.b1`, [f]);
+    glorot(`${pre}.w2`, [f, E]); zeros(`${pre}.b2`, [E]);
+  };
+  const norm = (name: string) => { ones(`${name}.g`, [E]); zeros(`${name}.b`, [E]); };
+  glorot('embed.wa', [F + 1, E / 2]);
+  zeros('embed.ba', [E / 2]);
+  add('dec.bos', () => tf.randomNormal([E], 0, 0.1, 'float32', weightSeed(seed, 'dec.bos')));
+  for (let l = 0; l < config.encoderLayers; l++) {
+    const pre = `enc.${l}`;
+    attn(`${pre}.attn`); mlp(`${pre}.mlp`); norm(`${pre}.ln1`); norm(`${pre}.ln2`);
+  }
+  norm('enc.lnf');
+  for (let l = 0; l < config.decoderLayers; l++) {
+    const pre = `dec.${l}`;
+    attn(`${pre}.self`); attn(`${pre}.cross`); mlp(`${pre}.mlp`); norm(`${pre}.ln1`); norm(`${pre}.ln2`); norm(`${pre}.ln3`);
+  }
+  norm('dec.lnf');
+  for (let c = 0; c < C; c++) {
+    glorot(`ptr.${c}.wd`, [E, E]); zeros(`ptr.${c}.bd`, [E]);
+    glorot(`ptr.${c}.we`, [E, E]); zeros(`ptr.${c}.be`, [E]);
+  }
+  add('ptr.readout', () => tf.fill([C], 1 / C));
+  zeros('ptr.readoutBias', [1]);
+  if (config.historyLags) zeros('ptr.history', [config.historyLags]);
+  const pe = config.position === 'gaussian2d' ? learnGaussianPe({ size: config.peSize, dim: E / 4, sigma: 2, seed: 0 }) : undefined;
+  return { config, params, pe };
+}
+
+export function disposeOat(model: OatModel): void {
+  tf.dispose(Object.values(model.params));
+}
+
+export function oatParameterCount(model: OatModel): number {
+  return Object.values(model.params).reduce((a, v) => a + v.size, 0);
+}
+
+/** What the encoder reads for a batch of displays. The caller disposes the tensors (`disposeOatInputs`). */
+export interface OatInputs {
+  displays: SearchDisplay[];
+  /** [b, S, F + 1]: target token first (flag 1), then the objects (flag 0), zero padding. */
+  feats: tf.Tensor3D;
+  /** [b, S, E/2]: position codes (zero for the target token and padding). */
+  pos: tf.Tensor3D;
+  /** [b, 1, 1, S] 1 where a source token is real (attention key padding). */
+  keyValid: tf.Tensor4D;
+  /** [b, 1, p] 1 on END and the real objects (pointer validity). */
+  pointerValid: tf.Tensor3D;
+  /** Objects per display. */
+  lengths: number[];
+  N: number;
+}
+
+export function oatInputs(model: OatModel, displays: SearchDisplay[]): OatInputs {
+  const { featureDim: F, dModel: E } = model.config;
+  if (displays.length === 0) throw new ShapeError('oatInputs: displays is empty');
+  const lengths = displays.map((d) => d.objects.length);
+  const N = Math.max(...lengths), S = N + 1, b = displays.length;
+  const feats = new Float32Array(b * S * (F + 1));
+  const pos = new Float32Array(b * S * (E / 2));
+  const keyValid = new Float32Array(b * S);
+  const pointerValid = new Float32Array(b * (N + 1));
+  displays.forEach((d, r) => {
+    const fs = displayFeatures(d);
+    if (fs[0].length !== F) throw new ShapeError(`oatInputs: display '${d.id}' has ${fs[0].length} features per object but the model takes featureDim = ${F}`);
+    const codes = positionCodes(d, model.config.position, E / 2, model.pe);
+    const row = (t: number) => (r * S + t) * (F + 1);
+    feats.set(fs[d.target], row(0));
+    feats[row(0) + F] = 1;
+    fs.forEach((v, j) => {
+      feats.set(v, row(j + 1));
+      pos.set(codes[j], (r * S + j + 1) * (E / 2));
+    });
+    keyValid.fill(1, r * S, r * S + 1 + d.objects.length);
+    pointerValid.fill(1, r * (N + 1), r * (N + 1) + 1 + d.objects.length);
+  });
+  return {
+    displays, lengths, N,
+    feats: tf.tensor3d(feats, [b, S, F + 1]),
+    pos: tf.tensor3d(pos, [b, S, E / 2]),
+    keyValid: tf.tensor4d(keyValid, [b, 1, 1, S]),
+    pointerValid: tf.tensor3d(pointerValid, [b, 1, N + 1]),
+  };
+}
+
+export function disposeOatInputs(x: OatInputs): void {
+  tf.dispose([x.feats, x.pos, x.keyValid, x.pointerValid]);
+}
+
+/** Named attention maps of one forward pass (an activation cache: the caller owns and disposes the tensors). */
+export type OatAttention = Record<string, tf.Tensor>;
+
+/** Multi-head attention: xq [b, q, E] attends to xkv [b, k, E] under a 0/1 mask broadcastable to [b, H, q, k]. */
+export function multiHead(P: Record<string, tf.Variable>, pre: string, xq: tf.Tensor, xkv: tf.Tensor, heads: number, mask: tf.Tensor, cache?: OatAttention): tf.Tensor3D {
+  const E = xq.shape[2]!;
+  const d = E / heads;
+  const q = splitHeads(linear(xq, P[`${pre}.wq`]), heads, d); // [b, H, q, d]
+  const k = splitHeads(linear(xkv, P[`${pre}.wk`]), heads, d); // [b, H, k, d]
+  const v = splitHeads(linear(xkv, P[`${pre}.wv`]), heads, d);
+  let z: tf.Tensor;
+  if (cache) {
+    const r = sdpa(q, k, v, { mask, returnWeights: true });
+    cache[pre] = tf.keep(r.weights); // [b, H, q, k]
+    z = r.output;
+  } else {
+    z = sdpa(q, k, v, { mask });
+  }
+  return linear(mergeHeads(z), P[`${pre}.wo`]) as tf.Tensor3D;
+}
+
+function mlpForward(P: Record<string, tf.Variable>, pre: string, x: tf.Tensor): tf.Tensor {
+  return linear(gelu(linear(x, P[`${pre}.w1`], P[`${pre}.b1`])), P[`${pre}.w2`], P[`${pre}.b2`]);
+}
+
+const ln = (P: Record<string, tf.Variable>, name: string, x: tf.Tensor) => layerNorm(x, P[`${name}.g`], P[`${name}.b`]);
+
+/** Source tokens [b, S, E]: appearance ⊕ position. */
+export function sourceTokens(model: OatModel, x: OatInputs): tf.Tensor3D {
+  const P = model.params;
+  const app = linear(x.feats, P['embed.wa'], P['embed.ba']); // [b, S, E/2]
+  return tf.concat([app, x.pos], 2) as tf.Tensor3D;
+}
+
+/** Encoder: memory [b, S, E] (pre-norm blocks, padding keys masked). */
+export function encodeOat(model: OatModel, x: OatInputs, tokens: tf.Tensor3D, cache?: OatAttention): tf.Tensor3D {
+  const P = model.params;
+  let h: tf.Tensor = tokens;
+  for (let l = 0; l < model.config.encoderLayers; l++) {
+    const pre = `enc.${l}`;
+    const a = ln(P, `${pre}.ln1`, h);
+    h = h.add(multiHead(P, `${pre}.attn`, a, a, model.config.heads, x.keyValid, cache));
+    h = h.add(mlpForward(P, `${pre}.mlp`, ln(P, `${pre}.ln2`, h)));
+  }
+  return ln(P, 'enc.lnf', h) as tf.Tensor3D;
+}
+
+/**
+ * Decoder inputs [b, m, E] from the previous fixations: `prev` [b, m, N] one-hot of the object fixated before step i
+ * (all zero at step 0, which gets BOS). A one-hot matmul instead of a gather: differentiable on every backend.
+ */
+export function decoderInputs(model: OatModel, tokens: tf.Tensor3D, prev: tf.Tensor3D): tf.Tensor3D {
+  const [b, S, E] = tokens.shape;
+  const m = prev.shape[1];
+  if (prev.shape[0] !== b || prev.shape[2] !== S - 1) {
+    throw new ShapeError(`decoderInputs: prev has shape ${fmt(prev.shape)} but must be [b, m, N] = [${b}, m, ${S - 1}] for tokens ${fmt(tokens.shape)}`);
+  }
+  const objects = tokens.slice([0, 1, 0], [b, S - 1, E]); // [b, N, E]
+  const isBos = tf.sub(1, prev.sum(2, true)); // [b, m, 1]
+  return matmul(prev, objects).add(isBos.mul(model.params['dec.bos'])).add(sinusoidal(m, E)) as tf.Tensor3D;
+}
+
+/** Decoder states [b, m, E]: causal self-attention, cross-attention to the memory, MLP. */
+export function decodeOat(model: OatModel, x: OatInputs, memory: tf.Tensor3D, y: tf.Tensor3D, cache?: OatAttention): tf.Tensor3D {
+  const P = model.params;
+  const m = y.shape[1];
+  const causal = tf.linalg.bandPart(tf.ones([m, m]), -1, 0).reshape([1, 1, m, m]);
+  let h: tf.Tensor = y;
+  for (let l = 0; l < model.config.decoderLayers; l++) {
+    const pre = `dec.${l}`;
+    const a = ln(P, `${pre}.ln1`, h);
+    h = h.add(multiHead(P, `${pre}.self`, a, a, model.config.heads, causal, cache));
+    h = h.add(multiHead(P, `${pre}.cross`, ln(P, `${pre}.ln2`, h), memory, model.config.heads, x.keyValid, cache));
+    h = h.add(mlpForward(P, `${pre}.mlp`, ln(P, `${pre}.ln3`, h)));
+  }
+  return ln(P, 'dec.lnf', h) as tf.Tensor3D;
+}
+
+/**
+ * The pointer head: logits [b, m, p] over END (first) and the objects, from decoder states h [b, m, E] and the
+ * memory [b, S, E] (its object rows). Each of the C heads scores (W_dc h)·(W_ec memory)/√E with a constant-0 END column;
+ * a learned readout mixes the heads.
+ */
+export function pointerLogits(model: OatModel, h: tf.Tensor3D, memory: tf.Tensor3D): tf.Tensor3D {
+  const P = model.params;
+  const [b, S, E] = memory.shape;
+  const m = h.shape[1];
+  const objects = memory.slice([0, 1, 0], [b, S - 1, E]);
+  const r = tf.unstack(P['ptr.readout']);
+  let out: tf.Tensor | undefined;
+  for (let c = 0; c < model.config.caHeads; c++) {
+    const q = linear(h, P[`ptr.${c}.wd`], P[`ptr.${c}.bd`]); // [b, m, E]
+    const k = linear(objects, P[`ptr.${c}.we`], P[`ptr.${c}.be`]); // [b, N, E]
+    const s = matmul(q, k, false, true).div(Math.sqrt(E)); // [b, m, N]
+    const term = tf.concat([tf.zeros([b, m, 1]), s], 2).mul(r[c]);
+    out = out ? out.add(term) : term;
+  }
+  return out!.add(P['ptr.readoutBias']) as tf.Tensor3D;
+}
+
+/**
+ * The history bias [b, m, p] (END column 0) from the previous-fixation one-hots `prev` [b, m, N]: step i gets
+ * Σ_{s ≤ i} w[i − s] prev[s], i.e. prev mixed over steps by the lower-triangular Toeplitz matrix T[i, s] = w[i − s].
+ */
+export function historyBias(model: OatModel, prev: tf.Tensor3D): tf.Tensor3D {
+  const w = model.params['ptr.history'];
+  const [b, m, N] = prev.shape;
+  const L = w.shape[0];
+  const lags = new Float32Array(m * m * L);
+  for (let i = 0; i < m; i++) for (let s = 0; s <= i && i - s < L; s++) lags[(i * m + s) * L + (i - s)] = 1;
+  const T = matmul(tf.tensor2d(lags, [m * m, L]), w.reshape([L, 1])).reshape([1, m, m]).tile([b, 1, 1]); // [b, m, m]
+  return tf.concat([tf.zeros([b, m, 1]), matmul(T, prev)], 2) as tf.Tensor3D;
+}
+
+/** Teacher-forced logits [b, m, p] (unmasked) for the previous-fixation one-hots `prev` [b, m, N]. */
+export function oatLogits(model: OatModel, x: OatInputs, prev: tf.Tensor3D, cache?: OatAttention): tf.Tensor3D {
+  const tokens = sourceTokens(model, x);
+  const memory = encodeOat(model, x, tokens, cache);
+  const h = decodeOat(model, x, memory, decoderInputs(model, tokens, prev), cache);
+  const logits = pointerLogits(model, h, memory);
+  return model.config.historyLags ? (logits.add(historyBias(model, prev)) as tf.Tensor3D) : logits;
+}
+
+/** Teacher forcing targets for scanpaths: previous fixations, the next pointer position (0 = END, j + 1 = object j). */
+export interface OatTargets {
+  /** [b, m, N] one-hot of the object fixated before each step. */
+  prev: tf.Tensor3D;
+  /** [b, m] int32 pointer positions. */
+  targets: tf.Tensor2D;
+  /** [b, m] 1 on real steps (each scanpath's fixations and its END). */
+  lossMask: tf.Tensor2D;
+  m: number;
+}
+
+export function oatTargets(scanpaths: readonly number[][], N: number): OatTargets {
+  const b = scanpaths.length;
+  const m = Math.max(...scanpaths.map((s) => s.length)) + 1;
+  const prev = new Float32Array(b * m * N);
+  const targets = new Int32Array(b * m);
+  const lossMask = new Float32Array(b * m);
+  scanpaths.forEach((s, r) => {
+    s.forEach((f, i) => {
+      if (!(Number.isInteger(f) && f >= 0 && f < N)) throw new ShapeError(`oatTargets: scanpaths[${r}][${i}] = ${f} is not an object index below ${N}`);
+      targets[r * m + i] = f + 1;
+      prev[(r * m + i + 1) * N + f] = 1;
+    });
+    targets[r * m + s.length] = 0;
+    lossMask.fill(1, r * m, r * m + s.length + 1);
+  });
+  return { prev: tf.tensor3d(prev, [b, m, N]), targets: tf.tensor2d(targets, [b, m], 'int32'), lossMask: tf.tensor2d(lossMask, [b, m]), m };
+}
+
+export function disposeOatTargets(t: OatTargets): void {
+  tf.dispose([t.prev, t.targets, t.lossMask]);
+}
+
+/** Mean cross-entropy over the real steps, padding objects masked out of the softmax. */
+export function oatLoss(model: OatModel, x: OatInputs, t: OatTargets): tf.Scalar {
+  return tf.tidy(() => {
+    const logits = oatLogits(model, x, t.prev);
+    const logp = tf.logSoftmax(maskLogits(logits, x.pointerValid));
+    const picked = logp.mul(tf.oneHot(t.targets, logits.shape[2])).sum(2); // [b, m]
+    return picked.mul(t.lossMask).sum().div(t.lossMask.sum()).neg() as tf.Scalar;
+  });
+}

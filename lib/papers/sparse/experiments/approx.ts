@@ -1,0 +1,328 @@
+/**
+ * sparse-approx: how well each content-based sparse method approximates dense attention, and at what cost.
+ *
+ * Inputs, per sequence length n:
+ *   planted  random q, k, v [1, h, n, d] where every query from position 64 on also carries a copy of one key at least
+ *            64 positions back (a planted heavy entry, score ≈ `plantedScore`), so a method must find far, content-
+ *            matched keys that a local window misses;
+ *   lm       the last layer's q, k, v of a small dense char LM (SparseLM, RoPE) trained on Moby-Dick, run on a
+ *            test-split window of n characters.
+ * Methods at a budget of about `budget` keys per query: sink + window (StreamingLLM's static pattern, the baseline),
+ * Routing (k-means on the data's own q̂, k̂), HiP, HyperAttention, SeerAttention (gate distilled on the same source at
+ * the shortest length) and its oracle (true top blocks), LongHeads. Landmark attention needs landmark tokens trained
+ * into the model and is measured in passkey-long instead.
+ * Metrics (lib/papers/sparse/metrics.ts): relative output error vs dense, recall of each query's top-k dense keys, dense
+ * attention mass on the scored keys (on `rows` sampled queries), the share of dense pairs scored, and the share
+ * including selection work.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { defineExperiment } from '../../../experiments/contract.js';
+import { int, list, num, obj, oneOf } from '../../../experiments/schema.js';
+import { textDataset } from '../../../data/corpus.js';
+import { Rng } from '../../../util/random.js';
+import { train } from '../../../train/loop.js';
+import { attendSelected, blocksToKeys, type SparseResult } from '../common.js';
+import { coverage, relativeError } from '../metrics.js';
+import { hipAttention } from '../hip/index.js';
+import { hyperAttention } from '../hyper/index.js';
+import { initCentroids, kmeansUpdate, normaliseShared, routingAttention } from '../routing/index.js';
+import { initSeerGate, seerAttention, seerDistillLoss, seerOracleAttention } from '../seer/index.js';
+import { longHeadsAttention } from '../longheads/index.js';
+import { SparseLM, denseCausal } from '../model.js';
+
+export type ApproxMethod = 'sink-window' | 'routing' | 'hip' | 'hyper' | 'seer' | 'seer-oracle' | 'longheads';
+export const APPROX_METHODS: ApproxMethod[] = ['sink-window', 'routing', 'hip', 'hyper', 'seer', 'seer-oracle', 'longheads'];
+
+export interface ApproxConfig {
+  lengths: number[];
+  sources: ('planted' | 'lm')[];
+  methods: ApproxMethod[];
+  /** Keys per query the budgets aim at. */
+  budget: number;
+  topk: number;
+  rows: number;
+  planted: { heads: number; dim: number; plantedScore: number };
+  lm: { dModel: number; heads: number; layers: number; seqLen: number; batch: number; steps: number; lr: number };
+  seer: { steps: number; gateDim: number; lr: number };
+}
+
+/** Planted heavy entries: q_i = noise + a · k_{j(i)}/‖k‖ with j(i) <= i - 64 (see the module header). */
+export function plantedQkv(n: number, heads: number, dim: number, score: number, seed: number): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
+  const rng = new Rng(seed);
+  const k = Float32Array.from({ length: heads * n * dim }, () => rng.normal());
+  const v = Float32Array.from({ length: heads * n * dim }, () => rng.normal());
+  const q = Float32Array.from({ length: heads * n * dim }, () => rng.normal() * 0.5);
+  for (let h = 0; h < heads; h++) {
+    for (let i = 64; i < n; i++) {
+      const j = rng.int(0, i - 63);
+      let norm = 0;
+      for (let d = 0; d < dim; d++) norm += k[(h * n + j) * dim + d] ** 2;
+      // q·k_j · (1/√d) ≈ a ‖k‖ / √d ≈ a: a = score puts the planted entry `score` above the noise.
+      const a = (score * Math.sqrt(dim)) / Math.sqrt(norm);
+      for (let d = 0; d < dim; d++) q[(h * n + i) * dim + d] += (a * k[(h * n + j) * dim + d]) / Math.sqrt(norm);
+    }
+  }
+  const t = (x: Float32Array) => tf.tensor4d(x, [1, heads, n, dim]);
+  return [t(q), t(k), t(v)];
+}
+
+/** Static sink + sliding window over blocks of 16 (the StreamingLLM pattern) as a SparseResult. */
+export function sinkWindowAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, window: number): SparseResult {
+  const [B, H, N, D] = q.shape as number[];
+  const blk = 16;
+  const qb = 16;
+  const nb = Math.ceil(N / qb);
+  const wBlocks = Math.ceil(window / blk);
+  const slots = (wBlocks + 2) * blk;
+  const keys = new Int32Array(B * H * nb * slots).fill(-1);
+  const sets: number[][] = [];
+  for (let x = 0; x < B * H * nb; x++) {
+    const last = Math.floor((Math.min(N, ((x % nb) + 1) * qb) - 1) / blk);
+    const bl = [...new Set([0, ...Array.from({ length: wBlocks + 1 }, (_, i) => last - i).filter((b) => b >= 0)])].sort((a, b) => a - b);
+    sets.push(bl);
+    blocksToKeys(bl, blk, N, keys, x * slots);
+  }
+  const { output, pairs } = attendSelected('sinkWindowAttention', q, k, v, { queryBlock: qb, slots, keys }, { scale: 1 / Math.sqrt(D), causal: true });
+  const setsAsSets = sets.map((s) => new Set(s));
+  return {
+    output,
+    covers: (b, h, i, j) => setsAsSets[(b * H + h) * nb + Math.floor(i / qb)].has(Math.floor(j / blk)),
+    stats: { method: 'sink-window', pairs, densePairs: B * H * ((N * (N + 1)) / 2), selectionPairs: 0 },
+  };
+}
+
+/** Dense causal weights of `rows` query positions (float64 loops): [b*h*rows, n]. */
+function denseRows(q: tf.Tensor, k: tf.Tensor, rows: number[]): Float64Array {
+  const [B, H, N, D] = q.shape as number[];
+  const qd = q.dataSync();
+  const kd = k.dataSync();
+  const out = new Float64Array(B * H * rows.length * N);
+  const scale = 1 / Math.sqrt(D);
+  for (let bh = 0; bh < B * H; bh++) {
+    rows.forEach((i, r) => {
+      const base = (bh * rows.length + r) * N;
+      let mx = -Infinity;
+      for (let j = 0; j <= i; j++) {
+        let dot = 0;
+        for (let d = 0; d < D; d++) dot += qd[(bh * N + i) * D + d] * kd[(bh * N + j) * D + d];
+        out[base + j] = dot * scale;
+        mx = Math.max(mx, out[base + j]);
+      }
+      let z = 0;
+      for (let j = 0; j <= i; j++) z += Math.exp(out[base + j] - mx);
+      for (let j = 0; j <= i; j++) out[base + j] = Math.exp(out[base + j] - mx) / z;
+    });
+  }
+  return out;
+}
+
+/** k-means centroids for routing from the data itself: a few full steps (decay 0) on q̂ and k̂. */
+function fitCentroids(q: tf.Tensor, k: tf.Tensor, clusters: number, seed: number): tf.Tensor3D {
+  const [, H, , D] = q.shape as number[];
+  let c = initCentroids(H, clusters, D, seed);
+  const qh = normaliseShared(q);
+  const kh = normaliseShared(k);
+  for (let it = 0; it < 6; it++) {
+    const next = kmeansUpdate(c, qh, 0, kh);
+    c.dispose();
+    c = next;
+  }
+  tf.dispose([qh, kh]);
+  return c;
+}
+
+interface Source {
+  name: 'planted' | 'lm';
+  make: (n: number) => [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+  dispose: () => void;
+}
+
+async function lmSource(cfg: ApproxConfig, seed: number, log: (s: string) => void): Promise<Source> {
+  const trainSet = textDataset({ tokenizer: 'char', split: 'train' });
+  const testSet = textDataset({ tokenizer: 'char', split: 'test' });
+  const c = cfg.lm;
+  const model = new SparseLM({ vocab: trainSet.tokenizer.vocabSize, dModel: c.dModel, heads: c.heads, layers: c.layers, attention: 'dense', seed });
+  log(`lm source: training a dense ${c.layers}-layer char LM for ${c.steps} steps`);
+  await train({
+    variables: model.variables(),
+    steps: c.steps,
+    optimizer: { type: 'adamw', lr: c.lr, weightDecay: 0.01 },
+    schedule: { type: 'cosine', warmup: Math.round(c.steps * 0.05) },
+    clipNorm: 1,
+    seed,
+    progress: false,
+    dataframe: false,
+    loss: (step) => {
+      const b = trainSet.sample({ batch: c.batch, seqLen: c.seqLen, seed, step }).toTensors();
+      try {
+        return model.loss(b.inputs, b.targets, b.lossMask);
+      } finally {
+        tf.dispose([b.inputs, b.targets, b.lossMask]);
+      }
+    },
+  });
+  const last = c.layers - 1;
+  return {
+    name: 'lm',
+    make: (n) => {
+      const start = Math.min(testSet.ids.length - n - 1, 1000);
+      const tokens = tf.tensor2d(testSet.ids.slice(start, start + n), [1, n], 'int32');
+      const record: Record<string, tf.Tensor> = {};
+      model.forward(tokens, { record }).dispose();
+      tokens.dispose();
+      const out = [record[`l${last}.q`], record[`l${last}.k`], record[`l${last}.v`]] as tf.Tensor4D[];
+      for (const [key, t] of Object.entries(record)) if (!key.startsWith(`l${last}.`)) t.dispose();
+      return out as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+    },
+    dispose: () => model.dispose(),
+  };
+}
+
+export interface ApproxRow {
+  source: string;
+  n: number;
+  method: string;
+  rel_error: number;
+  topk_recall: number;
+  mass: number;
+  pair_fraction: number;
+  cost_fraction: number;
+  ms: number;
+}
+
+async function trainGate(src: Source, cfg: ApproxConfig, seed: number) {
+  const n0 = cfg.lengths[0];
+  const [q, k, v] = src.make(n0);
+  const gate = initSeerGate(q.shape[1], q.shape[3], cfg.seer.gateDim, seed);
+  await train({
+    variables: [gate.wq, gate.wk],
+    steps: cfg.seer.steps,
+    optimizer: { type: 'adamw', lr: cfg.seer.lr, weightDecay: 0 },
+    seed,
+    progress: false,
+    dataframe: false,
+    loss: () => seerDistillLoss(q, k, gate, { blockSize: 16, queryBlock: 16 }),
+  });
+  tf.dispose([q, k, v]);
+  return gate;
+}
+
+function runMethod(m: ApproxMethod, q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, cfg: ApproxConfig, gate: { wq: tf.Variable; wk: tf.Variable } | null, seed: number): SparseResult {
+  const n = q.shape[2];
+  const blocks = Math.max(1, Math.round(cfg.budget / 16) - 2);
+  switch (m) {
+    case 'sink-window':
+      return sinkWindowAttention(q, k, v, cfg.budget - 16);
+    case 'routing': {
+      const c = Math.max(2, Math.round(n / cfg.budget));
+      const cent = fitCentroids(q, k, c, seed);
+      const r = routingAttention(q, k, v, cent);
+      cent.dispose();
+      return r;
+    }
+    case 'hip':
+      return hipAttention(q, k, v, { queryBlock: 16, keyBlock: 16, topk: blocks });
+    case 'hyper':
+      return hyperAttention(q, k, v, { blockSize: cfg.budget / 2, sampleSize: cfg.budget / 2, minSeqLen: cfg.budget, seed });
+    case 'seer':
+      return seerAttention(q, k, v, gate!, { blockSize: 16, queryBlock: 16, topk: blocks + 1 });
+    case 'seer-oracle':
+      return seerOracleAttention(q, k, v, { blockSize: 16, queryBlock: 16, topk: blocks + 1 });
+    case 'longheads':
+      return longHeadsAttention(q, k, v, { chunkSize: 16, chunks: blocks + 2 });
+  }
+}
+
+export async function runApprox(cfg: ApproxConfig, seed: number, log: (s: string) => void): Promise<ApproxRow[]> {
+  const rows: ApproxRow[] = [];
+  for (const name of cfg.sources) {
+    const src: Source = name === 'planted'
+      ? { name, make: (n) => plantedQkv(n, cfg.planted.heads, cfg.planted.dim, cfg.planted.plantedScore, seed * 31 + n), dispose: () => undefined }
+      : await lmSource(cfg, seed, log);
+    const gate = cfg.methods.includes('seer') ? await trainGate(src, cfg, seed) : null;
+    for (const n of cfg.lengths) {
+      const [q, k, v] = src.make(n);
+      const dense = denseCausal(q, k, v);
+      const sample = Array.from({ length: cfg.rows }, (_, r) => Math.floor(n / 2 + ((r + 0.5) * (n / 2)) / cfg.rows));
+      const w = denseRows(q, k, sample);
+      const H = q.shape[1];
+      for (const m of cfg.methods) {
+        const t0 = performance.now();
+        const r = runMethod(m, q, k, v, cfg, gate, seed);
+        r.output.dataSync();
+        const ms = performance.now() - t0;
+        const cov = coverage(w, n, (row, j) => {
+          const h = Math.floor(row / sample.length);
+          return j <= sample[row % sample.length] && r.covers(0, h % H, sample[row % sample.length], j);
+        }, cfg.topk);
+        rows.push({
+          source: name, n, method: m,
+          rel_error: relativeError(r.output, dense),
+          topk_recall: cov.topkRecall,
+          mass: cov.massCaptured,
+          pair_fraction: r.stats.pairs / r.stats.densePairs,
+          cost_fraction: (r.stats.pairs + r.stats.selectionPairs) / r.stats.densePairs,
+          ms,
+        });
+        const x = rows[rows.length - 1];
+        log(`${name} n=${n} ${m}: error ${x.rel_error.toFixed(3)}, recall@${cfg.topk} ${x.topk_recall.toFixed(3)}, mass ${x.mass.toFixed(3)}, pairs ${(100 * x.pair_fraction).toFixed(1)}% (+selection ${(100 * x.cost_fraction).toFixed(1)}%), ${ms.toFixed(0)} ms`);
+        r.output.dispose();
+      }
+      tf.dispose([q, k, v, dense]);
+    }
+    if (gate) tf.dispose([gate.wq, gate.wk]);
+    src.dispose();
+  }
+  return rows;
+}
+
+export const sparseApproxSchema = obj<ApproxConfig>({
+  lengths: list(int({ min: 16 }), { min: 1 }),
+  sources: list(oneOf('planted', 'lm'), { min: 1, unique: true }),
+  methods: list(oneOf(...APPROX_METHODS), { min: 1, unique: true }),
+  budget: int({ min: 1 }),
+  topk: int({ min: 1 }),
+  rows: int({ min: 1 }),
+  planted: obj({ heads: int({ min: 1 }), dim: int({ min: 1 }), plantedScore: num({ gt: 0 }) }),
+  lm: obj({ dModel: int({ min: 1 }), heads: int({ min: 1 }), layers: int({ min: 1 }), seqLen: int({ min: 2 }), batch: int({ min: 1 }), steps: int({ min: 1 }), lr: num({ gt: 0 }) }),
+  seer: obj({ steps: int({ min: 1 }), gateDim: int({ min: 1 }), lr: num({ gt: 0 }) }),
+});
+
+export const sparseApprox = defineExperiment<ApproxConfig>({
+  schema: sparseApproxSchema,
+  name: 'sparse-approx',
+  paper: 'Routing (arXiv:2003.05997), HiP (arXiv:2406.09827), HyperAttention (arXiv:2310.05869), SeerAttention (arXiv:2410.13276), LongHeads (arXiv:2402.10685)',
+  description: 'Relative output error, top-k recall and attention mass vs pairs computed for each sparse method against dense attention, on planted heavy entries and on a trained char LM, at growing lengths.',
+  quick: {
+    lengths: [512, 1024], sources: ['planted', 'lm'], methods: APPROX_METHODS, budget: 128, topk: 16, rows: 32,
+    planted: { heads: 2, dim: 32, plantedScore: 10 },
+    lm: { dModel: 64, heads: 4, layers: 2, seqLen: 128, batch: 8, steps: 60, lr: 3e-3 },
+    seer: { steps: 40, gateDim: 16, lr: 1e-2 },
+  },
+  full: {
+    lengths: [512, 1024, 2048, 4096, 8192], sources: ['planted', 'lm'], methods: APPROX_METHODS, budget: 256, topk: 16, rows: 64,
+    planted: { heads: 2, dim: 32, plantedScore: 10 },
+    lm: { dModel: 64, heads: 4, layers: 2, seqLen: 256, batch: 16, steps: 400, lr: 2e-3 },
+    seer: { steps: 150, gateDim: 16, lr: 1e-2 },
+  },
+  async run(cfg, ctx) {
+    const rows = await runApprox(cfg, ctx.seed, ctx.log);
+    const metrics: Record<string, number> = {};
+    for (const r of rows) {
+      const key = `${r.source}_${r.method}_${r.n}`;
+      metrics[`test_rel_error_${key}`] = r.rel_error;
+      metrics[`test_topk_recall_${key}`] = r.topk_recall;
+      metrics[`test_mass_${key}`] = r.mass;
+      metrics[`test_pair_fraction_${key}`] = r.pair_fraction;
+      metrics[`seconds_${key}`] = r.ms / 1000;
+    }
+    const nMax = Math.max(...cfg.lengths);
+    const f = (x: number) => +x.toFixed(4);
+    const at = rows.filter((r) => r.n === nMax);
+    return {
+      metrics,
+      tables: { frontier: rows.map((r) => ({ ...r, rel_error: f(r.rel_error), topk_recall: f(r.topk_recall), mass: f(r.mass), pair_fraction: f(r.pair_fraction), cost_fraction: f(r.cost_fraction), ms: f(r.ms) })) },
+      summary: `At n=${nMax}: ${at.map((r) => `${r.source}/${r.method} error ${r.rel_error.toFixed(3)}, recall ${r.topk_recall.toFixed(2)} at ${(100 * r.pair_fraction).toFixed(1)}% of pairs`).join('; ')}.`,
+    };
+  },
+});

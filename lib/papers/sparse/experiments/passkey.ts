@@ -1,0 +1,382 @@
+/**
+ * passkey-long: models trained on passkey retrieval at a short length, asked for the passkey at 4-16x that length.
+ *
+ * Papers: Mohtashami & Jaggi 2023, Landmark Attention (https://arxiv.org/abs/2305.16300); Lu et al. 2024, LongHeads
+ * (https://arxiv.org/abs/2402.10685); Lee et al. 2025, HiP (https://arxiv.org/abs/2406.09827).
+ *
+ * Trained at `trainLen` (lib/data passkeyTask: filler, SEP digits SEP at a random depth, QUERY, then the digits):
+ *   dense     full causal attention with RoPE, evaluated as is (length extrapolation)
+ *   local     sliding window of `window` keys (the passkey is out of reach once it is further than the window)
+ *   landmark  landmark tokens every `landmarkBlock` - 1 tokens, trained with the grouped softmax, evaluated with
+ *             the `landmarkLocalBlocks` blocks before the query kept and the top-`landmarkTopk` others retrieved
+ *             (one retrieval per `landmarkQueryBlock` queries and head)
+ * and, training-free on the dense model, LongHeads (each head attends to `chunks` chunks of `chunk` tokens: the first,
+ * the local one and its best-scoring others, i.e. at most trainLen keys), HiP (top-k key blocks by hierarchical
+ * search, plus sink and local blocks, at most trainLen keys) and `oracle-chunks`, a diagnostic: the same budget of
+ * chunks, but the ones holding the passkey are always chosen (told where it is), so it separates a failure of the
+ * chunk choice from a failure of attending with compact positions.
+ * Evaluation is greedy decoding of the digits after QUERY (each step a full forward over the prompt and the digits
+ * decoded so far), so no future token is ever visible; accuracy = rows with every digit right.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { defineExperiment, type ExperimentContext } from '../../../experiments/contract.js';
+import { bool, int, list, num, obj, oneOf, opt, str } from '../../../experiments/schema.js';
+import { PASSKEY_DIGIT0, passkeyTask } from '../../../data/tasks.js';
+import { SPECIAL } from '../../../data/batch.js';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { train } from '../../../train/loop.js';
+import { restoreCheckpoint, saveCheckpoint } from '../../../train/checkpoint.js';
+import { crc32 } from '../../../util/crc32.js';
+import { SparseLM, type AttendFn, type AttentionKind, type ForwardOptions } from '../model.js';
+import { isLandmark } from '../landmark/index.js';
+import { longHeadsAttention } from '../longheads/index.js';
+import { hipAttention } from '../hip/index.js';
+import { attendSelected, blocksToKeys } from '../common.js';
+
+export type PasskeyModel = 'dense' | 'local' | 'landmark' | 'longheads' | 'hip' | 'oracle-chunks';
+
+/** Models evaluated on the trained dense model. */
+const ON_DENSE: PasskeyModel[] = ['longheads', 'hip', 'oracle-chunks'];
+const trainedKind = (m: PasskeyModel): AttentionKind => (ON_DENSE.includes(m) ? 'dense' : (m as AttentionKind));
+
+/**
+ * The oracle chunk choice of one query block (a diagnostic upper bound for LongHeads and HiP): the first chunk, the
+ * chunk(s) holding the passkey (from its SEP at `sep`), then the chunks nearest the query, `budget` in all; chunk
+ * indices sorted, none after the query's own chunk `qc`.
+ */
+export function oracleChunks(sep: number, digits: number, chunk: number, budget: number, qc: number): number[] {
+  const set = new Set<number>([0]);
+  for (const p of [sep, sep + digits + 1]) if (Math.floor(p / chunk) <= qc && set.size < budget) set.add(Math.floor(p / chunk));
+  for (let c = qc; c >= 0 && set.size < budget; c--) set.add(c);
+  return [...set].sort((a, b) => a - b);
+}
+
+/** Attention over the oracle chunks with compact positions, for the rows `rows` of the prompt set (their SEPs `seps`). */
+function oracleAttend(seps: number[], digits: number, chunk: number, budget: number, compact: boolean): AttendFn {
+  return (q0, k0, v, _l, c) => {
+    const [q, k] = compact ? [c.q, c.k] : [q0, k0];
+    const [B, H, N, D] = q.shape;
+    const M = k.shape[2];
+    const bq = N === 1 ? 1 : chunk;
+    const nb = Math.ceil(N / bq);
+    const S = budget * chunk;
+    const keys = new Int32Array(B * H * nb * S).fill(-1);
+    for (let b = 0; b < B; b++) {
+      for (let qb = 0; qb < nb; qb++) {
+        const qc = Math.floor((M - N + Math.min(N - 1, (qb + 1) * bq - 1)) / chunk);
+        const chosen = oracleChunks(seps[b], digits, chunk, budget, qc);
+        for (let h = 0; h < H; h++) blocksToKeys(chosen, chunk, M, keys, ((b * H + h) * nb + qb) * S);
+      }
+    }
+    return attendSelected('oracle-chunks', q, k, v, { queryBlock: bq, slots: S, keys }, { scale: 1 / Math.sqrt(D), causal: true, rope: compact ? { base: c.ropeBase } : undefined }).output;
+  };
+}
+
+export interface PasskeyLongConfig {
+  trainLen: number;
+  /**
+   * Length curriculum: training starts at this length and doubles up to `trainLen` over the first half of the steps
+   * (unset: `trainLen` throughout). Retrieval is found far sooner on short rows and then carries over (RoPE is relative).
+   */
+  curriculum?: number;
+  evalLens: number[];
+  digits: number;
+  /** Passkey digits drawn without replacement (see `passkeyTask`'s `distinct`). */
+  distinct: boolean;
+  fillerVocab: number;
+  dModel: number;
+  heads: number;
+  layers: number;
+  batch: number;
+  steps: number;
+  lr: number;
+  window: number;
+  landmarkBlock: number;
+  landmarkTopk: number;
+  /**
+   * Queries sharing one landmark retrieval at evaluation (1 = per token, the paper's default; `landmarkBlock` = one
+   * retrieval per block and head, the paper's cheaper variant, ~16x less work here). Only past tokens are ever read.
+   */
+  landmarkQueryBlock: number;
+  /**
+   * Blocks just before the query's that a landmark query always keeps at evaluation, besides its `landmarkTopk`
+   * retrieved ones (the paper's local chunk). Measured on the full config's landmark model, 16 test rows at 256:
+   * compact positions with no local block 0/16 passkeys, with 4 local blocks 7/16 (absolute positions, top-2: 8/16).
+   */
+  landmarkLocalBlocks: number;
+  chunk: number;
+  evalRows: number;
+  models: PasskeyModel[];
+  /**
+   * Positions at evaluation for the methods that select keys (landmark, LongHeads, HiP): 'compact' lays the selected
+   * keys out just before the query (their papers' mappings, so every distance stays within the trained length),
+   * 'absolute' keeps true positions (RoPE at distances never trained).
+   */
+  positions: 'compact' | 'absolute';
+  /**
+   * Keep trained models here (one checkpoint per model kind, named by a hash of everything that shapes training):
+   * a later run with the same training settings loads them and only re-evaluates. Unset: nothing is written.
+   */
+  checkpointDir?: string;
+}
+
+/** The checkpoint file of one trained model: everything that shapes its training goes into the name's hash. */
+export function checkpointFile(cfg: PasskeyLongConfig, kind: AttentionKind, seed: number): string {
+  const { trainLen, curriculum, digits, distinct, fillerVocab, dModel, heads, layers, batch, steps, lr, window, landmarkBlock } = cfg;
+  const key = JSON.stringify({ kind, seed, trainLen, curriculum, digits, distinct, fillerVocab, dModel, heads, layers, batch, steps, lr, window, landmarkBlock });
+  return join(cfg.checkpointDir ?? '.', `passkey-${kind}-seed${seed}-${(crc32(new TextEncoder().encode(key)) >>> 0).toString(16)}.ckpt`);
+}
+
+/** Insert a landmark token at every position p with (p + 1) % block == 0; targets and loss mask follow their tokens. */
+function withLandmarks(inputs: Int32Array, targets: Int32Array, mask: Float32Array, rows: number, len: number, block: number, landmark: number) {
+  const rowsOut: { tokens: number[]; graded: boolean[] }[] = [];
+  for (let b = 0; b < rows; b++) {
+    const tokens: number[] = [];
+    const graded: boolean[] = [];
+    for (let u = 0; u <= len; u++) {
+      tokens.push(u < len ? inputs[b * len + u] : targets[b * len + len - 1]);
+      graded.push(u >= 1 && mask[b * len + u - 1] === 1);
+      if (isLandmark(tokens.length, block)) {
+        tokens.push(landmark);
+        graded.push(false);
+      }
+    }
+    rowsOut.push({ tokens, graded });
+  }
+  const outLen = rowsOut[0].tokens.length - 1;
+  const ins = new Int32Array(rows * outLen);
+  const tgs = new Int32Array(rows * outLen);
+  const msk = new Float32Array(rows * outLen);
+  rowsOut.forEach(({ tokens, graded }, b) => {
+    for (let t = 0; t < outLen; t++) {
+      ins[b * outLen + t] = tokens[t];
+      tgs[b * outLen + t] = tokens[t + 1];
+      msk[b * outLen + t] = graded[t + 1] ? 1 : 0;
+    }
+  });
+  return { inputs: ins, targets: tgs, mask: msk, len: outLen };
+}
+
+/** The training length at `step`: the curriculum's start doubled once per equal part of the first half, then trainLen. */
+export function trainLength(cfg: Pick<PasskeyLongConfig, 'trainLen' | 'curriculum' | 'steps'>, step: number): number {
+  const start = cfg.curriculum ?? cfg.trainLen;
+  if (!(start > 0 && start <= cfg.trainLen)) throw new RangeError(`passkey-long: curriculum (${start}) must be in (0, trainLen = ${cfg.trainLen}]`);
+  const doublings = Math.ceil(Math.log2(cfg.trainLen / start));
+  const phase = Math.floor((step / Math.max(1, cfg.steps / 2)) * (doublings + 1));
+  return Math.min(cfg.trainLen, start * 2 ** phase);
+}
+
+function trainBatch(cfg: PasskeyLongConfig, kind: AttentionKind, vocab: number, seed: number, step: number) {
+  const len = trainLength(cfg, step);
+  const b = passkeyTask({ batch: cfg.batch, seqLen: len, digits: cfg.digits, distinct: cfg.distinct, fillerVocab: cfg.fillerVocab, seed: seed * 100_003 + step, split: 'train' });
+  if (kind !== 'landmark') return b.toTensors();
+  const l = withLandmarks(b.inputs, b.targets, b.lossMask, cfg.batch, len, cfg.landmarkBlock, vocab);
+  return {
+    inputs: tf.tensor2d(l.inputs, [cfg.batch, l.len], 'int32'),
+    targets: tf.tensor2d(l.targets, [cfg.batch, l.len], 'int32'),
+    lossMask: tf.tensor2d(l.mask, [cfg.batch, l.len]),
+  };
+}
+
+/** Tokens per forward pass at evaluation: rows are decoded in groups of at most this many tokens (memory bound). */
+const EVAL_TOKENS = 8192;
+
+/**
+ * Greedy decoding of the digits after each prompt; returns the share of rows fully right and of digits right.
+ * `forward` goes to every `model.forward` as is (reading the last position only); `overrideFor(rows)` builds the
+ * override for one group of rows (indices into `prompts`) when it depends on the rows.
+ */
+export function decodePasskeys(
+  model: SparseLM,
+  prompts: number[][],
+  answers: number[][],
+  opts: { forward?: Omit<ForwardOptions, 'lastOnly'>; overrideFor?: (rows: number[]) => AttendFn; landmark?: { id: number; block: number } },
+): { rows: number; digits: number } {
+  const digits = answers[0].length;
+  const got: number[][] = [];
+  const group = Math.max(1, Math.floor(EVAL_TOKENS / (prompts[0].length + digits)));
+  for (let g0 = 0; g0 < prompts.length; g0 += group) {
+    const seqs = prompts.slice(g0, g0 + group).map((p) => [...p]);
+    const out: number[][] = seqs.map(() => []);
+    const forward: ForwardOptions = { ...opts.forward, lastOnly: true };
+    if (opts.overrideFor) forward.override = opts.overrideFor(seqs.map((_, i) => g0 + i));
+    for (let step = 0; step < digits; step++) {
+      if (opts.landmark) for (const s of seqs) if (isLandmark(s.length, opts.landmark.block)) s.push(opts.landmark.id);
+      const len = seqs[0].length;
+      const tokens = tf.tensor2d(seqs.flat(), [seqs.length, len], 'int32');
+      const next = tf.tidy(() => model.forward(tokens, forward).argMax(-1).dataSync());
+      tokens.dispose();
+      seqs.forEach((s, i) => {
+        s.push(next[i]);
+        out[i].push(next[i]);
+      });
+    }
+    got.push(...out);
+  }
+  let rows = 0;
+  let right = 0;
+  answers.forEach((a, i) => {
+    const ok = a.map((d, t) => d === got[i][t]);
+    right += ok.filter(Boolean).length;
+    if (ok.every(Boolean)) rows++;
+  });
+  return { rows: rows / answers.length, digits: right / (answers.length * digits) };
+}
+
+/** Prompts (up to and including QUERY) and answers at one length; landmark prompts carry landmark tokens. */
+function evalSet(cfg: PasskeyLongConfig, len: number, seed: number, landmark?: { id: number; block: number }) {
+  // The task's seqLen counts the answer digits too; the prompt ends with QUERY.
+  const b = passkeyTask({ batch: cfg.evalRows, seqLen: len, digits: cfg.digits, distinct: cfg.distinct, fillerVocab: cfg.fillerVocab, seed: seed + len, split: 'test' });
+  const prompts: number[][] = [];
+  const answers: number[][] = [];
+  for (let r = 0; r < b.batch; r++) {
+    const row = Array.from(b.inputs.subarray(r * len, (r + 1) * len));
+    const q = row.lastIndexOf(SPECIAL.QUERY);
+    const full = [...row, b.targets[(r + 1) * len - 1]];
+    let prompt = full.slice(0, q + 1);
+    if (landmark) {
+      const withLm: number[] = [];
+      for (const t of prompt) {
+        withLm.push(t);
+        if (isLandmark(withLm.length, landmark.block)) withLm.push(landmark.id);
+      }
+      prompt = withLm;
+    }
+    prompts.push(prompt);
+    answers.push(full.slice(q + 1, q + 1 + cfg.digits));
+  }
+  return { prompts, answers };
+}
+
+export interface PasskeyRow {
+  model: PasskeyModel;
+  length: number;
+  test_accuracy: number;
+  test_digit_accuracy: number;
+}
+
+async function trainModel(cfg: PasskeyLongConfig, kind: AttentionKind, vocab: number, ctx: Pick<ExperimentContext, 'seed' | 'progress' | 'log'>): Promise<SparseLM> {
+  const model = new SparseLM({ vocab: kind === 'landmark' ? vocab + 1 : vocab, dModel: cfg.dModel, heads: cfg.heads, layers: cfg.layers, attention: kind, window: cfg.window, landmarkBlock: cfg.landmarkBlock, seed: ctx.seed });
+  const file = cfg.checkpointDir ? checkpointFile(cfg, kind, ctx.seed) : null;
+  if (file && existsSync(file)) {
+    await restoreCheckpoint(file, { variables: model.params });
+    ctx.log(`${kind}: loaded the trained model from ${file}`);
+    return model;
+  }
+  ctx.log(`${kind}: training at length ${cfg.curriculum ? `${cfg.curriculum} doubling to ` : ''}${cfg.trainLen} for ${cfg.steps} steps`);
+  const run = await train({
+    variables: model.variables(),
+    steps: cfg.steps,
+    optimizer: { type: 'adamw', lr: cfg.lr, weightDecay: 0.01 },
+    schedule: { type: 'cosine', warmup: Math.round(cfg.steps * 0.05) },
+    clipNorm: 1,
+    seed: ctx.seed,
+    progress: ctx.progress,
+    dataframe: false,
+    loss: (step) => {
+      const b = trainBatch(cfg, kind, vocab, ctx.seed, step);
+      try {
+        return model.loss(b.inputs, b.targets, b.lossMask);
+      } finally {
+        tf.dispose([b.inputs, b.targets, b.lossMask]);
+      }
+    },
+  });
+  if (run.stopped) throw new Error(`passkey-long (${kind}): training stopped: ${run.stopped.message}`);
+  if (file) {
+    mkdirSync(cfg.checkpointDir!, { recursive: true });
+    await saveCheckpoint(file, { variables: model.params, config: { kind, ...cfg }, step: cfg.steps });
+    ctx.log(`${kind}: saved to ${file}`);
+  }
+  return model;
+}
+
+export const passkeyLongSchema = obj<PasskeyLongConfig>({
+  trainLen: int({ min: 8 }),
+  curriculum: opt(int({ min: 8 })),
+  evalLens: list(int({ min: 8 }), { min: 1 }),
+  digits: int({ min: 1, max: 10 }),
+  distinct: bool(),
+  fillerVocab: int({ min: 1 }),
+  dModel: int({ min: 1 }),
+  heads: int({ min: 1 }),
+  layers: int({ min: 1 }),
+  batch: int({ min: 1 }),
+  steps: int({ min: 1 }),
+  lr: num({ gt: 0 }),
+  window: int({ min: 1 }),
+  landmarkBlock: int({ min: 1 }),
+  landmarkTopk: int({ min: 1 }),
+  landmarkQueryBlock: int({ min: 1 }),
+  landmarkLocalBlocks: int({ min: 0 }),
+  chunk: int({ min: 2 }),
+  evalRows: int({ min: 1 }),
+  models: list(oneOf<PasskeyModel>('dense', 'local', 'landmark', 'longheads', 'hip', 'oracle-chunks'), { min: 1, unique: true }),
+  positions: oneOf('compact', 'absolute'),
+  checkpointDir: opt(str()),
+});
+
+export const passkeyLong = defineExperiment<PasskeyLongConfig>({
+  schema: passkeyLongSchema,
+  name: 'passkey-long',
+  paper: 'Landmark Attention (arXiv:2305.16300), LongHeads (arXiv:2402.10685), HiP (arXiv:2406.09827)',
+  description: 'Passkey retrieval beyond the training length: dense (extrapolation), sliding window, landmark retrieval, and training-free LongHeads and HiP on the dense model.',
+  quick: {
+    trainLen: 64, evalLens: [64, 256], digits: 3, distinct: true, fillerVocab: 8, dModel: 32, heads: 4, layers: 2, batch: 16, steps: 60, lr: 3e-3,
+    window: 16, landmarkBlock: 8, landmarkTopk: 2, landmarkQueryBlock: 8, landmarkLocalBlocks: 2, chunk: 8, evalRows: 8, models: ['dense', 'local', 'landmark', 'longheads', 'hip', 'oracle-chunks'], positions: 'compact',
+  },
+  full: {
+    trainLen: 256, curriculum: 64, evalLens: [256, 1024, 2048, 4096], digits: 5, distinct: true, fillerVocab: 16, dModel: 128, heads: 8, layers: 2, batch: 16, steps: 2000, lr: 2e-3,
+    window: 64, landmarkBlock: 16, landmarkTopk: 2, landmarkQueryBlock: 16, landmarkLocalBlocks: 4, chunk: 32, evalRows: 16, models: ['dense', 'local', 'landmark', 'longheads', 'hip', 'oracle-chunks'], positions: 'compact',
+  },
+  async run(cfg, ctx) {
+    const vocab = PASSKEY_DIGIT0 + 10 + cfg.fillerVocab;
+    const rows: PasskeyRow[] = [];
+    const trained: Partial<Record<AttentionKind, SparseLM>> = {};
+    const need = new Set<AttentionKind>(cfg.models.map(trainedKind));
+    for (const kind of need) trained[kind] = await trainModel(cfg, kind, vocab, ctx);
+    const chunks = Math.max(2, Math.floor(cfg.trainLen / cfg.chunk));
+    // Compact positions: the methods get q, k before RoPE and rotate the keys they keep at positions of their own.
+    const compact = cfg.positions === 'compact';
+    const pick = (q: tf.Tensor4D, k: tf.Tensor4D, c: { q: tf.Tensor4D; k: tf.Tensor4D; ropeBase: number }) =>
+      compact ? { q: c.q, k: c.k, rope: { base: c.ropeBase } } : { q, k, rope: undefined };
+    const overrides: Partial<Record<PasskeyModel, AttendFn>> = {
+      longheads: (q0, k0, v, _l, c) => {
+        const { q, k, rope } = pick(q0, k0, c);
+        return longHeadsAttention(q, k, v, { chunkSize: cfg.chunk, chunks, queryBlock: cfg.chunk, rope }).output;
+      },
+      hip: (q0, k0, v, _l, c) => {
+        const { q, k, rope } = pick(q0, k0, c);
+        return hipAttention(q, k, v, { keyBlock: cfg.chunk / 2, queryBlock: cfg.chunk, topk: 2 * chunks - 4, sinkBlocks: 2, localBlocks: 2, rope }).output;
+      },
+    };
+    for (const m of cfg.models) {
+      const model = trained[trainedKind(m)]!;
+      for (const len of cfg.evalLens) {
+        const landmark = m === 'landmark' ? { id: vocab, block: cfg.landmarkBlock } : undefined;
+        const { prompts, answers } = evalSet(cfg, len, ctx.seed, landmark);
+        const seps = prompts.map((p) => p.indexOf(SPECIAL.SEP));
+        const overrideFor = m === 'oracle-chunks' ? (rs: number[]) => oracleAttend(rs.map((r) => seps[r]), cfg.digits, cfg.chunk, chunks, compact) : undefined;
+        const forward: ForwardOptions = m === 'landmark'
+          ? { landmark: { topk: cfg.landmarkTopk, queryBlock: cfg.landmarkQueryBlock, localBlocks: cfg.landmarkLocalBlocks, positions: cfg.positions } }
+          : { override: overrides[m] };
+        const acc = decodePasskeys(model, prompts, answers, { forward, overrideFor, landmark });
+        rows.push({ model: m, length: len, test_accuracy: acc.rows, test_digit_accuracy: acc.digits });
+        ctx.log(`${m} at ${len}: passkey accuracy ${acc.rows.toFixed(3)} (digits ${acc.digits.toFixed(3)})`);
+      }
+    }
+    Object.values(trained).forEach((m) => m!.dispose());
+    const metrics: Record<string, number> = {};
+    for (const r of rows) {
+      metrics[`test_accuracy_${r.model}_${r.length}`] = r.test_accuracy;
+      metrics[`test_digit_accuracy_${r.model}_${r.length}`] = r.test_digit_accuracy;
+    }
+    const f = (x: number) => +x.toFixed(3);
+    return {
+      metrics,
+      tables: { passkey: rows.map((r) => ({ ...r, test_accuracy: f(r.test_accuracy), test_digit_accuracy: f(r.test_digit_accuracy) })) },
+      summary: `Passkey accuracy by length (trained at ${cfg.trainLen}): ${cfg.models.map((m) => `${m} ${rows.filter((r) => r.model === m).map((r) => `${r.length}:${r.test_accuracy.toFixed(2)}`).join(' ')}`).join('; ')}.`,
+    };
+  },
+});

@@ -1,0 +1,188 @@
+/**
+ * LongHeads: every head attends to its own few chunks, so each stays within its trained length while together the
+ * heads cover the whole context (training-free).
+ *
+ * Paper: Lu, Zhou, He, Zhao, Ji, Gui, Zhang & Huang, 2024, "LongHeads: Multi-Head Attention is Secretly a Long Context
+ * Processor", https://arxiv.org/abs/2402.10685
+ *
+ * The keys are cut into chunks of C. A chunk is summarised by one key: the chunk's keys attend to each other, the mean
+ * of those outputs is a query c_v that pools the chunk's keys once more,
+ *
+ *   a_t = softmax_{t'}(k_t · k_t' · scale) K_chunk,   c_v = mean_t a_t,   k_c = softmax_t(c_v · k_t · scale) K_chunk,
+ *
+ * (the values of both poolings are the chunk's keys, so k_c lives in key space). For each head and query (or block of
+ * queryBlock queries) the score of chunk c is max_i q_i · k_c; the first chunk and the `localChunks` chunks
+ * holding the queries are always kept, and the best other chunks fill the budget of `chunks` chunks, so every query
+ * attends to at most chunks·C keys (within the trained window) with exact softmax over them.
+ *
+ * Compact positions (`rope`): the paper's point is that a model trained at length L runs on far longer inputs without
+ * training, which needs every query to see only query-key distances below L. With `options.rope` set, q and k are
+ * passed WITHOUT rotary embedding. The chunks are chosen as above, then the chosen chunks are laid out consecutively
+ * in their original order (the local chunk last) and rotated at those compact positions: a key's position is its rank
+ * among its query block's selected keys, a query's the rank of the last selected key at or before it (its own key at
+ * distance 0), so no distance reaches chunks·C (see `compactPositions` in ../common.ts); with every chunk chosen they
+ * are the absolute positions. The chunk scores follow the official code (LuLuLuyi/LongHeads, modeling_llama.py): the
+ * chunk key k_c is built from the chunk's keys rotated at chunk-local positions 0..C-1 (every chunk alike, so k_c
+ * does not depend on where the chunk sits), and is scored against the un-rotated query, max_i q_i · k_c; the
+ * selection is thus position-free. (The official summary attends with the chunk's queries and values where this one
+ * uses its keys, see above.)
+ *
+ * Shape legend: b batch, h query heads, g kv heads, n queries, m keys, d head dim, e value dim, C chunk length.
+ *   q [b, h, n, d], k [b, g, m, d], v [b, g, m, e] -> output [b, h, n, e]
+ * With `chunks` covering every visible chunk the result equals dense attention (with `rope`: dense attention on q, k
+ * rotated at their absolute positions).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { matmul } from '../../../backend/ops.js';
+import { checkQkv, repeatKv, type AttentionShapes } from '../../../attention/dense.js';
+import { ShapeError } from '../../../util/shapes.js';
+import { rope as applyRopeAt } from '../../../positional/rope.js';
+import {
+  attendSelected, blockCovers, blocksToKeys, checkBlock, checkRope, checkScale, densePairs, naiveAttendBlocks, naiveAttendRow, readTidy, ropeRow, topIndices, type SparseBaseOptions, type SparseResult, qkvRows,
+} from '../common.js';
+
+export interface LongHeadsOptions extends SparseBaseOptions {
+  /** Keys per chunk (default 32). */
+  chunkSize?: number;
+  /** Chunks each query attends to, first and local included (default 8). */
+  chunks?: number;
+  /** Chunks ending at the queries' own position, always kept (default 1). */
+  localChunks?: number;
+  /** Queries sharing one choice (default 1; a larger block lets its later queries steer earlier ones' choice). */
+  queryBlock?: number;
+}
+
+function resolve(fn: string, s: AttentionShapes, o: LongHeadsOptions) {
+  for (const a of ['chunkSize', 'chunks', 'localChunks', 'queryBlock'] as const) checkBlock(fn, a, o[a]);
+  const C = o.chunkSize ?? 32;
+  const budget = o.chunks ?? 8;
+  const local = o.localChunks ?? 1;
+  if (budget < local + 1) throw new ShapeError(`${fn}: options.chunks (${budget}) must leave room for the first chunk and ${local} local chunk(s)`);
+  return { C, budget, local, bq: o.queryBlock ?? 1, scale: checkScale(fn, o.scale, s.dim), causal: o.causal ?? true, rope: checkRope(fn, o.rope, s.dim) };
+}
+
+/** Chosen chunks per (b, h, query block), given max-over-queries chunk scores `score(blk, c)`. */
+function chooseChunks(s: AttentionShapes, r: ReturnType<typeof resolve>, score: (blk: number, cands: number[]) => number[]): number[][] {
+  const nb = Math.ceil(s.queries / r.bq);
+  const off = s.keys - s.queries;
+  return Array.from({ length: s.batch * s.heads * nb }, (_, blk) => {
+    const qb = blk % nb;
+    const lastQ = Math.min(s.queries - 1, (qb + 1) * r.bq - 1);
+    const visible = r.causal ? Math.min(s.keys, off + lastQ + 1) : s.keys;
+    const nc = Math.ceil(visible / r.C);
+    const firstQChunk = r.causal ? Math.floor((off + qb * r.bq) / r.C) : nc;
+    const localStart = Math.max(1, Math.min(firstQChunk, nc - r.local));
+    const kept = new Set<number>([0]);
+    for (let c = localStart; c < nc; c++) kept.add(c);
+    const cands = Array.from({ length: Math.max(0, localStart - 1) }, (_, i) => i + 1);
+    const room = r.budget - kept.size;
+    if (room > 0 && cands.length) {
+      const chosen = cands.length <= room ? cands : topIndices(score(blk, cands), room).map((i) => cands[i]);
+      chosen.forEach((c) => kept.add(c));
+    }
+    return [...kept].sort((a, b) => a - b);
+  });
+}
+
+/**
+ * Chunk keys [b, g, chunks, d] of the complete chunks (see the header). With `rope`, k is un-rotated and each chunk's
+ * keys are first rotated at chunk-local positions 0..C-1, as the official code does.
+ */
+export function chunkKeys(k: tf.Tensor, chunkSize: number, scale?: number, rope?: { base: number }): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [B, G, M, D] = k.shape as [number, number, number, number];
+    const nc = Math.floor(M / chunkSize);
+    if (nc === 0) return tf.zeros([B, G, 0, D]) as tf.Tensor4D;
+    const sc = scale ?? 1 / Math.sqrt(D);
+    let kk = k.slice([0, 0, 0, 0], [B, G, nc * chunkSize, D]);
+    if (rope) kk = applyRopeAt(kk, Array.from({ length: nc * chunkSize }, (_, j) => j % chunkSize), rope);
+    const kc = kk.reshape([B * G * nc, chunkSize, D]);
+    const a = matmul(tf.softmax(matmul(kc, kc, false, true).mul(sc)), kc); // [x, C, d]
+    const cv = a.mean(1, true); // [x, 1, d]
+    return matmul(tf.softmax(matmul(cv, kc, false, true).mul(sc)), kc).reshape([B, G, nc, D]) as tf.Tensor4D;
+  });
+}
+
+/** LongHeads attention; see the module header. */
+export function longHeadsAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: LongHeadsOptions = {}): SparseResult & { chunks: number[][] } {
+  const fn = 'longHeadsAttention';
+  const s = checkQkv(fn, q, k, v);
+  const r = resolve(fn, s, options);
+  const nb = Math.ceil(s.queries / r.bq);
+  const ncAll = Math.floor(s.keys / r.C);
+  let scores: Float32Array = new Float32Array(0);
+  let selectionPairs = 0;
+  // Scores are needed only when some query block sees more chunks than the budget.
+  const needsScores = Math.ceil(s.keys / r.C) > r.budget;
+  if (needsScores) {
+    scores = readTidy(() => {
+      const kc = repeatKv(chunkKeys(k, r.C, r.scale, r.rope), s.heads / s.kvHeads); // [b, h, nc, d]
+      const pad = nb * r.bq - s.queries;
+      const qp = pad > 0 ? tf.pad(q, [[0, 0], [0, 0], [0, pad], [0, 0]]) : q;
+      let sc = matmul(qp.reshape([s.batch * s.heads, nb * r.bq, s.dim]), kc.reshape([s.batch * s.heads, ncAll, s.dim]), false, true);
+      if (pad > 0) sc = sc.add(tf.tensor3d(Float32Array.from({ length: nb * r.bq }, (_, i) => (i < s.queries ? 0 : -Infinity)), [1, nb * r.bq, 1]));
+      return sc.reshape([s.batch * s.heads, nb, r.bq, ncAll]).max(2);
+    });
+    // Chunk summaries (C² + C per chunk and kv head) plus one score per query and chunk.
+    selectionPairs = s.batch * s.kvHeads * ncAll * (r.C * r.C + r.C) + s.batch * s.heads * s.queries * ncAll;
+  }
+  const chunks = chooseChunks(s, r, (blk, cands) => cands.map((c) => scores[blk * ncAll + c]));
+  const slots = Math.max(1, ...chunks.map((c) => c.length)) * r.C;
+  const keys = new Int32Array(chunks.length * slots).fill(-1);
+  chunks.forEach((c, blk) => blocksToKeys(c, r.C, s.keys, keys, blk * slots));
+  const { output, pairs } = attendSelected(fn, q, k, v, { queryBlock: r.bq, slots, keys }, { scale: r.scale, causal: r.causal, rope: r.rope });
+  const off = s.keys - s.queries;
+  const blocksTotal = chunks.reduce((a, _, blk) => {
+    const lastQ = Math.min(s.queries - 1, ((blk % nb) + 1) * r.bq - 1);
+    return a + Math.ceil((r.causal ? Math.min(s.keys, off + lastQ + 1) : s.keys) / r.C);
+  }, 0);
+  return {
+    output,
+    chunks,
+    covers: blockCovers(chunks, s.heads, s.queries, r.bq, r.C),
+    stats: { method: 'longheads', pairs, densePairs: densePairs(s, r.causal), selectionPairs, blocksKept: chunks.reduce((a, c) => a + c.length, 0), blocksTotal },
+  };
+}
+
+/** Float64 loop reference of `longHeadsAttention`: its own chunk keys, scores, choice and softmax. */
+export function longHeadsAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: LongHeadsOptions = {}): { output: Float64Array; chunks: number[][] } {
+  const fn = 'longHeadsAttentionNaive';
+  const s = checkQkv(fn, q, k, v);
+  const r = resolve(fn, s, options);
+  const nb = Math.ceil(s.queries / r.bq);
+  const groups = s.heads / s.kvHeads;
+  const { q: qr, k: kr, v: vr } = qkvRows(q, k, v);
+  const ncAll = Math.floor(s.keys / r.C);
+  const kc: Float64Array[][] = [];
+  for (let b = 0; b < s.batch; b++) {
+    for (let g = 0; g < s.kvHeads; g++) {
+      const row: Float64Array[] = [];
+      for (let c = 0; c < ncAll; c++) {
+        const ks = Array.from({ length: r.C }, (_, t) => (r.rope ? ropeRow(kr(b, g, c * r.C + t), t, r.rope.base) : kr(b, g, c * r.C + t)));
+        const cv = new Float64Array(s.dim);
+        for (const kt of ks) {
+          const { out } = naiveAttendRow(kt, ks, ks, r.scale);
+          for (let d = 0; d < s.dim; d++) cv[d] += out[d] / r.C;
+        }
+        row.push(naiveAttendRow(cv, ks, ks, r.scale).out);
+      }
+      kc.push(row);
+    }
+  }
+  const chunks = chooseChunks(s, r, (blk, cands) => {
+    const qb = blk % nb;
+    const bh = Math.floor(blk / nb);
+    const [b, h] = [Math.floor(bh / s.heads), bh % s.heads];
+    return cands.map((c) => {
+      let best = -Infinity;
+      for (let i = qb * r.bq; i < Math.min(s.queries, (qb + 1) * r.bq); i++) {
+        const a = qr(b, h, i);
+        const kk = kc[b * s.kvHeads + Math.floor(h / groups)][c];
+        best = Math.max(best, a.reduce((x, ai, d) => x + ai * kk[d], 0));
+      }
+      return best;
+    });
+  });
+  const output = naiveAttendBlocks(s, { q: qr, k: kr, v: vr }, (b, h, i) => chunks[(b * s.heads + h) * nb + Math.floor(i / r.bq)], r.C, r.scale, r.causal, r.rope);
+  return { output, chunks };
+}

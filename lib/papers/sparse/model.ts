@@ -1,0 +1,258 @@
+/**
+ * SparseLM: a small causal language model whose attention is one of the sparse methods, for the experiments of this
+ * folder. Pre-norm blocks (attention, GELU MLP), RoPE positions (so it runs at any length), tied embeddings.
+ *
+ *   tokens [b, n] int32 -> logits [b, n, vocab]
+ *
+ * Attention kinds (per model):
+ *   dense     causal softmax attention (the fused `flash` kernel when the backend has it, else `sdpa`)
+ *   local     sliding-window causal attention of `window` keys
+ *   routing   Routing Transformer: in `routingLayers`, the first `routingHeads` heads use routing attention on content
+ *             queries and keys (without RoPE) routed by shared online k-means centroids (`updateCentroids` after each
+ *             step from both the queries and the keys, as the paper's update; commitment loss in `loss`); every other
+ *             head is local. Inside a cluster the scores are plain q · k / √d. `sharedQK` uses the queries as keys
+ *             (Reformer's trick: raw queries against unit keys, self-exclusion). Measured on the planted recall task
+ *             (seqLen 64, 4 clusters, 300 steps, β = 0): separate q/k reached test accuracy 0.21, shared q/k stayed
+ *             at chance (0.12)
+ *   landmark  grouped softmax over blocks of `landmarkBlock` positions (inputs carry landmark tokens); at inference
+ *             `landmark.topk` retrieves blocks
+ * At evaluation, `override` replaces the attention of every layer by any (q, k, v, layer) -> output function, which is
+ * how the training-free methods (HiP, LongHeads, ...) run on a trained dense model.
+ *
+ * Shape legend: b batch, n positions, m d_model, h heads, d head dim.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { embedding } from '../../backend/ops.js';
+import { sdpa } from '../../attention/sdpa.js';
+import * as masks from '../../masks/index.js';
+import { rope } from '../../positional/rope.js';
+import { gelu, layerNorm, linear, mergeHeads, splitHeads } from '../../layers/functional.js';
+import { ShapeError } from '../../util/shapes.js';
+import { tfSeed } from '../../util/random.js';
+import { commitmentLoss, initCentroids, kmeansUpdate, normaliseShared, routingAttention } from './routing/index.js';
+import { landmarkAttention, type LandmarkOptions } from './landmark/index.js';
+
+export type AttentionKind = 'dense' | 'local' | 'routing' | 'landmark';
+
+export interface SparseLMConfig {
+  vocab: number;
+  dModel: number;
+  heads: number;
+  layers: number;
+  attention: AttentionKind;
+  mlpRatio?: number;
+  /** Local heads' window (default 32). */
+  window?: number;
+  /** Routing: heads that route in each routing layer (default heads / 2), layers that route (default the last). */
+  routingHeads?: number;
+  routingLayers?: number[];
+  /** Routing: the routing heads use their queries as keys (default false; see the header). */
+  sharedQK?: boolean;
+  /**
+   * Routing: clusters per head (default 8), EMA decay (default 0.999), commitment weight β (default 0). The paper's
+   * β = 1e-4 is off by default: under Adam a tiny gradient is rescaled to a full step, and while the task's gradient
+   * on the routing projections is still near zero the commitment term alone moves them, pulling queries and keys onto
+   * the centroids. Measured on planted recall (one cluster, 100 steps): test accuracy 0.125 (chance) with 1e-4, 0.20 with 0.
+   */
+  clusters?: number;
+  decay?: number;
+  commitment?: number;
+  /** Landmark: positions per block including the landmark (default 16). */
+  landmarkBlock?: number;
+  ropeBase?: number;
+  seed?: number;
+}
+
+/**
+ * A replacement attention for evaluation: q, k carry RoPE at absolute positions; `content` has them before the
+ * rotation (and the model's RoPE base), for methods that place the keys they select at positions of their own.
+ */
+export type AttendFn = (q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, layer: number, content: { q: tf.Tensor4D; k: tf.Tensor4D; ropeBase: number }) => tf.Tensor4D;
+
+export interface ForwardOptions {
+  /** Replace every layer's attention (evaluation of training-free methods). */
+  override?: AttendFn;
+  /**
+   * Landmark models at inference: `landmarkAttention`'s retrieval options (`topk` unset: every block, the training
+   * grouped softmax), and `positions`: 'compact' places the kept blocks just before the query's own block (the paper's
+   * position mapping, see lib/papers/sparse/landmark), 'absolute' (default) keeps every key at its true position.
+   */
+  landmark?: Pick<LandmarkOptions, 'topk' | 'queryBlock' | 'localBlocks'> & { positions?: 'absolute' | 'compact' };
+  /** Keep the normalised routing queries (and keys, unless shared) for `updateCentroids` (training). */
+  collect?: boolean;
+  /**
+   * Only the last position's logits, [b, 1, vocab] (decoding): the last layer computes its query, attention and MLP
+   * for that position alone (keys and values still cover every position).
+   */
+  lastOnly?: boolean;
+  /** Record each layer's q, k, v (kept; the caller disposes) into this object. */
+  record?: Record<string, tf.Tensor>;
+}
+
+/** Causal attention on the fastest exact path available. */
+export function denseCausal(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, window?: number): tf.Tensor4D {
+  const mask = window ? masks.slidingWindow(window) : masks.causal();
+  return sdpa(q, k, v, { mask });
+}
+
+export class SparseLM {
+  readonly config: Required<Omit<SparseLMConfig, 'routingLayers'>> & { routingLayers: number[] };
+  readonly params: Record<string, tf.Variable> = {};
+  /** Routing centroids per routing layer, [routingHeads, clusters, d]. */
+  centroids: Record<number, tf.Tensor3D> = {};
+  /** Per routing layer and step: the normalised [queries] or [queries, keys] of the routing heads. */
+  private collected: Record<number, tf.Tensor[][]> = {};
+
+  constructor(cfg: SparseLMConfig) {
+    const headDim = cfg.dModel / cfg.heads;
+    if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new ShapeError(`SparseLM: dModel (${cfg.dModel}) / heads (${cfg.heads}) must be an even integer (RoPE)`);
+    this.config = {
+      mlpRatio: 4,
+      window: 32,
+      routingHeads: Math.max(1, cfg.heads >> 1),
+      routingLayers: [cfg.layers - 1],
+      clusters: 8,
+      decay: 0.999,
+      commitment: 0,
+      sharedQK: false,
+      landmarkBlock: 16,
+      ropeBase: 10000,
+      seed: 0,
+      ...cfg,
+    } as SparseLM['config'];
+    const c = this.config;
+    let n = 0;
+    const add = (name: string, shape: number[], init: 'zeros' | 'ones' | number) => {
+      const t = init === 'zeros' ? tf.zeros(shape) : init === 'ones' ? tf.ones(shape) : tf.randomNormal(shape, 0, init, 'float32', tfSeed(c.seed * 1000 + n++));
+      this.params[name] = tf.variable(t, true, `sparselm.${c.seed}.${name}.${Math.random().toString(36).slice(2)}`);
+      t.dispose();
+    };
+    const m = c.dModel;
+    const f = m * c.mlpRatio;
+    add('embed', [c.vocab, m], 0.02);
+    for (let l = 0; l < c.layers; l++) {
+      add(`l${l}.ln1g`, [m], 'ones');
+      add(`l${l}.ln1b`, [m], 'zeros');
+      for (const w of ['wq', 'wk', 'wv']) add(`l${l}.${w}`, [m, m], 0.02);
+      add(`l${l}.wo`, [m, m], 0.02 / Math.sqrt(2 * c.layers));
+      add(`l${l}.ln2g`, [m], 'ones');
+      add(`l${l}.ln2b`, [m], 'zeros');
+      add(`l${l}.w1`, [m, f], 0.02);
+      add(`l${l}.b1`, [f], 'zeros');
+      add(`l${l}.w2`, [f, m], 0.02 / Math.sqrt(2 * c.layers));
+      add(`l${l}.b2`, [m], 'zeros');
+    }
+    add('lnfg', [m], 'ones');
+    add('lnfb', [m], 'zeros');
+    if (c.attention === 'routing') {
+      for (const l of c.routingLayers) this.centroids[l] = initCentroids(c.routingHeads, c.clusters, headDim, c.seed + 17 * l);
+    }
+  }
+
+  variables(): tf.Variable[] {
+    return Object.values(this.params);
+  }
+
+  parameterCount(): number {
+    return this.variables().reduce((a, v) => a + v.size, 0);
+  }
+
+  /** q, k carry RoPE; qContent, kContent are before the rotation (what routing heads cluster). */
+  private attend(l: number, q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, qContent: tf.Tensor4D, kContent: tf.Tensor4D, o: ForwardOptions): tf.Tensor4D {
+    const c = this.config;
+    if (o.override) return o.override(q, k, v, l, { q: qContent, k: kContent, ropeBase: c.ropeBase });
+    if (c.attention === 'dense') return denseCausal(q, k, v);
+    if (c.attention === 'local') return denseCausal(q, k, v, c.window);
+    if (c.attention === 'landmark') {
+      // A lone query (lastOnly) retrieves for itself: a shared retrieval would need its block's earlier queries.
+      const { positions, queryBlock, ...retrieval } = o.landmark ?? {};
+      const opts = { ...retrieval, blockSize: c.landmarkBlock, queryBlock: q.shape[2] === 1 ? undefined : queryBlock };
+      if (positions === 'compact') return landmarkAttention(qContent, kContent, v, { ...opts, rope: { base: c.ropeBase } }).output;
+      return landmarkAttention(q, k, v, opts).output;
+    }
+    if (!c.routingLayers.includes(l)) return denseCausal(q, k, v, c.window);
+    const [b, h, n, d] = q.shape;
+    const rh = c.routingHeads;
+    // Routing heads route on content, before RoPE: rotated by position, the same token at positions 10 and 120 points
+    // in different directions, lands in different clusters and scores low against itself, so a long-range content
+    // match would be lost. The causal mask inside each cluster keeps the order; the local heads carry the positions.
+    const qr = qContent.slice([0, 0, 0, 0], [b, rh, n, d]);
+    const kr = c.sharedQK ? qr : kContent.slice([0, 0, 0, 0], [b, rh, n, d]);
+    const routed = routingAttention(qr, kr, v.slice([0, 0, 0, 0], [b, rh, n, d]), this.centroids[l], { normalise: c.sharedQK ? 'keys' : 'none', excludeSelf: c.sharedQK }).output;
+    if (o.collect) (this.collected[l] ??= []).push(c.sharedQK ? [tf.keep(normaliseShared(qr))] : [tf.keep(normaliseShared(qr)), tf.keep(normaliseShared(kr))]);
+    if (rh === h) return routed;
+    const local = denseCausal(q.slice([0, rh, 0, 0], [b, h - rh, n, d]), k.slice([0, rh, 0, 0], [b, h - rh, n, d]), v.slice([0, rh, 0, 0], [b, h - rh, n, d]), c.window);
+    return tf.concat([routed, local], 1) as tf.Tensor4D;
+  }
+
+  /** tokens [b, n] -> logits [b, n, vocab]. */
+  forward(tokens: tf.Tensor, o: ForwardOptions = {}): tf.Tensor3D {
+    const c = this.config;
+    const p = this.params;
+    const hd = c.dModel / c.heads;
+    if (o.lastOnly && c.attention === 'routing') throw new Error('SparseLM.forward: options.lastOnly is not supported for routing models (attention: routing)');
+    return tf.tidy(() => {
+      const n = tokens.shape[1] as number;
+      const pos = Array.from({ length: n }, (_, i) => i);
+      let x = embedding(p.embed as tf.Tensor2D, tokens.toInt());
+      for (let l = 0; l < c.layers; l++) {
+        const a = layerNorm(x, p[`l${l}.ln1g`], p[`l${l}.ln1b`]);
+        const qContent = splitHeads(linear(a, p[`l${l}.wq`]), c.heads, hd);
+        const kContent = splitHeads(linear(a, p[`l${l}.wk`]), c.heads, hd);
+        let q = rope(qContent, pos, { base: c.ropeBase });
+        const k = rope(kContent, pos, { base: c.ropeBase });
+        const v = splitHeads(linear(a, p[`l${l}.wv`]), c.heads, hd);
+        if (o.record) for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const) o.record[`l${l}.${name}`] = tf.keep(t.clone());
+        let qc = qContent;
+        if (o.lastOnly && l === c.layers - 1) {
+          // Keys and values of every position, the query of the last one only (queries are end-aligned to the keys).
+          const [b, h, , d] = q.shape;
+          q = q.slice([0, 0, n - 1, 0], [b, h, 1, d]);
+          qc = qContent.slice([0, 0, n - 1, 0], [b, h, 1, d]);
+          x = x.slice([0, n - 1, 0], [b, 1, c.dModel]);
+        }
+        x = x.add(linear(mergeHeads(this.attend(l, q, k, v, qc, kContent, o)), p[`l${l}.wo`]));
+        const hdn = gelu(linear(layerNorm(x, p[`l${l}.ln2g`], p[`l${l}.ln2b`]), p[`l${l}.w1`], p[`l${l}.b1`]));
+        x = x.add(linear(hdn, p[`l${l}.w2`], p[`l${l}.b2`]));
+      }
+      return linear(layerNorm(x, p.lnfg, p.lnfb), p.embed, undefined, true) as tf.Tensor3D;
+    });
+  }
+
+  /** Mean cross-entropy (nats) over positions where lossMask is 1, plus β · commitment for routing models. */
+  loss(inputs: tf.Tensor, targets: tf.Tensor, lossMask: tf.Tensor, o: ForwardOptions = {}): tf.Scalar {
+    return tf.tidy(() => {
+      const logits = this.forward(inputs, o);
+      const logp = tf.logSoftmax(logits);
+      const picked = logp.mul(tf.oneHot(targets.toInt().flatten(), this.config.vocab).reshape(logits.shape)).sum(-1);
+      let loss = picked.mul(lossMask).sum().div(lossMask.sum().maximum(1)).neg();
+      if (o.collect && this.config.commitment > 0) {
+        for (const [l, xs] of Object.entries(this.collected)) {
+          const last = xs[xs.length - 1];
+          for (const side of last ?? []) loss = loss.add(commitmentLoss(side, this.centroids[+l]).mul(this.config.commitment / last.length));
+        }
+      }
+      return loss as tf.Scalar;
+    });
+  }
+
+  /** One online k-means step per routing layer from the queries (and keys) collected since the last call. */
+  updateCentroids(): void {
+    for (const [key, xs] of Object.entries(this.collected)) {
+      const l = +key;
+      for (const [qh, kh] of xs) {
+        const next = kmeansUpdate(this.centroids[l], qh, this.config.decay, kh);
+        this.centroids[l].dispose();
+        this.centroids[l] = next;
+        tf.dispose([qh, kh]);
+      }
+    }
+    this.collected = {};
+  }
+
+  dispose(): void {
+    tf.dispose(this.variables());
+    tf.dispose(Object.values(this.centroids));
+    for (const xs of Object.values(this.collected)) tf.dispose(xs.flat());
+  }
+}

@@ -1,0 +1,352 @@
+/**
+ * Routing attention: content-based sparse attention by online k-means.
+ *
+ * Paper: Roy, Saffar, Vaswani & Grangier, TACL 2021, "Efficient Content-Based Sparse Attention with Routing
+ * Transformers", https://arxiv.org/abs/2003.05997
+ *
+ * Queries and keys are shared (Q = K = x) and normalised, x̂ = √d · x / ‖x‖. Each head keeps c unit centroids μ, and
+ * attention is exact softmax among the members of a cluster. Two routings:
+ *   'balanced' (top-w): centroid μ_c takes the w tokens with the largest x̂ · μ_c (w ≈ n / c), so every cluster has w
+ *       members; a token may sit in several clusters (its output is the mean) or none (zero output, which is why the
+ *       paper mixes routing heads with local heads). Membership depends on every token, future ones included, so it is
+ *       only offered without a causal mask.
+ *   'nearest' (the default with causal): each token joins its nearest centroid, argmax_c x̂ · μ_c, which depends on the
+ *       token alone, so a future token never changes an earlier output; inside a cluster the mask is causal.
+ * Cost O(n·c·d) to route plus Σ_c |c|²·d to attend; with balanced clusters and c ≈ √n, O(n^1.5 d).
+ *
+ * Centroids follow the routed vectors by an exponential moving average of their members' unit vectors,
+ *   μ_c ← normalise(λ μ_c + (1 − λ)/2 · mean{ Q̂_i ∈ c } + (1 − λ)/2 · mean{ K̂_j ∈ c }),   λ = 0.999 in the paper
+ * (means rather than the paper's sums, so the step does not grow with the batch; with Q = K the halves coincide),
+ * and a commitment loss β ‖x̂/‖x̂‖ − μ(x)‖² pulls vectors towards their centroid.
+ *
+ * Shape legend: b batch, h heads, n positions, d head dim, e value dim, c clusters, w tokens per cluster.
+ *   q [b, h, n, d], k [b, h, n, d] (the same tensor when shared), v [b, h, n, e], centroids [h, c, d] -> output [b, h, n, e]
+ * With one cluster (every token in it) the result equals dense (causal) attention on (x̂, x̂, v).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { matmul } from '../../../backend/ops.js';
+import { MASKED_SCORE, checkQkv } from '../../../attention/dense.js';
+import { ShapeError, fmt } from '../../../util/shapes.js';
+import { tfSeed } from '../../../util/random.js';
+import { checkBlock, checkScale, rejectRope, constant, readTidy, densePairs, f64, gatherRows, naiveAttendRow, type SparseBaseOptions, type SparseResult } from '../common.js';
+
+export interface RoutingOptions extends SparseBaseOptions {
+  /** 'nearest' (default with causal) or 'balanced' top-w (default without; not allowed with causal). */
+  assignment?: 'nearest' | 'balanced';
+  /** Balanced routing: tokens per cluster (default ceil(n / clusters)). */
+  window?: number;
+  /**
+   * What the softmax inside a cluster compares (routing always uses the normalised vectors):
+   *   'both' (default): x̂_i · x̂_j, the paper's description; every score lies in [-√d, √d] · scale, so a head cannot
+   *       sharpen beyond e^{2√d·scale} (about e^8 at d = 16), which leaves a needle among a hundred keys at a third of
+   *       the weight;
+   *   'keys': q_i · k̂_j with unnormalised queries (Reformer's shared-QK attention, and the public Routing Transformer
+   *       code), so the query's norm is a learned temperature;
+   *   'none': q_i · k_j, plain attention inside the clusters (separate queries and keys in the public code).
+   */
+  normalise?: 'both' | 'keys' | 'none';
+  /**
+   * Shared queries/keys make x_i · x_i the largest score, so a token mostly attends to itself. With `excludeSelf`
+   * (Reformer's rule) a token attends to itself only when no other key is in reach.
+   */
+  excludeSelf?: boolean;
+}
+
+export interface RoutingResult extends SparseResult {
+  /** Query members of each cluster, ascending positions: clusters[(b * h + head) * c + cluster]. */
+  clusters: number[][];
+  /** Key members (the same arrays when q and k are shared). */
+  keyClusters: number[][];
+}
+
+/** x̂ = √d · x / ‖x‖ along the last axis (a parameter-free layer norm onto the sphere of radius √d). */
+export function normaliseShared(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const d = x.shape[x.rank - 1] as number;
+    return x.mul(tf.rsqrt(x.square().sum(-1, true).add(1e-12))).mul(Math.sqrt(d));
+  });
+}
+
+function checkCentroids(fn: string, centroids: tf.Tensor, heads: number, dim: number): number {
+  if (centroids.rank !== 3 || centroids.shape[0] !== heads || centroids.shape[2] !== dim) {
+    throw new ShapeError(`${fn}: centroids must have shape [heads=${heads}, clusters, dim=${dim}], but has ${fmt(centroids.shape)}`);
+  }
+  return centroids.shape[1] as number;
+}
+
+/** Balanced routing: for each (b, head, centroid) the w tokens with the largest similarity, sorted by position. */
+export function balancedRouting(sim: ArrayLike<number>, batch: number, heads: number, n: number, c: number, w: number): number[][] {
+  const out: number[][] = [];
+  for (let bh = 0; bh < batch * heads; bh++) {
+    for (let cl = 0; cl < c; cl++) {
+      const idx = Array.from({ length: n }, (_, i) => i);
+      idx.sort((a, b) => sim[(bh * n + b) * c + cl] - sim[(bh * n + a) * c + cl] || a - b);
+      out.push(idx.slice(0, w).sort((a, b) => a - b));
+    }
+  }
+  return out;
+}
+
+/** Each token in its nearest cluster: members per (b, head, centroid), ascending positions. */
+export function nearestRouting(sim: ArrayLike<number>, batch: number, heads: number, n: number, c: number): number[][] {
+  const out: number[][] = Array.from({ length: batch * heads * c }, () => []);
+  for (let bh = 0; bh < batch * heads; bh++) {
+    for (let i = 0; i < n; i++) {
+      let best = 0;
+      for (let cl = 1; cl < c; cl++) if (sim[(bh * n + i) * c + cl] > sim[(bh * n + i) * c + best]) best = cl;
+      out[bh * c + best].push(i);
+    }
+  }
+  return out;
+}
+
+function route(fn: string, sim: ArrayLike<number>, s: { batch: number; heads: number }, n: number, c: number, options: RoutingOptions, causal: boolean): number[][] {
+  const assignment = options.assignment ?? (causal ? 'nearest' : 'balanced');
+  if (assignment === 'balanced') {
+    if (causal) throw new ShapeError(`${fn}: options.assignment 'balanced' lets future tokens change earlier clusters; use 'nearest' with causal attention`);
+    return balancedRouting(sim, s.batch, s.heads, n, c, Math.min(n, options.window ?? Math.ceil(n / c)));
+  }
+  if (assignment !== 'nearest') throw new ShapeError(`${fn}: options.assignment must be 'nearest' or 'balanced', got '${String(assignment)}'`);
+  return nearestRouting(sim, s.batch, s.heads, n, c);
+}
+
+function similarities(xh: tf.Tensor, centroids: tf.Tensor): Float32Array {
+  return readTidy(() => {
+    const [B, H, n, D] = xh.shape;
+    const c = centroids.shape[1] as number;
+    return matmul(xh.transpose([1, 0, 2, 3]).reshape([H, B * n, D]), centroids, false, true).reshape([H, B, n, c]).transpose([1, 0, 2, 3]); // [b, h, n, c]
+  });
+}
+
+function checkRouting(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, centroids: tf.Tensor) {
+  const s = checkQkv(fn, q, k, v);
+  if (s.kvHeads !== s.heads || s.keys !== s.queries) {
+    throw new ShapeError(`${fn}: q has shape ${fmt(q.shape)} and k has ${fmt(k.shape)}; routing attention needs as many key heads and keys as query heads and queries`);
+  }
+  return { s, c: checkCentroids(fn, centroids, s.heads, s.dim) };
+}
+
+/**
+ * Routing attention; see the module header. Pass the same tensor as q and k for the paper's shared queries/keys;
+ * with separate ones, queries and keys are routed separately and query i sees key j when both joined the same cluster.
+ */
+export function routingAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, centroids: tf.Tensor, options: RoutingOptions = {}): RoutingResult {
+  const fn = 'routingAttention';
+  rejectRope(fn, options);
+  const { s, c } = checkRouting(fn, q, k, v, centroids);
+  checkBlock(fn, 'window', options.window);
+  const n = s.queries;
+  const scale = checkScale(fn, options.scale, s.dim);
+  const causal = options.causal ?? true;
+  const shared = q === k;
+  const { batch: B, heads: H, dim: D, valueDim: E } = s;
+  const qh = normaliseShared(q);
+  const kh = shared ? qh : normaliseShared(k);
+  const clusters = route(fn, similarities(qh, centroids), s, n, c, options, causal);
+  const keyClusters = shared ? clusters : route(fn, similarities(kh, centroids), s, n, c, options, causal);
+  const qScore = options.normalise === 'keys' || options.normalise === 'none' ? q : qh;
+  const kScore = options.normalise === 'none' ? k : kh;
+  const wq = Math.max(1, ...clusters.map((m) => m.length));
+  const wk = Math.max(1, ...keyClusters.map((m) => m.length));
+  const X = B * H * c;
+  const qRows = new Int32Array(X * wq);
+  const kRows = new Int32Array(X * wk);
+  const bias = new Float32Array(X * wq * wk).fill(MASKED_SCORE);
+  const allowed = new Float32Array(X * wq * wk);
+  const count = new Int32Array(B * H * n);
+  let pairs = 0;
+  clusters.forEach((mem, ci) => {
+    const bh = Math.floor(ci / c);
+    const keys = keyClusters[ci];
+    qRows.fill(bh * n, ci * wq, (ci + 1) * wq);
+    kRows.fill(bh * n, ci * wk, (ci + 1) * wk);
+    keys.forEach((j, u) => (kRows[ci * wk + u] = bh * n + j));
+    mem.forEach((p, t) => {
+      qRows[ci * wq + t] = bh * n + p;
+      count[bh * n + p]++;
+      const others = keys.some((j) => j !== p && (!causal || j <= p));
+      keys.forEach((j, u) => {
+        const ok = (!causal || j <= p) && !(options.excludeSelf && j === p && others);
+        bias[(ci * wq + t) * wk + u] = ok ? 0 : MASKED_SCORE;
+        allowed[(ci * wq + t) * wk + u] = ok ? 1 : 0;
+        if (ok) pairs++;
+      });
+    });
+  });
+  // Scatter-mean back to positions: occurrence r of each query reads its r-th cluster slot (or a zero row).
+  const maxOcc = Math.max(1, ...count);
+  const zeroRow = X * wq;
+  const occ = Array.from({ length: maxOcc }, () => new Int32Array(B * H * n).fill(zeroRow));
+  const seen = new Int32Array(B * H * n);
+  clusters.forEach((mem, ci) => mem.forEach((p, t) => {
+    const r = Math.floor(ci / c) * n + p;
+    occ[seen[r]++][r] = ci * wq + t;
+  }));
+  const inv = Float32Array.from(count, (x) => (x > 0 ? 1 / x : 0));
+  const output = tf.tidy(() => {
+    const qs = gatherRows(qScore.reshape([B * H * n, D]) as tf.Tensor2D, qRows).reshape([X, wq, D]);
+    const ks = gatherRows(kScore.reshape([B * H * n, D]) as tf.Tensor2D, kRows).reshape([X, wk, D]);
+    const vs = gatherRows(v.reshape([B * H * n, E]) as tf.Tensor2D, kRows).reshape([X, wk, E]);
+    const sc = matmul(qs, ks, false, true).mul(scale).add(tf.tensor3d(bias, [X, wq, wk]));
+    const o = matmul(tf.softmax(sc).mul(tf.tensor3d(allowed, [X, wq, wk])), vs).reshape([X * wq, E]);
+    const padded = tf.concat([o, tf.zeros([1, E])], 0) as tf.Tensor2D;
+    let acc = gatherRows(padded, occ[0]);
+    for (let r = 1; r < maxOcc; r++) acc = acc.add(gatherRows(padded, occ[r]));
+    return acc.mul(tf.tensor2d(inv, [B * H * n, 1])).reshape([B, H, n, E]) as tf.Tensor4D;
+  });
+  qh.dispose();
+  if (!shared) kh.dispose();
+  const qSets = clusters.map((mem) => new Set(mem));
+  const kSets = keyClusters.map((mem) => new Set(mem));
+  return {
+    output,
+    clusters,
+    keyClusters,
+    covers: (b, h, i, j) => {
+      for (let cl = 0; cl < c; cl++) {
+        const at = (b * H + h) * c + cl;
+        if (qSets[at].has(i) && kSets[at].has(j)) return true;
+      }
+      return false;
+    },
+    stats: { method: 'routing', pairs, densePairs: densePairs(s, causal), selectionPairs: B * H * n * c * (shared ? 1 : 2) },
+  };
+}
+
+/** Float64 loop reference of `routingAttention`: its own normalisation, similarities, routing and softmax. */
+export function routingAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, centroids: tf.Tensor, options: RoutingOptions = {}): { output: Float64Array; clusters: number[][] } {
+  const fn = 'routingAttentionNaive';
+  rejectRope(fn, options);
+  const { s, c } = checkRouting(fn, q, k, v, centroids);
+  const n = s.queries;
+  const scale = checkScale(fn, options.scale, s.dim);
+  const causal = options.causal ?? true;
+  const { batch: B, heads: H, dim: D, valueDim: E } = s;
+  const vv = f64(v);
+  const mu = f64(centroids);
+  const norm = (t: tf.Tensor) => {
+    const x = f64(t);
+    const xh = new Float64Array(x.length);
+    for (let r = 0; r < x.length / D; r++) {
+      let nn = 0;
+      for (let d = 0; d < D; d++) nn += x[r * D + d] ** 2;
+      for (let d = 0; d < D; d++) xh[r * D + d] = (x[r * D + d] / Math.sqrt(nn + 1e-12)) * Math.sqrt(D);
+    }
+    return xh;
+  };
+  const sims = (xh: Float64Array) => {
+    const sim = new Float64Array(B * H * n * c);
+    for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let i = 0; i < n; i++) for (let cl = 0; cl < c; cl++) {
+      let dot = 0;
+      for (let d = 0; d < D; d++) dot += xh[((b * H + h) * n + i) * D + d] * mu[(h * c + cl) * D + d];
+      sim[((b * H + h) * n + i) * c + cl] = dot;
+    }
+    return sim;
+  };
+  const qh = norm(q);
+  const kh = q === k ? qh : norm(k);
+  const clusters = route(fn, sims(qh), s, n, c, options, causal);
+  const keyClusters = q === k ? clusters : route(fn, sims(kh), s, n, c, options, causal);
+  const qScore = options.normalise === 'keys' || options.normalise === 'none' ? f64(q) : qh;
+  const kScore = options.normalise === 'none' ? f64(k) : kh;
+  const output = new Float64Array(B * H * n * E);
+  const count = new Int32Array(B * H * n);
+  const row = (a: Float64Array, bh: number, p: number, dim: number) => a.subarray((bh * n + p) * dim, (bh * n + p + 1) * dim);
+  clusters.forEach((mem, ci) => {
+    const bh = Math.floor(ci / c);
+    for (const p of mem) {
+      let keys = keyClusters[ci].filter((j) => !causal || j <= p);
+      if (options.excludeSelf && keys.some((j) => j !== p)) keys = keys.filter((j) => j !== p);
+      const { out } = naiveAttendRow(row(qScore, bh, p, D), keys.map((j) => row(kScore, bh, j, D)), keys.map((j) => row(vv, bh, j, E)), scale, E);
+      for (let e = 0; e < E; e++) output[(bh * n + p) * E + e] += out[e];
+      count[bh * n + p]++;
+    }
+  });
+  for (let r = 0; r < B * H * n; r++) if (count[r] > 1) for (let e = 0; e < E; e++) output[r * E + e] /= count[r];
+  return { output, clusters };
+}
+
+/** Unit vectors x / ‖x‖ of the normalised shared queries/keys, and each one's nearest centroid. */
+function assign(xh: tf.Tensor, centroids: tf.Tensor): { unit: tf.Tensor; nearest: Int32Array } {
+  const [B, H, n, D] = xh.shape;
+  const c = centroids.shape[1] as number;
+  const unit = tf.tidy(() => xh.div(xh.square().sum(-1, true).sqrt().add(1e-12)));
+  const nearest = Int32Array.from(readTidy(() => matmul(unit.transpose([1, 0, 2, 3]).reshape([H, B * n, D]), centroids, false, true).reshape([H, B * n, c]).argMax(-1)));
+  return { unit, nearest };
+}
+
+/** Per head and cluster: the mean unit vector of the members (nearest centroid) and their count. */
+function clusterMeans(xh: tf.Tensor, centroids: tf.Tensor): { mean: Float64Array; count: Int32Array } {
+  const [B, H, n, D] = xh.shape;
+  const c = centroids.shape[1] as number;
+  const { unit, nearest } = assign(xh, centroids);
+  const ux = readTidy(() => unit.transpose([1, 0, 2, 3]).reshape([H, B * n, D]));
+  unit.dispose();
+  const mean = new Float64Array(H * c * D);
+  const count = new Int32Array(H * c);
+  for (let h = 0; h < H; h++) {
+    for (let i = 0; i < B * n; i++) {
+      const cl = h * c + nearest[h * B * n + i];
+      count[cl]++;
+      for (let d = 0; d < D; d++) mean[cl * D + d] += ux[(h * B * n + i) * D + d];
+    }
+  }
+  count.forEach((k, cl) => {
+    if (k) for (let d = 0; d < D; d++) mean[cl * D + d] /= k;
+  });
+  return { mean, count };
+}
+
+/**
+ * One online k-means step (no gradient): centroids [h, c, d] -> new unit centroids [h, c, d] from the normalised
+ * queries qh and keys kh [b, h, n, d] (omit kh when they are shared):
+ *   μ ← normalise(λ μ + (1−λ)/2 · mean(Q̂ ∈ μ) + (1−λ)/2 · mean(K̂ ∈ μ)),
+ * where a side with no member in the cluster contributes μ itself (so an empty cluster keeps its centroid).
+ */
+export function kmeansUpdate(centroids: tf.Tensor, qh: tf.Tensor, decay = 0.999, kh?: tf.Tensor): tf.Tensor3D {
+  const fn = 'kmeansUpdate';
+  for (const [name, x] of [['qh', qh], ['kh', kh ?? qh]] as const) {
+    if (x.rank !== 4) throw new ShapeError(`${fn}: ${name} must have rank 4 [batch, heads, positions, dim], but has shape ${fmt(x.shape)}`);
+  }
+  const [, H, , D] = qh.shape;
+  const c = checkCentroids(fn, centroids, H, D);
+  if (!(decay >= 0 && decay <= 1)) throw new ShapeError(`${fn}: decay must be in [0, 1], got ${decay}`);
+  const sides = kh ? [clusterMeans(qh, centroids), clusterMeans(kh, centroids)] : [clusterMeans(qh, centroids)];
+  const mu = centroids.dataSync();
+  const next = new Float32Array(H * c * D);
+  for (let cl = 0; cl < H * c; cl++) {
+    let norm = 0;
+    for (let d = 0; d < D; d++) {
+      let m = decay * mu[cl * D + d];
+      for (const side of sides) m += ((1 - decay) / sides.length) * (side.count[cl] ? side.mean[cl * D + d] : mu[cl * D + d]);
+      next[cl * D + d] = m;
+      norm += m * m;
+    }
+    const inv = norm > 0 ? 1 / Math.sqrt(norm) : 1;
+    for (let d = 0; d < D; d++) next[cl * D + d] *= inv;
+  }
+  return tf.tensor3d(next, [H, c, D]);
+}
+
+/** Commitment loss mean ‖x̂/‖x̂‖ − μ(x)‖² over tokens and heads (centroids held fixed); multiply by β. */
+export function commitmentLoss(xh: tf.Tensor, centroids: tf.Tensor): tf.Scalar {
+  const [B, H, n, D] = xh.shape;
+  checkCentroids('commitmentLoss', centroids, H, D);
+  const { unit: u0, nearest } = assign(xh, centroids);
+  u0.dispose();
+  return tf.tidy(() => {
+    const c = centroids.shape[1] as number;
+    const rows = Int32Array.from(nearest, (cl, i) => Math.floor(i / (B * n)) * c + cl);
+    const target = gatherRows(constant(centroids).reshape([H * c, D]) as tf.Tensor2D, rows).reshape([H, B, n, D]).transpose([1, 0, 2, 3]);
+    const unit = xh.div(xh.square().sum(-1, true).sqrt().add(1e-12));
+    return unit.sub(target).square().sum(-1).mean() as tf.Scalar;
+  });
+}
+
+/** Random unit centroids [h, c, d] from a seed. */
+export function initCentroids(heads: number, clusters: number, dim: number, seed = 0): tf.Tensor3D {
+  return tf.tidy(() => {
+    const r = tf.randomNormal([heads, clusters, dim], 0, 1, 'float32', tfSeed(seed));
+    return r.div(r.square().sum(-1, true).sqrt()) as tf.Tensor3D;
+  });
+}
