@@ -7,7 +7,6 @@ import {
   clipByGlobalNorm,
   constant,
   createProgress,
-  escapeHtml,
   globalNorm,
   makeSchedule,
   noDecayBiasNorm,
@@ -19,6 +18,7 @@ import {
   type StepRecord,
 } from '../lib/train/index.js';
 import { DisplayHandle, setDisplaySink, type MimeBundle } from '../lib/display/handle.js';
+import { escapeHtml } from '../lib/display/html.js';
 import { activeName } from '../lib/backend/index.js';
 import { BACKENDS, useBackend } from './helpers.js';
 

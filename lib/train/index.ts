@@ -15,7 +15,6 @@ export type { Schedule, ScheduleConfig, WarmupDecayOptions } from './schedule.js
 export { train, variablesOf } from './loop.js';
 export type { TrainOptions, TrainResult, StepRecord, StepContext, StopInfo } from './loop.js';
 export { createProgress, describe as describeProgress } from './progress.js';
-export { escapeHtml } from '../display/html.js';
 export type { ProgressMode, ProgressState, ProgressTarget, ProgressReporter } from './progress.js';
 export { loadDanfo, recordsToDataFrame } from './history.js';
 export type { DataFrame } from './history.js';
