@@ -6,10 +6,10 @@ import { sdpa } from '../lib/attention/sdpa.js';
 import * as masks from '../lib/masks/index.js';
 import { rope } from '../lib/positional/rope.js';
 import {
-  blocksToKeys, commitmentLoss, compactPositions, hipAttention, hipAttentionNaive, hyperAttention, hyperAttentionNaive, initSeerGate, kmeansUpdate,
-  landmarkAttention, landmarkAttentionNaive, longHeadsAttention, longHeadsAttentionNaive, normaliseShared, routingAttention,
-  routingAttentionNaive, seerAttention, seerAttentionNaive, seerDistillLoss, seerGateLogProbs, seerGroundTruth,
-  type SparseResult,
+  ATTENTION_KINDS, SPARSE_METHODS, blocksToKeys, commitmentLoss, compactPositions, hipAttention, hipAttentionNaive, hyperAttention, hyperAttentionNaive,
+  initSeerGate, kmeansUpdate, landmarkAttention, landmarkAttentionNaive, longHeadsAttention, normaliseShared, routingAttention, routingAttentionNaive,
+  seerAttention, seerAttentionNaive, seerDistillLoss, seerGateLogProbs, seerGroundTruth, sinkWindowAttention, sparseMethod,
+  type SparseCase, type SparseMethod,
 } from '../lib/papers/sparse/index.js';
 
 const t4 = (data: ArrayLike<number>, shape: number[]) => tf.tensor(Float32Array.from(data), shape) as tf.Tensor4D;
@@ -17,145 +17,79 @@ const rand = (shape: number[], seed: number, scale = 1) => t4(randomArray(shape.
 const dense = (t: tf.Tensor) => ({ data: t.dataSync(), shape: t.shape });
 const positions = (n: number) => Array.from({ length: n }, (_, i) => i);
 
-/** Dense causal attention on q and k rotated at their absolute positions (what compact positions reduce to with every key kept). */
-const absoluteRope = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor): Float64Array => {
-  const o = tf.tidy(() => sdpa(rope(q, positions(k.shape[2]).slice(k.shape[2] - q.shape[2])), rope(k, positions(k.shape[2])), v, { mask: masks.causal() }));
-  const r = Float64Array.from(o.dataSync());
-  o.dispose();
-  return r;
-};
-
-/** A method under test, with budget-covers-all and sparse options, on (q, k, v) of the given shapes. */
+/** One configuration of one table entry (lib/papers/sparse/methods.ts), easy to hard as each method lists them. */
 interface Case {
   name: string;
-  /** [b, h, n, d] of q; kv heads g. */
-  shape: [number, number, number, number];
-  kvHeads: number;
-  full: (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => SparseResult;
-  sparse: (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => SparseResult;
-  naive: (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => Float64Array;
-  /**
-   * First position a change at t may affect (default t). A selection shared by a query block reads all of its
-   * queries, so a change can reach back to the block's start, never further.
-   */
-  reach?: (t: number) => number;
-  /** The dense reference of `full` (default: causal softmax attention). */
-  reference?: (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => Float64Array;
+  method: SparseMethod;
+  c: SparseCase<Record<string, unknown>>;
 }
+
+const cases: Case[] = SPARSE_METHODS.flatMap((method) => method.cases.map((c) => ({ name: `${method.name} (${c.label})`, method, c })));
 
 const gate = { heads: 2, dim: 8 };
 let seerGate: { wq: tf.Variable; wk: tf.Variable };
 let centroids: tf.Tensor3D;
 let oneCentroid: tf.Tensor3D;
 
-const cases: Case[] = [
-  {
-    name: 'hip',
-    shape: [2, 4, 40, 8],
-    kvHeads: 2,
-    full: (q, k, v) => hipAttention(q, k, v, { keyBlock: 4, topk: 64 }),
-    sparse: (q, k, v) => hipAttention(q, k, v, { keyBlock: 4, topk: 2 }),
-    naive: (q, k, v) => hipAttentionNaive(q, k, v, { keyBlock: 4, topk: 2 }).output,
-  },
-  {
-    name: 'hip (query blocks)',
-    shape: [1, 2, 40, 8],
-    kvHeads: 2,
-    full: (q, k, v) => hipAttention(q, k, v, { keyBlock: 4, queryBlock: 8, topk: 64 }),
-    sparse: (q, k, v) => hipAttention(q, k, v, { keyBlock: 4, queryBlock: 8, topk: 2 }),
-    naive: (q, k, v) => hipAttentionNaive(q, k, v, { keyBlock: 4, queryBlock: 8, topk: 2 }).output,
-    reach: (t) => t - (t % 8),
-  },
-  {
-    name: 'longheads',
-    shape: [2, 4, 36, 8],
-    kvHeads: 2,
-    full: (q, k, v) => longHeadsAttention(q, k, v, { chunkSize: 4, chunks: 64 }),
-    sparse: (q, k, v) => longHeadsAttention(q, k, v, { chunkSize: 4, chunks: 3 }),
-    naive: (q, k, v) => longHeadsAttentionNaive(q, k, v, { chunkSize: 4, chunks: 3 }).output,
-  },
-  {
-    name: 'longheads (compact rope)',
-    shape: [1, 4, 36, 8],
-    kvHeads: 2,
-    full: (q, k, v) => longHeadsAttention(q, k, v, { chunkSize: 4, chunks: 64, rope: {} }),
-    sparse: (q, k, v) => longHeadsAttention(q, k, v, { chunkSize: 4, chunks: 3, rope: { base: 100 } }),
-    naive: (q, k, v) => longHeadsAttentionNaive(q, k, v, { chunkSize: 4, chunks: 3, rope: { base: 100 } }).output,
-    reference: absoluteRope,
-  },
-  {
-    name: 'longheads (compact rope, query blocks)',
-    shape: [1, 2, 36, 8],
-    kvHeads: 1,
-    full: (q, k, v) => longHeadsAttention(q, k, v, { chunkSize: 4, chunks: 64, queryBlock: 4, rope: {} }),
-    sparse: (q, k, v) => longHeadsAttention(q, k, v, { chunkSize: 4, chunks: 3, queryBlock: 4, rope: { base: 100 } }),
-    naive: (q, k, v) => longHeadsAttentionNaive(q, k, v, { chunkSize: 4, chunks: 3, queryBlock: 4, rope: { base: 100 } }).output,
-    reach: (t) => t - (t % 4),
-    reference: absoluteRope,
-  },
-  {
-    name: 'hip (compact rope)',
-    shape: [1, 4, 40, 8],
-    kvHeads: 2,
-    full: (q, k, v) => hipAttention(q, k, v, { keyBlock: 4, topk: 64, rope: {} }),
-    sparse: (q, k, v) => hipAttention(q, k, v, { keyBlock: 4, topk: 2, rope: { base: 100 } }),
-    naive: (q, k, v) => hipAttentionNaive(q, k, v, { keyBlock: 4, topk: 2, rope: { base: 100 } }).output,
-    reference: absoluteRope,
-  },
-  {
-    name: 'seer',
-    shape: [1, 2, 32, 8],
-    kvHeads: 1,
-    full: (q, k, v) => seerAttention(q, k, v, seerGate, { blockSize: 4, topk: 64 }),
-    sparse: (q, k, v) => seerAttention(q, k, v, seerGate, { blockSize: 4, topk: 2 }),
-    naive: (q, k, v) => seerAttentionNaive(q, k, v, seerGate, { blockSize: 4, topk: 2 }).output,
-  },
-  {
-    name: 'landmark',
-    shape: [1, 2, 32, 8],
-    kvHeads: 1,
-    full: (q, k, v) => landmarkAttention(q, k, v, { blockSize: 4, topk: 64 }),
-    sparse: (q, k, v) => landmarkAttention(q, k, v, { blockSize: 4, topk: 2 }),
-    naive: (q, k, v) => landmarkAttentionNaive(q, k, v, { blockSize: 4, topk: 2 }).output,
-    reference: (q, k, v) => landmarkAttentionNaive(q, k, v, { blockSize: 4 }).output,
-  },
-  {
-    name: 'landmark (compact rope)',
-    shape: [1, 2, 32, 8],
-    kvHeads: 1,
-    full: (q, k, v) => landmarkAttention(q, k, v, { blockSize: 4, topk: 64, rope: {} }),
-    sparse: (q, k, v) => landmarkAttention(q, k, v, { blockSize: 4, topk: 2, localBlocks: 1, rope: { base: 100 } }),
-    naive: (q, k, v) => landmarkAttentionNaive(q, k, v, { blockSize: 4, topk: 2, localBlocks: 1, rope: { base: 100 } }).output,
-    reference: (q, k, v) => landmarkAttentionNaive(q, k, v, { blockSize: 4, rope: {} }).output,
-  },
-  {
-    name: 'hyper',
-    shape: [1, 2, 32, 8],
-    kvHeads: 1,
-    full: (q, k, v) => hyperAttention(q, k, v, { blockSize: 32, sampleSize: 4, minSeqLen: 4, lshProjections: 3 }),
-    sparse: (q, k, v) => hyperAttention(q, k, v, { blockSize: 4, sampleSize: 4, minSeqLen: 8, lshProjections: 3, seed: 3 }),
-    naive: (q, k, v) => hyperAttentionNaive(q, k, v, { blockSize: 4, sampleSize: 4, minSeqLen: 8, lshProjections: 3, seed: 3 }),
-  },
-  {
-    name: 'routing',
-    shape: [1, 2, 24, 8],
-    kvHeads: 2,
-    full: (q, _k, v) => routingAttention(q, q, v, oneCentroid),
-    sparse: (q, _k, v) => routingAttention(q, q, v, centroids),
-    naive: (q, _k, v) => routingAttentionNaive(q, q, v, centroids).output,
-    reference: (q, _k, v) => {
-      const x = normaliseShared(q);
-      const r = naiveAttention(dense(x), dense(x), dense(v), { mask: masks.causal() }).output;
-      x.dispose();
-      return r;
-    },
-  },
-];
-
-function inputs(c: Case, seed: number): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
-  const [b, h, n, d] = c.shape;
-  return [rand([b, h, n, d], seed, 1.5), rand([b, c.kvHeads, n, d], seed + 1, 1.5), rand([b, c.kvHeads, n, d], seed + 2)];
+function inputs(shape: number[], kvHeads: number, seed: number): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
+  const [b, h, n, d] = shape;
+  return [rand([b, h, n, d], seed, 1.5), rand([b, kvHeads, n, d], seed + 1, 1.5), rand([b, kvHeads, n, d], seed + 2)];
 }
+
+/** The method's state for these options and head count (random, seed 7), or undefined for a stateless method. */
+async function stateFor(x: Case, options: unknown, heads: number): Promise<unknown> {
+  return x.method.state ? x.method.state.create(options, { heads, dim: x.c.shape[3], seed: 7 }) : undefined;
+}
+
+/** attend and reference with the case's keys (q itself when it shares queries and keys). */
+const attend = (x: Case, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, o: unknown, state: unknown) => x.method.attend(q, x.c.sharedQK ? q : k, v, o, state);
+const reference = (x: Case, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, o: unknown, state: unknown) => x.method.reference(q, x.c.sharedQK ? q : k, v, o, state);
+
+describe('the method table', () => {
+  beforeAll(async () => {
+    await useBackend(BACKENDS[0]);
+  });
+
+  it('names each entry once, cites its paper, lists cases, and gives every SparseLM attention kind to exactly one entry', () => {
+    const names = SPARSE_METHODS.map((m) => m.name);
+    expect(new Set(names).size).toBe(names.length);
+    for (const m of SPARSE_METHODS) {
+      expect(m.paper.url).toMatch(/^https:\/\/arxiv\.org\/abs\/\d{4}\.\d{5}$/);
+      expect(m.cases.length).toBeGreaterThan(0);
+      if (m.budgets.extend) {
+        // A training-free long-context method takes compact positions.
+        const [q, k, v] = inputs([1, 1, 4, 8], 1, 1);
+        expect(m.supports(q, k, v, { ...m.budgets.extend(64, 8), rope: {} })).toEqual([]);
+        tf.dispose([q, k, v]);
+      }
+    }
+    for (const kind of ATTENTION_KINDS) expect(SPARSE_METHODS.filter((m) => m.lm?.kind === kind).map((m) => m.name)).toEqual([kind]);
+    expect(() => sparseMethod('nosuch')).toThrow(/sparseMethod: name must be one of dense, local, sink-window, routing, .*, got 'nosuch'/);
+  });
+
+  it('supports() gives the reasons a method refuses inputs, and the method then throws', () => {
+    const [q, k, v] = inputs([1, 2, 16, 8], 2, 61);
+    const qShort = q.slice([0, 0, 0, 0], [1, 2, 8, 8]);
+    const cases: [string, tf.Tensor, Record<string, unknown>, RegExp][] = [
+      ['hyper', qShort, {}, /q has 8 queries and k has 16 keys; HyperAttention needs as many queries as keys/],
+      ['seer-oracle', q, { blockSize: 5 }, /16 positions are not a multiple of options.blockSize \(5\)/],
+      ['routing', q, { clusters: 2, rope: {} }, /options.rope \(compact rotary positions\) is not supported/],
+      ['landmark', q, { blockSize: 4, queryBlock: 3 }, /options.queryBlock \(3\) must divide options.blockSize \(4\)/],
+      ['hip', rand([1, 2, 16, 7], 62), { rope: {} }, /options.rope needs an even head dim/],
+    ];
+    for (const [name, qq, o, reason] of cases) {
+      const m = sparseMethod(name);
+      const kk = qq.shape[3] === 8 ? k : rand([1, 2, 16, 7], 63);
+      const vv = qq.shape[3] === 8 ? v : kk;
+      expect(m.supports(qq, kk, vv, o).join('; ')).toMatch(reason);
+      const state = m.state ? m.state.create(o, { heads: 2, dim: qq.shape[3] as number, seed: 0 }) : undefined;
+      expect(() => m.attend(qq, kk, vv, o, state)).toThrow();
+      if (m.state) m.state.dispose(state);
+      if (kk !== k) tf.dispose([kk]);
+    }
+    tf.dispose([q, k, v, qShort]);
+  });
+});
 
 describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
   beforeAll(async () => {
@@ -171,93 +105,119 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
     tf.dispose([seerGate.wq, seerGate.wk, centroids, oneCentroid]);
   });
 
-  describe.each(cases)('$name', (c) => {
-    it('equals dense attention when the budget covers every key', () => {
-      const [q, k, v] = inputs(c, 1);
-      const r = c.full(q, k, v);
-      const ref = c.reference ? c.reference(q, k, v) : naiveAttention(dense(q), dense(k), dense(v), { mask: masks.causal() }).output;
-      expectClose(r.output, ref, { rtol: 1e-4, atol: 1e-5 }, `${c.name} full budget`);
-      if (!c.reference) {
+  describe.each(cases)('$name', (x) => {
+    const { c } = x;
+    const small = c.sparse ?? c.exact;
+
+    it('equals its exact target when the budget covers every key', async () => {
+      const [q, k, v] = inputs(c.shape, c.kvHeads, 1);
+      const state = await stateFor(x, c.exact, c.shape[1]);
+      const r = attend(x, q, k, v, c.exact, state);
+      const ref = c.equals ? c.equals(q, c.sharedQK ? q : k, v) : naiveAttention(dense(q), dense(k), dense(v), { mask: masks.causal() }).output;
+      expectClose(r.output, ref, { rtol: 1e-4, atol: 1e-5 }, `${x.name} full budget`);
+      if (!c.equals) {
         const viaSdpa = sdpa(q, k, v, { mask: masks.causal() });
-        expectClose(r.output, viaSdpa, { rtol: 1e-4, atol: 1e-5 }, `${c.name} vs sdpa`);
+        expectClose(r.output, viaSdpa, { rtol: 1e-4, atol: 1e-5 }, `${x.name} vs sdpa`);
         viaSdpa.dispose();
-        if (c.name !== 'hyper') expect(r.stats.pairs).toBe(r.stats.densePairs);
+        if (!c.pairsDiffer) expect(r.stats.pairs).toBe(r.stats.densePairs);
       }
+      expect(x.method.supports(q, k, v, c.exact)).toEqual([]);
+      x.method.state?.dispose(state);
       tf.dispose([q, k, v, r.output]);
     });
 
-    it('matches its float64 naive reference with a small budget, and computes fewer pairs', () => {
-      const [q, k, v] = inputs(c, 2);
-      const r = c.sparse(q, k, v);
-      expectClose(r.output, c.naive(q, k, v), { rtol: 1e-4, atol: 1e-5 }, `${c.name} sparse`);
-      expect(r.stats.pairs).toBeLessThan(r.stats.densePairs);
+    it(`matches its float64 naive reference${c.sparse ? ' with a small budget, and computes fewer pairs' : ''}`, async () => {
+      const [q, k, v] = inputs(c.shape, c.kvHeads, 2);
+      const state = await stateFor(x, small, c.shape[1]);
+      const r = attend(x, q, k, v, small, state);
+      expectClose(r.output, reference(x, q, k, v, small, state), { rtol: 1e-4, atol: 1e-5 }, `${x.name} sparse`);
+      if (c.sparse) expect(r.stats.pairs).toBeLessThan(r.stats.densePairs);
       expect(Number.isFinite(r.stats.selectionPairs)).toBe(true);
+      expect(x.method.supports(q, k, v, small)).toEqual([]);
+      x.method.state?.dispose(state);
       tf.dispose([q, k, v, r.output]);
     });
 
-    it(`is causal: changing a future token never changes an earlier output${c.reach ? ' (outside its query block)' : ''}`, () => {
-      const [q, k, v] = inputs(c, 3);
+    it(`is causal: changing a future token never changes an earlier output${c.reach ? ' (outside its query block)' : ''}`, async () => {
+      const [q, k, v] = inputs(c.shape, c.kvHeads, 3);
+      const state = await stateFor(x, small, c.shape[1]);
       const n = c.shape[2];
       for (const t of [n - 1, n - 6, Math.floor(n / 2) + 1]) {
-        const bump = (x: tf.Tensor4D) => tf.tidy(() => {
+        const bump = (y: tf.Tensor4D) => tf.tidy(() => {
           const m = tf.tensor1d(Array.from({ length: n }, (_, i) => (i === t ? 1 : 0))).reshape([1, 1, n, 1]);
-          return x.add(m.mul(rand(x.shape, 50 + t, 3))) as tf.Tensor4D;
+          return y.add(m.mul(rand(y.shape, 50 + t, 3))) as tf.Tensor4D;
         });
         const [q2, k2, v2] = [bump(q), bump(k), bump(v)];
-        const a = c.sparse(q, k, v);
-        const b = c.sparse(q2, k2, v2);
+        const a = attend(x, q, k, v, small, state);
+        const b = attend(x, q2, k2, v2, small, state);
         const E = c.shape[3];
-        const upTo = c.reach ? c.reach(t) : t;
+        const upTo = t - (t % (c.reach ?? 1));
         const early = (o: tf.Tensor4D) => tf.tidy(() => o.slice([0, 0, 0, 0], [-1, -1, upTo, E]));
         const [ea, eb] = [early(a.output), early(b.output)];
-        expectClose(eb, ea, { rtol: 1e-6, atol: 1e-6 }, `${c.name}: position ${t} changed an earlier output`);
+        expectClose(eb, ea, { rtol: 1e-6, atol: 1e-6 }, `${x.name}: position ${t} changed an earlier output`);
         tf.dispose([q2, k2, v2, a.output, b.output, ea, eb]);
       }
+      x.method.state?.dispose(state);
       tf.dispose([q, k, v]);
     });
 
-    it('has gradients matching central differences of the naive reference', () => {
+    it('has gradients matching central differences of the naive reference', async () => {
       const [b, h, n, d] = c.shape;
       const shape = [Math.min(b, 1), Math.min(h, 2), Math.min(n, 24), d];
-      const small: Case = { ...c, shape: shape as Case['shape'], kvHeads: Math.min(c.kvHeads, shape[1]) };
-      const [q, k, v] = inputs(small, 4);
+      const [q, k, v] = inputs(shape, Math.min(c.kvHeads, shape[1]), 4);
+      const state = await stateFor(x, small, shape[1]);
       const R = rand([shape[0], shape[1], shape[2], d], 77);
       const grads = tf.grads((a: tf.Tensor, bb: tf.Tensor, cc: tf.Tensor) => {
-        const r = c.sparse(a, bb, cc);
-        // Routing reads no k: a zero term keeps every input connected.
+        const r = attend(x, a, bb, cc, small, state);
+        // Shared queries and keys read no k: a zero term keeps every input connected.
         return r.output.mul(R).sum().add(bb.sum().mul(0));
       })([q, k, v]);
-      const arrays = [q, k, v].map((x) => Float64Array.from(x.dataSync()));
+      const arrays = [q, k, v].map((t) => Float64Array.from(t.dataSync()));
       const Rd = R.dataSync();
       const f = () => {
         const ts = arrays.map((a, i) => tf.tensor(Float32Array.from(a), [q, k, v][i].shape));
         // Float32 inputs round the perturbation: use float64 naive on float32-representable steps (h = 2^-10).
-        const out = c.naive(ts[0], ts[1], ts[2]);
+        const out = reference(x, ts[0], ts[1], ts[2], small, state);
         tf.dispose(ts);
         let acc = 0;
         for (let i = 0; i < out.length; i++) acc += out[i] * Rd[i];
         return acc;
       };
       arrays.forEach((a, i) => {
-        if (c.name === 'routing' && i === 1) return; // routing shares q as keys; k is unused
+        if (c.sharedQK && i === 1) return; // k is unused
         const g = numericGrad(f, a, 2 ** -10);
-        expectClose(grads[i], g, { rtol: 5e-3, atol: 5e-4 }, `${c.name} grad of ${'qkv'[i]}`);
+        expectClose(grads[i], g, { rtol: 5e-3, atol: 5e-4 }, `${x.name} grad of ${'qkv'[i]}`);
       });
+      x.method.state?.dispose(state);
       tf.dispose([q, k, v, R, ...grads]);
     });
 
-    it('leaks no tensors', () => {
-      const [q, k, v] = inputs(c, 5);
+    it('leaks no tensors', async () => {
+      const [q, k, v] = inputs(c.shape, c.kvHeads, 5);
+      const state = await stateFor(x, small, c.shape[1]);
       expectNoLeak(() => {
-        c.sparse(q, k, v).output.dispose();
+        attend(x, q, k, v, small, state).output.dispose();
       });
+      x.method.state?.dispose(state);
       tf.dispose([q, k, v]);
     });
   });
 
+  it('sink + window: the sinks and the blocks of the window, nothing between; a wider window is dense', () => {
+    const [q, k, v] = inputs([1, 1, 48, 8], 1, 64);
+    const r = sinkWindowAttention(q, k, v, { window: 8, blockSize: 4 });
+    // Query block 11 (queries 44..47): sink block 0 and blocks 9..11 (8 keys of window rounded to 2 blocks, plus its own).
+    expect(r.blocks[11]).toEqual([0, 9, 10, 11]);
+    expect(r.covers(0, 0, 45, 2)).toBe(true);
+    expect(r.covers(0, 0, 45, 20)).toBe(false);
+    const two = sinkWindowAttention(q, k, v, { window: 4, blockSize: 8, sinkBlocks: 2 });
+    expect(two.blocks[5]).toEqual([0, 1, 4, 5]);
+    expect(() => sinkWindowAttention(q, k, v, { window: 8, blockSize: 0 })).toThrow(/sinkWindowAttention: options.blockSize must be a positive integer, got 0/);
+    tf.dispose([q, k, v, r.output, two.output]);
+  });
+
   it('landmark: retrieving every block equals the full grouped softmax; per-block retrieval reports its blocks', () => {
-    const c = cases.find((x) => x.name === 'landmark')!;
-    const [q, k, v] = inputs(c, 6);
+    const [q, k, v] = inputs([1, 2, 32, 8], 1, 6);
     const all = landmarkAttention(q, k, v, { blockSize: 4 });
     const many = landmarkAttention(q, k, v, { blockSize: 4, topk: 100, queryBlock: 4 });
     expectClose(many.output, all.output, {}, 'topk >= blocks');
@@ -269,8 +229,7 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
   });
 
   it('landmark without topk: the dense grouped softmax (training path) equals the per-query gather, outputs and gradients', () => {
-    const c = cases.find((x) => x.name === 'landmark')!;
-    const [q, k, v] = inputs(c, 7);
+    const [q, k, v] = inputs([1, 2, 32, 8], 1, 7);
     const denseWay = (a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => landmarkAttention(a, b, d, { blockSize: 4 }).output;
     const perQuery = (a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => landmarkAttention(a, b, d, { blockSize: 4, queryBlock: 1 }).output;
     const [o1, o2] = [denseWay(q, k, v), perQuery(q, k, v)];

@@ -13,3 +13,5 @@ export * from './tasks.js';
 export * from './tokenizer.js';
 export * from './corpus.js';
 export * from './repeat.js';
+export * from './planted.js';
+export * from './recall.js';

@@ -1,7 +1,8 @@
 /**
  * Content-based sparse attention: which keys can a query skip, and what does skipping cost in accuracy and save in
  * time? One folder per paper; every method takes (q, k, v, options) like `sdpa`, returns its output with a report of
- * what it computed (`stats`) and which pairs it scored (`covers`), and has a float64 naive reference beside it.
+ * what it computed (`stats`) and which pairs it scored (`covers`), has a float64 naive reference beside it, and is one
+ * `SparseMethod` object (method.ts) in the table `SPARSE_METHODS` (methods.ts).
  *
  *   routing    Routing Transformer (Roy et al., 2021): online k-means clusters, balanced top-w routing
  *   hip        HiP (Lee et al., 2025): hierarchical top-k block search, training-free
@@ -9,9 +10,31 @@
  *   seer       SeerAttention (Gao et al., 2024): learned block gate distilled from pooled attention
  *   landmark   Landmark attention (Mohtashami & Jaggi, 2023): grouped softmax, top-k block retrieval
  *   longheads  LongHeads (Lu et al., 2024): per-head chunk selection within the trained length
+ *   baselines  dense, sliding window (local), sink + window (StreamingLLM): what the methods are measured against
+ * Shared pieces, one job each: cost.ts (the report), options.ts (shared options and their checks), selection.ts
+ * (attention over a key selection, block helpers), compact-positions.ts (rotary positions within a selection),
+ * gather.ts (differentiable gather, tensor plumbing), naive.ts (float64 building blocks of the references).
+ *
+ * Adding a sparse method:
+ *   1. a folder `<name>/index.ts` with the paper header, the pure function, its float64 naive reference, and a
+ *      `SparseMethod` object (attend, reference, supports, optional state, budgets, lm, cases);
+ *   2. one line in methods.ts's SPARSE_METHODS, and one `export *` line here.
+ * The table then gives it, with no other file touched: the shared test matrix on its `cases` (equals its `exact`
+ * target, matches its reference with fewer pairs than dense, causal, reference gradients, no leaks, supports() empty
+ * on its cases); sparse-scaling rows when it has `budgets.timing`; sparse-approx rows when it has `budgets.keys` (its
+ * state fitted per `state.fitTo`); passkey-long when it has `budgets.extend` (training-free on the dense model) or an
+ * `lm` kind that decodes; each experiment's config schema accepts its name.
  */
-export * from './common.js';
+export * from './cost.js';
+export * from './options.js';
+export * from './selection.js';
+export * from './compact-positions.js';
+export * from './gather.js';
+export * from './naive.js';
+export * from './method.js';
+export * from './methods.js';
 export * from './metrics.js';
+export * from './baselines/index.js';
 export * from './routing/index.js';
 export * from './hip/index.js';
 export * from './hyper/index.js';
@@ -19,5 +42,4 @@ export * from './seer/index.js';
 export * from './landmark/index.js';
 export * from './longheads/index.js';
 export * from './model.js';
-export { plantedQkv, sinkWindowAttention } from './experiments/approx.js';
-export { recallTask } from './experiments/routing-lm.js';
+export { plantedQkv } from '../../data/planted.js';

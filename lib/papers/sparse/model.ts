@@ -4,7 +4,7 @@
  *
  *   tokens [b, n] int32 -> logits [b, n, vocab]
  *
- * Attention kinds (per model):
+ * Attention kinds (per model; each is one method's `lm.kind` in the table, methods.ts):
  *   dense     causal softmax attention (the fused `flash` kernel when the backend has it, else `sdpa`)
  *   local     sliding-window causal attention of `window` keys
  *   routing   Routing Transformer: in `routingLayers`, the first `routingHeads` heads use routing attention on content
@@ -31,8 +31,8 @@ import { ShapeError } from '../../util/shapes.js';
 import { tfSeed } from '../../util/random.js';
 import { commitmentLoss, initCentroids, kmeansUpdate, normaliseShared, routingAttention } from './routing/index.js';
 import { landmarkAttention, type LandmarkOptions } from './landmark/index.js';
+import { ATTENTION_KINDS, type AttentionKind } from './method.js';
 
-export type AttentionKind = 'dense' | 'local' | 'routing' | 'landmark';
 
 export interface SparseLMConfig {
   vocab: number;
@@ -106,6 +106,7 @@ export class SparseLM {
   constructor(cfg: SparseLMConfig) {
     const headDim = cfg.dModel / cfg.heads;
     if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new ShapeError(`SparseLM: dModel (${cfg.dModel}) / heads (${cfg.heads}) must be an even integer (RoPE)`);
+    if (!ATTENTION_KINDS.includes(cfg.attention)) throw new ShapeError(`SparseLM: attention must be one of ${ATTENTION_KINDS.join(', ')}, got '${String(cfg.attention)}'`);
     this.config = {
       mlpRatio: 4,
       window: 32,

@@ -19,76 +19,30 @@ import * as tf from '@tensorflow/tfjs';
 import { defineExperiment } from '../../../experiments/contract.js';
 import { int, list, num, obj, oneOf } from '../../../experiments/schema.js';
 import { textDataset } from '../../../data/corpus.js';
-import { Rng } from '../../../util/random.js';
 import { train } from '../../../train/loop.js';
-import { attendSelected, blocksToKeys, type SparseResult } from '../common.js';
+import { plantedQkv } from '../../../data/planted.js';
+import type { SparseResult } from '../cost.js';
 import { coverage, relativeError } from '../metrics.js';
-import { hipAttention } from '../hip/index.js';
-import { hyperAttention } from '../hyper/index.js';
-import { initCentroids, kmeansUpdate, normaliseShared, routingAttention } from '../routing/index.js';
-import { initSeerGate, seerAttention, seerDistillLoss, seerOracleAttention } from '../seer/index.js';
-import { longHeadsAttention } from '../longheads/index.js';
+import type { SparseMethod } from '../method.js';
+import { methodsWith, sparseMethod } from '../methods.js';
 import { SparseLM, denseCausal } from '../model.js';
 
-export type ApproxMethod = 'sink-window' | 'routing' | 'hip' | 'hyper' | 'seer' | 'seer-oracle' | 'longheads';
-export const APPROX_METHODS: ApproxMethod[] = ['sink-window', 'routing', 'hip', 'hyper', 'seer', 'seer-oracle', 'longheads'];
+/** The methods that declare a budget in keys per query (methods.ts), in table order. */
+export const APPROX_METHODS = methodsWith('keys');
 
 export interface ApproxConfig {
   lengths: number[];
   sources: ('planted' | 'lm')[];
-  methods: ApproxMethod[];
+  /** Names from the table (methods.ts) with a keys budget. */
+  methods: string[];
   /** Keys per query the budgets aim at. */
   budget: number;
   topk: number;
   rows: number;
   planted: { heads: number; dim: number; plantedScore: number };
   lm: { dModel: number; heads: number; layers: number; seqLen: number; batch: number; steps: number; lr: number };
+  /** Training of the methods whose state is learned on a sample (Seer's gate: its width `gateDim`). */
   seer: { steps: number; gateDim: number; lr: number };
-}
-
-/** Planted heavy entries: q_i = noise + a · k_{j(i)}/‖k‖ with j(i) <= i - 64 (see the module header). */
-export function plantedQkv(n: number, heads: number, dim: number, score: number, seed: number): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
-  const rng = new Rng(seed);
-  const k = Float32Array.from({ length: heads * n * dim }, () => rng.normal());
-  const v = Float32Array.from({ length: heads * n * dim }, () => rng.normal());
-  const q = Float32Array.from({ length: heads * n * dim }, () => rng.normal() * 0.5);
-  for (let h = 0; h < heads; h++) {
-    for (let i = 64; i < n; i++) {
-      const j = rng.int(0, i - 63);
-      let norm = 0;
-      for (let d = 0; d < dim; d++) norm += k[(h * n + j) * dim + d] ** 2;
-      // q·k_j · (1/√d) ≈ a ‖k‖ / √d ≈ a: a = score puts the planted entry `score` above the noise.
-      const a = (score * Math.sqrt(dim)) / Math.sqrt(norm);
-      for (let d = 0; d < dim; d++) q[(h * n + i) * dim + d] += (a * k[(h * n + j) * dim + d]) / Math.sqrt(norm);
-    }
-  }
-  const t = (x: Float32Array) => tf.tensor4d(x, [1, heads, n, dim]);
-  return [t(q), t(k), t(v)];
-}
-
-/** Static sink + sliding window over blocks of 16 (the StreamingLLM pattern) as a SparseResult. */
-export function sinkWindowAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, window: number): SparseResult {
-  const [B, H, N, D] = q.shape as number[];
-  const blk = 16;
-  const qb = 16;
-  const nb = Math.ceil(N / qb);
-  const wBlocks = Math.ceil(window / blk);
-  const slots = (wBlocks + 2) * blk;
-  const keys = new Int32Array(B * H * nb * slots).fill(-1);
-  const sets: number[][] = [];
-  for (let x = 0; x < B * H * nb; x++) {
-    const last = Math.floor((Math.min(N, ((x % nb) + 1) * qb) - 1) / blk);
-    const bl = [...new Set([0, ...Array.from({ length: wBlocks + 1 }, (_, i) => last - i).filter((b) => b >= 0)])].sort((a, b) => a - b);
-    sets.push(bl);
-    blocksToKeys(bl, blk, N, keys, x * slots);
-  }
-  const { output, pairs } = attendSelected('sinkWindowAttention', q, k, v, { queryBlock: qb, slots, keys }, { scale: 1 / Math.sqrt(D), causal: true });
-  const setsAsSets = sets.map((s) => new Set(s));
-  return {
-    output,
-    covers: (b, h, i, j) => setsAsSets[(b * H + h) * nb + Math.floor(i / qb)].has(Math.floor(j / blk)),
-    stats: { method: 'sink-window', pairs, densePairs: B * H * ((N * (N + 1)) / 2), selectionPairs: 0 },
-  };
 }
 
 /** Dense causal weights of `rows` query positions (float64 loops): [b*h*rows, n]. */
@@ -114,21 +68,6 @@ function denseRows(q: tf.Tensor, k: tf.Tensor, rows: number[]): Float64Array {
     });
   }
   return out;
-}
-
-/** k-means centroids for routing from the data itself: a few full steps (decay 0) on q̂ and k̂. */
-function fitCentroids(q: tf.Tensor, k: tf.Tensor, clusters: number, seed: number): tf.Tensor3D {
-  const [, H, , D] = q.shape as number[];
-  let c = initCentroids(H, clusters, D, seed);
-  const qh = normaliseShared(q);
-  const kh = normaliseShared(k);
-  for (let it = 0; it < 6; it++) {
-    const next = kmeansUpdate(c, qh, 0, kh);
-    c.dispose();
-    c = next;
-  }
-  tf.dispose([qh, kh]);
-  return c;
 }
 
 interface Source {
@@ -190,46 +129,32 @@ export interface ApproxRow {
   ms: number;
 }
 
-async function trainGate(src: Source, cfg: ApproxConfig, seed: number) {
-  const n0 = cfg.lengths[0];
-  const [q, k, v] = src.make(n0);
-  const gate = initSeerGate(q.shape[1], q.shape[3], cfg.seer.gateDim, seed);
-  await train({
-    variables: [gate.wq, gate.wk],
-    steps: cfg.seer.steps,
-    optimizer: { type: 'adamw', lr: cfg.seer.lr, weightDecay: 0 },
-    seed,
-    progress: false,
-    dataframe: false,
-    loss: () => seerDistillLoss(q, k, gate, { blockSize: 16, queryBlock: 16 }),
-  });
-  tf.dispose([q, k, v]);
-  return gate;
+/**
+ * The states trained once per source (`state.fitTo: 'sample'`, Seer's gate): each distilled on the source's q, k at the
+ * shortest length, then reused at every length.
+ */
+async function sampleStates(src: Source, methods: SparseMethod[], cfg: ApproxConfig, seed: number): Promise<Map<string, unknown>> {
+  const states = new Map<string, unknown>();
+  for (const m of methods) {
+    if (m.state?.fitTo !== 'sample') continue;
+    const n0 = cfg.lengths[0];
+    const [q, k, v] = src.make(n0);
+    const training = { steps: cfg.seer.steps, lr: cfg.seer.lr, width: cfg.seer.gateDim };
+    states.set(m.name, await m.state.create(m.budgets.keys!(n0, cfg.budget, seed), { heads: q.shape[1], dim: q.shape[3], seed, data: { q, k }, training }));
+    tf.dispose([q, k, v]);
+  }
+  return states;
 }
 
-function runMethod(m: ApproxMethod, q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, cfg: ApproxConfig, gate: { wq: tf.Variable; wk: tf.Variable } | null, seed: number): SparseResult {
-  const n = q.shape[2];
-  const blocks = Math.max(1, Math.round(cfg.budget / 16) - 2);
-  switch (m) {
-    case 'sink-window':
-      return sinkWindowAttention(q, k, v, cfg.budget - 16);
-    case 'routing': {
-      const c = Math.max(2, Math.round(n / cfg.budget));
-      const cent = fitCentroids(q, k, c, seed);
-      const r = routingAttention(q, k, v, cent);
-      cent.dispose();
-      return r;
-    }
-    case 'hip':
-      return hipAttention(q, k, v, { queryBlock: 16, keyBlock: 16, topk: blocks });
-    case 'hyper':
-      return hyperAttention(q, k, v, { blockSize: cfg.budget / 2, sampleSize: cfg.budget / 2, minSeqLen: cfg.budget, seed });
-    case 'seer':
-      return seerAttention(q, k, v, gate!, { blockSize: 16, queryBlock: 16, topk: blocks + 1 });
-    case 'seer-oracle':
-      return seerOracleAttention(q, k, v, { blockSize: 16, queryBlock: 16, topk: blocks + 1 });
-    case 'longheads':
-      return longHeadsAttention(q, k, v, { chunkSize: 16, chunks: blocks + 2 });
+/** One method at its keys budget; a state fitted to the input (`fitTo: 'input'`, Routing's k-means) is built here. */
+async function runMethod(m: SparseMethod, q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, cfg: ApproxConfig, trained: Map<string, unknown>, seed: number): Promise<SparseResult> {
+  const options = m.budgets.keys!(q.shape[2], cfg.budget, seed);
+  if (!m.state || trained.has(m.name)) return m.attend(q, k, v, options, trained.get(m.name));
+  const state = await m.state.create(options, { heads: q.shape[1], dim: q.shape[3], seed, data: { q, k } });
+  try {
+    return m.attend(q, k, v, options, state);
+  } finally {
+    m.state.dispose(state);
   }
 }
 
@@ -239,16 +164,17 @@ export async function runApprox(cfg: ApproxConfig, seed: number, log: (s: string
     const src: Source = name === 'planted'
       ? { name, make: (n) => plantedQkv(n, cfg.planted.heads, cfg.planted.dim, cfg.planted.plantedScore, seed * 31 + n), dispose: () => undefined }
       : await lmSource(cfg, seed, log);
-    const gate = cfg.methods.includes('seer') ? await trainGate(src, cfg, seed) : null;
+    const methods = cfg.methods.map(sparseMethod);
+    const trained = await sampleStates(src, methods, cfg, seed);
     for (const n of cfg.lengths) {
       const [q, k, v] = src.make(n);
       const dense = denseCausal(q, k, v);
       const sample = Array.from({ length: cfg.rows }, (_, r) => Math.floor(n / 2 + ((r + 0.5) * (n / 2)) / cfg.rows));
       const w = denseRows(q, k, sample);
       const H = q.shape[1];
-      for (const m of cfg.methods) {
+      for (const m of methods) {
         const t0 = performance.now();
-        const r = runMethod(m, q, k, v, cfg, gate, seed);
+        const r = await runMethod(m, q, k, v, cfg, trained, seed);
         r.output.dataSync();
         const ms = performance.now() - t0;
         const cov = coverage(w, n, (row, j) => {
@@ -256,7 +182,7 @@ export async function runApprox(cfg: ApproxConfig, seed: number, log: (s: string
           return j <= sample[row % sample.length] && r.covers(0, h % H, sample[row % sample.length], j);
         }, cfg.topk);
         rows.push({
-          source: name, n, method: m,
+          source: name, n, method: m.name,
           rel_error: relativeError(r.output, dense),
           topk_recall: cov.topkRecall,
           mass: cov.massCaptured,
@@ -265,12 +191,12 @@ export async function runApprox(cfg: ApproxConfig, seed: number, log: (s: string
           ms,
         });
         const x = rows[rows.length - 1];
-        log(`${name} n=${n} ${m}: error ${x.rel_error.toFixed(3)}, recall@${cfg.topk} ${x.topk_recall.toFixed(3)}, mass ${x.mass.toFixed(3)}, pairs ${(100 * x.pair_fraction).toFixed(1)}% (+selection ${(100 * x.cost_fraction).toFixed(1)}%), ${ms.toFixed(0)} ms`);
+        log(`${name} n=${n} ${m.name}: error ${x.rel_error.toFixed(3)}, recall@${cfg.topk} ${x.topk_recall.toFixed(3)}, mass ${x.mass.toFixed(3)}, pairs ${(100 * x.pair_fraction).toFixed(1)}% (+selection ${(100 * x.cost_fraction).toFixed(1)}%), ${ms.toFixed(0)} ms`);
         r.output.dispose();
       }
       tf.dispose([q, k, v, dense]);
     }
-    if (gate) tf.dispose([gate.wq, gate.wk]);
+    for (const m of methods) if (trained.has(m.name)) m.state!.dispose(trained.get(m.name));
     src.dispose();
   }
   return rows;

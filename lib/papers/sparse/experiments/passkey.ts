@@ -28,17 +28,22 @@ import { join } from 'node:path';
 import { train } from '../../../train/loop.js';
 import { restoreCheckpoint, saveCheckpoint } from '../../../train/checkpoint.js';
 import { crc32 } from '../../../util/crc32.js';
-import { SparseLM, type AttendFn, type AttentionKind, type ForwardOptions } from '../model.js';
+import { SparseLM, type AttendFn, type ForwardOptions } from '../model.js';
 import { isLandmark } from '../landmark/index.js';
-import { longHeadsAttention } from '../longheads/index.js';
-import { hipAttention } from '../hip/index.js';
-import { attendSelected, blocksToKeys } from '../common.js';
+import { attendSelected, blocksToKeys } from '../selection.js';
+import type { AttentionKind } from '../method.js';
+import { lmKindOf, lmMethods, methodsWith, sparseMethod } from '../methods.js';
 
-export type PasskeyModel = 'dense' | 'local' | 'landmark' | 'longheads' | 'hip' | 'oracle-chunks';
+/**
+ * The models: the table's methods trained into SparseLM that decode token by token (dense, local, landmark), those
+ * run training-free on the dense model within the trained length (`budgets.extend`: HiP, LongHeads), and the
+ * `oracle-chunks` diagnostic, which needs the task's passkey position and so lives here.
+ */
+export const PASSKEY_MODELS = [...lmMethods({ decodes: true }), ...methodsWith('extend'), 'oracle-chunks'];
+export type PasskeyModel = string;
 
-/** Models evaluated on the trained dense model. */
-const ON_DENSE: PasskeyModel[] = ['longheads', 'hip', 'oracle-chunks'];
-const trainedKind = (m: PasskeyModel): AttentionKind => (ON_DENSE.includes(m) ? 'dense' : (m as AttentionKind));
+/** The SparseLM kind a model is trained as: its own, or dense for the training-free ones. */
+const trainedKind = (m: PasskeyModel): AttentionKind => (m !== 'oracle-chunks' && sparseMethod(m).lm ? lmKindOf(m) : 'dense');
 
 /**
  * The oracle chunk choice of one query block (a diagnostic upper bound for LongHeads and HiP): the first chunk, the
@@ -312,7 +317,7 @@ export const passkeyLongSchema = obj<PasskeyLongConfig>({
   landmarkLocalBlocks: int({ min: 0 }),
   chunk: int({ min: 2 }),
   evalRows: int({ min: 1 }),
-  models: list(oneOf<PasskeyModel>('dense', 'local', 'landmark', 'longheads', 'hip', 'oracle-chunks'), { min: 1, unique: true }),
+  models: list(oneOf(...PASSKEY_MODELS), { min: 1, unique: true }),
   positions: oneOf('compact', 'absolute'),
   checkpointDir: opt(str()),
 });
@@ -341,24 +346,24 @@ export const passkeyLong = defineExperiment<PasskeyLongConfig>({
     const compact = cfg.positions === 'compact';
     const pick = (q: tf.Tensor4D, k: tf.Tensor4D, c: { q: tf.Tensor4D; k: tf.Tensor4D; ropeBase: number }) =>
       compact ? { q: c.q, k: c.k, rope: { base: c.ropeBase } } : { q, k, rope: undefined };
-    const overrides: Partial<Record<PasskeyModel, AttendFn>> = {
-      longheads: (q0, k0, v, _l, c) => {
+    // Training-free methods replace every layer's attention of the dense model, at their budget for trainLen.
+    const overrides: Partial<Record<PasskeyModel, AttendFn>> = {};
+    for (const name of methodsWith('extend')) {
+      const m = sparseMethod(name);
+      const options = m.budgets.extend!(cfg.trainLen, cfg.chunk);
+      overrides[name] = (q0, k0, v, _l, c) => {
         const { q, k, rope } = pick(q0, k0, c);
-        return longHeadsAttention(q, k, v, { chunkSize: cfg.chunk, chunks, queryBlock: cfg.chunk, rope }).output;
-      },
-      hip: (q0, k0, v, _l, c) => {
-        const { q, k, rope } = pick(q0, k0, c);
-        return hipAttention(q, k, v, { keyBlock: cfg.chunk / 2, queryBlock: cfg.chunk, topk: 2 * chunks - 4, sinkBlocks: 2, localBlocks: 2, rope }).output;
-      },
-    };
+        return m.attend(q, k, v, { ...options, rope }, undefined).output as tf.Tensor4D;
+      };
+    }
     for (const m of cfg.models) {
       const model = trained[trainedKind(m)]!;
       for (const len of cfg.evalLens) {
-        const landmark = m === 'landmark' ? { id: vocab, block: cfg.landmarkBlock } : undefined;
+        const landmark = trainedKind(m) === 'landmark' ? { id: vocab, block: cfg.landmarkBlock } : undefined;
         const { prompts, answers } = evalSet(cfg, len, ctx.seed, landmark);
         const seps = prompts.map((p) => p.indexOf(SPECIAL.SEP));
         const overrideFor = m === 'oracle-chunks' ? (rs: number[]) => oracleAttend(rs.map((r) => seps[r]), cfg.digits, cfg.chunk, chunks, compact) : undefined;
-        const forward: ForwardOptions = m === 'landmark'
+        const forward: ForwardOptions = trainedKind(m) === 'landmark'
           ? { landmark: { topk: cfg.landmarkTopk, queryBlock: cfg.landmarkQueryBlock, localBlocks: cfg.landmarkLocalBlocks, positions: cfg.positions } }
           : { override: overrides[m] };
         const acc = decodePasskeys(model, prompts, answers, { forward, overrideFor, landmark });

@@ -6,7 +6,7 @@
  * Transformers", https://arxiv.org/abs/2003.05997
  *
  * (a) Char LM on Moby-Dick: test-split bits per character and training time at equal steps.
- * (b) Planted recall (`recallTask`): `pairs` value-key pairs right after BOS, filler, then the keys are asked again at
+ * (b) Planted recall (lib/data `recallTask`): `pairs` value-key pairs right after BOS, filler, then the keys are asked again at
  *     the end of the row and the model must output each key's value. The pairs are far before the questions, outside
  *     the local window, so local attention is at chance (1 / values). The stored pair is written value first so that the
  *     lookup is content-based routing's own strength: a local head writes "the value before me" into the key's
@@ -18,63 +18,11 @@ import * as tf from '@tensorflow/tfjs';
 import { defineExperiment, type ExperimentContext } from '../../../experiments/contract.js';
 import { int, list, num, obj, oneOf } from '../../../experiments/schema.js';
 import { textDataset } from '../../../data/corpus.js';
-import { Rng } from '../../../util/random.js';
 import { train } from '../../../train/loop.js';
-import { SparseLM, type AttentionKind } from '../model.js';
-
-export interface RecallConfig {
-  seqLen: number;
-  pairs: number;
-  keys: number;
-  values: number;
-  filler: number;
-}
-
-export interface RecallBatch {
-  inputs: Int32Array;
-  targets: Int32Array;
-  lossMask: Float32Array;
-  batch: number;
-  seqLen: number;
-  vocab: number;
-}
-
-/**
- * Rows: BOS v1 k1 … vP kP, filler, then k_{π1} v_{π1} … (the keys again, shuffled, each followed by its value) at the
- * end. Graded on the values after the repeated keys. Ids: 0 BOS, keys [1, 1+K), values [1+K, 1+K+V), filler after.
- * Test rows use another stream.
- *
- * Example (P = 2, K = 4, V = 4, seqLen 12): `BOS 7 2 5 4 f f f 4 5 2 7` — after the second `4` the target is `5`.
- */
-export function recallTask(cfg: RecallConfig, batch: number, seed: number, split: 'train' | 'test'): RecallBatch {
-  const { seqLen, pairs, keys, values, filler } = cfg;
-  if (seqLen < 4 * pairs + 2) throw new RangeError(`recallTask: seqLen (${seqLen}) must be at least 4 * pairs + 2 = ${4 * pairs + 2}`);
-  if (pairs > keys) throw new RangeError(`recallTask: pairs (${pairs}) cannot exceed keys (${keys})`);
-  const rng = new Rng(seed * 2 + (split === 'test' ? 1 : 0) + 1_000_003);
-  const vocab = 1 + keys + values + filler;
-  const inputs = new Int32Array(batch * seqLen);
-  const targets = new Int32Array(batch * seqLen);
-  const lossMask = new Float32Array(batch * seqLen);
-  for (let b = 0; b < batch; b++) {
-    const ks = rng.sample(keys, pairs).map((x) => 1 + x);
-    const vs = ks.map(() => 1 + keys + rng.int(0, values));
-    const row: number[] = [0];
-    ks.forEach((k, i) => row.push(vs[i], k));
-    const tail: number[] = [];
-    const order = rng.shuffle(ks.map((_, i) => i));
-    for (const i of order) tail.push(ks[i], vs[i]);
-    while (row.length + tail.length < seqLen + 1) row.push(1 + keys + values + rng.int(0, filler));
-    const full = [...row, ...tail];
-    for (let t = 0; t < seqLen; t++) {
-      inputs[b * seqLen + t] = full[t];
-      targets[b * seqLen + t] = full[t + 1];
-    }
-    // Graded: the targets that are values answering a repeated key.
-    const start = seqLen + 1 - tail.length;
-    for (let j = 0; j < tail.length; j += 2) lossMask[b * seqLen + start + j] = 1;
-  }
-  return { inputs, targets, lossMask, batch, seqLen, vocab };
-}
+import { recallTask, type RecallConfig } from '../../../data/recall.js';
+import { SparseLM } from '../model.js';
+import type { AttentionKind } from '../method.js';
+import { lmKindOf, lmMethods } from '../methods.js';
 
 export interface RoutingLMConfig {
   models: AttentionKind[];
@@ -88,12 +36,6 @@ export interface RoutingLMConfig {
   lm: { seqLen: number; batch: number; steps: number; testBatches: number };
   recall: RecallConfig & { batch: number; steps: number; testRows: number };
 }
-
-const tensors = (b: { inputs: Int32Array; targets: Int32Array; lossMask: Float32Array; batch: number; seqLen: number }) => ({
-  inputs: tf.tensor2d(b.inputs, [b.batch, b.seqLen], 'int32'),
-  targets: tf.tensor2d(b.targets, [b.batch, b.seqLen], 'int32'),
-  lossMask: tf.tensor2d(b.lossMask, [b.batch, b.seqLen]),
-});
 
 function makeModel(cfg: RoutingLMConfig, kind: AttentionKind, vocab: number, seed: number): SparseLM {
   return new SparseLM({
@@ -141,7 +83,7 @@ export interface RoutingLMRow {
 }
 
 export const routingLmSchema = obj<RoutingLMConfig>({
-  models: list(oneOf<AttentionKind>('dense', 'local', 'routing', 'landmark'), { min: 1, unique: true }),
+  models: list(oneOf(...lmMethods().map(lmKindOf)), { min: 1, unique: true }),
   dModel: int({ min: 1 }),
   heads: int({ min: 1 }),
   layers: int({ min: 1 }),
@@ -179,10 +121,10 @@ export const routingLm = defineExperiment<RoutingLMConfig>({
     for (const kind of cfg.models) {
       ctx.log(`${kind}: char LM, ${cfg.lm.steps} steps`);
       const lm = makeModel(cfg, kind, vocab, ctx.seed);
-      const lmFit = await fit(lm, cfg.lm.steps, cfg.lr, (step) => tensors(trainSet.sample({ batch: cfg.lm.batch, seqLen: cfg.lm.seqLen, seed: ctx.seed, step })), ctx);
+      const lmFit = await fit(lm, cfg.lm.steps, cfg.lr, (step) => trainSet.sample({ batch: cfg.lm.batch, seqLen: cfg.lm.seqLen, seed: ctx.seed, step }).toTensors(), ctx);
       let ce = 0;
       for (let i = 0; i < cfg.lm.testBatches; i++) {
-        const t = tensors(testSet.sample({ batch: cfg.lm.batch, seqLen: cfg.lm.seqLen, seed: 12345, step: i }));
+        const t = testSet.sample({ batch: cfg.lm.batch, seqLen: cfg.lm.seqLen, seed: 12345, step: i }).toTensors();
         const l = lm.loss(t.inputs, t.targets, t.lossMask);
         ce += l.dataSync()[0] / cfg.lm.testBatches;
         tf.dispose([l, t.inputs, t.targets, t.lossMask]);
@@ -192,9 +134,9 @@ export const routingLm = defineExperiment<RoutingLMConfig>({
       ctx.log(`${kind}: planted recall, ${cfg.recall.steps} steps`);
       const rc = cfg.recall;
       const probe = recallTask(rc, 1, 0, 'train');
-      const rm = makeModel(cfg, kind, probe.vocab, ctx.seed + 1);
-      const rFit = await fit(rm, rc.steps, cfg.lr, (step) => tensors(recallTask(rc, rc.batch, ctx.seed * 100_003 + step, 'train')), ctx);
-      const test = tensors(recallTask(rc, rc.testRows, ctx.seed, 'test'));
+      const rm = makeModel(cfg, kind, probe.vocabSize, ctx.seed + 1);
+      const rFit = await fit(rm, rc.steps, cfg.lr, (step) => recallTask(rc, rc.batch, ctx.seed * 100_003 + step, 'train').toTensors(), ctx);
+      const test = recallTask(rc, rc.testRows, ctx.seed, 'test').toTensors();
       const acc = tf.tidy(() => {
         const logits = rm.forward(test.inputs);
         const hit = logits.argMax(-1).toInt().equal(test.targets).toFloat().mul(test.lossMask).sum().div(test.lossMask.sum());

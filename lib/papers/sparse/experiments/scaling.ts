@@ -15,13 +15,9 @@ import { flashSupports } from '../../../attention/flash.js';
 import * as masks from '../../../masks/index.js';
 import { defineExperiment } from '../../../experiments/contract.js';
 import { int, list, obj, oneOf } from '../../../experiments/schema.js';
-import type { SparseResult } from '../common.js';
-import { hipAttention } from '../hip/index.js';
-import { hyperAttention } from '../hyper/index.js';
-import { initCentroids, routingAttention } from '../routing/index.js';
-import { initSeerGate, seerAttention } from '../seer/index.js';
-import { landmarkAttention } from '../landmark/index.js';
-import { longHeadsAttention } from '../longheads/index.js';
+import type { SparseResult } from '../cost.js';
+import type { SparseMethod } from '../method.js';
+import { methodsWith, sparseMethod } from '../methods.js';
 import { tfSeed } from '../../../util/random.js';
 
 export interface ScalingConfig {
@@ -31,33 +27,19 @@ export interface ScalingConfig {
   /** Longest length at which composed dense `sdpa` runs (its n² scores stop fitting beyond). */
   denseMax: number;
   repeats: number;
-  methods: SparseMethodName[];
+  /** Names from the table (methods.ts) with a timing budget. */
+  methods: string[];
 }
 
-export type SparseMethodName = 'routing' | 'hip' | 'hyper' | 'seer' | 'landmark' | 'longheads';
-export const SPARSE_METHODS: SparseMethodName[] = ['routing', 'hip', 'hyper', 'seer', 'landmark', 'longheads'];
+/** The methods that declare a timing budget (methods.ts), in table order. */
+export const SCALING_METHODS = methodsWith('timing');
 
-/** The budgets used for timing at length n (block-shared selections, as the papers do in prefill). */
-export function scalingRunner(name: SparseMethodName, n: number, heads: number, dim: number, seed = 0): { run: (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => SparseResult; dispose: () => void } {
-  switch (name) {
-    case 'routing': {
-      const c = Math.max(2, Math.round(Math.sqrt(n)));
-      const centroids = initCentroids(heads, c, dim, seed);
-      return { run: (q, k, v) => routingAttention(q, k, v, centroids), dispose: () => centroids.dispose() };
-    }
-    case 'hip':
-      return { run: (q, k, v) => hipAttention(q, k, v, { queryBlock: 64, keyBlock: 32, topk: 8 }), dispose: () => undefined };
-    case 'hyper':
-      return { run: (q, k, v) => hyperAttention(q, k, v, { blockSize: 256, sampleSize: 256, minSeqLen: 1024, seed }), dispose: () => undefined };
-    case 'seer': {
-      const gate = initSeerGate(heads, dim, 32, seed);
-      return { run: (q, k, v) => seerAttention(q, k, v, gate, { blockSize: 64, queryBlock: 64, topk: 8 }), dispose: () => tf.dispose([gate.wq, gate.wk]) };
-    }
-    case 'landmark':
-      return { run: (q, k, v) => landmarkAttention(q, k, v, { blockSize: 64, topk: 4, queryBlock: 64 }), dispose: () => undefined };
-    case 'longheads':
-      return { run: (q, k, v) => longHeadsAttention(q, k, v, { chunkSize: 64, chunks: 8, queryBlock: 64 }), dispose: () => undefined };
-  }
+/** A method ready to time at length n: its timing budget and, for stateful methods, a random state. */
+export async function scalingRunner(name: string, n: number, heads: number, dim: number, seed = 0): Promise<{ run: (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => SparseResult; dispose: () => void }> {
+  const m: SparseMethod = sparseMethod(name);
+  const options = m.budgets.timing!(n, seed);
+  const state = m.state ? await m.state.create(options, { heads, dim, seed }) : undefined;
+  return { run: (q, k, v) => m.attend(q, k, v, options, state), dispose: () => m.state?.dispose(state) };
 }
 
 function timeBest(repeats: number, f: () => tf.Tensor | SparseResult): { ms: number; last: SparseResult | null } {
@@ -81,7 +63,7 @@ async function runOnce(cfg: ScalingConfig, n: number, seed: number): Promise<voi
   sdpa(q, k, v, { mask, path: 'dense' }).dispose();
   if (flashSupports(q, k, v, { mask }).length === 0) sdpa(q, k, v, { mask, path: 'flash' }).dispose();
   for (const m of cfg.methods) {
-    const r = scalingRunner(m, n, cfg.heads, cfg.dim, seed);
+    const r = await scalingRunner(m, n, cfg.heads, cfg.dim, seed);
     r.run(q, k, v).output.dispose();
     r.dispose();
   }
@@ -116,7 +98,7 @@ export async function runScaling(cfg: ScalingConfig, seed: number, log: (s: stri
     if (haveFlash) rows.push({ n, method: 'dense-flash', ms: fl, vs_sdpa: fl / dense, vs_flash: 1, pairs: densePairs, pair_fraction: 1, selection_pairs: 0 });
     log(`n=${n}: sdpa ${dense.toFixed(1)} ms, flash ${fl.toFixed(1)} ms`);
     for (const m of cfg.methods) {
-      const runner = scalingRunner(m, n, cfg.heads, cfg.dim, seed);
+      const runner = await scalingRunner(m, n, cfg.heads, cfg.dim, seed);
       const { ms, last } = timeBest(cfg.repeats, () => runner.run(q, k, v));
       runner.dispose();
       const st = last!.stats;
@@ -156,7 +138,7 @@ export const sparseScalingSchema = obj<ScalingConfig>({
   dim: int({ min: 1 }),
   denseMax: int({ min: 0 }),
   repeats: int({ min: 1 }),
-  methods: list(oneOf(...SPARSE_METHODS), { unique: true }),
+  methods: list(oneOf(...SCALING_METHODS), { unique: true }),
 });
 
 export const sparseScaling = defineExperiment<ScalingConfig>({
@@ -164,8 +146,8 @@ export const sparseScaling = defineExperiment<ScalingConfig>({
   name: 'sparse-scaling',
   paper: 'Routing (arXiv:2003.05997), HiP (arXiv:2406.09827), HyperAttention (arXiv:2310.05869), SeerAttention (arXiv:2410.13276), Landmark (arXiv:2305.16300), LongHeads (arXiv:2402.10685)',
   description: 'Time of each sparse attention method vs sequence length, against dense sdpa and fused flash attention measured in the same run; crossover lengths and log-log slopes.',
-  quick: { lengths: [256, 512, 1024], heads: 1, dim: 64, denseMax: 4096, repeats: 1, methods: SPARSE_METHODS },
-  full: { lengths: [1024, 2048, 4096, 8192, 16384], heads: 1, dim: 64, denseMax: 8192, repeats: 3, methods: SPARSE_METHODS },
+  quick: { lengths: [256, 512, 1024], heads: 1, dim: 64, denseMax: 4096, repeats: 1, methods: SCALING_METHODS },
+  full: { lengths: [1024, 2048, 4096, 8192, 16384], heads: 1, dim: 64, denseMax: 8192, repeats: 3, methods: SCALING_METHODS },
   async run(cfg, ctx) {
     const rows = await runScaling(cfg, ctx.seed, ctx.log);
     const metrics: Record<string, number> = {};

@@ -31,9 +31,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../../../backend/ops.js';
 import { checkQkv, type AttentionShapes } from '../../../attention/dense.js';
-import {
-  attendSelected, blockCovers, blocksToKeys, checkBlock, checkRope, checkScale, densePairs, gatherRows, naiveAttendBlocks, readTidy, type KeySelection, type SparseBaseOptions, type SparseResult, qkvRows,
-} from '../common.js';
+import { blockCovers, densePairs, type SparseResult } from '../cost.js';
+import { checkBlock, checkRope, checkScale, type SparseBaseOptions } from '../options.js';
+import { attendSelected, blockSelection, visibleBlocks } from '../selection.js';
+import { gatherRows, readTidy } from '../gather.js';
+import { denseAtAbsolutePositions, naiveAttendBlocks, qkvRows } from '../naive.js';
+import { ropeReasons, type SparseMethod } from '../method.js';
 
 export interface HipOptions extends SparseBaseOptions {
   /**
@@ -94,15 +97,11 @@ interface Chunk {
 function hipSelectBlocks(s: AttentionShapes, r: Resolved, score: RepScorer): { blocks: number[][]; repScores: number[] } {
   const nb = Math.ceil(s.queries / r.bq);
   const total = s.batch * s.heads * nb;
-  const off = s.keys - s.queries;
   const forced: number[][] = [];
   let chunks: Chunk[][] = [];
   const repScores = new Array<number>(total).fill(0);
   for (let blk = 0; blk < total; blk++) {
-    const qb = blk % nb;
-    const lastQ = Math.min(s.queries - 1, (qb + 1) * r.bq - 1);
-    const visible = r.causal ? Math.min(s.keys, off + lastQ + 1) : s.keys;
-    const nk = Math.ceil(visible / r.bk);
+    const nk = visibleBlocks(s, blk % nb, r.bq, r.bk, r.causal);
     const sinkEnd = Math.min(r.sinks, nk);
     const localStart = Math.max(sinkEnd, nk - r.local);
     const f: number[] = [];
@@ -153,23 +152,14 @@ function hipSelectBlocks(s: AttentionShapes, r: Resolved, score: RepScorer): { b
   return { blocks, repScores };
 }
 
-function toSelection(s: AttentionShapes, r: Resolved, blocks: number[][]): KeySelection {
-  const slots = Math.max(1, ...blocks.map((bl) => bl.length)) * r.bk;
-  const keys = new Int32Array(blocks.length * slots).fill(-1);
-  blocks.forEach((bl, blk) => blocksToKeys(bl, r.bk, s.keys, keys, blk * slots));
-  return { queryBlock: r.bq, slots, keys };
-}
-
 function stats(s: AttentionShapes, r: Resolved, blocks: number[][], repScores: number[], pairs: number) {
   const nb = Math.ceil(s.queries / r.bq);
-  const off = s.keys - s.queries;
   let blocksTotal = 0;
   let selectionPairs = 0;
   blocks.forEach((_, blk) => {
     const qb = blk % nb;
     const nq = Math.min(s.queries, (qb + 1) * r.bq) - qb * r.bq;
-    const lastQ = qb * r.bq + nq - 1;
-    blocksTotal += Math.ceil((r.causal ? Math.min(s.keys, off + lastQ + 1) : s.keys) / r.bk);
+    blocksTotal += visibleBlocks(s, qb, r.bq, r.bk, r.causal);
     selectionPairs += repScores[blk] * nq;
   });
   return {
@@ -212,7 +202,7 @@ export function hipAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: 
     return Float64Array.from(out);
   };
   const { blocks, repScores } = hipSelectBlocks(s, r, scorer);
-  const { output, pairs } = attendSelected(fn, q, k, v, toSelection(s, r, blocks), { scale: r.scale, causal: r.causal, rope: r.rope });
+  const { output, pairs } = attendSelected(fn, q, k, v, blockSelection(blocks, r.bk, s.keys, r.bq), { scale: r.scale, causal: r.causal, rope: r.rope });
   return { output, stats: stats(s, r, blocks, repScores, pairs), covers: blockCovers(blocks, s.heads, s.queries, r.bq, r.bk) };
 }
 
@@ -247,3 +237,28 @@ export function hipAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opti
   const output = naiveAttendBlocks(s, { q: qr, k: kr, v: vr }, (b, h, i) => blocks[(b * s.heads + h) * nb + Math.floor(i / r.bq)], r.bk, r.scale, r.causal, r.rope);
   return { output, blocks };
 }
+
+/** HiP as a `SparseMethod` (see ../method.ts). */
+export const hipMethod: SparseMethod<HipOptions> = {
+  name: 'hip',
+  kind: 'paper',
+  paper: { citation: 'Lee et al. 2025, A Training-Free Sub-quadratic Cost Transformer Model Serving Framework With Hierarchically Pruned Attention', url: 'https://arxiv.org/abs/2406.09827' },
+  attend: (q, k, v, o) => hipAttention(q, k, v, o),
+  reference: (q, k, v, o) => hipAttentionNaive(q, k, v, o).output,
+  supports: (q, _k, _v, o) => ropeReasons(o, q.shape[3] as number, true),
+  budgets: {
+    timing: () => ({ queryBlock: 64, keyBlock: 32, topk: 8 }),
+    // Sink and local block besides the searched ones.
+    keys: (_n, keys) => ({ queryBlock: 16, keyBlock: 16, topk: Math.max(1, Math.round(keys / 16) - 2) }),
+    // Half-chunk blocks: two sink, two local and the searched ones fill the trained length.
+    extend: (trainLen, chunk) => ({ keyBlock: chunk / 2, queryBlock: chunk, topk: 2 * Math.max(2, Math.floor(trainLen / chunk)) - 4, sinkBlocks: 2, localBlocks: 2 }),
+  },
+  cases: [
+    { label: 'per query', shape: [2, 4, 40, 8], kvHeads: 2, exact: { keyBlock: 4, topk: 64 }, sparse: { keyBlock: 4, topk: 2 } },
+    { label: 'query blocks', shape: [1, 2, 40, 8], kvHeads: 2, exact: { keyBlock: 4, queryBlock: 8, topk: 64 }, sparse: { keyBlock: 4, queryBlock: 8, topk: 2 }, reach: 8 },
+    {
+      label: 'compact rope', shape: [1, 4, 40, 8], kvHeads: 2, exact: { keyBlock: 4, topk: 64, rope: {} }, sparse: { keyBlock: 4, topk: 2, rope: { base: 100 } },
+      equals: (q, k, v) => denseAtAbsolutePositions(q, k, v),
+    },
+  ],
+};

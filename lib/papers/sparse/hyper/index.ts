@@ -25,7 +25,12 @@ import { matmul } from '../../../backend/ops.js';
 import { MASKED_SCORE, checkQkv, repeatKv } from '../../../attention/dense.js';
 import { Rng } from '../../../util/random.js';
 import { ShapeError, fmt } from '../../../util/shapes.js';
-import { attendSelected, checkBlock, checkScale, rejectRope, densePairs, f64, gatherRows, type SparseBaseOptions, type SparseResult } from '../common.js';
+import { densePairs, type SparseResult } from '../cost.js';
+import { checkBlock, checkScale, rejectRope, type SparseBaseOptions } from '../options.js';
+import { attendSelected } from '../selection.js';
+import { gatherRows } from '../gather.js';
+import { f64 } from '../naive.js';
+import { ropeReasons, selfAttentionReasons, type SparseMethod } from '../method.js';
 
 export interface HyperOptions extends SparseBaseOptions {
   /** Random hyperplanes per hash (default 7, as the official code). */
@@ -372,3 +377,24 @@ export function hyperAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, op
   res.forEach((rows, i) => rows.forEach((row, t) => output.set(row.out, (i * n + t) * E)));
   return output;
 }
+
+/** HyperAttention as a `SparseMethod` (see ../method.ts). */
+export const hyperMethod: SparseMethod<HyperOptions> = {
+  name: 'hyper',
+  kind: 'paper',
+  paper: { citation: 'Han et al. 2024, HyperAttention: Long-context Attention in Near-Linear Time', url: 'https://arxiv.org/abs/2310.05869' },
+  attend: (q, k, v, o) => hyperAttention(q, k, v, o),
+  reference: (q, k, v, o) => hyperAttentionNaive(q, k, v, o),
+  supports: (q, k, _v, o) => [...selfAttentionReasons(q, k, 'HyperAttention'), ...ropeReasons(o, q.shape[3] as number, false)],
+  budgets: {
+    timing: (_n, seed) => ({ blockSize: 256, sampleSize: 256, minSeqLen: 1024, seed }),
+    // Half the keys in the sorted blocks, half sampled; pieces up to `keys` long are exact.
+    keys: (_n, keys, seed) => ({ blockSize: keys / 2, sampleSize: keys / 2, minSeqLen: keys, seed }),
+  },
+  cases: [
+    {
+      label: 'causal recursion', shape: [1, 2, 32, 8], kvHeads: 1, exact: { blockSize: 32, sampleSize: 4, minSeqLen: 4, lshProjections: 3 },
+      sparse: { blockSize: 4, sampleSize: 4, minSeqLen: 8, lshProjections: 3, seed: 3 }, pairsDiffer: true,
+    },
+  ],
+};

@@ -35,9 +35,13 @@ import { matmul } from '../../../backend/ops.js';
 import { MASKED_SCORE, checkQkv, repeatKv } from '../../../attention/dense.js';
 import { rope as applyRopeAt, positionRange } from '../../../positional/rope.js';
 import { ShapeError } from '../../../util/shapes.js';
-import {
-  checkBlock, checkRope, checkScale, gatherRows, readTidy, ropeRow, rotateRows, topIndices, type SparseBaseOptions, type SparseResult, qkvRows,
-} from '../common.js';
+import type { SparseResult } from '../cost.js';
+import { checkBlock, checkRope, checkScale, type SparseBaseOptions } from '../options.js';
+import { topIndices } from '../selection.js';
+import { gatherRows, readTidy } from '../gather.js';
+import { ropeRow, rotateRows } from '../compact-positions.js';
+import { qkvRows } from '../naive.js';
+import { ropeReasons, type SparseMethod } from '../method.js';
 
 export interface LandmarkOptions extends Omit<SparseBaseOptions, 'causal'> {
   /** Positions per block, the landmark being the last (default 16). */
@@ -356,3 +360,33 @@ export function landmarkAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor,
   }
   return { output, retrieved };
 }
+
+/** Landmark attention as a `SparseMethod` (see ../method.ts): trained into SparseLM as the 'landmark' kind. */
+export const landmarkMethod: SparseMethod<LandmarkOptions> = {
+  name: 'landmark',
+  kind: 'paper',
+  paper: { citation: 'Mohtashami & Jaggi 2023, Landmark Attention: Random-Access Infinite Context Length for Transformers', url: 'https://arxiv.org/abs/2305.16300' },
+  attend: (q, k, v, o) => landmarkAttention(q, k, v, o),
+  reference: (q, k, v, o) => landmarkAttentionNaive(q, k, v, o).output,
+  supports(q, k, _v, o) {
+    const bq = o.queryBlock ?? 1;
+    const reasons = ropeReasons(o, q.shape[3] as number, true);
+    if (o.blockSize % bq !== 0) reasons.push(`options.queryBlock (${bq}) must divide options.blockSize (${o.blockSize})`);
+    const cached = (k.shape[2] as number) - (q.shape[2] as number);
+    if (cached % bq !== 0) reasons.push(`the ${cached} cached keys before the queries must be a multiple of queryBlock (${bq})`);
+    return reasons;
+  },
+  budgets: { timing: () => ({ blockSize: 64, topk: 4, queryBlock: 64 }) },
+  lm: { kind: 'landmark', decodes: true },
+  cases: [
+    {
+      label: 'retrieval', shape: [1, 2, 32, 8], kvHeads: 1, exact: { blockSize: 4, topk: 64 }, sparse: { blockSize: 4, topk: 2 },
+      // Every earlier block retrieved: the full grouped softmax (training).
+      equals: (q, k, v) => landmarkAttentionNaive(q, k, v, { blockSize: 4 }).output,
+    },
+    {
+      label: 'compact rope', shape: [1, 2, 32, 8], kvHeads: 1, exact: { blockSize: 4, topk: 64, rope: {} }, sparse: { blockSize: 4, topk: 2, localBlocks: 1, rope: { base: 100 } },
+      equals: (q, k, v) => landmarkAttentionNaive(q, k, v, { blockSize: 4, rope: {} }).output,
+    },
+  ],
+};

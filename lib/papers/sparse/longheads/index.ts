@@ -37,9 +37,13 @@ import { matmul } from '../../../backend/ops.js';
 import { checkQkv, repeatKv, type AttentionShapes } from '../../../attention/dense.js';
 import { ShapeError } from '../../../util/shapes.js';
 import { rope as applyRopeAt } from '../../../positional/rope.js';
-import {
-  attendSelected, blockCovers, blocksToKeys, checkBlock, checkRope, checkScale, densePairs, naiveAttendBlocks, naiveAttendRow, readTidy, ropeRow, topIndices, type SparseBaseOptions, type SparseResult, qkvRows,
-} from '../common.js';
+import { blockCovers, densePairs, type SparseResult } from '../cost.js';
+import { checkBlock, checkRope, checkScale, type SparseBaseOptions } from '../options.js';
+import { attendSelected, blockSelection, topIndices, visibleBlocks } from '../selection.js';
+import { readTidy } from '../gather.js';
+import { ropeRow } from '../compact-positions.js';
+import { denseAtAbsolutePositions, naiveAttendBlocks, naiveAttendRow, qkvRows } from '../naive.js';
+import { ropeReasons, type SparseMethod } from '../method.js';
 
 export interface LongHeadsOptions extends SparseBaseOptions {
   /** Keys per chunk (default 32). */
@@ -67,9 +71,7 @@ function chooseChunks(s: AttentionShapes, r: ReturnType<typeof resolve>, score: 
   const off = s.keys - s.queries;
   return Array.from({ length: s.batch * s.heads * nb }, (_, blk) => {
     const qb = blk % nb;
-    const lastQ = Math.min(s.queries - 1, (qb + 1) * r.bq - 1);
-    const visible = r.causal ? Math.min(s.keys, off + lastQ + 1) : s.keys;
-    const nc = Math.ceil(visible / r.C);
+    const nc = visibleBlocks(s, qb, r.bq, r.C, r.causal);
     const firstQChunk = r.causal ? Math.floor((off + qb * r.bq) / r.C) : nc;
     const localStart = Math.max(1, Math.min(firstQChunk, nc - r.local));
     const kept = new Set<number>([0]);
@@ -127,15 +129,8 @@ export function longHeadsAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opt
     selectionPairs = s.batch * s.kvHeads * ncAll * (r.C * r.C + r.C) + s.batch * s.heads * s.queries * ncAll;
   }
   const chunks = chooseChunks(s, r, (blk, cands) => cands.map((c) => scores[blk * ncAll + c]));
-  const slots = Math.max(1, ...chunks.map((c) => c.length)) * r.C;
-  const keys = new Int32Array(chunks.length * slots).fill(-1);
-  chunks.forEach((c, blk) => blocksToKeys(c, r.C, s.keys, keys, blk * slots));
-  const { output, pairs } = attendSelected(fn, q, k, v, { queryBlock: r.bq, slots, keys }, { scale: r.scale, causal: r.causal, rope: r.rope });
-  const off = s.keys - s.queries;
-  const blocksTotal = chunks.reduce((a, _, blk) => {
-    const lastQ = Math.min(s.queries - 1, ((blk % nb) + 1) * r.bq - 1);
-    return a + Math.ceil((r.causal ? Math.min(s.keys, off + lastQ + 1) : s.keys) / r.C);
-  }, 0);
+  const { output, pairs } = attendSelected(fn, q, k, v, blockSelection(chunks, r.C, s.keys, r.bq), { scale: r.scale, causal: r.causal, rope: r.rope });
+  const blocksTotal = chunks.reduce((a, _, blk) => a + visibleBlocks(s, blk % nb, r.bq, r.C, r.causal), 0);
   return {
     output,
     chunks,
@@ -186,3 +181,30 @@ export function longHeadsAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor
   const output = naiveAttendBlocks(s, { q: qr, k: kr, v: vr }, (b, h, i) => chunks[(b * s.heads + h) * nb + Math.floor(i / r.bq)], r.C, r.scale, r.causal, r.rope);
   return { output, chunks };
 }
+
+/** LongHeads as a `SparseMethod` (see ../method.ts). */
+export const longHeadsMethod: SparseMethod<LongHeadsOptions> = {
+  name: 'longheads',
+  kind: 'paper',
+  paper: { citation: 'Lu et al. 2024, LongHeads: Multi-Head Attention is Secretly a Long Context Processor', url: 'https://arxiv.org/abs/2402.10685' },
+  attend: (q, k, v, o) => longHeadsAttention(q, k, v, o),
+  reference: (q, k, v, o) => longHeadsAttentionNaive(q, k, v, o).output,
+  supports: (q, _k, _v, o) => ropeReasons(o, q.shape[3] as number, true),
+  budgets: {
+    timing: () => ({ chunkSize: 64, chunks: 8, queryBlock: 64 }),
+    // The first and the local chunk besides the chosen ones.
+    keys: (_n, keys) => ({ chunkSize: 16, chunks: Math.max(1, Math.round(keys / 16) - 2) + 2 }),
+    extend: (trainLen, chunk) => ({ chunkSize: chunk, chunks: Math.max(2, Math.floor(trainLen / chunk)), queryBlock: chunk }),
+  },
+  cases: [
+    { label: 'per query', shape: [2, 4, 36, 8], kvHeads: 2, exact: { chunkSize: 4, chunks: 64 }, sparse: { chunkSize: 4, chunks: 3 } },
+    {
+      label: 'compact rope', shape: [1, 4, 36, 8], kvHeads: 2, exact: { chunkSize: 4, chunks: 64, rope: {} }, sparse: { chunkSize: 4, chunks: 3, rope: { base: 100 } },
+      equals: (q, k, v) => denseAtAbsolutePositions(q, k, v),
+    },
+    {
+      label: 'compact rope, query blocks', shape: [1, 2, 36, 8], kvHeads: 1, exact: { chunkSize: 4, chunks: 64, queryBlock: 4, rope: {} },
+      sparse: { chunkSize: 4, chunks: 3, queryBlock: 4, rope: { base: 100 } }, reach: 4, equals: (q, k, v) => denseAtAbsolutePositions(q, k, v),
+    },
+  ],
+};

@@ -28,7 +28,13 @@ import { matmul } from '../../../backend/ops.js';
 import { MASKED_SCORE, checkQkv } from '../../../attention/dense.js';
 import { ShapeError, fmt } from '../../../util/shapes.js';
 import { tfSeed } from '../../../util/random.js';
-import { checkBlock, checkScale, rejectRope, constant, readTidy, densePairs, f64, gatherRows, naiveAttendRow, type SparseBaseOptions, type SparseResult } from '../common.js';
+import { densePairs, type SparseResult } from '../cost.js';
+import { checkBlock, checkScale, rejectRope, type SparseBaseOptions } from '../options.js';
+import { constant, gatherRows, readTidy } from '../gather.js';
+import { f64, naiveAttendRow } from '../naive.js';
+import { ropeReasons, type SparseMethod } from '../method.js';
+import { naiveAttention } from '../../../attention/naive.js';
+import * as masks from '../../../masks/index.js';
 
 export interface RoutingOptions extends SparseBaseOptions {
   /** 'nearest' (default with causal) or 'balanced' top-w (default without; not allowed with causal). */
@@ -350,3 +356,58 @@ export function initCentroids(heads: number, clusters: number, dim: number, seed
     return r.div(r.square().sum(-1, true).sqrt()) as tf.Tensor3D;
   });
 }
+
+/** Routing's options as a method: the routing plus the number of centroids per head (`clusters`, default 8). */
+export type RoutingMethodOptions = RoutingOptions & { clusters?: number };
+
+/** Routing attention as a `SparseMethod` (see ../method.ts); its state is the centroids [h, c, d]. */
+export const routingMethod: SparseMethod<RoutingMethodOptions, tf.Tensor3D> = {
+  name: 'routing',
+  kind: 'paper',
+  paper: { citation: 'Roy et al. 2021, Efficient Content-Based Sparse Attention with Routing Transformers', url: 'https://arxiv.org/abs/2003.05997' },
+  attend: (q, k, v, o, centroids) => routingAttention(q, k, v, centroids, o),
+  reference: (q, k, v, o, centroids) => routingAttentionNaive(q, k, v, centroids, o).output,
+  supports(q, k, _v, o) {
+    const reasons = ropeReasons(o, q.shape[3] as number, false);
+    if (k.shape[1] !== q.shape[1] || k.shape[2] !== q.shape[2]) reasons.push(`q has shape ${fmt(q.shape)} and k has ${fmt(k.shape)}; routing attention needs as many key heads and keys as query heads and queries`);
+    if (o.assignment === 'balanced' && (o.causal ?? true)) reasons.push("options.assignment 'balanced' lets future tokens change earlier clusters; use 'nearest' with causal attention");
+    return reasons;
+  },
+  state: {
+    // The paper's online k-means follows the data it routes: fitted to each input (six full steps, decay 0).
+    fitTo: 'input',
+    create(o, ctx) {
+      let c = initCentroids(ctx.heads, o.clusters ?? 8, ctx.dim, ctx.seed);
+      if (!ctx.data) return c;
+      const qh = normaliseShared(ctx.data.q);
+      const kh = normaliseShared(ctx.data.k);
+      for (let it = 0; it < 6; it++) {
+        const next = kmeansUpdate(c, qh, 0, kh);
+        c.dispose();
+        c = next;
+      }
+      tf.dispose([qh, kh]);
+      return c;
+    },
+    dispose: (c) => c.dispose(),
+  },
+  budgets: {
+    // √n clusters: O(n^1.5) in all.
+    timing: (n) => ({ clusters: Math.max(2, Math.round(Math.sqrt(n))) }),
+    keys: (n, keys) => ({ clusters: Math.max(2, Math.round(n / keys)) }),
+  },
+  lm: { kind: 'routing', decodes: false },
+  cases: [
+    {
+      label: 'shared queries and keys', shape: [1, 2, 24, 8], kvHeads: 2, sharedQK: true, exact: { clusters: 1 }, sparse: { clusters: 3 },
+      // One cluster holds every token: dense causal attention on the normalised x̂.
+      equals(q, _k, v) {
+        const x = normaliseShared(q);
+        const dense = (t: tf.Tensor) => ({ data: t.dataSync(), shape: t.shape });
+        const out = naiveAttention(dense(x), dense(x), dense(v), { mask: masks.causal() }).output;
+        x.dispose();
+        return out;
+      },
+    },
+  ],
+};

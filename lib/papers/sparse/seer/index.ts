@@ -31,9 +31,13 @@ import { matmul } from '../../../backend/ops.js';
 import { MASKED_SCORE, checkQkv, repeatKv } from '../../../attention/dense.js';
 import { ShapeError, fmt } from '../../../util/shapes.js';
 import { tfSeed } from '../../../util/random.js';
-import {
-  attendSelected, blockCovers, blocksToKeys, checkBlock, checkScale, rejectRope, constant, readTidy, densePairs, f64, naiveAttendRow, topIndices, type SparseBaseOptions, type SparseResult, qkvRows,
-} from '../common.js';
+import { blockCovers, densePairs, type SparseResult } from '../cost.js';
+import { checkBlock, checkScale, rejectRope, type SparseBaseOptions } from '../options.js';
+import { attendSelected, blockSelection, topIndices } from '../selection.js';
+import { constant, readTidy } from '../gather.js';
+import { f64, naiveAttendBlocks, qkvRows } from '../naive.js';
+import { ropeReasons, selfAttentionReasons, type SparseMethod } from '../method.js';
+import { train } from '../../../train/loop.js';
 
 export interface SeerGate {
   wq: tf.Tensor; // [h, d, d_g]
@@ -213,10 +217,7 @@ export function seerOracleAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, op
 
 function attendBlocks(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, blocks: number[][], g: Geometry, causal: boolean, scale: number, selectionPairs: number) {
   const s = checkQkv(fn, q, k, v);
-  const slots = Math.max(...blocks.map((b) => b.length)) * g.B;
-  const keys = new Int32Array(blocks.length * slots).fill(-1);
-  blocks.forEach((bl, i) => blocksToKeys(bl, g.B, s.keys, keys, i * slots));
-  const { output, pairs } = attendSelected(fn, q, k, v, { queryBlock: g.bq, slots, keys }, { scale, causal });
+  const { output, pairs } = attendSelected(fn, q, k, v, blockSelection(blocks, g.B, s.keys, g.bq), { scale, causal });
   let perHead = 0;
   for (let qb = 0; qb < g.nqb; qb++) perHead += causal ? lastBlock(g, qb) + 1 : g.nkb;
   const blocksTotal = s.batch * s.heads * perHead;
@@ -279,17 +280,107 @@ export function seerAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, gat
     }
   }
   const blocks = selectBlocks(probs, s.batch * s.heads, g, causal, options);
-  const output = new Float64Array(s.batch * s.heads * s.queries * s.valueDim);
+  const output = naiveAttendBlocks(s, { q: qr, k: kr, v: vr }, (b, h, i) => blocks[(b * s.heads + h) * g.nqb + Math.floor(i / g.bq)], g.B, scale, causal);
+  return { output, probs, blocks };
+}
+
+/**
+ * Float64 loop reference of `seerOracleAttention`: the dense causal weights per query, max-pooled over bq x B tiles
+ * and row-normalised (the distillation target), the same block choice, softmax per query.
+ */
+export function seerOracleAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: SeerOptions = {}): { output: Float64Array; blocks: number[][] } {
+  const fn = 'seerOracleAttentionNaive';
+  rejectRope(fn, options);
+  const { s, g } = checkSelf(fn, q, k, v, options);
+  const causal = options.causal ?? true;
+  const scale = checkScale(fn, options.scale, s.dim);
+  const groups = s.heads / s.kvHeads;
+  const rows = qkvRows(q, k, v);
+  const gt = new Float64Array(s.batch * s.heads * g.nqb * g.nkb);
   for (let b = 0; b < s.batch; b++) {
     for (let h = 0; h < s.heads; h++) {
-      const kvh = Math.floor(h / groups);
       for (let i = 0; i < s.queries; i++) {
-        const keys: number[] = [];
-        for (const kb of blocks[(b * s.heads + h) * g.nqb + Math.floor(i / g.bq)]) for (let j = kb * g.B; j < (kb + 1) * g.B; j++) if (!causal || j <= i) keys.push(j);
-        const { out } = naiveAttendRow(qr(b, h, i), keys.map((j) => kr(b, kvh, j)), keys.map((j) => vr(b, kvh, j)), scale);
-        output.set(out, ((b * s.heads + h) * s.queries + i) * s.valueDim);
+        const keys = Array.from({ length: causal ? i + 1 : s.keys }, (_, j) => j);
+        const sc = keys.map((j) => rows.k(b, Math.floor(h / groups), j).reduce((a, x, d) => a + x * rows.q(b, h, i)[d], 0) * scale);
+        const mx = Math.max(...sc);
+        const z = sc.reduce((a, x) => a + Math.exp(x - mx), 0);
+        const row = ((b * s.heads + h) * g.nqb + Math.floor(i / g.bq)) * g.nkb;
+        sc.forEach((x, j) => (gt[row + Math.floor(j / g.B)] = Math.max(gt[row + Math.floor(j / g.B)], Math.exp(x - mx) / z)));
       }
     }
   }
-  return { output, probs, blocks };
+  for (let r = 0; r < gt.length; r += g.nkb) {
+    const z = gt.subarray(r, r + g.nkb).reduce((a, x) => a + x, 0);
+    for (let j = 0; j < g.nkb; j++) gt[r + j] /= z;
+  }
+  const blocks = selectBlocks(gt, s.batch * s.heads, g, causal, options);
+  const output = naiveAttendBlocks(s, rows, (b, h, i) => blocks[(b * s.heads + h) * g.nqb + Math.floor(i / g.bq)], g.B, scale, causal);
+  return { output, blocks };
 }
+
+/** Distil a gate (in place) from the dense attention of q, k: `steps` AdamW steps on `seerDistillLoss`. */
+export async function trainSeerGate(gate: { wq: tf.Variable; wk: tf.Variable }, q: tf.Tensor, k: tf.Tensor, geometry: GateGeometry, training: { steps: number; lr: number; seed: number }): Promise<void> {
+  const run = await train({
+    variables: [gate.wq, gate.wk],
+    steps: training.steps,
+    optimizer: { type: 'adamw', lr: training.lr, weightDecay: 0 },
+    seed: training.seed,
+    progress: false,
+    dataframe: false,
+    loss: () => seerDistillLoss(q, k, gate, geometry),
+  });
+  if (run.stopped) throw new Error(`trainSeerGate: training stopped: ${run.stopped.message}`);
+}
+
+/** Seer's options as a method: the block choice plus the gate's width (`gateDim`, default 16) for a new gate. */
+export type SeerMethodOptions = SeerOptions & { gateDim?: number };
+
+/** Why Seer (and its oracle) cannot take these inputs: it gates self-attention over whole blocks. */
+function seerReasons(q: tf.Tensor, k: tf.Tensor, o: SeerOptions): string[] {
+  const n = q.shape[2] as number;
+  const whole = (arg: 'blockSize' | 'queryBlock', size: number) => (n % size === 0 ? [] : [`${n} positions are not a multiple of options.${arg} (${size})`]);
+  return [...selfAttentionReasons(q, k, 'SeerAttention'), ...whole('blockSize', o.blockSize ?? 16), ...whole('queryBlock', o.queryBlock ?? 1), ...ropeReasons(o, q.shape[3] as number, false)];
+}
+
+const seerPaper = { citation: 'Gao et al. 2024, SeerAttention: Learning Intrinsic Sparse Attention in Your LLMs', url: 'https://arxiv.org/abs/2410.13276' };
+/** Seer's budget of about `keys` keys: the own block plus the gate's best earlier ones, in blocks of 16. */
+const seerKeys = (_n: number, keys: number): SeerMethodOptions => ({ blockSize: 16, queryBlock: 16, topk: Math.max(1, Math.round(keys / 16) - 2) + 1 });
+const seerCase = (label: string, o: SeerMethodOptions) => ({
+  label, shape: [1, 2, 32, 8] as [number, number, number, number], kvHeads: 1, exact: { blockSize: 4, topk: 64, ...o }, sparse: { blockSize: 4, topk: 2, ...o }, reach: o.queryBlock,
+});
+
+/** SeerAttention as a `SparseMethod` (see ../method.ts); its state is the gate, trained on a sample and reused. */
+export const seerMethod: SparseMethod<SeerMethodOptions, { wq: tf.Variable; wk: tf.Variable }> = {
+  name: 'seer',
+  kind: 'paper',
+  paper: seerPaper,
+  attend: (q, k, v, o, gate) => seerAttention(q, k, v, gate, o),
+  reference: (q, k, v, o, gate) => seerAttentionNaive(q, k, v, gate, o).output,
+  supports: (q, k, _v, o) => seerReasons(q, k, o),
+  state: {
+    fitTo: 'sample',
+    async create(o, ctx) {
+      const gate = initSeerGate(ctx.heads, ctx.dim, ctx.training?.width ?? o.gateDim ?? 16, ctx.seed);
+      if (ctx.data && ctx.training) await trainSeerGate(gate, ctx.data.q, ctx.data.k, { blockSize: o.blockSize, queryBlock: o.queryBlock, causal: o.causal }, { ...ctx.training, seed: ctx.seed });
+      return gate;
+    },
+    dispose: (gate) => tf.dispose([gate.wq, gate.wk]),
+  },
+  budgets: {
+    timing: () => ({ blockSize: 64, queryBlock: 64, topk: 8, gateDim: 32 }),
+    keys: seerKeys,
+  },
+  cases: [seerCase('per query', { gateDim: 4 }), seerCase('query blocks', { gateDim: 4, queryBlock: 4 })],
+};
+
+/** The oracle block choice (the gate's training target) as a `SparseMethod`: an upper bound for the learned gate. */
+export const seerOracleMethod: SparseMethod<SeerOptions> = {
+  name: 'seer-oracle',
+  kind: 'oracle',
+  paper: seerPaper,
+  attend: (q, k, v, o) => seerOracleAttention(q, k, v, o),
+  reference: (q, k, v, o) => seerOracleAttentionNaive(q, k, v, o).output,
+  supports: (q, k, _v, o) => seerReasons(q, k, o),
+  budgets: { keys: seerKeys },
+  cases: [seerCase('per query', {})],
+};
