@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { CATALOG, ConfigError, defineExperiment, getExperiment, int, list, listExperiments, num, obj, oneOf, opt, resolveConfig, runExperiment, str, tuple } from '../lib/catalog.js';
 import { repeatTask } from '../lib/data/repeat.js';
 import { splitOf } from '../lib/data/batch.js';
+import { evaluateInduction, type InductionArtifacts } from '../lib/papers/basics/induction-heads/index.js';
 
 const root = join(import.meta.dirname, '..');
 const cli = (...args: string[]) => spawnSync(process.execPath, [join(root, 'bin', 'attnlab.js'), ...args], { encoding: 'utf8', cwd: root, env: { ...process.env, ATTNLAB_BACKEND: '' } });
@@ -164,6 +165,42 @@ describe('induction-heads experiment', () => {
     expect(m.test_accuracy_2layer).toBeGreaterThan(m.test_accuracy_1layer + 0.25);
     expect(m.test_induction_score_2layer).toBeGreaterThan(0);
   }, 600_000);
+
+  it('keeps the trained models and test rows it scored (keep: true); its heads table and metrics come from them', async () => {
+    const before = tf.memory().numTensors;
+    const r = await runExperiment('induction-heads', { quick: true, seed: 3, progress: false, overrides: { steps: 15, testRows: 16, batch: 8 }, keep: true });
+    const a = r.artifacts as InductionArtifacts;
+    expect(a.models.map((m) => m.layers)).toEqual([1, 2]);
+    expect(a.test.batch).toBe(16);
+    for (const m of a.models) {
+      expect(m.records).toHaveLength(15);
+      expect(Math.max(...m.scores.flat())).toBe(r.metrics[`test_induction_score_${m.layers}layer`]);
+      expect(evaluateInduction(m.model, a.test).accuracy).toBeCloseTo(r.metrics[`test_accuracy_${m.layers}layer`], 6);
+      const rows = r.tables!.heads.filter((row) => row.layers === m.layers);
+      expect(rows.map((row) => [row.layer, row.head])).toEqual(m.scores.flatMap((hs, l) => hs.map((_, h) => [l, h])));
+      for (const row of rows) expect(row.previous_token_score).toBe(+m.previousTokenScores[row.layer as number][row.head as number].toFixed(4));
+    }
+    // Previous-token scores against a plain loop over the cached patterns: mean weight from t to t - 1 over graded t.
+    const two = a.models[1];
+    const { inputs, targets, lossMask } = a.test.toTensors();
+    const { logits, cache } = two.model.runWithCache(inputs);
+    const S = a.test.seqLen;
+    for (let l = 0; l < 2; l++) {
+      const w = cache.get(`blocks.${l}.attn.hook_pattern`).arraySync() as number[][][][];
+      for (let h = 0; h < 4; h++) {
+        let sum = 0;
+        let count = 0;
+        a.test.lengths.forEach((L, b) => {
+          for (let t = L + 1; t < S; t++, count++) sum += w[b][h][t][t - 1];
+        });
+        expect(two.previousTokenScores[l][h]).toBeCloseTo(sum / count, 5);
+      }
+    }
+    tf.dispose([inputs, targets, lossMask, logits]);
+    cache.dispose();
+    a.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  }, 120_000);
 });
 
 describe('attnlab command line', () => {

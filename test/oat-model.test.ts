@@ -10,6 +10,7 @@ import * as backend from '../lib/backend/index.js';
 import { Rng } from '../lib/util/random.js';
 import { ShapeError } from '../lib/util/shapes.js';
 import { getExperiment, runExperiment } from '../lib/catalog.js';
+import type { OatArtifacts } from '../lib/papers/cogneuro/oat/experiment.js';
 import {
   DEFAULT_VISUAL_SEARCH, OAT_EXPERIMENT, createOat, createPixelModel, decodeScanpaths, decoderInputs, disposeOat, disposeOatInputs, disposeOatTargets,
   disposePixelModel, historyBias, makeDisplay, makeSplits, oatAttentionMaps, oatConfig, oatInputs, oatLogits, oatLoss, oatStepPredictions, oatTargets,
@@ -233,10 +234,9 @@ describe('oat-scanpath experiment', () => {
   it('is registered and reports every model on both splits with the ceiling (tiny config)', async () => {
     const e = getExperiment('oat-scanpath');
     expect(e.paper).toMatch(/2407\.13335/);
-    const r = await runExperiment('oat-scanpath', {
-      quick: true, seed: 0, progress: false,
-      overrides: { train: 200, test: 12, dModel: 16, heads: 2, steps: 6, pixelSteps: 3, samples: 1, batch: 8 },
-    });
+    const overrides = { train: 200, test: 12, dModel: 16, heads: 2, steps: 6, pixelSteps: 3, samples: 1, batch: 8 };
+    const before = tf.memory().numTensors;
+    const r = await runExperiment('oat-scanpath', { quick: true, seed: 0, progress: false, keep: true, overrides });
     for (const split of ['layout', 'target']) {
       for (const mdl of ['ceiling', 'oat', 'oat-sample', 'oat-1d', 'oat-1d-sample', 'random', 'nearest', 'similarity', 'pixel']) {
         for (const k of ['seq_score', 'edit_distance', 'found_rate', 'length', 'delta', 'step_acc']) expect(r.metrics).toHaveProperty(`test_${split}_${mdl}_${k}`);
@@ -246,5 +246,24 @@ describe('oat-scanpath experiment', () => {
     }
     expect(r.tables!.results).toHaveLength(18);
     expect(r.summary).toMatch(/unseen layouts: OAT .* ceiling .*; unseen targets/);
+    // The artifacts: the splits, the trained models and each split's scores and scanpaths, as the metrics report them.
+    const a = r.artifacts as OatArtifacts;
+    expect(a.splits.train).toHaveLength(200);
+    expect([...a.models.oat.keys()]).toEqual(['oat', 'oat-1d']);
+    expect(a.models.oat.get('oat')!.losses).toHaveLength(6);
+    expect(a.models.pixel.losses).toHaveLength(3);
+    for (const [split, trials] of [['layout', a.splits.testLayout], ['target', a.splits.testTarget]] as const) {
+      const ev = a.evaluations[split];
+      expect(ev.scanpaths.oat).toHaveLength(trials.length);
+      expect(ev.scanpaths['oat-sample']).toHaveLength(trials.length);
+      expect(ev.bayesStepAcc).toBe(r.metrics[`test_${split}_bayes_step_acc`]);
+      for (const mdl of Object.keys(ev.scores)) expect(ev.scores[mdl].seq_score).toBe(r.metrics[`test_${split}_${mdl}_seq_score`]);
+    }
+    a.dispose();
+    // dispose() frees what a run without keep frees (createPixelModel's two zeros leak either way: baselines.ts).
+    const keptLeft = tf.memory().numTensors - before;
+    const beforeUnkept = tf.memory().numTensors;
+    await runExperiment('oat-scanpath', { quick: true, seed: 0, progress: false, overrides });
+    expect(keptLeft).toBe(tf.memory().numTensors - beforeUnkept);
   });
 });

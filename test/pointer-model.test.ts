@@ -9,7 +9,7 @@ import { ShapeError } from '../lib/util/shapes.js';
 import * as backend from '../lib/backend/index.js';
 import { listExperiments, runExperiment } from '../lib/catalog.js';
 import {
-  POINTER_MODEL_KINDS, TASKS, beamDecode, createPointerModel, decodeStep, disposeBatch, disposePointerModel, encode, greedyDecode,
+  POINTER_MODEL_KINDS, TASKS, taskMetrics, type PointerArtifacts, beamDecode, createPointerModel, decodeStep, disposeBatch, disposePointerModel, encode, greedyDecode,
   isTour, lstmStep, makeBatch, makeExamples, outputPositions, pointerScores, sequenceLoss, teacherForcedLogits, validPositions,
   type PointerModel, type PointerModelKind, type TaskSpec,
 } from '../lib/papers/cogneuro/pointer/index.js';
@@ -242,8 +242,9 @@ describe('pointer experiments', () => {
   it('are registered and report split-prefixed metrics for each model and test size', async () => {
     const names = listExperiments().map((e) => e.name);
     for (const t of ['hull', 'delaunay', 'tsp', 'sort']) expect(names).toContain(`pointer-${t}`);
+    const before = tf.memory().numTensors;
     const r = await runExperiment('pointer-tsp', {
-      quick: true, seed: 3, progress: false,
+      quick: true, seed: 3, progress: false, keep: true,
       overrides: { steps: 3, batch: 8, hidden: 8, testCount: 6, n_train: [4, 5], n_test: [5, 6], models: ['pointer', 'seq2seq'], beam: 2, perSize: { n: [6], steps: 2 } },
     });
     const cfg = r.config as { task: string; n_train: number[]; n_test: number[] };
@@ -253,5 +254,20 @@ describe('pointer experiments', () => {
     // Two models and two heuristics at two sizes, plus the Ptr-Net trained on n = 6 only.
     expect(r.tables!.results.length).toBe(2 * 2 + 2 * 2 + 1);
     expect(r.summary).toContain('pointer-n6');
+    // The artifacts: every trained model with the answers the metrics scored, and the test sets.
+    const a = r.artifacts as PointerArtifacts;
+    expect(Object.keys(a.models)).toEqual(['pointer', 'seq2seq', 'pointer-n6']);
+    expect([...a.tests.keys()]).toEqual([5, 6]);
+    expect(a.models.pointer.records).toHaveLength(3);
+    expect([...a.models['pointer-n6'].answers.keys()]).toEqual([6]);
+    for (const [name, n] of [['pointer', 5], ['pointer', 6], ['pointer-n6', 6]] as const) {
+      const answers = a.models[name].answers.get(n)!;
+      expect(answers).toHaveLength(6);
+      expect(taskMetrics('tsp', a.tests.get(n)!, answers).tour_length).toBe(r.metrics[`test_n${n}_${name}_tour_length`]);
+    }
+    // Vinyals et al.'s TSP numbers, only for the metrics this config reports (n = 10 is not tested here).
+    expect(r.references!.map((x) => [x.metric, x.paper])).toEqual([['test_n5_pointer_tour_length', 2.12], ['test_n5_pointer_ref_length', 2.12]]);
+    a.dispose();
+    expect(tf.memory().numTensors).toBe(before);
   });
 });

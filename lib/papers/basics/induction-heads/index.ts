@@ -14,7 +14,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ToyLM } from '../../../layers/toylm.js';
 import { repeatTask, type RepeatBatch } from '../../../data/repeat.js';
-import { train } from '../../../train/loop.js';
+import { train, type StepRecord } from '../../../train/loop.js';
 import { defineExperiment, type ExperimentContext } from '../../../experiments/contract.js';
 import { int, list, num, obj } from '../../../experiments/schema.js';
 
@@ -48,8 +48,32 @@ export interface InductionModelResult {
   seconds: number;
 }
 
-/** Train one model; returns its metrics and the trained model (caller disposes). */
-export async function trainInductionModel(cfg: InductionExperimentConfig, layers: number, ctx: Pick<ExperimentContext, 'seed' | 'progress'>): Promise<{ model: ToyLM; result: InductionModelResult }> {
+/** One trained model of a run: what the notebook draws its curves and attention patterns from. */
+export interface InductionTrained {
+  layers: number;
+  model: ToyLM;
+  records: StepRecord[];
+  /** [layer][head] induction scores and previous-token scores (attention from t to t - 1) on the test split. */
+  scores: number[][];
+  previousTokenScores: number[][];
+}
+
+/** The experiment's artifacts: every trained model and the held-out rows they were scored on. */
+export interface InductionArtifacts {
+  /** In the config's order of `layers`. */
+  models: InductionTrained[];
+  test: RepeatBatch;
+  /** Disposes every model. */
+  dispose(): void;
+}
+
+/** Train one model and score it on `test`; returns its metrics and the trained model (caller disposes). */
+export async function trainInductionModel(
+  cfg: InductionExperimentConfig,
+  layers: number,
+  test: RepeatBatch,
+  ctx: Pick<ExperimentContext, 'seed' | 'progress'>,
+): Promise<{ trained: InductionTrained; result: InductionModelResult }> {
   const t0 = performance.now();
   const model = new ToyLM({ vocab: cfg.vocabSize, dModel: cfg.dModel, heads: cfg.heads, layers, maxLen: cfg.seqLen, positional: 'learned', seed: ctx.seed });
   const task = { seqLen: cfg.seqLen, vocabSize: cfg.vocabSize, minLen: cfg.minLen, maxLen: cfg.maxLen };
@@ -72,13 +96,12 @@ export async function trainInductionModel(cfg: InductionExperimentConfig, layers
     },
   });
   if (run.stopped) throw new Error(`induction (${layers} layer): training stopped: ${run.stopped.message}`);
-  const test = repeatTask({ ...task, batch: cfg.testRows, seed: ctx.seed, split: 'test' });
-  const { accuracy, loss, scores } = evaluateInduction(model, test);
+  const { accuracy, loss, scores, previousTokenScores } = evaluateInduction(model, test);
   let best = { s: -1, at: '' };
   scores.forEach((row, l) => row.forEach((s, h) => (s > best.s ? (best = { s, at: `L${l}H${h}` }) : undefined)));
   const last = run.records.slice(-Math.max(1, Math.round(cfg.steps * 0.05)));
   return {
-    model,
+    trained: { layers, model, records: run.records, scores, previousTokenScores },
     result: {
       layers,
       test_accuracy: accuracy,
@@ -93,8 +116,11 @@ export async function trainInductionModel(cfg: InductionExperimentConfig, layers
   };
 }
 
-/** Accuracy and loss over the graded positions, and each head's induction score, on a batch. */
-export function evaluateInduction(model: ToyLM, batch: RepeatBatch): { accuracy: number; loss: number; scores: number[][] } {
+/**
+ * Accuracy and loss over the graded positions, and per head its induction score and its previous-token score (mean
+ * attention from each graded position t to t - 1), on a batch.
+ */
+export function evaluateInduction(model: ToyLM, batch: RepeatBatch): { accuracy: number; loss: number; scores: number[][]; previousTokenScores: number[][] } {
   const { inputs, targets, lossMask } = batch.toTensors();
   const { logits, cache } = model.runWithCache(inputs);
   try {
@@ -105,23 +131,29 @@ export function evaluateInduction(model: ToyLM, batch: RepeatBatch): { accuracy:
       return [hit.dataSync()[0], ce.dataSync()[0]];
     });
     const S = batch.seqLen;
-    const scores = Array.from({ length: model.config.layers }, (_, l) => {
-      const w = cache.get(`blocks.${l}.attn.hook_pattern`).dataSync(); // [b, h, q, k]
-      const H = model.config.heads;
-      return Array.from({ length: H }, (_, h) => {
-        let acc = 0;
-        let count = 0;
-        batch.lengths.forEach((L, b) => {
-          for (let t = L + 1; t < S; t++) {
-            // Every earlier copy's successor: t - L + 1, t - 2L + 1, ... (the segment may have repeated several times).
-            for (let j = t + 1 - L; j >= 1; j -= L) acc += w[((b * H + h) * S + t) * S + j];
-            count++;
-          }
-        });
-        return acc / count;
-      });
+    const H = model.config.heads;
+    const patterns = Array.from({ length: model.config.layers }, (_, l) => cache.get(`blocks.${l}.attn.hook_pattern`).dataSync()); // [b, h, q, k]
+    /** Mean total attention from each graded position t to the keys `keys(t, L)`, per layer and head. */
+    const headScores = (keys: (t: number, L: number, add: (j: number) => void) => void) =>
+      patterns.map((w) =>
+        Array.from({ length: H }, (_, h) => {
+          let acc = 0;
+          let count = 0;
+          batch.lengths.forEach((L, b) => {
+            for (let t = L + 1; t < S; t++) {
+              keys(t, L, (j) => (acc += w[((b * H + h) * S + t) * S + j]));
+              count++;
+            }
+          });
+          return acc / count;
+        }),
+      );
+    // Every earlier copy's successor: t - L + 1, t - 2L + 1, ... (the segment may have repeated several times).
+    const scores = headScores((t, L, add) => {
+      for (let j = t + 1 - L; j >= 1; j -= L) add(j);
     });
-    return { accuracy, loss, scores };
+    const previousTokenScores = headScores((t, _L, add) => add(t - 1));
+    return { accuracy, loss, scores, previousTokenScores };
   } finally {
     tf.dispose([inputs, targets, lossMask, logits]);
     cache.dispose();
@@ -142,7 +174,7 @@ export const inductionConfigSchema = obj<InductionExperimentConfig>({
   testRows: int({ min: 1 }),
 });
 
-export const inductionHeads = defineExperiment<InductionExperimentConfig>({
+export const inductionHeads = defineExperiment<InductionExperimentConfig, InductionArtifacts>({
   name: 'induction-heads',
   schema: inductionConfigSchema,
   paper: 'Olsson et al. 2022, In-context Learning and Induction Heads, https://arxiv.org/abs/2209.11895',
@@ -151,11 +183,19 @@ export const inductionHeads = defineExperiment<InductionExperimentConfig>({
   full: { seqLen: 64, vocabSize: 36, minLen: 4, maxLen: 24, batch: 64, steps: 1500, lr: 2e-3, dModel: 64, heads: 4, layers: [1, 2], testRows: 512 },
   async run(cfg, ctx) {
     const rows: InductionModelResult[] = [];
-    for (const layers of cfg.layers) {
-      ctx.log(`training the ${layers}-layer model (${cfg.steps} steps)`);
-      const { model, result } = await trainInductionModel(cfg, layers, ctx);
-      model.dispose();
-      rows.push(result);
+    const test = repeatTask({ seqLen: cfg.seqLen, vocabSize: cfg.vocabSize, minLen: cfg.minLen, maxLen: cfg.maxLen, batch: cfg.testRows, seed: ctx.seed, split: 'test' });
+    const models: InductionTrained[] = [];
+    const artifacts: InductionArtifacts = { models, test, dispose: () => models.forEach((m) => m.model.dispose()) };
+    try {
+      for (const layers of cfg.layers) {
+        ctx.log(`training the ${layers}-layer model (${cfg.steps} steps)`);
+        const { trained, result } = await trainInductionModel(cfg, layers, test, ctx);
+        models.push(trained);
+        rows.push(result);
+      }
+    } catch (e) {
+      artifacts.dispose();
+      throw e;
     }
     const metrics: Record<string, number> = {};
     for (const r of rows) {
@@ -170,11 +210,17 @@ export const inductionHeads = defineExperiment<InductionExperimentConfig>({
     const [one, two] = [rows.find((r) => r.layers === 1), rows.find((r) => r.layers === 2)];
     return {
       metrics,
-      tables: { models: rows.map(({ scores: _s, ...r }) => ({ ...r, test_accuracy: +r.test_accuracy.toFixed(4), test_induction_score: +r.test_induction_score.toFixed(4) })) },
+      tables: {
+        models: rows.map(({ scores: _s, ...r }) => ({ ...r, test_accuracy: +r.test_accuracy.toFixed(4), test_induction_score: +r.test_induction_score.toFixed(4) })),
+        heads: models.flatMap((m) =>
+          m.scores.flatMap((hs, l) => hs.map((s, h) => ({ layers: m.layers, layer: l, head: h, induction_score: +s.toFixed(4), previous_token_score: +m.previousTokenScores[l][h].toFixed(4) }))),
+        ),
+      },
       summary:
         one && two
           ? `On held-out test rows the 2-layer model predicts the repeats with accuracy ${two.test_accuracy.toFixed(3)} (best head ${two.best_head}, induction score ${two.test_induction_score.toFixed(2)}); the 1-layer model reaches ${one.test_accuracy.toFixed(3)} (its best head scores ${one.test_induction_score.toFixed(2)}).`
           : `Accuracy by layer count: ${rows.map((r) => `${r.layers}: ${r.test_accuracy.toFixed(3)}`).join(', ')}.`,
+      artifacts,
     };
   },
 });

@@ -1,9 +1,11 @@
 /** The three brain experiments (listed in lib/catalog.ts): `brain-encoder`, `brain-captions`, `brain-decoding`. */
 import { defineExperiment } from '../../../experiments/contract.js';
 import { int, list, num, obj, oneOf, type Schema } from '../../../experiments/schema.js';
-import { BRAIN_CAPTIONS_FULL, BRAIN_CAPTIONS_QUICK, runBrainCaptions, type BrainCaptionsConfig } from './scuba/experiment.js';
-import { BRAIN_DECODING_FULL, BRAIN_DECODING_QUICK, runBrainDecoding, type BrainDecodingConfig } from './decoding/experiment.js';
-import { BRAIN_ENCODER_FULL, BRAIN_ENCODER_QUICK, runBrainEncoder, type BrainEncoderConfig, type EncoderModelName, type SimulationFields } from './encoder/experiment.js';
+import { BRAIN_CAPTIONS_FULL, BRAIN_CAPTIONS_QUICK, runBrainCaptions, type BrainCaptionsArtifacts, type BrainCaptionsConfig } from './scuba/experiment.js';
+import { BRAIN_DECODING_FULL, BRAIN_DECODING_QUICK, runBrainDecoding, type BrainDecodingArtifacts, type BrainDecodingConfig } from './decoding/experiment.js';
+import {
+  BRAIN_ENCODER_FULL, BRAIN_ENCODER_QUICK, runBrainEncoder, type BrainEncoderArtifacts, type BrainEncoderConfig, type EncoderModelName, type SimulationFields,
+} from './encoder/experiment.js';
 
 const simulation: Schema<SimulationFields> = {
   imageSize: int({ min: 4 }),
@@ -18,7 +20,7 @@ const simulation: Schema<SimulationFields> = {
   repeats: int({ min: 1 }),
 };
 
-export const brainEncoder = defineExperiment<BrainEncoderConfig>({
+export const brainEncoder = defineExperiment<BrainEncoderConfig, BrainEncoderArtifacts>({
   name: 'brain-encoder',
   schema: obj<BrainEncoderConfig>({
     ...simulation,
@@ -40,7 +42,7 @@ export const brainEncoder = defineExperiment<BrainEncoderConfig>({
   run: runBrainEncoder,
 });
 
-export const brainCaptions = defineExperiment<BrainCaptionsConfig>({
+export const brainCaptions = defineExperiment<BrainCaptionsConfig, BrainCaptionsArtifacts>({
   name: 'brain-captions',
   schema: obj<BrainCaptionsConfig>({
     ...simulation,
@@ -60,7 +62,7 @@ export const brainCaptions = defineExperiment<BrainCaptionsConfig>({
   run: runBrainCaptions,
 });
 
-export const brainDecoding = defineExperiment<BrainDecodingConfig>({
+export const brainDecoding = defineExperiment<BrainDecodingConfig, BrainDecodingArtifacts>({
   name: 'brain-decoding',
   schema: obj<BrainDecodingConfig>({
     hidden: int({ min: 1 }),

@@ -11,16 +11,17 @@
  * likely next fixation: the best possible per-step accuracy. `human_*` are the test scanpaths' own statistics.
  * `train_{model}_loss` (mean per-batch loss over the last 5% of steps), `params_{model}`, `seconds_{model}`.
  * The OAT models use the fixation-history bias (historyLags, our addition); `oat-paper` (full config) is the 2-D model
- * with the paper's pointer, without it.
+ * with the paper's pointer, without it. The artifacts (for the notebook) are the splits, the trained models and each
+ * split's evaluation with every model's scanpaths.
  */
-import { defineExperiment, type ExperimentContext } from '../../../experiments/contract.js';
+import { defineExperiment, type ExperimentContext, type ExperimentOutput } from '../../../experiments/contract.js';
 import { bool, int, list, num, obj, oneOf, tuple } from '../../../experiments/schema.js';
 import { train } from '../../../train/loop.js';
 import type { ProgressMode } from '../../../train/progress.js';
 import { Rng, hashSeed } from '../../../util/random.js';
 import { CATALOGUE, featureDim } from '../../../data/visual-search/displays.js';
 import { DEFAULT_SEARCHER, fixationDistribution, sampleFixation, simulateScanpath, type SearcherParams } from '../../../data/visual-search/searcher.js';
-import { makeSplits, type Trial, type VisualSearchConfig } from '../../../data/visual-search/splits.js';
+import { makeSplits, type Trial, type VisualSearchConfig, type VisualSearchSplits } from '../../../data/visual-search/splits.js';
 import { createOat, disposeOat, disposeOatInputs, disposeOatTargets, oatInputs, oatLoss, oatParameterCount, oatTargets, type OatConfig, type OatModel } from './model.js';
 import { decodeScanpaths, oatStepPredictions } from './decode.js';
 import {
@@ -229,8 +230,16 @@ export function disposeModels(m: TrainedModels): void {
   disposePixelModel(m.pixel.model);
 }
 
+/** One split's evaluation: every model's scores and scanpaths (`{model}-sample`: `samples` per trial, trial by trial). */
+export interface SplitEvaluation {
+  scores: Record<string, ModelScores>;
+  scanpaths: Record<string, number[][]>;
+  /** The simulator's most likely next fixation on the true prefixes: the best possible step accuracy. */
+  bayesStepAcc: number;
+}
+
 /** Every model's scores on one split's trials, the ceiling first. Also returns each model's scanpaths (for plots). */
-export function evaluateSplit(cfg: OatExperimentConfig, models: TrainedModels, trials: Trial[], seed: number): { scores: Record<string, ModelScores>; scanpaths: Record<string, number[][]>; bayesStepAcc: number } {
+export function evaluateSplit(cfg: OatExperimentConfig, models: TrainedModels, trials: Trial[], seed: number): SplitEvaluation {
   const maxFixations = cfg.searcher.maxFixations;
   const ceiling = ceilingScores(trials, cfg.searcher, seed);
   const scores: Record<string, ModelScores> = { ceiling: ceiling.second };
@@ -252,11 +261,21 @@ export function evaluateSplit(cfg: OatExperimentConfig, models: TrainedModels, t
   return { scores, scanpaths, bayesStepAcc: ceiling.bayesStepAcc };
 }
 
-export async function runOatExperiment(cfg: OatExperimentConfig, ctx: ExperimentContext) {
+/** What a run returns for the notebook: the data, the trained models and each held-out split's evaluation. */
+export interface OatArtifacts {
+  splits: VisualSearchSplits;
+  models: TrainedModels;
+  evaluations: Record<keyof typeof SPLITS, SplitEvaluation>;
+  /** Disposes every model. */
+  dispose(): void;
+}
+
+export async function runOatExperiment(cfg: OatExperimentConfig, ctx: ExperimentContext): Promise<ExperimentOutput<OatArtifacts>> {
   const splits = makeSplits(dataConfig(cfg), { train: cfg.train, test: cfg.test }, ctx.seed);
   const metrics: Record<string, number> = {};
   const rows: Record<string, string | number>[] = [];
   const models = await trainModels(cfg, splits.train, ctx);
+  const evaluations = {} as OatArtifacts['evaluations'];
   try {
     for (const [name, t] of models.oat) {
       const tail = t.losses.slice(-Math.max(1, Math.round(cfg.steps * 0.05)));
@@ -267,20 +286,23 @@ export async function runOatExperiment(cfg: OatExperimentConfig, ctx: Experiment
     const pl = models.pixel.losses.slice(-10);
     metrics.train_pixel_loss = pl.reduce((a, b) => a + b, 0) / pl.length;
     metrics.seconds_pixel = models.pixel.seconds;
-    for (const [split, trials] of Object.entries({ layout: splits.testLayout, target: splits.testTarget })) {
+    for (const [split, trials] of [['layout', splits.testLayout], ['target', splits.testTarget]] as const) {
       const human = summarize(trials.map((t) => t.scanpath), trials.map((t) => t.scanpath), trials.map((t) => t.display.target));
       for (const k of ['found_rate', 'fix_to_target', 'length', 'search', 'refix', 'revisit'] as const) metrics[`test_${split}_human_${k}`] = human[k];
       const r = evaluateSplit(cfg, models, trials, ctx.seed);
+      evaluations[split] = r;
       metrics[`test_${split}_bayes_step_acc`] = r.bayesStepAcc;
       for (const [model, s] of Object.entries(r.scores)) {
         for (const k of SCORE_KEYS) if (Number.isFinite(s[k])) metrics[`test_${split}_${model}_${k}`] = s[k]!;
-        rows.push(scoreRow(SPLITS[split as keyof typeof SPLITS], model, s));
+        rows.push(scoreRow(SPLITS[split], model, s));
       }
     }
-  } finally {
+  } catch (e) {
     disposeModels(models);
+    throw e;
   }
-  return { metrics, tables: { results: rows }, summary: summarizeRun(cfg, metrics) };
+  const artifacts: OatArtifacts = { splits, models, evaluations, dispose: () => disposeModels(models) };
+  return { metrics, tables: { results: rows }, summary: summarizeRun(cfg, metrics), artifacts };
 }
 
 /** One table row: the split, the model and its scores rounded to 4 places. */
@@ -360,7 +382,7 @@ export const oatConfigSchema = obj<OatExperimentConfig>({
   paperPointer: bool(),
 });
 
-export const oatScanpath = defineExperiment<OatExperimentConfig>({
+export const oatScanpath = defineExperiment<OatExperimentConfig, OatArtifacts>({
   name: 'oat-scanpath',
   schema: oatConfigSchema,
   paper: 'Fang, Yu, Zhang, van der Lans, Shi 2024, OAT: Object-Level Attention Transformer for Gaze Scanpath Prediction, ECCV, https://arxiv.org/abs/2407.13335',

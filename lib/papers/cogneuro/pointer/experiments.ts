@@ -4,10 +4,12 @@
  * Each trains every model kind in the config on the same training examples (n drawn from `n_train`), then decodes a
  * test set drawn from a different seed at every size in `n_test` (sizes above the training range test generalisation)
  * and scores it with the task's metrics. Metric names: `test_n{N}_{model}_{metric}`, `train_{model}_loss`,
- * `params_{model}`, `seconds_{model}`; the `results` table has one row per (model, n).
+ * `params_{model}`, `seconds_{model}`; the `results` table has one row per (model, n). The paper's numbers (Vinyals
+ * et al.'s Tables 1 and 2) come back as `references` beside the metrics they compare with; the trained models, their
+ * decoded answers and the test sets as artifacts.
  */
 import * as tf from '@tensorflow/tfjs';
-import { defineExperiment, type Experiment, type ExperimentContext } from '../../../experiments/contract.js';
+import { defineExperiment, type Experiment, type ExperimentContext, type ExperimentOutput, type PaperReference } from '../../../experiments/contract.js';
 import { int, list, num, obj, oneOf, opt, tuple } from '../../../experiments/schema.js';
 import { train, type StepRecord } from '../../../train/loop.js';
 import type { ProgressMode } from '../../../train/progress.js';
@@ -110,11 +112,12 @@ export async function trainPointer(
   return { kind, model, records: run.records, seconds: (performance.now() - t0) / 1000 };
 }
 
-/** Decode with the config's beam width and score with the task's metrics. */
-export function evaluatePointer(cfg: PointerExperimentConfig, model: PointerModel, examples: Example[]): Record<string, number> {
+/** Decode with the config's beam width and score with the task's metrics; also returns the decoded answers. */
+export function evaluatePointer(cfg: PointerExperimentConfig, model: PointerModel, examples: Example[]): { metrics: Record<string, number>; answers: number[][] } {
   const task = TASKS[cfg.task];
   const out = cfg.beam > 1 ? beamDecode(model, task, examples, cfg.beam) : greedyDecode(model, task, examples);
-  return taskMetrics(cfg.task, examples, out.map((d) => d.answer));
+  const answers = out.map((d) => d.answer);
+  return { metrics: taskMetrics(cfg.task, examples, answers), answers };
 }
 
 /** Non-learned TSP references on the same test set: nearest neighbour and 2-opt. */
@@ -127,9 +130,58 @@ function tspHeuristics(examples: Example[]): Record<string, Record<string, numbe
 
 export type ResultRow = { model: string; n: number } & Record<string, number | string>;
 
-export async function runPointerExperiment(cfg: PointerExperimentConfig, ctx: ExperimentContext) {
+/** A trained model of a run and its decoded test answers (point indices) per test size. */
+export interface PointerRunModel extends TrainedPointer {
+  answers: Map<number, number[][]>;
+}
+
+/** What a run returns for the notebook: every trained model and the test sets they were decoded on. */
+export interface PointerArtifacts {
+  /** By name: each kind of `models`, and `pointer-n{N}` for the per-size models. */
+  models: Record<string, PointerRunModel>;
+  /** Test examples per size: every size of `n_test`, and the per-size models' sizes. */
+  tests: Map<number, Example[]>;
+  /** Disposes every model. */
+  dispose(): void;
+}
+
+/** Vinyals et al.'s numbers for the Ptr-Net, in our units (fractions; mean tour length in the unit square). */
+const PAPER_VALUES: Record<TaskName, { n: number; metric: string; paper: number; source: string }[]> = {
+  hull: [
+    { n: 5, metric: 'accuracy', paper: 0.92, source: 'Vinyals et al. 2015, Table 1, convex hull: Ptr-Net trained on n = 5-50, exact accuracy at n = 5' },
+    { n: 10, metric: 'accuracy', paper: 0.87, source: 'Vinyals et al. 2015, Table 1, convex hull: Ptr-Net trained on n = 5-50, exact accuracy at n = 10' },
+    { n: 10, metric: 'area_coverage', paper: 0.998, source: 'Vinyals et al. 2015, Table 1, convex hull: Ptr-Net trained on n = 5-50, area coverage at n = 10' },
+  ],
+  delaunay: [
+    { n: 5, metric: 'accuracy', paper: 0.807, source: 'Vinyals et al. 2015, Table 1, Delaunay: Ptr-Net trained and tested at n = 5, exact accuracy' },
+    { n: 5, metric: 'triangle_coverage', paper: 0.93, source: 'Vinyals et al. 2015, Table 1, Delaunay: Ptr-Net trained and tested at n = 5, triangle coverage' },
+  ],
+  tsp: [
+    { n: 5, metric: 'tour_length', paper: 2.12, source: 'Vinyals et al. 2015, Table 2, TSP: Ptr-Net trained and tested at n = 5, mean tour length' },
+    { n: 5, metric: 'ref_length', paper: 2.12, source: 'Vinyals et al. 2015, Table 2, TSP: optimal mean tour length at n = 5 (ours: Held-Karp on our test set)' },
+    { n: 10, metric: 'tour_length', paper: 2.88, source: 'Vinyals et al. 2015, Table 2, TSP: Ptr-Net trained and tested at n = 10, mean tour length' },
+    { n: 10, metric: 'ref_length', paper: 2.87, source: 'Vinyals et al. 2015, Table 2, TSP: optimal mean tour length at n = 10 (ours: Held-Karp on our test set)' },
+  ],
+  sort: [],
+};
+
+/**
+ * The paper's numbers beside the metrics of ours they compare with: the Ptr-Net trained at that size alone when the
+ * config has one (`pointer-n{N}`, the paper's setting for Delaunay and TSP), else the Ptr-Net trained on `n_train`.
+ */
+function paperReferences(cfg: PointerExperimentConfig, metrics: Record<string, number>): PaperReference[] {
+  return PAPER_VALUES[cfg.task].flatMap(({ n, metric, paper, source }) => {
+    const model = cfg.perSize?.n.includes(n) ? `pointer-n${n}` : 'pointer';
+    const key = `test_n${n}_${model}_${metric}`;
+    return key in metrics ? [{ metric: key, paper, source }] : [];
+  });
+}
+
+export async function runPointerExperiment(cfg: PointerExperimentConfig, ctx: ExperimentContext): Promise<ExperimentOutput<PointerArtifacts>> {
   const examples = trainingSet(cfg, ctx.seed);
   const tests = new Map(cfg.n_test.map((n) => [n, testSet(cfg, ctx.seed, n)]));
+  const models: Record<string, PointerRunModel> = {};
+  const artifacts: PointerArtifacts = { models, tests: new Map(tests), dispose: () => Object.values(models).forEach((m) => disposePointerModel(m.model)) };
   const metrics: Record<string, number> = {};
   const rows: ResultRow[] = [];
   const round = (v: number) => (Number.isFinite(v) ? +v.toFixed(4) : v);
@@ -137,31 +189,40 @@ export async function runPointerExperiment(cfg: PointerExperimentConfig, ctx: Ex
     for (const [k, v] of Object.entries(m)) if (Number.isFinite(v)) metrics[`test_n${n}_${name}_${k}`] = v;
     rows.push({ model: name, n, ...Object.fromEntries(Object.entries(m).map(([k, v]) => [k, round(v)])) });
   };
-  /** Train `kind` on `sized`'s examples, test it at `sizes`, and record it as `name`; the model is disposed after. */
+  /** Train `kind` on `sized`'s examples, test it at `sizes`, and record it as `name`; the model joins the artifacts. */
   const fitAndScore = async (name: string, sized: PointerExperimentConfig, kind: PointerModelKind, train: Example[], sizes: [number, Example[]][], trainLoss: boolean) => {
     ctx.log(`pointer-${cfg.task}: training ${name} (${sized.steps} steps, batch ${sized.batch}, n ${sized.n_train.join('-')})`);
     const trained = await trainPointer(sized, kind, train, { seed: ctx.seed, progress: ctx.progress });
-    try {
-      if (trainLoss) {
-        const last = trained.records.slice(-Math.max(1, Math.round(sized.steps * 0.05)));
-        metrics[`train_${name}_loss`] = last.reduce((a, r) => a + r.loss, 0) / last.length;
-      }
-      metrics[`params_${name}`] = parameterCount(trained.model);
-      metrics[`seconds_${name}`] = trained.seconds;
-      for (const [n, test] of sizes) record(name, n, tf.tidy(() => evaluatePointer(cfg, trained.model, test)));
-    } finally {
-      disposePointerModel(trained.model);
+    const answers = new Map<number, number[][]>();
+    models[name] = { ...trained, answers };
+    if (trainLoss) {
+      const last = trained.records.slice(-Math.max(1, Math.round(sized.steps * 0.05)));
+      metrics[`train_${name}_loss`] = last.reduce((a, r) => a + r.loss, 0) / last.length;
+    }
+    metrics[`params_${name}`] = parameterCount(trained.model);
+    metrics[`seconds_${name}`] = trained.seconds;
+    for (const [n, test] of sizes) {
+      const r = tf.tidy(() => evaluatePointer(cfg, trained.model, test));
+      answers.set(n, r.answers);
+      record(name, n, r.metrics);
     }
   };
-  for (const kind of cfg.models) await fitAndScore(kind, cfg, kind, examples, [...tests], true);
-  for (const n of cfg.perSize?.n ?? []) {
-    const sized: PointerExperimentConfig = { ...cfg, n_train: [n, n], steps: cfg.perSize!.steps };
-    await fitAndScore(`pointer-n${n}`, sized, 'pointer', trainingSet(sized, ctx.seed), [[n, tests.get(n) ?? testSet(cfg, ctx.seed, n)]], false);
+  try {
+    for (const kind of cfg.models) await fitAndScore(kind, cfg, kind, examples, [...tests], true);
+    for (const n of cfg.perSize?.n ?? []) {
+      const sized: PointerExperimentConfig = { ...cfg, n_train: [n, n], steps: cfg.perSize!.steps };
+      const test = tests.get(n) ?? testSet(cfg, ctx.seed, n);
+      artifacts.tests.set(n, test);
+      await fitAndScore(`pointer-n${n}`, sized, 'pointer', trainingSet(sized, ctx.seed), [[n, test]], false);
+    }
+    if (cfg.task === 'tsp') {
+      for (const [n, test] of tests) for (const [name, m] of Object.entries(tspHeuristics(test))) record(name, n, m);
+    }
+  } catch (e) {
+    artifacts.dispose();
+    throw e;
   }
-  if (cfg.task === 'tsp') {
-    for (const [n, test] of tests) for (const [name, m] of Object.entries(tspHeuristics(test))) record(name, n, m);
-  }
-  return { metrics, tables: { results: rows }, summary: summarize(cfg, metrics) };
+  return { metrics, tables: { results: rows }, references: paperReferences(cfg, metrics), summary: summarize(cfg, metrics), artifacts };
 }
 
 const HEADLINE: Record<TaskName, string> = { hull: 'accuracy', delaunay: 'triangle_coverage', tsp: 'gap', sort: 'accuracy' };
@@ -224,10 +285,10 @@ export const pointerConfigSchema = obj<PointerExperimentConfig>({
 });
 
 /** One experiment per task: `pointer-hull`, `pointer-delaunay`, `pointer-tsp`, `pointer-sort`. */
-export const pointerExperiments: Record<TaskName, Experiment<PointerExperimentConfig>> = Object.fromEntries(
+export const pointerExperiments: Record<TaskName, Experiment<PointerExperimentConfig, PointerArtifacts>> = Object.fromEntries(
   (Object.entries(POINTER_EXPERIMENTS) as [TaskName, (typeof POINTER_EXPERIMENTS)[TaskName]][]).map(([task, e]) => [
     task,
-    defineExperiment<PointerExperimentConfig>({
+    defineExperiment<PointerExperimentConfig, PointerArtifacts>({
       name: `pointer-${task}`,
       paper: PAPER,
       description: e.description,
@@ -237,4 +298,4 @@ export const pointerExperiments: Record<TaskName, Experiment<PointerExperimentCo
       run: runPointerExperiment,
     }),
   ]),
-) as Record<TaskName, Experiment<PointerExperimentConfig>>;
+) as Record<TaskName, Experiment<PointerExperimentConfig, PointerArtifacts>>;

@@ -2,10 +2,11 @@
  * The `brain-decoding` experiment: whole-brain parcel responses to the simulated scenes (visual pRF parcels, semantic
  * category parcels, noise parcels), a contrastive encoder to the scenes' fixed image embeddings, and top-1 / top-5
  * retrieval among held-out images (chance 1% and 5% with 100 candidates), using all parcels or the visual ones only.
- * Both encoders keep the weights with the best validation InfoNCE (a separate split of scenes).
+ * Both encoders keep the weights with the best validation InfoNCE (a separate split of scenes). Artifacts: each
+ * encoder's training losses, best step and test ranks, and the parcel kinds.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ExperimentContext } from '../../../../experiments/contract.js';
+import type { ExperimentContext, ExperimentOutput } from '../../../../experiments/contract.js';
 import type { ProgressMode } from '../../../../train/progress.js';
 import { Rng } from '../../../../util/random.js';
 import { DEFAULT_SCENES, drawScenes, stackPixels } from '../simulate/scenes.js';
@@ -87,7 +88,15 @@ export async function runDecoding(cfg: BrainDecodingConfig, seed: number, progre
   return { brain, results };
 }
 
-export async function runBrainDecoding(cfg: BrainDecodingConfig, ctx: ExperimentContext) {
+/** The experiment's artifacts (plain data, nothing to dispose). */
+export interface BrainDecodingArtifacts {
+  /** Parcel kinds in order: 'visual' | 'semantic' | 'noise'. */
+  parcelKinds: WholeBrain['kinds'];
+  /** Per parcel set: retrieval, the rank of each test image's true embedding, training losses and the step kept. */
+  runs: DecodingRun['results'];
+}
+
+export async function runBrainDecoding(cfg: BrainDecodingConfig, ctx: ExperimentContext): Promise<ExperimentOutput<BrainDecodingArtifacts>> {
   const t0 = performance.now();
   const { brain, results } = await runDecoding(cfg, ctx.seed, ctx.progress);
   const count = (k: string) => brain.kinds.filter((x) => x === k).length;
@@ -114,6 +123,7 @@ export async function runBrainDecoding(cfg: BrainDecodingConfig, ctx: Experiment
         { parcels: 'chance', top1: 1 / cfg.test, top5: Math.min(1, 5 / cfg.test) },
       ],
     },
+    artifacts: { parcelKinds: brain.kinds, runs: results },
     summary: `Retrieval among ${cfg.test} held-out images: whole brain top-1 ${pct(results.whole.top1)}, top-5 ${pct(results.whole.top5)}; visual parcels only top-1 ${pct(results.visual.top1)}, top-5 ${pct(results.visual.top5)} (chance ${pct(1 / cfg.test)} / ${pct(5 / cfg.test)}).`,
   };
 }

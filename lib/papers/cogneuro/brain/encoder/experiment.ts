@@ -5,9 +5,10 @@
  * Metrics: `test_{region}_{model}_r` (mean Pearson r over the region's voxels), `test_{region}_{model}_frac_ceiling`
  * (mean r / mean noise ceiling of the region), `test_{region}_ceiling`, `test_{region}_routing` (transformer attention
  * vs the true routing), group means `test_{early|category}_{model}_frac_ceiling`, `params_{model}`, `seconds_{model}`.
+ * Artifacts: the simulation and every fitted model, with their training losses (`FittedEncoders`).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ExperimentContext } from '../../../../experiments/contract.js';
+import type { ExperimentContext, ExperimentOutput } from '../../../../experiments/contract.js';
 import type { ProgressMode } from '../../../../train/progress.js';
 import { DEFAULT_SCENES } from '../simulate/scenes.js';
 import { disposeSimulation, simulate, type Simulation, type SimulationConfig } from '../simulate/dataset.js';
@@ -117,6 +118,9 @@ export async function fitEncoders(cfg: BrainEncoderConfig, seed: number, opts: {
   return out;
 }
 
+/** The experiment's artifacts (for the notebook): the simulation and every fitted model; `dispose` frees them. */
+export type BrainEncoderArtifacts = FittedEncoders & { dispose(): void };
+
 export function disposeEncoders(f: FittedEncoders): void {
   f.transformer?.dispose();
   for (const m of f.models) m.dispose();
@@ -163,7 +167,7 @@ export function scoreEncoders(f: FittedEncoders): { metrics: Record<string, numb
   return { metrics, rows, routing };
 }
 
-export async function runBrainEncoder(cfg: BrainEncoderConfig, ctx: ExperimentContext) {
+export async function runBrainEncoder(cfg: BrainEncoderConfig, ctx: ExperimentContext): Promise<ExperimentOutput<BrainEncoderArtifacts>> {
   const f = await fitEncoders(cfg, ctx.seed, { progress: ctx.progress, log: ctx.log });
   try {
     const { metrics, rows } = scoreEncoders(f);
@@ -174,9 +178,10 @@ export async function runBrainEncoder(cfg: BrainEncoderConfig, ctx: ExperimentCo
       `; early regions: ` + cfg.models.map((m) => `${m} ${pct(`test_early_${m}_frac_ceiling`)}`).join(', ') +
       `. Parameters: ` + cfg.models.map((m) => `${m} ${metrics[`params_${m}`]}`).join(', ') +
       (metrics.test_category_routing !== undefined ? `. Routing score (attention vs truth): early ${metrics.test_early_routing.toFixed(2)}, category ${metrics.test_category_routing.toFixed(2)}.` : '.');
-    return { metrics, tables: { regions: rows }, summary };
-  } finally {
+    return { metrics, tables: { regions: rows }, summary, artifacts: { ...f, dispose: () => disposeEncoders(f) } };
+  } catch (e) {
     disposeEncoders(f);
+    throw e;
   }
 }
 

@@ -2,9 +2,10 @@
  * The `brain-captions` experiment: per-voxel ridge encoders on the embedding of the simulated scenes, projected onto
  * unpaired natural embeddings (BrainSCUBA) or used raw, each captioned by its nearest concept. Agreement: the fraction
  * of category-region voxels whose caption names the region's category. Also the on-manifold similarity of each.
+ * Artifacts: every voxel's captions.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ExperimentContext } from '../../../../experiments/contract.js';
+import type { ExperimentContext, ExperimentOutput } from '../../../../experiments/contract.js';
 import { Rng } from '../../../../util/random.js';
 import { DEFAULT_SCENES, drawScenes, stackPixels } from '../simulate/scenes.js';
 import { extractFeatures } from '../simulate/features.js';
@@ -94,7 +95,12 @@ export async function captionVoxels(cfg: BrainCaptionsConfig, seed: number): Pro
   return { sim, captions, metrics };
 }
 
-export async function runBrainCaptions(cfg: BrainCaptionsConfig, ctx: ExperimentContext) {
+/** The experiment's artifacts: one entry per voxel, region by region (plain data, nothing to dispose). */
+export interface BrainCaptionsArtifacts {
+  captions: VoxelCaption[];
+}
+
+export async function runBrainCaptions(cfg: BrainCaptionsConfig, ctx: ExperimentContext): Promise<ExperimentOutput<BrainCaptionsArtifacts>> {
   const t0 = performance.now();
   const r = await captionVoxels(cfg, ctx.seed);
   disposeSimulation(r.sim);
@@ -107,12 +113,18 @@ export async function runBrainCaptions(cfg: BrainCaptionsConfig, ctx: Experiment
       for (const c of cs) counts.set(c[key], (counts.get(c[key]) ?? 0) + 1);
       return [...counts.entries()].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ');
     };
-    return { region, truth: cs[0].truth, voxels: cs.length, projected_captions: top('projected'), raw_captions: top('raw'), encoder_r: +mean(cs.map((c) => c.test_r)).toFixed(3) };
+    // Agreement is defined for category regions only (an early region's truth is a location, not a concept).
+    const agreement = (key: 'projected' | 'raw') => (cs[0].truth === 'location' ? null : +mean(cs.map((c) => +(c[key] === c.truth))).toFixed(3));
+    return {
+      region, truth: cs[0].truth, voxels: cs.length, example_caption: cs[0].caption, agreement_projected: agreement('projected'), agreement_raw: agreement('raw'),
+      projected_captions: top('projected'), raw_captions: top('raw'), encoder_r: +mean(cs.map((c) => c.test_r)).toFixed(3),
+    };
   });
   const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
   return {
     metrics: m,
     tables: { regions: rows },
+    artifacts: { captions: r.captions },
     summary: `Caption (captioner trained on natural embeddings) names the category of the voxel's region: projected ${pct(m.test_agreement_projected)} vs raw weights ${pct(m.test_agreement_raw)}; nearest concept embedding: projected ${pct(m.test_agreement_nearest_projected)} vs raw ${pct(m.test_agreement_nearest_raw)}; similarity to the nearest natural embedding: projected ${m.test_manifold_similarity_projected.toFixed(2)}, raw ${m.test_manifold_similarity_raw.toFixed(2)}.`,
   };
 }
