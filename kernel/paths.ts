@@ -1,14 +1,5 @@
 /** Where this package lives, from either its source (`kernel/`) or its build (`dist/kernel/`). */
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../lib/util/paths.js';
 
-function findPackageRoot(dir: string): string {
-  for (let d = dir; ; d = dirname(d)) {
-    if (existsSync(join(d, 'package.json'))) return d;
-    if (dirname(d) === d) throw new Error(`no package.json above ${dir}`);
-  }
-}
-
-/** The attnlab package root: the nearest folder above this file with a package.json. */
-export const PACKAGE_ROOT = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
+/** The attnlab package root, found once by lib/util/paths.ts (kernel/ and lib/ compile together, so both ship). */
+export const PACKAGE_ROOT = packageRoot();

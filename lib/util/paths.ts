@@ -1,4 +1,7 @@
-/** Where the attnlab package lives on disk, found from this module (works from lib/ sources and from dist/). */
+/**
+ * Where the attnlab package lives on disk, found from this module (works from lib/ sources and from dist/lib/). The one
+ * package-root finder: the native addon's path, the Jupyter kernel (kernel/paths.ts) and the CLI all ask it.
+ */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -1,0 +1,144 @@
+/**
+ * attnlab's own kernels on the wasm heap, with no tfjs counterpart: fused GELU, layer norm and Adam(W), and flash
+ * attention forward and backward. Registered with the overrides (./kernels.ts) while the native kernels are installed;
+ * ./fused.ts and lib/attention/flash.ts run them by name.
+ */
+import type * as tf from '@tensorflow/tfjs';
+import { requireAddon } from './load.js';
+import { heap, offset, size, type KernelArgs, type KernelFn } from './wasm.js';
+
+/** The addon's unary op code for exact GELU (U_GELU, after ./kernels.ts's UNARY codes; see src/kernels.inc). */
+const GELU_OP = 12;
+
+/** Kernel names of the fused transformer ops (registered on wasm only while the native kernels are installed). */
+export const GELU = 'AttnlabGelu';
+export const GELU_GRAD = 'AttnlabGeluGrad';
+export const LAYER_NORM = 'AttnlabLayerNorm';
+export const LAYER_NORM_GRAD = 'AttnlabLayerNormGrad';
+
+function geluKernel(args: KernelArgs): tf.TensorInfo {
+  const { inputs, backend } = args;
+  const out = backend.makeOutput([...inputs.x.shape], 'float32');
+  const n = size(inputs.x.shape);
+  if (n > 0) requireAddon().unary(heap(backend), GELU_OP, offset(backend, inputs.x), offset(backend, out), n);
+  return out;
+}
+
+function geluGradKernel(args: KernelArgs): tf.TensorInfo {
+  const { inputs, backend } = args;
+  const out = backend.makeOutput([...inputs.x.shape], 'float32');
+  const n = size(inputs.x.shape);
+  if (n > 0) requireAddon().geluGrad(heap(backend), offset(backend, inputs.x), offset(backend, inputs.dy), offset(backend, out), n);
+  return out;
+}
+
+function layerNormKernel(args: KernelArgs): tf.TensorInfo[] {
+  const { inputs, backend, attrs } = args;
+  const { x, gamma, beta } = inputs;
+  const n = x.shape[x.shape.length - 1];
+  const rows = size(x.shape) / n;
+  const y = backend.makeOutput([...x.shape], 'float32');
+  const mean = backend.makeOutput([rows], 'float32');
+  const rstd = backend.makeOutput([rows], 'float32');
+  requireAddon().layerNorm(heap(backend), offset(backend, x), offset(backend, gamma), offset(backend, beta), offset(backend, y),
+    offset(backend, mean), offset(backend, rstd), rows, n, attrs.eps as number);
+  return [y, mean, rstd];
+}
+
+function layerNormGradKernel(args: KernelArgs): tf.TensorInfo[] {
+  const { inputs, backend } = args;
+  const { x, gamma, dy, mean, rstd } = inputs;
+  const n = x.shape[x.shape.length - 1];
+  const rows = size(x.shape) / n;
+  const dx = backend.makeOutput([...x.shape], 'float32');
+  const dg = backend.makeOutput([n], 'float32');
+  const db = backend.makeOutput([n], 'float32');
+  requireAddon().layerNormGrad(heap(backend), offset(backend, x), offset(backend, gamma), offset(backend, dy), offset(backend, mean),
+    offset(backend, rstd), offset(backend, dx), offset(backend, dg), offset(backend, db), rows, n);
+  return [dx, dg, db];
+}
+
+export const ADAM = 'AttnlabAdam';
+
+function adamKernel(args: KernelArgs): tf.TensorInfo[] {
+  const { inputs, backend, attrs } = args;
+  const { p, m, v, g } = inputs;
+  const shape = [...p.shape];
+  const outs = [backend.makeOutput(shape, 'float32'), backend.makeOutput(shape, 'float32'), backend.makeOutput(shape, 'float32')];
+  const h = attrs as unknown as Required<AdamHyper>;
+  const n = size(shape);
+  if (n > 0) {
+    requireAddon().adam(heap(backend), offset(backend, p), offset(backend, m), offset(backend, v), offset(backend, g),
+      offset(backend, outs[0]), offset(backend, outs[1]), offset(backend, outs[2]), n,
+      h.lr, h.beta1, h.beta2, h.eps, h.biasCorrection1, h.biasCorrection2, h.l2, h.decoupledDecay);
+  }
+  return outs;
+}
+
+/** Hyper-parameters of one Adam(W) update (bias corrections 1 - beta^t precomputed by the caller). */
+export interface AdamHyper {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  biasCorrection1: number;
+  biasCorrection2: number;
+  /** Adam's coupled decay: g += l2 * p. */
+  l2?: number;
+  /** AdamW's decoupled decay, already multiplied by lr: p *= 1 - decoupledDecay. */
+  decoupledDecay?: number;
+}
+
+/** Kernel names of the fused attention op (see lib/attention/flash.ts). */
+export const FLASH_FWD = 'AttnlabFlashFwd';
+export const FLASH_BWD = 'AttnlabFlashBwd';
+
+/** Attributes of the flash kernels: sizes, scale and the visible key intervals per (mask batch row, query). */
+export interface FlashAttrs {
+  scale: number;
+  /** [maskBatch, queries, 4]: key j visible iff iv[0] <= j < iv[1] or iv[2] <= j < iv[3]; null = all visible. */
+  intervals: Int32Array | null;
+  /** queries * 4 when the intervals differ per batch row, else 0. */
+  intervalBatchStride: number;
+}
+
+function flashFwdKernel(args: KernelArgs): tf.TensorInfo[] {
+  const { inputs, backend, attrs } = args;
+  const { q, k, v } = inputs;
+  const a = attrs as unknown as FlashAttrs;
+  const [B, H, Sq, D] = q.shape;
+  const [, G, Sk] = k.shape;
+  const E = v.shape[3];
+  const o = backend.makeOutput([B, H, Sq, E], 'float32');
+  const l = backend.makeOutput([B, H, Sq], 'float32');
+  requireAddon().flashFwd(heap(backend), offset(backend, q), offset(backend, k), offset(backend, v), offset(backend, o),
+    offset(backend, l), B, H, G, Sq, Sk, D, E, a.scale, a.intervals, a.intervalBatchStride);
+  return [o, l];
+}
+
+function flashBwdKernel(args: KernelArgs): tf.TensorInfo[] {
+  const { inputs, backend, attrs } = args;
+  const { q, k, v, o, dy, lse } = inputs;
+  const a = attrs as unknown as FlashAttrs;
+  const [B, H, Sq, D] = q.shape;
+  const [, G, Sk] = k.shape;
+  const E = v.shape[3];
+  const dq = backend.makeOutput([...q.shape], 'float32');
+  const dk = backend.makeOutput([...k.shape], 'float32');
+  const dv = backend.makeOutput([...v.shape], 'float32');
+  requireAddon().flashBwd(heap(backend), offset(backend, q), offset(backend, k), offset(backend, v), offset(backend, o),
+    offset(backend, dy), offset(backend, lse), offset(backend, dq), offset(backend, dk), offset(backend, dv),
+    B, H, G, Sq, Sk, D, E, a.scale, a.intervals, a.intervalBatchStride);
+  return [dq, dk, dv];
+}
+
+/** Every kernel above by name, in registration order. */
+export const FUSED_KERNELS: Readonly<Record<string, KernelFn>> = {
+  [GELU]: geluKernel,
+  [ADAM]: adamKernel,
+  [GELU_GRAD]: geluGradKernel,
+  [LAYER_NORM]: layerNormKernel,
+  [LAYER_NORM_GRAD]: layerNormGradKernel,
+  [FLASH_FWD]: flashFwdKernel,
+  [FLASH_BWD]: flashBwdKernel,
+};
