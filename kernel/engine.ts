@@ -278,5 +278,5 @@ export function isComplete(code: string): Completeness {
   if (/\n\s*\n\s*$/.test(code)) return { status: 'invalid' }; // two blank lines: the user is done typing
   const lastLine = code.slice(code.lastIndexOf('\n') + 1);
   const indent = lastLine.match(/^\s*/)![0];
-  return { status: 'incomplete', indent: /[{([]\s*$/.test(lastLine) ? indent + '  ' : indent };
+  return { status: 'incomplete', indent: /[{([]\s*$/.test(lastLine) ? `${indent}  ` : indent };
 }

@@ -64,7 +64,7 @@ export function installKernelSpec(opts: InstallOptions = {}): string {
   if (!existsSync(entry)) throw new Error(`kernel install: ${entry} does not exist; build first (npm run build)`);
   const dir = kernelSpecDir(opts);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'kernel.json'), JSON.stringify(kernelSpec(root), null, 2) + '\n');
+  writeFileSync(join(dir, 'kernel.json'), `${JSON.stringify(kernelSpec(root), null, 2)}\n`);
   writeFileSync(join(dir, 'logo-64x64.png'), logo(64));
   writeFileSync(join(dir, 'logo-32x32.png'), logo(32));
   return dir;

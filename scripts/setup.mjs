@@ -102,7 +102,7 @@ function build() {
   if (!existsSync(stamp) || statSync(stamp).mtimeMs < src) {
     log('compiling TypeScript (tsc)');
     run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);
-    writeFileSync(stamp, new Date().toISOString() + '\n');
+    writeFileSync(stamp, `${new Date().toISOString()}\n`);
   }
   if (existsSync(join(root, 'scripts', 'build-native.mjs'))) run(process.execPath, [join(root, 'scripts', 'build-native.mjs'), '--quiet']);
 }

@@ -76,11 +76,11 @@ export async function renderInChromium(htmlFile: string, timeoutMs = 60_000): Pr
     });
     await page.goto(`file://${htmlFile}`, { waitUntil: 'load', timeout: timeoutMs });
     const count = () => page.evaluate(() => {
-      const plots = [...document.querySelectorAll('.attnlab-plot')];
+      const plots = Array.from(document.querySelectorAll('.attnlab-plot'));
       return { figures: plots.length, rendered: plots.filter((p) => p.querySelector('.main-svg')).length };
     });
     await page
-      .waitForFunction(() => [...document.querySelectorAll('.attnlab-plot')].every((p) => p.querySelector('.main-svg')), undefined, { timeout: timeoutMs })
+      .waitForFunction(() => Array.from(document.querySelectorAll('.attnlab-plot')).every((p) => p.querySelector('.main-svg')), undefined, { timeout: timeoutMs })
       .catch(() => undefined);
     return { ...(await count()), blocked, pageErrors };
   } finally {
