@@ -4,22 +4,16 @@
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../util/paths.js';
 import type { Workload } from './workloads.js';
 
-/** The peer script; it lives in lib/bench/peer/ (also when this module runs from dist/). */
+/** The peer script; it ships as source in lib/bench/peer/ (tsc does not copy it into dist/). */
 export function peerScript(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    const p = join(dir, 'lib', 'bench', 'peer', 'torch_bench.py');
-    if (existsSync(p)) return p;
-    const here = join(dir, 'peer', 'torch_bench.py');
-    if (existsSync(here)) return here;
-    dir = dirname(dir);
-  }
-  throw new Error('bench: lib/bench/peer/torch_bench.py not found');
+  const p = join(packageRoot(), 'lib', 'bench', 'peer', 'torch_bench.py');
+  if (!existsSync(p)) throw new Error(`bench: the PyTorch peer script is missing: expected ${p}`);
+  return p;
 }
 
 /** The environment PyTorch must run with on this machine: 2 threads, passive OpenMP waiting. */

@@ -6,7 +6,7 @@
  *   attnlab kernel path [--user | --prefix P]      print where the kernelspec goes
  */
 import { installKernelSpec, kernelSpec, kernelSpecDir, type InstallOptions } from '../../kernel/install.js';
-import { PACKAGE_ROOT } from '../../kernel/paths.js';
+import { packageRoot } from '../util/paths.js';
 
 const USAGE = 'usage: attnlab kernel install [--user | --prefix PATH]\n       attnlab kernel spec | path [--user | --prefix PATH]';
 
@@ -48,7 +48,7 @@ export async function kernelCommand(argv: string[]): Promise<number> {
         return 1;
       }
     case 'spec':
-      console.log(JSON.stringify(kernelSpec(PACKAGE_ROOT), null, 2));
+      console.log(JSON.stringify(kernelSpec(packageRoot()), null, 2));
       return 0;
     case 'path':
       console.log(kernelSpecDir(opts));

@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os';
 import { basename, delimiter, join, relative, resolve } from 'node:path';
 import { installKernelSpec, KERNEL_NAME } from '../../kernel/install.js';
-import { PACKAGE_ROOT } from '../../kernel/paths.js';
+import { packageRoot } from '../util/paths.js';
 import { escapeHtml } from '../display/html.js';
 import { plotlyScript } from '../display/plotly.js';
 
@@ -83,7 +83,7 @@ export async function executeNotebooks(
     const jupyterPath = [join(prefix, 'share', 'jupyter'), process.env.JUPYTER_PATH].filter(Boolean).join(delimiter);
     const env: NodeJS.ProcessEnv = { ...process.env, JUPYTER_PATH: jupyterPath };
     if (opts.quick) env[QUICK_ENV] = '1';
-    const args = [join(PACKAGE_ROOT, 'scripts', 'kernel-nbrun.py'), '--kernel', KERNEL_NAME, '--timeout', String(opts.timeout ?? 1800)];
+    const args = [join(packageRoot(), 'scripts', 'kernel-nbrun.py'), '--kernel', KERNEL_NAME, '--timeout', String(opts.timeout ?? 1800)];
     if (opts.htmlDir) args.push('--html-dir', opts.htmlDir);
     const child = spawn(jupyterPython(), [...args, ...notebooks], { env, stdio: ['ignore', 'pipe', 'inherit'] });
     const results: NotebookResult[] = [];
