@@ -5,7 +5,9 @@ import { fileURLToPath } from 'node:url';
 
 const entry = new URL('../dist/lib/cli/main.js', import.meta.url);
 if (!existsSync(fileURLToPath(entry))) {
-  console.error('attnlab: the package is not built yet (dist/ is missing). Run `npm run build`, or `npm start` / `npm test`, which build it.');
+  console.error(
+    'attnlab: the package is not built yet (dist/ is missing). Run `npm run build`, or `npm start` / `npm test`, which build it.',
+  );
   process.exit(1);
 }
 const { main } = await import(entry.href);

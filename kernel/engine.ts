@@ -5,9 +5,10 @@
  * tslab's executor reports through a console-like object it is given: `log(value)` for the cell's last expression,
  * `error('%s%d:%d - %s', file, line, col, text)` per type error, and `error(e)` for a thrown error. We hand it our own.
  */
+
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { existsSync, readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { format } from 'node:util';
 import { PACKAGE_ROOT } from './paths.js';
@@ -31,7 +32,13 @@ interface TsModule {
   forEachChild(node: unknown, visit: (child: TsNode) => void): void;
   SyntaxKind: { ShorthandPropertyAssignment: number };
   createWatchCompilerHost: (...args: unknown[]) => unknown;
-  createSourceFile(name: string, text: string, target: number, setParents?: boolean, kind?: number): {
+  createSourceFile(
+    name: string,
+    text: string,
+    target: number,
+    setParents?: boolean,
+    kind?: number,
+  ): {
     parseDiagnostics?: { start: number; length: number; messageText: unknown }[];
   };
   ScriptTarget: { Latest: number };
@@ -107,7 +114,11 @@ export const ts: TsModule = patchCompilerOptions(requireTslab('@tslab/typescript
 const tslabConverter: { createConverter(o: { isJS: boolean; isBrowser: boolean }): TslabConverter } =
   requireTslab('./dist/converter.js');
 const tslabExecutor: {
-  createExecutor(root: string, convs: unknown, console: { log(...a: unknown[]): void; error(...a: unknown[]): void }): TslabExecutor;
+  createExecutor(
+    root: string,
+    convs: unknown,
+    console: { log(...a: unknown[]): void; error(...a: unknown[]): void },
+  ): TslabExecutor;
 } = requireTslab('./dist/executor.js');
 const tslabInspect: { printQuickInfo(info: QuickInfo): string } = requireTslab('./dist/inspect.js');
 /** tslab's own `display` API (`import { display } from 'tslab'`) writes through this module's global. */
@@ -272,7 +283,11 @@ export function isComplete(code: string): Completeness {
   const end = code.length;
   const atEnd = diags.some((d) => {
     const text = typeof d.messageText === 'string' ? d.messageText : '';
-    return (d.start >= end && text.endsWith('expected.')) || /^Unterminated (template|comment)/.test(text) || text === "'*/' expected.";
+    return (
+      (d.start >= end && text.endsWith('expected.')) ||
+      /^Unterminated (template|comment)/.test(text) ||
+      text === "'*/' expected."
+    );
   });
   if (!atEnd) return { status: 'invalid' };
   if (/\n\s*\n\s*$/.test(code)) return { status: 'invalid' }; // two blank lines: the user is done typing

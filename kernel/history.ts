@@ -52,7 +52,10 @@ export class History {
         rows = this.entries.filter((e) => re.test(e.input));
         if (req.unique) {
           const seen = new Set<string>();
-          rows = rows.reverse().filter((e) => !seen.has(e.input) && seen.add(e.input)).reverse();
+          rows = rows
+            .reverse()
+            .filter((e) => !seen.has(e.input) && seen.add(e.input))
+            .reverse();
         }
         if (req.n) rows = rows.slice(-req.n);
         break;
@@ -66,6 +69,9 @@ export class History {
 
 /** IPython's search patterns are globs (`*`, `?`) matched against the whole input. */
 function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[\\s\\S]*').replace(/\?/g, '[\\s\\S]');
+  const body = glob
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '[\\s\\S]*')
+    .replace(/\?/g, '[\\s\\S]');
   return new RegExp(`^${body}$`);
 }

@@ -2,7 +2,7 @@
  * Writes the `attnlab` kernelspec (kernel.json and a logo) with absolute paths, so Jupyter starts the kernel with
  * this Node binary and this package's build, whatever PATH holds. No Python involved.
  */
-import { mkdirSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { heatmapPng } from '../lib/display/png.js';
@@ -29,19 +29,31 @@ export function userDataDir(): string {
 }
 
 export function systemDataDir(): string {
-  return process.platform === 'win32' ? join(process.env.PROGRAMDATA ?? 'C:\\ProgramData', 'jupyter') : '/usr/local/share/jupyter';
+  return process.platform === 'win32'
+    ? join(process.env.PROGRAMDATA ?? 'C:\\ProgramData', 'jupyter')
+    : '/usr/local/share/jupyter';
 }
 
 export function kernelSpecDir(opts: InstallOptions = {}): string {
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  const dataDir = opts.prefix ? join(opts.prefix, 'share', 'jupyter') : opts.user || !isRoot ? userDataDir() : systemDataDir();
+  const dataDir = opts.prefix
+    ? join(opts.prefix, 'share', 'jupyter')
+    : opts.user || !isRoot
+      ? userDataDir()
+      : systemDataDir();
   return join(dataDir, 'kernels', KERNEL_NAME);
 }
 
 export function kernelSpec(root: string): Record<string, unknown> {
   const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
   return {
-    argv: [process.execPath, '--enable-source-maps', join(root, 'dist', 'kernel', 'main.js'), '--connection-file', '{connection_file}'],
+    argv: [
+      process.execPath,
+      '--enable-source-maps',
+      join(root, 'dist', 'kernel', 'main.js'),
+      '--connection-file',
+      '{connection_file}',
+    ],
     display_name: DISPLAY_NAME,
     language: 'typescript',
     interrupt_mode: 'signal',

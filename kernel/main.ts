@@ -4,7 +4,7 @@
  *   node dist/kernel/main.js --connection-file /path/to/kernel-1234.json
  */
 import { readFileSync } from 'node:fs';
-import { KernelServer, type ConnectionInfo } from './server.js';
+import { type ConnectionInfo, KernelServer } from './server.js';
 
 function connectionFile(argv: string[]): string {
   const at = argv.findIndex((a) => a === '--connection-file' || a === '-f');

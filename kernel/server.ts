@@ -10,10 +10,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inspect as utilInspect } from 'node:util';
 import type * as Zmq from 'zeromq';
-import { decode, encode, PROTOCOL_VERSION, Signer, type Message } from './wire.js';
-import { Engine, isComplete, PACKAGE_ROOT, requireTslab, ts, tslabJupyter, type RunOutcome } from './engine.js';
+import { type MimeBundle, setDisplaySink, toMimeBundle } from '../lib/display/index.js';
+import { Engine, isComplete, PACKAGE_ROOT, type RunOutcome, requireTslab, ts, tslabJupyter } from './engine.js';
 import { History, type HistoryRequest } from './history.js';
-import { setDisplaySink, toMimeBundle, type MimeBundle } from '../lib/display/index.js';
+import { decode, encode, type Message, PROTOCOL_VERSION, Signer } from './wire.js';
 
 export interface ConnectionInfo {
   transport: string;
@@ -55,7 +55,8 @@ interface ExecuteRequest {
   stop_on_error?: boolean;
 }
 
-const packageVersion = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+const packageVersion = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string })
+  .version;
 const tslabVersion = (requireTslab('./package.json') as { version: string }).version;
 
 export function kernelInfo(): Record<string, unknown> {
@@ -74,8 +75,7 @@ export function kernelInfo(): Record<string, unknown> {
       codemirror_mode: { name: 'javascript', typescript: true },
       nbconvert_exporter: 'script',
     },
-    banner:
-      `attnlab ${packageVersion}: TypeScript ${ts.version} on Node ${process.version} (compiler and executor from tslab ${tslabVersion})`,
+    banner: `attnlab ${packageVersion}: TypeScript ${ts.version} on Node ${process.version} (compiler and executor from tslab ${tslabVersion})`,
     help_links: [
       { text: 'TypeScript handbook', url: 'https://www.typescriptlang.org/docs/handbook/' },
       { text: 'TensorFlow.js API', url: 'https://js.tensorflow.org/api/latest/' },
@@ -152,7 +152,12 @@ export class KernelServer {
     }
   }
 
-  private publish(msgType: string, content: unknown, parent: Message<unknown> | undefined, metadata?: Record<string, unknown>): void {
+  private publish(
+    msgType: string,
+    content: unknown,
+    parent: Message<unknown> | undefined,
+    metadata?: Record<string, unknown>,
+  ): void {
     void this.iopub.send(encode(this.signer, this.session, msgType, content, parent, [Buffer.from(msgType)], metadata));
   }
 
@@ -236,7 +241,13 @@ export class KernelServer {
       const { ename, evalue, traceback } = outcome;
       if (!silent) this.publish('error', { ename, evalue, traceback }, msg);
       if (stop_on_error) this.abortThrough = this.received;
-      await this.reply(out, msg, 'execute_reply', { status: 'error', execution_count: count, ename, evalue, traceback });
+      await this.reply(out, msg, 'execute_reply', {
+        status: 'error',
+        execution_count: count,
+        ename,
+        evalue,
+        traceback,
+      });
       return;
     }
     const expressions: Record<string, unknown> = {};
@@ -253,7 +264,11 @@ export class KernelServer {
 
   private expressionResult(outcome: RunOutcome): Record<string, unknown> {
     if (outcome.status === 'error') return outcome;
-    return { status: 'ok', data: outcome.hasValue ? this.bundleOf(outcome.value) : { 'text/plain': 'undefined' }, metadata: {} };
+    return {
+      status: 'ok',
+      data: outcome.hasValue ? this.bundleOf(outcome.value) : { 'text/plain': 'undefined' },
+      metadata: {},
+    };
   }
 
   private bundleOf(value: unknown): MimeBundle {
@@ -286,7 +301,9 @@ export class KernelServer {
     } catch (e) {
       logKernel('inspection failed:', e);
     }
-    return text ? { status: 'ok', found: true, data: { 'text/plain': text }, metadata: {} } : { status: 'ok', found: false, data: {}, metadata: {} };
+    return text
+      ? { status: 'ok', found: true, data: { 'text/plain': text }, metadata: {} }
+      : { status: 'ok', found: false, data: {}, metadata: {} };
   }
 
   /** Route the process's stdout/stderr and the display sink to IOPub, on behalf of the request that ran last. */

@@ -29,7 +29,10 @@ export interface Message<C = Record<string, unknown>> {
 }
 
 export class Signer {
-  constructor(private readonly key: string, private readonly scheme = 'hmac-sha256') {}
+  constructor(
+    private readonly key: string,
+    private readonly scheme = 'hmac-sha256',
+  ) {}
 
   sign(frames: readonly (string | Buffer)[]): string {
     if (!this.key) return '';

@@ -3,7 +3,12 @@
  * (it imports the paper families; nothing below imports it). The command line, the notebooks and the tests find
  * experiments here by name; adding an experiment is one line below (see lib/papers/README.md).
  */
-import { runExperimentWith, type AnyExperiment, type ExperimentResult, type RunOptions } from './experiments/contract.js';
+import {
+  type AnyExperiment,
+  type AnyExperimentResult,
+  type RunOptions,
+  runExperimentWith,
+} from './experiments/contract.js';
 import { inductionHeads } from './papers/basics/induction-heads/index.js';
 import { brainCaptions, brainDecoding, brainEncoder } from './papers/cogneuro/brain/experiments.js';
 import { oatScanpath } from './papers/cogneuro/oat/experiment.js';
@@ -48,7 +53,12 @@ export function listExperiments(): AnyExperiment[] {
 /** The experiment of that name; the error lists the known names. */
 export function getExperiment(name: string): AnyExperiment {
   const e = CATALOG.find((x) => x.name === name);
-  if (!e) throw new Error(`unknown experiment '${name}'; known: ${CATALOG.map((x) => x.name).sort().join(', ')}`);
+  if (!e)
+    throw new Error(
+      `unknown experiment '${name}'; known: ${CATALOG.map((x) => x.name)
+        .sort()
+        .join(', ')}`,
+    );
   return e;
 }
 
@@ -56,7 +66,9 @@ export function getExperiment(name: string): AnyExperiment {
  * Runs an experiment of the catalog (by name) or any experiment object, with its quick or full config and the
  * overrides merged in; see `runExperimentWith` in lib/experiments/contract.ts.
  */
-// biome-ignore lint/suspicious/noExplicitAny: the catalog's experiments have many config types
-export async function runExperiment(experiment: string | AnyExperiment, opts: RunOptions = {}): Promise<ExperimentResult<any, any>> {
+export async function runExperiment(
+  experiment: string | AnyExperiment,
+  opts: RunOptions = {},
+): Promise<AnyExperimentResult> {
   return runExperimentWith(typeof experiment === 'string' ? getExperiment(experiment) : experiment, opts);
 }

@@ -6,22 +6,22 @@
  *   const out = al.attention.sdpa(q, k, v, { mask: al.masks.causal() });
  */
 export * as tf from '@tensorflow/tfjs';
+export * as attention from './attention/index.js';
 export * as backend from './backend/index.js';
 export * as ops from './backend/ops.js';
-export * as attention from './attention/index.js';
-export * as masks from './masks/index.js';
-export * as positional from './positional/index.js';
-export * as layers from './layers/index.js';
-export * as train from './train/index.js';
-export * as data from './data/index.js';
 /** The experiment contract and the catalog of every experiment (`al.experiments.runExperiment('induction-heads')`). */
 export * as experiments from './catalog.js';
+export * as data from './data/index.js';
 /** `al.display(x)` shows x in a notebook; `al.display.attentionHeatmap(...)` and the rest are the display module. */
 export { display } from './display/callable.js';
 export type * as displayTypes from './display/index.js';
-export { Rng } from './util/random.js';
-export { ShapeError } from './util/shapes.js';
-export * as sparse from './papers/sparse/index.js';
-export * as pointer from './papers/cogneuro/pointer/index.js';
+export * as layers from './layers/index.js';
+export * as masks from './masks/index.js';
 export * as brain from './papers/cogneuro/brain/index.js';
 export * as oat from './papers/cogneuro/oat/index.js';
+export * as pointer from './papers/cogneuro/pointer/index.js';
+export * as sparse from './papers/sparse/index.js';
+export * as positional from './positional/index.js';
+export * as train from './train/index.js';
+export { Rng } from './util/random.js';
+export { ShapeError } from './util/shapes.js';

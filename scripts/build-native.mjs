@@ -30,37 +30,60 @@ function newestSource() {
 }
 
 if (process.env.ATTNLAB_NATIVE === '0') done(true, 'skipped (ATTNLAB_NATIVE=0)');
-if (!args.has('--force') && existsSync(out) && statSync(out).mtimeMs >= newestSource()) done(true, 'native addon is up to date');
+if (!args.has('--force') && existsSync(out) && statSync(out).mtimeMs >= newestSource())
+  done(true, 'native addon is up to date');
 
-const libDirs = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/usr/local/lib', '/opt/homebrew/opt/openblas/lib'];
-const haveBlas = () => libDirs.some((d) => existsSync(join(d, 'libopenblas.so')) || existsSync(join(d, 'libopenblas.dylib')));
+const libDirs = [
+  '/usr/lib/x86_64-linux-gnu',
+  '/usr/lib/aarch64-linux-gnu',
+  '/usr/lib64',
+  '/usr/lib',
+  '/usr/local/lib',
+  '/opt/homebrew/opt/openblas/lib',
+];
+const haveBlas = () =>
+  libDirs.some((d) => existsSync(join(d, 'libopenblas.so')) || existsSync(join(d, 'libopenblas.dylib')));
 if (!haveBlas() && args.has('--install-deps') && process.getuid?.() === 0 && existsSync('/usr/bin/apt-get')) {
   console.log('build-native: installing libopenblas-dev with apt-get...');
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = () => spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=300', 'install', '-y', '--no-install-recommends', 'libopenblas-dev'], { stdio: 'inherit', env });
+  const install = () =>
+    spawnSync(
+      'apt-get',
+      ['-o', 'DPkg::Lock::Timeout=300', 'install', '-y', '--no-install-recommends', 'libopenblas-dev'],
+      { stdio: 'inherit', env },
+    );
   if (install().status !== 0) {
     spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=300', 'update'], { stdio: 'inherit', env });
     install();
   }
 }
 if (!haveBlas()) {
-  done(false, 'not built: OpenBLAS not found (install it: apt-get install -y libopenblas-dev); using the pure wasm backend');
+  done(
+    false,
+    'not built: OpenBLAS not found (install it: apt-get install -y libopenblas-dev); using the pure wasm backend',
+  );
 }
 const cxx = spawnSync(process.env.CXX ?? 'g++', ['--version'], { stdio: 'ignore' });
 if (cxx.status !== 0) done(false, 'not built: no C++ compiler (install g++ and make); using the pure wasm backend');
 
 // node-gyp ships inside npm; use the local node headers when present so nothing is downloaded.
 const npmRoot = spawnSync('npm', ['root', '-g'], { encoding: 'utf8' }).stdout?.trim();
-const gyp = [npmRoot && join(npmRoot, 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
-  join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js')]
-  .find((p) => p && existsSync(p));
+const gyp = [
+  npmRoot && join(npmRoot, 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+  join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+].find((p) => p && existsSync(p));
 if (!gyp) done(false, 'not built: node-gyp not found (it ships with npm); using the pure wasm backend');
-const headers = [dirname(dirname(process.execPath)), '/usr'].find((p) => existsSync(join(p, 'include', 'node', 'node_api.h')));
+const headers = [dirname(dirname(process.execPath)), '/usr'].find((p) =>
+  existsSync(join(p, 'include', 'node', 'node_api.h')),
+);
 const gypArgs = [gyp, 'rebuild', '-j', '2', ...(headers ? [`--nodedir=${headers}`] : [])];
 const t0 = Date.now();
 const r = spawnSync(process.execPath, gypArgs, { cwd: dir, encoding: 'utf8' });
 if (r.status !== 0) {
-  const lines = `${r.stdout}\n${r.stderr}`.split('\n').filter((l) => /error/i.test(l)).slice(0, 5);
+  const lines = `${r.stdout}\n${r.stderr}`
+    .split('\n')
+    .filter((l) => /error/i.test(l))
+    .slice(0, 5);
   done(false, `not built: node-gyp failed (${lines.join(' | ') || `exit ${r.status}`}); using the pure wasm backend`);
 }
 done(true, `built ${out.slice(root.length + 1)} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

@@ -24,7 +24,13 @@ mkdirSync(join(kernels, 'tslab'), { recursive: true });
 writeFileSync(
   join(kernels, 'tslab', 'kernel.json'),
   JSON.stringify({
-    argv: [process.execPath, join(root, 'node_modules', 'tslab', 'bin', 'tslab'), 'kernel', '--config-path', '{connection_file}'],
+    argv: [
+      process.execPath,
+      join(root, 'node_modules', 'tslab', 'bin', 'tslab'),
+      'kernel',
+      '--config-path',
+      '{connection_file}',
+    ],
     display_name: 'tslab',
     language: 'typescript',
   }),
@@ -54,8 +60,11 @@ const theirs = run('tslab');
 const names = [...new Set([...theirs.keys(), ...ours.keys()])].sort();
 const suite = names.filter((n) => theirs.has(n));
 console.log(`${'test'.padEnd(46)} ${'attnlab'.padEnd(8)} tslab`);
-for (const n of names) console.log(`${n.padEnd(46)} ${(ours.get(n) ?? '-').padEnd(8)} ${theirs.get(n) ?? '(attnlab only)'}`);
+for (const n of names)
+  console.log(`${n.padEnd(46)} ${(ours.get(n) ?? '-').padEnd(8)} ${theirs.get(n) ?? '(attnlab only)'}`);
 const passed = (m) => suite.filter((n) => m.get(n) === 'ok').length;
 const applicable = (m) => suite.filter((n) => m.get(n) !== 'skipped').length;
-console.log(`\nsuite tests passed: attnlab ${passed(ours)}/${applicable(ours)}, tslab ${passed(theirs)}/${applicable(theirs)}`);
+console.log(
+  `\nsuite tests passed: attnlab ${passed(ours)}/${applicable(ours)}, tslab ${passed(theirs)}/${applicable(theirs)}`,
+);
 rmSync(prefix, { recursive: true, force: true });

@@ -11,13 +11,19 @@
  * build, the native kernel addon, the Jupyter kernelspec. Uses Node built-ins only: it runs before node_modules exists.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const mode = process.argv.includes('--start') ? 'start' : process.argv.includes('--test') ? 'test' : process.argv.includes('--build') ? 'build' : 'setup';
+const mode = process.argv.includes('--start')
+  ? 'start'
+  : process.argv.includes('--test')
+    ? 'test'
+    : process.argv.includes('--build')
+      ? 'build'
+      : 'setup';
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const log = (msg) => console.log(`[attnlab setup] ${msg}`);
 
@@ -52,7 +58,9 @@ function aptNeeds() {
     if (!ok(py, ['-c', 'import jupyter_kernel_test'])) needs.push('python3-jupyter-kernel-test');
     if (!existsSync('/usr/bin/chromium')) needs.push('chromium');
   }
-  const blas = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib'].some((d) => existsSync(join(d, 'libopenblas.so')));
+  const blas = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib'].some((d) =>
+    existsSync(join(d, 'libopenblas.so')),
+  );
   if (!blas && mode !== 'build') needs.push('libopenblas-dev');
   if (!ok('g++', ['--version']) && mode !== 'build') needs.push('g++', 'make');
   return needs;
@@ -63,7 +71,9 @@ function installApt(pkgs) {
   const cmd = `apt-get update && apt-get install -y ${pkgs.join(' ')}`;
   if (!isRoot || !existsSync('/usr/bin/apt-get')) {
     const why = isRoot ? 'apt-get is not available' : 'not running as root';
-    console.error(`[attnlab setup] missing system packages: ${pkgs.join(' ')}\n  ${why}; install them with:\n    sudo ${cmd}`);
+    console.error(
+      `[attnlab setup] missing system packages: ${pkgs.join(' ')}\n  ${why}; install them with:\n    sudo ${cmd}`,
+    );
     if (mode === 'start' || mode === 'test') {
       const required = pkgs.filter((p) => p !== 'libopenblas-dev' && p !== 'chromium');
       if (required.length) process.exit(1);
@@ -90,7 +100,12 @@ function newest(paths) {
 function npmDeps() {
   const stamp = join(root, 'node_modules', '.package-lock.json');
   const lock = join(root, 'package-lock.json');
-  if (existsSync(stamp) && statSync(stamp).mtimeMs >= statSync(lock).mtimeMs && existsSync(join(root, 'node_modules', 'typescript'))) return;
+  if (
+    existsSync(stamp) &&
+    statSync(stamp).mtimeMs >= statSync(lock).mtimeMs &&
+    existsSync(join(root, 'node_modules', 'typescript'))
+  )
+    return;
   log('installing npm dependencies (npm ci)');
   // --ignore-scripts: our own prepare step would run before the tree is complete; setup builds right after.
   run('npm', ['ci', '--no-audit', '--no-fund', '--ignore-scripts']);
@@ -98,18 +113,28 @@ function npmDeps() {
 
 function build() {
   const stamp = join(root, 'dist', '.build-stamp');
-  const src = newest([join(root, 'lib'), join(root, 'kernel'), join(root, 'tsconfig.json'), join(root, 'package.json')]);
+  const src = newest([
+    join(root, 'lib'),
+    join(root, 'kernel'),
+    join(root, 'tsconfig.json'),
+    join(root, 'package.json'),
+  ]);
   if (!existsSync(stamp) || statSync(stamp).mtimeMs < src) {
     log('compiling TypeScript (tsc)');
     run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);
     writeFileSync(stamp, `${new Date().toISOString()}\n`);
   }
-  if (existsSync(join(root, 'scripts', 'build-native.mjs'))) run(process.execPath, [join(root, 'scripts', 'build-native.mjs'), '--quiet']);
+  if (existsSync(join(root, 'scripts', 'build-native.mjs')))
+    run(process.execPath, [join(root, 'scripts', 'build-native.mjs'), '--quiet']);
 }
 
 function kernelspec() {
   const dirs = [
-    join(process.env.JUPYTER_DATA_DIR ?? join(process.env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share'), 'jupyter'), 'kernels', 'attnlab'),
+    join(
+      process.env.JUPYTER_DATA_DIR ?? join(process.env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share'), 'jupyter'),
+      'kernels',
+      'attnlab',
+    ),
     '/usr/local/share/jupyter/kernels/attnlab',
   ];
   const main = join(root, 'dist', 'kernel', 'main.js');

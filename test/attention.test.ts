@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { sdpa, naiveAttention, type SdpaOptions, type NaiveOptions, type Dense } from '../lib/attention/index.js';
+import { type Dense, type NaiveOptions, naiveAttention, type SdpaOptions, sdpa } from '../lib/attention/index.js';
 import * as masks from '../lib/masks/index.js';
 import { BACKENDS, expectClose, expectNoLeak, numericGrad, randomArray, useBackend } from './helpers.js';
 
@@ -30,7 +30,17 @@ const CASES: Case[] = [
   { name: 'GQA 4 heads on 2 kv heads, value dim 3', b: 2, h: 4, g: 2, q: 4, k: 6, d: 4, e: 3, mask: masks.causal() },
   { name: 'MQA 3 heads on 1 kv head', b: 1, h: 3, g: 1, q: 4, k: 4, d: 4 },
   { name: 'sigmoid scoring, causal', b: 1, h: 2, g: 2, q: 5, k: 5, d: 4, mask: masks.causal(), scoring: 'sigmoid' },
-  { name: 'softmax with sink logit, sliding', b: 2, h: 2, g: 1, q: 5, k: 5, d: 4, mask: masks.slidingWindow(2), scoring: 'softmax-sink' },
+  {
+    name: 'softmax with sink logit, sliding',
+    b: 2,
+    h: 2,
+    g: 1,
+    q: 5,
+    k: 5,
+    d: 4,
+    mask: masks.slidingWindow(2),
+    scoring: 'softmax-sink',
+  },
   { name: 'additive bias', b: 1, h: 2, g: 2, q: 4, k: 6, d: 4, bias: true, mask: masks.causal() },
 ];
 
@@ -53,8 +63,18 @@ describe.each(BACKENDS)('sdpa on %s', (name) => {
 
   it.each(CASES)('$name: output and weights equal the naive reference', (c) => {
     const s = setup(c, 11);
-    const naiveOpts: NaiveOptions = { mask: c.mask, scoring: c.scoring, sinkLogit: s.sa, bias: s.ba ? { data: s.ba, shape: s.shapes.bias } : undefined };
-    const ref = naiveAttention({ data: s.qa, shape: s.shapes.q }, { data: s.ka, shape: s.shapes.k }, { data: s.va, shape: s.shapes.v }, naiveOpts);
+    const naiveOpts: NaiveOptions = {
+      mask: c.mask,
+      scoring: c.scoring,
+      sinkLogit: s.sa,
+      bias: s.ba ? { data: s.ba, shape: s.shapes.bias } : undefined,
+    };
+    const ref = naiveAttention(
+      { data: s.qa, shape: s.shapes.q },
+      { data: s.ka, shape: s.shapes.k },
+      { data: s.va, shape: s.shapes.v },
+      naiveOpts,
+    );
     tf.tidy(() => {
       const { output, weights } = sdpa(f32(s.qa, s.shapes.q), f32(s.ka, s.shapes.k), f32(s.va, s.shapes.v), {
         mask: c.mask,
@@ -97,7 +117,14 @@ describe.each(BACKENDS)('sdpa on %s', (name) => {
       const r = f32(s.ra, [c.b, c.h, c.q, s.e]);
       const f = (...xs: tf.Tensor[]) => {
         const byName = Object.fromEntries(inputs.map(([n], i) => [n, xs[i]]));
-        return sdpa(byName.q, byName.k, byName.v, { mask: c.mask, scoring: c.scoring, sinkLogit: byName.sinkLogit, bias: byName.bias }).mul(r).sum() as tf.Scalar;
+        return sdpa(byName.q, byName.k, byName.v, {
+          mask: c.mask,
+          scoring: c.scoring,
+          sinkLogit: byName.sinkLogit,
+          bias: byName.bias,
+        })
+          .mul(r)
+          .sum() as tf.Scalar;
       };
       const grads = tf.grads(f)(inputs.map(([, arr, shape]) => f32(arr, shape)));
       grads.forEach((g, i) => expectClose(g, expected[i], { rtol: 2e-3, atol: 2e-4 }, `${c.name} d${inputs[i][0]}`));
@@ -133,11 +160,20 @@ describe.each(BACKENDS)('sdpa on %s', (name) => {
     const sink = tf.zeros([4]);
     expectNoLeak(() => sdpa(q, k, v, { mask: masks.causal() }).dispose());
     expectNoLeak(() => {
-      const r = sdpa(q, k, v, { mask: masks.slidingWindow(2), returnWeights: true, scoring: 'softmax-sink', sinkLogit: sink });
+      const r = sdpa(q, k, v, {
+        mask: masks.slidingWindow(2),
+        returnWeights: true,
+        scoring: 'softmax-sink',
+        sinkLogit: sink,
+      });
       r.output.dispose();
       r.weights.dispose();
     });
-    expectNoLeak(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => sdpa(a, b, v, { mask: masks.causal() }).sum())([q, k]).forEach((g) => g.dispose()));
+    expectNoLeak(() =>
+      tf
+        .grads((a: tf.Tensor, b: tf.Tensor) => sdpa(a, b, v, { mask: masks.causal() }).sum())([q, k])
+        .forEach((g) => g.dispose()),
+    );
     tf.dispose([q, k, v, sink]);
   });
 });
@@ -146,15 +182,29 @@ describe.each(BACKENDS)('sdpa argument errors on %s', (name) => {
   beforeAll(async () => useBackend(name));
   const t = (shape: number[]) => tf.zeros(shape);
   it('names the arguments and both shapes', () => {
-    expect(() => sdpa(t([2, 4, 16, 8]), t([2, 4, 16, 16]), t([2, 4, 16, 16]))).toThrow('sdpa: q has shape [2,4,16,8] but k has [2,4,16,16]; head dims must match');
-    expect(() => sdpa(t([2, 16, 8]), t([2, 4, 16, 8]), t([2, 4, 16, 8]))).toThrow('sdpa: q must have rank 4 [batch, heads, queries, dim], but has shape [2,16,8]');
+    expect(() => sdpa(t([2, 4, 16, 8]), t([2, 4, 16, 16]), t([2, 4, 16, 16]))).toThrow(
+      'sdpa: q has shape [2,4,16,8] but k has [2,4,16,16]; head dims must match',
+    );
+    expect(() => sdpa(t([2, 16, 8]), t([2, 4, 16, 8]), t([2, 4, 16, 8]))).toThrow(
+      'sdpa: q must have rank 4 [batch, heads, queries, dim], but has shape [2,16,8]',
+    );
     expect(() => sdpa(t([1, 3, 4, 8]), t([1, 2, 4, 8]), t([1, 2, 4, 8]))).toThrow('kvHeads must divide heads');
-    expect(() => sdpa(t([1, 2, 4, 8]), t([1, 2, 4, 8]), t([1, 2, 5, 8]))).toThrow('k has shape [1,2,4,8] but v has [1,2,5,8]');
-    expect(() => sdpa(t([1, 2, 4, 8]), t([1, 2, 4, 8]), t([1, 2, 4, 8]), { mask: masks.padding([1, 2]) })).toThrow('is for batch 2, but q has batch 1');
-    expect(() => sdpa(t([1, 2, 4, 8]), t([1, 2, 4, 8]), t([1, 2, 4, 8]), { bias: t([3, 4, 4]) })).toThrow('sdpa: bias has shape [3,4,4]');
+    expect(() => sdpa(t([1, 2, 4, 8]), t([1, 2, 4, 8]), t([1, 2, 5, 8]))).toThrow(
+      'k has shape [1,2,4,8] but v has [1,2,5,8]',
+    );
+    expect(() => sdpa(t([1, 2, 4, 8]), t([1, 2, 4, 8]), t([1, 2, 4, 8]), { mask: masks.padding([1, 2]) })).toThrow(
+      'is for batch 2, but q has batch 1',
+    );
+    expect(() => sdpa(t([1, 2, 4, 8]), t([1, 2, 4, 8]), t([1, 2, 4, 8]), { bias: t([3, 4, 4]) })).toThrow(
+      'sdpa: bias has shape [3,4,4]',
+    );
     expect(() => sdpa(t([0, 2, 4, 8]), t([0, 2, 4, 8]), t([0, 2, 4, 8]))).toThrow('sdpa: q is empty');
-    expect(() => sdpa(t([1, 2, 4, 8]), t([1, 2, 4, 8]), t([1, 2, 4, 8]), { scoring: 'softmax-sink' })).toThrow('needs options.sinkLogit of shape [2]');
-    expect(() => sdpa(t([1, 2, 4, 8]), t([1, 2, 3, 8]), t([1, 2, 3, 8]), { mask: masks.causal() })).toThrow('keys must be an integer >= queries');
+    expect(() => sdpa(t([1, 2, 4, 8]), t([1, 2, 4, 8]), t([1, 2, 4, 8]), { scoring: 'softmax-sink' })).toThrow(
+      'needs options.sinkLogit of shape [2]',
+    );
+    expect(() => sdpa(t([1, 2, 4, 8]), t([1, 2, 3, 8]), t([1, 2, 3, 8]), { mask: masks.causal() })).toThrow(
+      'keys must be an integer >= queries',
+    );
   });
 });
 

@@ -23,7 +23,9 @@ describe('backend choice', () => {
     expect(tf.getBackend()).toBe('cpu');
     expect((await backend.setBackend('wasm')).chosen).toBe('wasm');
     expect(isPureWasm()).toBe(true);
-    await expect(backend.setBackend('gpu' as backend.BackendName)).rejects.toThrow("setBackend: name must be one of tensorflow, wasm-native, wasm, cpu, got 'gpu'");
+    await expect(backend.setBackend('gpu' as backend.BackendName)).rejects.toThrow(
+      "setBackend: name must be one of tensorflow, wasm-native, wasm, cpu, got 'gpu'",
+    );
     await expect(backend.setBackend('tensorflow')).rejects.toThrow("setBackend('tensorflow') failed");
   });
 
@@ -38,7 +40,9 @@ describe('backend choice', () => {
       vi.resetModules();
       process.env.ATTNLAB_BACKEND = 'tpu';
       const bad = await import('../lib/backend/index.js');
-      await expect(bad.ready()).rejects.toThrow("ATTNLAB_BACKEND='tpu' is not a backend; expected one of tensorflow, wasm-native, wasm, cpu");
+      await expect(bad.ready()).rejects.toThrow(
+        "ATTNLAB_BACKEND='tpu' is not a backend; expected one of tensorflow, wasm-native, wasm, cpu",
+      );
     } finally {
       delete process.env.ATTNLAB_BACKEND;
       vi.resetModules();
@@ -68,7 +72,12 @@ describe.each(BACKENDS)('wasm-safe ops on %s', (name) => {
         const label = `${sa}${ta ? 'ᵀ' : ''} x ${sb}${tb ? 'ᵀ' : ''}`;
         // The reference: explicit transposes and, for a shared b, a tiled copy so tfjs's own kernels need no broadcast.
         const ref = (x: tf.Tensor, y: tf.Tensor) => {
-          const t = (z: tf.Tensor) => z.transpose([...z.shape.keys()].map((i, _, all) => (i < all.length - 2 ? i : i === all.length - 2 ? all.length - 1 : all.length - 2)));
+          const t = (z: tf.Tensor) =>
+            z.transpose(
+              [...z.shape.keys()].map((i, _, all) =>
+                i < all.length - 2 ? i : i === all.length - 2 ? all.length - 1 : all.length - 2,
+              ),
+            );
           const x2 = ta ? t(x) : x;
           let y2 = tb ? t(y) : y;
           if (y2.rank < x2.rank) y2 = y2.expandDims(0).tile([x2.shape[0], 1, 1]);
@@ -83,25 +92,44 @@ describe.each(BACKENDS)('wasm-safe ops on %s', (name) => {
         expectClose(g[1], gr[1], { rtol: 1e-4, atol: 1e-5 }, `${label} db`);
       });
     }
-    expect(() => matmul(tf.zeros([2, 3]), tf.zeros([4, 5]))).toThrow('matmul: inner dimensions differ: a [2,3] has 3, b [4,5] has 4');
+    expect(() => matmul(tf.zeros([2, 3]), tf.zeros([4, 5]))).toThrow(
+      'matmul: inner dimensions differ: a [2,3] has 3, b [4,5] has 4',
+    );
   });
 
   it('embedding equals a one-hot product, gradient included, and checks ids', async () => {
     await useBackend(name);
     tf.tidy(() => {
       const table = tf.randomNormal([7, 3], 0, 1, 'float32', 4) as tf.Tensor2D;
-      const ids = tf.tensor2d([[0, 6, 2], [2, 2, 5]], [2, 3], 'int32');
+      const ids = tf.tensor2d(
+        [
+          [0, 6, 2],
+          [2, 2, 5],
+        ],
+        [2, 3],
+        'int32',
+      );
       const r = tf.randomNormal([2, 3, 3], 0, 1, 'float32', 5);
       const viaOneHot = (t: tf.Tensor) => tf.oneHot(ids.flatten(), 7).matMul(t).reshape([2, 3, 3]);
       expectClose(embedding(table, ids), viaOneHot(table), {}, 'lookup');
-      const g = tf.grad((t: tf.Tensor) => embedding(t as tf.Tensor2D, ids).mul(r).sum())(table);
+      const g = tf.grad((t: tf.Tensor) =>
+        embedding(t as tf.Tensor2D, ids)
+          .mul(r)
+          .sum(),
+      )(table);
       expectClose(g, tf.grad((t: tf.Tensor) => viaOneHot(t).mul(r).sum())(table), {}, 'gradient');
-      expect(() => embedding(table, tf.tensor1d([7], 'int32'))).toThrow('embedding: ids[0] = 7 is outside the vocabulary [0, 7)');
+      expect(() => embedding(table, tf.tensor1d([7], 'int32'))).toThrow(
+        'embedding: ids[0] = 7 is outside the vocabulary [0, 7)',
+      );
       expect(() => embedding(table, tf.tensor1d([1]))).toThrow('embedding: ids must be int32, got float32');
     });
     const table = tf.ones([5, 2]) as tf.Tensor2D;
     const ids = tf.tensor1d([1, 3], 'int32');
-    expectNoLeak(() => tf.grad((t: tf.Tensor) => embedding(t as tf.Tensor2D, ids).sum())(table).dispose());
+    expectNoLeak(() =>
+      tf
+        .grad((t: tf.Tensor) => embedding(t as tf.Tensor2D, ids).sum())(table)
+        .dispose(),
+    );
     tf.dispose([table, ids]);
   });
 });

@@ -3,7 +3,11 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as backend from '../lib/backend/index.js';
 import { runExperiment } from '../lib/catalog.js';
-import type { BrainCaptionsArtifacts, BrainDecodingArtifacts, BrainEncoderArtifacts } from '../lib/papers/cogneuro/brain/index.js';
+import type {
+  BrainCaptionsArtifacts,
+  BrainDecodingArtifacts,
+  BrainEncoderArtifacts,
+} from '../lib/papers/cogneuro/brain/index.js';
 
 describe('brain experiments', () => {
   beforeAll(async () => {
@@ -34,8 +38,23 @@ describe('brain experiments', () => {
   }, 120_000);
 
   it('brain-captions and brain-decoding run and report their metrics (small overrides)', async () => {
-    const c = await runExperiment('brain-captions', { quick: true, seed: 1, progress: false, keep: true, overrides: { voxelsPerRegion: 4, train: 150, validation: 60, test: 60, natural: 300, conceptScenes: 10, captionerSteps: 50 } });
-    for (const k of ['test_agreement_projected', 'test_agreement_raw', 'test_manifold_similarity_projected']) expect(c.metrics[k]).toBeGreaterThanOrEqual(0);
+    const c = await runExperiment('brain-captions', {
+      quick: true,
+      seed: 1,
+      progress: false,
+      keep: true,
+      overrides: {
+        voxelsPerRegion: 4,
+        train: 150,
+        validation: 60,
+        test: 60,
+        natural: 300,
+        conceptScenes: 10,
+        captionerSteps: 50,
+      },
+    });
+    for (const k of ['test_agreement_projected', 'test_agreement_raw', 'test_manifold_similarity_projected'])
+      expect(c.metrics[k]).toBeGreaterThanOrEqual(0);
     // A convex combination of unit natural embeddings is close to them; a raw weight need not be.
     expect(c.metrics.test_manifold_similarity_projected).toBeGreaterThan(c.metrics.test_manifold_similarity_raw);
     // Per region: the agreement columns are the metrics (category regions; none for early ones), from the kept captions.

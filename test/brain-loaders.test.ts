@@ -1,8 +1,8 @@
 /** Loaders for real responses: .npy, CSV and NIfTI-1, written here into a temp dir, and the shape errors. */
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import * as brain from '../lib/papers/cogneuro/brain/index.js';
 
@@ -22,17 +22,26 @@ describe('npy', () => {
     writeFileSync(f('bad.npy'), 'hello');
     expect(() => brain.readNpy(f('bad.npy'))).toThrow(`${f('bad.npy')}: not a .npy file`);
     const truncated = brain.encodeNpy(a, [3, 4]).subarray(0, 100);
-    expect(() => brain.parseNpy(truncated, 'cut.npy')).toThrow('cut.npy: header says shape [3,4] of <f4 (48 bytes) but only');
+    expect(() => brain.parseNpy(truncated, 'cut.npy')).toThrow(
+      'cut.npy: header says shape [3,4] of <f4 (48 bytes) but only',
+    );
   });
 });
 
 describe('responses + labels', () => {
   it('loads .npy responses with CSV labels and .npy images, grouping voxels by region', () => {
-    brain.writeNpy(f('resp.npy'), Float32Array.from({ length: 5 * 4 }, (_, i) => i), [5, 4]);
+    brain.writeNpy(
+      f('resp.npy'),
+      Float32Array.from({ length: 5 * 4 }, (_, i) => i),
+      [5, 4],
+    );
     writeFileSync(f('labels.csv'), 'FFA\nPPA\nFFA\nnone\n');
     brain.writeNpy(f('img.npy'), new Float32Array(5 * 8 * 8 * 3), [5, 8, 8, 3]);
     const d = brain.loadResponses({ responses: f('resp.npy'), labels: f('labels.csv'), images: f('img.npy') });
-    expect(d.regions).toEqual([{ name: 'FFA', voxels: [0, 2] }, { name: 'PPA', voxels: [1] }]);
+    expect(d.regions).toEqual([
+      { name: 'FFA', voxels: [0, 2] },
+      { name: 'PPA', voxels: [1] },
+    ]);
     expect(d.responses.rows).toBe(5);
     expect(d.images!.size).toBe(8);
   });
@@ -52,11 +61,15 @@ describe('responses + labels', () => {
       `loadResponses: ${f('resp.npy')} has shape [5, 4] (stimuli x voxels) but ${f('labels3.csv')} has 3 labels`,
     );
     brain.writeNpy(f('img6.npy'), new Float32Array(6 * 8 * 8 * 3), [6, 8, 8, 3]);
-    expect(() => brain.loadResponses({ responses: f('resp.npy'), labels: f('labels.csv'), images: f('img6.npy') })).toThrow(
+    expect(() =>
+      brain.loadResponses({ responses: f('resp.npy'), labels: f('labels.csv'), images: f('img6.npy') }),
+    ).toThrow(
       `loadResponses: ${f('img6.npy')} holds 6 images (shape [6, 8, 8, 3]) but ${f('resp.npy')} has 5 stimuli (shape [5, 4])`,
     );
     brain.writeNpy(f('resp3d.npy'), new Float32Array(8), [2, 2, 2]);
-    expect(() => brain.readResponses(f('resp3d.npy'))).toThrow(`${f('resp3d.npy')}: responses must be 2-D [stimuli, voxels], got shape [2, 2, 2]`);
+    expect(() => brain.readResponses(f('resp3d.npy'))).toThrow(
+      `${f('resp3d.npy')}: responses must be 2-D [stimuli, voxels], got shape [2, 2, 2]`,
+    );
   });
 });
 
@@ -72,7 +85,10 @@ describe('NIfTI-1', () => {
     expect(v.dims).toEqual([3, 2, 2, 4]);
     expect(Array.from(v.data)).toEqual(Array.from(series));
     const d = brain.loadNiftiResponses({ series: f('bold.nii'), atlas: f('atlas.nii.gz'), names: f('names.csv') });
-    expect(d.regions).toEqual([{ name: 'V1', voxels: [0, 1] }, { name: 'FFA', voxels: [2, 3] }]);
+    expect(d.regions).toEqual([
+      { name: 'V1', voxels: [0, 1] },
+      { name: 'FFA', voxels: [2, 3] },
+    ]);
     expect(d.responses.rows).toBe(4);
     // Stimulus 1, atlas voxel index 4 (x=1, y=1, z=0): value 12 + 4.
     expect(d.responses.data[1 * 4 + 2]).toBe(16);
@@ -94,13 +110,18 @@ describe('a simulated split through the loaders', () => {
     const tf = await import('@tensorflow/tfjs');
     const backend = await import('../lib/backend/index.js');
     await backend.ready();
-    const sim = brain.simulate({ ...brain.DEFAULT_SIMULATION, voxelsPerRegion: 2, train: 12, validation: 4, test: 4, repeats: 2 }, 1);
+    const sim = brain.simulate(
+      { ...brain.DEFAULT_SIMULATION, voxelsPerRegion: 2, train: 12, validation: 4, test: 4, repeats: 2 },
+      1,
+    );
     const paths = brain.exportSimulation(sim.train, sim.system.regions, dir);
     const d = brain.loadResponses(paths);
     expect(d.regions.map((r) => r.name)).toEqual(sim.system.regions.map((r) => r.name));
     expect(d.regions.map((r) => r.voxels)).toEqual(sim.system.regions.map((r) => r.voxels));
     expect(Array.from(d.responses.data)).toEqual(Array.from(Float32Array.from(sim.train.responses.data)));
-    expect(Array.from(d.images!.data.subarray(3 * 32 * 32 * 3, 4 * 32 * 32 * 3))).toEqual(Array.from(sim.train.scenes[3].pixels));
+    expect(Array.from(d.images!.data.subarray(3 * 32 * 32 * 3, 4 * 32 * 32 * 3))).toEqual(
+      Array.from(sim.train.scenes[3].pixels),
+    );
     brain.disposeSimulation(sim);
     expect(tf.memory().numTensors).toBe(0);
   });

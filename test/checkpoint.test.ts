@@ -1,11 +1,20 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import '@tensorflow/tfjs-backend-wasm';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AdamW, fileHandler, loadCheckpoint, restoreCheckpoint, restoreVariables, saveCheckpoint, train, variablesOf } from '../lib/train/index.js';
 import { activeName } from '../lib/backend/index.js';
+import {
+  AdamW,
+  fileHandler,
+  loadCheckpoint,
+  restoreCheckpoint,
+  restoreVariables,
+  saveCheckpoint,
+  train,
+  variablesOf,
+} from '../lib/train/index.js';
 import { BACKENDS, useBackend } from './helpers.js';
 
 let dir: string;
@@ -27,10 +36,19 @@ describe.each(BACKENDS)('checkpoints on %s', (backend) => {
   it('round-trips float32, int32 and bool tensors, config, step and optimizer state exactly', async () => {
     const w = tf.variable(tf.randomNormal([3, 5], 0, 1, 'float32', 1), true, uniq('w'));
     const b = tf.variable(tf.tensor1d([0.1, -0.2, 1e-30]), true, uniq('b'));
-    const ids = tf.tensor2d([[1, -2], [2 ** 31 - 1, 0]], undefined, 'int32');
+    const ids = tf.tensor2d(
+      [
+        [1, -2],
+        [2 ** 31 - 1, 0],
+      ],
+      undefined,
+      'int32',
+    );
     const flags = tf.tensor1d([1, 0, 1], 'bool');
     const opt = new AdamW([w, b], { lr: 0.01 });
-    tf.tidy(() => opt.apply(tf.variableGrads(() => tf.add(tf.sum(tf.square(w)), tf.sum(b)) as tf.Scalar, [w, b]).grads));
+    tf.tidy(() =>
+      opt.apply(tf.variableGrads(() => tf.add(tf.sum(tf.square(w)), tf.sum(b)) as tf.Scalar, [w, b]).grads),
+    );
     const file = join(dir, `rt-${backend}.ckpt`);
     const config = { dModel: 8, name: 'toy <lm>', nested: { layers: [1, 2] } };
     await saveCheckpoint(file, { variables: [w, b], namedTensors: { ids, flags }, config, optimizer: opt, step: 42 });
@@ -43,7 +61,10 @@ describe.each(BACKENDS)('checkpoints on %s', (backend) => {
     expect(await ck.tensors[w.name].data()).toEqual(await w.data());
     expect(await ck.tensors[b.name].data()).toEqual(await b.data());
     expect(ck.tensors.ids.dtype).toBe('int32');
-    expect(await ck.tensors.ids.array()).toEqual([[1, -2], [2 ** 31 - 1, 0]]);
+    expect(await ck.tensors.ids.array()).toEqual([
+      [1, -2],
+      [2 ** 31 - 1, 0],
+    ]);
     expect(ck.tensors.flags.dtype).toBe('bool');
     expect(await ck.tensors.flags.array()).toEqual([1, 0, 1]);
     const st = ck.optimizerState!;
@@ -85,7 +106,9 @@ describe.each(BACKENDS)('checkpoints on %s', (backend) => {
     };
     Object.assign(broken, { data: fault, dataSync: fault });
     // `big` is written first, so the temp file has real bytes in it when the fault hits.
-    await expect(saveCheckpoint(file, { namedTensors: { big, broken }, config: { v: 2 }, step: 2 })).rejects.toThrow('injected fault');
+    await expect(saveCheckpoint(file, { namedTensors: { big, broken }, config: { v: 2 }, step: 2 })).rejects.toThrow(
+      'injected fault',
+    );
     expect(readFileSync(file).equals(old)).toBe(true);
     expect(readdirSync(dir).filter((f) => f.includes(`fault-${backend}`))).toEqual([`fault-${backend}.ckpt`]);
     const ck = await loadCheckpoint(file);
@@ -172,7 +195,7 @@ describe.each(BACKENDS)('checkpoints on %s', (backend) => {
     target.dispose();
   });
 
-  it('variablesOf keys a layer model\'s variables by their layer-given names', () => {
+  it("variablesOf keys a layer model's variables by their layer-given names", () => {
     const model = tf.sequential({ layers: [tf.layers.dense({ units: 2, inputShape: [3], name: 'head' })] });
     const vars = variablesOf(model);
     expect(Object.keys(vars)).toEqual(['head/kernel', 'head/bias']);
@@ -183,8 +206,17 @@ describe.each(BACKENDS)('checkpoints on %s', (backend) => {
   it('fileHandler saves and loads a tf.sequential model: identical predictions', async () => {
     const model = tf.sequential({
       layers: [
-        tf.layers.dense({ units: 8, inputShape: [4], activation: 'relu', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }),
-        tf.layers.dense({ units: 3, kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }), biasInitializer: 'ones' }),
+        tf.layers.dense({
+          units: 8,
+          inputShape: [4],
+          activation: 'relu',
+          kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
+        }),
+        tf.layers.dense({
+          units: 3,
+          kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }),
+          biasInitializer: 'ones',
+        }),
       ],
     });
     const file = join(dir, `model-${backend}.ckpt`);
@@ -198,7 +230,9 @@ describe.each(BACKENDS)('checkpoints on %s', (backend) => {
     const ck = await loadCheckpoint(file);
     expect(Object.keys(ck.tensors).sort()).toEqual(model.weights.map((w) => w.originalName).sort());
     ck.dispose();
-    await expect(fileHandler(join(dir, `rt-${backend}.ckpt`)).load!()).rejects.toThrow('is a training checkpoint, not a model');
+    await expect(fileHandler(join(dir, `rt-${backend}.ckpt`)).load!()).rejects.toThrow(
+      'is a training checkpoint, not a model',
+    );
     tf.dispose([x, p1, p2]);
     model.dispose();
     loaded.dispose();

@@ -3,26 +3,26 @@ import { describe, expect, it } from 'vitest';
 import {
   ByteTokenizer,
   CharTokenizer,
-  FIRST_TASK_TOKEN,
-  PASSKEY_DIGIT0,
-  SPECIAL,
-  TASK_NAMES,
   copyTask,
   drawInSplit,
+  FIRST_TASK_TOKEN,
   generateTask,
   inductionTask,
   loadCorpus,
   mqarTask,
+  PASSKEY_DIGIT0,
   passkeyAnswers,
   passkeyTask,
+  SPECIAL,
   sampleWindows,
   sequentialWindows,
   sortTask,
   splitOf,
-  textDataset,
-  tokenizerFromJSON,
+  TASK_NAMES,
   type TaskSpec,
   type TokenBatch,
+  textDataset,
+  tokenizerFromJSON,
 } from '../lib/data/index.js';
 import { Rng } from '../lib/util/random.js';
 
@@ -182,9 +182,13 @@ describe('task semantics', () => {
   it('passkey: distinct draws no digit twice and keeps the split disjoint', () => {
     const answers = passkeyAnswers(passkeyTask({ batch: 200, seqLen: 30, digits: 6, distinct: true, seed: 3 }));
     for (const a of answers) expect(new Set(a).size).toBe(6);
-    const test = passkeyAnswers(passkeyTask({ batch: 100, seqLen: 30, digits: 6, distinct: true, seed: 3, split: 'test' }));
+    const test = passkeyAnswers(
+      passkeyTask({ batch: 100, seqLen: 30, digits: 6, distinct: true, seed: 3, split: 'test' }),
+    );
     expect(test.filter((a) => answers.includes(a))).toEqual([]);
-    expect(() => passkeyTask({ batch: 1, seqLen: 40, digits: 11, distinct: true, seed: 0 })).toThrow(/passkey: distinct digits need digits <= 10, got 11/);
+    expect(() => passkeyTask({ batch: 1, seqLen: 40, digits: 11, distinct: true, seed: 0 })).toThrow(
+      /passkey: distinct digits need digits <= 10, got 11/,
+    );
   });
 
   it('passkey: test passkeys never occur among train passkeys', () => {
@@ -196,19 +200,79 @@ describe('task semantics', () => {
 
 describe('task argument errors name the argument and the value', () => {
   it.each<[string, () => unknown, RegExp]>([
-    ['mqar too long', () => mqarTask({ batch: 1, seqLen: 64, vocabSize: 200, numPairs: 40, seed: 0 }), /mqar: numPairs \(40\) \* 2 \+ numQueries \(40\) \* 2 exceeds seqLen \(64\)/],
-    ['mqar vocab', () => mqarTask({ batch: 1, seqLen: 64, vocabSize: 10, numPairs: 4, seed: 0 }), /mqar: numPairs \(4\) exceeds the 3 keys of vocabSize \(10\)/],
-    ['mqar queries', () => mqarTask({ batch: 1, seqLen: 64, vocabSize: 64, numPairs: 4, numQueries: 5, seed: 0 }), /numQueries \(5\) exceeds numPairs \(4\)/],
-    ['copy length', () => copyTask({ batch: 1, length: 0, vocabSize: 10, seed: 0 }), /copy: length must be an integer >= 1, got 0/],
-    ['copy batch', () => copyTask({ batch: 2.5, length: 3, vocabSize: 10, seed: 0 }), /copy: batch must be an integer >= 1, got 2.5/],
-    ['sort vocab', () => sortTask({ batch: 1, length: 3, vocabSize: 5, seed: 0 }), /sort: vocabSize must be an integer >= 6, got 5/],
-    ['induction seqLen', () => inductionTask({ batch: 1, seqLen: 3, vocabSize: 10, seed: 0 }), /induction: seqLen must be an integer >= 4, got 3/],
-    ['passkey seqLen', () => passkeyTask({ batch: 1, seqLen: 10, digits: 5, seed: 0 }), /passkey: seqLen \(10\) is too short for digits \(5\)/],
-    ['passkey depth', () => passkeyTask({ batch: 1, seqLen: 30, depth: 1.5, seed: 0 }), /passkey: depth must be a number in \[0, 1\] or omitted, got 1.5/],
-    ['seed', () => copyTask({ batch: 1, length: 3, vocabSize: 10, seed: NaN }), /copy: seed must be a finite number, got NaN/],
-    ['split', () => copyTask({ batch: 1, length: 3, vocabSize: 10, seed: 0, split: 'val' as 'test' }), /copy: split must be 'train' or 'test', got val/],
-    ['tiny space', () => drawInSplit('copy', 'test', new Rng(0), () => [4], (x) => x, 'length 1, vocabSize 5'), /copy: no test example in 10000 draws; the example space \(length 1, vocabSize 5\) is too small/],
-    ['unknown task', () => generateTask({ task: 'nope' } as unknown as TaskSpec), /generateTask: task must be one of copy, induction, mqar, passkey, sort, got nope/],
+    [
+      'mqar too long',
+      () => mqarTask({ batch: 1, seqLen: 64, vocabSize: 200, numPairs: 40, seed: 0 }),
+      /mqar: numPairs \(40\) \* 2 \+ numQueries \(40\) \* 2 exceeds seqLen \(64\)/,
+    ],
+    [
+      'mqar vocab',
+      () => mqarTask({ batch: 1, seqLen: 64, vocabSize: 10, numPairs: 4, seed: 0 }),
+      /mqar: numPairs \(4\) exceeds the 3 keys of vocabSize \(10\)/,
+    ],
+    [
+      'mqar queries',
+      () => mqarTask({ batch: 1, seqLen: 64, vocabSize: 64, numPairs: 4, numQueries: 5, seed: 0 }),
+      /numQueries \(5\) exceeds numPairs \(4\)/,
+    ],
+    [
+      'copy length',
+      () => copyTask({ batch: 1, length: 0, vocabSize: 10, seed: 0 }),
+      /copy: length must be an integer >= 1, got 0/,
+    ],
+    [
+      'copy batch',
+      () => copyTask({ batch: 2.5, length: 3, vocabSize: 10, seed: 0 }),
+      /copy: batch must be an integer >= 1, got 2.5/,
+    ],
+    [
+      'sort vocab',
+      () => sortTask({ batch: 1, length: 3, vocabSize: 5, seed: 0 }),
+      /sort: vocabSize must be an integer >= 6, got 5/,
+    ],
+    [
+      'induction seqLen',
+      () => inductionTask({ batch: 1, seqLen: 3, vocabSize: 10, seed: 0 }),
+      /induction: seqLen must be an integer >= 4, got 3/,
+    ],
+    [
+      'passkey seqLen',
+      () => passkeyTask({ batch: 1, seqLen: 10, digits: 5, seed: 0 }),
+      /passkey: seqLen \(10\) is too short for digits \(5\)/,
+    ],
+    [
+      'passkey depth',
+      () => passkeyTask({ batch: 1, seqLen: 30, depth: 1.5, seed: 0 }),
+      /passkey: depth must be a number in \[0, 1\] or omitted, got 1.5/,
+    ],
+    [
+      'seed',
+      () => copyTask({ batch: 1, length: 3, vocabSize: 10, seed: NaN }),
+      /copy: seed must be a finite number, got NaN/,
+    ],
+    [
+      'split',
+      () => copyTask({ batch: 1, length: 3, vocabSize: 10, seed: 0, split: 'val' as 'test' }),
+      /copy: split must be 'train' or 'test', got val/,
+    ],
+    [
+      'tiny space',
+      () =>
+        drawInSplit(
+          'copy',
+          'test',
+          new Rng(0),
+          () => [4],
+          (x) => x,
+          'length 1, vocabSize 5',
+        ),
+      /copy: no test example in 10000 draws; the example space \(length 1, vocabSize 5\) is too small/,
+    ],
+    [
+      'unknown task',
+      () => generateTask({ task: 'nope' } as unknown as TaskSpec),
+      /generateTask: task must be one of copy, induction, mqar, passkey, sort, got nope/,
+    ],
   ])('%s', (_, call, message) => {
     expect(call).toThrow(message);
   });
@@ -230,9 +294,13 @@ describe('text corpus and tokenizers', () => {
     expect(test[1]).toBe(corpus.length);
     expect(train[1] / corpus.length).toBeCloseTo(0.9, 3);
     expect(corpus.text('train').startsWith('CONTENTS')).toBe(true);
-    expect(corpus.text('train').length + corpus.text('validation').length + corpus.text('test').length).toBe(corpus.length);
+    expect(corpus.text('train').length + corpus.text('validation').length + corpus.text('test').length).toBe(
+      corpus.length,
+    );
     expect(loadCorpus({ fractions: [0.8, 0.1, 0.1] }).ranges.train[1]).toBe(Math.round(0.8 * corpus.length));
-    expect(() => loadCorpus({ fractions: [0.8, 0.1, 0.2] })).toThrow(/loadCorpus: fractions must be three positive shares summing to 1, got \[0.8,0.1,0.2\]/);
+    expect(() => loadCorpus({ fractions: [0.8, 0.1, 0.2] })).toThrow(
+      /loadCorpus: fractions must be three positive shares summing to 1, got \[0.8,0.1,0.2\]/,
+    );
   });
 
   it('char tokenizer round-trips the train split and maps unseen characters to UNK', () => {
@@ -246,7 +314,9 @@ describe('text corpus and tokenizers', () => {
     expect(tok.decode(ids)).toBe('whale\uFFFD');
     const again = tokenizerFromJSON(JSON.parse(JSON.stringify(tok.toJSON())));
     expect(Array.from(again.encode('Call me Ishmael.'))).toEqual(Array.from(tok.encode('Call me Ishmael.')));
-    expect(() => tok.decode([tok.vocabSize])).toThrow(`CharTokenizer.decode: ids[0] (${tok.vocabSize}) is outside the vocabulary [0, ${tok.vocabSize})`);
+    expect(() => tok.decode([tok.vocabSize])).toThrow(
+      `CharTokenizer.decode: ids[0] (${tok.vocabSize}) is outside the vocabulary [0, ${tok.vocabSize})`,
+    );
   });
 
   it('char tokenizer treats an astral character as one token', () => {
@@ -258,7 +328,7 @@ describe('text corpus and tokenizers', () => {
 
   it('byte tokenizer round-trips any well-formed text, including non-ASCII', () => {
     const tok = new ByteTokenizer();
-    const text = corpus.text('train').slice(0, 20_000) + ' חן ϰητος WHŒL — 🐋';
+    const text = `${corpus.text('train').slice(0, 20_000)} חן ϰητος WHŒL — 🐋`;
     const ids = tok.encode(text);
     expect(ids.length).toBeGreaterThan(text.length);
     expect(Math.max(...ids)).toBeLessThan(256);
@@ -281,7 +351,9 @@ describe('text corpus and tokenizers', () => {
       expect(window.length).toBe(33);
       expect(text.includes(window)).toBe(true);
     }
-    expect(() => sampleWindows(new Int32Array(10), 5, { batch: 1, seqLen: 10, seed: 0 })).toThrow('sampleWindows: ids has 10 tokens, fewer than seqLen (10) + 1');
+    expect(() => sampleWindows(new Int32Array(10), 5, { batch: 1, seqLen: 10, seed: 0 })).toThrow(
+      'sampleWindows: ids has 10 tokens, fewer than seqLen (10) + 1',
+    );
   });
 
   it('sequential windows visit every target once, in order', () => {

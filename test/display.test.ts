@@ -23,9 +23,12 @@ describe('toMimeBundle', () => {
   });
 
   it('shows a small tensor as dtype, shape and a table of its values', () => {
-    const t = tf.tensor2d([[1, 2.5], [3, 4]]);
+    const t = tf.tensor2d([
+      [1, 2.5],
+      [3, 4],
+    ]);
     const b = d.toMimeBundle(t);
-    expect(b['text/plain']).toMatch(/^Tensor float32 \[2, 2\]\n\[\[1, 2\.5\],\n \[3, 4 *\]\]\nmin 1  max 4/);
+    expect(b['text/plain']).toMatch(/^Tensor float32 \[2, 2\]\n\[\[1, 2\.5\],\n \[3, 4 *\]\]\nmin 1 {2}max 4/);
     expect(b['text/html']).toContain('<table');
     expect(b['text/html']).toContain('>2.5<');
     t.dispose();
@@ -48,7 +51,7 @@ describe('toMimeBundle', () => {
     expect(b['text/html']).toContain('b&amp;c');
     expect(b['text/html']).not.toContain('<script>');
     expect(String(b['text/plain']).split('\n')[0]).toBe('DataFrame 2 x 2');
-    const s = d.toMimeBundle(df['loss']);
+    const s = d.toMimeBundle(df.loss);
     expect(s['text/html']).toContain('Series 2');
   });
 
@@ -72,7 +75,10 @@ describe('toMimeBundle', () => {
   });
 
   it('shows lists of records and metric objects as tables', () => {
-    const rows = d.toMimeBundle([{ model: '1 layer', acc: 0.5 }, { model: '2 layers', acc: 0.99 }]);
+    const rows = d.toMimeBundle([
+      { model: '1 layer', acc: 0.5 },
+      { model: '2 layers', acc: 0.99 },
+    ]);
     expect(rows['text/html']).toContain('<th style="padding:2px 8px;border-bottom:1px solid #ddd">acc</th>');
     expect(rows['text/plain']).toContain('2 layers');
     expect(d.toMimeBundle({ loss: 1.5, acc: 0.5 })['text/html']).toContain('metric');
@@ -83,7 +89,11 @@ describe('toMimeBundle', () => {
     class Point {
       constructor(readonly x: number) {}
     }
-    d.registerFormatter({ name: 'point', test: (v): v is Point => v instanceof Point, format: (p) => ({ 'text/plain': `P(${p.x})` }) });
+    d.registerFormatter({
+      name: 'point',
+      test: (v): v is Point => v instanceof Point,
+      format: (p) => ({ 'text/plain': `P(${p.x})` }),
+    });
     expect(d.toMimeBundle(new Point(2))['text/plain']).toBe('P(2)');
   });
 });
@@ -91,14 +101,20 @@ describe('toMimeBundle', () => {
 describe('display and handles', () => {
   it('sends bundles to the sink; handles update in place and clear', () => {
     const sent: unknown[] = [];
-    d.setDisplaySink({ send: (bundle, opts) => sent.push({ bundle, opts }), clear: (wait) => sent.push({ clear: wait }) });
+    d.setDisplaySink({
+      send: (bundle, opts) => sent.push({ bundle, opts }),
+      clear: (wait) => sent.push({ clear: wait }),
+    });
     d.display({ data: [{ type: 'bar', y: [1] }] });
     const h = d.newDisplayHandle()!;
     h.update({ 'text/plain': 'a' });
     h.update({ 'text/plain': 'b' });
     d.clearOutput(true);
     expect(sent).toHaveLength(4);
-    const [fig, first, second, clear] = sent as { bundle: Record<string, unknown>; opts: { displayId?: string; update?: boolean } }[];
+    const [fig, first, second, clear] = sent as {
+      bundle: Record<string, unknown>;
+      opts: { displayId?: string; update?: boolean };
+    }[];
     expect(Object.keys(fig!.bundle)).toContain(d.PLOTLY_MIME);
     expect(first!.opts.update).toBe(false);
     expect(second!.opts.update).toBe(true);
@@ -121,17 +137,52 @@ describe('display and handles', () => {
 
 describe('figure builders', () => {
   it('draws one head with repeated tokens kept apart, queries top to bottom', () => {
-    const fig = d.attentionHeatmap([[1, 0], [0.3, 0.7]], { tokens: ['a', 'a'] });
-    expect(fig.data[0]).toMatchObject({ type: 'heatmap', z: [[1, 0], [0.3, 0.7]], zmin: 0, zmax: 1 });
+    const fig = d.attentionHeatmap(
+      [
+        [1, 0],
+        [0.3, 0.7],
+      ],
+      { tokens: ['a', 'a'] },
+    );
+    expect(fig.data[0]).toMatchObject({
+      type: 'heatmap',
+      z: [
+        [1, 0],
+        [0.3, 0.7],
+      ],
+      zmin: 0,
+      zmax: 1,
+    });
     expect(fig.layout!.yaxis).toMatchObject({ autorange: 'reversed', tickvals: [0, 1], ticktext: ['a', 'a'] });
   });
 
   it('slices [b, h, q, k] tensors and reports bad shapes and labels', () => {
     const w = tf.tensor4d([1, 0, 0.5, 0.5, 1, 0, 0.9, 0.1], [1, 2, 2, 2]);
-    expect(d.attentionHeatmap(w, { head: 1 }).data[0]!.z).toEqual([[1, 0], [0.9, 0.1]].map((r) => r.map((v) => Math.fround(v))));
-    expect(() => d.attentionHeatmap([1, 2] as unknown as number[][])).toThrow(/\[q, k\], \[h, q, k\] or \[b, h, q, k\]/);
+    expect(d.attentionHeatmap(w, { head: 1 }).data[0]!.z).toEqual(
+      [
+        [1, 0],
+        [0.9, 0.1],
+      ].map((r) => r.map((v) => Math.fround(v))),
+    );
+    expect(() => d.attentionHeatmap([1, 2] as unknown as number[][])).toThrow(
+      /\[q, k\], \[h, q, k\] or \[b, h, q, k\]/,
+    );
     expect(() => d.attentionHeatmap([[1]], { tokens: ['a', 'b'] })).toThrow(/2 labels for an axis of length 1/);
-    expect(d.heatmap([[1, 2], [3, 4]], { zmin: 0 }).data[0]).toMatchObject({ z: [[1, 2], [3, 4]], zmin: 0 });
+    expect(
+      d.heatmap(
+        [
+          [1, 2],
+          [3, 4],
+        ],
+        { zmin: 0 },
+      ).data[0],
+    ).toMatchObject({
+      z: [
+        [1, 2],
+        [3, 4],
+      ],
+      zmin: 0,
+    });
     w.dispose();
   });
 
@@ -146,7 +197,10 @@ describe('figure builders', () => {
   });
 
   it('plots training curves from records or columns, skipping missing values', () => {
-    const fig = d.trainingCurves([{ step: 0, loss: 3, acc: undefined }, { step: 5, loss: 2, acc: 0.5 }]);
+    const fig = d.trainingCurves([
+      { step: 0, loss: 3, acc: undefined },
+      { step: 5, loss: 2, acc: 0.5 },
+    ]);
     expect(fig.data.map((t) => t.name)).toEqual(['loss', 'acc']);
     expect(fig.data[1]).toMatchObject({ x: [5], y: [0.5] });
     const cols = d.trainingCurves({ loss: [3, 2, 1] }, { logY: true });
@@ -156,7 +210,10 @@ describe('figure builders', () => {
 
   it('makes line and scatter charts from arrays or named series', () => {
     expect(d.lineChart([1, 4]).data[0]).toMatchObject({ mode: 'lines+markers', x: [0, 1], y: [1, 4] });
-    const s = d.scatterChart([{ x: [1, 2], y: [3, 4], name: 'a' }, { y: [1], name: 'b' }]);
+    const s = d.scatterChart([
+      { x: [1, 2], y: [3, 4], name: 'a' },
+      { y: [1], name: 'b' },
+    ]);
     expect(s.data.map((t) => t.name)).toEqual(['a', 'b']);
     expect(s.layout!.showlegend).toBe(true);
   });
@@ -177,8 +234,13 @@ describe('callable display module', () => {
 describe('library results', () => {
   it('shows an experiment result as summary, metrics and tables', () => {
     const r = {
-      experiment: 'induction-heads', seed: 0, quick: true, config: {}, seconds: 12.5,
-      metrics: { test_accuracy_2layer: 0.9 }, tables: { models: [{ layers: 2, best_head: 'L1H3' }] },
+      experiment: 'induction-heads',
+      seed: 0,
+      quick: true,
+      config: {},
+      seconds: 12.5,
+      metrics: { test_accuracy_2layer: 0.9 },
+      tables: { models: [{ layers: 2, best_head: 'L1H3' }] },
       summary: 'The 2-layer model <wins>.',
     };
     const b = d.toMimeBundle(r);
@@ -188,7 +250,14 @@ describe('library results', () => {
   });
 
   it('shows a training result as its loss curve', () => {
-    const r = { history: undefined, steps: 2, records: [{ step: 0, loss: 2, lr: 1, grad_norm: 1, seconds: 0 }, { step: 1, loss: 1, lr: 1, grad_norm: 1, seconds: 1 }] };
+    const r = {
+      history: undefined,
+      steps: 2,
+      records: [
+        { step: 0, loss: 2, lr: 1, grad_norm: 1, seconds: 0 },
+        { step: 1, loss: 1, lr: 1, grad_norm: 1, seconds: 1 },
+      ],
+    };
     const b = d.toMimeBundle(r);
     expect(b['text/plain']).toBe('Training: 2 steps, final loss 1.0000');
     expect(b[d.PLOTLY_MIME]).toBeDefined();

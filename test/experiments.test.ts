@@ -1,18 +1,47 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as backend from '../lib/backend/index.js';
-import * as tf from '@tensorflow/tfjs';
-import { CATALOG, ConfigError, defineExperiment, getExperiment, int, list, listExperiments, num, obj, oneOf, opt, resolveConfig, runExperiment, str, tuple } from '../lib/catalog.js';
-import { repeatTask } from '../lib/data/repeat.js';
+import {
+  CATALOG,
+  ConfigError,
+  defineExperiment,
+  getExperiment,
+  int,
+  list,
+  listExperiments,
+  num,
+  obj,
+  oneOf,
+  opt,
+  resolveConfig,
+  runExperiment,
+  str,
+  tuple,
+} from '../lib/catalog.js';
 import { splitOf } from '../lib/data/batch.js';
+import { repeatTask } from '../lib/data/repeat.js';
 import { evaluateInduction, type InductionArtifacts } from '../lib/papers/basics/induction-heads/index.js';
 
 const root = join(import.meta.dirname, '..');
-const cli = (...args: string[]) => spawnSync(process.execPath, [join(root, 'bin', 'attnlab.js'), ...args], { encoding: 'utf8', cwd: root, env: { ...process.env, ATTNLAB_BACKEND: '' } });
+const cli = (...args: string[]) =>
+  spawnSync(process.execPath, [join(root, 'bin', 'attnlab.js'), ...args], {
+    encoding: 'utf8',
+    cwd: root,
+    env: { ...process.env, ATTNLAB_BACKEND: '' },
+  });
 
 describe('experiment catalog and contract', () => {
-  type Tiny = { steps: number; lr: number; mode: 'a' | 'b'; sizes: [number, number]; opt: { lr: number; decay: number }; tag?: string; layers: number[] };
+  type Tiny = {
+    steps: number;
+    lr: number;
+    mode: 'a' | 'b';
+    sizes: [number, number];
+    opt: { lr: number; decay: number };
+    tag?: string;
+    layers: number[];
+  };
   const tiny = defineExperiment<Tiny, { t: tf.Tensor }>({
     name: 'test-tiny',
     paper: '-',
@@ -28,14 +57,29 @@ describe('experiment catalog and contract', () => {
     }),
     quick: { steps: 2, lr: 0.1, mode: 'a', sizes: [1, 2], opt: { lr: 0.01, decay: 0.9 }, layers: [1] },
     full: { steps: 20, lr: 0.1, mode: 'b', sizes: [1, 2], opt: { lr: 0.01, decay: 0.9 }, layers: [1, 2] },
-    run: async (c) => ({ metrics: { test_steps: c.steps, test_decay: c.opt.decay }, summary: '', references: [{ metric: 'test_steps', paper: 2, source: 'Table 1' }], artifacts: { t: tf.ones([2]) } }),
+    run: async (c) => ({
+      metrics: { test_steps: c.steps, test_decay: c.opt.decay },
+      summary: '',
+      references: [{ metric: 'test_steps', paper: 2, source: 'Table 1' }],
+      artifacts: { t: tf.ones([2]) },
+    }),
   });
 
   it('lists every experiment once and names the known ones when a name is unknown', () => {
     const names = listExperiments().map((e) => e.name);
     expect(names).toContain('induction-heads');
     expect(new Set(names).size).toBe(CATALOG.length);
-    expect(names).toEqual(expect.arrayContaining(['pointer-hull', 'pointer-tsp', 'oat-scanpath', 'brain-encoder', 'brain-decoding', 'sparse-approx', 'passkey-long']));
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'pointer-hull',
+        'pointer-tsp',
+        'oat-scanpath',
+        'brain-encoder',
+        'brain-decoding',
+        'sparse-approx',
+        'passkey-long',
+      ]),
+    );
     expect(() => getExperiment('nope')).toThrow(/unknown experiment 'nope'; known: .*induction-heads/);
   });
 
@@ -57,7 +101,9 @@ describe('experiment catalog and contract', () => {
       }
       throw new Error('no error');
     };
-    expect(bad({ nosuch: 1 })).toMatch(/^experiment 'test-tiny': config\.nosuch is not a setting \(settings: steps, lr, mode, sizes, opt, tag, layers\)/);
+    expect(bad({ nosuch: 1 })).toMatch(
+      /^experiment 'test-tiny': config\.nosuch is not a setting \(settings: steps, lr, mode, sizes, opt, tag, layers\)/,
+    );
     expect(bad({ steps: 'x' })).toMatch(/config\.steps must be an integer >= 1, got "x"/);
     expect(bad({ steps: 0 })).toMatch(/config\.steps must be an integer >= 1, got 0/);
     expect(bad({ steps: 1.5 })).toMatch(/config\.steps must be an integer >= 1, got 1\.5/);
@@ -77,23 +123,43 @@ describe('experiment catalog and contract', () => {
   });
 
   it('checks an experiment definition: its quick and full configs against the schema', () => {
-    expect(() => defineExperiment({ ...tiny, name: 'test-bad', quick: { ...tiny.quick, steps: 0 } })).toThrow(/experiment 'test-bad': its quick config is invalid: config\.steps must be an integer >= 1, got 0/);
+    expect(() => defineExperiment({ ...tiny, name: 'test-bad', quick: { ...tiny.quick, steps: 0 } })).toThrow(
+      /experiment 'test-bad': its quick config is invalid: config\.steps must be an integer >= 1, got 0/,
+    );
     expect(() => defineExperiment({ ...tiny, name: 'Bad Name' })).toThrow(/name must be lower-case words/);
   });
 
-  it('every catalog experiment\'s quick and full configs pass its schema, and the schema rejects unknown keys', () => {
+  it("every catalog experiment's quick and full configs pass its schema, and the schema rejects unknown keys", () => {
     for (const e of CATALOG) {
       expect(() => resolveConfig(e, true, {})).not.toThrow();
       expect(() => resolveConfig(e, false, {})).not.toThrow();
-      expect(() => resolveConfig(e, true, { nosuch: 1 })).toThrow(new RegExp(`experiment '${e.name}': config\\.nosuch is not a setting`));
+      expect(() => resolveConfig(e, true, { nosuch: 1 })).toThrow(
+        new RegExp(`experiment '${e.name}': config\\.nosuch is not a setting`),
+      );
     }
   });
 
   it('rejects metrics that do not say their split, and paper numbers for metrics it did not report', async () => {
-    const unsplit = defineExperiment({ ...tiny, name: 'test-unsplit', run: async () => ({ metrics: { accuracy: 1 }, summary: '' }) });
-    await expect(runExperiment(unsplit, { quick: true })).rejects.toThrow('reported metrics without a split prefix: accuracy');
-    const cites = defineExperiment({ ...tiny, name: 'test-cites', run: async () => ({ metrics: { test_a: 1 }, summary: '', references: [{ metric: 'test_b', paper: 1, source: '-' }] }) });
-    await expect(runExperiment(cites, { quick: true })).rejects.toThrow('cites paper numbers for metrics it did not report: test_b');
+    const unsplit = defineExperiment({
+      ...tiny,
+      name: 'test-unsplit',
+      run: async () => ({ metrics: { accuracy: 1 }, summary: '' }),
+    });
+    await expect(runExperiment(unsplit, { quick: true })).rejects.toThrow(
+      'reported metrics without a split prefix: accuracy',
+    );
+    const cites = defineExperiment({
+      ...tiny,
+      name: 'test-cites',
+      run: async () => ({
+        metrics: { test_a: 1 },
+        summary: '',
+        references: [{ metric: 'test_b', paper: 1, source: '-' }],
+      }),
+    });
+    await expect(runExperiment(cites, { quick: true })).rejects.toThrow(
+      'cites paper numbers for metrics it did not report: test_b',
+    );
   });
 
   it('runs with the merged config, disposes artifacts unless kept, and returns the paper references', async () => {
@@ -168,7 +234,13 @@ describe('induction-heads experiment', () => {
 
   it('keeps the trained models and test rows it scored (keep: true); its heads table and metrics come from them', async () => {
     const before = tf.memory().numTensors;
-    const r = await runExperiment('induction-heads', { quick: true, seed: 3, progress: false, overrides: { steps: 15, testRows: 16, batch: 8 }, keep: true });
+    const r = await runExperiment('induction-heads', {
+      quick: true,
+      seed: 3,
+      progress: false,
+      overrides: { steps: 15, testRows: 16, batch: 8 },
+      keep: true,
+    });
     const a = r.artifacts as InductionArtifacts;
     expect(a.models.map((m) => m.layers)).toEqual([1, 2]);
     expect(a.test.batch).toBe(16);
@@ -178,7 +250,10 @@ describe('induction-heads experiment', () => {
       expect(evaluateInduction(m.model, a.test).accuracy).toBeCloseTo(r.metrics[`test_accuracy_${m.layers}layer`], 6);
       const rows = r.tables!.heads.filter((row) => row.layers === m.layers);
       expect(rows.map((row) => [row.layer, row.head])).toEqual(m.scores.flatMap((hs, l) => hs.map((_, h) => [l, h])));
-      for (const row of rows) expect(row.previous_token_score).toBe(+m.previousTokenScores[row.layer as number][row.head as number].toFixed(4));
+      for (const row of rows)
+        expect(row.previous_token_score).toBe(
+          +m.previousTokenScores[row.layer as number][row.head as number].toFixed(4),
+        );
     }
     // Previous-token scores against a plain loop over the cached patterns: mean weight from t to t - 1 over graded t.
     const two = a.models[1];
@@ -205,7 +280,12 @@ describe('induction-heads experiment', () => {
 
 describe('attnlab command line', () => {
   it('info --json reports the backend and versions', () => {
-    const info = JSON.parse(execFileSync(process.execPath, [join(root, 'bin', 'attnlab.js'), 'info', '--json'], { encoding: 'utf8', cwd: root }));
+    const info = JSON.parse(
+      execFileSync(process.execPath, [join(root, 'bin', 'attnlab.js'), 'info', '--json'], {
+        encoding: 'utf8',
+        cwd: root,
+      }),
+    );
     expect(backend.BACKEND_ORDER).toContain(info.backend.chosen);
     expect(info.versions.tfjs).toBe('4.22.0');
     expect(info.capabilities.experiments).toContain('induction-heads');
@@ -221,7 +301,14 @@ describe('attnlab command line', () => {
     const badSeed = cli('experiment', 'induction-heads', '--seed', 'x');
     expect(badSeed.status).toBe(2);
     expect(badSeed.stderr).toMatch(/--seed must be an integer, got 'x'/);
-    const small = cli('experiment', 'sparse-scaling', '--quick', '--json', '--config', '{"lengths": [64], "repeats": 1, "methods": ["hip"]}');
+    const small = cli(
+      'experiment',
+      'sparse-scaling',
+      '--quick',
+      '--json',
+      '--config',
+      '{"lengths": [64], "repeats": 1, "methods": ["hip"]}',
+    );
     expect(small.status).toBe(0);
     expect(JSON.parse(small.stdout).config).toMatchObject({ lengths: [64], repeats: 1, methods: ['hip'] });
     const badConfig = cli('experiment', 'induction-heads', '--config', '[1]');

@@ -33,11 +33,19 @@ export function relErr(actual: ArrayLike<number>, expected: ArrayLike<number>, t
   return worst;
 }
 
-export function expectClose(actual: ArrayLike<number> | tf.Tensor, expected: ArrayLike<number> | tf.Tensor, tol: Tolerance = {}, label = ''): void {
+export function expectClose(
+  actual: ArrayLike<number> | tf.Tensor,
+  expected: ArrayLike<number> | tf.Tensor,
+  tol: Tolerance = {},
+  label = '',
+): void {
   const a = actual instanceof tf.Tensor ? actual.dataSync() : actual;
   const b = expected instanceof tf.Tensor ? expected.dataSync() : expected;
   const e = relErr(a, b, tol);
-  expect(e, `${label}: scaled error ${e.toFixed(3)} > 1 (rtol ${tol.rtol ?? 1e-4}, atol ${tol.atol ?? 1e-5})`).toBeLessThanOrEqual(1);
+  expect(
+    e,
+    `${label}: scaled error ${e.toFixed(3)} > 1 (rtol ${tol.rtol ?? 1e-4}, atol ${tol.atol ?? 1e-5})`,
+  ).toBeLessThanOrEqual(1);
 }
 
 /** Float64 central-difference gradient of f at x (x is modified and restored). */

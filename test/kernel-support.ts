@@ -8,8 +8,16 @@ export const ROOT = resolve(import.meta.dirname, '..');
 
 /** Build `dist/` when the kernel is missing (tsc emits even while other files of the tree have type errors). */
 export function ensureBuilt(): void {
-  if (existsSync(join(ROOT, 'dist', 'kernel', 'main.js')) && existsSync(join(ROOT, 'dist', 'lib', 'display', 'index.js'))) return;
-  spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.json')], { stdio: 'inherit' });
+  if (
+    existsSync(join(ROOT, 'dist', 'kernel', 'main.js')) &&
+    existsSync(join(ROOT, 'dist', 'lib', 'display', 'index.js'))
+  )
+    return;
+  spawnSync(
+    process.execPath,
+    [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.json')],
+    { stdio: 'inherit' },
+  );
   if (!existsSync(join(ROOT, 'dist', 'kernel', 'main.js'))) throw new Error('dist/kernel/main.js is missing after tsc');
 }
 
@@ -26,7 +34,9 @@ export function jupyterPython(): string {
 export async function privateKernelEnv(): Promise<NodeJS.ProcessEnv> {
   ensureBuilt();
   const prefix = mkdtempSync(join(tmpdir(), 'attnlab-jupyter-'));
-  const { installKernelSpec } = (await import(join(ROOT, 'dist', 'kernel', 'install.js'))) as typeof import('../kernel/install.js');
+  const { installKernelSpec } = (await import(
+    join(ROOT, 'dist', 'kernel', 'install.js')
+  )) as typeof import('../kernel/install.js');
   installKernelSpec({ prefix, root: ROOT });
   return { ...process.env, JUPYTER_PATH: join(prefix, 'share', 'jupyter') };
 }
@@ -59,8 +69,14 @@ export async function renderInChromium(htmlFile: string, timeoutMs = 60_000): Pr
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
     ],
   });
   try {
@@ -75,12 +91,17 @@ export async function renderInChromium(htmlFile: string, timeoutMs = 60_000): Pr
       return route.abort();
     });
     await page.goto(`file://${htmlFile}`, { waitUntil: 'load', timeout: timeoutMs });
-    const count = () => page.evaluate(() => {
-      const plots = Array.from(document.querySelectorAll('.attnlab-plot'));
-      return { figures: plots.length, rendered: plots.filter((p) => p.querySelector('.main-svg')).length };
-    });
+    const count = () =>
+      page.evaluate(() => {
+        const plots = Array.from(document.querySelectorAll('.attnlab-plot'));
+        return { figures: plots.length, rendered: plots.filter((p) => p.querySelector('.main-svg')).length };
+      });
     await page
-      .waitForFunction(() => Array.from(document.querySelectorAll('.attnlab-plot')).every((p) => p.querySelector('.main-svg')), undefined, { timeout: timeoutMs })
+      .waitForFunction(
+        () => Array.from(document.querySelectorAll('.attnlab-plot')).every((p) => p.querySelector('.main-svg')),
+        undefined,
+        { timeout: timeoutMs },
+      )
       .catch(() => undefined);
     return { ...(await count()), blocked, pageErrors };
   } finally {

@@ -4,9 +4,9 @@
  */
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { jupyterPython, privateKernelEnv, ROOT } from './kernel-support.js';
 import { isComplete } from '../kernel/engine.js';
 import { History } from '../kernel/history.js';
+import { jupyterPython, privateKernelEnv, ROOT } from './kernel-support.js';
 
 describe('attnlab kernel', () => {
   it('passes the Jupyter kernel conformance suite', async () => {
@@ -36,7 +36,10 @@ describe('attnlab kernel', () => {
     ['a = 1', 'b = 2', 'a + b', 'a = 1'].forEach((code, i) => h.add(i + 1, code));
     h.setOutput(3, '3');
     expect(h.query({ hist_access_type: 'tail', n: 2 }).map((r) => r[1])).toEqual([3, 4]);
-    expect(h.query({ hist_access_type: 'range', session: 0, start: 2, stop: 4 }).map((r) => r[2])).toEqual(['b = 2', 'a + b']);
+    expect(h.query({ hist_access_type: 'range', session: 0, start: 2, stop: 4 }).map((r) => r[2])).toEqual([
+      'b = 2',
+      'a + b',
+    ]);
     expect(h.query({ hist_access_type: 'tail', n: 1, output: true })[0]![2]).toEqual(['a = 1', null]);
     expect(h.query({ hist_access_type: 'search', pattern: 'a =*' })).toHaveLength(2);
     expect(h.query({ hist_access_type: 'search', pattern: 'a =*', unique: true })).toHaveLength(1);

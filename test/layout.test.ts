@@ -31,7 +31,19 @@ const graph = new Map<string, string[]>(
   }),
 );
 
-const INFRASTRUCTURE = ['backend', 'attention', 'masks', 'positional', 'layers', 'train', 'data', 'display', 'experiments', 'bench', 'util'];
+const INFRASTRUCTURE = [
+  'backend',
+  'attention',
+  'masks',
+  'positional',
+  'layers',
+  'train',
+  'data',
+  'display',
+  'experiments',
+  'bench',
+  'util',
+];
 const TOP = ['lib/papers/', 'lib/catalog.ts', 'lib/cli/', 'lib/index.ts'];
 
 describe('layout', () => {
@@ -93,7 +105,11 @@ describe('layout', () => {
       for (const d of graph.get(f) ?? []) walk(d);
     };
     walk('lib/catalog.ts');
-    const defining = files.map(rel).filter((f) => f !== 'lib/experiments/contract.ts' && /defineExperiment[<(]/.test(readFileSync(join(root, f), 'utf8')));
+    const defining = files
+      .map(rel)
+      .filter(
+        (f) => f !== 'lib/experiments/contract.ts' && /defineExperiment[<(]/.test(readFileSync(join(root, f), 'utf8')),
+      );
     expect(defining.length).toBeGreaterThan(5);
     expect(defining.filter((f) => !reached.has(f))).toEqual([]);
   });

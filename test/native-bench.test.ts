@@ -3,15 +3,22 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { benchCommand } from '../lib/cli/bench.js';
 import { formatTable, median, selectWorkloads, WORKLOADS } from '../lib/bench/index.js';
+import { benchCommand } from '../lib/cli/bench.js';
 
 describe('attnlab bench', () => {
   it('registers the workloads the issue names, each with a FLOP count and a peer description', () => {
     expect(WORKLOADS.map((w) => w.name)).toEqual([
-      'gemm-256', 'gemm-1024', 'gemm-2048',
-      'attn-causal-128-fwd', 'attn-causal-128-fwdbwd', 'attn-causal-512-fwd', 'attn-causal-512-fwdbwd',
-      'attn-causal-2048-fwd', 'attn-causal-2048-fwdbwd', 'toylm-step',
+      'gemm-256',
+      'gemm-1024',
+      'gemm-2048',
+      'attn-causal-128-fwd',
+      'attn-causal-128-fwdbwd',
+      'attn-causal-512-fwd',
+      'attn-causal-512-fwdbwd',
+      'attn-causal-2048-fwd',
+      'attn-causal-2048-fwdbwd',
+      'toylm-step',
     ]);
     for (const w of WORKLOADS) {
       expect(w.flops).toBeGreaterThan(0);

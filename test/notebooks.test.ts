@@ -6,8 +6,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CHROMIUM, ensureBuilt, renderInChromium, ROOT } from './kernel-support.js';
-import { executeNotebooks, selfContained, type NotebookResult } from '../lib/cli/notebooks.js';
+import { executeNotebooks, type NotebookResult, selfContained } from '../lib/cli/notebooks.js';
+import { CHROMIUM, ensureBuilt, ROOT, renderInChromium } from './kernel-support.js';
 
 const notebooks = readdirSync(join(ROOT, 'notebooks'))
   .filter((f) => f.endsWith('.ipynb'))
@@ -29,7 +29,11 @@ describe('notebooks (quick mode)', () => {
   });
 
   it.each(notebooks)('are committed without outputs: %s', (nb) => {
-    const cells = (JSON.parse(readFileSync(nb, 'utf8')) as { cells: { cell_type: string; outputs?: unknown[]; execution_count?: unknown }[] }).cells;
+    const cells = (
+      JSON.parse(readFileSync(nb, 'utf8')) as {
+        cells: { cell_type: string; outputs?: unknown[]; execution_count?: unknown }[];
+      }
+    ).cells;
     for (const c of cells.filter((c) => c.cell_type === 'code')) {
       expect(c.outputs).toEqual([]);
       expect(c.execution_count).toBeNull();
@@ -42,13 +46,17 @@ describe('notebooks (quick mode)', () => {
     expect(r!.ok, `${nb}: cell ${r!.cell} (${r!.source}): ${r!.ename}: ${r!.evalue}`).toBe(true);
   });
 
-  it.skipIf(!existsSync(CHROMIUM)).each(notebooks)('renders every figure of its report offline: %s', async (nb) => {
-    const r = results.find((x) => x.notebook === nb)!;
-    writeFileSync(r.html!, selfContained(readFileSync(r.html!, 'utf8')));
-    const check = await renderInChromium(r.html!);
-    expect(check.figures).toBeGreaterThan(0);
-    expect(check.rendered).toBe(check.figures);
-    expect(check.pageErrors).toEqual([]);
-    expect(check.blocked).toEqual([]);
-  }, 120_000);
+  it.skipIf(!existsSync(CHROMIUM)).each(notebooks)(
+    'renders every figure of its report offline: %s',
+    async (nb) => {
+      const r = results.find((x) => x.notebook === nb)!;
+      writeFileSync(r.html!, selfContained(readFileSync(r.html!, 'utf8')));
+      const check = await renderInChromium(r.html!);
+      expect(check.figures).toBeGreaterThan(0);
+      expect(check.rendered).toBe(check.figures);
+      expect(check.pageErrors).toEqual([]);
+      expect(check.blocked).toEqual([]);
+    },
+    120_000,
+  );
 });

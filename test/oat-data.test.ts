@@ -7,12 +7,36 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../lib/util/random.js';
 import {
-  CATALOGUE, CELL_PX, DEFAULT_SEARCHER, DEFAULT_VISUAL_SEARCH, ScanpathFormatError, behaviour, behaviourDelta, editDistance, fixationDistribution,
-  gaussianPeLoss, gaussianSimilarity, layoutKey, learnGaussianPe, makeDisplay, makeSplits, parseScanpathCsv, positionCodes, productId, productOf,
-  renderDisplay, renderTarget, scanpathsToCsv, sequenceScore, simulateScanpath, stepAccuracy, summarize, type SearchDisplay,
+  behaviour,
+  behaviourDelta,
+  CATALOGUE,
+  CELL_PX,
+  DEFAULT_SEARCHER,
+  DEFAULT_VISUAL_SEARCH,
+  editDistance,
+  fixationDistribution,
+  gaussianPeLoss,
+  gaussianSimilarity,
+  layoutKey,
+  learnGaussianPe,
+  makeDisplay,
+  makeSplits,
+  parseScanpathCsv,
+  positionCodes,
+  productId,
+  productOf,
+  renderDisplay,
+  renderTarget,
+  ScanpathFormatError,
+  type SearchDisplay,
+  scanpathsToCsv,
+  sequenceScore,
+  simulateScanpath,
+  stepAccuracy,
+  summarize,
 } from '../lib/papers/cogneuro/oat/index.js';
+import { Rng } from '../lib/util/random.js';
 import { expectClose, numericGrad } from './helpers.js';
 
 const root = join(import.meta.dirname, '..');
@@ -42,7 +66,12 @@ describe('visual-search displays', () => {
       expect(new Set(cl.objects.map((o) => `${o.row},${o.col}`)).size).toBe(10);
       for (const o of cl.objects) expect(Math.floor(o.x) === o.col && Math.floor(o.y) === o.row).toBe(true);
     }
-    expect(productOf(productId({ category: 2, colour: 5, shape: 3, size: 1 }))).toEqual({ category: 2, colour: 5, shape: 3, size: 1 });
+    expect(productOf(productId({ category: 2, colour: 5, shape: 3, size: 1 }))).toEqual({
+      category: 2,
+      colour: 5,
+      shape: 3,
+      size: 1,
+    });
     expect(() => makeDisplay({ rows: 0, cols: 3, target: 0 }, rng)).toThrow(/rows and cols must be positive integers/);
   });
 
@@ -62,7 +91,8 @@ describe('visual-search displays', () => {
     const d = makeDisplay({ rows: 2, cols: 3, target: 5 }, new Rng(2));
     const img = renderDisplay(d);
     expect([img.height, img.width]).toEqual([2 * CELL_PX, 3 * CELL_PX]);
-    const px = (im: typeof img, x: number, y: number) => Array.from(im.data.subarray((y * im.width + x) * 3, (y * im.width + x) * 3 + 3));
+    const px = (im: typeof img, x: number, y: number) =>
+      Array.from(im.data.subarray((y * im.width + x) * 3, (y * im.width + x) * 3 + 3));
     const o = d.objects[d.target];
     const centre = px(img, Math.floor(o.x * CELL_PX), Math.floor(o.y * CELL_PX));
     const tmpl = renderTarget(d);
@@ -81,7 +111,12 @@ describe('simulated searcher', () => {
     // Centre at x = 1.5: objects at 0.5, 1.5, 2.5 are 1, 0, 1 cells away.
     const w = [Math.exp(-1), 1, Math.exp(-1)];
     const z = w.reduce((a, b) => a + b);
-    expectClose(Array.from(first.next), w.map((v) => v / z), { rtol: 1e-12, atol: 1e-12 }, 'first fixation');
+    expectClose(
+      Array.from(first.next),
+      w.map((v) => v / z),
+      { rtol: 1e-12, atol: 1e-12 },
+      'first fixation',
+    );
     expect(first.end).toBe(0);
     const sum = (f: ReturnType<typeof fixationDistribution>) => f.end + f.next.reduce((a, b) => a + b, 0);
     const onTarget = fixationDistribution(d, [d.target], DEFAULT_SEARCHER);
@@ -104,11 +139,16 @@ describe('simulated searcher', () => {
 
   it('with the default parameters mostly finds the target, with refixations (never three looks) and revisits', () => {
     const s = makeSplits(DEFAULT_VISUAL_SEARCH, { train: 400, test: 1 }, 0);
-    const b = summarize(s.train.map((t) => t.scanpath), s.train.map((t) => t.scanpath), s.train.map((t) => t.display.target));
+    const b = summarize(
+      s.train.map((t) => t.scanpath),
+      s.train.map((t) => t.scanpath),
+      s.train.map((t) => t.display.target),
+    );
     expect(b.found_rate).toBeGreaterThan(0.85);
     expect(b.refix).toBeGreaterThan(0.03);
     expect(b.revisit).toBeGreaterThan(0.01);
-    for (const t of s.train) t.scanpath.forEach((f, i) => expect(i >= 2 && f === t.scanpath[i - 1] && f === t.scanpath[i - 2]).toBe(false));
+    for (const t of s.train)
+      t.scanpath.forEach((f, i) => expect(i >= 2 && f === t.scanpath[i - 1] && f === t.scanpath[i - 2]).toBe(false));
   });
 });
 
@@ -130,7 +170,9 @@ describe('scanpath CSV loader', () => {
     expect(c.space).toBe(CATALOGUE);
     const first = objects.split('\n')[1].split(',');
     expect(CATALOGUE.colours[c.displays[0].objects[0].colour]).toBe(first[7]);
-    expect(() => parseScanpathCsv(objects.replace(',green,', ',teal,'), fixations, { space: CATALOGUE })).toThrow(/objects\.csv line \d+: column 'colour' has 'teal', which is not one of the given labels/);
+    expect(() => parseScanpathCsv(objects.replace(',green,', ',teal,'), fixations, { space: CATALOGUE })).toThrow(
+      /objects\.csv line \d+: column 'colour' has 'teal', which is not one of the given labels/,
+    );
   });
 
   it('round-trips simulated trials', () => {
@@ -141,7 +183,11 @@ describe('scanpath CSV loader', () => {
     r.trials.forEach((t, i) => {
       const d0 = s.train[i].display;
       expect(t.display.target).toBe(d0.target);
-      const name = (d: SearchDisplay, j: number) => [d.space.categories[d.objects[j].category], d.space.colours[d.objects[j].colour], d.space.shapes[d.objects[j].shape]];
+      const name = (d: SearchDisplay, j: number) => [
+        d.space.categories[d.objects[j].category],
+        d.space.colours[d.objects[j].colour],
+        d.space.shapes[d.objects[j].shape],
+      ];
       d0.objects.forEach((o, j) => {
         expect(name(t.display, j)).toEqual(name(d0, j));
         expect([t.display.objects[j].row, t.display.objects[j].col]).toEqual([o.row, o.col]);
@@ -153,15 +199,60 @@ describe('scanpath CSV loader', () => {
   const good = `${O}\nd1,0,0.5,0.5,0,0,a,red,circle,0,1\nd1,1,1.5,0.5,0,1,b,blue,square,1,0\n`;
   const F = 'display,subject,fixation,object';
   const cases: [string, string, string, RegExp][] = [
-    ['a missing column', 'display,object,x,y\nd1,0,0,0\n', `${F}\n`, /objects\.csv line 1: header lacks column\(s\) row, col, category/],
-    ['a bad integer', `${O}\nd1,0,0.5,0.5,0,0,a,red,circle,0,1\nd1,x,1.5,0.5,0,1,b,blue,square,1,0\n`, `${F}\n`, /objects\.csv line 3: column 'object' must be an integer >= 0, got 'x'/],
-    ['a size out of range', `${O}\nd1,0,0.5,0.5,0,0,a,red,circle,2,1\nd1,1,1.5,0.5,0,1,b,blue,square,1,0\n`, `${F}\n`, /objects\.csv line 2: column 'size' must be a number in \[0, 1\], got '2'/],
-    ['two targets', `${O}\nd1,0,0.5,0.5,0,0,a,red,circle,0,1\nd1,1,1.5,0.5,0,1,b,blue,square,1,1\n`, `${F}\n`, /objects\.csv line 3: display 'd1' has a second target \(object 1; the first is object 0 on line 2\)/],
-    ['no target', `${O}\nd1,0,0.5,0.5,0,0,a,red,circle,0,0\nd1,1,1.5,0.5,0,1,b,blue,square,1,0\n`, `${F}\n`, /objects\.csv line 2: display 'd1' \(from this line\) has no target/],
-    ['a short line', `${O}\nd1,0,0.5,0.5,0,0,a,red,circle,0\n`, `${F}\n`, /objects\.csv line 2: has 10 fields but the header has 11/],
-    ['an unknown display', good, `${F}\nd1,s1,1,0\nd2,s1,1,0\n`, /fixations\.csv line 3: display 'd2' is not in objects\.csv/],
-    ['an object outside the display', good, `${F}\nd1,s1,1,0\n# a comment\nd1,s1,2,7\n`, /fixations\.csv line 4: object 7 is not in display 'd1' \(it has objects 0\.\.1\)/],
-    ['a gap in the numbering', good, `${F}\nd1,s1,1,0\nd1,s1,3,1\n`, /fixations\.csv line 3: fixation 3 of display 'd1', subject 's1' should be 2/],
+    [
+      'a missing column',
+      'display,object,x,y\nd1,0,0,0\n',
+      `${F}\n`,
+      /objects\.csv line 1: header lacks column\(s\) row, col, category/,
+    ],
+    [
+      'a bad integer',
+      `${O}\nd1,0,0.5,0.5,0,0,a,red,circle,0,1\nd1,x,1.5,0.5,0,1,b,blue,square,1,0\n`,
+      `${F}\n`,
+      /objects\.csv line 3: column 'object' must be an integer >= 0, got 'x'/,
+    ],
+    [
+      'a size out of range',
+      `${O}\nd1,0,0.5,0.5,0,0,a,red,circle,2,1\nd1,1,1.5,0.5,0,1,b,blue,square,1,0\n`,
+      `${F}\n`,
+      /objects\.csv line 2: column 'size' must be a number in \[0, 1\], got '2'/,
+    ],
+    [
+      'two targets',
+      `${O}\nd1,0,0.5,0.5,0,0,a,red,circle,0,1\nd1,1,1.5,0.5,0,1,b,blue,square,1,1\n`,
+      `${F}\n`,
+      /objects\.csv line 3: display 'd1' has a second target \(object 1; the first is object 0 on line 2\)/,
+    ],
+    [
+      'no target',
+      `${O}\nd1,0,0.5,0.5,0,0,a,red,circle,0,0\nd1,1,1.5,0.5,0,1,b,blue,square,1,0\n`,
+      `${F}\n`,
+      /objects\.csv line 2: display 'd1' \(from this line\) has no target/,
+    ],
+    [
+      'a short line',
+      `${O}\nd1,0,0.5,0.5,0,0,a,red,circle,0\n`,
+      `${F}\n`,
+      /objects\.csv line 2: has 10 fields but the header has 11/,
+    ],
+    [
+      'an unknown display',
+      good,
+      `${F}\nd1,s1,1,0\nd2,s1,1,0\n`,
+      /fixations\.csv line 3: display 'd2' is not in objects\.csv/,
+    ],
+    [
+      'an object outside the display',
+      good,
+      `${F}\nd1,s1,1,0\n# a comment\nd1,s1,2,7\n`,
+      /fixations\.csv line 4: object 7 is not in display 'd1' \(it has objects 0\.\.1\)/,
+    ],
+    [
+      'a gap in the numbering',
+      good,
+      `${F}\nd1,s1,1,0\nd1,s1,3,1\n`,
+      /fixations\.csv line 3: fixation 3 of display 'd1', subject 's1' should be 2/,
+    ],
   ];
   for (const [what, o, f, re] of cases) {
     it(`rejects ${what}, naming the line`, () => {
@@ -209,9 +300,15 @@ describe('scanpath metrics', () => {
   });
 
   it('summarize, delta and per-step accuracy on hand-made cases', () => {
-    const human = [[1, 2], [3, 3, 0]];
+    const human = [
+      [1, 2],
+      [3, 3, 0],
+    ];
     const targets = [2, 0];
-    const pred = [[1, 2], [3, 0]];
+    const pred = [
+      [1, 2],
+      [3, 0],
+    ];
     const s = summarize(pred, human, targets);
     expect(s.seq_score).toBeCloseTo((1 + 2 / 3) / 2, 12);
     expect(s.found_rate).toBe(1);
@@ -220,10 +317,20 @@ describe('scanpath metrics', () => {
     expect(h.seq_score).toBe(1);
     expect(behaviourDelta(h, h)).toBe(0);
     // length 2 vs 2.5 (0.2), search 1 vs (1 + 2/3)/2, refix 0 vs 1/6, others equal.
-    expect(behaviourDelta(s, h)).toBeCloseTo((0.5 / 2.5 + (1 - 5 / 6) / (5 / 6) + (1 / 6) / (1 / 6)) / 5, 12);
+    expect(behaviourDelta(s, h)).toBeCloseTo((0.5 / 2.5 + (1 - 5 / 6) / (5 / 6) + 1 / 6 / (1 / 6)) / 5, 12);
     // Steps: [1, 2, END] and [3, 3, 0, END].
-    expect(stepAccuracy([[1, 2, -1], [3, 0, 0, -1]], human)).toBeCloseTo(6 / 7, 12);
-    expect(() => stepAccuracy([[1, 2]], [[1, 2]])).toThrow(/predicted\[0\] has 2 steps but scanpath 0 has 2 fixations \+ END = 3/);
+    expect(
+      stepAccuracy(
+        [
+          [1, 2, -1],
+          [3, 0, 0, -1],
+        ],
+        human,
+      ),
+    ).toBeCloseTo(6 / 7, 12);
+    expect(() => stepAccuracy([[1, 2]], [[1, 2]])).toThrow(
+      /predicted\[0\] has 2 steps but scanpath 0 has 2 fixations \+ END = 3/,
+    );
     expect(() => summarize([[1]], human, targets)).toThrow(/positive multiple of the 2 human ones/);
   });
 });

@@ -1,11 +1,29 @@
 /** Exact solvers and metrics of the pointer tasks, against brute force on small inputs. */
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../lib/util/random.js';
 import {
-  canonicalTour, canonicalTriangles, circumcircleIsEmpty, convexHull, cross, delaunay, delaunayMetrics, heldKarp, hullMetrics,
-  inCircumcircle, isSimplePolygon, isTour, nearestNeighbour, polygonArea, sortMetrics, tourLength, tspMetrics, twoOpt,
-  TASKS, makeExamples, type Point,
+  canonicalTour,
+  canonicalTriangles,
+  circumcircleIsEmpty,
+  convexHull,
+  cross,
+  delaunay,
+  delaunayMetrics,
+  heldKarp,
+  hullMetrics,
+  inCircumcircle,
+  isSimplePolygon,
+  isTour,
+  makeExamples,
+  nearestNeighbour,
+  type Point,
+  polygonArea,
+  sortMetrics,
+  TASKS,
+  tourLength,
+  tspMetrics,
+  twoOpt,
 } from '../lib/papers/cogneuro/pointer/index.js';
+import { Rng } from '../lib/util/random.js';
 
 const pts = (rng: Rng, n: number): Point[] => Array.from({ length: n }, () => [rng.next(), rng.next()]);
 
@@ -56,9 +74,20 @@ describe('convex hull (monotone chain)', () => {
   });
 
   it('drops collinear points on an edge and rejects fewer than 3 points', () => {
-    const p: Point[] = [[0, 0], [1, 0], [2, 0], [2, 2], [0, 2]];
+    const p: Point[] = [
+      [0, 0],
+      [1, 0],
+      [2, 0],
+      [2, 2],
+      [0, 2],
+    ];
     expect(convexHull(p)).toEqual([0, 2, 3, 4]);
-    expect(() => convexHull([[0, 0], [1, 1]])).toThrow(/at least 3 points, got 2/);
+    expect(() =>
+      convexHull([
+        [0, 0],
+        [1, 1],
+      ]),
+    ).toThrow(/at least 3 points, got 2/);
   });
 });
 
@@ -75,7 +104,11 @@ describe('Delaunay (Bowyer-Watson)', () => {
   });
 
   it('the incircle predicate: a point inside is positive, outside negative (counter-clockwise triangle)', () => {
-    const [a, b, c] = [[0, 0], [1, 0], [0, 1]];
+    const [a, b, c] = [
+      [0, 0],
+      [1, 0],
+      [0, 1],
+    ];
     expect(inCircumcircle(a, b, c, [0.5, 0.5])).toBeGreaterThan(0);
     expect(inCircumcircle(a, b, c, [2, 2])).toBeLessThan(0);
   });
@@ -150,37 +183,84 @@ describe('metrics', () => {
   const sort = makeExamples(TASKS.sort, 30, 5, 12, rng);
 
   it("give 100% on the solvers' own answers", () => {
-    expect(hullMetrics(hull, hull.map((e) => e.answer))).toEqual({ accuracy: 1, area_coverage: 1, invalid: 0 });
-    expect(delaunayMetrics(del, del.map((e) => e.answer))).toEqual({ accuracy: 1, triangle_coverage: 1 });
-    const t = tspMetrics(tsp, tsp.map((e) => e.answer));
+    expect(
+      hullMetrics(
+        hull,
+        hull.map((e) => e.answer),
+      ),
+    ).toEqual({ accuracy: 1, area_coverage: 1, invalid: 0 });
+    expect(
+      delaunayMetrics(
+        del,
+        del.map((e) => e.answer),
+      ),
+    ).toEqual({ accuracy: 1, triangle_coverage: 1 });
+    const t = tspMetrics(
+      tsp,
+      tsp.map((e) => e.answer),
+    );
     expect(t.accuracy).toBe(1);
     expect(t.gap).toBe(0);
     expect(t.invalid).toBe(0);
-    expect(sortMetrics(sort, sort.map((e) => e.answer))).toEqual({ accuracy: 1, position_accuracy: 1 });
+    expect(
+      sortMetrics(
+        sort,
+        sort.map((e) => e.answer),
+      ),
+    ).toEqual({ accuracy: 1, position_accuracy: 1 });
     // A hull given from another start, or a tour reversed, is the same answer.
     const rotated = hull.map((e) => [...e.answer.slice(1), e.answer[0]]);
     expect(hullMetrics(hull, rotated).accuracy).toBe(1);
-    expect(tspMetrics(tsp, tsp.map((e) => [...e.answer].reverse())).accuracy).toBe(1);
+    expect(
+      tspMetrics(
+        tsp,
+        tsp.map((e) => [...e.answer].reverse()),
+      ).accuracy,
+    ).toBe(1);
   });
 
   it('give 0 on wrong answers', () => {
     // Clockwise hulls: same area but the wrong sequence.
-    const cw = hullMetrics(hull, hull.map((e) => [e.answer[0], ...e.answer.slice(1).reverse()]));
+    const cw = hullMetrics(
+      hull,
+      hull.map((e) => [e.answer[0], ...e.answer.slice(1).reverse()]),
+    );
     expect(cw.accuracy).toBe(0);
     // Interior points only, or nothing: invalid.
-    const bad = hullMetrics(hull, hull.map(() => [0, 1]));
+    const bad = hullMetrics(
+      hull,
+      hull.map(() => [0, 1]),
+    );
     expect(bad).toEqual({ accuracy: 0, area_coverage: 0, invalid: 1 });
     // Triangles through no true triangle: the first point three times is not a triangle at all.
-    expect(delaunayMetrics(del, del.map(() => [0, 0, 0]))).toEqual({ accuracy: 0, triangle_coverage: 0 });
+    expect(
+      delaunayMetrics(
+        del,
+        del.map(() => [0, 0, 0]),
+      ),
+    ).toEqual({ accuracy: 0, triangle_coverage: 0 });
     // Descending order.
-    const desc = sortMetrics(sort, sort.map((e) => [...e.answer].reverse()));
+    const desc = sortMetrics(
+      sort,
+      sort.map((e) => [...e.answer].reverse()),
+    );
     expect(desc.accuracy).toBe(0);
     // A tour that is not a permutation is invalid.
-    expect(tspMetrics(tsp, tsp.map(() => [0, 0])).invalid).toBe(1);
+    expect(
+      tspMetrics(
+        tsp,
+        tsp.map(() => [0, 0]),
+      ).invalid,
+    ).toBe(1);
   });
 
   it('area coverage of a hull missing a vertex is below 1; a self-intersecting polygon is invalid', () => {
-    const p: Point[] = [[0, 0], [1, 0], [1, 1], [0, 1]];
+    const p: Point[] = [
+      [0, 0],
+      [1, 0],
+      [1, 1],
+      [0, 1],
+    ];
     const ex = [{ points: p, answer: [0, 1, 2, 3] }];
     expect(hullMetrics(ex, [[0, 1, 2]])).toEqual({ accuracy: 0, area_coverage: 0.5, invalid: 0 });
     expect(isSimplePolygon(p, [0, 2, 1, 3])).toBe(false);

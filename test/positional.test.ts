@@ -1,19 +1,27 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { activeName } from '../lib/backend/index.js';
 import {
-  LearnedPositionEmbedding,
   addLearnedPositions,
   alibiBias,
   alibiSlopes,
   applyRope,
+  LearnedPositionEmbedding,
   positionRange,
   rope,
   ropeCosSin,
   ropeFrequencies,
   sinusoidal,
 } from '../lib/positional/index.js';
-import { BACKENDS, expectClose, expectNoLeak, numericGrad, randomArray, useBackend, type Tolerance } from './helpers.js';
-import { activeName } from '../lib/backend/index.js';
+import {
+  BACKENDS,
+  expectClose,
+  expectNoLeak,
+  numericGrad,
+  randomArray,
+  type Tolerance,
+  useBackend,
+} from './helpers.js';
 
 /** float32 kernels against float64 loops: one tolerance for every comparison in this file. */
 const TOL: Tolerance = { rtol: 1e-4, atol: 2e-5 };
@@ -33,11 +41,18 @@ function naiveSinusoidal(positions: ArrayLike<number>, dim: number, base = 10000
 }
 
 /** x [b, h, s, d]; positions[bi][si] (one row shared by all batches when given as a flat array). */
-function naiveRope(x: ArrayLike<number>, [b, h, s, d]: number[], positions: ArrayLike<number> | ArrayLike<number>[], base = 10000): Float64Array {
+function naiveRope(
+  x: ArrayLike<number>,
+  [b, h, s, d]: number[],
+  positions: ArrayLike<number> | ArrayLike<number>[],
+  base = 10000,
+): Float64Array {
   const out = new Float64Array(b * h * s * d);
   const half = d / 2;
   const posOf = (bi: number, si: number): number =>
-    typeof positions[0] === 'number' ? (positions as ArrayLike<number>)[si] : (positions as ArrayLike<number>[])[bi][si];
+    typeof positions[0] === 'number'
+      ? (positions as ArrayLike<number>)[si]
+      : (positions as ArrayLike<number>[])[bi][si];
   for (let bi = 0; bi < b; bi++)
     for (let hi = 0; hi < h; hi++)
       for (let si = 0; si < s; si++) {
@@ -61,10 +76,20 @@ function naiveSlopes(n: number): number[] {
   };
   if (Number.isInteger(Math.log2(n))) return powerOf2(n);
   const closest = 2 ** Math.floor(Math.log2(n));
-  return [...powerOf2(closest), ...naiveSlopes(2 * closest).filter((_, i) => i % 2 === 0).slice(0, n - closest)];
+  return [
+    ...powerOf2(closest),
+    ...naiveSlopes(2 * closest)
+      .filter((_, i) => i % 2 === 0)
+      .slice(0, n - closest),
+  ];
 }
 
-function naiveAlibi(slopes: ArrayLike<number>, queries: number, keys: number, future: 'symmetric' | 'zero' = 'symmetric'): Float64Array {
+function naiveAlibi(
+  slopes: ArrayLike<number>,
+  queries: number,
+  keys: number,
+  future: 'symmetric' | 'zero' = 'symmetric',
+): Float64Array {
   const h = slopes.length;
   const out = new Float64Array(h * queries * keys);
   for (let hi = 0; hi < h; hi++)
@@ -77,11 +102,17 @@ function naiveAlibi(slopes: ArrayLike<number>, queries: number, keys: number, fu
   return out;
 }
 
-function naiveLearned(x: ArrayLike<number>, [b, s, d]: number[], table: ArrayLike<number>, offset: number): Float64Array {
+function naiveLearned(
+  x: ArrayLike<number>,
+  [b, s, d]: number[],
+  table: ArrayLike<number>,
+  offset: number,
+): Float64Array {
   const out = new Float64Array(b * s * d);
   for (let bi = 0; bi < b; bi++)
     for (let si = 0; si < s; si++)
-      for (let di = 0; di < d; di++) out[(bi * s + si) * d + di] = x[(bi * s + si) * d + di] + table[(offset + si) * d + di];
+      for (let di = 0; di < d; di++)
+        out[(bi * s + si) * d + di] = x[(bi * s + si) * d + di] + table[(offset + si) * d + di];
   return out;
 }
 
@@ -125,7 +156,12 @@ describe.each(BACKENDS)('positional on %s', (backendName) => {
       const r = randomArray(pos.length * dim, 3);
       const g = tf.grad((p: tf.Tensor) => tf.sum(tf.mul(sinusoidal(p as tf.Tensor1D, dim), f32(r, [pos.length, dim]))));
       const got = g(tf.tensor1d(pos));
-      expectClose(got, numericGrad(() => dot(naiveSinusoidal(pos, dim), r), pos), TOL, 'd/dpositions');
+      expectClose(
+        got,
+        numericGrad(() => dot(naiveSinusoidal(pos, dim), r), pos),
+        TOL,
+        'd/dpositions',
+      );
       got.dispose();
     });
 
@@ -138,9 +174,13 @@ describe.each(BACKENDS)('positional on %s', (backendName) => {
 
     it('names the argument in errors', () => {
       expect(() => sinusoidal(4, 0)).toThrow('sinusoidal: dim must be a positive integer, got 0');
-      expect(() => sinusoidal(-1, 4)).toThrow('sinusoidal: positions must be a count >= 0, an array or a [n] tensor, got -1');
+      expect(() => sinusoidal(-1, 4)).toThrow(
+        'sinusoidal: positions must be a count >= 0, an array or a [n] tensor, got -1',
+      );
       const p = tf.zeros([2, 2]);
-      expect(() => sinusoidal(p as tf.Tensor1D, 4)).toThrow('sinusoidal: positions must have rank 1 [n], but has shape [2,2]');
+      expect(() => sinusoidal(p as tf.Tensor1D, 4)).toThrow(
+        'sinusoidal: positions must have rank 1 [n], but has shape [2,2]',
+      );
       p.dispose();
     });
   });
@@ -156,7 +196,9 @@ describe.each(BACKENDS)('positional on %s', (backendName) => {
       const out = tf.tidy(() => addLearnedPositions(f32(xa, [B, S, D]), f32(ta, [MAX, D]), offset));
       expectClose(out, ref, TOL, 'output');
       out.dispose();
-      const grads = tf.grads((x: tf.Tensor, t: tf.Tensor) => tf.sum(tf.mul(addLearnedPositions(x, t, offset), f32(r, [B, S, D]))));
+      const grads = tf.grads((x: tf.Tensor, t: tf.Tensor) =>
+        tf.sum(tf.mul(addLearnedPositions(x, t, offset), f32(r, [B, S, D]))),
+      );
       const [gx, gt] = grads([f32(xa, [B, S, D]), f32(ta, [MAX, D])]);
       const x64 = Float64Array.from(xa);
       const t64 = Float64Array.from(ta);
@@ -177,7 +219,7 @@ describe.each(BACKENDS)('positional on %s', (backendName) => {
       const later = layer.apply(x, { positionOffset: 4 }) as tf.Tensor;
       expectClose(later, naiveLearned(xa, [B, S, D], t, 4), TOL, 'offset 4');
       expect(() => layer.apply(x, { positionOffset: 6 })).toThrow(
-        'addLearnedPositions: positions [6, 9) of x [2,3,4] exceed the table\'s maxPositions (8); offset must be an integer in [0, 5]',
+        "addLearnedPositions: positions [6, 9) of x [2,3,4] exceed the table's maxPositions (8); offset must be an integer in [0, 5]",
       );
       expectNoLeak(() => tf.dispose(layer.apply(x, { positionOffset: 1 }) as tf.Tensor));
       tf.dispose([x, full, later]);
@@ -198,7 +240,9 @@ describe.each(BACKENDS)('positional on %s', (backendName) => {
     });
 
     it('serializes: getConfig is JSON, a saved and loaded model gives identical outputs, and fit trains it', async () => {
-      const model = tf.sequential({ layers: [new LearnedPositionEmbedding({ maxPositions: MAX, inputShape: [S, D], seed: 1, name: 'pos' })] });
+      const model = tf.sequential({
+        layers: [new LearnedPositionEmbedding({ maxPositions: MAX, inputShape: [S, D], seed: 1, name: 'pos' })],
+      });
       const config = JSON.parse(JSON.stringify(model.getLayer('pos').getConfig()));
       expect(config).toMatchObject({ maxPositions: MAX, stddev: 0.02, seed: 1, name: 'pos' });
       let saved: tf.io.ModelArtifacts | undefined;
@@ -226,10 +270,16 @@ describe.each(BACKENDS)('positional on %s', (backendName) => {
     });
 
     it('names the argument in errors', () => {
-      expect(() => new LearnedPositionEmbedding({ maxPositions: 0 })).toThrow('LearnedPositionEmbedding: maxPositions must be a positive integer, got 0');
+      expect(() => new LearnedPositionEmbedding({ maxPositions: 0 })).toThrow(
+        'LearnedPositionEmbedding: maxPositions must be a positive integer, got 0',
+      );
       tf.tidy(() => {
-        expect(() => addLearnedPositions(tf.zeros([2, 3]), tf.zeros([4, 3]))).toThrow('addLearnedPositions: x must have rank 3 [batch, seq, dim], but has shape [2,3]');
-        expect(() => addLearnedPositions(tf.zeros([1, 2, 3]), tf.zeros([4, 5]))).toThrow('addLearnedPositions: table has shape [4,5] but x has [1,2,3]; the dims must match');
+        expect(() => addLearnedPositions(tf.zeros([2, 3]), tf.zeros([4, 3]))).toThrow(
+          'addLearnedPositions: x must have rank 3 [batch, seq, dim], but has shape [2,3]',
+        );
+        expect(() => addLearnedPositions(tf.zeros([1, 2, 3]), tf.zeros([4, 5]))).toThrow(
+          'addLearnedPositions: table has shape [4,5] but x has [1,2,3]; the dims must match',
+        );
       });
     });
   });
@@ -257,7 +307,12 @@ describe.each(BACKENDS)('positional on %s', (backendName) => {
       const g = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(rope(x, positions), f32(r, shape))));
       const gx = g(f32(xa, shape));
       const x64 = Float64Array.from(xa);
-      expectClose(gx, numericGrad(() => dot(naiveRope(x64, shape, positions), r), x64), TOL, 'd/dx');
+      expectClose(
+        gx,
+        numericGrad(() => dot(naiveRope(x64, shape, positions), r), x64),
+        TOL,
+        'd/dx',
+      );
       gx.dispose();
     });
 
@@ -267,13 +322,23 @@ describe.each(BACKENDS)('positional on %s', (backendName) => {
         [7, 8, 9, 10, 11],
       ];
       tf.tidy(() => {
-        expectClose(rope(f32(xa, shape), tf.tensor1d([3, 4, 5, 6, 7], 'int32')), naiveRope(xa, shape, [3, 4, 5, 6, 7]), TOL, '[seq]');
+        expectClose(
+          rope(f32(xa, shape), tf.tensor1d([3, 4, 5, 6, 7], 'int32')),
+          naiveRope(xa, shape, [3, 4, 5, 6, 7]),
+          TOL,
+          '[seq]',
+        );
         expectClose(rope(f32(xa, shape), tf.tensor2d(perRow)), naiveRope(xa, shape, perRow), TOL, '[batch, seq]');
       });
       const pos = [0.5, 1, 2.25, 3, 4];
       const g = tf.grad((p: tf.Tensor) => tf.sum(tf.mul(rope(f32(xa, shape), p as tf.Tensor1D), f32(r, shape))));
       const gp = g(tf.tensor1d(pos));
-      expectClose(gp, numericGrad(() => dot(naiveRope(xa, shape, pos), r), pos), { rtol: 1e-3, atol: 1e-4 }, 'd/dpositions');
+      expectClose(
+        gp,
+        numericGrad(() => dot(naiveRope(xa, shape, pos), r), pos),
+        { rtol: 1e-3, atol: 1e-4 },
+        'd/dpositions',
+      );
       gp.dispose();
     });
 
@@ -286,7 +351,8 @@ describe.each(BACKENDS)('positional on %s', (backendName) => {
         tf.tidy(() => rope(tf.tile(f32(v, [1, 1, 1, d]), [1, 1, positions.length, 1]), positions).dataSync());
       const q = rotate(qa);
       const k = rotate(ka);
-      const score = (m: number, nIdx: number) => dot(q.subarray(m * d, (m + 1) * d), k.subarray(nIdx * d, (nIdx + 1) * d));
+      const score = (m: number, nIdx: number) =>
+        dot(q.subarray(m * d, (m + 1) * d), k.subarray(nIdx * d, (nIdx + 1) * d));
       // Index triples at shifts 0, 20, 100: (0,1,5), (20,21,25), (100,101,105).
       for (const [i, j] of [
         [0, 1],
@@ -328,11 +394,15 @@ describe.each(BACKENDS)('positional on %s', (backendName) => {
 
     it('names the argument and shapes in errors', () => {
       tf.tidy(() => {
-        expect(() => rope(tf.zeros([1, 2, 3, 5]), [0, 1, 2])).toThrow('rope: the last axis (dim) must be even for rotate-half RoPE, but shape is [1,2,3,5]');
+        expect(() => rope(tf.zeros([1, 2, 3, 5]), [0, 1, 2])).toThrow(
+          'rope: the last axis (dim) must be even for rotate-half RoPE, but shape is [1,2,3,5]',
+        );
         expect(() => rope(tf.zeros([1, 2, 3, 4]), [0, 1, 2, 3])).toThrow(
           'rope: positions has shape [4] but x has shape [1,2,3,4] [batch, heads, seq, dim]; expected [3] or [1,3]',
         );
-        expect(() => rope(tf.zeros([2, 3, 4]), [0, 1, 2])).toThrow('rope: x must have rank 4 [batch, heads, seq, dim], but has shape [2,3,4]');
+        expect(() => rope(tf.zeros([2, 3, 4]), [0, 1, 2])).toThrow(
+          'rope: x must have rank 4 [batch, heads, seq, dim], but has shape [2,3,4]',
+        );
         expect(() => applyRope(tf.zeros([1, 1, 3, 4]), tf.zeros([3, 4]), tf.zeros([3, 2]))).toThrow(
           'applyRope: cos has shape [3,4] but x has shape [1,1,3,4]; expected [3,2] or [1,1,3,2]',
         );
@@ -344,7 +414,8 @@ describe.each(BACKENDS)('positional on %s', (backendName) => {
     it('slopes follow the paper, including the non-power-of-2 rule', () => {
       expect(alibiSlopes(8)).toEqual([1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32, 1 / 64, 1 / 128, 1 / 256]);
       expect(alibiSlopes(6)).toEqual([2 ** -2, 2 ** -4, 2 ** -6, 2 ** -8, 2 ** -1, 2 ** -3]);
-      for (const h of [1, 2, 3, 5, 7, 12, 16, 24]) expectClose(alibiSlopes(h), naiveSlopes(h), { rtol: 1e-12, atol: 0 }, `heads ${h}`);
+      for (const h of [1, 2, 3, 5, 7, 12, 16, 24])
+        expectClose(alibiSlopes(h), naiveSlopes(h), { rtol: 1e-12, atol: 0 }, `heads ${h}`);
     });
 
     it.each([
@@ -352,23 +423,35 @@ describe.each(BACKENDS)('positional on %s', (backendName) => {
       { heads: 3, queries: 2, keys: 7, future: 'symmetric' as const },
       { heads: 6, queries: 4, keys: 6, future: 'zero' as const },
       { heads: 2, queries: 1, keys: 9, future: 'zero' as const },
-    ])('bias matches the reference: $heads heads, $queries queries x $keys keys, future $future', ({ heads, queries, keys, future }) => {
-      const bias = alibiBias(heads, queries, keys, { future });
-      expect(bias.shape).toEqual([1, heads, queries, keys]);
-      expectClose(bias, naiveAlibi(naiveSlopes(heads), queries, keys, future), TOL, 'bias');
-      // The end-aligned diagonal (query at its own position) has zero bias.
-      const data = bias.dataSync();
-      for (let i = 0; i < queries; i++) expect(data[i * keys + keys - queries + i]).toBe(0);
-      bias.dispose();
-    });
+    ])(
+      'bias matches the reference: $heads heads, $queries queries x $keys keys, future $future',
+      ({ heads, queries, keys, future }) => {
+        const bias = alibiBias(heads, queries, keys, { future });
+        expect(bias.shape).toEqual([1, heads, queries, keys]);
+        expectClose(bias, naiveAlibi(naiveSlopes(heads), queries, keys, future), TOL, 'bias');
+        // The end-aligned diagonal (query at its own position) has zero bias.
+        const data = bias.dataSync();
+        for (let i = 0; i < queries; i++) expect(data[i * keys + keys - queries + i]).toBe(0);
+        bias.dispose();
+      },
+    );
 
     it('gradient in tensor slopes matches finite differences of the reference', () => {
       const [heads, queries, keys] = [3, 4, 6];
       const slopes = [0.5, 0.3, 0.1];
       const r = randomArray(heads * queries * keys, 51);
-      const g = tf.grad((m: tf.Tensor) => tf.sum(tf.mul(alibiBias(heads, queries, keys, { slopes: m as tf.Tensor1D }), f32(r, [1, heads, queries, keys]))));
+      const g = tf.grad((m: tf.Tensor) =>
+        tf.sum(
+          tf.mul(alibiBias(heads, queries, keys, { slopes: m as tf.Tensor1D }), f32(r, [1, heads, queries, keys])),
+        ),
+      );
       const gm = g(tf.tensor1d(slopes));
-      expectClose(gm, numericGrad(() => dot(naiveAlibi(slopes, queries, keys), r), slopes), TOL, 'd/dslopes');
+      expectClose(
+        gm,
+        numericGrad(() => dot(naiveAlibi(slopes, queries, keys), r), slopes),
+        TOL,
+        'd/dslopes',
+      );
       gm.dispose();
     });
 
@@ -382,7 +465,9 @@ describe.each(BACKENDS)('positional on %s', (backendName) => {
     it('names the argument and shapes in errors', () => {
       expect(() => alibiSlopes(0)).toThrow('alibiSlopes: heads must be a positive integer, got 0');
       expect(() => alibiBias(4, 0, 3)).toThrow('alibiBias: queries must be a positive integer, got 0');
-      expect(() => alibiBias(4, 2, 3, { slopes: [1, 2] })).toThrow('alibiBias: slopes has shape [2] but heads is 4; expected [4]');
+      expect(() => alibiBias(4, 2, 3, { slopes: [1, 2] })).toThrow(
+        'alibiBias: slopes has shape [2] but heads is 4; expected [4]',
+      );
     });
   });
 });

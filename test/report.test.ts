@@ -63,13 +63,17 @@ describe('attnlab report', () => {
     expect(html).toContain('quick: 1');
   });
 
-  it.skipIf(!existsSync(CHROMIUM))('renders every figure offline in headless Chromium', async () => {
-    const r = await renderInChromium(join(dir, 'out', 'figures.html'));
-    expect(r.figures).toBe(FIGURES.length);
-    expect(r.rendered).toBe(r.figures);
-    expect(r.pageErrors).toEqual([]);
-    expect(r.blocked).toEqual([]);
-  }, 120_000);
+  it.skipIf(!existsSync(CHROMIUM))(
+    'renders every figure offline in headless Chromium',
+    async () => {
+      const r = await renderInChromium(join(dir, 'out', 'figures.html'));
+      expect(r.figures).toBe(FIGURES.length);
+      expect(r.rendered).toBe(r.figures);
+      expect(r.pageErrors).toEqual([]);
+      expect(r.blocked).toEqual([]);
+    },
+    120_000,
+  );
 });
 
 describe('attnlab run', () => {
@@ -77,12 +81,15 @@ describe('attnlab run', () => {
     ensureBuilt();
     const dir = mkdtempSync(join(tmpdir(), 'attnlab-run-'));
     const nb = join(dir, 'broken.ipynb');
-    writeFileSync(nb, notebook([
-      { type: 'markdown', source: '# Broken' },
-      { type: 'code', source: 'const fine = 1;' },
-      { type: 'code', source: 'throw new Error("cell three fails")' },
-      { type: 'code', source: 'fine' },
-    ]));
+    writeFileSync(
+      nb,
+      notebook([
+        { type: 'markdown', source: '# Broken' },
+        { type: 'code', source: 'const fine = 1;' },
+        { type: 'code', source: 'throw new Error("cell three fails")' },
+        { type: 'code', source: 'fine' },
+      ]),
+    );
     const { runCommand } = await import('../lib/cli/notebooks.js');
     const errors: string[] = [];
     const original = console.error;

@@ -1,15 +1,23 @@
-import * as tf from '@tensorflow/tfjs';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as backend from '../lib/backend/index.js';
 import { runExperiment } from '../lib/catalog.js';
-import { initCentroids, initSeerGate, longHeadsAttention, SparseLM, plantedQkv, type AttentionKind, type ForwardOptions } from '../lib/papers/sparse/index.js';
 import { recallTask } from '../lib/data/index.js';
+import { oracleChunks, trainLength } from '../lib/papers/sparse/experiments/passkey.js';
+import {
+  type AttentionKind,
+  type ForwardOptions,
+  initCentroids,
+  initSeerGate,
+  longHeadsAttention,
+  plantedQkv,
+  SparseLM,
+} from '../lib/papers/sparse/index.js';
 import { tfSeed } from '../lib/util/random.js';
 import { expectClose } from './helpers.js';
-import { oracleChunks, trainLength } from '../lib/papers/sparse/experiments/passkey.js';
 
 beforeAll(async () => {
   await backend.setBackend('wasm');
@@ -19,16 +27,34 @@ describe('sparse experiments (tiny configs)', () => {
   it('sparse-scaling times every method against the dense baseline and reports crossovers', async () => {
     const r = await runExperiment('sparse-scaling', { quick: true, overrides: { lengths: [128, 256], repeats: 1 } });
     const rows = r.tables!.scaling as { n: number; method: string; pairs: number; pair_fraction: number }[];
-    for (const m of ['dense-sdpa', 'routing', 'hip', 'hyper', 'seer', 'landmark', 'longheads']) expect(rows.filter((x) => x.method === m)).toHaveLength(2);
+    for (const m of ['dense-sdpa', 'routing', 'hip', 'hyper', 'seer', 'landmark', 'longheads'])
+      expect(rows.filter((x) => x.method === m)).toHaveLength(2);
     expect(rows.find((x) => x.n === 256 && x.method === 'routing')!.pair_fraction).toBeLessThan(1);
     expect(Object.keys(r.metrics)).toContain('test_crossover_vs_sdpa_hip');
     expect(Object.keys(r.metrics)).toContain('test_slope_dense_sdpa');
   });
 
   it('sparse-approx measures error, recall and mass; the oracle block choice beats the static window on planted entries', async () => {
-    const r = await runExperiment('sparse-approx', { quick: true, overrides: { lengths: [256], sources: ['planted'], rows: 16, seer: { steps: 5, gateDim: 8, lr: 1e-2 } } });
-    const rows = r.tables!.frontier as { method: string; rel_error: number; topk_recall: number; mass: number; pair_fraction: number }[];
-    expect(rows.map((x) => x.method).sort()).toEqual(['hip', 'hyper', 'longheads', 'routing', 'seer', 'seer-oracle', 'sink-window']);
+    const r = await runExperiment('sparse-approx', {
+      quick: true,
+      overrides: { lengths: [256], sources: ['planted'], rows: 16, seer: { steps: 5, gateDim: 8, lr: 1e-2 } },
+    });
+    const rows = r.tables!.frontier as {
+      method: string;
+      rel_error: number;
+      topk_recall: number;
+      mass: number;
+      pair_fraction: number;
+    }[];
+    expect(rows.map((x) => x.method).sort()).toEqual([
+      'hip',
+      'hyper',
+      'longheads',
+      'routing',
+      'seer',
+      'seer-oracle',
+      'sink-window',
+    ]);
     for (const x of rows) {
       expect(x.rel_error).toBeGreaterThanOrEqual(0);
       expect(x.topk_recall).toBeGreaterThanOrEqual(0);
@@ -42,14 +68,18 @@ describe('sparse experiments (tiny configs)', () => {
   it('routing-lm and passkey-long run end to end', async () => {
     const lm = await runExperiment('routing-lm', {
       quick: true,
-      overrides: { lm: { seqLen: 32, batch: 2, steps: 2, testBatches: 1 }, recall: { seqLen: 24, pairs: 2, keys: 4, values: 4, filler: 4, batch: 2, steps: 2, testRows: 4 } },
+      overrides: {
+        lm: { seqLen: 32, batch: 2, steps: 2, testBatches: 1 },
+        recall: { seqLen: 24, pairs: 2, keys: 4, values: 4, filler: 4, batch: 2, steps: 2, testRows: 4 },
+      },
     });
     for (const m of ['dense', 'local', 'routing']) expect(Number.isFinite(lm.metrics[`test_bpc_${m}`])).toBe(true);
     const dir = mkdtempSync(join(tmpdir(), 'attnlab-passkey-'));
     try {
       const opts = { quick: true, overrides: { steps: 2, evalLens: [64], evalRows: 2, checkpointDir: dir } };
       const pk = await runExperiment('passkey-long', opts);
-      for (const m of ['dense', 'local', 'landmark', 'longheads', 'hip', 'oracle-chunks']) expect(pk.metrics[`test_accuracy_${m}_64`]).toBeGreaterThanOrEqual(0);
+      for (const m of ['dense', 'local', 'landmark', 'longheads', 'hip', 'oracle-chunks'])
+        expect(pk.metrics[`test_accuracy_${m}_64`]).toBeGreaterThanOrEqual(0);
       // One checkpoint per trained kind; a second run loads them (no training) and scores the same.
       expect(readdirSync(dir).sort()).toHaveLength(3);
       const lines: string[] = [];
@@ -105,9 +135,13 @@ describe('passkey-long oracle chunks', () => {
 describe('passkey-long length curriculum', () => {
   it('doubles from the start length to trainLen over the first half of the steps, then stays', () => {
     const cfg = { trainLen: 256, curriculum: 64, steps: 600 };
-    expect([0, 99, 100, 199, 200, 299, 300, 599].map((s) => trainLength(cfg, s))).toEqual([64, 64, 128, 128, 256, 256, 256, 256]);
+    expect([0, 99, 100, 199, 200, 299, 300, 599].map((s) => trainLength(cfg, s))).toEqual([
+      64, 64, 128, 128, 256, 256, 256, 256,
+    ]);
     expect(trainLength({ trainLen: 256, steps: 600 }, 0)).toBe(256);
-    expect(() => trainLength({ trainLen: 64, curriculum: 128, steps: 10 }, 0)).toThrow(/curriculum \(128\) must be in \(0, trainLen = 64\]/);
+    expect(() => trainLength({ trainLen: 64, curriculum: 128, steps: 10 }, 0)).toThrow(
+      /curriculum \(128\) must be in \(0, trainLen = 64\]/,
+    );
   });
 });
 
@@ -137,10 +171,37 @@ describe('SparseLM', () => {
     ['local', {}],
     ['landmark', {}],
     ['landmark', { landmark: { topk: 1, positions: 'compact' } }],
-    ['dense', { override: (_q: tf.Tensor4D, _k: tf.Tensor4D, v: tf.Tensor4D, _l: number, c: { q: tf.Tensor4D; k: tf.Tensor4D; ropeBase: number }) => longHeadsAttention(c.q, c.k, v, { chunkSize: 4, chunks: 2, rope: { base: c.ropeBase } }).output }],
+    [
+      'dense',
+      {
+        override: (
+          _q: tf.Tensor4D,
+          _k: tf.Tensor4D,
+          v: tf.Tensor4D,
+          _l: number,
+          c: { q: tf.Tensor4D; k: tf.Tensor4D; ropeBase: number },
+        ) => longHeadsAttention(c.q, c.k, v, { chunkSize: 4, chunks: 2, rope: { base: c.ropeBase } }).output,
+      },
+    ],
   ] as [AttentionKind, ForwardOptions][])('%s %o: lastOnly gives the last row of the full forward', (kind, opts) => {
-    const model = new SparseLM({ vocab: 12, dModel: 16, heads: 2, layers: 2, attention: kind, window: 4, landmarkBlock: 4, seed: 3 });
-    const tokens = tf.tensor2d([[1, 5, 7, 2, 3, 9, 4, 11, 6, 8, 10, 2, 5, 7], [3, 3, 8, 1, 0, 4, 9, 9, 2, 6, 1, 7, 5, 4]], [2, 14], 'int32');
+    const model = new SparseLM({
+      vocab: 12,
+      dModel: 16,
+      heads: 2,
+      layers: 2,
+      attention: kind,
+      window: 4,
+      landmarkBlock: 4,
+      seed: 3,
+    });
+    const tokens = tf.tensor2d(
+      [
+        [1, 5, 7, 2, 3, 9, 4, 11, 6, 8, 10, 2, 5, 7],
+        [3, 3, 8, 1, 0, 4, 9, 9, 2, 6, 1, 7, 5, 4],
+      ],
+      [2, 14],
+      'int32',
+    );
     const full = model.forward(tokens, opts);
     const last = model.forward(tokens, { ...opts, lastOnly: true });
     expect(last.shape).toEqual([2, 1, 12]);
@@ -149,20 +210,42 @@ describe('SparseLM', () => {
     model.dispose();
   });
 
-  it.each(['dense', 'local', 'routing', 'landmark'] as AttentionKind[])('%s: a later token never changes earlier logits', (kind) => {
-    const model = new SparseLM({ vocab: 12, dModel: 16, heads: 2, layers: 2, attention: kind, window: 4, clusters: 3, landmarkBlock: 4, seed: 1 });
-    const a = tf.tensor2d([[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 1]], undefined, 'int32');
-    const b = tf.tensor2d([[1, 2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4]], undefined, 'int32');
-    const [la, lb] = [model.forward(a), model.forward(b)];
-    const early = (x: tf.Tensor) => x.slice([0, 0, 0], [1, 9, 12]);
-    const [ea, eb] = [early(la), early(lb)];
-    expectClose(eb, ea, { rtol: 1e-6, atol: 1e-6 }, kind);
-    tf.dispose([a, b, la, lb, ea, eb]);
-    model.dispose();
-  });
+  it.each(['dense', 'local', 'routing', 'landmark'] as AttentionKind[])(
+    '%s: a later token never changes earlier logits',
+    (kind) => {
+      const model = new SparseLM({
+        vocab: 12,
+        dModel: 16,
+        heads: 2,
+        layers: 2,
+        attention: kind,
+        window: 4,
+        clusters: 3,
+        landmarkBlock: 4,
+        seed: 1,
+      });
+      const a = tf.tensor2d([[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 1]], undefined, 'int32');
+      const b = tf.tensor2d([[1, 2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4]], undefined, 'int32');
+      const [la, lb] = [model.forward(a), model.forward(b)];
+      const early = (x: tf.Tensor) => x.slice([0, 0, 0], [1, 9, 12]);
+      const [ea, eb] = [early(la), early(lb)];
+      expectClose(eb, ea, { rtol: 1e-6, atol: 1e-6 }, kind);
+      tf.dispose([a, b, la, lb, ea, eb]);
+      model.dispose();
+    },
+  );
 
   it('routing: a training step collects the routed queries and moves the centroids', () => {
-    const model = new SparseLM({ vocab: 12, dModel: 16, heads: 2, layers: 1, attention: 'routing', clusters: 2, decay: 0.5, seed: 2 });
+    const model = new SparseLM({
+      vocab: 12,
+      dModel: 16,
+      heads: 2,
+      layers: 1,
+      attention: 'routing',
+      clusters: 2,
+      decay: 0.5,
+      seed: 2,
+    });
     const before = model.centroids[0].arraySync();
     const x = tf.tensor2d([[1, 2, 3, 4, 5, 6, 7, 8]], undefined, 'int32');
     const y = tf.tensor2d([[2, 3, 4, 5, 6, 7, 8, 9]], undefined, 'int32');

@@ -1,19 +1,49 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BACKENDS, expectClose, expectNoLeak, numericGrad, randomArray, useBackend } from './helpers.js';
 import { naiveAttention } from '../lib/attention/naive.js';
 import { sdpa } from '../lib/attention/sdpa.js';
 import * as masks from '../lib/masks/index.js';
-import { rope } from '../lib/positional/rope.js';
 import {
-  ATTENTION_KINDS, SPARSE_METHODS, blocksToKeys, commitmentLoss, compactPositions, hipAttention, hipAttentionNaive, hyperAttention, hyperAttentionNaive,
-  initSeerGate, kmeansUpdate, landmarkAttention, landmarkAttentionNaive, longHeadsAttention, normaliseShared, routingAttention, routingAttentionNaive,
-  seerAttention, seerAttentionNaive, seerDistillLoss, seerGateLogProbs, seerGroundTruth, sinkWindowAttention, sparseMethod,
-  type SparseCase, type SparseMethod,
+  ATTENTION_KINDS,
+  blocksToKeys,
+  commitmentLoss,
+  compactPositions,
+  hipAttention,
+  hipAttentionNaive,
+  hyperAttention,
+  hyperAttentionNaive,
+  initSeerGate,
+  kmeansUpdate,
+  landmarkAttention,
+  landmarkAttentionNaive,
+  longHeadsAttention,
+  normaliseShared,
+  routingAttention,
+  routingAttentionNaive,
+  SPARSE_METHODS,
+  type SparseCase,
+  type SparseMethod,
+  seerAttention,
+  seerAttentionNaive,
+  seerDistillLoss,
+  seerGateLogProbs,
+  seerGroundTruth,
+  sinkWindowAttention,
+  sparseMethod,
 } from '../lib/papers/sparse/index.js';
+import { rope } from '../lib/positional/rope.js';
+import { BACKENDS, expectClose, expectNoLeak, numericGrad, randomArray, useBackend } from './helpers.js';
 
-const t4 = (data: ArrayLike<number>, shape: number[]) => tf.tensor(Float32Array.from(data), shape) as tf.Tensor4D;
-const rand = (shape: number[], seed: number, scale = 1) => t4(randomArray(shape.reduce((a, b) => a * b, 1), seed, scale), shape);
+const t4 = (data: ArrayLike<number>, shape: number[]) => tf.tensor4d(Float32Array.from(data), shape as [number, number, number, number]);
+const rand = (shape: number[], seed: number, scale = 1) =>
+  t4(
+    randomArray(
+      shape.reduce((a, b) => a * b, 1),
+      seed,
+      scale,
+    ),
+    shape,
+  );
 const dense = (t: tf.Tensor) => ({ data: t.dataSync(), shape: t.shape });
 const positions = (n: number) => Array.from({ length: n }, (_, i) => i);
 
@@ -24,7 +54,9 @@ interface Case {
   c: SparseCase<Record<string, unknown>>;
 }
 
-const cases: Case[] = SPARSE_METHODS.flatMap((method) => method.cases.map((c) => ({ name: `${method.name} (${c.label})`, method, c })));
+const cases: Case[] = SPARSE_METHODS.flatMap((method) =>
+  method.cases.map((c) => ({ name: `${method.name} (${c.label})`, method, c })),
+);
 
 const gate = { heads: 2, dim: 8 };
 let seerGate: { wq: tf.Variable; wk: tf.Variable };
@@ -42,8 +74,10 @@ async function stateFor(x: Case, options: unknown, heads: number): Promise<unkno
 }
 
 /** attend and reference with the case's keys (q itself when it shares queries and keys). */
-const attend = (x: Case, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, o: unknown, state: unknown) => x.method.attend(q, x.c.sharedQK ? q : k, v, o, state);
-const reference = (x: Case, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, o: unknown, state: unknown) => x.method.reference(q, x.c.sharedQK ? q : k, v, o, state);
+const attend = (x: Case, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, o: unknown, state: unknown) =>
+  x.method.attend(q, x.c.sharedQK ? q : k, v, o, state);
+const reference = (x: Case, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, o: unknown, state: unknown) =>
+  x.method.reference(q, x.c.sharedQK ? q : k, v, o, state);
 
 describe('the method table', () => {
   beforeAll(async () => {
@@ -63,8 +97,11 @@ describe('the method table', () => {
         tf.dispose([q, k, v]);
       }
     }
-    for (const kind of ATTENTION_KINDS) expect(SPARSE_METHODS.filter((m) => m.lm?.kind === kind).map((m) => m.name)).toEqual([kind]);
-    expect(() => sparseMethod('nosuch')).toThrow(/sparseMethod: name must be one of dense, local, sink-window, routing, .*, got 'nosuch'/);
+    for (const kind of ATTENTION_KINDS)
+      expect(SPARSE_METHODS.filter((m) => m.lm?.kind === kind).map((m) => m.name)).toEqual([kind]);
+    expect(() => sparseMethod('nosuch')).toThrow(
+      /sparseMethod: name must be one of dense, local, sink-window, routing, .*, got 'nosuch'/,
+    );
   });
 
   it('supports() gives the reasons a method refuses inputs, and the method then throws', () => {
@@ -113,7 +150,9 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
       const [q, k, v] = inputs(c.shape, c.kvHeads, 1);
       const state = await stateFor(x, c.exact, c.shape[1]);
       const r = attend(x, q, k, v, c.exact, state);
-      const ref = c.equals ? c.equals(q, c.sharedQK ? q : k, v) : naiveAttention(dense(q), dense(k), dense(v), { mask: masks.causal() }).output;
+      const ref = c.equals
+        ? c.equals(q, c.sharedQK ? q : k, v)
+        : naiveAttention(dense(q), dense(k), dense(v), { mask: masks.causal() }).output;
       expectClose(r.output, ref, { rtol: 1e-4, atol: 1e-5 }, `${x.name} full budget`);
       if (!c.equals) {
         const viaSdpa = sdpa(q, k, v, { mask: masks.causal() });
@@ -143,10 +182,11 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
       const state = await stateFor(x, small, c.shape[1]);
       const n = c.shape[2];
       for (const t of [n - 1, n - 6, Math.floor(n / 2) + 1]) {
-        const bump = (y: tf.Tensor4D) => tf.tidy(() => {
-          const m = tf.tensor1d(Array.from({ length: n }, (_, i) => (i === t ? 1 : 0))).reshape([1, 1, n, 1]);
-          return y.add(m.mul(rand(y.shape, 50 + t, 3))) as tf.Tensor4D;
-        });
+        const bump = (y: tf.Tensor4D) =>
+          tf.tidy(() => {
+            const m = tf.tensor1d(Array.from({ length: n }, (_, i) => (i === t ? 1 : 0))).reshape([1, 1, n, 1]);
+            return y.add(m.mul(rand(y.shape, 50 + t, 3))) as tf.Tensor4D;
+          });
         const [q2, k2, v2] = [bump(q), bump(k), bump(v)];
         const a = attend(x, q, k, v, small, state);
         const b = attend(x, q2, k2, v2, small, state);
@@ -212,7 +252,9 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
     expect(r.covers(0, 0, 45, 20)).toBe(false);
     const two = sinkWindowAttention(q, k, v, { window: 4, blockSize: 8, sinkBlocks: 2 });
     expect(two.blocks[5]).toEqual([0, 1, 4, 5]);
-    expect(() => sinkWindowAttention(q, k, v, { window: 8, blockSize: 0 })).toThrow(/sinkWindowAttention: options.blockSize must be a positive integer, got 0/);
+    expect(() => sinkWindowAttention(q, k, v, { window: 8, blockSize: 0 })).toThrow(
+      /sinkWindowAttention: options.blockSize must be a positive integer, got 0/,
+    );
     tf.dispose([q, k, v, r.output, two.output]);
   });
 
@@ -222,7 +264,12 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
     const many = landmarkAttention(q, k, v, { blockSize: 4, topk: 100, queryBlock: 4 });
     expectClose(many.output, all.output, {}, 'topk >= blocks');
     const few = landmarkAttention(q, k, v, { blockSize: 4, topk: 1, queryBlock: 2 });
-    expectClose(few.output, landmarkAttentionNaive(q, k, v, { blockSize: 4, topk: 1, queryBlock: 2 }).output, {}, 'query blocks');
+    expectClose(
+      few.output,
+      landmarkAttentionNaive(q, k, v, { blockSize: 4, topk: 1, queryBlock: 2 }).output,
+      {},
+      'query blocks',
+    );
     expect(few.retrieved.every((r) => r.length <= 1)).toBe(true);
     expect(few.stats.blocksKept).toBeLessThan(few.stats.blocksTotal!);
     tf.dispose([q, k, v, all.output, many.output, few.output]);
@@ -231,11 +278,13 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
   it('landmark without topk: the dense grouped softmax (training path) equals the per-query gather, outputs and gradients', () => {
     const [q, k, v] = inputs([1, 2, 32, 8], 1, 7);
     const denseWay = (a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => landmarkAttention(a, b, d, { blockSize: 4 }).output;
-    const perQuery = (a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => landmarkAttention(a, b, d, { blockSize: 4, queryBlock: 1 }).output;
+    const perQuery = (a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) =>
+      landmarkAttention(a, b, d, { blockSize: 4, queryBlock: 1 }).output;
     const [o1, o2] = [denseWay(q, k, v), perQuery(q, k, v)];
     expectClose(o1, o2, {}, 'outputs');
     const w = rand(o1.shape, 8);
-    const grads = (f: typeof denseWay) => tf.grads((a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => f(a, b, d).mul(w).sum())([q, k, v]);
+    const grads = (f: typeof denseWay) =>
+      tf.grads((a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => f(a, b, d).mul(w).sum())([q, k, v]);
     const [g1, g2] = [grads(denseWay), grads(perQuery)];
     g1.forEach((g, i) => expectClose(g, g2[i], {}, `gradient ${'qkv'[i]}`));
     // Cached keys before the queries, key count not a multiple of the block: against the float64 definition.
@@ -252,7 +301,10 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
     const pos = Array.from({ length: 40 }, (_, i) => i);
     const [qr, kr] = [rope(q, pos), rope(k, pos)];
     const absolute = landmarkAttention(qr, kr, v, { blockSize: 4 });
-    for (const o of [landmarkAttention(q, k, v, { blockSize: 4, rope: {} }), landmarkAttention(q, k, v, { blockSize: 4, queryBlock: 1, rope: {} })]) {
+    for (const o of [
+      landmarkAttention(q, k, v, { blockSize: 4, rope: {} }),
+      landmarkAttention(q, k, v, { blockSize: 4, queryBlock: 1, rope: {} }),
+    ]) {
       expectClose(o.output, absolute.output, {}, 'no retrieval = absolute');
       o.output.dispose();
     }
@@ -265,22 +317,38 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
       for (let t = 0; t < 3; t++) rows.push(Array.from({ length: D }, (_, i) => Math.sin(7 * t + i)));
       rows.push(qv.map((x) => 3 * x)); // the target block's landmark: aligned with the query
       for (let f = 0; f < 4 * fillers; f++) rows.push(new Array(D).fill(0));
-      rows.push(Array.from({ length: D }, (_, i) => Math.cos(i)), Array.from({ length: D }, (_, i) => Math.cos(2 * i)));
+      rows.push(
+        Array.from({ length: D }, (_, i) => Math.cos(i)),
+        Array.from({ length: D }, (_, i) => Math.cos(2 * i)),
+      );
       const m = rows.length;
       const kk = tf.tensor4d(rows.flat(), [1, 1, m, D]);
       // Values depend on the row's content only (a filler row's value is 0), not on its index.
-      const vv = tf.tensor4d(rows.map((r, j) => r.map((x, i) => x + (r.some((y) => y !== 0) ? Math.sin(i + (j < 4 ? j : m - j)) : 0))).flat(), [1, 1, m, D]);
+      const vv = tf.tensor4d(
+        rows.flatMap((r, j) => r.map((x, i) => x + (r.some((y) => y !== 0) ? Math.sin(i + (j < 4 ? j : m - j)) : 0))),
+        [1, 1, m, D],
+      );
       const qq = tf.tensor4d(qv, [1, 1, 1, D]);
       const r = compact
         ? landmarkAttention(qq, kk, vv, { blockSize: 4, topk: 1, rope: {} })
-        : landmarkAttention(rope(qq, [m - 1]), rope(kk, Array.from({ length: m }, (_, i) => i)), vv, { blockSize: 4, topk: 1 });
+        : landmarkAttention(
+            rope(qq, [m - 1]),
+            rope(
+              kk,
+              Array.from({ length: m }, (_, i) => i),
+            ),
+            vv,
+            { blockSize: 4, topk: 1 },
+          );
       expect(r.retrieved[0]).toEqual([0]);
       const out = Array.from(r.output.dataSync());
       tf.dispose([kk, vv, qq, r.output]);
       return out;
     };
     expectClose(lastOutput(1, true), lastOutput(6, true), {}, 'compact: 1 vs 6 filler blocks');
-    expect(Math.max(...lastOutput(1, false).map((x, i) => Math.abs(x - lastOutput(6, false)[i])))).toBeGreaterThan(1e-3);
+    expect(Math.max(...lastOutput(1, false).map((x, i) => Math.abs(x - lastOutput(6, false)[i])))).toBeGreaterThan(
+      1e-3,
+    );
     const few = landmarkAttention(q, k, v, { blockSize: 4, topk: 1, rope: {} });
     const naive = landmarkAttentionNaive(q, k, v, { blockSize: 4, topk: 1, rope: {} });
     expectClose(few.output, naive.output, {}, 'topk 1 vs naive');
@@ -291,10 +359,19 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
       expect(r.length).toBe(Math.min(cb, 3));
       if (cb > 3) expect(r.slice(1)).toEqual([cb - 2, cb - 1]);
     });
-    expectClose(withLocal.output, landmarkAttentionNaive(q, k, v, { blockSize: 4, topk: 1, localBlocks: 2, rope: {} }).output, {}, 'localBlocks vs naive');
-    expect(() => landmarkAttention(q, k, v, { blockSize: 4, topk: 1, localBlocks: -1 })).toThrow(/landmarkAttention: options.localBlocks must be a non-negative integer, got -1/);
+    expectClose(
+      withLocal.output,
+      landmarkAttentionNaive(q, k, v, { blockSize: 4, topk: 1, localBlocks: 2, rope: {} }).output,
+      {},
+      'localBlocks vs naive',
+    );
+    expect(() => landmarkAttention(q, k, v, { blockSize: 4, topk: 1, localBlocks: -1 })).toThrow(
+      /landmarkAttention: options.localBlocks must be a non-negative integer, got -1/,
+    );
     withLocal.output.dispose();
-    expect(() => landmarkAttention(q, k, v, { blockSize: 4, rope: { base: 0 } })).toThrow(/landmarkAttention: options.rope.base must be a positive finite number, got 0/);
+    expect(() => landmarkAttention(q, k, v, { blockSize: 4, rope: { base: 0 } })).toThrow(
+      /landmarkAttention: options.rope.base must be a positive finite number, got 0/,
+    );
     tf.dispose([q, k, v, qr, kr, absolute.output, few.output]);
   });
 
@@ -338,7 +415,11 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
       const m = rows.length;
       // A row's value depends on its content and its index within the chunk, not on where the chunk sits.
       const vals = rows.map((row, j) => row.map((x, i) => x + Math.sin(i + (j % 4))));
-      const [kk, vv, qq] = [tf.tensor4d(rows.flat(), [1, 1, m, D]), tf.tensor4d(vals.flat(), [1, 1, m, D]), tf.tensor4d(qv, [1, 1, 1, D])];
+      const [kk, vv, qq] = [
+        tf.tensor4d(rows.flat(), [1, 1, m, D]),
+        tf.tensor4d(vals.flat(), [1, 1, m, D]),
+        tf.tensor4d(qv, [1, 1, 1, D]),
+      ];
       const o = compact
         ? longHeadsAttention(qq, kk, vv, { chunkSize: 4, chunks: 3, rope: {} })
         : longHeadsAttention(rope(qq, [m - 1]), rope(kk, positions(m)), vv, { chunkSize: 4, chunks: 3 });
@@ -351,11 +432,21 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
     const [a1, a6] = [lastOutput(1, false), lastOutput(6, false)];
     expect(Math.max(...a1.map((x, i) => Math.abs(x - a6[i])))).toBeGreaterThan(1e-3);
 
-    const [qs, ks, vs] = [q.slice([0, 0, 0, 0], [1, 2, 16, 8]), k.slice([0, 0, 0, 0], [1, 1, 16, 8]), v.slice([0, 0, 0, 0], [1, 1, 16, 8])];
-    expect(() => longHeadsAttention(qs, ks, vs, { rope: { base: 0 } })).toThrow(/longHeadsAttention: options.rope.base must be a positive finite number, got 0/);
-    expect(() => hipAttentionNaive(qs, ks, vs, { rope: { base: -2 } })).toThrow(/hipAttentionNaive: options.rope.base must be a positive finite number, got -2/);
+    const [qs, ks, vs] = [
+      q.slice([0, 0, 0, 0], [1, 2, 16, 8]),
+      k.slice([0, 0, 0, 0], [1, 1, 16, 8]),
+      v.slice([0, 0, 0, 0], [1, 1, 16, 8]),
+    ];
+    expect(() => longHeadsAttention(qs, ks, vs, { rope: { base: 0 } })).toThrow(
+      /longHeadsAttention: options.rope.base must be a positive finite number, got 0/,
+    );
+    expect(() => hipAttentionNaive(qs, ks, vs, { rope: { base: -2 } })).toThrow(
+      /hipAttentionNaive: options.rope.base must be a positive finite number, got -2/,
+    );
     expect(() => hyperAttention(qs, ks, vs, { rope: {} })).toThrow(/hyperAttention: options.rope/);
-    expect(() => seerAttention(qs, ks, vs, seerGate, { blockSize: 4, rope: {} })).toThrow(/seerAttention: options.rope/);
+    expect(() => seerAttention(qs, ks, vs, seerGate, { blockSize: 4, rope: {} })).toThrow(
+      /seerAttention: options.rope/,
+    );
     expect(() => routingAttention(qs, ks, vs, centroids, { rope: {} })).toThrow(/routingAttention: options.rope/);
     tf.dispose([q, k, v, qs, ks, vs]);
   });
@@ -368,14 +459,24 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
     expectClose(oneBlock.output, ref, {}, 'one block');
     expectClose(allSampled.output, ref, {}, 'all sampled');
     const approx = hyperAttention(q, k, v, { causal: false, blockSize: 4, sampleSize: 4, lshProjections: 2, seed: 5 });
-    expectClose(approx.output, hyperAttentionNaive(q, k, v, { causal: false, blockSize: 4, sampleSize: 4, lshProjections: 2, seed: 5 }), {}, 'non-causal naive');
+    expectClose(
+      approx.output,
+      hyperAttentionNaive(q, k, v, { causal: false, blockSize: 4, sampleSize: 4, lshProjections: 2, seed: 5 }),
+      {},
+      'non-causal naive',
+    );
     tf.dispose([q, k, v, oneBlock.output, allSampled.output, approx.output]);
   });
 
   it('routing: balanced top-w routing without a mask matches its reference and is exact with w = n', () => {
     const [x, v] = [rand([1, 2, 16, 8], 21, 1.5), rand([1, 2, 16, 8], 22)];
     const bal = routingAttention(x, x, v, centroids, { causal: false, assignment: 'balanced', window: 6 });
-    expectClose(bal.output, routingAttentionNaive(x, x, v, centroids, { causal: false, assignment: 'balanced', window: 6 }).output, {}, 'balanced');
+    expectClose(
+      bal.output,
+      routingAttentionNaive(x, x, v, centroids, { causal: false, assignment: 'balanced', window: 6 }).output,
+      {},
+      'balanced',
+    );
     expect(bal.clusters.every((m) => m.length === 6)).toBe(true);
     const full = routingAttention(x, x, v, oneCentroid, { causal: false, assignment: 'balanced', window: 16 });
     const xh = normaliseShared(x);
@@ -389,13 +490,28 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
     expectClose(r.output, routingAttentionNaive(q, k, v, centroids).output, {}, 'separate q, k');
     expect(r.keyClusters).not.toBe(r.clusters);
     const plain = routingAttention(q, k, v, centroids, { normalise: 'none' });
-    expectClose(plain.output, routingAttentionNaive(q, k, v, centroids, { normalise: 'none' }).output, {}, "normalise 'none'");
+    expectClose(
+      plain.output,
+      routingAttentionNaive(q, k, v, centroids, { normalise: 'none' }).output,
+      {},
+      "normalise 'none'",
+    );
     const plainOne = routingAttention(q, k, v, oneCentroid, { normalise: 'none' });
-    expectClose(plainOne.output, naiveAttention(dense(q), dense(k), dense(v), { mask: masks.causal() }).output, {}, "one cluster, normalise 'none'");
+    expectClose(
+      plainOne.output,
+      naiveAttention(dense(q), dense(k), dense(v), { mask: masks.causal() }).output,
+      {},
+      "one cluster, normalise 'none'",
+    );
     tf.dispose([plain.output, plainOne.output]);
     const one = routingAttention(q, k, v, oneCentroid);
     const [qh, kh] = [normaliseShared(q), normaliseShared(k)];
-    expectClose(one.output, naiveAttention(dense(qh), dense(kh), dense(v), { mask: masks.causal() }).output, {}, 'one cluster');
+    expectClose(
+      one.output,
+      naiveAttention(dense(qh), dense(kh), dense(v), { mask: masks.causal() }).output,
+      {},
+      'one cluster',
+    );
     tf.dispose([q, k, v, qh, kh, r.output, one.output]);
   });
 
@@ -407,12 +523,25 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
     // One cluster: plain causal attention of x against the unit keys √d·x/‖x‖, each token skipping itself unless it is first.
     const one = routingAttention(x, x, v, oneCentroid, opts);
     const xh = normaliseShared(x);
-    const noSelf = tf.tidy(() => tf.linalg.bandPart(tf.ones([20, 20]), -1, 0).sub(tf.eye(20)).add(tf.oneHot([0], 20).pad([[0, 19], [0, 0]])));
+    const noSelf = tf.tidy(() =>
+      tf.linalg
+        .bandPart(tf.ones([20, 20]), -1, 0)
+        .sub(tf.eye(20))
+        .add(
+          tf.oneHot([0], 20).pad([
+            [0, 19],
+            [0, 0],
+          ]),
+        ),
+    );
     const bias = tf.tidy(() => tf.onesLike(noSelf).sub(noSelf).mul(-1e9));
     const ref = tf.tidy(() => tf.softmax(tf.matMul(x, xh, false, true).div(Math.sqrt(8)).add(bias)).matMul(v));
     expectClose(one.output, ref, {}, 'one cluster');
     const R = rand([1, 2, 20, 8], 28);
-    const g = tf.grads((a: tf.Tensor, b: tf.Tensor) => routingAttention(a, a, b, centroids, opts).output.mul(R).sum())([x, v]);
+    const g = tf.grads((a: tf.Tensor, b: tf.Tensor) => routingAttention(a, a, b, centroids, opts).output.mul(R).sum())([
+      x,
+      v,
+    ]);
     const xs = Float64Array.from(x.dataSync());
     const f = () => {
       const t = tf.tensor(Float32Array.from(xs), x.shape);
@@ -459,12 +588,18 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
     const gt = seerGroundTruth(q, k, { blockSize: 4, queryBlock: 4 });
     const rows = gt.sum(-1).dataSync();
     rows.forEach((r) => expect(r).toBeCloseTo(1, 5));
-    const { grads } = tf.variableGrads(() => seerDistillLoss(q, k, seerGate, { blockSize: 4, queryBlock: 4 }), [seerGate.wq, seerGate.wk]);
+    const { grads } = tf.variableGrads(
+      () => seerDistillLoss(q, k, seerGate, { blockSize: 4, queryBlock: 4 }),
+      [seerGate.wq, seerGate.wk],
+    );
     const gtd = gt.dataSync();
     const wq = Float64Array.from(seerGate.wq.dataSync());
     const wk = Float64Array.from(seerGate.wk.dataSync());
     const loss = () => {
-      const g = { wq: tf.tensor(Float32Array.from(wq), seerGate.wq.shape), wk: tf.tensor(Float32Array.from(wk), seerGate.wk.shape) };
+      const g = {
+        wq: tf.tensor(Float32Array.from(wq), seerGate.wq.shape),
+        wk: tf.tensor(Float32Array.from(wk), seerGate.wk.shape),
+      };
       const pr = seerAttentionNaive(q, k, v, g, { blockSize: 4, queryBlock: 4 }).probs;
       tf.dispose([g.wq, g.wk]);
       let kl = 0;
@@ -481,14 +616,30 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
     const k = rand([1, 2, 16, 8], 42);
     const bad = rand([1, 2, 16, 4], 43);
     expect(() => hipAttention(q.reshape([2, 16, 8]), k, k)).toThrow(/hipAttention: q must have rank 4 .*\[2,16,8\]/);
-    expect(() => longHeadsAttention(q, bad, bad)).toThrow(/longHeadsAttention: q has shape \[1,2,16,8\] but k has \[1,2,16,4\]; head dims must match/);
-    expect(() => routingAttention(q, k, k, tf.zeros([2, 3, 4]))).toThrow(/routingAttention: centroids must have shape \[heads=2, clusters, dim=8\], but has \[2,3,4\]/);
-    expect(() => routingAttention(q, q, k, centroids, { causal: true, assignment: 'balanced' })).toThrow(/routingAttention: options.assignment 'balanced'/);
-    expect(() => seerAttention(q, k, k, seerGate, { blockSize: 5 })).toThrow(/seerAttention: 16 positions are not a multiple of options.blockSize \(5\)/);
-    expect(() => seerAttention(q, k, k, { wq: tf.zeros([2, 4, 4]), wk: seerGate.wk })).toThrow(/seerAttention: gate.wq must have shape \[heads=2, dim=8, gateDim\], but has \[2,4,4\]/);
-    expect(() => landmarkAttention(q, k, k, { blockSize: 4, queryBlock: 3 })).toThrow(/landmarkAttention: options.queryBlock \(3\) must divide options.blockSize \(4\)/);
-    expect(() => hyperAttention(q.slice([0, 0, 0, 0], [1, 2, 8, 8]), k, k)).toThrow(/hyperAttention: q has shape \[1,2,8,8\] and k has \[1,2,16,8\]; HyperAttention needs as many queries as keys/);
-    expect(() => hipAttention(q, k, k, { topk: 0 })).toThrow(/hipAttention: options.topk must be a positive integer, got 0/);
+    expect(() => longHeadsAttention(q, bad, bad)).toThrow(
+      /longHeadsAttention: q has shape \[1,2,16,8\] but k has \[1,2,16,4\]; head dims must match/,
+    );
+    expect(() => routingAttention(q, k, k, tf.zeros([2, 3, 4]))).toThrow(
+      /routingAttention: centroids must have shape \[heads=2, clusters, dim=8\], but has \[2,3,4\]/,
+    );
+    expect(() => routingAttention(q, q, k, centroids, { causal: true, assignment: 'balanced' })).toThrow(
+      /routingAttention: options.assignment 'balanced'/,
+    );
+    expect(() => seerAttention(q, k, k, seerGate, { blockSize: 5 })).toThrow(
+      /seerAttention: 16 positions are not a multiple of options.blockSize \(5\)/,
+    );
+    expect(() => seerAttention(q, k, k, { wq: tf.zeros([2, 4, 4]), wk: seerGate.wk })).toThrow(
+      /seerAttention: gate.wq must have shape \[heads=2, dim=8, gateDim\], but has \[2,4,4\]/,
+    );
+    expect(() => landmarkAttention(q, k, k, { blockSize: 4, queryBlock: 3 })).toThrow(
+      /landmarkAttention: options.queryBlock \(3\) must divide options.blockSize \(4\)/,
+    );
+    expect(() => hyperAttention(q.slice([0, 0, 0, 0], [1, 2, 8, 8]), k, k)).toThrow(
+      /hyperAttention: q has shape \[1,2,8,8\] and k has \[1,2,16,8\]; HyperAttention needs as many queries as keys/,
+    );
+    expect(() => hipAttention(q, k, k, { topk: 0 })).toThrow(
+      /hipAttention: options.topk must be a positive integer, got 0/,
+    );
     tf.dispose([q, k, bad]);
   });
 });

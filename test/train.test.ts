@@ -1,6 +1,9 @@
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import '@tensorflow/tfjs-backend-wasm';
+import { activeName } from '../lib/backend/index.js';
+import { DisplayHandle, type MimeBundle, setDisplaySink } from '../lib/display/handle.js';
+import { escapeHtml } from '../lib/display/html.js';
 import {
   Adam,
   AdamW,
@@ -10,16 +13,13 @@ import {
   globalNorm,
   makeSchedule,
   noDecayBiasNorm,
+  type StepRecord,
   seededInitializer,
   seededVariable,
   train,
   warmupCosine,
   warmupLinear,
-  type StepRecord,
 } from '../lib/train/index.js';
-import { DisplayHandle, setDisplaySink, type MimeBundle } from '../lib/display/handle.js';
-import { escapeHtml } from '../lib/display/html.js';
-import { activeName } from '../lib/backend/index.js';
 import { BACKENDS, useBackend } from './helpers.js';
 
 /**
@@ -124,17 +124,31 @@ describe.each(BACKENDS)('train on %s', (backend) => {
     });
 
     it('with variables keyed by name, noDecay sees the keys', async () => {
-      const vars = { w: tf.variable(tf.scalar(1), true, uniq('v')), 'ln.gamma': tf.variable(tf.scalar(1), true, uniq('v')) };
+      const vars = {
+        w: tf.variable(tf.scalar(1), true, uniq('v')),
+        'ln.gamma': tf.variable(tf.scalar(1), true, uniq('v')),
+      };
       const opt = new AdamW(vars, { lr: 0.1, weightDecay: 0.5, noDecay: noDecayBiasNorm });
       // A zero gradient leaves only the decoupled decay: w *= 1 - lr·wd.
-      tf.tidy(() => opt.apply(tf.variableGrads(() => tf.mul(tf.add(vars.w, vars['ln.gamma']), 0) as tf.Scalar, Object.values(vars)).grads));
+      tf.tidy(() =>
+        opt.apply(
+          tf.variableGrads(() => tf.mul(tf.add(vars.w, vars['ln.gamma']), 0) as tf.Scalar, Object.values(vars)).grads,
+        ),
+      );
       expect(vars.w.dataSync()[0]).toBeCloseTo(0.95, 6);
       expect(vars['ln.gamma'].dataSync()[0]).toBe(1);
       opt.dispose();
     });
 
     it('noDecayBiasNorm picks biases and norms only', () => {
-      const yes = ['dense/bias', 'block0/ln1/gamma', 'layer_norm/beta', 'rmsnorm_scale', 'blocks.0.mlp.b1', 'ln_final.gamma_3'];
+      const yes = [
+        'dense/bias',
+        'block0/ln1/gamma',
+        'layer_norm/beta',
+        'rmsnorm_scale',
+        'blocks.0.mlp.b1',
+        'ln_final.gamma_3',
+      ];
       expect(yes.filter((n) => !noDecayBiasNorm(n))).toEqual([]);
       const no = ['dense/kernel', 'embedding/embeddings', 'attn/wq', 'blocks.0.mlp.w1', 'embed_1', 'sub', 'web'];
       expect(no.filter(noDecayBiasNorm)).toEqual([]);
@@ -162,27 +176,33 @@ describe.each(BACKENDS)('train on %s', (backend) => {
       const [v] = [tf.variable(tf.zeros([2, 3]), true, uniq('k'))];
       const opt = new Adam([v]);
       const bad = tf.zeros([3, 2]);
-      expect(() => opt.loadState({ type: 'adam', step: 1, lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0, slots: { [`${v.name}/m`]: bad } })).toThrow(
-        `slot "${v.name}/m" has shape [3,2] but variable "${v.name}" has [2,3]`,
-      );
+      expect(() =>
+        opt.loadState({
+          type: 'adam',
+          step: 1,
+          lr: 1e-3,
+          betas: [0.9, 0.999],
+          eps: 1e-8,
+          weightDecay: 0,
+          slots: { [`${v.name}/m`]: bad },
+        }),
+      ).toThrow(`slot "${v.name}/m" has shape [3,2] but variable "${v.name}" has [2,3]`);
       bad.dispose();
     });
   });
 
   describe('clipping', () => {
     it('global norm matches a naive sum of squares; clipping scales to maxNorm and reports the pre-clip norm', async () => {
-      const raw = [
-        [3, -4],
-        [1, 2, 2],
-        [0.5],
-      ];
+      const raw = [[3, -4], [1, 2, 2], [0.5]];
       const naive = Math.sqrt(raw.flat().reduce((s, x) => s + x * x, 0));
       const grads = raw.map((r) => tf.tensor1d(r));
       const n = globalNorm(grads);
       expect((await n.data())[0]).toBeCloseTo(naive, 5);
       const { grads: clipped, norm } = clipByGlobalNorm(grads, 1);
       expect(norm).toBeCloseTo(naive, 5);
-      const after = Math.sqrt((await Promise.all(clipped.map((g) => g.data()))).flatMap((d) => [...d]).reduce((s, x) => s + x * x, 0));
+      const after = Math.sqrt(
+        (await Promise.all(clipped.map((g) => g.data()))).flatMap((d) => [...d]).reduce((s, x) => s + x * x, 0),
+      );
       expect(after).toBeCloseTo(1, 5);
       const under = clipByGlobalNorm(grads, 100);
       expect(await under.grads[0].array()).toEqual([3, -4]);
@@ -343,7 +363,14 @@ describe.each(BACKENDS)('train on %s', (backend) => {
       expect(res.stopped).toMatchObject({ reason: 'callback', step: 4 });
       expect(res.optimizer).toBe(opt);
       expect(opt.step).toBe(5);
-      const more = await train({ variables: [w], loss: () => tf.square(w) as tf.Scalar, steps: 10, optimizer: opt, progress: false, dataframe: false });
+      const more = await train({
+        variables: [w],
+        loss: () => tf.square(w) as tf.Scalar,
+        steps: 10,
+        optimizer: opt,
+        progress: false,
+        dataframe: false,
+      });
       expect(more.records.map((r) => r.step)).toEqual([5, 6, 7, 8, 9]);
       expect(opt.numTensors).toBe(2);
       opt.dispose();
@@ -385,7 +412,7 @@ describe('schedules', () => {
     expect(lr(9)).toBeCloseTo(1, 12);
     expect(lr(10)).toBeCloseTo(1, 12);
     expect(lr(60)).toBeCloseTo(0.55, 12); // halfway: min + (peak-min)/2
-    expect(lr(35)).toBeCloseTo(0.1 + 0.9 * (1 + Math.cos(Math.PI / 4)) / 2, 12);
+    expect(lr(35)).toBeCloseTo(0.1 + (0.9 * (1 + Math.cos(Math.PI / 4))) / 2, 12);
     expect(lr(110)).toBeCloseTo(0.1, 12);
     expect(lr(500)).toBeCloseTo(0.1, 12);
   });
@@ -398,17 +425,29 @@ describe('schedules', () => {
   it('configs fill peak and total from the optimizer and steps; bad arguments are named', () => {
     expect(makeSchedule({ type: 'linear' }, 1, 10)(5)).toBeCloseTo(0.5, 12);
     expect(makeSchedule({ type: 'cosine', warmup: 2 }, 1, 10)(1)).toBe(1);
-    expect(() => warmupCosine({ peak: 1, warmup: 5, total: 3 })).toThrow('warmupCosine: total must be an integer >= warmup (5), got 3');
+    expect(() => warmupCosine({ peak: 1, warmup: 5, total: 3 })).toThrow(
+      'warmupCosine: total must be an integer >= warmup (5), got 3',
+    );
     expect(() => constant(NaN)).toThrow('constant: lr must be');
   });
 });
 
 describe('progress', () => {
-  const state = (done: number, total = 100) => ({ done, total, step: done - 1, loss: 1 / done, lr: 1e-3, seconds: done / 50 });
+  const state = (done: number, total = 100) => ({
+    done,
+    total,
+    step: done - 1,
+    loss: 1 / done,
+    lr: 1e-3,
+    seconds: done / 50,
+  });
 
   it('prints about ten plain lines when not a terminal', () => {
     const out: string[] = [];
-    const p = createProgress('auto', { stream: { write: (s: string) => out.push(s), isTTY: false }, display: undefined });
+    const p = createProgress('auto', {
+      stream: { write: (s: string) => out.push(s), isTTY: false },
+      display: undefined,
+    });
     for (let i = 1; i <= 100; i++) p.update(state(i));
     p.finish(state(100));
     expect(out.length).toBe(10);
@@ -419,7 +458,10 @@ describe('progress', () => {
 
   it('redraws one line with \\r on a terminal', () => {
     const out: string[] = [];
-    const p = createProgress('auto', { stream: { write: (s: string) => out.push(s), isTTY: true, columns: 200 }, throttleMs: 0 });
+    const p = createProgress('auto', {
+      stream: { write: (s: string) => out.push(s), isTTY: true, columns: 200 },
+      throttleMs: 0,
+    });
     for (let i = 1; i <= 5; i++) p.update(state(i, 5));
     p.finish(state(5, 5));
     expect(out.slice(0, 5).every((s) => s.startsWith('\r[') && !s.includes('\n'))).toBe(true);
@@ -456,7 +498,7 @@ describe('seeding', () => {
     await tf.setBackend('cpu');
     const a = seededVariable(3, uniq('w'), [4, 4]);
     const b = seededInitializer(3, a.name).apply([4, 4]);
-    const c = seededInitializer(3, a.name + 'x').apply([4, 4]);
+    const c = seededInitializer(3, `${a.name}x`).apply([4, 4]);
     expect(await a.array()).toEqual(await b.array());
     expect(await a.array()).not.toEqual(await c.array());
     tf.dispose([a, b, c]);

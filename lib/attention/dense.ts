@@ -11,7 +11,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../backend/ops.js';
 import { Mask } from '../masks/index.js';
-import { ShapeError, assertBroadcastable, assertNonEmpty, assertRank, fmt } from '../util/shapes.js';
+import { assertBroadcastable, assertNonEmpty, assertRank, fmt, ShapeError } from '../util/shapes.js';
 
 export type Scoring = 'softmax' | 'sigmoid' | 'softmax-sink';
 
@@ -59,13 +59,19 @@ export function checkQkv(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor): 
   assertNonEmpty(fn, 'v', v);
   const [batch, heads, queries, dim] = q.shape as [number, number, number, number];
   const [kb, kvHeads, keys, kd] = k.shape as [number, number, number, number];
-  if (kb !== batch) throw new ShapeError(`${fn}: q has shape ${fmt(q.shape)} but k has ${fmt(k.shape)}; batch sizes must match`);
-  if (kd !== dim) throw new ShapeError(`${fn}: q has shape ${fmt(q.shape)} but k has ${fmt(k.shape)}; head dims must match`);
+  if (kb !== batch)
+    throw new ShapeError(`${fn}: q has shape ${fmt(q.shape)} but k has ${fmt(k.shape)}; batch sizes must match`);
+  if (kd !== dim)
+    throw new ShapeError(`${fn}: q has shape ${fmt(q.shape)} but k has ${fmt(k.shape)}; head dims must match`);
   if (v.shape[0] !== batch || v.shape[1] !== kvHeads || v.shape[2] !== keys) {
-    throw new ShapeError(`${fn}: k has shape ${fmt(k.shape)} but v has ${fmt(v.shape)}; batch, kvHeads and keys must match`);
+    throw new ShapeError(
+      `${fn}: k has shape ${fmt(k.shape)} but v has ${fmt(v.shape)}; batch, kvHeads and keys must match`,
+    );
   }
   if (heads % kvHeads !== 0) {
-    throw new ShapeError(`${fn}: q has ${heads} heads and k has ${kvHeads}; kvHeads must divide heads (grouped-query attention)`);
+    throw new ShapeError(
+      `${fn}: q has ${heads} heads and k has ${kvHeads}; kvHeads must divide heads (grouped-query attention)`,
+    );
   }
   return { batch, heads, kvHeads, queries, keys, dim, valueDim: v.shape[3] as number };
 }
@@ -76,7 +82,10 @@ export function repeatKv(x: tf.Tensor4D, groups: number): tf.Tensor4D {
   return tf.tidy(() => {
     const [b, g, s, d] = x.shape;
     // Rank-4 tile: tfjs has no tile gradient above rank 4.
-    return x.reshape([b, g, 1, s * d]).tile([1, 1, groups, 1]).reshape([b, g * groups, s, d]) as tf.Tensor4D;
+    return x
+      .reshape([b, g, 1, s * d])
+      .tile([1, 1, groups, 1])
+      .reshape([b, g * groups, s, d]) as tf.Tensor4D;
   });
 }
 
@@ -114,7 +123,9 @@ export function normalise(
     const sink = options.sinkLogit;
     if (!sink) throw new ShapeError(`${fn}: scoring 'softmax-sink' needs options.sinkLogit of shape [${s.heads}]`);
     if (sink.rank !== 1 || sink.shape[0] !== s.heads) {
-      throw new ShapeError(`${fn}: sinkLogit must have shape [${s.heads}] (one per query head), but has ${fmt(sink.shape)}`);
+      throw new ShapeError(
+        `${fn}: sinkLogit must have shape [${s.heads}] (one per query head), but has ${fmt(sink.shape)}`,
+      );
     }
     const sinkCol = sink.reshape([1, s.heads, 1, 1]).tile([s.batch, 1, s.queries, 1]);
     w = tf.softmax(tf.concat([sinkCol, masked], 3)).slice([0, 0, 0, 1], [-1, -1, -1, s.keys]);
@@ -128,7 +139,12 @@ export function normalise(
  * Dense attention: scores, mask, normalisation and the weighted sum as separate ops (every scoring variant, bias and
  * the weights). Arguments are checked as in `sdpa`; see sdpa.ts for the options.
  */
-export function dense(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: SdpaOptions & { returnWeights: true }): SdpaResult;
+export function dense(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  options: SdpaOptions & { returnWeights: true },
+): SdpaResult;
 export function dense(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options?: SdpaOptions): tf.Tensor4D;
 export function dense(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: SdpaOptions = {}): tf.Tensor4D | SdpaResult {
   const { s, scale } = checkSdpa('dense', q, k, v, options);
@@ -136,12 +152,26 @@ export function dense(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: SdpaOpt
 }
 
 /** The checks `sdpa` and `dense` share: shapes, bias, scale and a typed mask's fit. */
-export function checkSdpa(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: SdpaOptions): { s: AttentionShapes; scale: number } {
+export function checkSdpa(
+  fn: string,
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  options: SdpaOptions,
+): { s: AttentionShapes; scale: number } {
   const s = checkQkv(fn, q, k, v);
-  if (options.bias) assertBroadcastable(fn, 'bias', options.bias.shape, [s.batch, s.heads, s.queries, s.keys], '[batch, heads, queries, keys]');
+  if (options.bias)
+    assertBroadcastable(
+      fn,
+      'bias',
+      options.bias.shape,
+      [s.batch, s.heads, s.queries, s.keys],
+      '[batch, heads, queries, keys]',
+    );
   const scale = options.scale ?? 1 / Math.sqrt(s.dim);
   if (!Number.isFinite(scale)) throw new ShapeError(`${fn}: scale must be a finite number, got ${scale}`);
-  if (options.mask instanceof Mask) options.mask.assertFits(s.queries, s.keys, `${fn}: mask ${options.mask.describe()}`);
+  if (options.mask instanceof Mask)
+    options.mask.assertFits(s.queries, s.keys, `${fn}: mask ${options.mask.describe()}`);
   return { s, scale };
 }
 
@@ -165,5 +195,7 @@ export function denseChecked(
     const output = matmul(weights, vv) as tf.Tensor4D; // [b, h, q, e]
     return options.returnWeights ? [output, weights] : [output];
   });
-  return options.returnWeights ? { output: result[0] as tf.Tensor4D, weights: result[1] as tf.Tensor4D } : (result[0] as tf.Tensor4D);
+  return options.returnWeights
+    ? { output: result[0] as tf.Tensor4D, weights: result[1] as tf.Tensor4D }
+    : (result[0] as tf.Tensor4D);
 }

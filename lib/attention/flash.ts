@@ -17,10 +17,10 @@
  * A query that sees no key gets a zero output, as in `sdpa`.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FLASH_BWD, FLASH_FWD, nativeInstalled, type FlashAttrs } from '../backend/native.js';
+import { FLASH_BWD, FLASH_FWD, type FlashAttrs, nativeInstalled } from '../backend/native.js';
 import { Mask, type MaskSpec } from '../masks/index.js';
-import { ShapeError, fmt } from '../util/shapes.js';
-import { checkQkv, dense, type SdpaOptions } from './dense.js';
+import { fmt, ShapeError } from '../util/shapes.js';
+import { type AttentionShapes, checkQkv, dense, type SdpaOptions } from './dense.js';
 
 export interface FlashOptions {
   /** A typed mask (lib/masks); tensors are not supported (use `sdpa`). */
@@ -57,7 +57,12 @@ function specIntervals(spec: MaskSpec, b: number, p: number, keys: number): Inte
       const lo = Math.max(0, p - spec.window + 1);
       const sinkEnd = Math.min(spec.sinks, p + 1);
       if (sinkEnd >= lo) return [[0, p + 1]];
-      return sinkEnd > 0 ? [[0, sinkEnd], [lo, p + 1]] : [[lo, p + 1]];
+      return sinkEnd > 0
+        ? [
+            [0, sinkEnd],
+            [lo, p + 1],
+          ]
+        : [[lo, p + 1]];
     }
     case 'padding':
       return [[0, Math.min(spec.lengths[b], keys)]];
@@ -91,8 +96,12 @@ function perBatch(spec: MaskSpec): boolean {
  * The mask as the kernel's interval table: [maskBatch, queries, 4] with two intervals per query (empty ones [0, 0)),
  * or a reason it cannot be expressed that way.
  */
-export function maskIntervals(mask: Mask | undefined, batch: number, queries: number, keys: number):
-  Pick<FlashAttrs, 'intervals' | 'intervalBatchStride'> | string {
+export function maskIntervals(
+  mask: Mask | undefined,
+  batch: number,
+  queries: number,
+  keys: number,
+): Pick<FlashAttrs, 'intervals' | 'intervalBatchStride'> | string {
   if (!mask) return { intervals: null, intervalBatchStride: 0 };
   const rows = perBatch(mask.spec) ? batch : 1;
   const table = new Int32Array(rows * queries * 4);
@@ -117,14 +126,22 @@ export function maskIntervals(mask: Mask | undefined, batch: number, queries: nu
  */
 export function flashSupports(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: SdpaOptions = {}): string[] {
   const reasons: string[] = [];
-  if (tf.getBackend() !== 'wasm' || !nativeInstalled()) reasons.push(`needs the wasm-native backend (active tfjs backend: ${tf.getBackend()}${tf.getBackend() === 'wasm' ? ' without native kernels' : ''})`);
+  if (tf.getBackend() !== 'wasm' || !nativeInstalled())
+    reasons.push(
+      `needs the wasm-native backend (active tfjs backend: ${tf.getBackend()}${tf.getBackend() === 'wasm' ? ' without native kernels' : ''})`,
+    );
   if (options.returnWeights) reasons.push('does not return attention weights');
   if (options.bias) reasons.push('does not take an additive bias');
-  if (options.scoring && options.scoring !== 'softmax') reasons.push(`supports softmax scoring only, got '${options.scoring}'`);
-  for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const) {
+  if (options.scoring && options.scoring !== 'softmax')
+    reasons.push(`supports softmax scoring only, got '${options.scoring}'`);
+  for (const [name, t] of [
+    ['q', q],
+    ['k', k],
+    ['v', v],
+  ] as const) {
     if (t.dtype !== 'float32') reasons.push(`${name} must be float32, got ${t.dtype}`);
   }
-  let shapes;
+  let shapes: AttentionShapes | undefined;
   try {
     shapes = checkQkv('flash', q, k, v);
   } catch (e) {
@@ -162,12 +179,17 @@ export function flash(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: FlashOp
   const backendOnly = reasons.length === 1 && reasons[0].startsWith('needs the wasm-native backend');
   if (backendOnly) return flashReference(q, k, v, options);
   if (reasons.length > 0) {
-    throw new ShapeError(`flash: cannot run q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)}: ${reasons.join('; ')}`);
+    throw new ShapeError(
+      `flash: cannot run q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)}: ${reasons.join('; ')}`,
+    );
   }
   const s = checkQkv('flash', q, k, v);
   const scale = options.scale ?? 1 / Math.sqrt(s.dim);
   if (!Number.isFinite(scale)) throw new ShapeError(`flash: scale must be a finite number, got ${scale}`);
-  const iv = maskIntervals(options.mask, s.batch, s.queries, s.keys) as Pick<FlashAttrs, 'intervals' | 'intervalBatchStride'>;
+  const iv = maskIntervals(options.mask, s.batch, s.queries, s.keys) as Pick<
+    FlashAttrs,
+    'intervals' | 'intervalBatchStride'
+  >;
   const attrs = { scale, ...iv } as unknown as tf.NamedAttrMap;
   const op = tf.customGrad(((qq: tf.Tensor, kk: tf.Tensor, vv: tf.Tensor, save: tf.GradSaveFunc) => {
     const [o, lse] = tf.engine().runKernel(FLASH_FWD, { q: qq, k: kk, v: vv }, attrs) as tf.Tensor[];

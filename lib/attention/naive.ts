@@ -34,7 +34,12 @@ function at(t: Dense, idx: number[]): number {
 }
 
 /** Returns output [b, h, q, e] and weights [b, h, q, k] as Float64Arrays. */
-export function naiveAttention(q: Dense, k: Dense, v: Dense, o: NaiveOptions = {}): { output: Float64Array; weights: Float64Array } {
+export function naiveAttention(
+  q: Dense,
+  k: Dense,
+  v: Dense,
+  o: NaiveOptions = {},
+): { output: Float64Array; weights: Float64Array } {
   const [B, H, Q, D] = q.shape;
   const [, G, K] = k.shape;
   const E = v.shape[3];

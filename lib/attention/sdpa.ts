@@ -14,12 +14,12 @@
  *   softmax-sink  w_j = exp(s_j) / (exp(sink_h) + Σ_j exp(s_j)): a learnable per-head logit that can absorb attention
  *                 (the "attention sink" as an explicit parameter, e.g. Xiao et al., 2023; OpenAI gpt-oss).
  */
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
+import { fmt, ShapeError } from '../util/shapes.js';
 import { checkSdpa, denseChecked, type SdpaOptions, type SdpaResult } from './dense.js';
 import { flash, flashSupports } from './flash.js';
-import { ShapeError, fmt } from '../util/shapes.js';
 
-export type { Scoring, SdpaOptions, SdpaResult, AttentionShapes } from './dense.js';
+export type { AttentionShapes, Scoring, SdpaOptions, SdpaResult } from './dense.js';
 
 /**
  * Which implementation runs: 'auto' (default) takes the fused kernel whenever `flashSupports` lists no reason and the
@@ -29,9 +29,24 @@ export type { Scoring, SdpaOptions, SdpaResult, AttentionShapes } from './dense.
 export type AttentionPath = 'auto' | 'dense' | 'flash';
 
 /** Scaled dot-product attention; see the module header for shapes and options. */
-export function sdpa(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: SdpaOptions & { returnWeights: true; path?: AttentionPath }): SdpaResult;
-export function sdpa(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options?: SdpaOptions & { path?: AttentionPath }): tf.Tensor4D;
-export function sdpa(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: SdpaOptions & { path?: AttentionPath } = {}): tf.Tensor4D | SdpaResult {
+export function sdpa(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  options: SdpaOptions & { returnWeights: true; path?: AttentionPath },
+): SdpaResult;
+export function sdpa(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  options?: SdpaOptions & { path?: AttentionPath },
+): tf.Tensor4D;
+export function sdpa(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  options: SdpaOptions & { path?: AttentionPath } = {},
+): tf.Tensor4D | SdpaResult {
   const fn = 'sdpa';
   const path = options.path ?? 'auto';
   if (path !== 'auto' && path !== 'dense' && path !== 'flash') {
@@ -42,9 +57,12 @@ export function sdpa(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: SdpaOpti
     // The fused kernel (one pass, online softmax, no [q, k] matrix) whenever it supports these arguments.
     const reasons = flashSupports(q, k, v, options);
     const backendOnly = reasons.length === 1 && reasons[0].startsWith('needs the wasm-native backend');
-    if (reasons.length === 0 || (path === 'flash' && backendOnly)) return flash(q, k, v, { mask: options.mask as never, scale });
+    if (reasons.length === 0 || (path === 'flash' && backendOnly))
+      return flash(q, k, v, { mask: options.mask as never, scale });
     if (path === 'flash') {
-      throw new ShapeError(`${fn}: path 'flash' cannot run q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)}: ${reasons.join('; ')}`);
+      throw new ShapeError(
+        `${fn}: path 'flash' cannot run q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)}: ${reasons.join('; ')}`,
+      );
     }
   }
   return denseChecked(fn, q, k, v, s, scale, options);

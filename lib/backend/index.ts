@@ -165,7 +165,9 @@ export function ready(): Promise<BackendReport> {
     let run: Promise<BackendReport>;
     if (env) {
       if (!isBackendName(env)) {
-        run = Promise.reject(new Error(`ATTNLAB_BACKEND='${env}' is not a backend; expected one of ${BACKEND_ORDER.join(', ')}`));
+        run = Promise.reject(
+          new Error(`ATTNLAB_BACKEND='${env}' is not a backend; expected one of ${BACKEND_ORDER.join(', ')}`),
+        );
       } else {
         run = choose([env], 'ATTNLAB_BACKEND').catch((e: Error) => {
           throw new Error(`ATTNLAB_BACKEND=${env} cannot be used: ${e.message.split('\n').slice(1).join(' ').trim()}`);
@@ -187,7 +189,8 @@ export function ready(): Promise<BackendReport> {
 
 /** Switch to a named backend explicitly (tests run the same suite on several). */
 export async function setBackend(name: BackendName): Promise<BackendReport> {
-  if (!isBackendName(name)) throw new Error(`setBackend: name must be one of ${BACKEND_ORDER.join(', ')}, got '${name}'`);
+  if (!isBackendName(name))
+    throw new Error(`setBackend: name must be one of ${BACKEND_ORDER.join(', ')}, got '${name}'`);
   await pending?.catch(() => undefined);
   const r = await choose([name], 'setBackend').catch((e: Error) => {
     throw new Error(`setBackend('${name}') failed: ${e.message.split('\n').slice(1).join(' ').trim()}`);

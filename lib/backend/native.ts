@@ -11,6 +11,6 @@
  * ATTNLAB_THREADS=n for the thread count (default: 2, or 1 on a 1-core machine).
  */
 export { adamUpdate, gelu, layerNorm, logSoftmax } from './native/fused.js';
-export { FLASH_BWD, FLASH_FWD, type AdamHyper, type FlashAttrs } from './native/fused-kernels.js';
+export { type AdamHyper, FLASH_BWD, FLASH_FWD, type FlashAttrs } from './native/fused-kernels.js';
 export { collapseBroadcast, installNativeKernels, nativeInstalled, uninstallNativeKernels } from './native/kernels.js';
-export { addonPath, loadAddon, nativeAvailable, nativeInfo, type NativeAddon } from './native/load.js';
+export { addonPath, loadAddon, type NativeAddon, nativeAvailable, nativeInfo } from './native/load.js';

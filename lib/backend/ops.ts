@@ -7,8 +7,8 @@
  * backends (native kernels, tensorflow) they call tfjs directly.
  */
 import * as tf from '@tensorflow/tfjs';
+import { fmt, ShapeError } from '../util/shapes.js';
 import { activeName } from './index.js';
-import { ShapeError, fmt } from '../util/shapes.js';
 
 /** The pure wasm backend, without native kernel overrides. */
 export function isPureWasm(): boolean {
@@ -82,29 +82,30 @@ export function matmul<T extends tf.Tensor>(a: T, b: tf.Tensor, transposeA = fal
     save([x, y]);
     return {
       value: wasmMatmul(x, y, transposeA, transposeB),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
-        const [sx, sy] = saved;
-        // C = A'B' with A' = op(A), B' = op(B): dA' = dC B'ᵀ, dB' = A'ᵀ dC, then undo op().
-        const dA = transposeA ? wasmMatmul(sy, dy, transposeB, true) : wasmMatmul(dy, sy, false, !transposeB);
-        let dB: tf.Tensor;
-        if (y.rank === 2 && x.rank > 2) {
-          // b was shared across a's batch: flatten the batch into the contraction.
-          const k = sx.shape[sx.rank - 1];
-          const n = dy.shape[dy.rank - 1];
-          const x2 = sx.reshape([-1, k]);
-          const dy2 = dy.reshape([-1, n]);
-          if (transposeA) {
-            const xa = swapLast2(sx);
-            const xa2 = xa.reshape([-1, xa.shape[xa.rank - 1]]);
-            dB = transposeB ? wasmMatmul(dy2, xa2, true, false) : wasmMatmul(xa2, dy2, true, false);
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const [sx, sy] = saved;
+          // C = A'B' with A' = op(A), B' = op(B): dA' = dC B'ᵀ, dB' = A'ᵀ dC, then undo op().
+          const dA = transposeA ? wasmMatmul(sy, dy, transposeB, true) : wasmMatmul(dy, sy, false, !transposeB);
+          let dB: tf.Tensor;
+          if (y.rank === 2 && x.rank > 2) {
+            // b was shared across a's batch: flatten the batch into the contraction.
+            const k = sx.shape[sx.rank - 1];
+            const n = dy.shape[dy.rank - 1];
+            const x2 = sx.reshape([-1, k]);
+            const dy2 = dy.reshape([-1, n]);
+            if (transposeA) {
+              const xa = swapLast2(sx);
+              const xa2 = xa.reshape([-1, xa.shape[xa.rank - 1]]);
+              dB = transposeB ? wasmMatmul(dy2, xa2, true, false) : wasmMatmul(xa2, dy2, true, false);
+            } else {
+              dB = transposeB ? wasmMatmul(dy2, x2, true, false) : wasmMatmul(x2, dy2, true, false);
+            }
           } else {
-            dB = transposeB ? wasmMatmul(dy2, x2, true, false) : wasmMatmul(x2, dy2, true, false);
+            dB = transposeB ? wasmMatmul(dy, sx, true, transposeA) : wasmMatmul(sx, dy, !transposeA, false);
           }
-        } else {
-          dB = transposeB ? wasmMatmul(dy, sx, true, transposeA) : wasmMatmul(sx, dy, !transposeA, false);
-        }
-        return [dA, dB];
-      }),
+          return [dA, dB];
+        }),
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return f(a, b) as T;
@@ -116,7 +117,8 @@ export function matmul<T extends tf.Tensor>(a: T, b: tf.Tensor, transposeA = fal
  * gather gradient is missing on wasm and took 8.5 s on cpu.
  */
 export function embedding(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
-  if (table.rank !== 2) throw new ShapeError(`embedding: table must have rank 2 [vocab, dim], but has shape ${fmt(table.shape)}`);
+  if (table.rank !== 2)
+    throw new ShapeError(`embedding: table must have rank 2 [vocab, dim], but has shape ${fmt(table.shape)}`);
   if (ids.dtype !== 'int32') throw new ShapeError(`embedding: ids must be int32, got ${ids.dtype}`);
   const [vocab, dim] = table.shape;
   const idv = ids.dataSync();

@@ -3,8 +3,9 @@
  * backends interleaved with PyTorch CPU, reported as medians, GFLOP/s against the machine's peak and ratios to PyTorch.
  * `attnlab bench` is the command-line front end (lib/cli/bench.ts).
  */
-export { WORKLOADS, TOYLM, selectWorkloads } from './workloads.js';
-export type { Workload, Instance, Target } from './workloads.js';
-export { runBench, formatTable, median, PEAK_GFLOPS } from './runner.js';
+
+export { ensureTorch, findTorchPython, peerScript, TorchPeer } from './peer.js';
 export type { BenchOptions, BenchReport, BenchRow } from './runner.js';
-export { TorchPeer, ensureTorch, findTorchPython, peerScript } from './peer.js';
+export { formatTable, median, PEAK_GFLOPS, runBench } from './runner.js';
+export type { Instance, Target, Workload } from './workloads.js';
+export { selectWorkloads, TOYLM, WORKLOADS } from './workloads.js';

@@ -2,7 +2,7 @@
  * The PyTorch CPU peer: a long-lived `python3 torch_bench.py` process driven over JSON lines, so that its runs
  * interleave with the library's in one benchmark.
  */
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
@@ -38,7 +38,9 @@ export function ensureTorch(install: boolean, log: (s: string) => void): { pytho
   const missing = `PyTorch is not installed (tried ${found.tried.join(', ')})`;
   if (!install) return { reason: `${missing}; \`attnlab bench --peer torch\` installs it` };
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    return { reason: `${missing}; installing it needs root: run \`sudo apt-get install -y python3-torch\`, then bench again` };
+    return {
+      reason: `${missing}; installing it needs root: run \`sudo apt-get install -y python3-torch\`, then bench again`,
+    };
   }
   log('bench: installing python3-torch with apt-get (about a minute)...');
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
@@ -76,7 +78,8 @@ export class TorchPeer {
     this.lines = createInterface({ input: this.proc.stdout });
     this.lines.on('line', (l) => this.queue.shift()?.(l));
     this.proc.on('exit', () => {
-      for (const w of this.queue.splice(0)) w(JSON.stringify({ ok: false, error: `the torch peer exited: ${this.stderr.trim().split('\n').pop() ?? ''}` }));
+      for (const w of this.queue.splice(0))
+        w(JSON.stringify({ ok: false, error: `the torch peer exited: ${this.stderr.trim().split('\n').pop() ?? ''}` }));
     });
   }
 
@@ -101,7 +104,7 @@ export class TorchPeer {
 
   async setup(w: Workload): Promise<string | null> {
     const r = await this.request({ cmd: 'setup', name: w.name, kind: w.peer.kind, params: w.peer.params });
-    return r.ok ? null : r.error ?? 'setup failed';
+    return r.ok ? null : (r.error ?? 'setup failed');
   }
 
   /** Seconds for one run. */

@@ -78,7 +78,9 @@ async function switchTo(name: backend.BackendName): Promise<void> {
   await new Promise((r) => setImmediate(r));
   const installed = nativeInstalled();
   if (installed !== (name === 'wasm-native')) {
-    throw new Error(`bench: after switching to ${name} the native kernels are ${installed ? 'still installed' : 'not installed'}`);
+    throw new Error(
+      `bench: after switching to ${name} the native kernels are ${installed ? 'still installed' : 'not installed'}`,
+    );
   }
 }
 
@@ -145,7 +147,10 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
         gflops,
         peakFraction: gflops === null ? null : gflops / PEAK_GFLOPS,
         ratioToTorch: ratio,
-        target: w.target && name !== 'torch' ? { ...w.target, met: ratio === null ? null : ratio <= w.target.maxRatio } : undefined,
+        target:
+          w.target && name !== 'torch'
+            ? { ...w.target, met: ratio === null ? null : ratio <= w.target.maxRatio }
+            : undefined,
         error,
       };
     };
@@ -162,7 +167,10 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       model: cpus()[0]?.model ?? 'unknown',
       cpuFamily: cpuFamily(),
       peakGflops: PEAK_GFLOPS,
-      note: cpuFamily() === 26 ? 'AMD Zen 5: full-width AVX-512 FMA, so the AVX-512 peak is about 2x peakGflops' : undefined,
+      note:
+        cpuFamily() === 26
+          ? 'AMD Zen 5: full-width AVX-512 FMA, so the AVX-512 peak is about 2x peakGflops'
+          : undefined,
     },
     torch: o.peer ? { version: o.peer.version, threads: o.peer.threads } : undefined,
     repeats: o.repeats,
@@ -184,7 +192,11 @@ export function formatTable(r: BenchReport): string {
     x.target ? `${x.target.text}: ${x.target.met === null ? 'n/a' : x.target.met ? 'met' : 'NOT met'}` : '',
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i >= 3 && i <= 6 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i >= 3 && i <= 6 ? c.padStart(widths[i]) : c.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
   const torch = r.torch ? `PyTorch ${r.torch.version}, ${r.torch.threads} threads` : 'no PyTorch peer';
   return [
     `attnlab bench, ${r.date}: ${r.machine.cpus} x ${r.machine.model}, peak ${r.machine.peakGflops} GFLOP/s; ${torch}; ${r.repeats} interleaved repeats, medians`,

@@ -104,13 +104,23 @@ function toylmStep(target?: Target): Workload {
     async setup() {
       const { ToyLM } = await import('../layers/toylm.js');
       const { Adam } = await import('../train/optim.js');
-      const model = new ToyLM({ vocab: c.vocab, dModel: c.dModel, heads: c.heads, layers: c.layers, maxLen: c.seq, seed: 0 });
+      const model = new ToyLM({
+        vocab: c.vocab,
+        dModel: c.dModel,
+        heads: c.heads,
+        layers: c.layers,
+        maxLen: c.seq,
+        seed: 0,
+      });
       const opt = new Adam(model.variables(), { lr: 1e-3 });
       const tokens = tf.randomUniform([c.batch, c.seq + 1], 0, c.vocab, 'int32', 5);
       const inputs = tokens.slice([0, 0], [c.batch, c.seq]);
       const targets = tokens.slice([0, 1], [c.batch, c.seq]);
       const probe = random([1, c.heads, c.seq, c.dModel / c.heads], 1);
-      const path = flashSupports(probe, probe, probe, { mask: masks.causal() }).length === 0 ? 'ToyLM (flash available)' : 'ToyLM (sdpa)';
+      const path =
+        flashSupports(probe, probe, probe, { mask: masks.causal() }).length === 0
+          ? 'ToyLM (flash available)'
+          : 'ToyLM (sdpa)';
       probe.dispose();
       return {
         run: () => {
@@ -144,6 +154,9 @@ export const WORKLOADS: Workload[] = [
 /** Workloads whose name matches any of the comma-separated patterns (substring, or exact when it matches one). */
 export function selectWorkloads(only?: string): Workload[] {
   if (!only) return WORKLOADS;
-  const pats = only.split(',').map((s) => s.trim()).filter(Boolean);
+  const pats = only
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   return WORKLOADS.filter((w) => pats.some((p) => w.name === p || w.name.includes(p)));
 }

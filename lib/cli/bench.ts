@@ -8,8 +8,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { parseArgs, UsageError } from './args.js';
 import type { BackendName } from '../backend/index.js';
+import { parseArgs, UsageError } from './args.js';
 
 export const BENCH_USAGE = `attnlab bench [options]
 
@@ -27,9 +27,13 @@ Benchmarks the library against PyTorch CPU (python3-torch), interleaved in one r
   --list              list the workloads and exit`;
 
 export async function benchCommand(argv: string[]): Promise<number> {
-  let args;
+  let args: ReturnType<typeof parseArgs>;
   try {
-    args = parseArgs(argv, { flags: ['json', 'list', 'help'], options: ['peer', 'out', 'only', 'repeats', 'backends', 'budget', 'threads'] }, 'bench');
+    args = parseArgs(
+      argv,
+      { flags: ['json', 'list', 'help'], options: ['peer', 'out', 'only', 'repeats', 'backends', 'budget', 'threads'] },
+      'bench',
+    );
   } catch (e) {
     if (e instanceof UsageError) {
       console.error(`${e.message}\n\n${BENCH_USAGE}`);
@@ -50,7 +54,9 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const num = (key: string, dflt: number, min: number): number | string => {
     if (f[key] === undefined) return dflt;
     const v = Number(f[key]);
-    return Number.isInteger(v) && v >= min ? v : `bench: --${key} must be an integer >= ${min}, got '${String(f[key])}'`;
+    return Number.isInteger(v) && v >= min
+      ? v
+      : `bench: --${key} must be an integer >= ${min}, got '${String(f[key])}'`;
   };
   const repeats = num('repeats', 7, 1);
   const budget = num('budget', 20, 1);
@@ -68,7 +74,9 @@ export async function benchCommand(argv: string[]): Promise<number> {
   }
   const workloads = bench.selectWorkloads(typeof f.only === 'string' ? f.only : undefined);
   if (workloads.length === 0) {
-    console.error(`bench: --only '${String(f.only)}' matches no workload; known: ${bench.WORKLOADS.map((w) => w.name).join(', ')}`);
+    console.error(
+      `bench: --only '${String(f.only)}' matches no workload; known: ${bench.WORKLOADS.map((w) => w.name).join(', ')}`,
+    );
     return 2;
   }
   const log = (s: string) => console.error(s);
@@ -88,7 +96,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     backends = nativeReason ? ['wasm'] : ['wasm-native', 'wasm'];
     if (nativeReason) log(`bench: wasm-native unavailable (${nativeReason}); benchmarking pure wasm only`);
   }
-  let peer;
+  let peer: Awaited<ReturnType<typeof bench.TorchPeer.start>> | undefined;
   if (peerMode !== 'none') {
     const t = bench.ensureTorch(peerMode === 'torch', log);
     if (t.python) {
@@ -101,7 +109,14 @@ export async function benchCommand(argv: string[]): Promise<number> {
     }
   }
   try {
-    const report = await bench.runBench({ workloads, backends, peer, repeats: repeats as number, budgetSeconds: budget as number, log });
+    const report = await bench.runBench({
+      workloads,
+      backends,
+      peer,
+      repeats: repeats as number,
+      budgetSeconds: budget as number,
+      log,
+    });
     const json = JSON.stringify(report, null, 2);
     if (typeof f.out === 'string') {
       const out = resolve(f.out);

@@ -3,14 +3,24 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs, UsageError } from './args.js';
 
 export async function experimentCommand(argv: string[]): Promise<number> {
-  const { positionals, flags } = parseArgs(argv, { flags: ['quick', 'json'], options: ['seed', 'out', 'config'] }, 'attnlab experiment');
+  const { positionals, flags } = parseArgs(
+    argv,
+    { flags: ['quick', 'json'], options: ['seed', 'out', 'config'] },
+    'attnlab experiment',
+  );
   const { listExperiments, runExperiment, getExperiment, resolveConfig, ConfigError } = await import('../catalog.js');
   const [name] = positionals;
   if (!name) throw new UsageError('attnlab experiment: name an experiment, or `list`');
   if (name === 'list') {
     const all = listExperiments();
     if (flags.json) {
-      console.log(JSON.stringify(all.map((e) => ({ name: e.name, paper: e.paper, description: e.description, quick: e.quick, full: e.full })), null, 2));
+      console.log(
+        JSON.stringify(
+          all.map((e) => ({ name: e.name, paper: e.paper, description: e.description, quick: e.quick, full: e.full })),
+          null,
+          2,
+        ),
+      );
     } else {
       const w = Math.max(...all.map((e) => e.name.length));
       for (const e of all) console.log(`${e.name.padEnd(w)}  ${e.description}\n${''.padEnd(w)}  ${e.paper}`);
@@ -21,7 +31,8 @@ export async function experimentCommand(argv: string[]): Promise<number> {
   let seed = 0;
   if (flags.seed !== undefined) {
     seed = Number(flags.seed);
-    if (!Number.isInteger(seed)) throw new UsageError(`attnlab experiment: --seed must be an integer, got '${flags.seed}'`);
+    if (!Number.isInteger(seed))
+      throw new UsageError(`attnlab experiment: --seed must be an integer, got '${flags.seed}'`);
   }
   let overrides: Record<string, unknown> | undefined;
   if (flags.config !== undefined) {
@@ -31,7 +42,9 @@ export async function experimentCommand(argv: string[]): Promise<number> {
       overrides = undefined;
     }
     if (!overrides || typeof overrides !== 'object' || Array.isArray(overrides)) {
-      throw new UsageError(`attnlab experiment: --config must be a JSON object of config fields, got '${flags.config}'`);
+      throw new UsageError(
+        `attnlab experiment: --config must be a JSON object of config fields, got '${flags.config}'`,
+      );
     }
   }
   // Every setting is checked before the backend loads or any work starts.
@@ -45,17 +58,26 @@ export async function experimentCommand(argv: string[]): Promise<number> {
   const report = await backend.ready();
   const json = flags.json === true;
   const log = json ? () => undefined : (line: string) => console.error(line);
-  log(`${name}: ${flags.quick ? 'quick' : 'full'} config${overrides ? ` with ${JSON.stringify(overrides)}` : ''}, seed ${seed}, backend ${report.chosen}`);
-  const result = await runExperiment(experiment, { quick: flags.quick === true, seed, progress: json ? false : 'auto', log, overrides });
+  log(
+    `${name}: ${flags.quick ? 'quick' : 'full'} config${overrides ? ` with ${JSON.stringify(overrides)}` : ''}, seed ${seed}, backend ${report.chosen}`,
+  );
+  const result = await runExperiment(experiment, {
+    quick: flags.quick === true,
+    seed,
+    progress: json ? false : 'auto',
+    log,
+    overrides,
+  });
   const out = { ...result, backend: report.chosen };
-  if (typeof flags.out === 'string') writeFileSync(flags.out, JSON.stringify(out, null, 2) + '\n');
+  if (typeof flags.out === 'string') writeFileSync(flags.out, `${JSON.stringify(out, null, 2)}\n`);
   if (json) {
     console.log(JSON.stringify(out, null, 2));
     return 0;
   }
   console.log(`\n${result.summary}\n`);
   const w = Math.max(...Object.keys(result.metrics).map((k) => k.length));
-  for (const [k, v] of Object.entries(result.metrics)) console.log(`  ${k.padEnd(w)}  ${Number.isInteger(v) ? v : v.toFixed(4)}`);
+  for (const [k, v] of Object.entries(result.metrics))
+    console.log(`  ${k.padEnd(w)}  ${Number.isInteger(v) ? v : v.toFixed(4)}`);
   for (const [t, rows] of Object.entries(result.tables ?? {})) {
     console.log(`\n${t}:`);
     console.table(rows);

@@ -3,8 +3,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { cpus, homedir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from './args.js';
 import { installedVersion, packageRoot } from '../util/paths.js';
+import { parseArgs } from './args.js';
 
 export function packageVersion(): string {
   return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
@@ -16,7 +16,11 @@ function probe(cmd: string, args: string[]): string | undefined {
 }
 
 function kernelspecPath(): string | undefined {
-  const dirs = [join(homedir(), '.local/share/jupyter/kernels/attnlab'), '/usr/local/share/jupyter/kernels/attnlab', '/usr/share/jupyter/kernels/attnlab'];
+  const dirs = [
+    join(homedir(), '.local/share/jupyter/kernels/attnlab'),
+    '/usr/local/share/jupyter/kernels/attnlab',
+    '/usr/share/jupyter/kernels/attnlab',
+  ];
   return dirs.find((d) => existsSync(join(d, 'kernel.json')));
 }
 
@@ -49,7 +53,11 @@ export async function collectInfo() {
       jupyter: probe('jupyter', ['--version']) !== undefined,
       kernelspec: kernelspecPath() ?? null,
       chromium: existsSync('/usr/bin/chromium'),
-      torchPeer: probe(existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3', ['-c', 'import torch; print(torch.__version__)']) ?? null,
+      torchPeer:
+        probe(existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3', [
+          '-c',
+          'import torch; print(torch.__version__)',
+        ]) ?? null,
     },
   };
 }

@@ -5,10 +5,11 @@
  *   attnlab kernel spec                            print the kernel.json that install would write
  *   attnlab kernel path [--user | --prefix P]      print where the kernelspec goes
  */
-import { installKernelSpec, kernelSpec, kernelSpecDir, type InstallOptions } from '../../kernel/install.js';
+import { type InstallOptions, installKernelSpec, kernelSpec, kernelSpecDir } from '../../kernel/install.js';
 import { packageRoot } from '../util/paths.js';
 
-const USAGE = 'usage: attnlab kernel install [--user | --prefix PATH]\n       attnlab kernel spec | path [--user | --prefix PATH]';
+const USAGE =
+  'usage: attnlab kernel install [--user | --prefix PATH]\n       attnlab kernel spec | path [--user | --prefix PATH]';
 
 function parseInstallOptions(args: string[]): InstallOptions | string {
   const opts: InstallOptions = {};

@@ -18,7 +18,8 @@ const COMMANDS: Record<string, Command> = {
   },
   experiment: {
     summary: 'list or run registered experiments',
-    usage: "attnlab experiment list [--json]\n       attnlab experiment NAME [--quick] [--seed N] [--config '{\"field\": value}'] [--json] [--out FILE]",
+    usage:
+      'attnlab experiment list [--json]\n       attnlab experiment NAME [--quick] [--seed N] [--config \'{"field": value}\'] [--json] [--out FILE]',
     run: async (argv) => (await import('./experiment.js')).experimentCommand(argv),
   },
   run: {
@@ -32,8 +33,10 @@ const COMMANDS: Record<string, Command> = {
     run: async (argv) => (await import('./notebooks.js')).reportCommand(argv),
   },
   bench: {
-    summary: 'benchmark GEMM, attention and a ToyLM training step on the library\'s backends, against PyTorch CPU with --peer torch',
-    usage: 'attnlab bench [--peer torch|none] [--json] [--out FILE] [--only NAMES] [--repeats N] [--backends LIST] [--budget S] [--threads N] [--list]',
+    summary:
+      "benchmark GEMM, attention and a ToyLM training step on the library's backends, against PyTorch CPU with --peer torch",
+    usage:
+      'attnlab bench [--peer torch|none] [--json] [--out FILE] [--only NAMES] [--repeats N] [--backends LIST] [--budget S] [--threads N] [--list]',
     run: async (argv) => (await import('./bench.js')).benchCommand(argv),
   },
   kernel: {
@@ -52,7 +55,7 @@ function help(): string {
     '',
     ...Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(w)}  ${c.summary}`),
     '',
-    'attnlab COMMAND --help shows a command\'s usage.',
+    "attnlab COMMAND --help shows a command's usage.",
   ].join('\n');
 }
 

@@ -14,9 +14,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os';
 import { basename, delimiter, join, relative, resolve } from 'node:path';
 import { installKernelSpec, KERNEL_NAME } from '../../kernel/install.js';
-import { packageRoot } from '../util/paths.js';
 import { escapeHtml } from '../display/html.js';
 import { plotlyScript } from '../display/plotly.js';
+import { packageRoot } from '../util/paths.js';
 
 export const QUICK_ENV = 'ATTNLAB_QUICK';
 
@@ -83,7 +83,13 @@ export async function executeNotebooks(
     const jupyterPath = [join(prefix, 'share', 'jupyter'), process.env.JUPYTER_PATH].filter(Boolean).join(delimiter);
     const env: NodeJS.ProcessEnv = { ...process.env, JUPYTER_PATH: jupyterPath };
     if (opts.quick) env[QUICK_ENV] = '1';
-    const args = [join(packageRoot(), 'scripts', 'kernel-nbrun.py'), '--kernel', KERNEL_NAME, '--timeout', String(opts.timeout ?? 1800)];
+    const args = [
+      join(packageRoot(), 'scripts', 'kernel-nbrun.py'),
+      '--kernel',
+      KERNEL_NAME,
+      '--timeout',
+      String(opts.timeout ?? 1800),
+    ];
     if (opts.htmlDir) args.push('--html-dir', opts.htmlDir);
     const child = spawn(jupyterPython(), [...args, ...notebooks], { env, stdio: ['ignore', 'pipe', 'inherit'] });
     const results: NotebookResult[] = [];
@@ -99,7 +105,7 @@ export async function executeNotebooks(
           const r = JSON.parse(line.slice('@@attnlab '.length)) as NotebookResult;
           results.push(r);
           opts.onResult?.(r);
-        } else if (line) process.stdout.write(line + '\n');
+        } else if (line) process.stdout.write(`${line}\n`);
       }
     });
     const code = await new Promise<number>((res, rej) => {
@@ -107,7 +113,9 @@ export async function executeNotebooks(
       child.on('close', (c) => res(c ?? 1));
     });
     if (results.length !== notebooks.length) {
-      throw new Error(`notebook runner exited with code ${code} after ${results.length} of ${notebooks.length} notebooks`);
+      throw new Error(
+        `notebook runner exited with code ${code} after ${results.length} of ${notebooks.length} notebooks`,
+      );
     }
     return results;
   } finally {
@@ -159,8 +167,10 @@ function indexPage(results: NotebookResult[], outDir: string): string {
       const href = r.html ? relative(outDir, r.html) : '';
       const size = r.html ? `${(statSync(r.html).size / 1e6).toFixed(1)} MB` : '';
       const status = r.ok ? 'ok' : `failed at ${escapeHtml(describeFailure(r).slice(r.notebook.length + 2))}`;
-      return `<tr><td><a href="${escapeHtml(href)}">${escapeHtml(r.title)}</a></td><td>${escapeHtml(basename(r.notebook))}</td>` +
-        `<td>${status}</td><td>${r.seconds.toFixed(1)} s</td><td>${size}</td></tr>`;
+      return (
+        `<tr><td><a href="${escapeHtml(href)}">${escapeHtml(r.title)}</a></td><td>${escapeHtml(basename(r.notebook))}</td>` +
+        `<td>${status}</td><td>${r.seconds.toFixed(1)} s</td><td>${size}</td></tr>`
+      );
     })
     .join('\n');
   return `<!DOCTYPE html>
@@ -182,7 +192,12 @@ export async function reportCommand(argv: string[]): Promise<number> {
   }
   const outDir = resolve(o.out);
   mkdirSync(outDir, { recursive: true });
-  const results = await executeNotebooks(o.notebooks, { quick: o.quick, timeout: o.timeout, htmlDir: outDir, onResult: printResult });
+  const results = await executeNotebooks(o.notebooks, {
+    quick: o.quick,
+    timeout: o.timeout,
+    htmlDir: outDir,
+    onResult: printResult,
+  });
   for (const r of results) {
     if (r.html) writeFileSync(r.html, selfContained(readFileSync(r.html, 'utf8')));
   }

@@ -9,7 +9,7 @@
  * into `tf.oneHot` or a sparse cross-entropy.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Rng, hashSeed } from '../util/random.js';
+import { hashSeed, Rng } from '../util/random.js';
 
 /** Which stream of examples to draw. See {@link splitOf} for why train and test never overlap. */
 export type Split = 'train' | 'test';
@@ -69,7 +69,8 @@ export function makeBatch(
       lossMask: tf.tensor2d(lossMask, [batch, seqLen], 'float32'),
     }),
     row(b: number) {
-      if (!Number.isInteger(b) || b < 0 || b >= batch) throw new RangeError(`${task}: row ${b} is outside [0, ${batch})`);
+      if (!Number.isInteger(b) || b < 0 || b >= batch)
+        throw new RangeError(`${task}: row ${b} is outside [0, ${batch})`);
       const s = b * seqLen;
       return {
         inputs: Array.from(inputs.subarray(s, s + seqLen)),
@@ -88,11 +89,13 @@ export function checkInt(fn: string, arg: string, value: unknown, min: number): 
 }
 
 export function checkSeed(fn: string, seed: unknown): asserts seed is number {
-  if (typeof seed !== 'number' || !Number.isFinite(seed)) throw new RangeError(`${fn}: seed must be a finite number, got ${String(seed)}`);
+  if (typeof seed !== 'number' || !Number.isFinite(seed))
+    throw new RangeError(`${fn}: seed must be a finite number, got ${String(seed)}`);
 }
 
 export function checkSplit(fn: string, split: unknown): asserts split is Split {
-  if (split !== 'train' && split !== 'test') throw new RangeError(`${fn}: split must be 'train' or 'test', got ${String(split)}`);
+  if (split !== 'train' && split !== 'test')
+    throw new RangeError(`${fn}: split must be 'train' or 'test', got ${String(split)}`);
 }
 
 /** One test example in this many: the share of the example space that belongs to the test split. */
@@ -120,12 +123,21 @@ const MAX_DRAWS = 10_000;
  * Draws from `draw` until the example's key lands in `split`. Each split also has its own random stream
  * (`new Rng(seed).fork(task + ':' + split)`), so train and test of one seed do not even share draws.
  */
-export function drawInSplit<T>(fn: string, split: Split, rng: Rng, draw: (rng: Rng) => T, key: (example: T) => ArrayLike<number>, space: string): T {
+export function drawInSplit<T>(
+  fn: string,
+  split: Split,
+  rng: Rng,
+  draw: (rng: Rng) => T,
+  key: (example: T) => ArrayLike<number>,
+  space: string,
+): T {
   for (let i = 0; i < MAX_DRAWS; i++) {
     const example = draw(rng);
     if (splitOf(key(example)) === split) return example;
   }
-  throw new RangeError(`${fn}: no ${split} example in ${MAX_DRAWS} draws; the example space (${space}) is too small to split`);
+  throw new RangeError(
+    `${fn}: no ${split} example in ${MAX_DRAWS} draws; the example space (${space}) is too small to split`,
+  );
 }
 
 /** The random stream of one task and split. */

@@ -34,7 +34,9 @@ let cachedText: string | undefined;
 
 /** The whole book as one string (read once per process). */
 export function mobyDickText(): string {
-  cachedText ??= mobyDick().map((chapter) => chapter.text).join('\n');
+  cachedText ??= mobyDick()
+    .map((chapter) => chapter.text)
+    .join('\n');
   return cachedText;
 }
 
@@ -44,7 +46,9 @@ export function loadCorpus(config: CorpusConfig = {}): TextCorpus {
   const fractions = config.fractions ?? [0.9, 0.05, 0.05];
   const sum = fractions.reduce((a, b) => a + b, 0);
   if (fractions.length !== 3 || fractions.some((f) => !(f > 0)) || Math.abs(sum - 1) > 1e-9) {
-    throw new RangeError(`loadCorpus: fractions must be three positive shares summing to 1, got ${JSON.stringify(fractions)}`);
+    throw new RangeError(
+      `loadCorpus: fractions must be three positive shares summing to 1, got ${JSON.stringify(fractions)}`,
+    );
   }
   const text = mobyDickText();
   const n = text.length;
@@ -63,7 +67,8 @@ export function loadCorpus(config: CorpusConfig = {}): TextCorpus {
     ranges,
     text(split: CorpusSplit) {
       const r = ranges[split];
-      if (!r) throw new RangeError(`TextCorpus.text: split must be one of ${CORPUS_SPLITS.join(', ')}, got ${String(split)}`);
+      if (!r)
+        throw new RangeError(`TextCorpus.text: split must be one of ${CORPUS_SPLITS.join(', ')}, got ${String(split)}`);
       return text.slice(r[0], r[1]);
     },
   };
@@ -80,14 +85,19 @@ export interface WindowConfig {
  * `batch` windows of `seqLen + 1` consecutive tokens at uniform random starts, as a {@link TokenBatch} (lossMask all 1).
  * Batch `step` depends only on `(seed, step)`, so a resumed run sees the same batches.
  */
-export function sampleWindows(ids: Int32Array, vocabSize: number, config: WindowConfig & { step?: number }): TokenBatch {
+export function sampleWindows(
+  ids: Int32Array,
+  vocabSize: number,
+  config: WindowConfig & { step?: number },
+): TokenBatch {
   const fn = 'sampleWindows';
   const { batch, seqLen, seed, step = 0 } = config;
   checkInt(fn, 'batch', batch, 1);
   checkInt(fn, 'seqLen', seqLen, 1);
   checkSeed(fn, seed);
   checkInt(fn, 'step', step, 0);
-  if (ids.length < seqLen + 1) throw new RangeError(`${fn}: ids has ${ids.length} tokens, fewer than seqLen (${seqLen}) + 1`);
+  if (ids.length < seqLen + 1)
+    throw new RangeError(`${fn}: ids has ${ids.length} tokens, fewer than seqLen (${seqLen}) + 1`);
   const rng = new Rng(seed).fork(`text-window:${step}`);
   const full = new Int32Array(batch * (seqLen + 1));
   for (let b = 0; b < batch; b++) {
@@ -102,7 +112,11 @@ export function sampleWindows(ids: Int32Array, vocabSize: number, config: Window
  * for a deterministic evaluation pass over a split. Each window holds `seqLen + 1` tokens and consecutive windows
  * share one token, so every token after the first is a target exactly once (up to the unused tail).
  */
-export function* sequentialWindows(ids: Int32Array, vocabSize: number, config: { batch: number; seqLen: number }): Generator<TokenBatch> {
+export function* sequentialWindows(
+  ids: Int32Array,
+  vocabSize: number,
+  config: { batch: number; seqLen: number },
+): Generator<TokenBatch> {
   const fn = 'sequentialWindows';
   checkInt(fn, 'batch', config.batch, 1);
   checkInt(fn, 'seqLen', config.seqLen, 1);
@@ -148,7 +162,8 @@ export interface TextDataset {
 export function textDataset(config: TextDatasetConfig): TextDataset {
   const corpus = loadCorpus(config);
   const { split } = config;
-  if (!CORPUS_SPLITS.includes(split)) throw new RangeError(`textDataset: split must be one of ${CORPUS_SPLITS.join(', ')}, got ${String(split)}`);
+  if (!CORPUS_SPLITS.includes(split))
+    throw new RangeError(`textDataset: split must be one of ${CORPUS_SPLITS.join(', ')}, got ${String(split)}`);
   let tokenizer: Tokenizer;
   if (config.tokenizer === 'char') tokenizer = CharTokenizer.fromText(corpus.text('train'));
   else if (config.tokenizer === 'byte') tokenizer = new ByteTokenizer();

@@ -9,9 +9,9 @@
  * ```
  */
 export * from './batch.js';
-export * from './tasks.js';
-export * from './tokenizer.js';
 export * from './corpus.js';
-export * from './repeat.js';
 export * from './planted.js';
 export * from './recall.js';
+export * from './repeat.js';
+export * from './tasks.js';
+export * from './tokenizer.js';

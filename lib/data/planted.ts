@@ -16,7 +16,13 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../util/random.js';
 
 /** Planted q, k, v [1, heads, n, dim] from a seed (see the module header); the caller disposes them. */
-export function plantedQkv(n: number, heads: number, dim: number, score: number, seed: number): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
+export function plantedQkv(
+  n: number,
+  heads: number,
+  dim: number,
+  score: number,
+  seed: number,
+): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
   const rng = new Rng(seed);
   const k = Float32Array.from({ length: heads * n * dim }, () => rng.normal());
   const v = Float32Array.from({ length: heads * n * dim }, () => rng.normal());

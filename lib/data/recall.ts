@@ -26,7 +26,8 @@ export interface RecallConfig {
 /** `batch` rows of the recall task (see the module header); vocabSize = 1 + keys + values + filler. */
 export function recallTask(cfg: RecallConfig, batch: number, seed: number, split: Split): TokenBatch {
   const { seqLen, pairs, keys, values, filler } = cfg;
-  if (seqLen < 4 * pairs + 2) throw new RangeError(`recallTask: seqLen (${seqLen}) must be at least 4 * pairs + 2 = ${4 * pairs + 2}`);
+  if (seqLen < 4 * pairs + 2)
+    throw new RangeError(`recallTask: seqLen (${seqLen}) must be at least 4 * pairs + 2 = ${4 * pairs + 2}`);
   if (pairs > keys) throw new RangeError(`recallTask: pairs (${pairs}) cannot exceed keys (${keys})`);
   const rng = new Rng(seed * 2 + (split === 'test' ? 1 : 0) + 1_000_003);
   const vocab = 1 + keys + values + filler;

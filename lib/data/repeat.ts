@@ -14,7 +14,17 @@
  * lossMask 0 0 0 0 1 1 1 1       (graded from input position L+1, whose token 7 has a previous occurrence)
  * ```
  */
-import { FIRST_TASK_TOKEN, SPECIAL, checkInt, checkSeed, drawInSplit, makeBatch, streamFor, type Split, type TokenBatch } from './batch.js';
+import {
+  checkInt,
+  checkSeed,
+  drawInSplit,
+  FIRST_TASK_TOKEN,
+  makeBatch,
+  SPECIAL,
+  type Split,
+  streamFor,
+  type TokenBatch,
+} from './batch.js';
 
 export interface RepeatConfig {
   batch: number;

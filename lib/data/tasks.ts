@@ -15,15 +15,15 @@
  */
 import type { Rng } from '../util/random.js';
 import {
-  FIRST_TASK_TOKEN,
-  SPECIAL,
   checkInt,
   checkSeed,
   checkSplit,
   drawInSplit,
+  FIRST_TASK_TOKEN,
   makeBatch,
-  streamFor,
+  SPECIAL,
   type Split,
+  streamFor,
   type TokenBatch,
 } from './batch.js';
 
@@ -107,7 +107,9 @@ export function generateTask(spec: TaskSpec): TokenBatch {
     case 'sort':
       return sortTask(spec);
     default:
-      throw new RangeError(`generateTask: task must be one of ${TASK_NAMES.join(', ')}, got ${String((spec as { task: unknown }).task)}`);
+      throw new RangeError(
+        `generateTask: task must be one of ${TASK_NAMES.join(', ')}, got ${String((spec as { task: unknown }).task)}`,
+      );
   }
 }
 
@@ -136,7 +138,14 @@ function sourceThenAnswer(fn: string, cfg: CopyConfig | SortConfig, answer: (x: 
   const mask = new Float32Array(batch * seqLen);
   const space = `length ${L}, vocabSize ${vocabSize}`;
   for (let b = 0; b < batch; b++) {
-    const x = drawInSplit(fn, split, rng, (r) => tokens(r, L, FIRST_TASK_TOKEN, vocabSize), (x) => x, space);
+    const x = drawInSplit(
+      fn,
+      split,
+      rng,
+      (r) => tokens(r, L, FIRST_TASK_TOKEN, vocabSize),
+      (x) => x,
+      space,
+    );
     full.set([SPECIAL.BOS, ...x, SPECIAL.SEP, ...answer(x)], b * (seqLen + 1));
     // The answer's tokens are the targets at input positions L+1 .. 2L (SEP's position predicts the first one).
     mask.fill(1, b * seqLen + L + 1, (b + 1) * seqLen);
@@ -211,7 +220,10 @@ export function inductionTask(cfg: InductionConfig): TokenBatch {
     return row;
   };
   for (let b = 0; b < batch; b++) {
-    full.set(drawInSplit(fn, split, rng, draw, (row) => row, `seqLen ${seqLen}, vocabSize ${vocabSize}`), b * (seqLen + 1));
+    full.set(
+      drawInSplit(fn, split, rng, draw, (row) => row, `seqLen ${seqLen}, vocabSize ${vocabSize}`),
+      b * (seqLen + 1),
+    );
     mask[b * seqLen + seqLen - 1] = 1;
   }
   return makeBatch(fn, full, mask, batch, seqLen, vocabSize);
@@ -244,9 +256,12 @@ export function mqarTask(cfg: MqarConfig): TokenBatch {
   const mid = FIRST_TASK_TOKEN + Math.floor((vocabSize - FIRST_TASK_TOKEN) / 2);
   const numKeys = mid - FIRST_TASK_TOKEN;
   if (numPairs > numKeys) {
-    throw new RangeError(`${fn}: numPairs (${numPairs}) exceeds the ${numKeys} keys of vocabSize (${vocabSize}); keys are [${FIRST_TASK_TOKEN}, ${mid})`);
+    throw new RangeError(
+      `${fn}: numPairs (${numPairs}) exceeds the ${numKeys} keys of vocabSize (${vocabSize}); keys are [${FIRST_TASK_TOKEN}, ${mid})`,
+    );
   }
-  if (numQueries > numPairs) throw new RangeError(`${fn}: numQueries (${numQueries}) exceeds numPairs (${numPairs}); queried keys are distinct`);
+  if (numQueries > numPairs)
+    throw new RangeError(`${fn}: numQueries (${numQueries}) exceeds numPairs (${numPairs}); queried keys are distinct`);
   if (2 * numPairs + 2 * numQueries > seqLen + 1) {
     throw new RangeError(
       `${fn}: numPairs (${numPairs}) * 2 + numQueries (${numQueries}) * 2 exceeds seqLen (${seqLen}) + 1; each pair and each query takes two tokens`,
@@ -271,7 +286,14 @@ export function mqarTask(cfg: MqarConfig): TokenBatch {
     return { row, queryAt };
   };
   for (let b = 0; b < batch; b++) {
-    const ex = drawInSplit(fn, split, rng, draw, (e) => e.row, `seqLen ${seqLen}, vocabSize ${vocabSize}, numPairs ${numPairs}`);
+    const ex = drawInSplit(
+      fn,
+      split,
+      rng,
+      draw,
+      (e) => e.row,
+      `seqLen ${seqLen}, vocabSize ${vocabSize}, numPairs ${numPairs}`,
+    );
     full.set(ex.row, b * (seqLen + 1));
     for (const at of ex.queryAt) mask[b * seqLen + at] = 1;
   }
@@ -311,18 +333,32 @@ export function passkeyTask(cfg: PasskeyConfig): TokenBatch {
   }
   const fillerLen = seqLen - 3 - 2 * digits;
   if (fillerLen < 0) {
-    throw new RangeError(`${fn}: seqLen (${seqLen}) is too short for digits (${digits}); it needs at least 2 * digits + 3 = ${2 * digits + 3}`);
+    throw new RangeError(
+      `${fn}: seqLen (${seqLen}) is too short for digits (${digits}); it needs at least 2 * digits + 3 = ${2 * digits + 3}`,
+    );
   }
   const vocabSize = PASSKEY_FIRST_FILLER + fillerVocab;
   const rng = streamFor(fn, cfg.seed, split);
   const full = new Int32Array(batch * (seqLen + 1));
   const mask = new Float32Array(batch * seqLen);
   for (let b = 0; b < batch; b++) {
-    const draw = (r: Rng) => (cfg.distinct ? r.sample(10, digits).map((d) => d + PASSKEY_DIGIT0) : tokens(r, digits, PASSKEY_DIGIT0, PASSKEY_FIRST_FILLER));
+    const draw = (r: Rng) =>
+      cfg.distinct
+        ? r.sample(10, digits).map((d) => d + PASSKEY_DIGIT0)
+        : tokens(r, digits, PASSKEY_DIGIT0, PASSKEY_FIRST_FILLER);
     const key = drawInSplit(fn, split, rng, draw, (k) => k, `${digits} digits`);
     const before = Math.round((depth ?? rng.next()) * fillerLen);
     const filler = tokens(rng, fillerLen, PASSKEY_FIRST_FILLER, vocabSize);
-    const row = [SPECIAL.BOS, ...filler.slice(0, before), SPECIAL.SEP, ...key, SPECIAL.SEP, ...filler.slice(before), SPECIAL.QUERY, ...key];
+    const row = [
+      SPECIAL.BOS,
+      ...filler.slice(0, before),
+      SPECIAL.SEP,
+      ...key,
+      SPECIAL.SEP,
+      ...filler.slice(before),
+      SPECIAL.QUERY,
+      ...key,
+    ];
     full.set(row, b * (seqLen + 1));
     mask.fill(1, (b + 1) * seqLen - digits, (b + 1) * seqLen);
   }
@@ -334,7 +370,12 @@ export function passkeyAnswers(batch: TokenBatch): string[] {
   const out: string[] = [];
   for (let b = 0; b < batch.batch; b++) {
     const { targets, lossMask } = batch.row(b);
-    out.push(targets.filter((_, t) => lossMask[t] === 1).map((id) => String(id - PASSKEY_DIGIT0)).join(''));
+    out.push(
+      targets
+        .filter((_, t) => lossMask[t] === 1)
+        .map((id) => String(id - PASSKEY_DIGIT0))
+        .join(''),
+    );
   }
   return out;
 }

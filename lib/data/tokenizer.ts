@@ -34,7 +34,8 @@ export class ByteTokenizer implements Tokenizer {
     const bytes = new Uint8Array(ids.length);
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
-      if (!Number.isInteger(id) || id < 0 || id > 255) throw new RangeError(`ByteTokenizer.decode: ids[${i}] (${id}) is not a byte in [0, 256)`);
+      if (!Number.isInteger(id) || id < 0 || id > 255)
+        throw new RangeError(`ByteTokenizer.decode: ids[${i}] (${id}) is not a byte in [0, 256)`);
       bytes[i] = id;
     }
     return this.decoder.decode(bytes);
@@ -58,10 +59,14 @@ export class CharTokenizer implements Tokenizer {
    * @param chars the known characters (each one code point, distinct).
    * @param unkText what UNK decodes to; default U+FFFD.
    */
-  constructor(chars: readonly string[], readonly unkText = '\uFFFD') {
+  constructor(
+    chars: readonly string[],
+    readonly unkText = '\uFFFD',
+  ) {
     this.ids = new Map();
     chars.forEach((c, i) => {
-      if ([...c].length !== 1) throw new RangeError(`CharTokenizer: chars[${i}] (${JSON.stringify(c)}) must be exactly one code point`);
+      if ([...c].length !== 1)
+        throw new RangeError(`CharTokenizer: chars[${i}] (${JSON.stringify(c)}) must be exactly one code point`);
       if (this.ids.has(c)) throw new RangeError(`CharTokenizer: chars[${i}] (${JSON.stringify(c)}) is a duplicate`);
       this.ids.set(c, i + 1);
     });
@@ -86,7 +91,9 @@ export class CharTokenizer implements Tokenizer {
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-        throw new RangeError(`CharTokenizer.decode: ids[${i}] (${id}) is outside the vocabulary [0, ${this.vocabSize})`);
+        throw new RangeError(
+          `CharTokenizer.decode: ids[${i}] (${id}) is outside the vocabulary [0, ${this.vocabSize})`,
+        );
       }
       s += id === CharTokenizer.UNK ? this.unkText : this.chars[id];
     }
@@ -101,5 +108,7 @@ export class CharTokenizer implements Tokenizer {
 export function tokenizerFromJSON(json: TokenizerJSON): Tokenizer {
   if (json.kind === 'byte') return new ByteTokenizer();
   if (json.kind === 'char') return new CharTokenizer(json.chars, json.unkText);
-  throw new RangeError(`tokenizerFromJSON: kind must be 'char' or 'byte', got ${String((json as { kind: unknown }).kind)}`);
+  throw new RangeError(
+    `tokenizerFromJSON: kind must be 'char' or 'byte', got ${String((json as { kind: unknown }).kind)}`,
+  );
 }

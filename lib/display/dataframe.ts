@@ -1,6 +1,6 @@
 /** danfojs `DataFrame` and `Series` as an HTML table (escaped) plus aligned text; recognised by shape, not by import. */
 import type { MimeBundle } from './handle.js';
-import { htmlTable, textTable, type Table } from './html.js';
+import { htmlTable, type Table, textTable } from './html.js';
 
 interface FrameLike {
   $isSeries: boolean;
@@ -13,7 +13,9 @@ interface FrameLike {
 export function isDataFrameOrSeries(x: unknown): x is FrameLike {
   if (x === null || typeof x !== 'object') return false;
   const f = x as Record<string, unknown>;
-  return typeof f.$isSeries === 'boolean' && Array.isArray(f.columns) && Array.isArray(f.index) && Array.isArray(f.values);
+  return (
+    typeof f.$isSeries === 'boolean' && Array.isArray(f.columns) && Array.isArray(f.index) && Array.isArray(f.values)
+  );
 }
 
 /** Rows shown before the middle is elided, as pandas does. */
@@ -23,7 +25,11 @@ const EDGE_ROWS = 10;
 function elide<T>(rows: T[], index: unknown[]): { rows: T[]; index: unknown[]; elided: number } {
   if (rows.length <= MAX_ROWS) return { rows, index, elided: 0 };
   const keep = [...rows.slice(0, EDGE_ROWS), ...rows.slice(-EDGE_ROWS)];
-  return { rows: keep, index: [...index.slice(0, EDGE_ROWS), ...index.slice(-EDGE_ROWS)], elided: rows.length - 2 * EDGE_ROWS };
+  return {
+    rows: keep,
+    index: [...index.slice(0, EDGE_ROWS), ...index.slice(-EDGE_ROWS)],
+    elided: rows.length - 2 * EDGE_ROWS,
+  };
 }
 
 export function frameTable(f: FrameLike): Table & { elided: number } {

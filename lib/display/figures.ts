@@ -42,8 +42,10 @@ function toMatrix(w: Matrix | number[][][] | number[][][][], batch: number, head
   const d = depth(m);
   if (d === 4) m = (m as unknown[][])[batch]?.[head];
   else if (d === 3) m = (m as unknown[])[head];
-  else if (d !== 2) throw new TypeError(`${who}: weights must be [q, k], [h, q, k] or [b, h, q, k]; got ${describeShape(w)}`);
-  if (!Array.isArray(m)) throw new RangeError(`${who}: batch ${batch} / head ${head} is out of range for ${describeShape(w)}`);
+  else if (d !== 2)
+    throw new TypeError(`${who}: weights must be [q, k], [h, q, k] or [b, h, q, k]; got ${describeShape(w)}`);
+  if (!Array.isArray(m))
+    throw new RangeError(`${who}: batch ${batch} / head ${head} is out of range for ${describeShape(w)}`);
   return m as number[][];
 }
 
@@ -106,7 +108,11 @@ export function heatmap(matrix: Matrix, opts: MatrixHeatmapOptions = {}): Figure
     layout: {
       title: { text: opts.title ?? '' },
       xaxis: { title: { text: opts.xTitle ?? '' }, ...ticks(opts.xLabels, cols) },
-      yaxis: { title: { text: opts.yTitle ?? '' }, ...(opts.rowsDown === false ? {} : { autorange: 'reversed' }), ...ticks(opts.yLabels, rows) },
+      yaxis: {
+        title: { text: opts.yTitle ?? '' },
+        ...(opts.rowsDown === false ? {} : { autorange: 'reversed' }),
+        ...ticks(opts.yLabels, rows),
+      },
     },
   };
 }
@@ -143,7 +149,10 @@ export interface GridOptions extends Omit<HeatmapOptions, 'head'> {
  * Layers x heads of attention maps. `perLayer[l]` is one layer's weights, [b, h, q, k] or [h, q, k] (a tensor or
  * nested arrays); all panels share the colour scale.
  */
-export function attentionGrid(perLayer: readonly (TensorLike | number[][][] | number[][][][])[], opts: GridOptions = {}): Figure {
+export function attentionGrid(
+  perLayer: readonly (TensorLike | number[][][] | number[][][][])[],
+  opts: GridOptions = {},
+): Figure {
   if (perLayer.length === 0) throw new RangeError('attentionGrid: no layers given');
   const headCount = (w: TensorLike | unknown[]): number => {
     if (isTensor(w)) return w.shape.length === 4 ? w.shape[1]! : w.shape[0]!;
@@ -222,7 +231,11 @@ export function trainingCurves(history: TrainingHistory, opts: CurveOptions = {}
     const cols = history as Record<string, readonly number[]>;
     const xs = cols[xKey];
     const keys = opts.metrics ?? Object.keys(cols).filter((k) => k !== xKey);
-    series = keys.map((name) => ({ name, y: [...(cols[name] ?? [])], x: xs ? [...xs] : (cols[name] ?? []).map((_, i) => i) }));
+    series = keys.map((name) => ({
+      name,
+      y: [...(cols[name] ?? [])],
+      x: xs ? [...xs] : (cols[name] ?? []).map((_, i) => i),
+    }));
   }
   return {
     data: series.map((s) => ({ type: 'scatter', mode: 'lines', name: s.name, x: s.x, y: s.y })),

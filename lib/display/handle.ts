@@ -39,7 +39,10 @@ export class DisplayHandle {
   readonly displayId: string;
   private shown = false;
 
-  constructor(private readonly sink: DisplaySink, displayId?: string) {
+  constructor(
+    private readonly sink: DisplaySink,
+    displayId?: string,
+  ) {
     this.displayId = displayId ?? `attnlab-${process.pid}-${Date.now().toString(36)}-${nextId++}`;
   }
 

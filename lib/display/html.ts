@@ -27,18 +27,14 @@ export interface Table {
   caption?: string;
 }
 
-const TABLE_STYLE =
-  'border-collapse:collapse;font-family:ui-monospace,monospace;font-size:12px;' +
-  'text-align:right';
+const TABLE_STYLE = 'border-collapse:collapse;font-family:ui-monospace,monospace;font-size:12px;' + 'text-align:right';
 const CELL_STYLE = 'padding:2px 8px;border-bottom:1px solid #ddd';
 
 export function htmlTable(t: Table): string {
   const th = (v: unknown) => `<th style="${CELL_STYLE}">${escapeHtml(cellText(v))}</th>`;
   const td = (v: unknown) => `<td style="${CELL_STYLE}">${escapeHtml(cellText(v))}</td>`;
   const head = `<tr>${t.index ? th('') : ''}${t.columns.map(th).join('')}</tr>`;
-  const body = t.rows
-    .map((row, i) => `<tr>${t.index ? th(t.index[i]) : ''}${row.map(td).join('')}</tr>`)
-    .join('');
+  const body = t.rows.map((row, i) => `<tr>${t.index ? th(t.index[i]) : ''}${row.map(td).join('')}</tr>`).join('');
   const caption = t.caption ? `<caption style="text-align:left">${escapeHtml(t.caption)}</caption>` : '';
   return `<table style="${TABLE_STYLE}">${caption}<thead>${head}</thead><tbody>${body}</tbody></table>`;
 }
@@ -48,6 +44,10 @@ export function textTable(t: Table): string {
   const lines = t.rows.map((row, i) => [...(t.index ? [cellText(t.index[i])] : []), ...row.map(cellText)]);
   const all = [header, ...lines];
   const widths = header.map((_, c) => Math.max(...all.map((r) => (r[c] ?? '').length)));
-  const fmt = (r: string[]) => r.map((s, c) => s.padStart(widths[c]!)).join('  ').trimEnd();
+  const fmt = (r: string[]) =>
+    r
+      .map((s, c) => s.padStart(widths[c]!))
+      .join('  ')
+      .trimEnd();
   return [...(t.caption ? [t.caption] : []), fmt(header), ...lines.map(fmt)].join('\n');
 }

@@ -4,27 +4,38 @@
  *
  *   al.display(al.display.heatmap(weights))   // or make a figure the last expression of a cell
  */
-export * from './handle.js';
-export { toMimeBundle, display, html, clearOutput, registerFormatter, type Formatter } from './mime.js';
-export { escapeHtml, htmlTable, textTable, type Table } from './html.js';
-export { isFigure, figureBundle, figureHtml, plotlyScript, resetPlotlyEmbedding, PLOTLY_MIME, type Figure, type Trace, type Layout } from './plotly.js';
-export { isTensor, tensorBundle, type TensorLike } from './tensor.js';
-export { isDataFrameOrSeries, frameBundle } from './dataframe.js';
-export { isExperimentResult, experimentBundle, isTrainResult, trainBundle } from './results.js';
-export { encodePng, heatmapPng, viridis } from './png.js';
+
+export { frameBundle, isDataFrameOrSeries } from './dataframe.js';
 export {
-  heatmap,
-  attentionHeatmap,
   attentionGrid,
-  trainingCurves,
-  lineChart,
-  scatterChart,
-  type Matrix,
-  type HeatmapOptions,
-  type MatrixHeatmapOptions,
-  type GridOptions,
-  type TrainingHistory,
-  type CurveOptions,
-  type Series,
+  attentionHeatmap,
   type ChartOptions,
+  type CurveOptions,
+  type GridOptions,
+  type HeatmapOptions,
+  heatmap,
+  lineChart,
+  type Matrix,
+  type MatrixHeatmapOptions,
+  type Series,
+  scatterChart,
+  type TrainingHistory,
+  trainingCurves,
 } from './figures.js';
+export * from './handle.js';
+export { escapeHtml, htmlTable, type Table, textTable } from './html.js';
+export { clearOutput, display, type Formatter, html, registerFormatter, toMimeBundle } from './mime.js';
+export {
+  type Figure,
+  figureBundle,
+  figureHtml,
+  isFigure,
+  type Layout,
+  PLOTLY_MIME,
+  plotlyScript,
+  resetPlotlyEmbedding,
+  type Trace,
+} from './plotly.js';
+export { encodePng, heatmapPng, viridis } from './png.js';
+export { experimentBundle, isExperimentResult, isTrainResult, trainBundle } from './results.js';
+export { isTensor, type TensorLike, tensorBundle } from './tensor.js';

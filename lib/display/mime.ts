@@ -6,12 +6,12 @@
  * results, list of records, flat record of numbers), then `util.inspect` as `text/plain`. Every bundle has `text/plain`.
  */
 import { inspect } from 'node:util';
-import { displaySink, JUPYTER_DISPLAY, type MimeBundle } from './handle.js';
-import { htmlTable, textTable, type Table } from './html.js';
-import { figureBundle, isFigure } from './plotly.js';
-import { isTensor, tensorBundle, tensorSummary } from './tensor.js';
 import { frameBundle, isDataFrameOrSeries } from './dataframe.js';
+import { displaySink, JUPYTER_DISPLAY, type MimeBundle } from './handle.js';
+import { htmlTable, type Table, textTable } from './html.js';
+import { figureBundle, isFigure } from './plotly.js';
 import { experimentBundle, isExperimentResult, isTrainResult, trainBundle } from './results.js';
+import { isTensor, tensorBundle, tensorSummary } from './tensor.js';
 
 export interface Formatter<T = unknown> {
   /** Shown in error messages when the formatter throws. */
@@ -34,7 +34,11 @@ function isPlainRecord(x: unknown): x is Record<string, unknown> {
 }
 
 function isScalar(v: unknown): boolean {
-  return v === null || ['number', 'string', 'boolean', 'bigint', 'undefined'].includes(typeof v) || (isTensor(v) && v.shape.length === 0);
+  return (
+    v === null ||
+    ['number', 'string', 'boolean', 'bigint', 'undefined'].includes(typeof v) ||
+    (isTensor(v) && v.shape.length === 0)
+  );
 }
 
 function cell(v: unknown): unknown {
@@ -45,7 +49,10 @@ function cell(v: unknown): unknown {
 const records: Formatter<Record<string, unknown>[]> = {
   name: 'records',
   test: (x): x is Record<string, unknown>[] =>
-    Array.isArray(x) && x.length > 0 && x.length <= 1000 && x.every((r) => isPlainRecord(r) && Object.values(r).every(isScalar)),
+    Array.isArray(x) &&
+    x.length > 0 &&
+    x.length <= 1000 &&
+    x.every((r) => isPlainRecord(r) && Object.values(r).every(isScalar)),
   format(rows) {
     const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
     const t: Table = { columns, rows: rows.map((r) => columns.map((c) => cell(r[c]))), index: rows.map((_, i) => i) };
@@ -87,7 +94,8 @@ export function toMimeBundle(x: unknown): MimeBundle {
   const own = (x as { [JUPYTER_DISPLAY]?: unknown } | null | undefined)?.[JUPYTER_DISPLAY];
   if (typeof own === 'function') {
     const b = own.call(x) as unknown;
-    if (!isPlainRecord(b)) throw new TypeError(`[Symbol.for('Jupyter.display')]() returned ${inspect(b)}, not a MIME bundle object`);
+    if (!isPlainRecord(b))
+      throw new TypeError(`[Symbol.for('Jupyter.display')]() returned ${inspect(b)}, not a MIME bundle object`);
     bundle = b;
   }
   if (!bundle) {

@@ -5,9 +5,10 @@
  * classic UI and nbconvert's HTML export use) and `text/plain`. The HTML carries plotly.js itself the first time a
  * process shows a figure; later figures wait for `window.Plotly`, so a notebook or report needs no network.
  */
-import { createRequire } from 'node:module';
-import { readFileSync } from 'node:fs';
+
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import type { MimeBundle } from './handle.js';
 
 export const PLOTLY_MIME = 'application/vnd.plotly.v1+json';
@@ -65,7 +66,10 @@ export function plotlyScript(): string {
 
 /** JSON that is safe inside a `<script>` element. */
 function scriptJson(x: unknown): string {
-  return JSON.stringify(x).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  return JSON.stringify(x)
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
 }
 
 export interface FigureHtmlOptions {
@@ -79,7 +83,12 @@ export function figureHtml(fig: Figure, opts: FigureHtmlOptions = {}): string {
   if (withLib) embedded = true;
   const id = `attnlab-plot-${randomBytes(6).toString('hex')}`;
   const height = typeof fig.layout?.height === 'number' ? fig.layout.height : 450;
-  const spec = { data: fig.data, layout: fig.layout ?? {}, config: { responsive: true, ...fig.config }, frames: fig.frames };
+  const spec = {
+    data: fig.data,
+    layout: fig.layout ?? {},
+    config: { responsive: true, ...fig.config },
+    frames: fig.frames,
+  };
   const draw =
     `(function(){var fig=${scriptJson(spec)};` +
     `function draw(){window.Plotly.newPlot(${JSON.stringify(id)},fig).then(function(){` +

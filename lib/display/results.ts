@@ -2,10 +2,11 @@
  * The library's own result objects, recognised by shape so this module imports neither the experiments nor the
  * training loop: an experiment result (summary, metrics, tables) and a training result (per-step records).
  */
-import type { MimeBundle } from './handle.js';
-import { escapeHtml, htmlTable, textTable, type Table } from './html.js';
-import { figureHtml, PLOTLY_MIME } from './plotly.js';
+
 import { trainingCurves } from './figures.js';
+import type { MimeBundle } from './handle.js';
+import { escapeHtml, htmlTable, type Table, textTable } from './html.js';
+import { figureHtml, PLOTLY_MIME } from './plotly.js';
 
 interface ExperimentResultLike {
   experiment: string;
@@ -26,7 +27,13 @@ interface TrainResultLike {
 const isObject = (x: unknown): x is Record<string, unknown> => x !== null && typeof x === 'object';
 
 export function isExperimentResult(x: unknown): x is ExperimentResultLike {
-  return isObject(x) && typeof x.experiment === 'string' && typeof x.summary === 'string' && isObject(x.metrics) && typeof x.seconds === 'number';
+  return (
+    isObject(x) &&
+    typeof x.experiment === 'string' &&
+    typeof x.summary === 'string' &&
+    isObject(x.metrics) &&
+    typeof x.seconds === 'number'
+  );
 }
 
 export function isTrainResult(x: unknown): x is TrainResultLike {

@@ -21,7 +21,12 @@ export interface TensorLike {
 export function isTensor(x: unknown): x is TensorLike {
   if (x === null || typeof x !== 'object') return false;
   const t = x as Record<string, unknown>;
-  return Array.isArray(t.shape) && typeof t.dtype === 'string' && typeof t.dataSync === 'function' && typeof t.size === 'number';
+  return (
+    Array.isArray(t.shape) &&
+    typeof t.dtype === 'string' &&
+    typeof t.dataSync === 'function' &&
+    typeof t.size === 'number'
+  );
 }
 
 /** Largest table shown as a table; larger matrices become heatmaps. */
@@ -58,7 +63,11 @@ function statsText(s: Stats): string {
   return `min ${f(s.min)}  max ${f(s.max)}  mean ${f(s.mean)}  std ${f(s.std)}`;
 }
 
-function blockMean(values: ArrayLike<number>, rows: number, cols: number): { data: Float32Array; rows: number; cols: number } {
+function blockMean(
+  values: ArrayLike<number>,
+  rows: number,
+  cols: number,
+): { data: Float32Array; rows: number; cols: number } {
   const fr = Math.ceil(rows / MAX_HEATMAP_SIDE);
   const fc = Math.ceil(cols / MAX_HEATMAP_SIDE);
   const r2 = Math.ceil(rows / fr);
@@ -78,24 +87,33 @@ function blockMean(values: ArrayLike<number>, rows: number, cols: number): { dat
 
 export function tensorBundle(t: TensorLike): MimeBundle {
   const head = `Tensor ${t.dtype} [${t.shape.join(', ')}]`;
-  if (t.isDisposed) return { 'text/plain': `${head} (disposed)`, 'text/html': `<div>${escapeHtml(head)} <i>(disposed)</i></div>` };
+  if (t.isDisposed)
+    return { 'text/plain': `${head} (disposed)`, 'text/html': `<div>${escapeHtml(head)} <i>(disposed)</i></div>` };
   const values = t.dataSync();
   const numeric = t.dtype !== 'string' && t.dtype !== 'complex64';
   // tfjs prints "Tensor" and then the values indented by four spaces.
-  const printed = t.toString().replace(/^Tensor\s*\n/, '').replace(/^ {4}/gm, '');
+  const printed = t
+    .toString()
+    .replace(/^Tensor\s*\n/, '')
+    .replace(/^ {4}/gm, '');
   const s = numeric && t.size > 0 ? stats(values as ArrayLike<number>) : undefined;
   const text = [head, printed, ...(s && t.size > 1 ? [statsText(s)] : [])].join('\n');
   const title = `<div style="font-family:ui-monospace,monospace;font-size:12px"><b>Tensor</b> ${escapeHtml(t.dtype)} [${t.shape.join(', ')}]${
     s && t.size > 1 ? ` &nbsp; ${escapeHtml(statsText(s))}` : ''
   }</div>`;
-  const [rows, cols] = t.shape.length === 2 ? [t.shape[0]!, t.shape[1]!] : t.shape.length === 1 ? [1, t.shape[0]!] : [1, 1];
+  const [rows, cols] =
+    t.shape.length === 2 ? [t.shape[0]!, t.shape[1]!] : t.shape.length === 1 ? [1, t.shape[0]!] : [1, 1];
 
   if (t.shape.length <= 2 && rows <= MAX_TABLE_ROWS && cols <= MAX_TABLE_COLS) {
     const cells = Array.from({ length: rows }, (_, r) => Array.from({ length: cols }, (_, c) => values[r * cols + c]));
     const table =
       t.shape.length === 0
         ? `<pre>${escapeHtml(String(values[0]))}</pre>`
-        : htmlTable({ columns: Array.from({ length: cols }, (_, c) => c), rows: cells, index: t.shape.length === 2 ? cells.map((_, r) => r) : undefined });
+        : htmlTable({
+            columns: Array.from({ length: cols }, (_, c) => c),
+            rows: cells,
+            index: t.shape.length === 2 ? cells.map((_, r) => r) : undefined,
+          });
     return { 'text/plain': text, 'text/html': title + table };
   }
   if (t.shape.length === 2 && numeric) {

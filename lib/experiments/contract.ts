@@ -15,7 +15,7 @@
  * `validation_`, `test_`) or is a cost (`seconds`, `params`); `runExperiment` rejects any other. Overrides merge into
  * the chosen config key by key and are validated against the schema before the experiment starts.
  */
-import { ConfigError, cloneConfig, deepMerge, validate, type ConfigSchema } from './schema.js';
+import { ConfigError, type ConfigSchema, cloneConfig, deepMerge, validate } from './schema.js';
 
 export interface ExperimentContext {
   seed: number;
@@ -73,11 +73,16 @@ export interface Experiment<C = unknown, A = undefined> {
 // biome-ignore lint/suspicious/noExplicitAny: a catalog holds experiments of every config type
 export type AnyExperiment = Experiment<any, any>;
 
+/** The result of any experiment. */
+// biome-ignore lint/suspicious/noExplicitAny: results of experiments of every config type
+export type AnyExperimentResult = ExperimentResult<any, any>;
+
 const NAME = /^[a-z0-9]+(-[a-z0-9]+)*$/;
 
 /** Checks an experiment's own definition (name, quick and full against the schema) and returns it. */
 export function defineExperiment<C, A = undefined>(e: Experiment<C, A>): Experiment<C, A> {
-  if (!NAME.test(e.name)) throw new Error(`defineExperiment: name must be lower-case words joined by '-', got '${e.name}'`);
+  if (!NAME.test(e.name))
+    throw new Error(`defineExperiment: name must be lower-case words joined by '-', got '${e.name}'`);
   validate(e.schema, e.quick, `experiment '${e.name}': its quick config is invalid: `);
   validate(e.schema, e.full, `experiment '${e.name}': its full config is invalid: `);
   return e;
@@ -114,26 +119,51 @@ export function disposeArtifacts(x: unknown): void {
     return;
   }
   for (const v of Array.isArray(x) ? x : Object.values(x)) {
-    if (v !== null && typeof v === 'object' && typeof (v as { dispose?: unknown }).dispose === 'function') (v as { dispose(): void }).dispose();
+    if (v !== null && typeof v === 'object' && typeof (v as { dispose?: unknown }).dispose === 'function')
+      (v as { dispose(): void }).dispose();
   }
 }
 
 /** Runs an experiment: validates the config, runs it, checks that every metric names its split. */
-export async function runExperimentWith<C, A>(e: Experiment<C, A>, opts: RunOptions = {}): Promise<ExperimentResult<C, A>> {
+export async function runExperimentWith<C, A>(
+  e: Experiment<C, A>,
+  opts: RunOptions = {},
+): Promise<ExperimentResult<C, A>> {
   const quick = opts.quick ?? false;
   const seed = opts.seed ?? 0;
-  if (!Number.isInteger(seed)) throw new ConfigError([`seed must be an integer, got ${JSON.stringify(seed)}`], `experiment '${e.name}': `);
+  if (!Number.isInteger(seed))
+    throw new ConfigError([`seed must be an integer, got ${JSON.stringify(seed)}`], `experiment '${e.name}': `);
   const config = resolveConfig(e, quick, opts.overrides);
   const t0 = performance.now();
-  const r = await e.run(cloneConfig(config), { seed, quick, progress: opts.progress ?? 'auto', log: opts.log ?? (() => undefined) });
+  const r = await e.run(cloneConfig(config), {
+    seed,
+    quick,
+    progress: opts.progress ?? 'auto',
+    log: opts.log ?? (() => undefined),
+  });
   const bad = Object.keys(r.metrics).filter((k) => !SPLIT_PREFIX.test(k.split('.').pop() as string));
-  const missing = (r.references ?? []).filter((ref) => !(ref.metric in r.metrics) && !Object.values(r.tables ?? {}).some((rows) => rows.some((row) => Object.values(row).includes(ref.metric))));
+  const missing = (r.references ?? []).filter(
+    (ref) =>
+      !(ref.metric in r.metrics) &&
+      !Object.values(r.tables ?? {}).some((rows) => rows.some((row) => Object.values(row).includes(ref.metric))),
+  );
   if (bad.length || missing.length) {
     disposeArtifacts(r.artifacts);
-    if (bad.length) throw new Error(`experiment '${e.name}' reported metrics without a split prefix: ${bad.join(', ')}`);
-    throw new Error(`experiment '${e.name}' cites paper numbers for metrics it did not report: ${missing.map((m) => m.metric).join(', ')}`);
+    if (bad.length)
+      throw new Error(`experiment '${e.name}' reported metrics without a split prefix: ${bad.join(', ')}`);
+    throw new Error(
+      `experiment '${e.name}' cites paper numbers for metrics it did not report: ${missing.map((m) => m.metric).join(', ')}`,
+    );
   }
   const { artifacts, ...rest } = r;
   if (!opts.keep) disposeArtifacts(artifacts);
-  return { experiment: e.name, seed, quick, config, ...rest, ...(opts.keep ? { artifacts } : {}), seconds: (performance.now() - t0) / 1000 };
+  return {
+    experiment: e.name,
+    seed,
+    quick,
+    config,
+    ...rest,
+    ...(opts.keep ? { artifacts } : {}),
+    seconds: (performance.now() - t0) / 1000,
+  };
 }

@@ -3,5 +3,5 @@
  * is lib/catalog.ts, at the top of the library; `al.experiments` is that catalog.
  */
 export * from './contract.js';
-export { ConfigError, bool, deepMerge, int, list, num, obj, oneOf, opt, str, tuple, validate } from './schema.js';
 export type { ConfigSchema, Field, Schema } from './schema.js';
+export { bool, ConfigError, deepMerge, int, list, num, obj, oneOf, opt, str, tuple, validate } from './schema.js';

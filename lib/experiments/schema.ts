@@ -50,7 +50,8 @@ const show = (v: unknown): string => {
   return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
 };
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 
 interface Range {
   /** Inclusive bounds. */
@@ -191,7 +192,8 @@ export function obj<C>(shape: Schema<C>): ConfigSchema<C> {
         if (!(k in fields)) errors.push(`${path}.${k} is not a setting (settings: ${keys.join(', ')})`);
       }
       for (const k of keys) {
-        if (v[k] === undefined && !fields[k].optional) errors.push(`${path}.${k} is missing: it must be ${fields[k].expects}`);
+        if (v[k] === undefined && !fields[k].optional)
+          errors.push(`${path}.${k} is missing: it must be ${fields[k].expects}`);
         else fields[k].check(v[k], `${path}.${k}`, errors);
       }
     },
@@ -205,7 +207,8 @@ export function obj<C>(shape: Schema<C>): ConfigSchema<C> {
 export function deepMerge<C>(base: C, overrides: unknown): C {
   if (!isPlainObject(base) || !isPlainObject(overrides)) return (overrides === undefined ? base : overrides) as C;
   const out: Record<string, unknown> = { ...base };
-  for (const [k, v] of Object.entries(overrides)) out[k] = isPlainObject(out[k]) && isPlainObject(v) ? deepMerge(out[k], v) : v;
+  for (const [k, v] of Object.entries(overrides))
+    out[k] = isPlainObject(out[k]) && isPlainObject(v) ? deepMerge(out[k], v) : v;
   return out as C;
 }
 

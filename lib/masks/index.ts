@@ -38,7 +38,8 @@ export abstract class Mask {
 
   /** Throw a ShapeError unless the mask applies to `queries` end-aligned with `keys` (so keys >= queries). */
   assertFits(queries: number, keys: number, fn = 'Mask.materialize'): void {
-    if (!Number.isInteger(queries) || queries < 1) throw new ShapeError(`${fn}: queries must be a positive integer, got ${queries}`);
+    if (!Number.isInteger(queries) || queries < 1)
+      throw new ShapeError(`${fn}: queries must be a positive integer, got ${queries}`);
     if (!Number.isInteger(keys) || keys < queries) {
       throw new ShapeError(`${fn}: keys must be an integer >= queries (${queries}), got ${keys}`);
     }
@@ -64,7 +65,9 @@ export abstract class Mask {
   toArray(queries: number, keys = queries, b = 0): number[][] {
     this.check(queries, keys);
     const offset = keys - queries;
-    return Array.from({ length: queries }, (_, i) => Array.from({ length: keys }, (_, j) => (this.allows(b, offset + i, j) ? 1 : 0)));
+    return Array.from({ length: queries }, (_, i) =>
+      Array.from({ length: keys }, (_, j) => (this.allows(b, offset + i, j) ? 1 : 0)),
+    );
   }
 
   abstract describe(): string;
@@ -100,7 +103,10 @@ class SlidingWindow extends Mask {
 
 class SinkWindow extends Mask {
   readonly spec: MaskSpec;
-  constructor(readonly sinks: number, readonly window: number) {
+  constructor(
+    readonly sinks: number,
+    readonly window: number,
+  ) {
     super();
     this.spec = { kind: 'sinkWindow', sinks, window };
   }
@@ -123,7 +129,8 @@ class Padding extends Mask {
   }
   override check(_queries: number, keys: number): void {
     const bad = this.lengths.findIndex((l) => l > keys);
-    if (bad >= 0) throw new ShapeError(`masks.padding: lengths[${bad}] = ${this.lengths[bad]} exceeds the ${keys} keys`);
+    if (bad >= 0)
+      throw new ShapeError(`masks.padding: lengths[${bad}] = ${this.lengths[bad]} exceeds the ${keys} keys`);
   }
   allows(b: number, _q: number, k: number): boolean {
     return k < this.lengths[b];
@@ -149,7 +156,9 @@ class BlockDiagonal extends Mask {
   }
   override check(_queries: number, keys: number): void {
     if (this.segmentOf.length !== keys) {
-      throw new ShapeError(`masks.blockDiagonal: sizes [${this.sizes.join(',')}] sum to ${this.segmentOf.length}, but there are ${keys} keys`);
+      throw new ShapeError(
+        `masks.blockDiagonal: sizes [${this.sizes.join(',')}] sum to ${this.segmentOf.length}, but there are ${keys} keys`,
+      );
     }
   }
   allows(_b: number, q: number, k: number): boolean {
@@ -166,7 +175,8 @@ class Intersection extends Mask {
     super();
     this.spec = { kind: 'and', parts: parts.map((p) => p.spec) };
     const sizes = new Set(parts.map((p) => p.batchSize).filter((b) => b !== undefined));
-    if (sizes.size > 1) throw new ShapeError(`masks.and: parts are tied to different batch sizes (${[...sizes].join(', ')})`);
+    if (sizes.size > 1)
+      throw new ShapeError(`masks.and: parts are tied to different batch sizes (${[...sizes].join(', ')})`);
   }
   override get batchSize(): number | undefined {
     return this.parts.map((p) => p.batchSize).find((b) => b !== undefined);
@@ -199,23 +209,27 @@ export function slidingWindow(window: number): Mask {
 
 /** StreamingLLM-style: the first `sinks` positions plus a causal window of `window` positions. */
 export function sinkWindow(sinks: number, window: number): Mask {
-  if (!Number.isInteger(sinks) || sinks < 0) throw new ShapeError(`masks.sinkWindow: sinks must be an integer >= 0, got ${sinks}`);
+  if (!Number.isInteger(sinks) || sinks < 0)
+    throw new ShapeError(`masks.sinkWindow: sinks must be an integer >= 0, got ${sinks}`);
   positiveInt('sinkWindow', 'window', window);
   return new SinkWindow(sinks, window);
 }
 
 /** Keys at positions >= lengths[b] are padding in batch row b. */
 export function padding(lengths: number[]): Mask {
-  if (!Array.isArray(lengths) || lengths.length === 0) throw new ShapeError('masks.padding: lengths must be a non-empty array, one length per batch row');
+  if (!Array.isArray(lengths) || lengths.length === 0)
+    throw new ShapeError('masks.padding: lengths must be a non-empty array, one length per batch row');
   lengths.forEach((l, i) => {
-    if (!Number.isInteger(l) || l < 0) throw new ShapeError(`masks.padding: lengths[${i}] must be an integer >= 0, got ${l}`);
+    if (!Number.isInteger(l) || l < 0)
+      throw new ShapeError(`masks.padding: lengths[${i}] must be an integer >= 0, got ${l}`);
   });
   return new Padding(lengths);
 }
 
 /** Packed sequences: positions attend only within their own segment; `sizes` are the segment lengths in order. */
 export function blockDiagonal(sizes: number[]): Mask {
-  if (!Array.isArray(sizes) || sizes.length === 0) throw new ShapeError('masks.blockDiagonal: sizes must be a non-empty array of segment lengths');
+  if (!Array.isArray(sizes) || sizes.length === 0)
+    throw new ShapeError('masks.blockDiagonal: sizes must be a non-empty array of segment lengths');
   sizes.forEach((s, i) => positiveInt('blockDiagonal', `sizes[${i}]`, s));
   return new BlockDiagonal(sizes);
 }

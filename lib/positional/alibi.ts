@@ -14,7 +14,7 @@
  * Shapes: bias [1, heads, queries, keys], added to scores [batch, heads, queries, keys].
  */
 import * as tf from '@tensorflow/tfjs';
-import { ShapeError, assertPositiveInt, assertRank, fmt } from '../util/shapes.js';
+import { assertPositiveInt, assertRank, fmt, ShapeError } from '../util/shapes.js';
 
 /**
  * The paper's slopes: for n a power of two, m_h = 2^(-8h/n) for h = 1..n (n = 8: 1/2, 1/4, ..., 1/256). Otherwise, with
@@ -26,7 +26,12 @@ export function alibiSlopes(heads: number): number[] {
   const pow2 = (n: number): number[] => Array.from({ length: n }, (_, h) => 2 ** ((-8 * (h + 1)) / n));
   const c = 2 ** Math.floor(Math.log2(heads));
   if (c === heads) return pow2(heads);
-  return [...pow2(c), ...pow2(2 * c).filter((_, i) => i % 2 === 0).slice(0, heads - c)];
+  return [
+    ...pow2(c),
+    ...pow2(2 * c)
+      .filter((_, i) => i % 2 === 0)
+      .slice(0, heads - c),
+  ];
 }
 
 export interface AlibiOptions {
@@ -43,11 +48,13 @@ export function alibiBias(heads: number, queries: number, keys: number, options:
   assertPositiveInt(fn, 'queries', queries);
   assertPositiveInt(fn, 'keys', keys);
   const future = options.future ?? 'symmetric';
-  if (future !== 'symmetric' && future !== 'zero') throw new ShapeError(`${fn}: future must be 'symmetric' or 'zero', got ${String(future)}`);
+  if (future !== 'symmetric' && future !== 'zero')
+    throw new ShapeError(`${fn}: future must be 'symmetric' or 'zero', got ${String(future)}`);
   const slopes = options.slopes ?? alibiSlopes(heads);
   if (slopes instanceof tf.Tensor) assertRank(fn, 'slopes', slopes, 1, '[heads]');
   const n = slopes instanceof tf.Tensor ? slopes.shape[0] : slopes.length;
-  if (n !== heads) throw new ShapeError(`${fn}: slopes has shape ${fmt([n])} but heads is ${heads}; expected [${heads}]`);
+  if (n !== heads)
+    throw new ShapeError(`${fn}: slopes has shape ${fmt([n])} but heads is ${heads}; expected [${heads}]`);
   // -distance [queries, keys]: 0 on the end-aligned diagonal, growing more negative with distance.
   const negDist = new Float32Array(queries * keys);
   for (let i = 0; i < queries; i++) {

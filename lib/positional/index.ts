@@ -11,7 +11,8 @@
  * Shape legend: batch, heads, seq (= queries or keys), dim (model or head width), n (positions).
  * Every function takes explicit positions or an offset, so incremental decoding with a KV cache matches the full pass.
  */
-export * from './sinusoidal.js';
+
+export * from './alibi.js';
 export * from './learned.js';
 export * from './rope.js';
-export * from './alibi.js';
+export * from './sinusoidal.js';

@@ -10,8 +10,8 @@
  * Shapes: x [batch, seq, dim], table [maxPositions, dim].
  */
 import * as tf from '@tensorflow/tfjs';
-import { ShapeError, assertRank, fmt } from '../util/shapes.js';
 import { tfSeed } from '../util/random.js';
+import { assertRank, fmt, ShapeError } from '../util/shapes.js';
 
 /** x + table[offset : offset + seq] (broadcast over batch). */
 export function addLearnedPositions(x: tf.Tensor, table: tf.Tensor, offset = 0): tf.Tensor3D {
@@ -20,9 +20,12 @@ export function addLearnedPositions(x: tf.Tensor, table: tf.Tensor, offset = 0):
   assertRank(fn, 'table', table, 2, '[maxPositions, dim]');
   const [, seq, dim] = x.shape;
   const [maxPositions, tableDim] = table.shape;
-  if (tableDim !== dim) throw new ShapeError(`${fn}: table has shape ${fmt(table.shape)} but x has ${fmt(x.shape)}; the dims must match`);
+  if (tableDim !== dim)
+    throw new ShapeError(`${fn}: table has shape ${fmt(table.shape)} but x has ${fmt(x.shape)}; the dims must match`);
   if (!Number.isInteger(offset) || offset < 0 || offset + seq > maxPositions) {
-    throw new ShapeError(`${fn}: positions [${offset}, ${offset + seq}) of x ${fmt(x.shape)} exceed the table's maxPositions (${maxPositions}); offset must be an integer in [0, ${maxPositions - seq}]`);
+    throw new ShapeError(
+      `${fn}: positions [${offset}, ${offset + seq}) of x ${fmt(x.shape)} exceed the table's maxPositions (${maxPositions}); offset must be an integer in [0, ${maxPositions - seq}]`,
+    );
   }
   return tf.tidy(() => tf.add(x, tf.slice(table, [offset, 0], [seq, dim])) as tf.Tensor3D);
 }
@@ -71,13 +74,19 @@ export class LearnedPositionEmbedding extends tf.layers.Layer {
     const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
     const dim = shape[shape.length - 1];
     if (shape.length !== 3 || dim == null) {
-      throw new ShapeError(`LearnedPositionEmbedding: input must have shape [batch, seq, dim] with a known dim, got ${JSON.stringify(shape)}`);
+      throw new ShapeError(
+        `LearnedPositionEmbedding: input must have shape [batch, seq, dim] with a known dim, got ${JSON.stringify(shape)}`,
+      );
     }
     this.table = this.addWeight(
       'embeddings',
       [this.maxPositions, dim],
       'float32',
-      tf.initializers.randomNormal({ mean: 0, stddev: this.stddev, seed: this.seed === undefined ? undefined : tfSeed(this.seed) }),
+      tf.initializers.randomNormal({
+        mean: 0,
+        stddev: this.stddev,
+        seed: this.seed === undefined ? undefined : tfSeed(this.seed),
+      }),
     );
     this.built = true;
   }
@@ -93,7 +102,11 @@ export class LearnedPositionEmbedding extends tf.layers.Layer {
   }
 
   override getConfig(): tf.serialization.ConfigDict {
-    const config: tf.serialization.ConfigDict = { ...super.getConfig(), maxPositions: this.maxPositions, stddev: this.stddev };
+    const config: tf.serialization.ConfigDict = {
+      ...super.getConfig(),
+      maxPositions: this.maxPositions,
+      stddev: this.stddev,
+    };
     if (this.seed !== undefined) config.seed = this.seed;
     return config;
   }

@@ -12,7 +12,7 @@
  * Shapes: x [batch, heads, seq, dim]; positions [seq] (shared) or [batch, seq] (per row, tensor only).
  */
 import * as tf from '@tensorflow/tfjs';
-import { ShapeError, assertNonEmpty, assertPositiveInt, assertRank, fmt } from '../util/shapes.js';
+import { assertNonEmpty, assertPositiveInt, assertRank, fmt, ShapeError } from '../util/shapes.js';
 
 export interface RopeOptions {
   /** Default 10000. */
@@ -38,12 +38,18 @@ export function positionRange(start: number, n: number): number[] {
  * cos(pθ) and sin(pθ): `[seq, dim/2]` for shared positions, `[batch, 1, seq, dim/2]` for `[batch, seq]` positions.
  * Compute once and pass to {@link applyRope} when several tensors share positions.
  */
-export function ropeCosSin(positions: Positions, dim: number, options: RopeOptions = {}): { cos: tf.Tensor; sin: tf.Tensor } {
+export function ropeCosSin(
+  positions: Positions,
+  dim: number,
+  options: RopeOptions = {},
+): { cos: tf.Tensor; sin: tf.Tensor } {
   const theta = ropeFrequencies(dim, options.base ?? 10000);
   const half = dim / 2;
   if (positions instanceof tf.Tensor) {
     if (positions.rank !== 1 && positions.rank !== 2) {
-      throw new ShapeError(`ropeCosSin: positions must have rank 1 [seq] or 2 [batch, seq], but has shape ${fmt(positions.shape)}`);
+      throw new ShapeError(
+        `ropeCosSin: positions must have rank 1 [seq] or 2 [batch, seq], but has shape ${fmt(positions.shape)}`,
+      );
     }
     return tf.tidy(() => {
       const p = tf.cast(positions, 'float32');
@@ -75,10 +81,19 @@ export function applyRope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tens
   const half = d / 2;
   const okShape = (t: tf.Tensor): boolean =>
     (t.rank === 2 && t.shape[0] === s && t.shape[1] === half) ||
-    (t.rank === 4 && (t.shape[0] === b || t.shape[0] === 1) && t.shape[1] === 1 && t.shape[2] === s && t.shape[3] === half);
-  for (const [arg, t] of [['cos', cos], ['sin', sin]] as const) {
+    (t.rank === 4 &&
+      (t.shape[0] === b || t.shape[0] === 1) &&
+      t.shape[1] === 1 &&
+      t.shape[2] === s &&
+      t.shape[3] === half);
+  for (const [arg, t] of [
+    ['cos', cos],
+    ['sin', sin],
+  ] as const) {
     if (!okShape(t)) {
-      throw new ShapeError(`${fn}: ${arg} has shape ${fmt(t.shape)} but x has shape ${fmt(x.shape)}; expected [${s},${half}] or [${b},1,${s},${half}]`);
+      throw new ShapeError(
+        `${fn}: ${arg} has shape ${fmt(t.shape)} but x has shape ${fmt(x.shape)}; expected [${s},${half}] or [${b},1,${s},${half}]`,
+      );
     }
   }
   return tf.tidy(() => {
@@ -105,9 +120,12 @@ export function rope(x: tf.Tensor, positions: Positions, options: RopeOptions = 
   checkDim(fn, d, x.shape);
   const pShape = positions instanceof tf.Tensor ? positions.shape : [positions.length];
   const okPositions =
-    (pShape.length === 1 && pShape[0] === s) || (pShape.length === 2 && (pShape[0] === b || pShape[0] === 1) && pShape[1] === s);
+    (pShape.length === 1 && pShape[0] === s) ||
+    (pShape.length === 2 && (pShape[0] === b || pShape[0] === 1) && pShape[1] === s);
   if (!okPositions) {
-    throw new ShapeError(`${fn}: positions has shape ${fmt(pShape)} but x has shape ${fmt(x.shape)} [batch, heads, seq, dim]; expected [${s}] or [${b},${s}]`);
+    throw new ShapeError(
+      `${fn}: positions has shape ${fmt(pShape)} but x has shape ${fmt(x.shape)} [batch, heads, seq, dim]; expected [${s}] or [${b},${s}]`,
+    );
   }
   return tf.tidy(() => {
     const { cos, sin } = ropeCosSin(positions, d, options);
@@ -117,5 +135,6 @@ export function rope(x: tf.Tensor, positions: Positions, options: RopeOptions = 
 
 function checkDim(fn: string, dim: number, shape: readonly number[]): void {
   assertPositiveInt(fn, 'dim', dim);
-  if (dim % 2 !== 0) throw new ShapeError(`${fn}: the last axis (dim) must be even for rotate-half RoPE, but shape is ${fmt(shape)}`);
+  if (dim % 2 !== 0)
+    throw new ShapeError(`${fn}: the last axis (dim) must be even for rotate-half RoPE, but shape is ${fmt(shape)}`);
 }

@@ -7,7 +7,7 @@
  * Sines and cosines interleave along the feature axis, as in the paper. An odd `dim` ends with a sine column.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ShapeError, assertPositiveInt, assertRank } from '../util/shapes.js';
+import { assertPositiveInt, assertRank, ShapeError } from '../util/shapes.js';
 
 export interface SinusoidalOptions {
   /** Default 10000. */
@@ -18,7 +18,11 @@ export interface SinusoidalOptions {
  * Position encodings `[n, dim]`.
  * @param positions a count `n` (positions 0..n-1), explicit positions, or a `[n]` tensor (differentiable in the positions).
  */
-export function sinusoidal(positions: number | readonly number[] | tf.Tensor1D, dim: number, options: SinusoidalOptions = {}): tf.Tensor2D {
+export function sinusoidal(
+  positions: number | readonly number[] | tf.Tensor1D,
+  dim: number,
+  options: SinusoidalOptions = {},
+): tf.Tensor2D {
   const fn = 'sinusoidal';
   assertPositiveInt(fn, 'dim', dim);
   const base = options.base ?? 10000;
@@ -47,6 +51,7 @@ export function sinusoidal(positions: number | readonly number[] | tf.Tensor1D, 
 }
 
 function range(fn: string, n: number): number[] {
-  if (!Number.isInteger(n) || n < 0) throw new ShapeError(`${fn}: positions must be a count >= 0, an array or a [n] tensor, got ${n}`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new ShapeError(`${fn}: positions must be a count >= 0, an array or a [n] tensor, got ${n}`);
   return Array.from({ length: n }, (_, i) => i);
 }

@@ -15,13 +15,14 @@
  * (rename within one file system is atomic on POSIX), then fsyncs the directory. A save that fails or is killed
  * leaves the previous file untouched; a stray `.*.tmp` file may remain after a kill and is never read.
  */
-import * as tf from '@tensorflow/tfjs';
+
+import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { variableEntries, type Adam, type OptimizerState, type VariableSet } from './optim.js';
+import * as tf from '@tensorflow/tfjs';
 import { crc32 } from '../util/crc32.js';
+import { type Adam, type OptimizerState, type VariableSet, variableEntries } from './optim.js';
 
 const MAGIC = 'ATNLCKPT';
 const VERSION = 1;
@@ -102,7 +103,9 @@ export async function saveCheckpoint(file: string, options: SaveCheckpointOption
     seen.add(key);
     if (t.isDisposed) throw new Error(`saveCheckpoint: tensor "${name}" is disposed`);
     if (t.dtype !== 'float32' && t.dtype !== 'int32' && t.dtype !== 'bool') {
-      throw new Error(`saveCheckpoint: tensor "${name}" has dtype ${t.dtype}; only float32, int32 and bool can be stored`);
+      throw new Error(
+        `saveCheckpoint: tensor "${name}" has dtype ${t.dtype}; only float32, int32 and bool can be stored`,
+      );
     }
     const byteLength = t.size * (t.dtype === 'bool' ? 1 : 4);
     tensors.push({ name, group, dtype: t.dtype, shape: [...t.shape], offset, byteLength });
@@ -157,7 +160,11 @@ export async function loadCheckpoint<C = unknown>(file: string): Promise<Checkpo
  * Assign checkpoint tensors to variables of the same name. Throws, before assigning anything, if a variable is missing
  * from `tensors` (unless `strict` is false) or has a different shape or dtype.
  */
-export function restoreVariables(variables: VariableSet, tensors: Record<string, tf.Tensor>, options: { strict?: boolean } = {}): void {
+export function restoreVariables(
+  variables: VariableSet,
+  tensors: Record<string, tf.Tensor>,
+  options: { strict?: boolean } = {},
+): void {
   const strict = options.strict ?? true;
   const entries = variableEntries(variables);
   const missing = entries.filter(([k]) => !(k in tensors)).map(([k]) => k);
@@ -165,17 +172,24 @@ export function restoreVariables(variables: VariableSet, tensors: Record<string,
     const have = Object.keys(tensors);
     throw new Error(
       `restoreVariables: the checkpoint has no tensor for ${missing.map((n) => `"${n}"`).join(', ')}` +
-        ` (it has ${have.length}: ${have.slice(0, 8).map((n) => `"${n}"`).join(', ')}${have.length > 8 ? ', ...' : ''})`,
+        ` (it has ${have.length}: ${have
+          .slice(0, 8)
+          .map((n) => `"${n}"`)
+          .join(', ')}${have.length > 8 ? ', ...' : ''})`,
     );
   }
   for (const [k, v] of entries) {
     const t = tensors[k];
     if (!t) continue;
     if (!shapesEqual(v.shape, t.shape)) {
-      throw new Error(`restoreVariables: variable "${k}" has shape [${v.shape}] but the checkpoint's tensor has [${t.shape}]`);
+      throw new Error(
+        `restoreVariables: variable "${k}" has shape [${v.shape}] but the checkpoint's tensor has [${t.shape}]`,
+      );
     }
     if (v.dtype !== t.dtype) {
-      throw new Error(`restoreVariables: variable "${k}" has dtype ${v.dtype} but the checkpoint's tensor has ${t.dtype}`);
+      throw new Error(
+        `restoreVariables: variable "${k}" has dtype ${v.dtype} but the checkpoint's tensor has ${t.dtype}`,
+      );
     }
   }
   for (const [k, v] of entries) if (tensors[k]) v.assign(tensors[k]);
@@ -310,7 +324,8 @@ const BIG_ENDIAN = os.endianness() === 'BE';
 
 function toLittleEndian(values: Float32Array | Int32Array | Uint8Array | ArrayLike<unknown>): Uint8Array {
   if (values instanceof Uint8Array) return values;
-  if (!(values instanceof Float32Array || values instanceof Int32Array)) throw new Error('saveCheckpoint: unsupported tensor data');
+  if (!(values instanceof Float32Array || values instanceof Int32Array))
+    throw new Error('saveCheckpoint: unsupported tensor data');
   const bytes = new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
   if (BIG_ENDIAN) swap4(bytes);
   return bytes;
@@ -338,4 +353,3 @@ const align8 = (n: number): number => Math.ceil(n / 8) * 8;
 function shapesEqual(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
-

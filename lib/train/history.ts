@@ -20,7 +20,10 @@ export function loadDanfo(): Promise<Danfo> {
 }
 
 /** One row per record; keys missing from a row (metrics only measured on some steps) become NaN. */
-export async function recordsToDataFrame(records: readonly Record<string, number>[], columns?: readonly string[]): Promise<DataFrame> {
+export async function recordsToDataFrame(
+  records: readonly Record<string, number>[],
+  columns?: readonly string[],
+): Promise<DataFrame> {
   const dfd = await loadDanfo();
   const cols = columns ?? [...new Set(records.flatMap((r) => Object.keys(r)))];
   // danfojs rejects a dict of empty columns but accepts an empty row list.

@@ -8,17 +8,18 @@
  *     loss: (step) => lossFn(step),
  *   });
  */
-export { Adam, AdamW, makeOptimizer, globalNorm, clipByGlobalNorm, noDecayBiasNorm, variableEntries } from './optim.js';
-export type { AdamOptions, OptimizerConfig, OptimizerState, OptimizerType, VariableSet } from './optim.js';
-export { constant, warmupCosine, warmupLinear, makeSchedule } from './schedule.js';
-export type { Schedule, ScheduleConfig, WarmupDecayOptions } from './schedule.js';
-export { train, variablesOf } from './loop.js';
-export type { TrainOptions, TrainResult, StepRecord, StepContext, StopInfo } from './loop.js';
-export { createProgress, describe as describeProgress } from './progress.js';
-export type { ProgressMode, ProgressState, ProgressTarget, ProgressReporter } from './progress.js';
-export { loadDanfo, recordsToDataFrame } from './history.js';
-export type { DataFrame } from './history.js';
-export { saveCheckpoint, loadCheckpoint, restoreVariables, restoreCheckpoint, fileHandler } from './checkpoint.js';
+
 export type { Checkpoint, CheckpointMeta, SaveCheckpointOptions, TensorEntry } from './checkpoint.js';
-export { seededInitializer, seededVariable, weightSeed } from './seed.js';
+export { fileHandler, loadCheckpoint, restoreCheckpoint, restoreVariables, saveCheckpoint } from './checkpoint.js';
+export type { DataFrame } from './history.js';
+export { loadDanfo, recordsToDataFrame } from './history.js';
+export type { StepContext, StepRecord, StopInfo, TrainOptions, TrainResult } from './loop.js';
+export { train, variablesOf } from './loop.js';
+export type { AdamOptions, OptimizerConfig, OptimizerState, OptimizerType, VariableSet } from './optim.js';
+export { Adam, AdamW, clipByGlobalNorm, globalNorm, makeOptimizer, noDecayBiasNorm, variableEntries } from './optim.js';
+export type { ProgressMode, ProgressReporter, ProgressState, ProgressTarget } from './progress.js';
+export { createProgress, describe as describeProgress } from './progress.js';
+export type { Schedule, ScheduleConfig, WarmupDecayOptions } from './schedule.js';
+export { constant, makeSchedule, warmupCosine, warmupLinear } from './schedule.js';
 export type { Initializer, InitializerKind } from './seed.js';
+export { seededInitializer, seededVariable, weightSeed } from './seed.js';

@@ -6,11 +6,11 @@
  * gradient never reaches the weights.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Rng, hashSeed } from '../util/random.js';
-import { Adam, globalNorm, makeOptimizer, variableEntries, type OptimizerConfig, type VariableSet } from './optim.js';
+import { hashSeed, Rng } from '../util/random.js';
+import { type DataFrame, recordsToDataFrame } from './history.js';
+import { Adam, globalNorm, makeOptimizer, type OptimizerConfig, type VariableSet, variableEntries } from './optim.js';
+import { createProgress, type ProgressMode, type ProgressState, type ProgressTarget } from './progress.js';
 import { makeSchedule, type Schedule, type ScheduleConfig } from './schedule.js';
-import { createProgress, type ProgressMode, type ProgressTarget, type ProgressState } from './progress.js';
-import { recordsToDataFrame, type DataFrame } from './history.js';
 
 /** What a loss function gets besides the step: a per-step seed and generator, reproducible from `train`'s seed. */
 export interface StepContext {
@@ -101,9 +101,14 @@ export async function train<B = undefined>(options: TrainOptions<B>): Promise<Tr
     throw new Error(`train: evalEvery must be a positive integer, got ${options.evalEvery}`);
   }
   const owned = !(options.optimizer instanceof Adam);
-  const opt = options.optimizer instanceof Adam ? options.optimizer : makeOptimizer(variables, options.optimizer ?? DEFAULT_OPTIMIZER);
+  const opt =
+    options.optimizer instanceof Adam
+      ? options.optimizer
+      : makeOptimizer(variables, options.optimizer ?? DEFAULT_OPTIMIZER);
   const schedule =
-    typeof options.schedule === 'function' ? options.schedule : makeSchedule(options.schedule ?? { type: 'constant' }, opt.lr, steps);
+    typeof options.schedule === 'function'
+      ? options.schedule
+      : makeSchedule(options.schedule ?? { type: 'constant' }, opt.lr, steps);
   const seed = options.seed ?? 0;
   const first = opt.step;
   const total = Math.max(0, steps - first);
@@ -132,7 +137,11 @@ export async function train<B = undefined>(options: TrainOptions<B>): Promise<Tr
       if (batches) {
         const next = await batches.next();
         if (next.done) {
-          stopped = { reason: 'data', step: step - 1, message: `train: batches ran out after step ${step - 1} (of ${steps})` };
+          stopped = {
+            reason: 'data',
+            step: step - 1,
+            message: `train: batches ran out after step ${step - 1} (of ${steps})`,
+          };
           break;
         }
         batch = next.value;
@@ -173,7 +182,9 @@ export async function train<B = undefined>(options: TrainOptions<B>): Promise<Tr
             (step > first ? `weights are as after step ${step - 1}` : 'weights are unchanged') +
             (lastLoss !== undefined ? ` (last finite loss ${lastLoss})` : '') +
             `. Try a lower learning rate (lr was ${lr})` +
-            (options.clipNorm === undefined ? ' or enable gradient clipping (clipNorm: 1).' : ' or a smaller clipNorm.'),
+            (options.clipNorm === undefined
+              ? ' or enable gradient clipping (clipNorm: 1).'
+              : ' or a smaller clipNorm.'),
         };
         break;
       }
@@ -182,7 +193,10 @@ export async function train<B = undefined>(options: TrainOptions<B>): Promise<Tr
       if (options.evaluate && ((options.evalEvery !== undefined && (step + 1) % options.evalEvery === 0) || isLast)) {
         lastMetrics = await scoped(() => options.evaluate!(step));
         for (const [k, v] of Object.entries(lastMetrics)) {
-          if (k in record) throw new Error(`train: evaluate returned "${k}", which is a history column; name metrics with their split, e.g. test_loss`);
+          if (k in record)
+            throw new Error(
+              `train: evaluate returned "${k}", which is a history column; name metrics with their split, e.g. test_loss`,
+            );
           record[k] = v;
           metricNames.add(k);
         }
@@ -220,11 +234,16 @@ export async function train<B = undefined>(options: TrainOptions<B>): Promise<Tr
  * The trainable variables of a tf.layers Layer or LayersModel, keyed by the name the layer gave each weight
  * (`originalName`, e.g. `blocks.0.attn.wq`), which stays the same across instances while tfjs's variable names do not.
  */
-export function variablesOf(layer: { name?: string; trainableWeights: { originalName: string; read(): tf.Tensor }[] }): Record<string, tf.Variable> {
+export function variablesOf(layer: {
+  name?: string;
+  trainableWeights: { originalName: string; read(): tf.Tensor }[];
+}): Record<string, tf.Variable> {
   const out: Record<string, tf.Variable> = {};
   for (const w of layer.trainableWeights) {
     if (w.originalName in out) {
-      throw new Error(`variablesOf: ${layer.name ?? 'layer'} has two weights named "${w.originalName}"; give its sublayers distinct names`);
+      throw new Error(
+        `variablesOf: ${layer.name ?? 'layer'} has two weights named "${w.originalName}"; give its sublayers distinct names`,
+      );
     }
     out[w.originalName] = w.read() as tf.Variable;
   }

@@ -106,7 +106,11 @@ export class Adam {
     this.noDecay = options.noDecay ?? (() => false);
     this.decayed = new Set(entries.filter(([key]) => !this.noDecay(key)).map(([, v]) => v.name));
     const [b1, b2] = this.betas;
-    for (const [arg, x] of [['lr', this.lr], ['eps', this.eps], ['weightDecay', this.weightDecay]] as const) {
+    for (const [arg, x] of [
+      ['lr', this.lr],
+      ['eps', this.eps],
+      ['weightDecay', this.weightDecay],
+    ] as const) {
       if (!(x >= 0)) throw new Error(`${this.constructor.name}: ${arg} must be >= 0, got ${x}`);
     }
     if (!(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1)) {
@@ -127,7 +131,9 @@ export class Adam {
     for (const p of this.variables) {
       const g = named[p.name];
       if (g != null && !shapesEqual(g.shape, p.shape)) {
-        throw new Error(`${this.type}: gradient for "${p.name}" has shape [${g.shape}] but the variable has [${p.shape}]`);
+        throw new Error(
+          `${this.type}: gradient for "${p.name}" has shape [${g.shape}] but the variable has [${p.shape}]`,
+        );
       }
     }
     this.step += 1;
@@ -143,7 +149,12 @@ export class Adam {
         // wasm-native: one fused kernel per variable (same formula), instead of ~13 ops.
         const [m, v] = this.slotsFor(p);
         const fused = adamUpdate(p, m, v, g0, {
-          lr, beta1: b1, beta2: b2, eps: this.eps, biasCorrection1: bc1, biasCorrection2: bc2,
+          lr,
+          beta1: b1,
+          beta2: b2,
+          eps: this.eps,
+          biasCorrection1: bc1,
+          biasCorrection2: bc2,
           l2: decay > 0 && this.type === 'adam' ? decay : 0,
           decoupledDecay: decay > 0 && this.type === 'adamw' ? lr * decay : 0,
         });
@@ -172,7 +183,15 @@ export class Adam {
     const slots: Record<string, tf.Tensor> = {};
     for (const [name, m] of this.m) slots[`${name}/m`] = m;
     for (const [name, v] of this.v) slots[`${name}/v`] = v;
-    return { type: this.type, step: this.step, lr: this.lr, betas: [...this.betas], eps: this.eps, weightDecay: this.weightDecay, slots };
+    return {
+      type: this.type,
+      step: this.step,
+      lr: this.lr,
+      betas: [...this.betas],
+      eps: this.eps,
+      weightDecay: this.weightDecay,
+      slots,
+    };
   }
 
   /**
@@ -180,7 +199,8 @@ export class Adam {
    * Throws if a slot's shape differs from its variable's or names a variable this optimizer does not have.
    */
   loadState(state: OptimizerState): void {
-    if (state.type !== this.type) throw new Error(`${this.type}.loadState: state is for '${state.type}', not '${this.type}'`);
+    if (state.type !== this.type)
+      throw new Error(`${this.type}.loadState: state is for '${state.type}', not '${this.type}'`);
     const byName = new Map(this.variables.map((p) => [p.name, p]));
     for (const [key, t] of Object.entries(state.slots)) {
       const cut = key.lastIndexOf('/');
@@ -191,14 +211,19 @@ export class Adam {
         throw new Error(`${this.type}.loadState: slot "${key}" matches no variable of this optimizer`);
       }
       if (!shapesEqual(t.shape, p.shape)) {
-        throw new Error(`${this.type}.loadState: slot "${key}" has shape [${t.shape}] but variable "${name}" has [${p.shape}]`);
+        throw new Error(
+          `${this.type}.loadState: slot "${key}" has shape [${t.shape}] but variable "${name}" has [${p.shape}]`,
+        );
       }
     }
     this.disposeSlots();
     for (const [key, t] of Object.entries(state.slots)) {
       const cut = key.lastIndexOf('/');
       const map = key.slice(cut + 1) === 'm' ? this.m : this.v;
-      map.set(key.slice(0, cut), tf.tidy(() => tf.variable(tf.cast(t, 'float32'), false)));
+      map.set(
+        key.slice(0, cut),
+        tf.tidy(() => tf.variable(tf.cast(t, 'float32'), false)),
+      );
     }
     this.step = state.step;
     this.lr = state.lr;
@@ -274,7 +299,11 @@ export function globalNorm(grads: Grads): tf.Scalar {
  * capped at 1). Returns new tensors (the caller disposes them and the inputs) and the norm before clipping.
  * Pass `norm` when it is already known to skip the read.
  */
-export function clipByGlobalNorm<G extends Grads>(grads: G, maxNorm: number, norm?: number): { grads: G; norm: number } {
+export function clipByGlobalNorm<G extends Grads>(
+  grads: G,
+  maxNorm: number,
+  norm?: number,
+): { grads: G; norm: number } {
   if (!(maxNorm > 0)) throw new Error(`clipByGlobalNorm: maxNorm must be > 0, got ${maxNorm}`);
   const n = norm ?? tf.tidy(() => globalNorm(grads).dataSync()[0]);
   const factor = Math.min(1, maxNorm / (n + 1e-6));

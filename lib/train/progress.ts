@@ -2,7 +2,7 @@
  * Training progress for three places: a one-line bar redrawn with \r on a terminal, a plain line every ~10% when
  * stderr is not a terminal (CI logs), and an HTML + text display updated in place in a notebook.
  */
-import { newDisplayHandle, type DisplayHandle } from '../display/handle.js';
+import { type DisplayHandle, newDisplayHandle } from '../display/handle.js';
 import { escapeHtml } from '../display/html.js';
 
 export type ProgressMode = boolean | 'auto' | 'bar' | 'lines' | 'notebook';
@@ -38,7 +38,7 @@ export interface ProgressReporter {
 export function createProgress(mode: ProgressMode, target: ProgressTarget = {}): ProgressReporter {
   const stream = target.stream ?? process.stderr;
   // Without progress a stop note (NaN loss) is still printed: it is the one message a run must not swallow.
-  if (mode === false) return { update() {}, finish: (_s, note) => void (note && stream.write(note + '\n')) };
+  if (mode === false) return { update() {}, finish: (_s, note) => void (note && stream.write(`${note}\n`)) };
   let kind = mode;
   if (mode === true || mode === 'auto') {
     const display = target.display ?? newDisplayHandle();
@@ -84,7 +84,10 @@ function fmtNum(x: number): string {
 
 class BarProgress implements ProgressReporter {
   private last = -Infinity;
-  constructor(private readonly stream: NonNullable<ProgressTarget['stream']>, private readonly throttleMs: number) {}
+  constructor(
+    private readonly stream: NonNullable<ProgressTarget['stream']>,
+    private readonly throttleMs: number,
+  ) {}
 
   update(s: ProgressState): void {
     const now = Date.now();
@@ -96,7 +99,7 @@ class BarProgress implements ProgressReporter {
   finish(s: ProgressState, note?: string): void {
     this.draw(s);
     this.stream.write('\n');
-    if (note) this.stream.write(note + '\n');
+    if (note) this.stream.write(`${note}\n`);
   }
 
   private draw(s: ProgressState): void {
@@ -118,18 +121,21 @@ class LineProgress implements ProgressReporter {
     const decile = Math.floor((10 * s.done) / Math.max(1, s.total));
     if (decile < this.nextDecile || s.done >= s.total) return;
     this.nextDecile = decile + 1;
-    this.stream.write(describe(s) + '\n');
+    this.stream.write(`${describe(s)}\n`);
   }
 
   finish(s: ProgressState, note?: string): void {
-    this.stream.write(describe(s) + '\n');
-    if (note) this.stream.write(note + '\n');
+    this.stream.write(`${describe(s)}\n`);
+    if (note) this.stream.write(`${note}\n`);
   }
 }
 
 class NotebookProgress implements ProgressReporter {
   private last = -Infinity;
-  constructor(private readonly handle: DisplayHandle, private readonly throttleMs: number) {}
+  constructor(
+    private readonly handle: DisplayHandle,
+    private readonly throttleMs: number,
+  ) {}
 
   update(s: ProgressState): void {
     const now = Date.now();

@@ -56,7 +56,9 @@ export function makeSchedule(config: ScheduleConfig, peak: number, total: number
     case 'linear':
       return warmupLinear({ peak, warmup: config.warmup ?? 0, total: config.total ?? total, min: config.minLr ?? 0 });
     default:
-      throw new Error(`makeSchedule: unknown schedule type '${(config as { type: unknown }).type}'; expected constant, cosine or linear`);
+      throw new Error(
+        `makeSchedule: unknown schedule type '${(config as { type: unknown }).type}'; expected constant, cosine or linear`,
+      );
   }
 }
 
@@ -68,7 +70,8 @@ function checked(fn: string, o: WarmupDecayOptions): Required<WarmupDecayOptions
   const min = o.min ?? 0;
   checkRate(fn, 'peak', o.peak);
   checkRate(fn, 'min', min);
-  if (!Number.isInteger(o.warmup) || o.warmup < 0) throw new Error(`${fn}: warmup must be an integer >= 0, got ${o.warmup}`);
+  if (!Number.isInteger(o.warmup) || o.warmup < 0)
+    throw new Error(`${fn}: warmup must be an integer >= 0, got ${o.warmup}`);
   if (!Number.isInteger(o.total) || o.total < o.warmup) {
     throw new Error(`${fn}: total must be an integer >= warmup (${o.warmup}), got ${o.total}`);
   }

@@ -13,7 +13,8 @@ export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     const p = join(dir, 'package.json');
-    if (existsSync(p) && (JSON.parse(readFileSync(p, 'utf8')) as { name?: string }).name === 'attnlab') return (root = dir);
+    if (existsSync(p) && (JSON.parse(readFileSync(p, 'utf8')) as { name?: string }).name === 'attnlab')
+      return (root = dir);
     const up = dirname(dir);
     if (up === dir) throw new Error(`attnlab: cannot find the package root above ${fileURLToPath(import.meta.url)}`);
     dir = up;

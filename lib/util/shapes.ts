@@ -26,7 +26,13 @@ export function assertPositiveInt(fn: string, arg: string, v: number): void {
 }
 
 /** Throw unless `shape` broadcasts to `target` (numpy rules, right-aligned). */
-export function assertBroadcastable(fn: string, arg: string, shape: readonly number[], target: readonly number[], legend: string): void {
+export function assertBroadcastable(
+  fn: string,
+  arg: string,
+  shape: readonly number[],
+  target: readonly number[],
+  legend: string,
+): void {
   const ok =
     shape.length <= target.length &&
     shape.every((d, i) => {

@@ -13,7 +13,7 @@
  *   row 1:  [3 cereal red triangle large] [4 yogurt red circle large] [5 juice yellow square small]
  *   features(object 4) = onehot(category 0 of 4) ⊕ onehot(colour 0 of 6) ⊕ onehot(shape 1 of 4) ⊕ [size 1]
  */
-import { Rng } from '../../util/random.js';
+import type { Rng } from '../../util/random.js';
 import { ShapeError } from '../../util/shapes.js';
 
 /** Names of the attribute values; a loaded data set brings its own. */
@@ -33,7 +33,12 @@ export const CATALOGUE: FeatureSpace = {
 export const SIZES = [0.55, 0.9] as const;
 
 const PALETTE: [number, number, number][] = [
-  [0.85, 0.15, 0.15], [0.95, 0.55, 0.1], [0.95, 0.85, 0.15], [0.2, 0.7, 0.25], [0.15, 0.35, 0.85], [0.55, 0.2, 0.7],
+  [0.85, 0.15, 0.15],
+  [0.95, 0.55, 0.1],
+  [0.95, 0.85, 0.15],
+  [0.2, 0.7, 0.25],
+  [0.15, 0.35, 0.85],
+  [0.55, 0.2, 0.7],
 ];
 
 /** A product: what an object looks like, independent of where it is. `size` is in [0, 1]. */
@@ -86,7 +91,8 @@ export function productId(p: Product, space: FeatureSpace = CATALOGUE): number {
   return ((p.category * space.colours.length + p.colour) * space.shapes.length + p.shape) * 2 + (p.size >= 0.5 ? 1 : 0);
 }
 
-export const featureDim = (space: FeatureSpace): number => space.categories.length + space.colours.length + space.shapes.length + 1;
+export const featureDim = (space: FeatureSpace): number =>
+  space.categories.length + space.colours.length + space.shapes.length + 1;
 
 /** Appearance features of one product: onehot(category) ⊕ onehot(colour) ⊕ onehot(shape) ⊕ [size]. */
 export function featureVector(p: Product, space: FeatureSpace): number[] {
@@ -119,7 +125,9 @@ export function makeDisplay(opts: DisplayOptions, rng: Rng): SearchDisplay {
   const { rows, cols, target } = opts;
   const layout = opts.layout ?? 'shelf';
   if (!(Number.isInteger(rows) && rows >= 1 && Number.isInteger(cols) && cols >= 1 && rows * cols >= 2)) {
-    throw new ShapeError(`makeDisplay: rows and cols must be positive integers with at least 2 cells, got ${rows} × ${cols}`);
+    throw new ShapeError(
+      `makeDisplay: rows and cols must be positive integers with at least 2 cells, got ${rows} × ${cols}`,
+    );
   }
   const n = layout === 'shelf' ? rows * cols : (opts.count ?? Math.max(2, Math.floor((rows * cols) / 2)));
   if (layout === 'clutter' && !(Number.isInteger(n) && n >= 2 && n <= rows * cols)) {
@@ -144,14 +152,24 @@ export function makeDisplay(opts: DisplayOptions, rng: Rng): SearchDisplay {
   } else {
     // Cells drawn without replacement, jittered inside the cell: no two objects overlap.
     for (const cell of rng.sample(rows * cols, n)) {
-      const r = Math.floor(cell / cols), c = cell % cols;
+      const r = Math.floor(cell / cols),
+        c = cell % cols;
       places.push({ x: c + 0.2 + 0.6 * rng.next(), y: r + 0.2 + 0.6 * rng.next() });
     }
   }
   // Plain literals, not spreads: V8 builds these ~20x faster, which matters for tens of thousands of displays.
   const objects: VisualObject[] = products.map((p, j) => {
     const { x, y } = places[j];
-    return { category: p.category, colour: p.colour, shape: p.shape, size: p.size, x, y, row: Math.floor(y), col: Math.floor(x) };
+    return {
+      category: p.category,
+      colour: p.colour,
+      shape: p.shape,
+      size: p.size,
+      x,
+      y,
+      row: Math.floor(y),
+      col: Math.floor(x),
+    };
   });
   return { id: opts.id ?? `display-${rng.int(0, 1e9)}`, layout, rows, cols, objects, target: slot, space: CATALOGUE };
 }
@@ -168,7 +186,10 @@ export function objectDistance(d: SearchDisplay, i: number, j: number): number {
 
 /** A string that identifies the arrangement (which product where): the unseen-layout split is checked with it. */
 export function layoutKey(d: SearchDisplay): string {
-  return `${d.layout}:${d.rows}x${d.cols}:` + d.objects.map((o) => `${o.x.toFixed(2)},${o.y.toFixed(2)}=${productId(o, d.space)}`).join(';');
+  return (
+    `${d.layout}:${d.rows}x${d.cols}:` +
+    d.objects.map((o) => `${o.x.toFixed(2)},${o.y.toFixed(2)}=${productId(o, d.space)}`).join(';')
+  );
 }
 
 /** Pixels per cell of a rendered display. */
@@ -186,13 +207,18 @@ function paint(img: RenderedImage, p: Product, cx: number, cy: number): void {
   const rgb = PALETTE[p.colour % PALETTE.length];
   const inside = (dx: number, dy: number): boolean => {
     switch (p.shape % 4) {
-      case 0: return Math.abs(dx) <= r && Math.abs(dy) <= r;
-      case 1: return dx * dx + dy * dy <= r * r;
-      case 2: return dy <= r && dy >= -r && Math.abs(dx) <= (dy + r) / 2;
-      default: return Math.abs(dx) + Math.abs(dy) <= r;
+      case 0:
+        return Math.abs(dx) <= r && Math.abs(dy) <= r;
+      case 1:
+        return dx * dx + dy * dy <= r * r;
+      case 2:
+        return dy <= r && dy >= -r && Math.abs(dx) <= (dy + r) / 2;
+      default:
+        return Math.abs(dx) + Math.abs(dy) <= r;
     }
   };
-  const x0 = Math.floor(cx - CELL_PX / 2), y0 = Math.floor(cy - CELL_PX / 2);
+  const x0 = Math.floor(cx - CELL_PX / 2),
+    y0 = Math.floor(cy - CELL_PX / 2);
   for (let y = y0; y < y0 + CELL_PX; y++) {
     for (let x = x0; x < x0 + CELL_PX; x++) {
       if (y < 0 || x < 0 || y >= img.height || x >= img.width) continue;
@@ -204,16 +230,22 @@ function paint(img: RenderedImage, p: Product, cx: number, cy: number): void {
   const grey = 0.1 + 0.8 * (p.category / 3);
   for (let y = y0; y < y0 + 2; y++) {
     for (let x = x0; x < x0 + 2; x++) {
-      if (y >= 0 && x >= 0 && y < img.height && x < img.width) img.data.fill(grey, (y * img.width + x) * 3, (y * img.width + x) * 3 + 3);
+      if (y >= 0 && x >= 0 && y < img.height && x < img.width)
+        img.data.fill(grey, (y * img.width + x) * 3, (y * img.width + x) * 3 + 3);
     }
   }
 }
 
 /** The display as an RGB image, CELL_PX pixels per cell, on a light background with a shelf line under each row. */
 export function renderDisplay(d: SearchDisplay): RenderedImage {
-  const img: RenderedImage = { height: d.rows * CELL_PX, width: d.cols * CELL_PX, data: new Float32Array(d.rows * d.cols * CELL_PX * CELL_PX * 3).fill(0.92) };
+  const img: RenderedImage = {
+    height: d.rows * CELL_PX,
+    width: d.cols * CELL_PX,
+    data: new Float32Array(d.rows * d.cols * CELL_PX * CELL_PX * 3).fill(0.92),
+  };
   if (d.layout === 'shelf') {
-    for (let r = 1; r <= d.rows; r++) img.data.fill(0.45, ((r * CELL_PX - 1) * img.width) * 3, (r * CELL_PX * img.width) * 3);
+    for (let r = 1; r <= d.rows; r++)
+      img.data.fill(0.45, (r * CELL_PX - 1) * img.width * 3, r * CELL_PX * img.width * 3);
   }
   for (const o of d.objects) paint(img, o, o.x * CELL_PX, o.y * CELL_PX);
   return img;
@@ -221,7 +253,11 @@ export function renderDisplay(d: SearchDisplay): RenderedImage {
 
 /** The target template the searcher is shown: the target product alone in one cell. */
 export function renderTarget(d: SearchDisplay): RenderedImage {
-  const img: RenderedImage = { height: CELL_PX, width: CELL_PX, data: new Float32Array(CELL_PX * CELL_PX * 3).fill(0.92) };
+  const img: RenderedImage = {
+    height: CELL_PX,
+    width: CELL_PX,
+    data: new Float32Array(CELL_PX * CELL_PX * 3).fill(0.92),
+  };
   paint(img, d.objects[d.target], CELL_PX / 2, CELL_PX / 2);
   return img;
 }

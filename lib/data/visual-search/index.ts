@@ -12,6 +12,6 @@
  * its parameters come from), splits.ts (trials and splits), loader.ts (CSV format, reader and writer).
  */
 export * from './displays.js';
+export * from './loader.js';
 export * from './searcher.js';
 export * from './splits.js';
-export * from './loader.js';

@@ -18,12 +18,28 @@ import type { Trial } from './splits.js';
 
 export class ScanpathFormatError extends Error {
   override name = 'ScanpathFormatError';
-  constructor(readonly file: string, readonly line: number, message: string) {
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    message: string,
+  ) {
     super(`${file} line ${line}: ${message}`);
   }
 }
 
-export const OBJECT_COLUMNS = ['display', 'object', 'x', 'y', 'row', 'col', 'category', 'colour', 'shape', 'size', 'target'] as const;
+export const OBJECT_COLUMNS = [
+  'display',
+  'object',
+  'x',
+  'y',
+  'row',
+  'col',
+  'category',
+  'colour',
+  'shape',
+  'size',
+  'target',
+] as const;
 export const FIXATION_COLUMNS = ['display', 'subject', 'fixation', 'object'] as const;
 
 interface Row {
@@ -35,18 +51,30 @@ function parseCsv(text: string, file: string, required: readonly string[]): Row[
   const lines = text.split(/\r?\n/);
   let h = 0;
   while (h < lines.length && (lines[h].trim() === '' || lines[h].startsWith('#'))) h++;
-  if (h === lines.length) throw new ScanpathFormatError(file, 1, `no header line; expected the columns ${required.join(',')}`);
+  if (h === lines.length)
+    throw new ScanpathFormatError(file, 1, `no header line; expected the columns ${required.join(',')}`);
   const header = lines[h].split(',').map((c) => c.trim());
   const missing = required.filter((c) => !header.includes(c));
-  if (missing.length) throw new ScanpathFormatError(file, h + 1, `header lacks column(s) ${missing.join(', ')}; expected ${required.join(',')}, got ${header.join(',')}`);
+  if (missing.length)
+    throw new ScanpathFormatError(
+      file,
+      h + 1,
+      `header lacks column(s) ${missing.join(', ')}; expected ${required.join(',')}, got ${header.join(',')}`,
+    );
   const index = new Map(header.map((c, i) => [c, i]));
   const rows: Row[] = [];
   for (let i = h + 1; i < lines.length; i++) {
     const raw = lines[i];
     if (raw.trim() === '' || raw.startsWith('#')) continue;
-    if (raw.includes('"')) throw new ScanpathFormatError(file, i + 1, 'quoted fields are not supported; labels cannot contain commas or quotes');
+    if (raw.includes('"'))
+      throw new ScanpathFormatError(
+        file,
+        i + 1,
+        'quoted fields are not supported; labels cannot contain commas or quotes',
+      );
     const cells = raw.split(',').map((c) => c.trim());
-    if (cells.length !== header.length) throw new ScanpathFormatError(file, i + 1, `has ${cells.length} fields but the header has ${header.length}`);
+    if (cells.length !== header.length)
+      throw new ScanpathFormatError(file, i + 1, `has ${cells.length} fields but the header has ${header.length}`);
     rows.push({ line: i + 1, get: (c) => cells[index.get(c)!] });
   }
   return rows;
@@ -55,7 +83,8 @@ function parseCsv(text: string, file: string, required: readonly string[]): Row[
 function int(file: string, r: Row, column: string, min: number): number {
   const s = r.get(column);
   const v = Number(s);
-  if (s === '' || !Number.isInteger(v) || v < min) throw new ScanpathFormatError(file, r.line, `column '${column}' must be an integer >= ${min}, got '${s}'`);
+  if (s === '' || !Number.isInteger(v) || v < min)
+    throw new ScanpathFormatError(file, r.line, `column '${column}' must be an integer >= ${min}, got '${s}'`);
   return v;
 }
 
@@ -103,14 +132,26 @@ export function parseScanpathCsv(objectsText: string, fixationsText: string, opt
   const objRows = parseCsv(objectsText, fo, OBJECT_COLUMNS);
   if (objRows.length === 0) throw new ScanpathFormatError(fo, 1, 'has a header but no object lines');
   const vocab = (c: string) => [...new Set(objRows.map((r) => label(fo, r, c)))].sort();
-  const space: FeatureSpace = opts.space ?? { categories: vocab('category'), colours: vocab('colour'), shapes: vocab('shape') };
+  const space: FeatureSpace = opts.space ?? {
+    categories: vocab('category'),
+    colours: vocab('colour'),
+    shapes: vocab('shape'),
+  };
   const lookup = (r: Row, column: 'category' | 'colour' | 'shape', names: readonly string[]): number => {
     const i = names.indexOf(label(fo, r, column));
-    if (i < 0) throw new ScanpathFormatError(fo, r.line, `column '${column}' has '${r.get(column)}', which is not one of the given labels (${names.join(', ')})`);
+    if (i < 0)
+      throw new ScanpathFormatError(
+        fo,
+        r.line,
+        `column '${column}' has '${r.get(column)}', which is not one of the given labels (${names.join(', ')})`,
+      );
     return i;
   };
 
-  const byDisplay = new Map<string, { rows: Row[]; objects: (VisualObject | undefined)[]; target: number; targetLine: number }>();
+  const byDisplay = new Map<
+    string,
+    { rows: Row[]; objects: (VisualObject | undefined)[]; target: number; targetLine: number }
+  >();
   for (const r of objRows) {
     const id = label(fo, r, 'display');
     const entry = byDisplay.get(id) ?? { rows: [], objects: [], target: -1, targetLine: 0 };
@@ -120,27 +161,54 @@ export function parseScanpathCsv(objectsText: string, fixationsText: string, opt
     const t = r.get('target');
     if (t !== '0' && t !== '1') throw new ScanpathFormatError(fo, r.line, `column 'target' must be 0 or 1, got '${t}'`);
     if (t === '1') {
-      if (entry.target >= 0) throw new ScanpathFormatError(fo, r.line, `display '${id}' has a second target (object ${j}; the first is object ${entry.target} on line ${entry.targetLine})`);
+      if (entry.target >= 0)
+        throw new ScanpathFormatError(
+          fo,
+          r.line,
+          `display '${id}' has a second target (object ${j}; the first is object ${entry.target} on line ${entry.targetLine})`,
+        );
       entry.target = j;
       entry.targetLine = r.line;
     }
     entry.rows.push(r);
     entry.objects[j] = {
-      x: num(fo, r, 'x'), y: num(fo, r, 'y'), row: int(fo, r, 'row', 0), col: int(fo, r, 'col', 0),
-      category: lookup(r, 'category', space.categories), colour: lookup(r, 'colour', space.colours),
-      shape: lookup(r, 'shape', space.shapes), size: num(fo, r, 'size', 0, 1),
+      x: num(fo, r, 'x'),
+      y: num(fo, r, 'y'),
+      row: int(fo, r, 'row', 0),
+      col: int(fo, r, 'col', 0),
+      category: lookup(r, 'category', space.categories),
+      colour: lookup(r, 'colour', space.colours),
+      shape: lookup(r, 'shape', space.shapes),
+      size: num(fo, r, 'size', 0, 1),
     };
   }
   const displays = new Map<string, SearchDisplay>();
   for (const [id, e] of byDisplay) {
     const first = e.rows[0].line;
-    const gap = e.objects.findIndex((o) => o === undefined);
-    if (gap >= 0) throw new ScanpathFormatError(fo, first, `display '${id}' (from this line) has objects up to ${e.objects.length - 1} but no object ${gap}; number objects 0..n-1`);
-    if (e.objects.length < 2) throw new ScanpathFormatError(fo, first, `display '${id}' has ${e.objects.length} object; a search display needs at least 2`);
-    if (e.target < 0) throw new ScanpathFormatError(fo, first, `display '${id}' (from this line) has no target; mark one object with target = 1`);
+    const gap = e.objects.indexOf(undefined);
+    if (gap >= 0)
+      throw new ScanpathFormatError(
+        fo,
+        first,
+        `display '${id}' (from this line) has objects up to ${e.objects.length - 1} but no object ${gap}; number objects 0..n-1`,
+      );
+    if (e.objects.length < 2)
+      throw new ScanpathFormatError(
+        fo,
+        first,
+        `display '${id}' has ${e.objects.length} object; a search display needs at least 2`,
+      );
+    if (e.target < 0)
+      throw new ScanpathFormatError(
+        fo,
+        first,
+        `display '${id}' (from this line) has no target; mark one object with target = 1`,
+      );
     const objects = e.objects as VisualObject[];
-    const rows = Math.max(...objects.map((o) => o.row)) + 1, cols = Math.max(...objects.map((o) => o.col)) + 1;
-    const full = objects.length === rows * cols && new Set(objects.map((o) => o.row * cols + o.col)).size === objects.length;
+    const rows = Math.max(...objects.map((o) => o.row)) + 1,
+      cols = Math.max(...objects.map((o) => o.col)) + 1;
+    const full =
+      objects.length === rows * cols && new Set(objects.map((o) => o.row * cols + o.col)).size === objects.length;
     displays.set(id, { id, layout: full ? 'shelf' : 'clutter', rows, cols, objects, target: e.target, space });
   }
 
@@ -156,19 +224,36 @@ export function parseScanpathCsv(objectsText: string, fixationsText: string, opt
     trials.set(key, trial);
     const k = int(ff, r, 'fixation', 1);
     if (k !== trial.scanpath.length + 1) {
-      throw new ScanpathFormatError(ff, r.line, `fixation ${k} of display '${id}', subject '${subject}' should be ${trial.scanpath.length + 1} (fixations are numbered 1, 2, ... in order)`);
+      throw new ScanpathFormatError(
+        ff,
+        r.line,
+        `fixation ${k} of display '${id}', subject '${subject}' should be ${trial.scanpath.length + 1} (fixations are numbered 1, 2, ... in order)`,
+      );
     }
     const j = int(ff, r, 'object', 0);
-    if (j >= d.objects.length) throw new ScanpathFormatError(ff, r.line, `object ${j} is not in display '${id}' (it has objects 0..${d.objects.length - 1})`);
+    if (j >= d.objects.length)
+      throw new ScanpathFormatError(
+        ff,
+        r.line,
+        `object ${j} is not in display '${id}' (it has objects 0..${d.objects.length - 1})`,
+      );
     trial.scanpath.push(j);
   }
   return { displays: [...displays.values()], trials: [...trials.values()], space };
 }
 
 /** Read the two files from disk (Node); `space` as in parseScanpathCsv. */
-export async function loadScanpathCsv(objectsPath: string, fixationsPath: string, opts: { space?: FeatureSpace } = {}): Promise<LoadedScanpaths> {
+export async function loadScanpathCsv(
+  objectsPath: string,
+  fixationsPath: string,
+  opts: { space?: FeatureSpace } = {},
+): Promise<LoadedScanpaths> {
   const [o, f] = await Promise.all([readFile(objectsPath, 'utf8'), readFile(fixationsPath, 'utf8')]);
-  return parseScanpathCsv(o, f, { objects: basename(objectsPath), fixations: basename(fixationsPath), space: opts.space });
+  return parseScanpathCsv(o, f, {
+    objects: basename(objectsPath),
+    fixations: basename(fixationsPath),
+    space: opts.space,
+  });
 }
 
 /** Paths of the example files shipped in data/oat (written from the simulated searcher; see data/oat/README.md). */
@@ -187,10 +272,24 @@ export function scanpathsToCsv(trials: readonly Trial[]): { objects: string; fix
     if (!written.has(d.id)) {
       written.add(d.id);
       d.objects.forEach((o, j) => {
-        objects.push([d.id, j, +o.x.toFixed(3), +o.y.toFixed(3), o.row, o.col, d.space.categories[o.category], d.space.colours[o.colour], d.space.shapes[o.shape], o.size, +(j === d.target)].join(','));
+        objects.push(
+          [
+            d.id,
+            j,
+            +o.x.toFixed(3),
+            +o.y.toFixed(3),
+            o.row,
+            o.col,
+            d.space.categories[o.category],
+            d.space.colours[o.colour],
+            d.space.shapes[o.shape],
+            o.size,
+            +(j === d.target),
+          ].join(','),
+        );
       });
     }
     t.scanpath.forEach((j, k) => fixations.push([d.id, t.subject, k + 1, j].join(',')));
   }
-  return { objects: objects.join('\n') + '\n', fixations: fixations.join('\n') + '\n' };
+  return { objects: `${objects.join('\n')}\n`, fixations: `${fixations.join('\n')}\n` };
 }

@@ -32,7 +32,7 @@
  * Values are chosen within these ranges, not fitted to any data set. On the default shelves they give (10,000 trials,
  * seed 0) a 95% found rate, 6.4 fixations per scanpath, 5.0 fixations to the target, 9% refixations and 4.5% revisits.
  */
-import { Rng } from '../../util/random.js';
+import type { Rng } from '../../util/random.js';
 import { ShapeError } from '../../util/shapes.js';
 import type { SearchDisplay } from './displays.js';
 
@@ -74,10 +74,20 @@ export function targetSimilarity(d: SearchDisplay, j: number, params: SearcherPa
 }
 
 /** Similarity of object j to the target as seen from `eccentricity` cells away (colour is seen at any distance). */
-export function perceivedSimilarity(d: SearchDisplay, j: number, eccentricity: number, params: SearcherParams = DEFAULT_SEARCHER): number {
-  const o = d.objects[j], t = d.objects[d.target], w = params.weights;
+export function perceivedSimilarity(
+  d: SearchDisplay,
+  j: number,
+  eccentricity: number,
+  params: SearcherParams = DEFAULT_SEARCHER,
+): number {
+  const o = d.objects[j],
+    t = d.objects[d.target],
+    w = params.weights;
   const v = Math.exp(-(eccentricity * eccentricity) / (2 * params.visibility * params.visibility));
-  const fine = w.shape * +(o.shape === t.shape) + w.size * (1 - Math.abs(o.size - t.size)) + w.category * +(o.category === t.category);
+  const fine =
+    w.shape * +(o.shape === t.shape) +
+    w.size * (1 - Math.abs(o.size - t.size)) +
+    w.category * +(o.category === t.category);
   return (w.colour * +(o.colour === t.colour) + v * fine) / (w.colour + w.shape + w.size + w.category);
 }
 
@@ -90,12 +100,18 @@ export interface FixationDistribution {
 function checkPrefix(fn: string, d: SearchDisplay, prefix: readonly number[]): void {
   prefix.forEach((f, i) => {
     if (!(Number.isInteger(f) && f >= 0 && f < d.objects.length)) {
-      throw new ShapeError(`${fn}: prefix[${i}] = ${f} is not an object of display '${d.id}' (0..${d.objects.length - 1})`);
+      throw new ShapeError(
+        `${fn}: prefix[${i}] = ${f} is not an object of display '${d.id}' (0..${d.objects.length - 1})`,
+      );
     }
   });
 }
 
-export function fixationDistribution(d: SearchDisplay, prefix: readonly number[], params: SearcherParams = DEFAULT_SEARCHER): FixationDistribution {
+export function fixationDistribution(
+  d: SearchDisplay,
+  prefix: readonly number[],
+  params: SearcherParams = DEFAULT_SEARCHER,
+): FixationDistribution {
   checkPrefix('fixationDistribution', d, prefix);
   const n = d.objects.length;
   const next = new Float64Array(n);
@@ -114,7 +130,8 @@ export function fixationDistribution(d: SearchDisplay, prefix: readonly number[]
     next[cur] = refix;
     go -= refix;
   }
-  const px = cur >= 0 ? d.objects[cur].x : d.cols / 2, py = cur >= 0 ? d.objects[cur].y : d.rows / 2;
+  const px = cur >= 0 ? d.objects[cur].x : d.cols / 2,
+    py = cur >= 0 ? d.objects[cur].y : d.rows / 2;
   const last = new Map<number, number>();
   prefix.forEach((f, i) => last.set(f, i + 1));
   const s = new Float64Array(n).fill(-Infinity);
@@ -125,8 +142,10 @@ export function fixationDistribution(d: SearchDisplay, prefix: readonly number[]
     const dist = Math.hypot(o.x - px, o.y - py);
     let ior = 0;
     const tj = last.get(j);
-    if (tj !== undefined) ior = params.iorStrength === Infinity ? Infinity : params.iorStrength * Math.exp(-(t - tj) / params.iorDecay);
-    s[j] = (params.guidance * perceivedSimilarity(d, j, dist, params) - dist / params.proximity - ior) / params.temperature;
+    if (tj !== undefined)
+      ior = params.iorStrength === Infinity ? Infinity : params.iorStrength * Math.exp(-(t - tj) / params.iorDecay);
+    s[j] =
+      (params.guidance * perceivedSimilarity(d, j, dist, params) - dist / params.proximity - ior) / params.temperature;
     if (s[j] > max) max = s[j];
   }
   // Nowhere left to move (perfect IOR, everything seen): the moving mass ends the search.

@@ -6,10 +6,10 @@
  * - test-target (unseen targets): new arrangements whose target is a held-out product that is never a target in train
  *   (it can appear there as a distractor, as a product on a real shelf would).
  */
-import { Rng, hashSeed } from '../../util/random.js';
+import { hashSeed, Rng } from '../../util/random.js';
 import { ShapeError } from '../../util/shapes.js';
 import { layoutKey, makeDisplay, productCount, type SearchDisplay } from './displays.js';
-import { DEFAULT_SEARCHER, simulateScanpath, type SearcherParams } from './searcher.js';
+import { DEFAULT_SEARCHER, type SearcherParams, simulateScanpath } from './searcher.js';
 
 export interface Trial {
   display: SearchDisplay;
@@ -30,7 +30,11 @@ export interface VisualSearchConfig {
 
 export const DEFAULT_VISUAL_SEARCH: VisualSearchConfig = {
   layout: 'shelf',
-  sizes: [[3, 6], [3, 8], [4, 6]],
+  sizes: [
+    [3, 6],
+    [3, 8],
+    [4, 6],
+  ],
   similarFraction: 0.3,
   heldOutTargets: 0.2,
   searcher: DEFAULT_SEARCHER,
@@ -38,20 +42,36 @@ export const DEFAULT_VISUAL_SEARCH: VisualSearchConfig = {
 
 /** The held-out (unseen) target products for a seed: a fixed fraction of the catalogue, sorted. */
 export function heldOutTargets(fraction: number, seed: number): number[] {
-  if (!(fraction > 0 && fraction < 1)) throw new ShapeError(`heldOutTargets: fraction must be in (0, 1), got ${fraction}`);
+  if (!(fraction > 0 && fraction < 1))
+    throw new ShapeError(`heldOutTargets: fraction must be in (0, 1), got ${fraction}`);
   const n = productCount();
   return new Rng(hashSeed(seed) ^ 0x5eed).sample(n, Math.max(1, Math.round(n * fraction))).sort((a, b) => a - b);
 }
 
 /** `count` trials with targets drawn from `targets`; displays whose layoutKey is in `exclude` are drawn again. */
-export function makeTrials(cfg: VisualSearchConfig, count: number, targets: readonly number[], rng: Rng, exclude?: Set<string>, prefix = 'd'): Trial[] {
-  if (!(Number.isInteger(count) && count >= 0)) throw new ShapeError(`makeTrials: count must be an integer >= 0, got ${count}`);
+export function makeTrials(
+  cfg: VisualSearchConfig,
+  count: number,
+  targets: readonly number[],
+  rng: Rng,
+  exclude?: Set<string>,
+  prefix = 'd',
+): Trial[] {
+  if (!(Number.isInteger(count) && count >= 0))
+    throw new ShapeError(`makeTrials: count must be an integer >= 0, got ${count}`);
   if (targets.length === 0) throw new ShapeError('makeTrials: targets is empty; give at least one product id');
   const trials: Trial[] = [];
   while (trials.length < count) {
     const [rows, cols] = cfg.sizes[rng.int(0, cfg.sizes.length)];
     const display = makeDisplay(
-      { layout: cfg.layout, rows, cols, target: targets[rng.int(0, targets.length)], similarFraction: cfg.similarFraction, id: `${prefix}${trials.length}` },
+      {
+        layout: cfg.layout,
+        rows,
+        cols,
+        target: targets[rng.int(0, targets.length)],
+        similarFraction: cfg.similarFraction,
+        id: `${prefix}${trials.length}`,
+      },
       rng,
     );
     if (exclude?.has(layoutKey(display))) continue;
@@ -69,7 +89,11 @@ export interface VisualSearchSplits {
 }
 
 /** The three splits, each from its own random stream derived from `seed`. */
-export function makeSplits(cfg: VisualSearchConfig, counts: { train: number; test: number }, seed: number): VisualSearchSplits {
+export function makeSplits(
+  cfg: VisualSearchConfig,
+  counts: { train: number; test: number },
+  seed: number,
+): VisualSearchSplits {
   const unseenTargets = heldOutTargets(cfg.heldOutTargets, seed);
   const unseen = new Set(unseenTargets);
   const seen = Array.from({ length: productCount() }, (_, i) => i).filter((i) => !unseen.has(i));

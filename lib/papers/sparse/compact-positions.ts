@@ -20,7 +20,11 @@ import { applyRope, ropeCosSin } from '../../positional/rope.js';
  * one) and queryPos[blk * queryBlock + i] for each query of the block (-1 when no selected key is at or before it;
  * 0 for padding queries past `queries`). Queries are end-aligned: query qi sits at absolute position keys - queries + qi.
  */
-export function compactPositions(sel: { queryBlock: number; slots: number; keys: Int32Array }, queries: number, keys: number): { keyPos: Int32Array; queryPos: Int32Array } {
+export function compactPositions(
+  sel: { queryBlock: number; slots: number; keys: Int32Array },
+  queries: number,
+  keys: number,
+): { keyPos: Int32Array; queryPos: Int32Array } {
   const S = sel.slots;
   const bq = sel.queryBlock;
   const X = sel.keys.length / S;
@@ -83,7 +87,12 @@ export function ropeTable(maxPos: number, dim: number, base: number): { cos: Flo
  * Float64 rotate-half RoPE of one row at position p (for the naive references): [x1·cos - x2·sin, x2·cos + x1·sin]
  * with angles p·base^(-2i/d); `table` ({@link ropeTable}) supplies them for -1 <= p < its maxPos.
  */
-export function ropeRow(row: ArrayLike<number>, p: number, base: number, table?: { cos: Float64Array; sin: Float64Array }): Float64Array {
+export function ropeRow(
+  row: ArrayLike<number>,
+  p: number,
+  base: number,
+  table?: { cos: Float64Array; sin: Float64Array },
+): Float64Array {
   const D = row.length;
   const half = D / 2;
   const out = new Float64Array(D);
@@ -105,4 +114,3 @@ export function ropeRow(row: ArrayLike<number>, p: number, base: number, table?:
   }
   return out;
 }
-

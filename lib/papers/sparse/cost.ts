@@ -7,7 +7,7 @@
  *   q [b, h, n, d], k [b, g, m, d], v [b, g, m, e] -> output [b, h, n, e]
  * Queries are end-aligned with keys (query i sits at position m - n + i), as in `sdpa`.
  */
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import type { AttentionShapes } from '../../attention/dense.js';
 
 /** What a sparse method computed, so cost is measured rather than assumed. */
@@ -32,7 +32,13 @@ export interface SparseResult {
 }
 
 /** `covers` for methods that keep key blocks per query block: blocks[(b * heads + h) * nb + qb]. */
-export function blockCovers(blocks: number[][], heads: number, queries: number, queryBlock: number, keyBlock: number): SparseResult['covers'] {
+export function blockCovers(
+  blocks: number[][],
+  heads: number,
+  queries: number,
+  queryBlock: number,
+  keyBlock: number,
+): SparseResult['covers'] {
   const nb = Math.ceil(queries / queryBlock);
   const sets = blocks.map((bl) => new Set(bl));
   return (b, h, i, j) => sets[(b * heads + h) * nb + Math.floor(i / queryBlock)].has(Math.floor(j / keyBlock));
@@ -46,4 +52,3 @@ export function densePairs(s: AttentionShapes, causal: boolean): number {
   for (let i = 0; i < s.queries; i++) per += Math.min(s.keys, off + i + 1);
   return s.batch * s.heads * per;
 }
-

@@ -12,7 +12,8 @@ import { ShapeError } from '../../util/shapes.js';
 export function gatherRows(x: tf.Tensor2D, idx: Int32Array, data?: Float32Array): tf.Tensor2D {
   const [rows, d] = x.shape;
   for (let i = 0; i < idx.length; i++) {
-    if (!(idx[i] >= 0 && idx[i] < rows)) throw new ShapeError(`gatherRows: idx[${i}] = ${idx[i]} is outside the ${rows} rows of x`);
+    if (!(idx[i] >= 0 && idx[i] < rows))
+      throw new ShapeError(`gatherRows: idx[${i}] = ${idx[i]} is outside the ${rows} rows of x`);
   }
   const f = tf.customGrad(((t: tf.Tensor) => {
     const src = data ?? (t.dataSync() as Float32Array);
@@ -54,4 +55,3 @@ export function readTidy(f: () => tf.Tensor): Float32Array {
 export function constant<T extends tf.Tensor>(t: T): T {
   return tf.tensor(t.dataSync(), t.shape, t.dtype) as T;
 }
-

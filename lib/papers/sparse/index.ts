@@ -25,21 +25,22 @@
  * state fitted per `state.fitTo`); passkey-long when it has `budgets.extend` (training-free on the dense model) or an
  * `lm` kind that decodes; each experiment's config schema accepts its name.
  */
-export * from './cost.js';
-export * from './options.js';
-export * from './selection.js';
+
+export { plantedQkv } from '../../data/planted.js';
+export * from './baselines/index.js';
 export * from './compact-positions.js';
+export * from './cost.js';
 export * from './gather.js';
-export * from './naive.js';
+export * from './hip/index.js';
+export * from './hyper/index.js';
+export * from './landmark/index.js';
+export * from './longheads/index.js';
 export * from './method.js';
 export * from './methods.js';
 export * from './metrics.js';
-export * from './baselines/index.js';
-export * from './routing/index.js';
-export * from './hip/index.js';
-export * from './hyper/index.js';
-export * from './seer/index.js';
-export * from './landmark/index.js';
-export * from './longheads/index.js';
 export * from './model.js';
-export { plantedQkv } from '../../data/planted.js';
+export * from './naive.js';
+export * from './options.js';
+export * from './routing/index.js';
+export * from './seer/index.js';
+export * from './selection.js';

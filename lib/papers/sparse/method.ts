@@ -87,6 +87,7 @@ export interface SparseCase<O> {
   pairsDiffer?: boolean;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: the table holds methods of many option and state types
 export interface SparseMethod<O = any, S = any> {
   /** The name experiments, configs and metric keys use. */
   readonly name: string;
@@ -117,5 +118,7 @@ export function ropeReasons(options: { rope?: unknown }, dim: number, supported:
 
 /** The reason a method that needs self-attention (as many queries as keys) gives for other shapes. */
 export function selfAttentionReasons(q: tf.Tensor, k: tf.Tensor, what: string): string[] {
-  return q.shape[2] === k.shape[2] ? [] : [`q has ${q.shape[2]} queries and k has ${k.shape[2]} keys; ${what} needs as many queries as keys`];
+  return q.shape[2] === k.shape[2]
+    ? []
+    : [`q has ${q.shape[2]} queries and k has ${k.shape[2]} keys; ${what} needs as many queries as keys`];
 }

@@ -12,9 +12,9 @@ import { hipMethod } from './hip/index.js';
 import { hyperMethod } from './hyper/index.js';
 import { landmarkMethod } from './landmark/index.js';
 import { longHeadsMethod } from './longheads/index.js';
+import type { AttentionKind, MethodBudgets, SparseMethod } from './method.js';
 import { routingMethod } from './routing/index.js';
 import { seerMethod, seerOracleMethod } from './seer/index.js';
-import type { AttentionKind, MethodBudgets, SparseMethod } from './method.js';
 
 export const SPARSE_METHODS: readonly SparseMethod[] = [
   denseMethod,
@@ -32,7 +32,10 @@ export const SPARSE_METHODS: readonly SparseMethod[] = [
 /** The entry named `name`; throws, listing the names, for any other. */
 export function sparseMethod(name: string): SparseMethod {
   const m = SPARSE_METHODS.find((x) => x.name === name);
-  if (!m) throw new RangeError(`sparseMethod: name must be one of ${SPARSE_METHODS.map((x) => x.name).join(', ')}, got '${name}'`);
+  if (!m)
+    throw new RangeError(
+      `sparseMethod: name must be one of ${SPARSE_METHODS.map((x) => x.name).join(', ')}, got '${name}'`,
+    );
   return m;
 }
 

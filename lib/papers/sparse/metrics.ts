@@ -36,7 +36,12 @@ export interface CoverageMetrics {
  * Top-k recall and attention mass from dense weights [rows, m] (flattened b·h·n rows) and a predicate saying whether
  * row r scored key j. Rows with no visible key are skipped.
  */
-export function coverage(weights: ArrayLike<number>, keys: number, scored: (row: number, key: number) => boolean, k: number): CoverageMetrics {
+export function coverage(
+  weights: ArrayLike<number>,
+  keys: number,
+  scored: (row: number, key: number) => boolean,
+  k: number,
+): CoverageMetrics {
   const rows = weights.length / keys;
   let recall = 0;
   let mass = 0;
@@ -61,7 +66,12 @@ export function coverage(weights: ArrayLike<number>, keys: number, scored: (row:
 }
 
 /** The pairs a block selection scores: selection per (row-block of `queryBlock` rows), as sets of key indices. */
-export function selectionPredicate(keySets: Set<number>[], queriesPerRowGroup: number, queryBlock: number, causalOffset: number | null): (row: number, key: number) => boolean {
+export function selectionPredicate(
+  keySets: Set<number>[],
+  queriesPerRowGroup: number,
+  queryBlock: number,
+  causalOffset: number | null,
+): (row: number, key: number) => boolean {
   const nb = Math.ceil(queriesPerRowGroup / queryBlock);
   return (row, key) => {
     const g = Math.floor(row / queriesPerRowGroup);

@@ -22,17 +22,16 @@
  * Shape legend: b batch, n positions, m d_model, h heads, d head dim.
  */
 import * as tf from '@tensorflow/tfjs';
-import { embedding } from '../../backend/ops.js';
 import { sdpa } from '../../attention/sdpa.js';
+import { embedding } from '../../backend/ops.js';
+import { gelu, layerNorm, linear, mergeHeads, splitHeads } from '../../layers/functional.js';
 import * as masks from '../../masks/index.js';
 import { rope } from '../../positional/rope.js';
-import { gelu, layerNorm, linear, mergeHeads, splitHeads } from '../../layers/functional.js';
-import { ShapeError } from '../../util/shapes.js';
 import { tfSeed } from '../../util/random.js';
-import { commitmentLoss, initCentroids, kmeansUpdate, normaliseShared, routingAttention } from './routing/index.js';
-import { landmarkAttention, type LandmarkOptions } from './landmark/index.js';
+import { ShapeError } from '../../util/shapes.js';
+import { type LandmarkOptions, landmarkAttention } from './landmark/index.js';
 import { ATTENTION_KINDS, type AttentionKind } from './method.js';
-
+import { commitmentLoss, initCentroids, kmeansUpdate, normaliseShared, routingAttention } from './routing/index.js';
 
 export interface SparseLMConfig {
   vocab: number;
@@ -67,7 +66,13 @@ export interface SparseLMConfig {
  * A replacement attention for evaluation: q, k carry RoPE at absolute positions; `content` has them before the
  * rotation (and the model's RoPE base), for methods that place the keys they select at positions of their own.
  */
-export type AttendFn = (q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, layer: number, content: { q: tf.Tensor4D; k: tf.Tensor4D; ropeBase: number }) => tf.Tensor4D;
+export type AttendFn = (
+  q: tf.Tensor4D,
+  k: tf.Tensor4D,
+  v: tf.Tensor4D,
+  layer: number,
+  content: { q: tf.Tensor4D; k: tf.Tensor4D; ropeBase: number },
+) => tf.Tensor4D;
 
 export interface ForwardOptions {
   /** Replace every layer's attention (evaluation of training-free methods). */
@@ -105,8 +110,12 @@ export class SparseLM {
 
   constructor(cfg: SparseLMConfig) {
     const headDim = cfg.dModel / cfg.heads;
-    if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new ShapeError(`SparseLM: dModel (${cfg.dModel}) / heads (${cfg.heads}) must be an even integer (RoPE)`);
-    if (!ATTENTION_KINDS.includes(cfg.attention)) throw new ShapeError(`SparseLM: attention must be one of ${ATTENTION_KINDS.join(', ')}, got '${String(cfg.attention)}'`);
+    if (!Number.isInteger(headDim) || headDim % 2 !== 0)
+      throw new ShapeError(`SparseLM: dModel (${cfg.dModel}) / heads (${cfg.heads}) must be an even integer (RoPE)`);
+    if (!ATTENTION_KINDS.includes(cfg.attention))
+      throw new ShapeError(
+        `SparseLM: attention must be one of ${ATTENTION_KINDS.join(', ')}, got '${String(cfg.attention)}'`,
+      );
     this.config = {
       mlpRatio: 4,
       window: 32,
@@ -124,7 +133,12 @@ export class SparseLM {
     const c = this.config;
     let n = 0;
     const add = (name: string, shape: number[], init: 'zeros' | 'ones' | number) => {
-      const t = init === 'zeros' ? tf.zeros(shape) : init === 'ones' ? tf.ones(shape) : tf.randomNormal(shape, 0, init, 'float32', tfSeed(c.seed * 1000 + n++));
+      const t =
+        init === 'zeros'
+          ? tf.zeros(shape)
+          : init === 'ones'
+            ? tf.ones(shape)
+            : tf.randomNormal(shape, 0, init, 'float32', tfSeed(c.seed * 1000 + n++));
       this.params[name] = tf.variable(t, true, `sparselm.${c.seed}.${name}.${Math.random().toString(36).slice(2)}`);
       t.dispose();
     };
@@ -146,7 +160,8 @@ export class SparseLM {
     add('lnfg', [m], 'ones');
     add('lnfb', [m], 'zeros');
     if (c.attention === 'routing') {
-      for (const l of c.routingLayers) this.centroids[l] = initCentroids(c.routingHeads, c.clusters, headDim, c.seed + 17 * l);
+      for (const l of c.routingLayers)
+        this.centroids[l] = initCentroids(c.routingHeads, c.clusters, headDim, c.seed + 17 * l);
     }
   }
 
@@ -159,7 +174,15 @@ export class SparseLM {
   }
 
   /** q, k carry RoPE; qContent, kContent are before the rotation (what routing heads cluster). */
-  private attend(l: number, q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, qContent: tf.Tensor4D, kContent: tf.Tensor4D, o: ForwardOptions): tf.Tensor4D {
+  private attend(
+    l: number,
+    q: tf.Tensor4D,
+    k: tf.Tensor4D,
+    v: tf.Tensor4D,
+    qContent: tf.Tensor4D,
+    kContent: tf.Tensor4D,
+    o: ForwardOptions,
+  ): tf.Tensor4D {
     const c = this.config;
     if (o.override) return o.override(q, k, v, l, { q: qContent, k: kContent, ropeBase: c.ropeBase });
     if (c.attention === 'dense') return denseCausal(q, k, v);
@@ -168,7 +191,8 @@ export class SparseLM {
       // A lone query (lastOnly) retrieves for itself: a shared retrieval would need its block's earlier queries.
       const { positions, queryBlock, ...retrieval } = o.landmark ?? {};
       const opts = { ...retrieval, blockSize: c.landmarkBlock, queryBlock: q.shape[2] === 1 ? undefined : queryBlock };
-      if (positions === 'compact') return landmarkAttention(qContent, kContent, v, { ...opts, rope: { base: c.ropeBase } }).output;
+      if (positions === 'compact')
+        return landmarkAttention(qContent, kContent, v, { ...opts, rope: { base: c.ropeBase } }).output;
       return landmarkAttention(q, k, v, opts).output;
     }
     if (!c.routingLayers.includes(l)) return denseCausal(q, k, v, c.window);
@@ -179,10 +203,21 @@ export class SparseLM {
     // match would be lost. The causal mask inside each cluster keeps the order; the local heads carry the positions.
     const qr = qContent.slice([0, 0, 0, 0], [b, rh, n, d]);
     const kr = c.sharedQK ? qr : kContent.slice([0, 0, 0, 0], [b, rh, n, d]);
-    const routed = routingAttention(qr, kr, v.slice([0, 0, 0, 0], [b, rh, n, d]), this.centroids[l], { normalise: c.sharedQK ? 'keys' : 'none', excludeSelf: c.sharedQK }).output;
-    if (o.collect) (this.collected[l] ??= []).push(c.sharedQK ? [tf.keep(normaliseShared(qr))] : [tf.keep(normaliseShared(qr)), tf.keep(normaliseShared(kr))]);
+    const routed = routingAttention(qr, kr, v.slice([0, 0, 0, 0], [b, rh, n, d]), this.centroids[l], {
+      normalise: c.sharedQK ? 'keys' : 'none',
+      excludeSelf: c.sharedQK,
+    }).output;
+    if (o.collect)
+      (this.collected[l] ??= []).push(
+        c.sharedQK ? [tf.keep(normaliseShared(qr))] : [tf.keep(normaliseShared(qr)), tf.keep(normaliseShared(kr))],
+      );
     if (rh === h) return routed;
-    const local = denseCausal(q.slice([0, rh, 0, 0], [b, h - rh, n, d]), k.slice([0, rh, 0, 0], [b, h - rh, n, d]), v.slice([0, rh, 0, 0], [b, h - rh, n, d]), c.window);
+    const local = denseCausal(
+      q.slice([0, rh, 0, 0], [b, h - rh, n, d]),
+      k.slice([0, rh, 0, 0], [b, h - rh, n, d]),
+      v.slice([0, rh, 0, 0], [b, h - rh, n, d]),
+      c.window,
+    );
     return tf.concat([routed, local], 1) as tf.Tensor4D;
   }
 
@@ -191,7 +226,8 @@ export class SparseLM {
     const c = this.config;
     const p = this.params;
     const hd = c.dModel / c.heads;
-    if (o.lastOnly && c.attention === 'routing') throw new Error('SparseLM.forward: options.lastOnly is not supported for routing models (attention: routing)');
+    if (o.lastOnly && c.attention === 'routing')
+      throw new Error('SparseLM.forward: options.lastOnly is not supported for routing models (attention: routing)');
     return tf.tidy(() => {
       const n = tokens.shape[1] as number;
       const pos = Array.from({ length: n }, (_, i) => i);
@@ -203,7 +239,13 @@ export class SparseLM {
         let q = rope(qContent, pos, { base: c.ropeBase });
         const k = rope(kContent, pos, { base: c.ropeBase });
         const v = splitHeads(linear(a, p[`l${l}.wv`]), c.heads, hd);
-        if (o.record) for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const) o.record[`l${l}.${name}`] = tf.keep(t.clone());
+        if (o.record)
+          for (const [name, t] of [
+            ['q', q],
+            ['k', k],
+            ['v', v],
+          ] as const)
+            o.record[`l${l}.${name}`] = tf.keep(t.clone());
         let qc = qContent;
         if (o.lastOnly && l === c.layers - 1) {
           // Keys and values of every position, the query of the last one only (queries are end-aligned to the keys).
@@ -230,7 +272,8 @@ export class SparseLM {
       if (o.collect && this.config.commitment > 0) {
         for (const [l, xs] of Object.entries(this.collected)) {
           const last = xs[xs.length - 1];
-          for (const side of last ?? []) loss = loss.add(commitmentLoss(side, this.centroids[+l]).mul(this.config.commitment / last.length));
+          for (const side of last ?? [])
+            loss = loss.add(commitmentLoss(side, this.centroids[+l]).mul(this.config.commitment / last.length));
         }
       }
       return loss as tf.Scalar;

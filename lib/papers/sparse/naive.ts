@@ -23,7 +23,13 @@ export function f64(t: tf.Tensor): Float64Array {
  * Naive float64 attention of one query over an explicit key list (used by every method's naive reference):
  * returns the output row (zeros when no key is given) and the scores' log-sum-exp.
  */
-export function naiveAttendRow(qRow: ArrayLike<number>, keyRows: ArrayLike<number>[], valueRows: ArrayLike<number>[], scale: number, valueDim?: number): { out: Float64Array; lse: number } {
+export function naiveAttendRow(
+  qRow: ArrayLike<number>,
+  keyRows: ArrayLike<number>[],
+  valueRows: ArrayLike<number>[],
+  scale: number,
+  valueDim?: number,
+): { out: Float64Array; lse: number } {
   const E = valueDim ?? (valueRows.length ? valueRows[0].length : 0);
   const out = new Float64Array(E);
   if (!keyRows.length) return { out, lse: -Infinity };
@@ -43,7 +49,10 @@ export function naiveAttendRow(qRow: ArrayLike<number>, keyRows: ArrayLike<numbe
 }
 
 /** Row accessor for a float64 copy of a [b, heads, len, dim] tensor. */
-export function rowsOf(data: Float64Array, shape: readonly number[]): (b: number, h: number, i: number) => Float64Array {
+export function rowsOf(
+  data: Float64Array,
+  shape: readonly number[],
+): (b: number, h: number, i: number) => Float64Array {
   const [, H, L, D] = shape;
   return (b, h, i) => data.subarray(((b * H + h) * L + i) * D, ((b * H + h) * L + i + 1) * D);
 }
@@ -96,7 +105,12 @@ export function naiveAttendBlocks(
           qRow = ropeRow(qRow, qPos, rope.base, table);
           keyRows = keys.map((j) => ropeRow(rows.k(b, g, j), rank.get(j)!, rope.base, table));
         }
-        const { out } = naiveAttendRow(qRow, keyRows, keys.map((j) => rows.v(b, g, j)), scale);
+        const { out } = naiveAttendRow(
+          qRow,
+          keyRows,
+          keys.map((j) => rows.v(b, g, j)),
+          scale,
+        );
         output.set(out, ((b * s.heads + h) * s.queries + i) * s.valueDim);
       }
     }

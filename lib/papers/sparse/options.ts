@@ -24,7 +24,8 @@ export interface SparseBaseOptions {
 export function checkRope(fn: string, rope: SparseBaseOptions['rope'], dim: number): { base: number } | undefined {
   if (rope === undefined) return undefined;
   const base = rope.base ?? 10000;
-  if (!(Number.isFinite(base) && base > 0)) throw new ShapeError(`${fn}: options.rope.base must be a positive finite number, got ${base}`);
+  if (!(Number.isFinite(base) && base > 0))
+    throw new ShapeError(`${fn}: options.rope.base must be a positive finite number, got ${base}`);
   if (dim % 2 !== 0) throw new ShapeError(`${fn}: options.rope needs an even head dim (rotate-half pairs), got ${dim}`);
   return { base };
 }
@@ -32,7 +33,9 @@ export function checkRope(fn: string, rope: SparseBaseOptions['rope'], dim: numb
 /** For methods without compact positions: throws, naming `options.rope`, when it is set. */
 export function rejectRope(fn: string, options: { rope?: unknown }): void {
   if (options.rope !== undefined) {
-    throw new ShapeError(`${fn}: options.rope (compact rotary positions) is supported by longHeadsAttention, hipAttention and landmarkAttention only; rotate q and k before calling`);
+    throw new ShapeError(
+      `${fn}: options.rope (compact rotary positions) is supported by longHeadsAttention, hipAttention and landmarkAttention only; rotate q and k before calling`,
+    );
   }
 }
 
@@ -45,6 +48,6 @@ export function checkScale(fn: string, scale: number | undefined, dim: number): 
 
 /** Throws, naming `options.<arg>`, unless v is undefined or a positive integer. */
 export function checkBlock(fn: string, arg: string, v: number | undefined): void {
-  if (v !== undefined && (!Number.isInteger(v) || v <= 0)) throw new ShapeError(`${fn}: options.${arg} must be a positive integer, got ${v}`);
+  if (v !== undefined && (!Number.isInteger(v) || v <= 0))
+    throw new ShapeError(`${fn}: options.${arg} must be a positive integer, got ${v}`);
 }
-

@@ -8,8 +8,8 @@
  * Queries are end-aligned with keys (query i sits at position m - n + i), as in `sdpa`.
  */
 import * as tf from '@tensorflow/tfjs';
+import { checkQkv, MASKED_SCORE } from '../../attention/dense.js';
 import { matmul } from '../../backend/ops.js';
-import { MASKED_SCORE, checkQkv } from '../../attention/dense.js';
 import { ShapeError } from '../../util/shapes.js';
 import { compactPositions, rotateRows } from './compact-positions.js';
 import { gatherRows } from './gather.js';
@@ -39,7 +39,12 @@ const PIECE_FLOATS = 1 << 22;
  * (rotate-half RoPE) by their compact positions within each query block's selection (see the module header).
  */
 export function attendSelected(
-  fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, sel: KeySelection, opts: { scale: number; causal: boolean; lse?: boolean; rope?: { base: number } },
+  fn: string,
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  sel: KeySelection,
+  opts: { scale: number; causal: boolean; lse?: boolean; rope?: { base: number } },
 ): { output: tf.Tensor4D; lse?: tf.Tensor4D; pairs: number } {
   const s = checkQkv(fn, q, k, v);
   const { batch: B, heads: H, kvHeads: G, queries: N, keys: M, dim: D, valueDim: E } = s;
@@ -48,7 +53,9 @@ export function attendSelected(
   const S = sel.slots;
   const X = B * H * nb;
   if (sel.keys.length !== X * S) {
-    throw new ShapeError(`${fn}: selection has ${sel.keys.length} entries, expected batch*heads*queryBlocks*slots = ${B}*${H}*${nb}*${S}`);
+    throw new ShapeError(
+      `${fn}: selection has ${sel.keys.length} entries, expected batch*heads*queryBlocks*slots = ${B}*${H}*${nb}*${S}`,
+    );
   }
   const groups = H / G;
   const off = M - N;
@@ -79,7 +86,15 @@ export function attendSelected(
   const pos = opts.rope ? compactPositions(sel, N, M) : undefined;
   const result = tf.tidy(() => {
     const pad = nb * bq - N;
-    const qp = pad > 0 ? tf.pad(q, [[0, 0], [0, 0], [0, pad], [0, 0]]) : q;
+    const qp =
+      pad > 0
+        ? tf.pad(q, [
+            [0, 0],
+            [0, 0],
+            [0, pad],
+            [0, 0],
+          ])
+        : q;
     const q3 = qp.reshape([X, bq, D]);
     const kFlat = k.reshape([B * G * M, D]) as tf.Tensor2D;
     const vFlat = v.reshape([B * G * M, E]) as tf.Tensor2D;
@@ -99,7 +114,9 @@ export function attendSelected(
           kSel = rotateRows(kSel, pos.keyPos.subarray(x0 * S, (x0 + x) * S), opts.rope.base);
           qx = rotateRows(qx, pos.queryPos.subarray(x0 * bq, (x0 + x) * bq), opts.rope.base);
         }
-        const scores = matmul(qx, kSel, false, true).mul(opts.scale).add(tf.tensor3d(bias.subarray(x0 * bq * S, (x0 + x) * bq * S), [x, bq, S]));
+        const scores = matmul(qx, kSel, false, true)
+          .mul(opts.scale)
+          .add(tf.tensor3d(bias.subarray(x0 * bq * S, (x0 + x) * bq * S), [x, bq, S]));
         const l = scores.logSumExp(-1, true);
         const w = tf.exp(scores.sub(l)).mul(tf.tensor3d(allowed.subarray(x0 * bq * S, (x0 + x) * bq * S), [x, bq, S]));
         return [matmul(w, vSel), l];
@@ -117,7 +134,13 @@ export function attendSelected(
 }
 
 /** Expand chosen key blocks (indices into blocks of `blockSize` keys) into key indices, clipped at `keys`. */
-export function blocksToKeys(blocks: ArrayLike<number>, blockSize: number, keys: number, out: Int32Array, at: number): number {
+export function blocksToKeys(
+  blocks: ArrayLike<number>,
+  blockSize: number,
+  keys: number,
+  out: Int32Array,
+  at: number,
+): number {
   let t = at;
   for (let i = 0; i < blocks.length; i++) {
     const kb = blocks[i];
@@ -134,7 +157,6 @@ export function topIndices(values: ArrayLike<number>, k: number, candidates?: Ar
   return idx.slice(0, k);
 }
 
-
 /**
  * The selection that keeps key blocks: `blocks[x]` (indices of blocks of `blockSize` keys, clipped at `keys`) for
  * each (b, h, query block) x, with as many slots as the largest choice needs.
@@ -150,7 +172,13 @@ export function blockSelection(blocks: number[][], blockSize: number, keys: numb
  * Blocks of `blockSize` keys visible to query block qb (queries [qb·bq, (qb+1)·bq) end-aligned with the keys): all of
  * them without a causal mask, else those up to the block's last query.
  */
-export function visibleBlocks(s: { queries: number; keys: number }, qb: number, queryBlock: number, blockSize: number, causal: boolean): number {
+export function visibleBlocks(
+  s: { queries: number; keys: number },
+  qb: number,
+  queryBlock: number,
+  blockSize: number,
+  causal: boolean,
+): number {
   const lastQ = Math.min(s.queries - 1, (qb + 1) * queryBlock - 1);
   return Math.ceil((causal ? Math.min(s.keys, s.keys - s.queries + lastQ + 1) : s.keys) / blockSize);
 }

@@ -12,11 +12,11 @@
  * (t - L + 1, t - 2L + 1, ...), on test rows.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ToyLM } from '../../../layers/toylm.js';
-import { repeatTask, type RepeatBatch } from '../../../data/repeat.js';
-import { train, type StepRecord } from '../../../train/loop.js';
+import { type RepeatBatch, repeatTask } from '../../../data/repeat.js';
 import { defineExperiment, type ExperimentContext } from '../../../experiments/contract.js';
 import { int, list, num, obj } from '../../../experiments/schema.js';
+import { ToyLM } from '../../../layers/toylm.js';
+import { type StepRecord, train } from '../../../train/loop.js';
 
 export interface InductionExperimentConfig {
   seqLen: number;
@@ -75,10 +75,19 @@ export async function trainInductionModel(
   ctx: Pick<ExperimentContext, 'seed' | 'progress'>,
 ): Promise<{ trained: InductionTrained; result: InductionModelResult }> {
   const t0 = performance.now();
-  const model = new ToyLM({ vocab: cfg.vocabSize, dModel: cfg.dModel, heads: cfg.heads, layers, maxLen: cfg.seqLen, positional: 'learned', seed: ctx.seed });
+  const model = new ToyLM({
+    vocab: cfg.vocabSize,
+    dModel: cfg.dModel,
+    heads: cfg.heads,
+    layers,
+    maxLen: cfg.seqLen,
+    positional: 'learned',
+    seed: ctx.seed,
+  });
   const task = { seqLen: cfg.seqLen, vocabSize: cfg.vocabSize, minLen: cfg.minLen, maxLen: cfg.maxLen };
   const batches = function* () {
-    for (let step = 0; ; step++) yield repeatTask({ ...task, batch: cfg.batch, seed: ctx.seed * 100_003 + step, split: 'train' });
+    for (let step = 0; ; step++)
+      yield repeatTask({ ...task, batch: cfg.batch, seed: ctx.seed * 100_003 + step, split: 'train' });
   };
   const run = await train({
     variables: model.variables(),
@@ -120,19 +129,31 @@ export async function trainInductionModel(
  * Accuracy and loss over the graded positions, and per head its induction score and its previous-token score (mean
  * attention from each graded position t to t - 1), on a batch.
  */
-export function evaluateInduction(model: ToyLM, batch: RepeatBatch): { accuracy: number; loss: number; scores: number[][]; previousTokenScores: number[][] } {
+export function evaluateInduction(
+  model: ToyLM,
+  batch: RepeatBatch,
+): { accuracy: number; loss: number; scores: number[][]; previousTokenScores: number[][] } {
   const { inputs, targets, lossMask } = batch.toTensors();
   const { logits, cache } = model.runWithCache(inputs);
   try {
     const [accuracy, loss] = tf.tidy(() => {
       const n = lossMask.sum();
       const hit = logits.argMax(-1).toInt().equal(targets).toFloat().mul(lossMask).sum().div(n);
-      const ce = tf.logSoftmax(logits).mul(tf.oneHot(targets, batch.vocabSize)).sum(-1).mul(lossMask).sum().div(n).neg();
+      const ce = tf
+        .logSoftmax(logits)
+        .mul(tf.oneHot(targets, batch.vocabSize))
+        .sum(-1)
+        .mul(lossMask)
+        .sum()
+        .div(n)
+        .neg();
       return [hit.dataSync()[0], ce.dataSync()[0]];
     });
     const S = batch.seqLen;
     const H = model.config.heads;
-    const patterns = Array.from({ length: model.config.layers }, (_, l) => cache.get(`blocks.${l}.attn.hook_pattern`).dataSync()); // [b, h, q, k]
+    const patterns = Array.from({ length: model.config.layers }, (_, l) =>
+      cache.get(`blocks.${l}.attn.hook_pattern`).dataSync(),
+    ); // [b, h, q, k]
     /** Mean total attention from each graded position t to the keys `keys(t, L)`, per layer and head. */
     const headScores = (keys: (t: number, L: number, add: (j: number) => void) => void) =>
       patterns.map((w) =>
@@ -178,12 +199,45 @@ export const inductionHeads = defineExperiment<InductionExperimentConfig, Induct
   name: 'induction-heads',
   schema: inductionConfigSchema,
   paper: 'Olsson et al. 2022, In-context Learning and Induction Heads, https://arxiv.org/abs/2209.11895',
-  description: 'One-layer vs two-layer ToyLM on repeated random segments of varying length: test accuracy on the repeats and the best head’s induction score.',
-  quick: { seqLen: 24, vocabSize: 16, minLen: 3, maxLen: 8, batch: 32, steps: 400, lr: 5e-3, dModel: 32, heads: 4, layers: [1, 2], testRows: 128 },
-  full: { seqLen: 64, vocabSize: 36, minLen: 4, maxLen: 24, batch: 64, steps: 1500, lr: 2e-3, dModel: 64, heads: 4, layers: [1, 2], testRows: 512 },
+  description:
+    'One-layer vs two-layer ToyLM on repeated random segments of varying length: test accuracy on the repeats and the best head’s induction score.',
+  quick: {
+    seqLen: 24,
+    vocabSize: 16,
+    minLen: 3,
+    maxLen: 8,
+    batch: 32,
+    steps: 400,
+    lr: 5e-3,
+    dModel: 32,
+    heads: 4,
+    layers: [1, 2],
+    testRows: 128,
+  },
+  full: {
+    seqLen: 64,
+    vocabSize: 36,
+    minLen: 4,
+    maxLen: 24,
+    batch: 64,
+    steps: 1500,
+    lr: 2e-3,
+    dModel: 64,
+    heads: 4,
+    layers: [1, 2],
+    testRows: 512,
+  },
   async run(cfg, ctx) {
     const rows: InductionModelResult[] = [];
-    const test = repeatTask({ seqLen: cfg.seqLen, vocabSize: cfg.vocabSize, minLen: cfg.minLen, maxLen: cfg.maxLen, batch: cfg.testRows, seed: ctx.seed, split: 'test' });
+    const test = repeatTask({
+      seqLen: cfg.seqLen,
+      vocabSize: cfg.vocabSize,
+      minLen: cfg.minLen,
+      maxLen: cfg.maxLen,
+      batch: cfg.testRows,
+      seed: ctx.seed,
+      split: 'test',
+    });
     const models: InductionTrained[] = [];
     const artifacts: InductionArtifacts = { models, test, dispose: () => models.forEach((m) => m.model.dispose()) };
     try {
@@ -211,9 +265,21 @@ export const inductionHeads = defineExperiment<InductionExperimentConfig, Induct
     return {
       metrics,
       tables: {
-        models: rows.map(({ scores: _s, ...r }) => ({ ...r, test_accuracy: +r.test_accuracy.toFixed(4), test_induction_score: +r.test_induction_score.toFixed(4) })),
+        models: rows.map(({ scores: _s, ...r }) => ({
+          ...r,
+          test_accuracy: +r.test_accuracy.toFixed(4),
+          test_induction_score: +r.test_induction_score.toFixed(4),
+        })),
         heads: models.flatMap((m) =>
-          m.scores.flatMap((hs, l) => hs.map((s, h) => ({ layers: m.layers, layer: l, head: h, induction_score: +s.toFixed(4), previous_token_score: +m.previousTokenScores[l][h].toFixed(4) }))),
+          m.scores.flatMap((hs, l) =>
+            hs.map((s, h) => ({
+              layers: m.layers,
+              layer: l,
+              head: h,
+              induction_score: +s.toFixed(4),
+              previous_token_score: +m.previousTokenScores[l][h].toFixed(4),
+            })),
+          ),
         ),
       },
       summary:

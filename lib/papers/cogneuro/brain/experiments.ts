@@ -1,11 +1,29 @@
 /** The three brain experiments (listed in lib/catalog.ts): `brain-encoder`, `brain-captions`, `brain-decoding`. */
 import { defineExperiment } from '../../../experiments/contract.js';
 import { int, list, num, obj, oneOf, type Schema } from '../../../experiments/schema.js';
-import { BRAIN_CAPTIONS_FULL, BRAIN_CAPTIONS_QUICK, runBrainCaptions, type BrainCaptionsArtifacts, type BrainCaptionsConfig } from './scuba/experiment.js';
-import { BRAIN_DECODING_FULL, BRAIN_DECODING_QUICK, runBrainDecoding, type BrainDecodingArtifacts, type BrainDecodingConfig } from './decoding/experiment.js';
 import {
-  BRAIN_ENCODER_FULL, BRAIN_ENCODER_QUICK, runBrainEncoder, type BrainEncoderArtifacts, type BrainEncoderConfig, type EncoderModelName, type SimulationFields,
+  BRAIN_DECODING_FULL,
+  BRAIN_DECODING_QUICK,
+  type BrainDecodingArtifacts,
+  type BrainDecodingConfig,
+  runBrainDecoding,
+} from './decoding/experiment.js';
+import {
+  BRAIN_ENCODER_FULL,
+  BRAIN_ENCODER_QUICK,
+  type BrainEncoderArtifacts,
+  type BrainEncoderConfig,
+  type EncoderModelName,
+  runBrainEncoder,
+  type SimulationFields,
 } from './encoder/experiment.js';
+import {
+  BRAIN_CAPTIONS_FULL,
+  BRAIN_CAPTIONS_QUICK,
+  type BrainCaptionsArtifacts,
+  type BrainCaptionsConfig,
+  runBrainCaptions,
+} from './scuba/experiment.js';
 
 const simulation: Schema<SimulationFields> = {
   imageSize: int({ min: 4 }),
@@ -34,7 +52,8 @@ export const brainEncoder = defineExperiment<BrainEncoderConfig, BrainEncoderArt
     l1: num({ min: 0 }),
     ridgeScales: list(num({ gt: 0 }), { min: 1 }),
   }),
-  paper: 'Adeli, Sun, Kriegeskorte 2025, Transformer brain encoders explain human high-level visual responses, https://arxiv.org/abs/2505.17329',
+  paper:
+    'Adeli, Sun, Kriegeskorte 2025, Transformer brain encoders explain human high-level visual responses, https://arxiv.org/abs/2505.17329',
   description:
     'Simulated visual system (pRF early regions, category regions that follow their category anywhere): held-out Pearson r and fraction of the noise ceiling per region for the transformer brain encoder, ridge, a factorised readout and a model given the true routing; parameters; attention vs true routing.',
   quick: BRAIN_ENCODER_QUICK,
@@ -54,9 +73,10 @@ export const brainCaptions = defineExperiment<BrainCaptionsConfig, BrainCaptions
     captionerSteps: int({ min: 1 }),
     ridgeScales: list(num({ gt: 0 }), { min: 1 }),
   }),
-  paper: 'Luo, Henderson, Tarr, Wehbe, ICLR 2024, BrainSCUBA: Fine-Grained Natural Language Captions of Visual Cortex Selectivity, https://arxiv.org/abs/2310.04420',
+  paper:
+    'Luo, Henderson, Tarr, Wehbe, ICLR 2024, BrainSCUBA: Fine-Grained Natural Language Captions of Visual Cortex Selectivity, https://arxiv.org/abs/2310.04420',
   description:
-    'Per-voxel ridge encoders on a fixed image embedding of the simulated scenes; voxel weights projected onto natural embeddings (softmax, a convex combination) or used raw; each captioned by its nearest concept. Agreement of the caption with the voxel region\'s category, projected vs raw.',
+    "Per-voxel ridge encoders on a fixed image embedding of the simulated scenes; voxel weights projected onto natural embeddings (softmax, a convex combination) or used raw; each captioned by its nearest concept. Agreement of the caption with the voxel region's category, projected vs raw.",
   quick: BRAIN_CAPTIONS_QUICK,
   full: BRAIN_CAPTIONS_FULL,
   run: runBrainCaptions,
@@ -85,7 +105,8 @@ export const brainDecoding = defineExperiment<BrainDecodingConfig, BrainDecoding
     evalEvery: int({ min: 1 }),
     test: int({ min: 2 }),
   }),
-  paper: 'Wang et al. 2024, WAVE: Whole-brain fMRI decoding via image-fMRI contrastive learning, https://arxiv.org/abs/2411.07121',
+  paper:
+    'Wang et al. 2024, WAVE: Whole-brain fMRI decoding via image-fMRI contrastive learning, https://arxiv.org/abs/2411.07121',
   description:
     'Simulated whole-brain parcels (visual pRF parcels, semantic category parcels, noise); an InfoNCE encoder from parcels to fixed image embeddings; top-1/top-5 retrieval among 100 held-out images, whole brain vs visual parcels only.',
   quick: BRAIN_DECODING_QUICK,

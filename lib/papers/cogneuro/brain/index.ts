@@ -28,24 +28,25 @@
  *   await fitEncoding(model, sim.train.features, sim.train.responses, { steps: 600, batch: 64, lr: 3e-3, weightDecay: 1e-4 }, { seed: 0 });
  *   pearsonColumns(predictAll(model, sim.test.features), sim.test.responses);   // per voxel, against sim.ceiling
  */
-export * from './stats.js';
-export * from './positional2d.js';
-export * from './simulate/scenes.js';
-export * from './simulate/features.js';
-export * from './simulate/voxels.js';
-export * from './simulate/dataset.js';
-export * from './encoder/model.js';
-export * from './encoder/transformer.js';
-export * from './encoder/ridge.js';
-export * from './encoder/factorised.js';
-export * from './encoder/oracle.js';
-export * from './encoder/routing.js';
-export * from './encoder/experiment.js';
-export * from './scuba/index.js';
-export * from './scuba/experiment.js';
-export * from './decoding/index.js';
+
 export * from './decoding/experiment.js';
-export * from './loaders/npy.js';
-export * from './loaders/nifti.js';
-export * from './loaders/responses.js';
+export * from './decoding/index.js';
+export * from './encoder/experiment.js';
+export * from './encoder/factorised.js';
+export * from './encoder/model.js';
+export * from './encoder/oracle.js';
+export * from './encoder/ridge.js';
+export * from './encoder/routing.js';
+export * from './encoder/transformer.js';
 export * from './experiments.js';
+export * from './loaders/nifti.js';
+export * from './loaders/npy.js';
+export * from './loaders/responses.js';
+export * from './positional2d.js';
+export * from './scuba/experiment.js';
+export * from './scuba/index.js';
+export * from './simulate/dataset.js';
+export * from './simulate/features.js';
+export * from './simulate/scenes.js';
+export * from './simulate/voxels.js';
+export * from './stats.js';

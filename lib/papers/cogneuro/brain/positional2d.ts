@@ -9,8 +9,10 @@ import { sinusoidal } from '../../../positional/index.js';
 import { ShapeError } from '../../../util/shapes.js';
 
 export function sinusoidal2d(grid: number, dim: number, base = 100): tf.Tensor2D {
-  if (!Number.isInteger(dim) || dim <= 0 || dim % 2 !== 0) throw new ShapeError(`sinusoidal2d: dim must be a positive even integer, got ${dim}`);
-  if (!Number.isInteger(grid) || grid <= 0) throw new ShapeError(`sinusoidal2d: grid must be a positive integer, got ${grid}`);
+  if (!Number.isInteger(dim) || dim <= 0 || dim % 2 !== 0)
+    throw new ShapeError(`sinusoidal2d: dim must be a positive even integer, got ${dim}`);
+  if (!Number.isInteger(grid) || grid <= 0)
+    throw new ShapeError(`sinusoidal2d: grid must be a positive integer, got ${grid}`);
   return tf.tidy(() => {
     const axis = sinusoidal(grid, dim / 2, { base }); // [G, dim/2]
     const rows = tf.tile(axis.expandDims(1), [1, grid, 1]); // [G, G, dim/2]: varies with the row

@@ -14,7 +14,8 @@ export interface Mat {
 }
 
 export function mat(rows: number, cols: number, data?: ArrayLike<number>): Mat {
-  if (data && data.length !== rows * cols) throw new ShapeError(`mat: ${data.length} values for a ${rows}x${cols} matrix`);
+  if (data && data.length !== rows * cols)
+    throw new ShapeError(`mat: ${data.length} values for a ${rows}x${cols} matrix`);
   return { rows, cols, data: data ? Float64Array.from(data) : new Float64Array(rows * cols) };
 }
 
@@ -74,7 +75,8 @@ export function noiseCeiling(repeats: readonly Mat[]): Float64Array {
   if (r < 2) throw new ShapeError(`noiseCeiling: needs at least 2 repeats, got ${r}`);
   const { rows: n, cols: v } = repeats[0];
   for (const [i, m] of repeats.entries()) {
-    if (m.rows !== n || m.cols !== v) throw new ShapeError(`noiseCeiling: repeat ${i} is ${m.rows}x${m.cols}, repeat 0 is ${n}x${v}`);
+    if (m.rows !== n || m.cols !== v)
+      throw new ShapeError(`noiseCeiling: repeat ${i} is ${m.rows}x${m.cols}, repeat 0 is ${n}x${v}`);
   }
   const out = new Float64Array(v);
   for (let j = 0; j < v; j++) {
@@ -162,7 +164,8 @@ export function columnStats(m: Mat): { mean: Float64Array; std: Float64Array } {
   const mu = new Float64Array(m.cols);
   const sd = new Float64Array(m.cols);
   for (let i = 0; i < m.rows; i++) for (let j = 0; j < m.cols; j++) mu[j] += m.data[i * m.cols + j] / m.rows;
-  for (let i = 0; i < m.rows; i++) for (let j = 0; j < m.cols; j++) sd[j] += (m.data[i * m.cols + j] - mu[j]) ** 2 / m.rows;
+  for (let i = 0; i < m.rows; i++)
+    for (let j = 0; j < m.cols; j++) sd[j] += (m.data[i * m.cols + j] - mu[j]) ** 2 / m.rows;
   for (let j = 0; j < m.cols; j++) sd[j] = Math.sqrt(sd[j]) || 1;
   return { mean: mu, std: sd };
 }

@@ -14,25 +14,58 @@
  * with the paper's pointer, without it. The artifacts (for the notebook) are the splits, the trained models and each
  * split's evaluation with every model's scanpaths.
  */
+
+import { CATALOGUE, featureDim } from '../../../data/visual-search/displays.js';
+import {
+  DEFAULT_SEARCHER,
+  fixationDistribution,
+  type SearcherParams,
+  sampleFixation,
+  simulateScanpath,
+} from '../../../data/visual-search/searcher.js';
+import {
+  makeSplits,
+  type Trial,
+  type VisualSearchConfig,
+  type VisualSearchSplits,
+} from '../../../data/visual-search/splits.js';
 import { defineExperiment, type ExperimentContext, type ExperimentOutput } from '../../../experiments/contract.js';
 import { bool, int, list, num, obj, oneOf, tuple } from '../../../experiments/schema.js';
 import { train } from '../../../train/loop.js';
 import type { ProgressMode } from '../../../train/progress.js';
-import { Rng, hashSeed } from '../../../util/random.js';
-import { CATALOGUE, featureDim } from '../../../data/visual-search/displays.js';
-import { DEFAULT_SEARCHER, fixationDistribution, sampleFixation, simulateScanpath, type SearcherParams } from '../../../data/visual-search/searcher.js';
-import { makeSplits, type Trial, type VisualSearchConfig, type VisualSearchSplits } from '../../../data/visual-search/splits.js';
-import { createOat, disposeOat, disposeOatInputs, disposeOatTargets, oatInputs, oatLoss, oatParameterCount, oatTargets, type OatConfig, type OatModel } from './model.js';
-import { decodeScanpaths, oatStepPredictions } from './decode.js';
+import { hashSeed, Rng } from '../../../util/random.js';
 import {
-  createPixelModel, disposePixelModel, nearestPolicy, pixelLoss, pixelPolicy, policyStepPredictions, randomPolicy, rollout, similarityPolicy,
-  type PixelModel, type Policy,
+  createPixelModel,
+  disposePixelModel,
+  nearestPolicy,
+  type PixelModel,
+  type Policy,
+  pixelLoss,
+  pixelPolicy,
+  policyStepPredictions,
+  randomPolicy,
+  rollout,
+  similarityPolicy,
 } from './baselines.js';
-import { behaviourDelta, stepAccuracy, summarize, type ScanpathSummary } from './metrics.js';
+import { decodeScanpaths, oatStepPredictions } from './decode.js';
+import { behaviourDelta, type ScanpathSummary, stepAccuracy, summarize } from './metrics.js';
+import {
+  createOat,
+  disposeOat,
+  disposeOatInputs,
+  disposeOatTargets,
+  type OatConfig,
+  type OatModel,
+  oatInputs,
+  oatLoss,
+  oatParameterCount,
+  oatTargets,
+} from './model.js';
 import type { PositionKind } from './position.js';
 
 /** The model's size comes from OatConfig (one place for their meaning); the rest is data, training and evaluation. */
-export interface OatExperimentConfig extends Pick<OatConfig, 'dModel' | 'encoderLayers' | 'decoderLayers' | 'heads' | 'caHeads' | 'mlpRatio'> {
+export interface OatExperimentConfig
+  extends Pick<OatConfig, 'dModel' | 'encoderLayers' | 'decoderLayers' | 'heads' | 'caHeads' | 'mlpRatio'> {
   layout: 'shelf' | 'clutter';
   sizes: [number, number][];
   similarFraction: number;
@@ -57,14 +90,26 @@ export interface OatExperimentConfig extends Pick<OatConfig, 'dModel' | 'encoder
 }
 
 export const dataConfig = (cfg: OatExperimentConfig): VisualSearchConfig => ({
-  layout: cfg.layout, sizes: cfg.sizes, similarFraction: cfg.similarFraction, heldOutTargets: cfg.heldOutTargets, searcher: cfg.searcher,
+  layout: cfg.layout,
+  sizes: cfg.sizes,
+  similarFraction: cfg.similarFraction,
+  heldOutTargets: cfg.heldOutTargets,
+  searcher: cfg.searcher,
 });
 
 export function oatConfig(cfg: OatExperimentConfig, position: PositionKind, seed: number): OatConfig {
   return {
     featureDim: featureDim(CATALOGUE),
-    dModel: cfg.dModel, encoderLayers: cfg.encoderLayers, decoderLayers: cfg.decoderLayers, heads: cfg.heads, caHeads: cfg.caHeads,
-    mlpRatio: cfg.mlpRatio, position, peSize: cfg.peSize, historyLags: cfg.historyLags, seed,
+    dModel: cfg.dModel,
+    encoderLayers: cfg.encoderLayers,
+    decoderLayers: cfg.decoderLayers,
+    heads: cfg.heads,
+    caHeads: cfg.caHeads,
+    mlpRatio: cfg.mlpRatio,
+    position,
+    peSize: cfg.peSize,
+    historyLags: cfg.historyLags,
+    seed,
   };
 }
 
@@ -75,17 +120,34 @@ export interface TrainedOat {
 }
 
 /** Train OAT with teacher forcing on the training trials (seeded, length-bucketed batches). */
-export async function trainOat(cfg: OatExperimentConfig, position: PositionKind, trials: Trial[], opts: { seed: number; progress: ProgressMode }): Promise<TrainedOat> {
+export async function trainOat(
+  cfg: OatExperimentConfig,
+  position: PositionKind,
+  trials: Trial[],
+  opts: { seed: number; progress: ProgressMode },
+): Promise<TrainedOat> {
   const t0 = performance.now();
   const model = createOat(oatConfig(cfg, position, opts.seed));
   const batches = bucketedBatches(trials, cfg.steps, cfg.batch, opts.seed);
   const run = await train({
-    variables: model.params, steps: cfg.steps, optimizer: { type: 'adam', lr: cfg.lr }, schedule: { type: 'cosine', warmup: Math.round(cfg.steps * 0.05) },
-    clipNorm: 1, seed: opts.seed, progress: opts.progress, dataframe: false,
+    variables: model.params,
+    steps: cfg.steps,
+    optimizer: { type: 'adam', lr: cfg.lr },
+    schedule: { type: 'cosine', warmup: Math.round(cfg.steps * 0.05) },
+    clipNorm: 1,
+    seed: opts.seed,
+    progress: opts.progress,
+    dataframe: false,
     loss: (step) => {
       const part = batches[step];
-      const x = oatInputs(model, part.map((t) => t.display));
-      const t = oatTargets(part.map((tr) => tr.scanpath), x.N);
+      const x = oatInputs(
+        model,
+        part.map((t) => t.display),
+      );
+      const t = oatTargets(
+        part.map((tr) => tr.scanpath),
+        x.N,
+      );
       try {
         return oatLoss(model, x, t);
       } finally {
@@ -122,12 +184,22 @@ export function bucketedBatches(trials: Trial[], steps: number, batch: number, s
   return out;
 }
 
-export async function trainPixel(cfg: OatExperimentConfig, trials: Trial[], opts: { seed: number; progress: ProgressMode }): Promise<{ model: PixelModel; losses: number[]; seconds: number }> {
+export async function trainPixel(
+  cfg: OatExperimentConfig,
+  trials: Trial[],
+  opts: { seed: number; progress: ProgressMode },
+): Promise<{ model: PixelModel; losses: number[]; seconds: number }> {
   const t0 = performance.now();
   const model = createPixelModel(cfg.dModel, opts.seed);
   const batches = bucketedBatches(trials, cfg.pixelSteps, cfg.batch, opts.seed + 1);
   const run = await train({
-    variables: model.params, steps: cfg.pixelSteps, optimizer: { type: 'adam', lr: cfg.lr }, clipNorm: 1, seed: opts.seed, progress: opts.progress, dataframe: false,
+    variables: model.params,
+    steps: cfg.pixelSteps,
+    optimizer: { type: 'adam', lr: cfg.lr },
+    clipNorm: 1,
+    seed: opts.seed,
+    progress: opts.progress,
+    dataframe: false,
     loss: (step) => pixelLoss(model, batches[step]),
   });
   if (run.stopped) {
@@ -145,21 +217,35 @@ export interface ModelScores extends ScanpathSummary {
 }
 
 /** The ceiling: a second simulated scanpath per display, and the simulator's next-step draws and modes on the true prefixes. */
-export function ceilingScores(trials: Trial[], params: SearcherParams, seed: number): { second: ModelScores; bayesStepAcc: number; secondScanpaths: number[][] } {
+export function ceilingScores(
+  trials: Trial[],
+  params: SearcherParams,
+  seed: number,
+): { second: ModelScores; bayesStepAcc: number; secondScanpaths: number[][] } {
   const rng = new Rng(hashSeed(seed) ^ 0xce111);
-  const human = trials.map((t) => t.scanpath), targets = trials.map((t) => t.display.target);
+  const human = trials.map((t) => t.scanpath),
+    targets = trials.map((t) => t.display.target);
   const secondScanpaths = trials.map((t) => simulateScanpath(t.display, rng, params));
-  const drawn: number[][] = [], mode: number[][] = [];
-  let nll = 0, steps = 0;
+  const drawn: number[][] = [],
+    mode: number[][] = [];
+  let nll = 0,
+    steps = 0;
   for (const t of trials) {
-    const d: number[] = [], m: number[] = [];
+    const d: number[] = [],
+      m: number[] = [];
     for (let s = 0; s <= t.scanpath.length; s++) {
       const dist = fixationDistribution(t.display, t.scanpath.slice(0, s), params);
       nll -= Math.log(s < t.scanpath.length ? dist.next[t.scanpath[s]] : dist.end);
       steps++;
       d.push(sampleFixation(dist, rng));
-      let best = -1, p = dist.end;
-      dist.next.forEach((q, j) => { if (q > p) { p = q; best = j; } });
+      let best = -1,
+        p = dist.end;
+      dist.next.forEach((q, j) => {
+        if (q > p) {
+          p = q;
+          best = j;
+        }
+      });
       m.push(best);
     }
     drawn.push(d);
@@ -167,38 +253,79 @@ export function ceilingScores(trials: Trial[], params: SearcherParams, seed: num
   }
   const sum = summarize(secondScanpaths, human, targets);
   return {
-    second: { ...sum, delta: behaviourDelta(sum, summarize(human, human, targets)), step_acc: stepAccuracy(drawn, human), nll: nll / steps },
+    second: {
+      ...sum,
+      delta: behaviourDelta(sum, summarize(human, human, targets)),
+      step_acc: stepAccuracy(drawn, human),
+      nll: nll / steps,
+    },
     bayesStepAcc: stepAccuracy(mode, human),
     secondScanpaths,
   };
 }
 
 /** Scores of a policy on trials: rolled-out scanpaths and per-step predictions on the true prefixes. */
-export function policyScores(policy: Policy, trials: Trial[], seed: number): { scores: ModelScores; scanpaths: number[][] } {
+export function policyScores(
+  policy: Policy,
+  trials: Trial[],
+  seed: number,
+): { scores: ModelScores; scanpaths: number[][] } {
   const rng = new Rng(hashSeed(seed) ^ 0x9011c7);
-  const human = trials.map((t) => t.scanpath), targets = trials.map((t) => t.display.target);
+  const human = trials.map((t) => t.scanpath),
+    targets = trials.map((t) => t.display.target);
   const scanpaths = trials.map((t) => rollout(policy, t.display, rng));
   const sum = summarize(scanpaths, human, targets);
   return {
-    scores: { ...sum, delta: behaviourDelta(sum, summarize(human, human, targets)), step_acc: stepAccuracy(policyStepPredictions(policy, trials, rng), human) },
+    scores: {
+      ...sum,
+      delta: behaviourDelta(sum, summarize(human, human, targets)),
+      step_acc: stepAccuracy(policyStepPredictions(policy, trials, rng), human),
+    },
     scanpaths,
   };
 }
 
 /** Scores of OAT on trials: greedy or `samples` sampled scanpaths per display, and teacher-forced step accuracy. */
-export function oatScores(model: OatModel, trials: Trial[], mode: 'greedy' | 'sample', opts: { samples: number; maxFixations: number; seed: number }): { scores: ModelScores; scanpaths: number[][] } {
-  const human = trials.map((t) => t.scanpath), targets = trials.map((t) => t.display.target);
+export function oatScores(
+  model: OatModel,
+  trials: Trial[],
+  mode: 'greedy' | 'sample',
+  opts: { samples: number; maxFixations: number; seed: number },
+): { scores: ModelScores; scanpaths: number[][] } {
+  const human = trials.map((t) => t.scanpath),
+    targets = trials.map((t) => t.display.target);
   const k = mode === 'greedy' ? 1 : opts.samples;
   const displays = trials.flatMap((t) => Array.from({ length: k }, () => t.display));
-  const scanpaths = decodeScanpaths(model, displays, { mode, maxFixations: opts.maxFixations, rng: new Rng(hashSeed(opts.seed) ^ 0x5a3e) });
+  const scanpaths = decodeScanpaths(model, displays, {
+    mode,
+    maxFixations: opts.maxFixations,
+    rng: new Rng(hashSeed(opts.seed) ^ 0x5a3e),
+  });
   const sum = summarize(scanpaths, human, targets);
   const steps = oatStepPredictions(model, trials);
   const probs = steps.probTrue.flat();
   const nll = -probs.reduce((a, p) => a + Math.log(Math.max(p, 1e-12)), 0) / probs.length;
-  return { scores: { ...sum, delta: behaviourDelta(sum, summarize(human, human, targets)), step_acc: stepAccuracy(steps.predicted, human), nll }, scanpaths };
+  return {
+    scores: {
+      ...sum,
+      delta: behaviourDelta(sum, summarize(human, human, targets)),
+      step_acc: stepAccuracy(steps.predicted, human),
+      nll,
+    },
+    scanpaths,
+  };
 }
 
-export const SCORE_KEYS = ['seq_score', 'edit_distance', 'found_rate', 'fix_to_target', 'length', 'delta', 'step_acc', 'nll'] as const;
+export const SCORE_KEYS = [
+  'seq_score',
+  'edit_distance',
+  'found_rate',
+  'fix_to_target',
+  'length',
+  'delta',
+  'step_acc',
+  'nll',
+] as const;
 export const SPLITS = { layout: 'unseen layouts', target: 'unseen targets' } as const;
 
 /** Every trained model of a run: OAT, the 1-D ablation (when configured) and the pixel baseline. */
@@ -207,15 +334,29 @@ export interface TrainedModels {
   pixel: { model: PixelModel; losses: number[]; seconds: number };
 }
 
-export async function trainModels(cfg: OatExperimentConfig, train: Trial[], ctx: Pick<ExperimentContext, 'seed' | 'progress' | 'log'>): Promise<TrainedModels> {
-  const variants: { name: string; position: PositionKind; historyLags: number }[] = [{ name: 'oat', position: 'gaussian2d', historyLags: cfg.historyLags }];
+export async function trainModels(
+  cfg: OatExperimentConfig,
+  train: Trial[],
+  ctx: Pick<ExperimentContext, 'seed' | 'progress' | 'log'>,
+): Promise<TrainedModels> {
+  const variants: { name: string; position: PositionKind; historyLags: number }[] = [
+    { name: 'oat', position: 'gaussian2d', historyLags: cfg.historyLags },
+  ];
   if (cfg.ablation) variants.push({ name: 'oat-1d', position: 'sinusoidal1d', historyLags: cfg.historyLags });
   if (cfg.paperPointer) variants.push({ name: 'oat-paper', position: 'gaussian2d', historyLags: 0 });
   const oat = new Map<string, TrainedOat>();
   try {
     for (const v of variants) {
-      ctx.log(`oat-scanpath: training ${v.name} (${cfg.steps} steps, batch ${cfg.batch}, ${train.length} training trials)`);
-      oat.set(v.name, await trainOat({ ...cfg, historyLags: v.historyLags }, v.position, train, { seed: ctx.seed, progress: ctx.progress }));
+      ctx.log(
+        `oat-scanpath: training ${v.name} (${cfg.steps} steps, batch ${cfg.batch}, ${train.length} training trials)`,
+      );
+      oat.set(
+        v.name,
+        await trainOat({ ...cfg, historyLags: v.historyLags }, v.position, train, {
+          seed: ctx.seed,
+          progress: ctx.progress,
+        }),
+      );
     }
     ctx.log(`oat-scanpath: training the pixel baseline (${cfg.pixelSteps} steps)`);
     return { oat, pixel: await trainPixel(cfg, train, { seed: ctx.seed, progress: ctx.progress }) };
@@ -239,7 +380,12 @@ export interface SplitEvaluation {
 }
 
 /** Every model's scores on one split's trials, the ceiling first. Also returns each model's scanpaths (for plots). */
-export function evaluateSplit(cfg: OatExperimentConfig, models: TrainedModels, trials: Trial[], seed: number): SplitEvaluation {
+export function evaluateSplit(
+  cfg: OatExperimentConfig,
+  models: TrainedModels,
+  trials: Trial[],
+  seed: number,
+): SplitEvaluation {
   const maxFixations = cfg.searcher.maxFixations;
   const ceiling = ceilingScores(trials, cfg.searcher, seed);
   const scores: Record<string, ModelScores> = { ceiling: ceiling.second };
@@ -252,7 +398,16 @@ export function evaluateSplit(cfg: OatExperimentConfig, models: TrainedModels, t
       scanpaths[key] = r.scanpaths;
     }
   }
-  const policies = [randomPolicy(maxFixations), nearestPolicy(maxFixations), similarityPolicy(maxFixations), pixelPolicy(models.pixel.model, trials.map((t) => t.display), maxFixations)];
+  const policies = [
+    randomPolicy(maxFixations),
+    nearestPolicy(maxFixations),
+    similarityPolicy(maxFixations),
+    pixelPolicy(
+      models.pixel.model,
+      trials.map((t) => t.display),
+      maxFixations,
+    ),
+  ];
   for (const p of policies) {
     const r = policyScores(p, trials, seed);
     scores[p.name] = r.scores;
@@ -270,7 +425,10 @@ export interface OatArtifacts {
   dispose(): void;
 }
 
-export async function runOatExperiment(cfg: OatExperimentConfig, ctx: ExperimentContext): Promise<ExperimentOutput<OatArtifacts>> {
+export async function runOatExperiment(
+  cfg: OatExperimentConfig,
+  ctx: ExperimentContext,
+): Promise<ExperimentOutput<OatArtifacts>> {
   const splits = makeSplits(dataConfig(cfg), { train: cfg.train, test: cfg.test }, ctx.seed);
   const metrics: Record<string, number> = {};
   const rows: Record<string, string | number>[] = [];
@@ -286,9 +444,17 @@ export async function runOatExperiment(cfg: OatExperimentConfig, ctx: Experiment
     const pl = models.pixel.losses.slice(-10);
     metrics.train_pixel_loss = pl.reduce((a, b) => a + b, 0) / pl.length;
     metrics.seconds_pixel = models.pixel.seconds;
-    for (const [split, trials] of [['layout', splits.testLayout], ['target', splits.testTarget]] as const) {
-      const human = summarize(trials.map((t) => t.scanpath), trials.map((t) => t.scanpath), trials.map((t) => t.display.target));
-      for (const k of ['found_rate', 'fix_to_target', 'length', 'search', 'refix', 'revisit'] as const) metrics[`test_${split}_human_${k}`] = human[k];
+    for (const [split, trials] of [
+      ['layout', splits.testLayout],
+      ['target', splits.testTarget],
+    ] as const) {
+      const human = summarize(
+        trials.map((t) => t.scanpath),
+        trials.map((t) => t.scanpath),
+        trials.map((t) => t.display.target),
+      );
+      for (const k of ['found_rate', 'fix_to_target', 'length', 'search', 'refix', 'revisit'] as const)
+        metrics[`test_${split}_human_${k}`] = human[k];
       const r = evaluateSplit(cfg, models, trials, ctx.seed);
       evaluations[split] = r;
       metrics[`test_${split}_bayes_step_acc`] = r.bayesStepAcc;
@@ -317,7 +483,9 @@ function summarizeRun(cfg: OatExperimentConfig, m: Record<string, number>): stri
   const f = (v: number | undefined) => (v === undefined ? 'n/a' : v.toFixed(3));
   const parts = Object.entries(SPLITS).map(([split, label]) => {
     const best = Math.max(...BASELINES.map((b) => m[`test_${split}_${b}_seq_score`] ?? -Infinity));
-    const abl = (cfg.ablation ? `, 1-D PE ${f(m[`test_${split}_oat-1d_seq_score`])}` : '') + (cfg.paperPointer ? `, paper pointer ${f(m[`test_${split}_oat-paper_seq_score`])}` : '');
+    const abl =
+      (cfg.ablation ? `, 1-D PE ${f(m[`test_${split}_oat-1d_seq_score`])}` : '') +
+      (cfg.paperPointer ? `, paper pointer ${f(m[`test_${split}_oat-paper_seq_score`])}` : '');
     return `${label}: OAT ${f(m[`test_${split}_oat_seq_score`])} (sampled ${f(m[`test_${split}_oat-sample_seq_score`])}${abl}) vs best baseline ${f(best)}, ceiling ${f(m[`test_${split}_ceiling_seq_score`])}`;
   });
   return `Sequence score (Needleman-Wunsch / max length) on held-out displays; ${parts.join('; ')}.`;
@@ -325,7 +493,11 @@ function summarizeRun(cfg: OatExperimentConfig, m: Record<string, number>): stri
 
 const base: Omit<OatExperimentConfig, 'train' | 'test' | 'steps' | 'pixelSteps' | 'samples' | 'dModel' | 'batch'> = {
   layout: 'shelf',
-  sizes: [[3, 6], [3, 8], [4, 6]],
+  sizes: [
+    [3, 6],
+    [3, 8],
+    [4, 6],
+  ],
   similarFraction: 0.3,
   heldOutTargets: 0.2,
   searcher: DEFAULT_SEARCHER,
@@ -342,8 +514,30 @@ const base: Omit<OatExperimentConfig, 'train' | 'test' | 'steps' | 'pixelSteps' 
 };
 
 export const OAT_EXPERIMENT: { quick: OatExperimentConfig; full: OatExperimentConfig } = {
-  quick: { ...base, train: 10000, test: 150, dModel: 64, encoderLayers: 1, decoderLayers: 1, batch: 32, steps: 600, pixelSteps: 150, samples: 2 },
-  full: { ...base, train: 30000, test: 500, dModel: 64, batch: 64, steps: 3000, pixelSteps: 1000, samples: 10, lr: 2e-3, paperPointer: true },
+  quick: {
+    ...base,
+    train: 10000,
+    test: 150,
+    dModel: 64,
+    encoderLayers: 1,
+    decoderLayers: 1,
+    batch: 32,
+    steps: 600,
+    pixelSteps: 150,
+    samples: 2,
+  },
+  full: {
+    ...base,
+    train: 30000,
+    test: 500,
+    dModel: 64,
+    batch: 64,
+    steps: 3000,
+    pixelSteps: 1000,
+    samples: 10,
+    lr: 2e-3,
+    paperPointer: true,
+  },
 };
 
 export const oatConfigSchema = obj<OatExperimentConfig>({
@@ -385,8 +579,10 @@ export const oatConfigSchema = obj<OatExperimentConfig>({
 export const oatScanpath = defineExperiment<OatExperimentConfig, OatArtifacts>({
   name: 'oat-scanpath',
   schema: oatConfigSchema,
-  paper: 'Fang, Yu, Zhang, van der Lans, Shi 2024, OAT: Object-Level Attention Transformer for Gaze Scanpath Prediction, ECCV, https://arxiv.org/abs/2407.13335',
-  description: 'Object-level scanpaths on simulated shelves: OAT (Gaussian 2-D position codes, and the 1-D sinusoidal ablation) vs random, nearest-neighbour, target-similarity and pixel-level baselines on unseen layouts and unseen targets, with the simulator ceiling.',
+  paper:
+    'Fang, Yu, Zhang, van der Lans, Shi 2024, OAT: Object-Level Attention Transformer for Gaze Scanpath Prediction, ECCV, https://arxiv.org/abs/2407.13335',
+  description:
+    'Object-level scanpaths on simulated shelves: OAT (Gaussian 2-D position codes, and the 1-D sinusoidal ablation) vs random, nearest-neighbour, target-similarity and pixel-level baselines on unseen layouts and unseen targets, with the simulator ceiling.',
   quick: OAT_EXPERIMENT.quick,
   full: OAT_EXPERIMENT.full,
   run: runOatExperiment,

@@ -30,10 +30,10 @@
  *   summarize(paths, splits.testLayout.map((t) => t.scanpath), splits.testLayout.map((t) => t.display.target));
  */
 export * from '../../../data/visual-search/index.js';
-export * from './position.js';
-export * from './model.js';
-export * from './decode.js';
 export * from './baselines.js';
-export * from './metrics.js';
+export * from './decode.js';
 export * from './experiment.js';
 export * from './figures.js';
+export * from './metrics.js';
+export * from './model.js';
+export * from './position.js';

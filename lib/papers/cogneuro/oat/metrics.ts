@@ -29,7 +29,8 @@ export function editDistance(a: readonly number[], b: readonly number[]): number
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];
-    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++)
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
     prev = cur;
   }
   return prev[b.length];
@@ -48,7 +49,9 @@ export interface Behaviour {
 /** Behavioural statistics of one scanpath; ratios are 0 for an empty one. */
 export function behaviour(scanpath: readonly number[], target: number): Behaviour {
   const n = scanpath.length;
-  let search = 0, refix = 0, revisit = 0;
+  let search = 0,
+    refix = 0,
+    revisit = 0;
   const seen = new Set<number>();
   scanpath.forEach((f, i) => {
     if (i > 0 && f === scanpath[i - 1]) refix++;
@@ -85,23 +88,54 @@ const BEHAVIOUR_KEYS = ['found_rate', 'length', 'search', 'refix', 'revisit'] as
  * Mean metrics of predicted scanpaths against the human ones (one prediction per trial, or `k` per trial in order:
  * predicted[i · k + s] belongs to trial i).
  */
-export function summarize(predicted: readonly number[][], human: readonly number[][], targets: readonly number[]): ScanpathSummary {
-  if (human.length !== targets.length) throw new ShapeError(`summarize: ${human.length} human scanpaths but ${targets.length} targets`);
+export function summarize(
+  predicted: readonly number[][],
+  human: readonly number[][],
+  targets: readonly number[],
+): ScanpathSummary {
+  if (human.length !== targets.length)
+    throw new ShapeError(`summarize: ${human.length} human scanpaths but ${targets.length} targets`);
   if (human.length === 0 || predicted.length % human.length !== 0) {
-    throw new ShapeError(`summarize: predicted has ${predicted.length} scanpaths, which must be a positive multiple of the ${human.length} human ones`);
+    throw new ShapeError(
+      `summarize: predicted has ${predicted.length} scanpaths, which must be a positive multiple of the ${human.length} human ones`,
+    );
   }
   const k = predicted.length / human.length;
-  let seq = 0, edit = 0, found = 0, len = 0, search = 0, refix = 0, revisit = 0, toT = 0, nT = 0;
+  let seq = 0,
+    edit = 0,
+    found = 0,
+    len = 0,
+    search = 0,
+    refix = 0,
+    revisit = 0,
+    toT = 0,
+    nT = 0;
   predicted.forEach((p, i) => {
     const h = human[Math.floor(i / k)];
     seq += sequenceScore(p, h);
     edit += editDistance(p, h);
     const b = behaviour(p, targets[Math.floor(i / k)]);
-    found += b.found; len += b.length; search += b.search; refix += b.refix; revisit += b.revisit;
-    if (!Number.isNaN(b.toTarget)) { toT += b.toTarget; nT++; }
+    found += b.found;
+    len += b.length;
+    search += b.search;
+    refix += b.refix;
+    revisit += b.revisit;
+    if (!Number.isNaN(b.toTarget)) {
+      toT += b.toTarget;
+      nT++;
+    }
   });
   const n = predicted.length;
-  return { seq_score: seq / n, edit_distance: edit / n, found_rate: found / n, length: len / n, fix_to_target: nT ? toT / nT : NaN, search: search / n, refix: refix / n, revisit: revisit / n };
+  return {
+    seq_score: seq / n,
+    edit_distance: edit / n,
+    found_rate: found / n,
+    length: len / n,
+    fix_to_target: nT ? toT / nT : NaN,
+    search: search / n,
+    refix: refix / n,
+    revisit: revisit / n,
+  };
 }
 
 /** OAT's delta: mean over the five behavioural statistics of |model − human| / human (absolute where human is 0). */
@@ -116,11 +150,15 @@ export function behaviourDelta(model: ScanpathSummary, human: ScanpathSummary): 
  * prefix; steps are the scanpath's fixations and its END (len + 1 per trial).
  */
 export function stepAccuracy(predicted: readonly number[][], human: readonly number[][]): number {
-  if (predicted.length !== human.length) throw new ShapeError(`stepAccuracy: ${predicted.length} predictions but ${human.length} scanpaths`);
-  let hit = 0, total = 0;
+  if (predicted.length !== human.length)
+    throw new ShapeError(`stepAccuracy: ${predicted.length} predictions but ${human.length} scanpaths`);
+  let hit = 0,
+    total = 0;
   human.forEach((h, i) => {
     if (predicted[i].length !== h.length + 1) {
-      throw new ShapeError(`stepAccuracy: predicted[${i}] has ${predicted[i].length} steps but scanpath ${i} has ${h.length} fixations + END = ${h.length + 1}`);
+      throw new ShapeError(
+        `stepAccuracy: predicted[${i}] has ${predicted[i].length} steps but scanpath ${i} has ${h.length} fixations + END = ${h.length + 1}`,
+      );
     }
     for (let s = 0; s <= h.length; s++) {
       hit += +(predicted[i][s] === (s < h.length ? h[s] : -1));

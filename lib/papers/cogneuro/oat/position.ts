@@ -11,9 +11,10 @@
  * sinusoidal code of the reading order cannot give (row neighbours are `cols` apart in reading order).
  * The table is fixed during training, as in the paper. Codes are scaled so both kinds have the same norm.
  */
+
+import type { SearchDisplay } from '../../../data/visual-search/displays.js';
 import { Rng } from '../../../util/random.js';
 import { ShapeError } from '../../../util/shapes.js';
-import type { SearchDisplay } from '../../../data/visual-search/displays.js';
 
 export type PositionKind = 'gaussian2d' | 'sinusoidal1d';
 
@@ -31,11 +32,19 @@ export interface GaussianPeOptions {
 }
 
 /** Target similarity exp(−(i − j)² / 2σ²). */
-export const gaussianSimilarity = (i: number, j: number, sigma: number): number => Math.exp(-((i - j) ** 2) / (2 * sigma * sigma));
+export const gaussianSimilarity = (i: number, j: number, sigma: number): number =>
+  Math.exp(-((i - j) ** 2) / (2 * sigma * sigma));
 
 /** L(W) and dL/dW for a table W [K, D] (row-major), in float64. */
-export function gaussianPeLoss(w: ArrayLike<number>, size: number, dim: number, sigma: number, alpha = 1): { loss: number; grad: Float64Array } {
-  const K = size, D = dim;
+export function gaussianPeLoss(
+  w: ArrayLike<number>,
+  size: number,
+  dim: number,
+  sigma: number,
+  alpha = 1,
+): { loss: number; grad: Float64Array } {
+  const K = size,
+    D = dim;
   if (w.length !== K * D) throw new ShapeError(`gaussianPeLoss: w has ${w.length} values but size × dim = ${K} × ${D}`);
   const norms = new Float64Array(K);
   const u = new Float64Array(K * D);
@@ -89,16 +98,23 @@ const peCache = new Map<string, GaussianPe>();
 
 /** Learn the table with Adam (cached per options: it is a fixed preprocessing step, like the paper's .npy file). */
 export function learnGaussianPe(opts: GaussianPeOptions): GaussianPe {
-  const K = opts.size, D = opts.dim;
+  const K = opts.size,
+    D = opts.dim;
   if (!(Number.isInteger(K) && K >= 2)) throw new ShapeError(`learnGaussianPe: size must be an integer >= 2, got ${K}`);
-  if (!(Number.isInteger(D) && D >= 1)) throw new ShapeError(`learnGaussianPe: dim must be a positive integer, got ${D}`);
-  const sigma = opts.sigma ?? 2, alpha = opts.alpha ?? 1, iters = opts.iterations ?? 3000, lr = opts.lr ?? 0.01, seed = opts.seed ?? 0;
+  if (!(Number.isInteger(D) && D >= 1))
+    throw new ShapeError(`learnGaussianPe: dim must be a positive integer, got ${D}`);
+  const sigma = opts.sigma ?? 2,
+    alpha = opts.alpha ?? 1,
+    iters = opts.iterations ?? 3000,
+    lr = opts.lr ?? 0.01,
+    seed = opts.seed ?? 0;
   const key = JSON.stringify([K, D, sigma, alpha, iters, lr, seed]);
   const hit = peCache.get(key);
   if (hit) return hit;
   const rng = new Rng(seed);
   const w = Float64Array.from({ length: K * D }, () => rng.normal());
-  const m = new Float64Array(K * D), v = new Float64Array(K * D);
+  const m = new Float64Array(K * D),
+    v = new Float64Array(K * D);
   const [b1, b2, eps] = [0.9, 0.999, 1e-8];
   let loss = 0;
   for (let t = 1; t <= iters; t++) {
@@ -154,7 +170,9 @@ function sinusoid(p: number, dim: number): number[] {
 
 /** Reading order of a display's objects (top to bottom, then left to right): the 1-D position of each object. */
 export function readingOrder(d: SearchDisplay): number[] {
-  const order = d.objects.map((o, j) => j).sort((a, b) => d.objects[a].row - d.objects[b].row || d.objects[a].x - d.objects[b].x);
+  const order = d.objects
+    .map((_o, j) => j)
+    .sort((a, b) => d.objects[a].row - d.objects[b].row || d.objects[a].x - d.objects[b].x);
   const rank = new Array<number>(d.objects.length);
   order.forEach((j, r) => (rank[j] = r));
   return rank;
@@ -170,12 +188,18 @@ export function positionCodes(d: SearchDisplay, kind: PositionKind, dim: number,
     return d.objects.map((_, j) => sinusoid(rank[j], dim));
   }
   if (!pe) throw new ShapeError('positionCodes: gaussian2d needs the learned table (learnGaussianPe)');
-  if (pe.dim * 2 !== dim) throw new ShapeError(`positionCodes: gaussian2d gives 2 × ${pe.dim} = ${2 * pe.dim} values but dim is ${dim}`);
+  if (pe.dim * 2 !== dim)
+    throw new ShapeError(`positionCodes: gaussian2d gives 2 × ${pe.dim} = ${2 * pe.dim} values but dim is ${dim}`);
   const s = Math.sqrt(dim / 4); // each unit half scaled to √(dim/4): total norm √(dim/2), as the sinusoidal code
   return d.objects.map((o) => {
     if (o.row >= pe.size || o.col >= pe.size) {
-      throw new ShapeError(`positionCodes: object at row ${o.row}, col ${o.col} of display '${d.id}' is outside the learned table (size ${pe.size}); learn a larger one`);
+      throw new ShapeError(
+        `positionCodes: object at row ${o.row}, col ${o.col} of display '${d.id}' is outside the learned table (size ${pe.size}); learn a larger one`,
+      );
     }
-    return [...Array.from(pe.table.subarray(o.row * pe.dim, (o.row + 1) * pe.dim), (x) => x * s), ...Array.from(pe.table.subarray(o.col * pe.dim, (o.col + 1) * pe.dim), (x) => x * s)];
+    return [
+      ...Array.from(pe.table.subarray(o.row * pe.dim, (o.row + 1) * pe.dim), (x) => x * s),
+      ...Array.from(pe.table.subarray(o.col * pe.dim, (o.col + 1) * pe.dim), (x) => x * s),
+    ];
   });
 }

@@ -9,16 +9,30 @@
  * decoded answers and the test sets as artifacts.
  */
 import * as tf from '@tensorflow/tfjs';
-import { defineExperiment, type Experiment, type ExperimentContext, type ExperimentOutput, type PaperReference } from '../../../experiments/contract.js';
+import {
+  defineExperiment,
+  type Experiment,
+  type ExperimentContext,
+  type ExperimentOutput,
+  type PaperReference,
+} from '../../../experiments/contract.js';
 import { int, list, num, obj, oneOf, opt, tuple } from '../../../experiments/schema.js';
-import { train, type StepRecord } from '../../../train/loop.js';
+import { type StepRecord, train } from '../../../train/loop.js';
 import type { ProgressMode } from '../../../train/progress.js';
 import { Rng } from '../../../util/random.js';
-import { createPointerModel, disposePointerModel, outputPositions, parameterCount, sequenceLoss, type PointerModel, type PointerModelKind } from './model.js';
 import { beamDecode, greedyDecode } from './decode.js';
-import { TASKS, makeBatch, makeExamples, disposeBatch, type Example, type TaskName } from './tasks.js';
 import { taskMetrics } from './metrics.js';
-import { nearestNeighbour, twoOpt, HELD_KARP_MAX } from './tsp.js';
+import {
+  createPointerModel,
+  disposePointerModel,
+  outputPositions,
+  type PointerModel,
+  type PointerModelKind,
+  parameterCount,
+  sequenceLoss,
+} from './model.js';
+import { disposeBatch, type Example, makeBatch, makeExamples, TASKS, type TaskName } from './tasks.js';
+import { HELD_KARP_MAX, nearestNeighbour, twoOpt } from './tsp.js';
 
 export interface PointerExperimentConfig {
   task: TaskName;
@@ -81,7 +95,13 @@ export async function trainPointer(
   const t0 = performance.now();
   const task = TASKS[cfg.task];
   const model = createPointerModel({
-    kind, coordDim: task.coordDim, hidden: cfg.hidden, vocab: vocabFor(cfg), layers: cfg.layers, heads: cfg.heads, seed: opts.seed,
+    kind,
+    coordDim: task.coordDim,
+    hidden: cfg.hidden,
+    vocab: vocabFor(cfg),
+    layers: cfg.layers,
+    heads: cfg.heads,
+    seed: opts.seed,
     // Only the TSP label depends on the input order (it starts at point 0).
     orderCodes: cfg.task === 'tsp',
   });
@@ -113,7 +133,11 @@ export async function trainPointer(
 }
 
 /** Decode with the config's beam width and score with the task's metrics; also returns the decoded answers. */
-export function evaluatePointer(cfg: PointerExperimentConfig, model: PointerModel, examples: Example[]): { metrics: Record<string, number>; answers: number[][] } {
+export function evaluatePointer(
+  cfg: PointerExperimentConfig,
+  model: PointerModel,
+  examples: Example[],
+): { metrics: Record<string, number>; answers: number[][] } {
   const task = TASKS[cfg.task];
   const out = cfg.beam > 1 ? beamDecode(model, task, examples, cfg.beam) : greedyDecode(model, task, examples);
   const answers = out.map((d) => d.answer);
@@ -123,8 +147,16 @@ export function evaluatePointer(cfg: PointerExperimentConfig, model: PointerMode
 /** Non-learned TSP references on the same test set: nearest neighbour and 2-opt. */
 function tspHeuristics(examples: Example[]): Record<string, Record<string, number>> {
   return {
-    'nearest-neighbour': taskMetrics('tsp', examples, examples.map((e) => nearestNeighbour(e.points))),
-    '2-opt': taskMetrics('tsp', examples, examples.map((e) => twoOpt(e.points))),
+    'nearest-neighbour': taskMetrics(
+      'tsp',
+      examples,
+      examples.map((e) => nearestNeighbour(e.points)),
+    ),
+    '2-opt': taskMetrics(
+      'tsp',
+      examples,
+      examples.map((e) => twoOpt(e.points)),
+    ),
   };
 }
 
@@ -148,19 +180,64 @@ export interface PointerArtifacts {
 /** Vinyals et al.'s numbers for the Ptr-Net, in our units (fractions; mean tour length in the unit square). */
 const PAPER_VALUES: Record<TaskName, { n: number; metric: string; paper: number; source: string }[]> = {
   hull: [
-    { n: 5, metric: 'accuracy', paper: 0.92, source: 'Vinyals et al. 2015, Table 1, convex hull: Ptr-Net trained on n = 5-50, exact accuracy at n = 5' },
-    { n: 10, metric: 'accuracy', paper: 0.87, source: 'Vinyals et al. 2015, Table 1, convex hull: Ptr-Net trained on n = 5-50, exact accuracy at n = 10' },
-    { n: 10, metric: 'area_coverage', paper: 0.998, source: 'Vinyals et al. 2015, Table 1, convex hull: Ptr-Net trained on n = 5-50, area coverage at n = 10' },
+    {
+      n: 5,
+      metric: 'accuracy',
+      paper: 0.92,
+      source: 'Vinyals et al. 2015, Table 1, convex hull: Ptr-Net trained on n = 5-50, exact accuracy at n = 5',
+    },
+    {
+      n: 10,
+      metric: 'accuracy',
+      paper: 0.87,
+      source: 'Vinyals et al. 2015, Table 1, convex hull: Ptr-Net trained on n = 5-50, exact accuracy at n = 10',
+    },
+    {
+      n: 10,
+      metric: 'area_coverage',
+      paper: 0.998,
+      source: 'Vinyals et al. 2015, Table 1, convex hull: Ptr-Net trained on n = 5-50, area coverage at n = 10',
+    },
   ],
   delaunay: [
-    { n: 5, metric: 'accuracy', paper: 0.807, source: 'Vinyals et al. 2015, Table 1, Delaunay: Ptr-Net trained and tested at n = 5, exact accuracy' },
-    { n: 5, metric: 'triangle_coverage', paper: 0.93, source: 'Vinyals et al. 2015, Table 1, Delaunay: Ptr-Net trained and tested at n = 5, triangle coverage' },
+    {
+      n: 5,
+      metric: 'accuracy',
+      paper: 0.807,
+      source: 'Vinyals et al. 2015, Table 1, Delaunay: Ptr-Net trained and tested at n = 5, exact accuracy',
+    },
+    {
+      n: 5,
+      metric: 'triangle_coverage',
+      paper: 0.93,
+      source: 'Vinyals et al. 2015, Table 1, Delaunay: Ptr-Net trained and tested at n = 5, triangle coverage',
+    },
   ],
   tsp: [
-    { n: 5, metric: 'tour_length', paper: 2.12, source: 'Vinyals et al. 2015, Table 2, TSP: Ptr-Net trained and tested at n = 5, mean tour length' },
-    { n: 5, metric: 'ref_length', paper: 2.12, source: 'Vinyals et al. 2015, Table 2, TSP: optimal mean tour length at n = 5 (ours: Held-Karp on our test set)' },
-    { n: 10, metric: 'tour_length', paper: 2.88, source: 'Vinyals et al. 2015, Table 2, TSP: Ptr-Net trained and tested at n = 10, mean tour length' },
-    { n: 10, metric: 'ref_length', paper: 2.87, source: 'Vinyals et al. 2015, Table 2, TSP: optimal mean tour length at n = 10 (ours: Held-Karp on our test set)' },
+    {
+      n: 5,
+      metric: 'tour_length',
+      paper: 2.12,
+      source: 'Vinyals et al. 2015, Table 2, TSP: Ptr-Net trained and tested at n = 5, mean tour length',
+    },
+    {
+      n: 5,
+      metric: 'ref_length',
+      paper: 2.12,
+      source: 'Vinyals et al. 2015, Table 2, TSP: optimal mean tour length at n = 5 (ours: Held-Karp on our test set)',
+    },
+    {
+      n: 10,
+      metric: 'tour_length',
+      paper: 2.88,
+      source: 'Vinyals et al. 2015, Table 2, TSP: Ptr-Net trained and tested at n = 10, mean tour length',
+    },
+    {
+      n: 10,
+      metric: 'ref_length',
+      paper: 2.87,
+      source: 'Vinyals et al. 2015, Table 2, TSP: optimal mean tour length at n = 10 (ours: Held-Karp on our test set)',
+    },
   ],
   sort: [],
 };
@@ -177,11 +254,18 @@ function paperReferences(cfg: PointerExperimentConfig, metrics: Record<string, n
   });
 }
 
-export async function runPointerExperiment(cfg: PointerExperimentConfig, ctx: ExperimentContext): Promise<ExperimentOutput<PointerArtifacts>> {
+export async function runPointerExperiment(
+  cfg: PointerExperimentConfig,
+  ctx: ExperimentContext,
+): Promise<ExperimentOutput<PointerArtifacts>> {
   const examples = trainingSet(cfg, ctx.seed);
   const tests = new Map(cfg.n_test.map((n) => [n, testSet(cfg, ctx.seed, n)]));
   const models: Record<string, PointerRunModel> = {};
-  const artifacts: PointerArtifacts = { models, tests: new Map(tests), dispose: () => Object.values(models).forEach((m) => disposePointerModel(m.model)) };
+  const artifacts: PointerArtifacts = {
+    models,
+    tests: new Map(tests),
+    dispose: () => Object.values(models).forEach((m) => disposePointerModel(m.model)),
+  };
   const metrics: Record<string, number> = {};
   const rows: ResultRow[] = [];
   const round = (v: number) => (Number.isFinite(v) ? +v.toFixed(4) : v);
@@ -190,8 +274,17 @@ export async function runPointerExperiment(cfg: PointerExperimentConfig, ctx: Ex
     rows.push({ model: name, n, ...Object.fromEntries(Object.entries(m).map(([k, v]) => [k, round(v)])) });
   };
   /** Train `kind` on `sized`'s examples, test it at `sizes`, and record it as `name`; the model joins the artifacts. */
-  const fitAndScore = async (name: string, sized: PointerExperimentConfig, kind: PointerModelKind, train: Example[], sizes: [number, Example[]][], trainLoss: boolean) => {
-    ctx.log(`pointer-${cfg.task}: training ${name} (${sized.steps} steps, batch ${sized.batch}, n ${sized.n_train.join('-')})`);
+  const fitAndScore = async (
+    name: string,
+    sized: PointerExperimentConfig,
+    kind: PointerModelKind,
+    train: Example[],
+    sizes: [number, Example[]][],
+    trainLoss: boolean,
+  ) => {
+    ctx.log(
+      `pointer-${cfg.task}: training ${name} (${sized.steps} steps, batch ${sized.batch}, n ${sized.n_train.join('-')})`,
+    );
     const trained = await trainPointer(sized, kind, train, { seed: ctx.seed, progress: ctx.progress });
     const answers = new Map<number, number[][]>();
     models[name] = { ...trained, answers };
@@ -222,15 +315,30 @@ export async function runPointerExperiment(cfg: PointerExperimentConfig, ctx: Ex
     artifacts.dispose();
     throw e;
   }
-  return { metrics, tables: { results: rows }, references: paperReferences(cfg, metrics), summary: summarize(cfg, metrics), artifacts };
+  return {
+    metrics,
+    tables: { results: rows },
+    references: paperReferences(cfg, metrics),
+    summary: summarize(cfg, metrics),
+    artifacts,
+  };
 }
 
-const HEADLINE: Record<TaskName, string> = { hull: 'accuracy', delaunay: 'triangle_coverage', tsp: 'gap', sort: 'accuracy' };
+const HEADLINE: Record<TaskName, string> = {
+  hull: 'accuracy',
+  delaunay: 'triangle_coverage',
+  tsp: 'gap',
+  sort: 'accuracy',
+};
 
 function summarize(cfg: PointerExperimentConfig, metrics: Record<string, number>): string {
   const key = HEADLINE[cfg.task];
-  const fmt = (v: number | undefined) => (v === undefined ? 'n/a' : cfg.task === 'tsp' ? `${(100 * v).toFixed(1)}%` : v.toFixed(3));
-  const parts = cfg.n_test.map((n) => `n=${n}: ${[...cfg.models, ...(cfg.perSize?.n.includes(n) ? [`pointer-n${n}`] : [])].map((k) => `${k} ${fmt(metrics[`test_n${n}_${k}_${key}`])}`).join(', ')}`);
+  const fmt = (v: number | undefined) =>
+    v === undefined ? 'n/a' : cfg.task === 'tsp' ? `${(100 * v).toFixed(1)}%` : v.toFixed(3);
+  const parts = cfg.n_test.map(
+    (n) =>
+      `n=${n}: ${[...cfg.models, ...(cfg.perSize?.n.includes(n) ? [`pointer-n${n}`] : [])].map((k) => `${k} ${fmt(metrics[`test_n${n}_${k}_${key}`])}`).join(', ')}`,
+  );
   const ref = cfg.task === 'tsp' ? ` (gap to Held-Karp up to n=${HELD_KARP_MAX}, to 2-opt beyond)` : '';
   return `${cfg.task}, trained on n=${cfg.n_train.join('-')}; test ${key}${ref}: ${parts.join('; ')}.`;
 }
@@ -240,30 +348,89 @@ const ALL: PointerModelKind[] = ['pointer', 'pointer-transformer', 'seq2seq', 's
 
 const base = { hidden: 128, layers: 2, heads: 4, lr: 2e-3, clipNorm: 2, beam: 1 } as const;
 /** Quick configs: a small model, the Ptr-Net against the plain seq2seq baseline, within two minutes on 2 cores. */
-const quick = { ...base, hidden: 64, batch: 64, lr: 3e-3, testCount: 200, models: ['pointer', 'seq2seq'] as PointerModelKind[] };
+const quick = {
+  ...base,
+  hidden: 64,
+  batch: 64,
+  lr: 3e-3,
+  testCount: 200,
+  models: ['pointer', 'seq2seq'] as PointerModelKind[],
+};
 
-export const POINTER_EXPERIMENTS: Record<TaskName, { quick: PointerExperimentConfig; full: PointerExperimentConfig; description: string }> = {
+export const POINTER_EXPERIMENTS: Record<
+  TaskName,
+  { quick: PointerExperimentConfig; full: PointerExperimentConfig; description: string }
+> = {
   hull: {
-    description: 'Convex hull: Ptr-Net (LSTM and transformer encoders) vs seq2seq and seq2seq+attention; exact accuracy, area coverage and invalid outputs up to n = 50.',
+    description:
+      'Convex hull: Ptr-Net (LSTM and transformer encoders) vs seq2seq and seq2seq+attention; exact accuracy, area coverage and invalid outputs up to n = 50.',
     quick: { ...quick, task: 'hull', n_train: [5, 10], n_test: [5, 10, 20], steps: 250 },
-    full: { ...base, task: 'hull', n_train: [5, 10], n_test: [5, 10, 20, 50], models: ALL, steps: 2000, batch: 128, testCount: 500 },
+    full: {
+      ...base,
+      task: 'hull',
+      n_train: [5, 10],
+      n_test: [5, 10, 20, 50],
+      models: ALL,
+      steps: 2000,
+      batch: 128,
+      testCount: 500,
+    },
   },
   delaunay: {
-    description: 'Delaunay triangulation as a sequence of triangles: triangle coverage and exact accuracy at n = 5..10.',
+    description:
+      'Delaunay triangulation as a sequence of triangles: triangle coverage and exact accuracy at n = 5..10.',
     quick: { ...quick, task: 'delaunay', n_train: [5, 6], n_test: [5, 6, 8], steps: 450 },
     // perSize: measured for n = 5 (seed 0, 500 test point sets, greedy): triangle coverage 75.9%, exact 39.2% (paper 93.0%, 80.7%).
-    full: { ...base, task: 'delaunay', n_train: [5, 7], n_test: [5, 7, 10], models: ALL, steps: 2000, batch: 128, testCount: 500, perSize: { n: [5], steps: 4000 } },
+    full: {
+      ...base,
+      task: 'delaunay',
+      n_train: [5, 7],
+      n_test: [5, 7, 10],
+      models: ALL,
+      steps: 2000,
+      batch: 128,
+      testCount: 500,
+      perSize: { n: [5], steps: 4000 },
+    },
   },
   tsp: {
     description: 'Planar TSP: mean tour length and gap to the Held-Karp optimum, against nearest neighbour and 2-opt.',
     quick: { ...quick, task: 'tsp', n_train: [5, 8], n_test: [5, 8, 10], steps: 600 },
     // perSize: measured for n = 10 (seed 0, test split of 500): gap 1.06% greedy, 0.96% with beam 5 (paper 2.88 vs 2.87).
-    full: { ...base, task: 'tsp', n_train: [5, 10], n_test: [5, 10, 12, 20], models: ALL, steps: 2000, batch: 128, testCount: 500, beam: 5, perSize: { n: [5, 10], steps: 6000 } },
+    full: {
+      ...base,
+      task: 'tsp',
+      n_train: [5, 10],
+      n_test: [5, 10, 12, 20],
+      models: ALL,
+      steps: 2000,
+      batch: 128,
+      testCount: 500,
+      beam: 5,
+      perSize: { n: [5, 10], steps: 6000 },
+    },
   },
   sort: {
-    description: 'Sorting numbers by pointing (not in the paper; the simplest pointer task): exact and per-position accuracy.',
-    quick: { ...quick, task: 'sort', n_train: [5, 10], n_test: [5, 10, 15], steps: 150, models: ['pointer', 'pointer-transformer', 'seq2seq'] },
-    full: { ...base, task: 'sort', n_train: [5, 10], n_test: [5, 10, 20], models: ALL, steps: 1500, batch: 128, testCount: 500 },
+    description:
+      'Sorting numbers by pointing (not in the paper; the simplest pointer task): exact and per-position accuracy.',
+    quick: {
+      ...quick,
+      task: 'sort',
+      n_train: [5, 10],
+      n_test: [5, 10, 15],
+      steps: 150,
+      models: ['pointer', 'pointer-transformer', 'seq2seq'],
+    },
+    full: {
+      ...base,
+      task: 'sort',
+      n_train: [5, 10],
+      n_test: [5, 10, 20],
+      models: ALL,
+      steps: 1500,
+      batch: 128,
+      testCount: 500,
+    },
   },
 };
 
@@ -285,7 +452,10 @@ export const pointerConfigSchema = obj<PointerExperimentConfig>({
 });
 
 /** One experiment per task: `pointer-hull`, `pointer-delaunay`, `pointer-tsp`, `pointer-sort`. */
-export const pointerExperiments: Record<TaskName, Experiment<PointerExperimentConfig, PointerArtifacts>> = Object.fromEntries(
+export const pointerExperiments: Record<
+  TaskName,
+  Experiment<PointerExperimentConfig, PointerArtifacts>
+> = Object.fromEntries(
   (Object.entries(POINTER_EXPERIMENTS) as [TaskName, (typeof POINTER_EXPERIMENTS)[TaskName]][]).map(([task, e]) => [
     task,
     defineExperiment<PointerExperimentConfig, PointerArtifacts>({

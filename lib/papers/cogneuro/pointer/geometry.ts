@@ -23,7 +23,8 @@ export function convexHull(points: Point[], start: 'smallest-index' | 'leftmost'
   const chain = (ids: number[]): number[] => {
     const out: number[] = [];
     for (const i of ids) {
-      while (out.length >= 2 && cross(points[out[out.length - 2]], points[out[out.length - 1]], points[i]) <= 0) out.pop();
+      while (out.length >= 2 && cross(points[out[out.length - 2]], points[out[out.length - 1]], points[i]) <= 0)
+        out.pop();
       out.push(i);
     }
     out.pop(); // the last point starts the other chain
@@ -68,7 +69,8 @@ export function isSimplePolygon(points: Point[], ids: number[]): boolean {
   for (let i = 0; i < m; i++) {
     for (let j = i + 1; j < m; j++) {
       if (j === i + 1 || (i === 0 && j === m - 1)) continue; // adjacent edges share a vertex
-      if (segmentsCross(points[ids[i]], points[ids[(i + 1) % m]], points[ids[j]], points[ids[(j + 1) % m]])) return false;
+      if (segmentsCross(points[ids[i]], points[ids[(i + 1) % m]], points[ids[j]], points[ids[(j + 1) % m]]))
+        return false;
     }
   }
   return true;
@@ -81,10 +83,17 @@ export type Triangle = [number, number, number];
  * incircle determinant. For a clockwise triangle the sign flips, so callers orient first.
  */
 export function inCircumcircle(a: Point, b: Point, c: Point, d: Point): number {
-  const ax = a[0] - d[0], ay = a[1] - d[1];
-  const bx = b[0] - d[0], by = b[1] - d[1];
-  const cx = c[0] - d[0], cy = c[1] - d[1];
-  return (ax * ax + ay * ay) * (bx * cy - cx * by) - (bx * bx + by * by) * (ax * cy - cx * ay) + (cx * cx + cy * cy) * (ax * by - bx * ay);
+  const ax = a[0] - d[0],
+    ay = a[1] - d[1];
+  const bx = b[0] - d[0],
+    by = b[1] - d[1];
+  const cx = c[0] - d[0],
+    cy = c[1] - d[1];
+  return (
+    (ax * ax + ay * ay) * (bx * cy - cx * by) -
+    (bx * bx + by * by) * (ax * cy - cx * ay) +
+    (cx * cx + cy * cy) * (ax * by - bx * ay)
+  );
 }
 
 /** Whether some other point lies strictly inside the circumcircle of triangle t (orientation-independent). */
@@ -109,13 +118,20 @@ export function canonicalTriangles(tris: number[][]): Triangle[] {
 export function delaunay(points: Point[]): Triangle[] {
   const n = points.length;
   if (n < 3) throw new Error(`delaunay: need at least 3 points, got ${n}`);
-  let minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
+  let minX = Infinity,
+    minY = Infinity,
+    maxX = -Infinity,
+    maxY = -Infinity;
   for (const [x, y] of points) {
-    minX = Math.min(minX, x); minY = Math.min(minY, y); maxX = Math.max(maxX, x); maxY = Math.max(maxY, y);
+    minX = Math.min(minX, x);
+    minY = Math.min(minY, y);
+    maxX = Math.max(maxX, x);
+    maxY = Math.max(maxY, y);
   }
   // The corners sit far out so that their circumcircles never cut into the real hull.
   const span = Math.max(maxX - minX, maxY - minY, 1e-9) * 1e4;
-  const cx = (minX + maxX) / 2, cy = (minY + maxY) / 2;
+  const cx = (minX + maxX) / 2,
+    cy = (minY + maxY) / 2;
   const all: Point[] = [...points, [cx - 2 * span, cy - span], [cx + 2 * span, cy - span], [cx, cy + 2 * span]];
   let tris: Triangle[] = [[n, n + 1, n + 2]]; // counter-clockwise
   for (let p = 0; p < n; p++) {
@@ -126,7 +142,11 @@ export function delaunay(points: Point[]): Triangle[] {
     const count = new Map<string, [number, number]>();
     const seen = new Map<string, number>();
     for (const [a, b, c] of bad) {
-      for (const [u, v] of [[a, b], [b, c], [c, a]] as [number, number][]) {
+      for (const [u, v] of [
+        [a, b],
+        [b, c],
+        [c, a],
+      ] as [number, number][]) {
         const key = u < v ? `${u},${v}` : `${v},${u}`;
         seen.set(key, (seen.get(key) ?? 0) + 1);
         count.set(key, [u, v]);

@@ -28,10 +28,11 @@
  *   const out = greedyDecode(model, TASKS.hull, batch.examples);   // or beamDecode(..., width)
  *   hullMetrics(batch.examples, out.map((o) => o.answer));
  */
-export * from './geometry.js';
-export * from './tsp.js';
-export * from './tasks.js';
-export * from './model.js';
+
 export * from './decode.js';
-export * from './metrics.js';
 export * from './experiments.js';
+export * from './geometry.js';
+export * from './metrics.js';
+export * from './model.js';
+export * from './tasks.js';
+export * from './tsp.js';

@@ -8,9 +8,9 @@
  * - TSP: mean tour length of valid tours, against the reference (Held-Karp optimum, or 2-opt beyond 12 points).
  * - Sort: exact accuracy and per-position accuracy.
  */
-import { canonicalTriangles, isSimplePolygon, polygonArea, rotateToMin, type Point } from './geometry.js';
-import { isTour, tourLength } from './tsp.js';
+import { canonicalTriangles, isSimplePolygon, polygonArea, rotateToMin } from './geometry.js';
 import type { Example, TaskName } from './tasks.js';
+import { isTour, tourLength } from './tsp.js';
 
 export interface HullMetrics {
   accuracy: number;
@@ -37,7 +37,11 @@ export function hullMetrics(examples: Example[], predicted: number[][]): HullMet
     }
     coverage.push(Math.abs(polygonArea(e.points, pred)) / Math.abs(polygonArea(e.points, e.answer)));
   });
-  return { accuracy: exact / examples.length, area_coverage: coverage.length ? mean(coverage) : 0, invalid: invalid / examples.length };
+  return {
+    accuracy: exact / examples.length,
+    area_coverage: coverage.length ? mean(coverage) : 0,
+    invalid: invalid / examples.length,
+  };
 }
 
 export interface DelaunayMetrics {
@@ -109,7 +113,13 @@ export function tspMetrics(examples: Example[], predicted: number[][]): TspMetri
   });
   const tl = mean(lens);
   const rl = mean(refs);
-  return { tour_length: tl, ref_length: rl, gap: lens.length ? tl / rl - 1 : NaN, accuracy: exact / examples.length, invalid: invalid / examples.length };
+  return {
+    tour_length: tl,
+    ref_length: rl,
+    gap: lens.length ? tl / rl - 1 : NaN,
+    accuracy: exact / examples.length,
+    invalid: invalid / examples.length,
+  };
 }
 
 export interface SortMetrics {
@@ -142,4 +152,3 @@ export function taskMetrics(task: TaskName, examples: Example[], predicted: numb
       return { ...sortMetrics(examples, predicted) };
   }
 }
-

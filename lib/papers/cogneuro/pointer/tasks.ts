@@ -9,9 +9,9 @@
  * decoder inputs are [GO, p0, p1, p3, p4].
  */
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '../../../util/random.js';
-import { convexHull, cross, delaunay, polygonArea, type Point } from './geometry.js';
-import { heldKarp, twoOpt, HELD_KARP_MAX } from './tsp.js';
+import type { Rng } from '../../../util/random.js';
+import { convexHull, cross, delaunay, type Point, polygonArea } from './geometry.js';
+import { HELD_KARP_MAX, heldKarp, twoOpt } from './tsp.js';
 
 export type TaskName = 'hull' | 'delaunay' | 'tsp' | 'sort';
 
@@ -33,7 +33,10 @@ export interface TaskSpec {
 
 export const TASKS: Record<TaskName, TaskSpec> = {
   hull: {
-    name: 'hull', coordDim: 2, eos: true, maskChosen: true,
+    name: 'hull',
+    coordDim: 2,
+    eos: true,
+    maskChosen: true,
     eosAllowed: (step) => step >= 3,
     maxSteps: (n) => n + 1,
     // Starting at the leftmost point (a geometric property) rather than the smallest index (the paper's choice, a
@@ -42,16 +45,26 @@ export const TASKS: Record<TaskName, TaskSpec> = {
     label: (p) => convexHull(p, 'leftmost'),
   },
   delaunay: {
-    name: 'delaunay', coordDim: 2, eos: true, maskChosen: false,
+    name: 'delaunay',
+    coordDim: 2,
+    eos: true,
+    maskChosen: false,
     eosAllowed: (step) => step >= 3 && step % 3 === 0,
     // A triangulation of n points has at most 2n - 5 triangles.
     maxSteps: (n) => 3 * Math.max(1, 2 * n - 5) + 1,
     // Triangles by the x of their centroid, each counter-clockwise from its leftmost corner: an order the decoder can
     // follow by looking at the points. (Sorted index triples, the natural order, hid the geometry behind the indices.)
-    label: (p) => delaunay(p).map((t) => geometricTriangle(p, t)).sort((s, t) => centroidX(p, s) - centroidX(p, t)).flat(),
+    label: (p) =>
+      delaunay(p)
+        .map((t) => geometricTriangle(p, t))
+        .sort((s, t) => centroidX(p, s) - centroidX(p, t))
+        .flat(),
   },
   tsp: {
-    name: 'tsp', coordDim: 2, eos: false, maskChosen: true,
+    name: 'tsp',
+    coordDim: 2,
+    eos: false,
+    maskChosen: true,
     eosAllowed: () => false,
     maxSteps: (n) => n,
     // Held-Karp is exact up to 12 points; beyond, 2-opt is the reference (noted wherever it is reported).
@@ -60,7 +73,10 @@ export const TASKS: Record<TaskName, TaskSpec> = {
     label: (p) => counterClockwise(p, p.length <= HELD_KARP_MAX ? heldKarp(p) : twoOpt(p)),
   },
   sort: {
-    name: 'sort', coordDim: 1, eos: false, maskChosen: true,
+    name: 'sort',
+    coordDim: 1,
+    eos: false,
+    maskChosen: true,
     eosAllowed: () => false,
     maxSteps: (n) => n,
     label: (p) => p.map((_, i) => i).sort((i, j) => p[i][0] - p[j][0]),
@@ -157,7 +173,7 @@ export function makeBatch(task: TaskSpec, examples: Example[], positions?: numbe
   examples.forEach((e, r) => {
     e.points.forEach((pt, j) => pt.forEach((v, k) => (x[(r * n + j) * c + k] = v)));
     const t = targetsOf[r];
-    decIn[(r * m) * (c + 1) + c] = 1; // GO
+    decIn[r * m * (c + 1) + c] = 1; // GO
     for (let i = 0; i < m; i++) {
       if (i < t.length) {
         targets[r * m + i] = t[i];

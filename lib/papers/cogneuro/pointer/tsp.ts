@@ -36,7 +36,8 @@ export function canonicalTour(tour: number[]): number[] {
  */
 export function heldKarp(points: Point[]): number[] {
   const n = points.length;
-  if (n > HELD_KARP_MAX) throw new Error(`heldKarp: n = ${n} is above ${HELD_KARP_MAX}; use twoOpt for larger instances`);
+  if (n > HELD_KARP_MAX)
+    throw new Error(`heldKarp: n = ${n} is above ${HELD_KARP_MAX}; use twoOpt for larger instances`);
   if (n <= 3) return canonicalTour(points.map((_, i) => i));
   const m = n - 1; // cities 1..n-1 as bits 0..m-1
   const d = Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => dist(points[i], points[j])));
@@ -106,7 +107,10 @@ export function twoOpt(points: Point[], init?: number[]): number[] {
     for (let i = 0; i < n - 1; i++) {
       for (let k = i + 2; k < n; k++) {
         if (i === 0 && k === n - 1) continue; // the same pair of edges
-        const a = points[t[i]], b = points[t[i + 1]], c = points[t[k]], e = points[t[(k + 1) % n]];
+        const a = points[t[i]],
+          b = points[t[i + 1]],
+          c = points[t[k]],
+          e = points[t[(k + 1) % n]];
         if (dist(a, c) + dist(b, e) < dist(a, b) + dist(c, e) - 1e-12) {
           for (let lo = i + 1, hi = k; lo < hi; lo++, hi--) [t[lo], t[hi]] = [t[hi], t[lo]];
           improved = true;

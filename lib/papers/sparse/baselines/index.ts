@@ -14,22 +14,27 @@
  *   q [b, h, n, d], k [b, g, m, d], v [b, g, m, e] -> output [b, h, n, e]
  * With the window covering every key, local and sink-window equal dense attention.
  */
-import * as tf from '@tensorflow/tfjs';
-import { sdpa } from '../../../attention/sdpa.js';
+import type * as tf from '@tensorflow/tfjs';
 import { checkQkv } from '../../../attention/dense.js';
 import { naiveAttention } from '../../../attention/naive.js';
+import { sdpa } from '../../../attention/sdpa.js';
 import * as masks from '../../../masks/index.js';
 import { ShapeError } from '../../../util/shapes.js';
 import { blockCovers, densePairs, type SparseResult } from '../cost.js';
+import type { SparseCase, SparseMethod } from '../method.js';
+import { naiveAttendBlocks, qkvRows } from '../naive.js';
 import { checkBlock, checkScale } from '../options.js';
 import { attendSelected, blockSelection } from '../selection.js';
-import { naiveAttendBlocks, qkvRows } from '../naive.js';
-import type { SparseCase, SparseMethod } from '../method.js';
 
 const dense = (t: tf.Tensor) => ({ data: t.dataSync(), shape: t.shape });
 
 /** Dense causal attention as a `SparseResult` (every visible pair scored, nothing spent on selection). */
-export function denseAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: { scale?: number } = {}): SparseResult {
+export function denseAttention(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  options: { scale?: number } = {},
+): SparseResult {
   const s = checkQkv('denseAttention', q, k, v);
   const scale = checkScale('denseAttention', options.scale, s.dim);
   const pairs = densePairs(s, true);
@@ -41,9 +46,17 @@ export function denseAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options
 }
 
 /** Float64 reference of `denseAttention` (lib/attention/naive's loops). */
-export function denseAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: { scale?: number } = {}): Float64Array {
+export function denseAttentionNaive(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  options: { scale?: number } = {},
+): Float64Array {
   const s = checkQkv('denseAttentionNaive', q, k, v);
-  return naiveAttention(dense(q), dense(k), dense(v), { mask: masks.causal(), scale: checkScale('denseAttentionNaive', options.scale, s.dim) }).output;
+  return naiveAttention(dense(q), dense(k), dense(v), {
+    mask: masks.causal(),
+    scale: checkScale('denseAttentionNaive', options.scale, s.dim),
+  }).output;
 }
 
 export interface LocalOptions {
@@ -72,7 +85,10 @@ export function localAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, op
   const fn = 'localAttentionNaive';
   const s = checkQkv(fn, q, k, v);
   checkBlock(fn, 'window', options.window);
-  return naiveAttention(dense(q), dense(k), dense(v), { mask: masks.slidingWindow(options.window), scale: checkScale(fn, options.scale, s.dim) }).output;
+  return naiveAttention(dense(q), dense(k), dense(v), {
+    mask: masks.slidingWindow(options.window),
+    scale: checkScale(fn, options.scale, s.dim),
+  }).output;
 }
 
 export interface SinkWindowOptions {
@@ -90,7 +106,8 @@ function sinkWindowBlocks(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, 
   checkBlock(fn, 'window', o.window);
   checkBlock(fn, 'blockSize', o.blockSize);
   const sinks = o.sinkBlocks ?? 1;
-  if (!(Number.isInteger(sinks) && sinks >= 0)) throw new ShapeError(`${fn}: options.sinkBlocks must be a non-negative integer, got ${o.sinkBlocks}`);
+  if (!(Number.isInteger(sinks) && sinks >= 0))
+    throw new ShapeError(`${fn}: options.sinkBlocks must be a non-negative integer, got ${o.sinkBlocks}`);
   const B = o.blockSize ?? 16;
   const nb = Math.ceil(s.queries / B);
   const wBlocks = Math.ceil(o.window / B);
@@ -107,7 +124,12 @@ function sinkWindowBlocks(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, 
 }
 
 /** Static sink + sliding window over key blocks (the StreamingLLM pattern) as a `SparseResult`; see the header. */
-export function sinkWindowAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: SinkWindowOptions): SparseResult & { blocks: number[][] } {
+export function sinkWindowAttention(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  options: SinkWindowOptions,
+): SparseResult & { blocks: number[][] } {
   const fn = 'sinkWindowAttention';
   const { s, B, blocks, scale } = sinkWindowBlocks(fn, q, k, v, options);
   const { output, pairs } = attendSelected(fn, q, k, v, blockSelection(blocks, B, s.keys, B), { scale, causal: true });
@@ -120,9 +142,21 @@ export function sinkWindowAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, op
 }
 
 /** Float64 reference of `sinkWindowAttention`: the same blocks, exact softmax per query over their visible keys. */
-export function sinkWindowAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: SinkWindowOptions): Float64Array {
+export function sinkWindowAttentionNaive(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  options: SinkWindowOptions,
+): Float64Array {
   const { s, B, nb, blocks, scale } = sinkWindowBlocks('sinkWindowAttentionNaive', q, k, v, options);
-  return naiveAttendBlocks(s, qkvRows(q, k, v), (b, h, i) => blocks[(b * s.heads + h) * nb + Math.floor(i / B)], B, scale, true);
+  return naiveAttendBlocks(
+    s,
+    qkvRows(q, k, v),
+    (b, h, i) => blocks[(b * s.heads + h) * nb + Math.floor(i / B)],
+    B,
+    scale,
+    true,
+  );
 }
 
 const dense1: SparseCase<Record<string, never>>['shape'] = [1, 2, 24, 8];
@@ -144,7 +178,10 @@ export const denseMethod: SparseMethod<{ scale?: number }> = {
 export const localMethod: SparseMethod<LocalOptions> = {
   name: 'local',
   kind: 'baseline',
-  paper: { citation: 'Beltagy et al. 2020, Longformer: The Long-Document Transformer', url: 'https://arxiv.org/abs/2004.05150' },
+  paper: {
+    citation: 'Beltagy et al. 2020, Longformer: The Long-Document Transformer',
+    url: 'https://arxiv.org/abs/2004.05150',
+  },
   attend: (q, k, v, o) => localAttention(q, k, v, o),
   reference: (q, k, v, o) => localAttentionNaive(q, k, v, o),
   supports: () => [],
@@ -157,14 +194,29 @@ export const localMethod: SparseMethod<LocalOptions> = {
 export const sinkWindowMethod: SparseMethod<SinkWindowOptions> = {
   name: 'sink-window',
   kind: 'baseline',
-  paper: { citation: 'Xiao et al. 2024, Efficient Streaming Language Models with Attention Sinks', url: 'https://arxiv.org/abs/2309.17453' },
+  paper: {
+    citation: 'Xiao et al. 2024, Efficient Streaming Language Models with Attention Sinks',
+    url: 'https://arxiv.org/abs/2309.17453',
+  },
   attend: (q, k, v, o) => sinkWindowAttention(q, k, v, o),
   reference: (q, k, v, o) => sinkWindowAttentionNaive(q, k, v, o),
   supports: () => [],
   // One sink block and the query's own block besides the window.
   budgets: { keys: (_n, keys) => ({ window: keys - 16, blockSize: 16 }) },
   cases: [
-    { label: 'blocks of 4', shape: [1, 2, 32, 8], kvHeads: 1, exact: { window: 32, blockSize: 4 }, sparse: { window: 6, blockSize: 4 } },
-    { label: 'two sinks', shape: [1, 2, 20, 8], kvHeads: 1, exact: { window: 20, blockSize: 4, sinkBlocks: 2 }, sparse: { window: 4, blockSize: 4, sinkBlocks: 2 } },
+    {
+      label: 'blocks of 4',
+      shape: [1, 2, 32, 8],
+      kvHeads: 1,
+      exact: { window: 32, blockSize: 4 },
+      sparse: { window: 6, blockSize: 4 },
+    },
+    {
+      label: 'two sinks',
+      shape: [1, 2, 20, 8],
+      kvHeads: 1,
+      exact: { window: 20, blockSize: 4, sinkBlocks: 2 },
+      sparse: { window: 4, blockSize: 4, sinkBlocks: 2 },
+    },
   ],
 };

@@ -16,16 +16,16 @@
  * including selection work.
  */
 import * as tf from '@tensorflow/tfjs';
+import { textDataset } from '../../../data/corpus.js';
+import { plantedQkv } from '../../../data/planted.js';
 import { defineExperiment } from '../../../experiments/contract.js';
 import { int, list, num, obj, oneOf } from '../../../experiments/schema.js';
-import { textDataset } from '../../../data/corpus.js';
 import { train } from '../../../train/loop.js';
-import { plantedQkv } from '../../../data/planted.js';
 import type { SparseResult } from '../cost.js';
-import { coverage, relativeError } from '../metrics.js';
 import type { SparseMethod } from '../method.js';
 import { methodsWith, sparseMethod } from '../methods.js';
-import { SparseLM, denseCausal } from '../model.js';
+import { coverage, relativeError } from '../metrics.js';
+import { denseCausal, SparseLM } from '../model.js';
 
 /** The methods that declare a budget in keys per query (methods.ts), in table order. */
 export const APPROX_METHODS = methodsWith('keys');
@@ -80,7 +80,14 @@ async function lmSource(cfg: ApproxConfig, seed: number, log: (s: string) => voi
   const trainSet = textDataset({ tokenizer: 'char', split: 'train' });
   const testSet = textDataset({ tokenizer: 'char', split: 'test' });
   const c = cfg.lm;
-  const model = new SparseLM({ vocab: trainSet.tokenizer.vocabSize, dModel: c.dModel, heads: c.heads, layers: c.layers, attention: 'dense', seed });
+  const model = new SparseLM({
+    vocab: trainSet.tokenizer.vocabSize,
+    dModel: c.dModel,
+    heads: c.heads,
+    layers: c.layers,
+    attention: 'dense',
+    seed,
+  });
   log(`lm source: training a dense ${c.layers}-layer char LM for ${c.steps} steps`);
   await train({
     variables: model.variables(),
@@ -133,21 +140,43 @@ export interface ApproxRow {
  * The states trained once per source (`state.fitTo: 'sample'`, Seer's gate): each distilled on the source's q, k at the
  * shortest length, then reused at every length.
  */
-async function sampleStates(src: Source, methods: SparseMethod[], cfg: ApproxConfig, seed: number): Promise<Map<string, unknown>> {
+async function sampleStates(
+  src: Source,
+  methods: SparseMethod[],
+  cfg: ApproxConfig,
+  seed: number,
+): Promise<Map<string, unknown>> {
   const states = new Map<string, unknown>();
   for (const m of methods) {
     if (m.state?.fitTo !== 'sample') continue;
     const n0 = cfg.lengths[0];
     const [q, k, v] = src.make(n0);
     const training = { steps: cfg.seer.steps, lr: cfg.seer.lr, width: cfg.seer.gateDim };
-    states.set(m.name, await m.state.create(m.budgets.keys!(n0, cfg.budget, seed), { heads: q.shape[1], dim: q.shape[3], seed, data: { q, k }, training }));
+    states.set(
+      m.name,
+      await m.state.create(m.budgets.keys!(n0, cfg.budget, seed), {
+        heads: q.shape[1],
+        dim: q.shape[3],
+        seed,
+        data: { q, k },
+        training,
+      }),
+    );
     tf.dispose([q, k, v]);
   }
   return states;
 }
 
 /** One method at its keys budget; a state fitted to the input (`fitTo: 'input'`, Routing's k-means) is built here. */
-async function runMethod(m: SparseMethod, q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, cfg: ApproxConfig, trained: Map<string, unknown>, seed: number): Promise<SparseResult> {
+async function runMethod(
+  m: SparseMethod,
+  q: tf.Tensor4D,
+  k: tf.Tensor4D,
+  v: tf.Tensor4D,
+  cfg: ApproxConfig,
+  trained: Map<string, unknown>,
+  seed: number,
+): Promise<SparseResult> {
   const options = m.budgets.keys!(q.shape[2], cfg.budget, seed);
   if (!m.state || trained.has(m.name)) return m.attend(q, k, v, options, trained.get(m.name));
   const state = await m.state.create(options, { heads: q.shape[1], dim: q.shape[3], seed, data: { q, k } });
@@ -161,9 +190,14 @@ async function runMethod(m: SparseMethod, q: tf.Tensor4D, k: tf.Tensor4D, v: tf.
 export async function runApprox(cfg: ApproxConfig, seed: number, log: (s: string) => void): Promise<ApproxRow[]> {
   const rows: ApproxRow[] = [];
   for (const name of cfg.sources) {
-    const src: Source = name === 'planted'
-      ? { name, make: (n) => plantedQkv(n, cfg.planted.heads, cfg.planted.dim, cfg.planted.plantedScore, seed * 31 + n), dispose: () => undefined }
-      : await lmSource(cfg, seed, log);
+    const src: Source =
+      name === 'planted'
+        ? {
+            name,
+            make: (n) => plantedQkv(n, cfg.planted.heads, cfg.planted.dim, cfg.planted.plantedScore, seed * 31 + n),
+            dispose: () => undefined,
+          }
+        : await lmSource(cfg, seed, log);
     const methods = cfg.methods.map(sparseMethod);
     const trained = await sampleStates(src, methods, cfg, seed);
     for (const n of cfg.lengths) {
@@ -177,12 +211,19 @@ export async function runApprox(cfg: ApproxConfig, seed: number, log: (s: string
         const r = await runMethod(m, q, k, v, cfg, trained, seed);
         r.output.dataSync();
         const ms = performance.now() - t0;
-        const cov = coverage(w, n, (row, j) => {
-          const h = Math.floor(row / sample.length);
-          return j <= sample[row % sample.length] && r.covers(0, h % H, sample[row % sample.length], j);
-        }, cfg.topk);
+        const cov = coverage(
+          w,
+          n,
+          (row, j) => {
+            const h = Math.floor(row / sample.length);
+            return j <= sample[row % sample.length] && r.covers(0, h % H, sample[row % sample.length], j);
+          },
+          cfg.topk,
+        );
         rows.push({
-          source: name, n, method: m.name,
+          source: name,
+          n,
+          method: m.name,
           rel_error: relativeError(r.output, dense),
           topk_recall: cov.topkRecall,
           mass: cov.massCaptured,
@@ -191,7 +232,9 @@ export async function runApprox(cfg: ApproxConfig, seed: number, log: (s: string
           ms,
         });
         const x = rows[rows.length - 1];
-        log(`${name} n=${n} ${m.name}: error ${x.rel_error.toFixed(3)}, recall@${cfg.topk} ${x.topk_recall.toFixed(3)}, mass ${x.mass.toFixed(3)}, pairs ${(100 * x.pair_fraction).toFixed(1)}% (+selection ${(100 * x.cost_fraction).toFixed(1)}%), ${ms.toFixed(0)} ms`);
+        log(
+          `${name} n=${n} ${m.name}: error ${x.rel_error.toFixed(3)}, recall@${cfg.topk} ${x.topk_recall.toFixed(3)}, mass ${x.mass.toFixed(3)}, pairs ${(100 * x.pair_fraction).toFixed(1)}% (+selection ${(100 * x.cost_fraction).toFixed(1)}%), ${ms.toFixed(0)} ms`,
+        );
         r.output.dispose();
       }
       tf.dispose([q, k, v, dense]);
@@ -210,23 +253,43 @@ export const sparseApproxSchema = obj<ApproxConfig>({
   topk: int({ min: 1 }),
   rows: int({ min: 1 }),
   planted: obj({ heads: int({ min: 1 }), dim: int({ min: 1 }), plantedScore: num({ gt: 0 }) }),
-  lm: obj({ dModel: int({ min: 1 }), heads: int({ min: 1 }), layers: int({ min: 1 }), seqLen: int({ min: 2 }), batch: int({ min: 1 }), steps: int({ min: 1 }), lr: num({ gt: 0 }) }),
+  lm: obj({
+    dModel: int({ min: 1 }),
+    heads: int({ min: 1 }),
+    layers: int({ min: 1 }),
+    seqLen: int({ min: 2 }),
+    batch: int({ min: 1 }),
+    steps: int({ min: 1 }),
+    lr: num({ gt: 0 }),
+  }),
   seer: obj({ steps: int({ min: 1 }), gateDim: int({ min: 1 }), lr: num({ gt: 0 }) }),
 });
 
 export const sparseApprox = defineExperiment<ApproxConfig>({
   schema: sparseApproxSchema,
   name: 'sparse-approx',
-  paper: 'Routing (arXiv:2003.05997), HiP (arXiv:2406.09827), HyperAttention (arXiv:2310.05869), SeerAttention (arXiv:2410.13276), LongHeads (arXiv:2402.10685)',
-  description: 'Relative output error, top-k recall and attention mass vs pairs computed for each sparse method against dense attention, on planted heavy entries and on a trained char LM, at growing lengths.',
+  paper:
+    'Routing (arXiv:2003.05997), HiP (arXiv:2406.09827), HyperAttention (arXiv:2310.05869), SeerAttention (arXiv:2410.13276), LongHeads (arXiv:2402.10685)',
+  description:
+    'Relative output error, top-k recall and attention mass vs pairs computed for each sparse method against dense attention, on planted heavy entries and on a trained char LM, at growing lengths.',
   quick: {
-    lengths: [512, 1024], sources: ['planted', 'lm'], methods: APPROX_METHODS, budget: 128, topk: 16, rows: 32,
+    lengths: [512, 1024],
+    sources: ['planted', 'lm'],
+    methods: APPROX_METHODS,
+    budget: 128,
+    topk: 16,
+    rows: 32,
     planted: { heads: 2, dim: 32, plantedScore: 10 },
     lm: { dModel: 64, heads: 4, layers: 2, seqLen: 128, batch: 8, steps: 60, lr: 3e-3 },
     seer: { steps: 40, gateDim: 16, lr: 1e-2 },
   },
   full: {
-    lengths: [512, 1024, 2048, 4096, 8192], sources: ['planted', 'lm'], methods: APPROX_METHODS, budget: 256, topk: 16, rows: 64,
+    lengths: [512, 1024, 2048, 4096, 8192],
+    sources: ['planted', 'lm'],
+    methods: APPROX_METHODS,
+    budget: 256,
+    topk: 16,
+    rows: 64,
     planted: { heads: 2, dim: 32, plantedScore: 10 },
     lm: { dModel: 64, heads: 4, layers: 2, seqLen: 256, batch: 16, steps: 400, lr: 2e-3 },
     seer: { steps: 150, gateDim: 16, lr: 1e-2 },
@@ -247,7 +310,17 @@ export const sparseApprox = defineExperiment<ApproxConfig>({
     const at = rows.filter((r) => r.n === nMax);
     return {
       metrics,
-      tables: { frontier: rows.map((r) => ({ ...r, rel_error: f(r.rel_error), topk_recall: f(r.topk_recall), mass: f(r.mass), pair_fraction: f(r.pair_fraction), cost_fraction: f(r.cost_fraction), ms: f(r.ms) })) },
+      tables: {
+        frontier: rows.map((r) => ({
+          ...r,
+          rel_error: f(r.rel_error),
+          topk_recall: f(r.topk_recall),
+          mass: f(r.mass),
+          pair_fraction: f(r.pair_fraction),
+          cost_fraction: f(r.cost_fraction),
+          ms: f(r.ms),
+        })),
+      },
       summary: `At n=${nMax}: ${at.map((r) => `${r.source}/${r.method} error ${r.rel_error.toFixed(3)}, recall ${r.topk_recall.toFixed(2)} at ${(100 * r.pair_fraction).toFixed(1)}% of pairs`).join('; ')}.`,
     };
   },

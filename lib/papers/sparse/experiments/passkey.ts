@@ -18,21 +18,22 @@
  * Evaluation is greedy decoding of the digits after QUERY (each step a full forward over the prompt and the digits
  * decoded so far), so no future token is ever visible; accuracy = rows with every digit right.
  */
-import * as tf from '@tensorflow/tfjs';
-import { defineExperiment, type ExperimentContext } from '../../../experiments/contract.js';
-import { bool, int, list, num, obj, oneOf, opt, str } from '../../../experiments/schema.js';
-import { PASSKEY_DIGIT0, passkeyTask } from '../../../data/tasks.js';
-import { SPECIAL } from '../../../data/batch.js';
+
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { train } from '../../../train/loop.js';
+import * as tf from '@tensorflow/tfjs';
+import { SPECIAL } from '../../../data/batch.js';
+import { PASSKEY_DIGIT0, passkeyTask } from '../../../data/tasks.js';
+import { defineExperiment, type ExperimentContext } from '../../../experiments/contract.js';
+import { bool, int, list, num, obj, oneOf, opt, str } from '../../../experiments/schema.js';
 import { restoreCheckpoint, saveCheckpoint } from '../../../train/checkpoint.js';
+import { train } from '../../../train/loop.js';
 import { crc32 } from '../../../util/crc32.js';
-import { SparseLM, type AttendFn, type ForwardOptions } from '../model.js';
 import { isLandmark } from '../landmark/index.js';
-import { attendSelected, blocksToKeys } from '../selection.js';
 import type { AttentionKind } from '../method.js';
 import { lmKindOf, lmMethods, methodsWith, sparseMethod } from '../methods.js';
+import { type AttendFn, type ForwardOptions, SparseLM } from '../model.js';
+import { attendSelected, blocksToKeys } from '../selection.js';
 
 /**
  * The models: the table's methods trained into SparseLM that decode token by token (dense, local, landmark), those
@@ -43,7 +44,8 @@ export const PASSKEY_MODELS = [...lmMethods({ decodes: true }), ...methodsWith('
 export type PasskeyModel = string;
 
 /** The SparseLM kind a model is trained as: its own, or dense for the training-free ones. */
-const trainedKind = (m: PasskeyModel): AttentionKind => (m !== 'oracle-chunks' && sparseMethod(m).lm ? lmKindOf(m) : 'dense');
+const trainedKind = (m: PasskeyModel): AttentionKind =>
+  m !== 'oracle-chunks' && sparseMethod(m).lm ? lmKindOf(m) : 'dense';
 
 /**
  * The oracle chunk choice of one query block (a diagnostic upper bound for LongHeads and HiP): the first chunk, the
@@ -52,7 +54,8 @@ const trainedKind = (m: PasskeyModel): AttentionKind => (m !== 'oracle-chunks' &
  */
 export function oracleChunks(sep: number, digits: number, chunk: number, budget: number, qc: number): number[] {
   const set = new Set<number>([0]);
-  for (const p of [sep, sep + digits + 1]) if (Math.floor(p / chunk) <= qc && set.size < budget) set.add(Math.floor(p / chunk));
+  for (const p of [sep, sep + digits + 1])
+    if (Math.floor(p / chunk) <= qc && set.size < budget) set.add(Math.floor(p / chunk));
   for (let c = qc; c >= 0 && set.size < budget; c--) set.add(c);
   return [...set].sort((a, b) => a - b);
 }
@@ -74,7 +77,14 @@ function oracleAttend(seps: number[], digits: number, chunk: number, budget: num
         for (let h = 0; h < H; h++) blocksToKeys(chosen, chunk, M, keys, ((b * H + h) * nb + qb) * S);
       }
     }
-    return attendSelected('oracle-chunks', q, k, v, { queryBlock: bq, slots: S, keys }, { scale: 1 / Math.sqrt(D), causal: true, rope: compact ? { base: c.ropeBase } : undefined }).output;
+    return attendSelected(
+      'oracle-chunks',
+      q,
+      k,
+      v,
+      { queryBlock: bq, slots: S, keys },
+      { scale: 1 / Math.sqrt(D), causal: true, rope: compact ? { base: c.ropeBase } : undefined },
+    ).output;
   };
 }
 
@@ -128,13 +138,54 @@ export interface PasskeyLongConfig {
 
 /** The checkpoint file of one trained model: everything that shapes its training goes into the name's hash. */
 export function checkpointFile(cfg: PasskeyLongConfig, kind: AttentionKind, seed: number): string {
-  const { trainLen, curriculum, digits, distinct, fillerVocab, dModel, heads, layers, batch, steps, lr, window, landmarkBlock } = cfg;
-  const key = JSON.stringify({ kind, seed, trainLen, curriculum, digits, distinct, fillerVocab, dModel, heads, layers, batch, steps, lr, window, landmarkBlock });
-  return join(cfg.checkpointDir ?? '.', `passkey-${kind}-seed${seed}-${(crc32(new TextEncoder().encode(key)) >>> 0).toString(16)}.ckpt`);
+  const {
+    trainLen,
+    curriculum,
+    digits,
+    distinct,
+    fillerVocab,
+    dModel,
+    heads,
+    layers,
+    batch,
+    steps,
+    lr,
+    window,
+    landmarkBlock,
+  } = cfg;
+  const key = JSON.stringify({
+    kind,
+    seed,
+    trainLen,
+    curriculum,
+    digits,
+    distinct,
+    fillerVocab,
+    dModel,
+    heads,
+    layers,
+    batch,
+    steps,
+    lr,
+    window,
+    landmarkBlock,
+  });
+  return join(
+    cfg.checkpointDir ?? '.',
+    `passkey-${kind}-seed${seed}-${(crc32(new TextEncoder().encode(key)) >>> 0).toString(16)}.ckpt`,
+  );
 }
 
 /** Insert a landmark token at every position p with (p + 1) % block == 0; targets and loss mask follow their tokens. */
-function withLandmarks(inputs: Int32Array, targets: Int32Array, mask: Float32Array, rows: number, len: number, block: number, landmark: number) {
+function withLandmarks(
+  inputs: Int32Array,
+  targets: Int32Array,
+  mask: Float32Array,
+  rows: number,
+  len: number,
+  block: number,
+  landmark: number,
+) {
   const rowsOut: { tokens: number[]; graded: boolean[] }[] = [];
   for (let b = 0; b < rows; b++) {
     const tokens: number[] = [];
@@ -166,7 +217,8 @@ function withLandmarks(inputs: Int32Array, targets: Int32Array, mask: Float32Arr
 /** The training length at `step`: the curriculum's start doubled once per equal part of the first half, then trainLen. */
 export function trainLength(cfg: Pick<PasskeyLongConfig, 'trainLen' | 'curriculum' | 'steps'>, step: number): number {
   const start = cfg.curriculum ?? cfg.trainLen;
-  if (!(start > 0 && start <= cfg.trainLen)) throw new RangeError(`passkey-long: curriculum (${start}) must be in (0, trainLen = ${cfg.trainLen}]`);
+  if (!(start > 0 && start <= cfg.trainLen))
+    throw new RangeError(`passkey-long: curriculum (${start}) must be in (0, trainLen = ${cfg.trainLen}]`);
   const doublings = Math.ceil(Math.log2(cfg.trainLen / start));
   const phase = Math.floor((step / Math.max(1, cfg.steps / 2)) * (doublings + 1));
   return Math.min(cfg.trainLen, start * 2 ** phase);
@@ -174,7 +226,15 @@ export function trainLength(cfg: Pick<PasskeyLongConfig, 'trainLen' | 'curriculu
 
 function trainBatch(cfg: PasskeyLongConfig, kind: AttentionKind, vocab: number, seed: number, step: number) {
   const len = trainLength(cfg, step);
-  const b = passkeyTask({ batch: cfg.batch, seqLen: len, digits: cfg.digits, distinct: cfg.distinct, fillerVocab: cfg.fillerVocab, seed: seed * 100_003 + step, split: 'train' });
+  const b = passkeyTask({
+    batch: cfg.batch,
+    seqLen: len,
+    digits: cfg.digits,
+    distinct: cfg.distinct,
+    fillerVocab: cfg.fillerVocab,
+    seed: seed * 100_003 + step,
+    split: 'train',
+  });
   if (kind !== 'landmark') return b.toTensors();
   const l = withLandmarks(b.inputs, b.targets, b.lossMask, cfg.batch, len, cfg.landmarkBlock, vocab);
   return {
@@ -196,7 +256,11 @@ export function decodePasskeys(
   model: SparseLM,
   prompts: number[][],
   answers: number[][],
-  opts: { forward?: Omit<ForwardOptions, 'lastOnly'>; overrideFor?: (rows: number[]) => AttendFn; landmark?: { id: number; block: number } },
+  opts: {
+    forward?: Omit<ForwardOptions, 'lastOnly'>;
+    overrideFor?: (rows: number[]) => AttendFn;
+    landmark?: { id: number; block: number };
+  },
 ): { rows: number; digits: number } {
   const digits = answers[0].length;
   const got: number[][] = [];
@@ -232,7 +296,15 @@ export function decodePasskeys(
 /** Prompts (up to and including QUERY) and answers at one length; landmark prompts carry landmark tokens. */
 function evalSet(cfg: PasskeyLongConfig, len: number, seed: number, landmark?: { id: number; block: number }) {
   // The task's seqLen counts the answer digits too; the prompt ends with QUERY.
-  const b = passkeyTask({ batch: cfg.evalRows, seqLen: len, digits: cfg.digits, distinct: cfg.distinct, fillerVocab: cfg.fillerVocab, seed: seed + len, split: 'test' });
+  const b = passkeyTask({
+    batch: cfg.evalRows,
+    seqLen: len,
+    digits: cfg.digits,
+    distinct: cfg.distinct,
+    fillerVocab: cfg.fillerVocab,
+    seed: seed + len,
+    split: 'test',
+  });
   const prompts: number[][] = [];
   const answers: number[][] = [];
   for (let r = 0; r < b.batch; r++) {
@@ -261,15 +333,31 @@ export interface PasskeyRow {
   test_digit_accuracy: number;
 }
 
-async function trainModel(cfg: PasskeyLongConfig, kind: AttentionKind, vocab: number, ctx: Pick<ExperimentContext, 'seed' | 'progress' | 'log'>): Promise<SparseLM> {
-  const model = new SparseLM({ vocab: kind === 'landmark' ? vocab + 1 : vocab, dModel: cfg.dModel, heads: cfg.heads, layers: cfg.layers, attention: kind, window: cfg.window, landmarkBlock: cfg.landmarkBlock, seed: ctx.seed });
+async function trainModel(
+  cfg: PasskeyLongConfig,
+  kind: AttentionKind,
+  vocab: number,
+  ctx: Pick<ExperimentContext, 'seed' | 'progress' | 'log'>,
+): Promise<SparseLM> {
+  const model = new SparseLM({
+    vocab: kind === 'landmark' ? vocab + 1 : vocab,
+    dModel: cfg.dModel,
+    heads: cfg.heads,
+    layers: cfg.layers,
+    attention: kind,
+    window: cfg.window,
+    landmarkBlock: cfg.landmarkBlock,
+    seed: ctx.seed,
+  });
   const file = cfg.checkpointDir ? checkpointFile(cfg, kind, ctx.seed) : null;
   if (file && existsSync(file)) {
     await restoreCheckpoint(file, { variables: model.params });
     ctx.log(`${kind}: loaded the trained model from ${file}`);
     return model;
   }
-  ctx.log(`${kind}: training at length ${cfg.curriculum ? `${cfg.curriculum} doubling to ` : ''}${cfg.trainLen} for ${cfg.steps} steps`);
+  ctx.log(
+    `${kind}: training at length ${cfg.curriculum ? `${cfg.curriculum} doubling to ` : ''}${cfg.trainLen} for ${cfg.steps} steps`,
+  );
   const run = await train({
     variables: model.variables(),
     steps: cfg.steps,
@@ -326,14 +414,52 @@ export const passkeyLong = defineExperiment<PasskeyLongConfig>({
   schema: passkeyLongSchema,
   name: 'passkey-long',
   paper: 'Landmark Attention (arXiv:2305.16300), LongHeads (arXiv:2402.10685), HiP (arXiv:2406.09827)',
-  description: 'Passkey retrieval beyond the training length: dense (extrapolation), sliding window, landmark retrieval, and training-free LongHeads and HiP on the dense model.',
+  description:
+    'Passkey retrieval beyond the training length: dense (extrapolation), sliding window, landmark retrieval, and training-free LongHeads and HiP on the dense model.',
   quick: {
-    trainLen: 64, evalLens: [64, 256], digits: 3, distinct: true, fillerVocab: 8, dModel: 32, heads: 4, layers: 2, batch: 16, steps: 60, lr: 3e-3,
-    window: 16, landmarkBlock: 8, landmarkTopk: 2, landmarkQueryBlock: 8, landmarkLocalBlocks: 2, chunk: 8, evalRows: 8, models: ['dense', 'local', 'landmark', 'longheads', 'hip', 'oracle-chunks'], positions: 'compact',
+    trainLen: 64,
+    evalLens: [64, 256],
+    digits: 3,
+    distinct: true,
+    fillerVocab: 8,
+    dModel: 32,
+    heads: 4,
+    layers: 2,
+    batch: 16,
+    steps: 60,
+    lr: 3e-3,
+    window: 16,
+    landmarkBlock: 8,
+    landmarkTopk: 2,
+    landmarkQueryBlock: 8,
+    landmarkLocalBlocks: 2,
+    chunk: 8,
+    evalRows: 8,
+    models: ['dense', 'local', 'landmark', 'longheads', 'hip', 'oracle-chunks'],
+    positions: 'compact',
   },
   full: {
-    trainLen: 256, curriculum: 64, evalLens: [256, 1024, 2048, 4096], digits: 5, distinct: true, fillerVocab: 16, dModel: 128, heads: 8, layers: 2, batch: 16, steps: 2000, lr: 2e-3,
-    window: 64, landmarkBlock: 16, landmarkTopk: 2, landmarkQueryBlock: 16, landmarkLocalBlocks: 4, chunk: 32, evalRows: 16, models: ['dense', 'local', 'landmark', 'longheads', 'hip', 'oracle-chunks'], positions: 'compact',
+    trainLen: 256,
+    curriculum: 64,
+    evalLens: [256, 1024, 2048, 4096],
+    digits: 5,
+    distinct: true,
+    fillerVocab: 16,
+    dModel: 128,
+    heads: 8,
+    layers: 2,
+    batch: 16,
+    steps: 2000,
+    lr: 2e-3,
+    window: 64,
+    landmarkBlock: 16,
+    landmarkTopk: 2,
+    landmarkQueryBlock: 16,
+    landmarkLocalBlocks: 4,
+    chunk: 32,
+    evalRows: 16,
+    models: ['dense', 'local', 'landmark', 'longheads', 'hip', 'oracle-chunks'],
+    positions: 'compact',
   },
   async run(cfg, ctx) {
     const vocab = PASSKEY_DIGIT0 + 10 + cfg.fillerVocab;
@@ -362,10 +488,28 @@ export const passkeyLong = defineExperiment<PasskeyLongConfig>({
         const landmark = trainedKind(m) === 'landmark' ? { id: vocab, block: cfg.landmarkBlock } : undefined;
         const { prompts, answers } = evalSet(cfg, len, ctx.seed, landmark);
         const seps = prompts.map((p) => p.indexOf(SPECIAL.SEP));
-        const overrideFor = m === 'oracle-chunks' ? (rs: number[]) => oracleAttend(rs.map((r) => seps[r]), cfg.digits, cfg.chunk, chunks, compact) : undefined;
-        const forward: ForwardOptions = trainedKind(m) === 'landmark'
-          ? { landmark: { topk: cfg.landmarkTopk, queryBlock: cfg.landmarkQueryBlock, localBlocks: cfg.landmarkLocalBlocks, positions: cfg.positions } }
-          : { override: overrides[m] };
+        const overrideFor =
+          m === 'oracle-chunks'
+            ? (rs: number[]) =>
+                oracleAttend(
+                  rs.map((r) => seps[r]),
+                  cfg.digits,
+                  cfg.chunk,
+                  chunks,
+                  compact,
+                )
+            : undefined;
+        const forward: ForwardOptions =
+          trainedKind(m) === 'landmark'
+            ? {
+                landmark: {
+                  topk: cfg.landmarkTopk,
+                  queryBlock: cfg.landmarkQueryBlock,
+                  localBlocks: cfg.landmarkLocalBlocks,
+                  positions: cfg.positions,
+                },
+              }
+            : { override: overrides[m] };
         const acc = decodePasskeys(model, prompts, answers, { forward, overrideFor, landmark });
         rows.push({ model: m, length: len, test_accuracy: acc.rows, test_digit_accuracy: acc.digits });
         ctx.log(`${m} at ${len}: passkey accuracy ${acc.rows.toFixed(3)} (digits ${acc.digits.toFixed(3)})`);
@@ -380,8 +524,22 @@ export const passkeyLong = defineExperiment<PasskeyLongConfig>({
     const f = (x: number) => +x.toFixed(3);
     return {
       metrics,
-      tables: { passkey: rows.map((r) => ({ ...r, test_accuracy: f(r.test_accuracy), test_digit_accuracy: f(r.test_digit_accuracy) })) },
-      summary: `Passkey accuracy by length (trained at ${cfg.trainLen}): ${cfg.models.map((m) => `${m} ${rows.filter((r) => r.model === m).map((r) => `${r.length}:${r.test_accuracy.toFixed(2)}`).join(' ')}`).join('; ')}.`,
+      tables: {
+        passkey: rows.map((r) => ({
+          ...r,
+          test_accuracy: f(r.test_accuracy),
+          test_digit_accuracy: f(r.test_digit_accuracy),
+        })),
+      },
+      summary: `Passkey accuracy by length (trained at ${cfg.trainLen}): ${cfg.models
+        .map(
+          (m) =>
+            `${m} ${rows
+              .filter((r) => r.model === m)
+              .map((r) => `${r.length}:${r.test_accuracy.toFixed(2)}`)
+              .join(' ')}`,
+        )
+        .join('; ')}.`,
     };
   },
 });

@@ -10,15 +10,15 @@
  * first measured length from which on the method beats the baseline) and the log-log slope over the last two lengths.
  */
 import * as tf from '@tensorflow/tfjs';
-import { sdpa } from '../../../attention/sdpa.js';
 import { flashSupports } from '../../../attention/flash.js';
-import * as masks from '../../../masks/index.js';
+import { sdpa } from '../../../attention/sdpa.js';
 import { defineExperiment } from '../../../experiments/contract.js';
 import { int, list, obj, oneOf } from '../../../experiments/schema.js';
+import * as masks from '../../../masks/index.js';
+import { tfSeed } from '../../../util/random.js';
 import type { SparseResult } from '../cost.js';
 import type { SparseMethod } from '../method.js';
 import { methodsWith, sparseMethod } from '../methods.js';
-import { tfSeed } from '../../../util/random.js';
 
 export interface ScalingConfig {
   lengths: number[];
@@ -35,7 +35,13 @@ export interface ScalingConfig {
 export const SCALING_METHODS = methodsWith('timing');
 
 /** A method ready to time at length n: its timing budget and, for stateful methods, a random state. */
-export async function scalingRunner(name: string, n: number, heads: number, dim: number, seed = 0): Promise<{ run: (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => SparseResult; dispose: () => void }> {
+export async function scalingRunner(
+  name: string,
+  n: number,
+  heads: number,
+  dim: number,
+  seed = 0,
+): Promise<{ run: (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => SparseResult; dispose: () => void }> {
   const m: SparseMethod = sparseMethod(name);
   const options = m.budgets.timing!(n, seed);
   const state = m.state ? await m.state.create(options, { heads, dim, seed }) : undefined;
@@ -58,7 +64,9 @@ function timeBest(repeats: number, f: () => tf.Tensor | SparseResult): { ms: num
 }
 
 async function runOnce(cfg: ScalingConfig, n: number, seed: number): Promise<void> {
-  const [q, k, v] = [0, 1, 2].map((i) => tf.randomNormal([1, cfg.heads, n, cfg.dim], 0, 1, 'float32', tfSeed(seed + i))) as tf.Tensor4D[];
+  const [q, k, v] = [0, 1, 2].map((i) =>
+    tf.randomNormal([1, cfg.heads, n, cfg.dim], 0, 1, 'float32', tfSeed(seed + i)),
+  ) as tf.Tensor4D[];
   const mask = masks.causal();
   sdpa(q, k, v, { mask, path: 'dense' }).dispose();
   if (flashSupports(q, k, v, { mask }).length === 0) sdpa(q, k, v, { mask, path: 'flash' }).dispose();
@@ -87,23 +95,55 @@ export async function runScaling(cfg: ScalingConfig, seed: number, log: (s: stri
   // Warm-up at the smallest length so the first timed call pays no kernel setup.
   await runOnce(cfg, Math.min(...cfg.lengths), seed);
   for (const n of cfg.lengths) {
-    const [q, k, v] = [0, 1, 2].map((i) => tf.randomNormal([1, cfg.heads, n, cfg.dim], 0, 1, 'float32', tfSeed(seed * 7 + i + n))) as tf.Tensor4D[];
+    const [q, k, v] = [0, 1, 2].map((i) =>
+      tf.randomNormal([1, cfg.heads, n, cfg.dim], 0, 1, 'float32', tfSeed(seed * 7 + i + n)),
+    ) as tf.Tensor4D[];
     const haveFlash = flashSupports(q, k, v, { mask }).length === 0;
     // Composed dense attention (the [n, n] scores materialised) and the fused kernel, each timed on its own path.
     const composed = () => sdpa(q, k, v, { mask, path: 'dense' });
     const dense = n <= cfg.denseMax ? timeBest(cfg.repeats, composed).ms : NaN;
     const fl = haveFlash ? timeBest(cfg.repeats, () => sdpa(q, k, v, { mask, path: 'flash' })).ms : NaN;
     const densePairs = cfg.heads * ((n * (n + 1)) / 2);
-    rows.push({ n, method: 'dense-sdpa', ms: dense, vs_sdpa: 1, vs_flash: dense / fl, pairs: densePairs, pair_fraction: 1, selection_pairs: 0 });
-    if (haveFlash) rows.push({ n, method: 'dense-flash', ms: fl, vs_sdpa: fl / dense, vs_flash: 1, pairs: densePairs, pair_fraction: 1, selection_pairs: 0 });
+    rows.push({
+      n,
+      method: 'dense-sdpa',
+      ms: dense,
+      vs_sdpa: 1,
+      vs_flash: dense / fl,
+      pairs: densePairs,
+      pair_fraction: 1,
+      selection_pairs: 0,
+    });
+    if (haveFlash)
+      rows.push({
+        n,
+        method: 'dense-flash',
+        ms: fl,
+        vs_sdpa: fl / dense,
+        vs_flash: 1,
+        pairs: densePairs,
+        pair_fraction: 1,
+        selection_pairs: 0,
+      });
     log(`n=${n}: sdpa ${dense.toFixed(1)} ms, flash ${fl.toFixed(1)} ms`);
     for (const m of cfg.methods) {
       const runner = await scalingRunner(m, n, cfg.heads, cfg.dim, seed);
       const { ms, last } = timeBest(cfg.repeats, () => runner.run(q, k, v));
       runner.dispose();
       const st = last!.stats;
-      rows.push({ n, method: m, ms, vs_sdpa: ms / dense, vs_flash: ms / fl, pairs: st.pairs, pair_fraction: st.pairs / st.densePairs, selection_pairs: st.selectionPairs });
-      log(`  ${m}: ${ms.toFixed(1)} ms (x${(ms / dense).toFixed(2)} sdpa, x${(ms / fl).toFixed(2)} flash), pairs ${(100 * st.pairs / st.densePairs).toFixed(1)}%`);
+      rows.push({
+        n,
+        method: m,
+        ms,
+        vs_sdpa: ms / dense,
+        vs_flash: ms / fl,
+        pairs: st.pairs,
+        pair_fraction: st.pairs / st.densePairs,
+        selection_pairs: st.selectionPairs,
+      });
+      log(
+        `  ${m}: ${ms.toFixed(1)} ms (x${(ms / dense).toFixed(2)} sdpa, x${(ms / fl).toFixed(2)} flash), pairs ${((100 * st.pairs) / st.densePairs).toFixed(1)}%`,
+      );
     }
     tf.dispose([q, k, v]);
   }
@@ -144,10 +184,19 @@ export const sparseScalingSchema = obj<ScalingConfig>({
 export const sparseScaling = defineExperiment<ScalingConfig>({
   schema: sparseScalingSchema,
   name: 'sparse-scaling',
-  paper: 'Routing (arXiv:2003.05997), HiP (arXiv:2406.09827), HyperAttention (arXiv:2310.05869), SeerAttention (arXiv:2410.13276), Landmark (arXiv:2305.16300), LongHeads (arXiv:2402.10685)',
-  description: 'Time of each sparse attention method vs sequence length, against dense sdpa and fused flash attention measured in the same run; crossover lengths and log-log slopes.',
+  paper:
+    'Routing (arXiv:2003.05997), HiP (arXiv:2406.09827), HyperAttention (arXiv:2310.05869), SeerAttention (arXiv:2410.13276), Landmark (arXiv:2305.16300), LongHeads (arXiv:2402.10685)',
+  description:
+    'Time of each sparse attention method vs sequence length, against dense sdpa and fused flash attention measured in the same run; crossover lengths and log-log slopes.',
   quick: { lengths: [256, 512, 1024], heads: 1, dim: 64, denseMax: 4096, repeats: 1, methods: SCALING_METHODS },
-  full: { lengths: [1024, 2048, 4096, 8192, 16384], heads: 1, dim: 64, denseMax: 8192, repeats: 3, methods: SCALING_METHODS },
+  full: {
+    lengths: [1024, 2048, 4096, 8192, 16384],
+    heads: 1,
+    dim: 64,
+    denseMax: 8192,
+    repeats: 3,
+    methods: SCALING_METHODS,
+  },
   async run(cfg, ctx) {
     const rows = await runScaling(cfg, ctx.seed, ctx.log);
     const metrics: Record<string, number> = {};
@@ -160,14 +209,24 @@ export const sparseScaling = defineExperiment<ScalingConfig>({
       metrics[`test_crossover_vs_sdpa_${m}`] = cs;
       metrics[`test_crossover_vs_flash_${m}`] = cf;
       metrics[`test_slope_${m}`] = f(slope(rows, m));
-      lines.push(`${m}: beats sdpa from n=${Number.isFinite(cs) ? cs : 'never (in range)'}, flash from n=${Number.isFinite(cf) ? cf : 'never (in range)'}, slope ${f(slope(rows, m))}`);
+      lines.push(
+        `${m}: beats sdpa from n=${Number.isFinite(cs) ? cs : 'never (in range)'}, flash from n=${Number.isFinite(cf) ? cf : 'never (in range)'}, slope ${f(slope(rows, m))}`,
+      );
     }
     metrics.test_slope_dense_sdpa = f(slope(rows, 'dense-sdpa'));
     metrics.test_slope_dense_flash = f(slope(rows, 'dense-flash'));
     lines.forEach((l) => ctx.log(l));
     return {
       metrics,
-      tables: { scaling: rows.map((r) => ({ ...r, ms: f(r.ms), vs_sdpa: f(r.vs_sdpa), vs_flash: f(r.vs_flash), pair_fraction: f(r.pair_fraction) })) },
+      tables: {
+        scaling: rows.map((r) => ({
+          ...r,
+          ms: f(r.ms),
+          vs_sdpa: f(r.vs_sdpa),
+          vs_flash: f(r.vs_flash),
+          pair_fraction: f(r.pair_fraction),
+        })),
+      },
       summary: `Crossover lengths and log-log slopes (dense sdpa slope ${f(slope(rows, 'dense-sdpa'))}, flash ${f(slope(rows, 'dense-flash'))}): ${lines.join('; ')}.`,
     };
   },

@@ -29,14 +29,14 @@
  * rotated at their absolute positions).
  */
 import * as tf from '@tensorflow/tfjs';
+import { type AttentionShapes, checkQkv } from '../../../attention/dense.js';
 import { matmul } from '../../../backend/ops.js';
-import { checkQkv, type AttentionShapes } from '../../../attention/dense.js';
 import { blockCovers, densePairs, type SparseResult } from '../cost.js';
+import { gatherRows, readTidy } from '../gather.js';
+import { ropeReasons, type SparseMethod } from '../method.js';
+import { denseAtAbsolutePositions, naiveAttendBlocks, qkvRows } from '../naive.js';
 import { checkBlock, checkRope, checkScale, type SparseBaseOptions } from '../options.js';
 import { attendSelected, blockSelection, visibleBlocks } from '../selection.js';
-import { gatherRows, readTidy } from '../gather.js';
-import { denseAtAbsolutePositions, naiveAttendBlocks, qkvRows } from '../naive.js';
-import { ropeReasons, type SparseMethod } from '../method.js';
 
 export interface HipOptions extends SparseBaseOptions {
   /**
@@ -94,7 +94,11 @@ interface Chunk {
  * The hierarchical search for every (batch, head, query block); returns the kept key blocks per query block and the
  * number of representative scores computed per query.
  */
-function hipSelectBlocks(s: AttentionShapes, r: Resolved, score: RepScorer): { blocks: number[][]; repScores: number[] } {
+function hipSelectBlocks(
+  s: AttentionShapes,
+  r: Resolved,
+  score: RepScorer,
+): { blocks: number[][]; repScores: number[] } {
   const nb = Math.ceil(s.queries / r.bq);
   const total = s.batch * s.heads * nb;
   const forced: number[][] = [];
@@ -120,7 +124,16 @@ function hipSelectBlocks(s: AttentionShapes, r: Resolved, score: RepScorer): { b
     chunks.push(cs);
   }
   for (;;) {
-    const next = chunks.map((cs) => cs.flatMap((c) => (c.hi - c.lo > 1 ? [{ lo: c.lo, hi: c.lo + ((c.hi - c.lo) >> 1) }, { lo: c.lo + ((c.hi - c.lo) >> 1), hi: c.hi }] : [c])));
+    const next = chunks.map((cs) =>
+      cs.flatMap((c) =>
+        c.hi - c.lo > 1
+          ? [
+              { lo: c.lo, hi: c.lo + ((c.hi - c.lo) >> 1) },
+              { lo: c.lo + ((c.hi - c.lo) >> 1), hi: c.hi },
+            ]
+          : [c],
+      ),
+    );
     if (next.every((cs, i) => cs.length === chunks[i].length)) break;
     if (next.every((cs) => cs.length <= r.topk)) {
       chunks = next;
@@ -141,7 +154,10 @@ function hipSelectBlocks(s: AttentionShapes, r: Resolved, score: RepScorer): { b
     chunks = next.map((cs, blk) => {
       if (cs.length <= r.topk) return cs;
       const order = cs.map((_, i) => i).sort((a, b) => sc[blk * width + b] - sc[blk * width + a] || a - b);
-      return order.slice(0, r.topk).sort((a, b) => a - b).map((i) => cs[i]);
+      return order
+        .slice(0, r.topk)
+        .sort((a, b) => a - b)
+        .map((i) => cs[i]);
     });
   }
   const blocks = chunks.map((cs, blk) => {
@@ -190,24 +206,52 @@ export function hipAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: 
     const out = readTidy(() => {
       const pad = nb * r.bq - s.queries;
       // Padded query rows are zeros; the max is taken over real rows only by masking them to -inf below.
-      const qp = pad > 0 ? tf.pad(q, [[0, 0], [0, 0], [0, pad], [0, 0]]) : q;
-      const kr = gatherRows(k.reshape([-1, s.dim]) as tf.Tensor2D, rows).reshape([s.batch * s.heads * nb, width, s.dim]);
+      const qp =
+        pad > 0
+          ? tf.pad(q, [
+              [0, 0],
+              [0, 0],
+              [0, pad],
+              [0, 0],
+            ])
+          : q;
+      const kr = gatherRows(k.reshape([-1, s.dim]) as tf.Tensor2D, rows).reshape([
+        s.batch * s.heads * nb,
+        width,
+        s.dim,
+      ]);
       let sc = matmul(qp.reshape([s.batch * s.heads * nb, r.bq, s.dim]), kr, false, true); // [blocks, bq, width]
       if (pad > 0) {
         const valid = new Float32Array(nb * r.bq).map((_, i) => (i < s.queries ? 0 : -Infinity));
-        sc = sc.reshape([s.batch * s.heads, nb * r.bq, width]).add(tf.tensor3d(valid, [1, nb * r.bq, 1])).reshape([s.batch * s.heads * nb, r.bq, width]);
+        sc = sc
+          .reshape([s.batch * s.heads, nb * r.bq, width])
+          .add(tf.tensor3d(valid, [1, nb * r.bq, 1]))
+          .reshape([s.batch * s.heads * nb, r.bq, width]);
       }
       return sc.max(1);
     });
     return Float64Array.from(out);
   };
   const { blocks, repScores } = hipSelectBlocks(s, r, scorer);
-  const { output, pairs } = attendSelected(fn, q, k, v, blockSelection(blocks, r.bk, s.keys, r.bq), { scale: r.scale, causal: r.causal, rope: r.rope });
-  return { output, stats: stats(s, r, blocks, repScores, pairs), covers: blockCovers(blocks, s.heads, s.queries, r.bq, r.bk) };
+  const { output, pairs } = attendSelected(fn, q, k, v, blockSelection(blocks, r.bk, s.keys, r.bq), {
+    scale: r.scale,
+    causal: r.causal,
+    rope: r.rope,
+  });
+  return {
+    output,
+    stats: stats(s, r, blocks, repScores, pairs),
+    covers: blockCovers(blocks, s.heads, s.queries, r.bq, r.bk),
+  };
 }
 
 /** Float64 loop reference of `hipAttention` (its own scores, search and softmax). Output [b, h, n, e] flattened. */
-export function hipAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: HipOptions = {}): { output: Float64Array; blocks: number[][] } {
+export function hipAttentionNaive(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  options: HipOptions = {},
+): { output: Float64Array; blocks: number[][] } {
   const fn = 'hipAttentionNaive';
   const s = checkQkv(fn, q, k, v);
   const r = resolve(fn, s, options);
@@ -234,7 +278,15 @@ export function hipAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opti
     return out;
   };
   const { blocks } = hipSelectBlocks(s, r, scorer);
-  const output = naiveAttendBlocks(s, { q: qr, k: kr, v: vr }, (b, h, i) => blocks[(b * s.heads + h) * nb + Math.floor(i / r.bq)], r.bk, r.scale, r.causal, r.rope);
+  const output = naiveAttendBlocks(
+    s,
+    { q: qr, k: kr, v: vr },
+    (b, h, i) => blocks[(b * s.heads + h) * nb + Math.floor(i / r.bq)],
+    r.bk,
+    r.scale,
+    r.causal,
+    r.rope,
+  );
   return { output, blocks };
 }
 
@@ -242,7 +294,11 @@ export function hipAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opti
 export const hipMethod: SparseMethod<HipOptions> = {
   name: 'hip',
   kind: 'paper',
-  paper: { citation: 'Lee et al. 2025, A Training-Free Sub-quadratic Cost Transformer Model Serving Framework With Hierarchically Pruned Attention', url: 'https://arxiv.org/abs/2406.09827' },
+  paper: {
+    citation:
+      'Lee et al. 2025, A Training-Free Sub-quadratic Cost Transformer Model Serving Framework With Hierarchically Pruned Attention',
+    url: 'https://arxiv.org/abs/2406.09827',
+  },
   attend: (q, k, v, o) => hipAttention(q, k, v, o),
   reference: (q, k, v, o) => hipAttentionNaive(q, k, v, o).output,
   supports: (q, _k, _v, o) => ropeReasons(o, q.shape[3] as number, true),
@@ -251,13 +307,36 @@ export const hipMethod: SparseMethod<HipOptions> = {
     // Sink and local block besides the searched ones.
     keys: (_n, keys) => ({ queryBlock: 16, keyBlock: 16, topk: Math.max(1, Math.round(keys / 16) - 2) }),
     // Half-chunk blocks: two sink, two local and the searched ones fill the trained length.
-    extend: (trainLen, chunk) => ({ keyBlock: chunk / 2, queryBlock: chunk, topk: 2 * Math.max(2, Math.floor(trainLen / chunk)) - 4, sinkBlocks: 2, localBlocks: 2 }),
+    extend: (trainLen, chunk) => ({
+      keyBlock: chunk / 2,
+      queryBlock: chunk,
+      topk: 2 * Math.max(2, Math.floor(trainLen / chunk)) - 4,
+      sinkBlocks: 2,
+      localBlocks: 2,
+    }),
   },
   cases: [
-    { label: 'per query', shape: [2, 4, 40, 8], kvHeads: 2, exact: { keyBlock: 4, topk: 64 }, sparse: { keyBlock: 4, topk: 2 } },
-    { label: 'query blocks', shape: [1, 2, 40, 8], kvHeads: 2, exact: { keyBlock: 4, queryBlock: 8, topk: 64 }, sparse: { keyBlock: 4, queryBlock: 8, topk: 2 }, reach: 8 },
     {
-      label: 'compact rope', shape: [1, 4, 40, 8], kvHeads: 2, exact: { keyBlock: 4, topk: 64, rope: {} }, sparse: { keyBlock: 4, topk: 2, rope: { base: 100 } },
+      label: 'per query',
+      shape: [2, 4, 40, 8],
+      kvHeads: 2,
+      exact: { keyBlock: 4, topk: 64 },
+      sparse: { keyBlock: 4, topk: 2 },
+    },
+    {
+      label: 'query blocks',
+      shape: [1, 2, 40, 8],
+      kvHeads: 2,
+      exact: { keyBlock: 4, queryBlock: 8, topk: 64 },
+      sparse: { keyBlock: 4, queryBlock: 8, topk: 2 },
+      reach: 8,
+    },
+    {
+      label: 'compact rope',
+      shape: [1, 4, 40, 8],
+      kvHeads: 2,
+      exact: { keyBlock: 4, topk: 64, rope: {} },
+      sparse: { keyBlock: 4, topk: 2, rope: { base: 100 } },
       equals: (q, k, v) => denseAtAbsolutePositions(q, k, v),
     },
   ],

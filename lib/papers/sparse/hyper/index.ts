@@ -21,16 +21,16 @@
  * Exact (equals dense attention) when the block covers every key (blockSize >= n) or, causal, when n <= minSeqLen.
  */
 import * as tf from '@tensorflow/tfjs';
+import { checkQkv, MASKED_SCORE, repeatKv } from '../../../attention/dense.js';
 import { matmul } from '../../../backend/ops.js';
-import { MASKED_SCORE, checkQkv, repeatKv } from '../../../attention/dense.js';
 import { Rng } from '../../../util/random.js';
-import { ShapeError, fmt } from '../../../util/shapes.js';
+import { fmt, ShapeError } from '../../../util/shapes.js';
 import { densePairs, type SparseResult } from '../cost.js';
+import { gatherRows } from '../gather.js';
+import { ropeReasons, type SparseMethod, selfAttentionReasons } from '../method.js';
+import { f64 } from '../naive.js';
 import { checkBlock, checkScale, rejectRope, type SparseBaseOptions } from '../options.js';
 import { attendSelected } from '../selection.js';
-import { gatherRows } from '../gather.js';
-import { f64 } from '../naive.js';
-import { ropeReasons, selfAttentionReasons, type SparseMethod } from '../method.js';
 
 export interface HyperOptions extends SparseBaseOptions {
   /** Random hyperplanes per hash (default 7, as the official code). */
@@ -57,7 +57,10 @@ interface Resolved {
 
 function resolve(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, o: HyperOptions) {
   const s = checkQkv(fn, q, k, v);
-  if (s.queries !== s.keys) throw new ShapeError(`${fn}: q has shape ${fmt(q.shape)} and k has ${fmt(k.shape)}; HyperAttention needs as many queries as keys`);
+  if (s.queries !== s.keys)
+    throw new ShapeError(
+      `${fn}: q has shape ${fmt(q.shape)} and k has ${fmt(k.shape)}; HyperAttention needs as many queries as keys`,
+    );
   for (const a of ['lshProjections', 'blockSize', 'sampleSize', 'minSeqLen'] as const) checkBlock(fn, a, o[a]);
   const r: Resolved = {
     r: o.lshProjections ?? 7,
@@ -105,7 +108,15 @@ export interface HyperPlan {
   samples: Int32Array;
 }
 
-function plan(qRanks: ArrayLike<number>, kRanks: ArrayLike<number>, bh: number, n: number, b: number, m: number, rng: Rng): HyperPlan {
+function plan(
+  qRanks: ArrayLike<number>,
+  kRanks: ArrayLike<number>,
+  bh: number,
+  n: number,
+  b: number,
+  m: number,
+  rng: Rng,
+): HyperPlan {
   const kPerm: Int32Array[] = [];
   const blockOfQuery = new Int32Array(bh * n);
   const blockOfKey = new Int32Array(bh * n);
@@ -126,7 +137,12 @@ function plan(qRanks: ArrayLike<number>, kRanks: ArrayLike<number>, bh: number, 
       blockOfQuery[i * n + qi] = Math.floor(Math.min(lo, n - 1) / b);
     }
   }
-  return { kPerm, blockOfQuery, blockOfKey, samples: Int32Array.from(rng.sample(n, Math.min(m, n)).sort((x, y) => x - y)) };
+  return {
+    kPerm,
+    blockOfQuery,
+    blockOfKey,
+    samples: Int32Array.from(rng.sample(n, Math.min(m, n)).sort((x, y) => x - y)),
+  };
 }
 
 /** Bucket ranks of x [bh, n, d] (float32 data) under hyperplanes P [d, r]. */
@@ -163,7 +179,15 @@ function softmaxPart(scores: tf.Tensor, values: tf.Tensor): Part {
 /** Pieces of the computation, kept to answer `covers`. */
 type Piece =
   | { kind: 'exact'; off: number; len: number }
-  | { kind: 'lsh'; qOff: number; kOff: number; len: number; qBlock: Int32Array; kBlock: Int32Array; samples: Set<number> };
+  | {
+      kind: 'lsh';
+      qOff: number;
+      kOff: number;
+      len: number;
+      qBlock: Int32Array;
+      kBlock: Int32Array;
+      samples: Set<number>;
+    };
 
 interface Counter {
   pairs: number;
@@ -177,16 +201,47 @@ function exactCausal(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, scale: numb
   const bias = new Float32Array(n * n);
   for (let i = 0; i < n; i++) bias.fill(MASKED_SCORE, i * n + i + 1, (i + 1) * n);
   cnt.pairs += q.shape[0] * ((n * (n + 1)) / 2);
-  return softmaxPart(matmul(q, k, false, true).mul(scale).add(tf.tensor3d(bias, [1, n, n])), v);
+  return softmaxPart(
+    matmul(q, k, false, true)
+      .mul(scale)
+      .add(tf.tensor3d(bias, [1, n, n])),
+    v,
+  );
 }
 
 /** Non-causal sortLSH + sampled columns on a piece: q, k [bh, n, d], v [bh, n, e]. */
-function nonCausal(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, r: Resolved, P: Float64Array, rng: Rng, cnt: Counter, qOff = 0, kOff = 0): Part {
+function nonCausal(
+  q: tf.Tensor3D,
+  k: tf.Tensor3D,
+  v: tf.Tensor3D,
+  r: Resolved,
+  P: Float64Array,
+  rng: Rng,
+  cnt: Counter,
+  qOff = 0,
+  kOff = 0,
+): Part {
   const [BH, n, D] = q.shape;
   const E = v.shape[2];
   const b = Math.min(r.b, n);
-  const p = plan(ranksOf(q.dataSync(), BH * n, D, P, r.r), ranksOf(k.dataSync(), BH * n, D, P, r.r), BH, n, b, r.m, rng);
-  cnt.pieces.push({ kind: 'lsh', qOff, kOff, len: n, qBlock: p.blockOfQuery, kBlock: p.blockOfKey, samples: new Set(p.samples) });
+  const p = plan(
+    ranksOf(q.dataSync(), BH * n, D, P, r.r),
+    ranksOf(k.dataSync(), BH * n, D, P, r.r),
+    BH,
+    n,
+    b,
+    r.m,
+    rng,
+  );
+  cnt.pieces.push({
+    kind: 'lsh',
+    qOff,
+    kOff,
+    len: n,
+    qBlock: p.blockOfQuery,
+    kBlock: p.blockOfKey,
+    samples: new Set(p.samples),
+  });
   const m = p.samples.length;
   // Queries sorted by their key block, in groups of g: a group's keys are the few consecutive key blocks its queries
   // fall in, and each query keeps only its own block (plus the samples outside it). Small groups keep that span short.
@@ -195,7 +250,9 @@ function nonCausal(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, r: Resolved, 
   const groups = Math.ceil(n / gq);
   const ranges: [number, number][] = [];
   for (let i = 0; i < BH; i++) {
-    const idx = Array.from({ length: n }, (_, t) => t).sort((x, y) => p.blockOfQuery[i * n + x] - p.blockOfQuery[i * n + y] || x - y);
+    const idx = Array.from({ length: n }, (_, t) => t).sort(
+      (x, y) => p.blockOfQuery[i * n + x] - p.blockOfQuery[i * n + y] || x - y,
+    );
     idx.forEach((qi, t) => (order[i * n + t] = i * n + qi));
     for (let g = 0; g < groups; g++) {
       const last = Math.min(n, (g + 1) * gq) - 1;
@@ -235,13 +292,30 @@ function nonCausal(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, r: Resolved, 
   order.forEach((row, t) => (unorder[row] = t));
   const qs = gatherRows(q.reshape([BH * n, D]) as tf.Tensor2D, order).reshape([1, BH, n, D]);
   const r4 = (x: tf.Tensor, w: number) => x.reshape([1, BH, n, w]);
-  const res = attendSelected('hyperAttention', qs, r4(k, D), r4(v, E), { queryBlock: gq, slots: S, keys, logWeight, allow }, { scale: r.scale, causal: false, lse: true });
+  const res = attendSelected(
+    'hyperAttention',
+    qs,
+    r4(k, D),
+    r4(v, E),
+    { queryBlock: gq, slots: S, keys, logWeight, allow },
+    { scale: r.scale, causal: false, lse: true },
+  );
   cnt.pairs += res.pairs;
-  const back = (x: tf.Tensor, w: number) => gatherRows(x.reshape([BH * n, w]) as tf.Tensor2D, unorder).reshape([BH, n, w]) as tf.Tensor3D;
+  const back = (x: tf.Tensor, w: number) =>
+    gatherRows(x.reshape([BH * n, w]) as tf.Tensor2D, unorder).reshape([BH, n, w]) as tf.Tensor3D;
   return { out: back(res.output, E), lse: back(res.lse!, 1) };
 }
 
-function causalRec(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, r: Resolved, P: Float64Array, rng: Rng, cnt: Counter, off = 0): Part {
+function causalRec(
+  q: tf.Tensor3D,
+  k: tf.Tensor3D,
+  v: tf.Tensor3D,
+  r: Resolved,
+  P: Float64Array,
+  rng: Rng,
+  cnt: Counter,
+  off = 0,
+): Part {
   const n = q.shape[1];
   // Odd pieces are not split (halves must match for the off-diagonal part).
   if (n <= r.minSeqLen || n % 2 === 1) return exactCausal(q, k, v, r.scale, cnt, off);
@@ -249,8 +323,14 @@ function causalRec(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, r: Resolved, 
   const sl = (x: tf.Tensor3D, a: number, len: number) => x.slice([0, a, 0], [-1, len, -1]) as tf.Tensor3D;
   const top = causalRec(sl(q, 0, h), sl(k, 0, h), sl(v, 0, h), r, P, rng.fork('top'), cnt, off);
   const diag = causalRec(sl(q, h, n - h), sl(k, h, n - h), sl(v, h, n - h), r, P, rng.fork('bottom'), cnt, off + h);
-  const bottom = merge(diag, nonCausal(sl(q, h, h), sl(k, 0, h), sl(v, 0, h), r, P, rng.fork('off'), cnt, off + h, off));
-  return { out: tf.concat([top.out, bottom.out], 1) as tf.Tensor3D, lse: tf.concat([top.lse, bottom.lse], 1) as tf.Tensor3D };
+  const bottom = merge(
+    diag,
+    nonCausal(sl(q, h, h), sl(k, 0, h), sl(v, 0, h), r, P, rng.fork('off'), cnt, off + h, off),
+  );
+  return {
+    out: tf.concat([top.out, bottom.out], 1) as tf.Tensor3D,
+    lse: tf.concat([top.lse, bottom.lse], 1) as tf.Tensor3D,
+  };
 }
 
 /** HyperAttention; see the module header. */
@@ -280,14 +360,23 @@ export function hyperAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options
       return p.kBlock[bh * p.len + kj] === p.qBlock[bh * p.len + qi] || p.samples.has(kj);
     });
   };
-  return { output, covers, stats: { method: 'hyper', pairs: cnt.pairs, densePairs: densePairs(s, r.causal), selectionPairs: hashes } };
+  return {
+    output,
+    covers,
+    stats: { method: 'hyper', pairs: cnt.pairs, densePairs: densePairs(s, r.causal), selectionPairs: hashes },
+  };
 }
 
 /**
  * Float64 loop reference of `hyperAttention`: the same hyperplanes and samples (same seed), its own hashing, sorting,
  * block and sampled sums, and the same causal recursion, written as explicit sums.
  */
-export function hyperAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: HyperOptions = {}): Float64Array {
+export function hyperAttentionNaive(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  options: HyperOptions = {},
+): Float64Array {
   const fn = 'hyperAttentionNaive';
   rejectRope(fn, options);
   const { s, r } = resolve(fn, q, k, v, options);
@@ -327,7 +416,14 @@ export function hyperAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, op
     for (let i = 0; i < len; i++) buf.set(rows(i), i * D);
     return ranksOf(buf, len, D, P, r.r);
   };
-  const nonCausalNaive = (bhCount: number, qRows: Rows[], kRows: Rows[], vRows: Rows[], len: number, rng: Rng): Acc[] => {
+  const nonCausalNaive = (
+    bhCount: number,
+    qRows: Rows[],
+    kRows: Rows[],
+    vRows: Rows[],
+    len: number,
+    rng: Rng,
+  ): Acc[] => {
     const qR = new Int32Array(bhCount * len);
     const kR = new Int32Array(bhCount * len);
     for (let i = 0; i < bhCount; i++) {
@@ -341,18 +437,26 @@ export function hyperAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, op
       return Array.from({ length: len }, (_, qi) => {
         const blk = p.blockOfQuery[i * len + qi];
         const terms: { s: number; v: Float64Array }[] = [];
-        for (let j = 0; j < len; j++) if (p.blockOfKey[i * len + j] === blk) terms.push({ s: dotS(qRows[i](qi), kRows[i](j)), v: vRows[i](j) });
-        for (const j of p.samples) if (p.blockOfKey[i * len + j] !== blk) terms.push({ s: dotS(qRows[i](qi), kRows[i](j)) + Math.log(len / m), v: vRows[i](j) });
+        for (let j = 0; j < len; j++)
+          if (p.blockOfKey[i * len + j] === blk) terms.push({ s: dotS(qRows[i](qi), kRows[i](j)), v: vRows[i](j) });
+        for (const j of p.samples)
+          if (p.blockOfKey[i * len + j] !== blk)
+            terms.push({ s: dotS(qRows[i](qi), kRows[i](j)) + Math.log(len / m), v: vRows[i](j) });
         return combine(terms);
       });
     });
   };
   const causalNaive = (bhCount: number, qRows: Rows[], kRows: Rows[], vRows: Rows[], len: number, rng: Rng): Acc[] => {
     if (len <= r.minSeqLen || len % 2 === 1) {
-      return Array.from({ length: bhCount }, (_, i) => Array.from({ length: len }, (_, qi) => {
-        const terms = Array.from({ length: qi + 1 }, (_, j) => ({ s: dotS(qRows[i](qi), kRows[i](j)), v: vRows[i](j) }));
-        return combine(terms);
-      }));
+      return Array.from({ length: bhCount }, (_, i) =>
+        Array.from({ length: len }, (_, qi) => {
+          const terms = Array.from({ length: qi + 1 }, (_, j) => ({
+            s: dotS(qRows[i](qi), kRows[i](j)),
+            v: vRows[i](j),
+          }));
+          return combine(terms);
+        }),
+      );
     }
     const h = len >> 1;
     const shift = (rows: Rows[], a: number): Rows[] => rows.map((f) => (i: number) => f(i + a));
@@ -373,7 +477,9 @@ export function hyperAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, op
     }
   }
   const rng = new Rng(r.seed + 1);
-  const res = r.causal ? causalNaive(B * H, qRows, kRows, vRows, n, rng) : nonCausalNaive(B * H, qRows, kRows, vRows, n, rng);
+  const res = r.causal
+    ? causalNaive(B * H, qRows, kRows, vRows, n, rng)
+    : nonCausalNaive(B * H, qRows, kRows, vRows, n, rng);
   res.forEach((rows, i) => rows.forEach((row, t) => output.set(row.out, (i * n + t) * E)));
   return output;
 }
@@ -382,10 +488,16 @@ export function hyperAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, op
 export const hyperMethod: SparseMethod<HyperOptions> = {
   name: 'hyper',
   kind: 'paper',
-  paper: { citation: 'Han et al. 2024, HyperAttention: Long-context Attention in Near-Linear Time', url: 'https://arxiv.org/abs/2310.05869' },
+  paper: {
+    citation: 'Han et al. 2024, HyperAttention: Long-context Attention in Near-Linear Time',
+    url: 'https://arxiv.org/abs/2310.05869',
+  },
   attend: (q, k, v, o) => hyperAttention(q, k, v, o),
   reference: (q, k, v, o) => hyperAttentionNaive(q, k, v, o),
-  supports: (q, k, _v, o) => [...selfAttentionReasons(q, k, 'HyperAttention'), ...ropeReasons(o, q.shape[3] as number, false)],
+  supports: (q, k, _v, o) => [
+    ...selfAttentionReasons(q, k, 'HyperAttention'),
+    ...ropeReasons(o, q.shape[3] as number, false),
+  ],
   budgets: {
     timing: (_n, seed) => ({ blockSize: 256, sampleSize: 256, minSeqLen: 1024, seed }),
     // Half the keys in the sorted blocks, half sampled; pieces up to `keys` long are exact.
@@ -393,8 +505,12 @@ export const hyperMethod: SparseMethod<HyperOptions> = {
   },
   cases: [
     {
-      label: 'causal recursion', shape: [1, 2, 32, 8], kvHeads: 1, exact: { blockSize: 32, sampleSize: 4, minSeqLen: 4, lshProjections: 3 },
-      sparse: { blockSize: 4, sampleSize: 4, minSeqLen: 8, lshProjections: 3, seed: 3 }, pairsDiffer: true,
+      label: 'causal recursion',
+      shape: [1, 2, 32, 8],
+      kvHeads: 1,
+      exact: { blockSize: 32, sampleSize: 4, minSeqLen: 4, lshProjections: 3 },
+      sparse: { blockSize: 4, sampleSize: 4, minSeqLen: 8, lshProjections: 3, seed: 3 },
+      pairsDiffer: true,
     },
   ],
 };

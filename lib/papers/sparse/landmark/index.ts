@@ -31,17 +31,17 @@
  * With topk covering every earlier block the result equals the full grouped softmax.
  */
 import * as tf from '@tensorflow/tfjs';
+import { checkQkv, MASKED_SCORE, repeatKv } from '../../../attention/dense.js';
 import { matmul } from '../../../backend/ops.js';
-import { MASKED_SCORE, checkQkv, repeatKv } from '../../../attention/dense.js';
 import { rope as applyRopeAt, positionRange } from '../../../positional/rope.js';
 import { ShapeError } from '../../../util/shapes.js';
+import { ropeRow, rotateRows } from '../compact-positions.js';
 import type { SparseResult } from '../cost.js';
+import { gatherRows, readTidy } from '../gather.js';
+import { ropeReasons, type SparseMethod } from '../method.js';
+import { qkvRows } from '../naive.js';
 import { checkBlock, checkRope, checkScale, type SparseBaseOptions } from '../options.js';
 import { topIndices } from '../selection.js';
-import { gatherRows, readTidy } from '../gather.js';
-import { ropeRow, rotateRows } from '../compact-positions.js';
-import { qkvRows } from '../naive.js';
-import { ropeReasons, type SparseMethod } from '../method.js';
 
 export interface LandmarkOptions extends Omit<SparseBaseOptions, 'causal'> {
   /** Positions per block, the landmark being the last (default 16). */
@@ -79,20 +79,32 @@ export const isLandmark = (p: number, blockSize: number): boolean => (p + 1) % b
 function resolve(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, o: LandmarkOptions) {
   const s = checkQkv(fn, q, k, v);
   checkBlock(fn, 'blockSize', o.blockSize);
-  if (o.blockSize < 2) throw new ShapeError(`${fn}: options.blockSize must be >= 2 (one token and its landmark), got ${o.blockSize}`);
+  if (o.blockSize < 2)
+    throw new ShapeError(`${fn}: options.blockSize must be >= 2 (one token and its landmark), got ${o.blockSize}`);
   checkBlock(fn, 'topk', o.topk);
   checkBlock(fn, 'queryBlock', o.queryBlock);
   const bq = o.queryBlock ?? 1;
-  if (o.blockSize % bq !== 0) throw new ShapeError(`${fn}: options.queryBlock (${bq}) must divide options.blockSize (${o.blockSize})`);
-  if ((s.keys - s.queries) % bq !== 0) throw new ShapeError(`${fn}: the ${s.keys - s.queries} cached keys before the queries must be a multiple of queryBlock (${bq})`);
+  if (o.blockSize % bq !== 0)
+    throw new ShapeError(`${fn}: options.queryBlock (${bq}) must divide options.blockSize (${o.blockSize})`);
+  if ((s.keys - s.queries) % bq !== 0)
+    throw new ShapeError(
+      `${fn}: the ${s.keys - s.queries} cached keys before the queries must be a multiple of queryBlock (${bq})`,
+    );
   const ropeBase = checkRope(fn, o.rope, s.dim)?.base;
   const local = o.localBlocks ?? 0;
-  if (!(Number.isInteger(local) && local >= 0)) throw new ShapeError(`${fn}: options.localBlocks must be a non-negative integer, got ${o.localBlocks}`);
+  if (!(Number.isInteger(local) && local >= 0))
+    throw new ShapeError(`${fn}: options.localBlocks must be a non-negative integer, got ${o.localBlocks}`);
   return { s, L: o.blockSize, bq, scale: checkScale(fn, o.scale, s.dim), topk: o.topk, ropeBase, local };
 }
 
 /** Retrieved earlier blocks per (b, h, query block), by landmark score; `score(blk, kb)` = max over the block's queries. */
-function retrieve(nBlk: number, currentOf: (blk: number) => number, topk: number | undefined, local: number, score: (blk: number, cands: number[]) => number[]): number[][] {
+function retrieve(
+  nBlk: number,
+  currentOf: (blk: number) => number,
+  topk: number | undefined,
+  local: number,
+  score: (blk: number, cands: number[]) => number[],
+): number[][] {
   return Array.from({ length: nBlk }, (_, blk) => {
     const all = Array.from({ length: currentOf(blk) }, (_, i) => i);
     if (topk === undefined || all.length <= topk + local) return all;
@@ -111,7 +123,14 @@ function retrieve(nBlk: number, currentOf: (blk: number) => number, topk: number
  * (measured at b 16, h 4, n 272, d 16, forward + backward: 123 ms vs 7.6 s for the per-query gather, without its
  * [n, (n/L + 1)·L, d] gathered keys).
  */
-function landmarkGroupedDense(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, s: ReturnType<typeof checkQkv>, L: number, scale: number): SparseResult & { retrieved: number[][] } {
+function landmarkGroupedDense(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  s: ReturnType<typeof checkQkv>,
+  L: number,
+  scale: number,
+): SparseResult & { retrieved: number[][] } {
   const { batch: B, heads: H, kvHeads: G, queries: N, keys: M, valueDim: E } = s;
   const off = M - N;
   const nbK = Math.ceil(M / L);
@@ -140,17 +159,39 @@ function landmarkGroupedDense(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, s: Retur
     const groups = H / G;
     const kk = repeatKv(k as tf.Tensor4D, groups);
     const vv = repeatKv(v as tf.Tensor4D, groups);
-    const pad = (t: tf.Tensor4D) => (P > M ? tf.pad(t, [[0, 0], [0, 0], [0, P - M], [0, 0]]) : t);
+    const pad = (t: tf.Tensor4D) =>
+      P > M
+        ? tf.pad(t, [
+            [0, 0],
+            [0, 0],
+            [0, P - M],
+            [0, 0],
+          ])
+        : t;
     // Scale q (small) rather than the [n, P] scores: every full-size op counts here.
-    const sc = matmul(q.mul(scale).reshape([B * H, N, s.dim]), pad(kk).reshape([B * H, P, s.dim]), false, true).reshape([B * H, N, P]);
-    const bias = (m: Float32Array) => tf.tensor3d(m.map((x) => (x === 1 ? 0 : MASKED_SCORE)), [1, N, P]);
+    const sc = matmul(q.mul(scale).reshape([B * H, N, s.dim]), pad(kk).reshape([B * H, P, s.dim]), false, true).reshape(
+      [B * H, N, P],
+    );
+    const bias = (m: Float32Array) =>
+      tf.tensor3d(
+        m.map((x) => (x === 1 ? 0 : MASKED_SCORE)),
+        [1, N, P],
+      );
     // The inner softmax of a block that is not an earlier one is garbage; its gate is masked below (a small [n, m/L]
     // mask: the own block's landmark slot is live in the outer softmax when the query is that landmark).
     const inW = tf.softmax(sc.add(bias(inner)).reshape([B * H, N, nbK, L]));
     const outW = tf.softmax(sc.add(bias(outer)));
-    const earlier = Float32Array.from({ length: N * nbK }, (_, x) => (x % nbK < Math.floor((off + Math.floor(x / nbK)) / L) ? 1 : 0));
-    const gateW = outW.reshape([B * H, N, nbK, L]).slice([0, 0, 0, L - 1], [B * H, N, nbK, 1]).mul(tf.tensor4d(earlier, [1, N, nbK, 1]));
-    const w = inW.mul(gateW).reshape([B * H, N, P]).add(outW.mul(tf.tensor3d(own, [1, N, P])));
+    const earlier = Float32Array.from({ length: N * nbK }, (_, x) =>
+      x % nbK < Math.floor((off + Math.floor(x / nbK)) / L) ? 1 : 0,
+    );
+    const gateW = outW
+      .reshape([B * H, N, nbK, L])
+      .slice([0, 0, 0, L - 1], [B * H, N, nbK, 1])
+      .mul(tf.tensor4d(earlier, [1, N, nbK, 1]));
+    const w = inW
+      .mul(gateW)
+      .reshape([B * H, N, P])
+      .add(outW.mul(tf.tensor3d(own, [1, N, P])));
     return matmul(w, pad(vv).reshape([B * H, P, E])).reshape([B, H, N, E]) as tf.Tensor4D;
   });
   const retrieved: number[][] = [];
@@ -164,12 +205,24 @@ function landmarkGroupedDense(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, s: Retur
       const cb = Math.floor((off + i) / L);
       return kb === cb ? j <= off + i : kb < cb && !isLandmark(j, L);
     },
-    stats: { method: 'landmark', pairs: pairsRow * B * H, densePairs: dense * B * H, selectionPairs: 0, blocksKept: kept, blocksTotal: kept },
+    stats: {
+      method: 'landmark',
+      pairs: pairsRow * B * H,
+      densePairs: dense * B * H,
+      selectionPairs: 0,
+      blocksKept: kept,
+      blocksTotal: kept,
+    },
   };
 }
 
 /** Landmark attention (grouped softmax over retrieved blocks); see the module header. Always causal. */
-export function landmarkAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: LandmarkOptions): SparseResult & { retrieved: number[][] } {
+export function landmarkAttention(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  options: LandmarkOptions,
+): SparseResult & { retrieved: number[][] } {
   const fn = 'landmarkAttention';
   const { s, L, bq, scale, topk, ropeBase, local } = resolve(fn, q, k, v, options);
   if (topk === undefined && options.queryBlock === undefined) {
@@ -204,15 +257,39 @@ export function landmarkAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opti
   if (topk !== undefined && maxCur > topk + local) {
     lmScores = readTidy(() => {
       const lmRows = new Int32Array(B * G * maxCur);
-      for (let bg = 0; bg < B * G; bg++) for (let kb = 0; kb < maxCur; kb++) lmRows[bg * maxCur + kb] = bg * M + kb * L + L - 1;
+      for (let bg = 0; bg < B * G; bg++)
+        for (let kb = 0; kb < maxCur; kb++) lmRows[bg * maxCur + kb] = bg * M + kb * L + L - 1;
       let lm = gatherRows(k.reshape([B * G * M, D]) as tf.Tensor2D, lmRows).reshape([B, G, maxCur, D]);
-      if (groups > 1) lm = lm.reshape([B, G, 1, maxCur * D]).tile([1, 1, groups, 1]).reshape([B, H, maxCur, D]);
+      if (groups > 1)
+        lm = lm
+          .reshape([B, G, 1, maxCur * D])
+          .tile([1, 1, groups, 1])
+          .reshape([B, H, maxCur, D]);
       const pad = nb * bq - N;
-      let qp = pad > 0 ? tf.pad(q, [[0, 0], [0, 0], [0, pad], [0, 0]]) : q;
+      let qp =
+        pad > 0
+          ? tf.pad(q, [
+              [0, 0],
+              [0, 0],
+              [0, pad],
+              [0, 0],
+            ])
+          : q;
       // Compact positions: each candidate landmark scored as the one just before the query's block (landmark at 0).
-      if (ropeBase !== undefined) qp = rotateRows(qp.reshape([B * H, nb * bq, D]), Float32Array.from({ length: B * H * nb * bq }, (_, x) => ((off + (x % (nb * bq))) % L) + 1), ropeBase);
+      if (ropeBase !== undefined)
+        qp = rotateRows(
+          qp.reshape([B * H, nb * bq, D]),
+          Float32Array.from({ length: B * H * nb * bq }, (_, x) => ((off + (x % (nb * bq))) % L) + 1),
+          ropeBase,
+        );
       let sc = matmul(qp.reshape([B * H, nb * bq, D]), lm.reshape([B * H, maxCur, D]), false, true); // [bh, n, blocks]
-      if (pad > 0) sc = sc.add(tf.tensor3d(Float32Array.from({ length: nb * bq }, (_, i) => (i < N ? 0 : -Infinity)), [1, nb * bq, 1]));
+      if (pad > 0)
+        sc = sc.add(
+          tf.tensor3d(
+            Float32Array.from({ length: nb * bq }, (_, i) => (i < N ? 0 : -Infinity)),
+            [1, nb * bq, 1],
+          ),
+        );
       return sc.reshape([B * H, nb, bq, maxCur]).max(2);
     });
   }
@@ -234,12 +311,13 @@ export function landmarkAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opti
     const base = (Math.floor(bh / H) * G + Math.floor((bh % H) / groups)) * M;
     const ret = retrieved[blk];
     const cb = currentOf(blk);
-    for (let r = 0; r < R; r++) for (let t = 0; t < L; t++) rows[blk * S + r * L + t] = r < ret.length ? base + ret[r] * L + t : base;
+    for (let r = 0; r < R; r++)
+      for (let t = 0; t < L; t++) rows[blk * S + r * L + t] = r < ret.length ? base + ret[r] * L + t : base;
     for (let t = 0; t < L; t++) rows[blk * S + R * L + t] = base + Math.min(M - 1, cb * L + t);
     if (posK && posQ) {
       for (let x = 0; x < R * L; x++) posK[blk * S + x] = x;
       for (let t = 0; t < L; t++) posK[blk * S + R * L + t] = ret.length * L + t;
-      for (let i = 0; i < bq; i++) posQ[blk * bq + i] = ret.length * L + ((off + qb * bq + i) - cb * L);
+      for (let i = 0; i < bq; i++) posQ[blk * bq + i] = ret.length * L + (off + qb * bq + i - cb * L);
     }
     for (let i = 0; i < bq; i++) {
       const qi = qb * bq + i;
@@ -261,7 +339,15 @@ export function landmarkAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opti
   }
   const output = tf.tidy(() => {
     const pad = nb * bq - N;
-    const qp = pad > 0 ? tf.pad(q, [[0, 0], [0, 0], [0, pad], [0, 0]]) : q;
+    const qp =
+      pad > 0
+        ? tf.pad(q, [
+            [0, 0],
+            [0, 0],
+            [0, pad],
+            [0, 0],
+          ])
+        : q;
     let ks: tf.Tensor = gatherRows(k.reshape([B * G * M, D]) as tf.Tensor2D, rows).reshape([X, S, D]);
     const vs = gatherRows(v.reshape([B * G * M, E]) as tf.Tensor2D, rows).reshape([X, S, E]);
     let q3: tf.Tensor = qp.reshape([X, bq, D]);
@@ -272,10 +358,18 @@ export function landmarkAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opti
     const sc = matmul(q3, ks, false, true).mul(scale); // [X, bq, S]
     const ret = sc.slice([0, 0, 0], [X, bq, R * L]).reshape([X, bq, R, L]);
     const inner = tf.softmax(ret.slice([0, 0, 0, 0], [X, bq, R, L - 1]).add(tf.tensor4d(innerBias, [X, bq, R, L - 1])));
-    const lmLogit = ret.slice([0, 0, 0, L - 1], [X, bq, R, 1]).reshape([X, bq, R]).add(tf.tensor3d(lmBias, [X, bq, R]));
+    const lmLogit = ret
+      .slice([0, 0, 0, L - 1], [X, bq, R, 1])
+      .reshape([X, bq, R])
+      .add(tf.tensor3d(lmBias, [X, bq, R]));
     const cur = sc.slice([0, 0, R * L], [X, bq, L]).add(tf.tensor3d(curBias, [X, bq, L]));
     const outer = tf.softmax(tf.concat([lmLogit, cur], 2)); // [X, bq, R + L]
-    const gate = outer.slice([0, 0, 0], [X, bq, R]).mul(tf.tensor3d(lmBias.map((x) => (x === 0 ? 1 : 0)), [X, bq, R]));
+    const gate = outer.slice([0, 0, 0], [X, bq, R]).mul(
+      tf.tensor3d(
+        lmBias.map((x) => (x === 0 ? 1 : 0)),
+        [X, bq, R],
+      ),
+    );
     const wRet = tf.concat([inner.mul(gate.expandDims(3)), tf.zeros([X, bq, R, 1])], 3).reshape([X, bq, R * L]);
     const wCur = outer.slice([0, 0, R], [X, bq, L]).mul(tf.tensor3d(curAllowed, [X, bq, L]));
     const o = matmul(tf.concat([wRet, wCur], 2), vs).reshape([B, H, nb * bq, E]);
@@ -291,17 +385,31 @@ export function landmarkAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opti
     // Own block, or a retrieved block's regular tokens.
     covers: (b, h, i, j) => {
       const kb = Math.floor(j / L);
-      return kb === Math.floor((off + i) / L) || (sets[(b * H + h) * nb + Math.floor(i / bq)].has(kb) && !isLandmark(j, L));
+      return (
+        kb === Math.floor((off + i) / L) || (sets[(b * H + h) * nb + Math.floor(i / bq)].has(kb) && !isLandmark(j, L))
+      );
     },
-    stats: { method: 'landmark', pairs, densePairs: densePairs * B * H, selectionPairs, blocksKept: retrieved.reduce((a, r) => a + r.length, 0), blocksTotal },
+    stats: {
+      method: 'landmark',
+      pairs,
+      densePairs: densePairs * B * H,
+      selectionPairs,
+      blocksKept: retrieved.reduce((a, r) => a + r.length, 0),
+      blocksTotal,
+    },
   };
 }
 
 /** Float64 loop reference of `landmarkAttention`: the grouped softmax written per query from its definition. */
-export function landmarkAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: LandmarkOptions): { output: Float64Array; retrieved: number[][] } {
+export function landmarkAttentionNaive(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  options: LandmarkOptions,
+): { output: Float64Array; retrieved: number[][] } {
   const fn = 'landmarkAttentionNaive';
   const { s, L, bq, scale, topk, ropeBase, local } = resolve(fn, q, k, v, options);
-  const { batch: B, heads: H, kvHeads: G, queries: N, keys: M, dim: D, valueDim: E } = s;
+  const { batch: B, heads: H, kvHeads: G, queries: N, keys: M, valueDim: E } = s;
   const off = M - N;
   const nb = Math.ceil(N / bq);
   const groups = H / G;
@@ -316,7 +424,11 @@ export function landmarkAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor,
     const [b, h] = [Math.floor(bh / H), bh % H];
     return cands.map((kb) => {
       let best = -Infinity;
-      for (let qi = qb * bq; qi < Math.min(N, (qb + 1) * bq); qi++) best = Math.max(best, dot(at(qr(b, h, qi), ((off + qi) % L) + 1), at(kr(b, Math.floor(h / groups), kb * L + L - 1), 0)));
+      for (let qi = qb * bq; qi < Math.min(N, (qb + 1) * bq); qi++)
+        best = Math.max(
+          best,
+          dot(at(qr(b, h, qi), ((off + qi) % L) + 1), at(kr(b, Math.floor(h / groups), kb * L + L - 1), 0)),
+        );
       return best;
     });
   });
@@ -331,9 +443,16 @@ export function landmarkAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor,
         // Compact positions: retrieved block r at r·L.., the own block after them (absolute without retrieval).
         const own = ret.length * L;
         const qi = at(qr(b, h, i), own + pos - cb * L);
-        const kAt = (j: number) => at(kr(b, g, j), ret.indexOf(Math.floor(j / L)) >= 0 ? ret.indexOf(Math.floor(j / L)) * L + (j % L) : own + j - cb * L);
+        const kAt = (j: number) =>
+          at(
+            kr(b, g, j),
+            ret.indexOf(Math.floor(j / L)) >= 0 ? ret.indexOf(Math.floor(j / L)) * L + (j % L) : own + j - cb * L,
+          );
         // Outer softmax over retrieved landmarks and own-block positions <= pos.
-        const outer: { s: number; block?: number; j?: number }[] = ret.map((kb) => ({ s: dot(qi, kAt(kb * L + L - 1)), block: kb }));
+        const outer: { s: number; block?: number; j?: number }[] = ret.map((kb) => ({
+          s: dot(qi, kAt(kb * L + L - 1)),
+          block: kb,
+        }));
         for (let j = cb * L; j <= pos; j++) outer.push({ s: dot(qi, kAt(j)), j });
         const mx = Math.max(...outer.map((u) => u.s));
         const z = outer.reduce((a, u) => a + Math.exp(u.s - mx), 0);
@@ -365,27 +484,40 @@ export function landmarkAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor,
 export const landmarkMethod: SparseMethod<LandmarkOptions> = {
   name: 'landmark',
   kind: 'paper',
-  paper: { citation: 'Mohtashami & Jaggi 2023, Landmark Attention: Random-Access Infinite Context Length for Transformers', url: 'https://arxiv.org/abs/2305.16300' },
+  paper: {
+    citation: 'Mohtashami & Jaggi 2023, Landmark Attention: Random-Access Infinite Context Length for Transformers',
+    url: 'https://arxiv.org/abs/2305.16300',
+  },
   attend: (q, k, v, o) => landmarkAttention(q, k, v, o),
   reference: (q, k, v, o) => landmarkAttentionNaive(q, k, v, o).output,
   supports(q, k, _v, o) {
     const bq = o.queryBlock ?? 1;
     const reasons = ropeReasons(o, q.shape[3] as number, true);
-    if (o.blockSize % bq !== 0) reasons.push(`options.queryBlock (${bq}) must divide options.blockSize (${o.blockSize})`);
+    if (o.blockSize % bq !== 0)
+      reasons.push(`options.queryBlock (${bq}) must divide options.blockSize (${o.blockSize})`);
     const cached = (k.shape[2] as number) - (q.shape[2] as number);
-    if (cached % bq !== 0) reasons.push(`the ${cached} cached keys before the queries must be a multiple of queryBlock (${bq})`);
+    if (cached % bq !== 0)
+      reasons.push(`the ${cached} cached keys before the queries must be a multiple of queryBlock (${bq})`);
     return reasons;
   },
   budgets: { timing: () => ({ blockSize: 64, topk: 4, queryBlock: 64 }) },
   lm: { kind: 'landmark', decodes: true },
   cases: [
     {
-      label: 'retrieval', shape: [1, 2, 32, 8], kvHeads: 1, exact: { blockSize: 4, topk: 64 }, sparse: { blockSize: 4, topk: 2 },
+      label: 'retrieval',
+      shape: [1, 2, 32, 8],
+      kvHeads: 1,
+      exact: { blockSize: 4, topk: 64 },
+      sparse: { blockSize: 4, topk: 2 },
       // Every earlier block retrieved: the full grouped softmax (training).
       equals: (q, k, v) => landmarkAttentionNaive(q, k, v, { blockSize: 4 }).output,
     },
     {
-      label: 'compact rope', shape: [1, 2, 32, 8], kvHeads: 1, exact: { blockSize: 4, topk: 64, rope: {} }, sparse: { blockSize: 4, topk: 2, localBlocks: 1, rope: { base: 100 } },
+      label: 'compact rope',
+      shape: [1, 2, 32, 8],
+      kvHeads: 1,
+      exact: { blockSize: 4, topk: 64, rope: {} },
+      sparse: { blockSize: 4, topk: 2, localBlocks: 1, rope: { base: 100 } },
       equals: (q, k, v) => landmarkAttentionNaive(q, k, v, { blockSize: 4, rope: {} }).output,
     },
   ],

@@ -33,17 +33,17 @@
  * rotated at their absolute positions).
  */
 import * as tf from '@tensorflow/tfjs';
+import { type AttentionShapes, checkQkv, repeatKv } from '../../../attention/dense.js';
 import { matmul } from '../../../backend/ops.js';
-import { checkQkv, repeatKv, type AttentionShapes } from '../../../attention/dense.js';
-import { ShapeError } from '../../../util/shapes.js';
 import { rope as applyRopeAt } from '../../../positional/rope.js';
+import { ShapeError } from '../../../util/shapes.js';
+import { ropeRow } from '../compact-positions.js';
 import { blockCovers, densePairs, type SparseResult } from '../cost.js';
+import { readTidy } from '../gather.js';
+import { ropeReasons, type SparseMethod } from '../method.js';
+import { denseAtAbsolutePositions, naiveAttendBlocks, naiveAttendRow, qkvRows } from '../naive.js';
 import { checkBlock, checkRope, checkScale, type SparseBaseOptions } from '../options.js';
 import { attendSelected, blockSelection, topIndices, visibleBlocks } from '../selection.js';
-import { readTidy } from '../gather.js';
-import { ropeRow } from '../compact-positions.js';
-import { denseAtAbsolutePositions, naiveAttendBlocks, naiveAttendRow, qkvRows } from '../naive.js';
-import { ropeReasons, type SparseMethod } from '../method.js';
 
 export interface LongHeadsOptions extends SparseBaseOptions {
   /** Keys per chunk (default 32). */
@@ -61,12 +61,27 @@ function resolve(fn: string, s: AttentionShapes, o: LongHeadsOptions) {
   const C = o.chunkSize ?? 32;
   const budget = o.chunks ?? 8;
   const local = o.localChunks ?? 1;
-  if (budget < local + 1) throw new ShapeError(`${fn}: options.chunks (${budget}) must leave room for the first chunk and ${local} local chunk(s)`);
-  return { C, budget, local, bq: o.queryBlock ?? 1, scale: checkScale(fn, o.scale, s.dim), causal: o.causal ?? true, rope: checkRope(fn, o.rope, s.dim) };
+  if (budget < local + 1)
+    throw new ShapeError(
+      `${fn}: options.chunks (${budget}) must leave room for the first chunk and ${local} local chunk(s)`,
+    );
+  return {
+    C,
+    budget,
+    local,
+    bq: o.queryBlock ?? 1,
+    scale: checkScale(fn, o.scale, s.dim),
+    causal: o.causal ?? true,
+    rope: checkRope(fn, o.rope, s.dim),
+  };
 }
 
 /** Chosen chunks per (b, h, query block), given max-over-queries chunk scores `score(blk, c)`. */
-function chooseChunks(s: AttentionShapes, r: ReturnType<typeof resolve>, score: (blk: number, cands: number[]) => number[]): number[][] {
+function chooseChunks(
+  s: AttentionShapes,
+  r: ReturnType<typeof resolve>,
+  score: (blk: number, cands: number[]) => number[],
+): number[][] {
   const nb = Math.ceil(s.queries / r.bq);
   const off = s.keys - s.queries;
   return Array.from({ length: s.batch * s.heads * nb }, (_, blk) => {
@@ -97,7 +112,12 @@ export function chunkKeys(k: tf.Tensor, chunkSize: number, scale?: number, rope?
     if (nc === 0) return tf.zeros([B, G, 0, D]) as tf.Tensor4D;
     const sc = scale ?? 1 / Math.sqrt(D);
     let kk = k.slice([0, 0, 0, 0], [B, G, nc * chunkSize, D]);
-    if (rope) kk = applyRopeAt(kk, Array.from({ length: nc * chunkSize }, (_, j) => j % chunkSize), rope);
+    if (rope)
+      kk = applyRopeAt(
+        kk,
+        Array.from({ length: nc * chunkSize }, (_, j) => j % chunkSize),
+        rope,
+      );
     const kc = kk.reshape([B * G * nc, chunkSize, D]);
     const a = matmul(tf.softmax(matmul(kc, kc, false, true).mul(sc)), kc); // [x, C, d]
     const cv = a.mean(1, true); // [x, 1, d]
@@ -106,7 +126,12 @@ export function chunkKeys(k: tf.Tensor, chunkSize: number, scale?: number, rope?
 }
 
 /** LongHeads attention; see the module header. */
-export function longHeadsAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: LongHeadsOptions = {}): SparseResult & { chunks: number[][] } {
+export function longHeadsAttention(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  options: LongHeadsOptions = {},
+): SparseResult & { chunks: number[][] } {
   const fn = 'longHeadsAttention';
   const s = checkQkv(fn, q, k, v);
   const r = resolve(fn, s, options);
@@ -120,27 +145,62 @@ export function longHeadsAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opt
     scores = readTidy(() => {
       const kc = repeatKv(chunkKeys(k, r.C, r.scale, r.rope), s.heads / s.kvHeads); // [b, h, nc, d]
       const pad = nb * r.bq - s.queries;
-      const qp = pad > 0 ? tf.pad(q, [[0, 0], [0, 0], [0, pad], [0, 0]]) : q;
-      let sc = matmul(qp.reshape([s.batch * s.heads, nb * r.bq, s.dim]), kc.reshape([s.batch * s.heads, ncAll, s.dim]), false, true);
-      if (pad > 0) sc = sc.add(tf.tensor3d(Float32Array.from({ length: nb * r.bq }, (_, i) => (i < s.queries ? 0 : -Infinity)), [1, nb * r.bq, 1]));
+      const qp =
+        pad > 0
+          ? tf.pad(q, [
+              [0, 0],
+              [0, 0],
+              [0, pad],
+              [0, 0],
+            ])
+          : q;
+      let sc = matmul(
+        qp.reshape([s.batch * s.heads, nb * r.bq, s.dim]),
+        kc.reshape([s.batch * s.heads, ncAll, s.dim]),
+        false,
+        true,
+      );
+      if (pad > 0)
+        sc = sc.add(
+          tf.tensor3d(
+            Float32Array.from({ length: nb * r.bq }, (_, i) => (i < s.queries ? 0 : -Infinity)),
+            [1, nb * r.bq, 1],
+          ),
+        );
       return sc.reshape([s.batch * s.heads, nb, r.bq, ncAll]).max(2);
     });
     // Chunk summaries (C² + C per chunk and kv head) plus one score per query and chunk.
     selectionPairs = s.batch * s.kvHeads * ncAll * (r.C * r.C + r.C) + s.batch * s.heads * s.queries * ncAll;
   }
   const chunks = chooseChunks(s, r, (blk, cands) => cands.map((c) => scores[blk * ncAll + c]));
-  const { output, pairs } = attendSelected(fn, q, k, v, blockSelection(chunks, r.C, s.keys, r.bq), { scale: r.scale, causal: r.causal, rope: r.rope });
+  const { output, pairs } = attendSelected(fn, q, k, v, blockSelection(chunks, r.C, s.keys, r.bq), {
+    scale: r.scale,
+    causal: r.causal,
+    rope: r.rope,
+  });
   const blocksTotal = chunks.reduce((a, _, blk) => a + visibleBlocks(s, blk % nb, r.bq, r.C, r.causal), 0);
   return {
     output,
     chunks,
     covers: blockCovers(chunks, s.heads, s.queries, r.bq, r.C),
-    stats: { method: 'longheads', pairs, densePairs: densePairs(s, r.causal), selectionPairs, blocksKept: chunks.reduce((a, c) => a + c.length, 0), blocksTotal },
+    stats: {
+      method: 'longheads',
+      pairs,
+      densePairs: densePairs(s, r.causal),
+      selectionPairs,
+      blocksKept: chunks.reduce((a, c) => a + c.length, 0),
+      blocksTotal,
+    },
   };
 }
 
 /** Float64 loop reference of `longHeadsAttention`: its own chunk keys, scores, choice and softmax. */
-export function longHeadsAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: LongHeadsOptions = {}): { output: Float64Array; chunks: number[][] } {
+export function longHeadsAttentionNaive(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  options: LongHeadsOptions = {},
+): { output: Float64Array; chunks: number[][] } {
   const fn = 'longHeadsAttentionNaive';
   const s = checkQkv(fn, q, k, v);
   const r = resolve(fn, s, options);
@@ -153,7 +213,9 @@ export function longHeadsAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor
     for (let g = 0; g < s.kvHeads; g++) {
       const row: Float64Array[] = [];
       for (let c = 0; c < ncAll; c++) {
-        const ks = Array.from({ length: r.C }, (_, t) => (r.rope ? ropeRow(kr(b, g, c * r.C + t), t, r.rope.base) : kr(b, g, c * r.C + t)));
+        const ks = Array.from({ length: r.C }, (_, t) =>
+          r.rope ? ropeRow(kr(b, g, c * r.C + t), t, r.rope.base) : kr(b, g, c * r.C + t),
+        );
         const cv = new Float64Array(s.dim);
         for (const kt of ks) {
           const { out } = naiveAttendRow(kt, ks, ks, r.scale);
@@ -173,12 +235,23 @@ export function longHeadsAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor
       for (let i = qb * r.bq; i < Math.min(s.queries, (qb + 1) * r.bq); i++) {
         const a = qr(b, h, i);
         const kk = kc[b * s.kvHeads + Math.floor(h / groups)][c];
-        best = Math.max(best, a.reduce((x, ai, d) => x + ai * kk[d], 0));
+        best = Math.max(
+          best,
+          a.reduce((x, ai, d) => x + ai * kk[d], 0),
+        );
       }
       return best;
     });
   });
-  const output = naiveAttendBlocks(s, { q: qr, k: kr, v: vr }, (b, h, i) => chunks[(b * s.heads + h) * nb + Math.floor(i / r.bq)], r.C, r.scale, r.causal, r.rope);
+  const output = naiveAttendBlocks(
+    s,
+    { q: qr, k: kr, v: vr },
+    (b, h, i) => chunks[(b * s.heads + h) * nb + Math.floor(i / r.bq)],
+    r.C,
+    r.scale,
+    r.causal,
+    r.rope,
+  );
   return { output, chunks };
 }
 
@@ -186,7 +259,10 @@ export function longHeadsAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor
 export const longHeadsMethod: SparseMethod<LongHeadsOptions> = {
   name: 'longheads',
   kind: 'paper',
-  paper: { citation: 'Lu et al. 2024, LongHeads: Multi-Head Attention is Secretly a Long Context Processor', url: 'https://arxiv.org/abs/2402.10685' },
+  paper: {
+    citation: 'Lu et al. 2024, LongHeads: Multi-Head Attention is Secretly a Long Context Processor',
+    url: 'https://arxiv.org/abs/2402.10685',
+  },
   attend: (q, k, v, o) => longHeadsAttention(q, k, v, o),
   reference: (q, k, v, o) => longHeadsAttentionNaive(q, k, v, o).output,
   supports: (q, _k, _v, o) => ropeReasons(o, q.shape[3] as number, true),
@@ -194,17 +270,36 @@ export const longHeadsMethod: SparseMethod<LongHeadsOptions> = {
     timing: () => ({ chunkSize: 64, chunks: 8, queryBlock: 64 }),
     // The first and the local chunk besides the chosen ones.
     keys: (_n, keys) => ({ chunkSize: 16, chunks: Math.max(1, Math.round(keys / 16) - 2) + 2 }),
-    extend: (trainLen, chunk) => ({ chunkSize: chunk, chunks: Math.max(2, Math.floor(trainLen / chunk)), queryBlock: chunk }),
+    extend: (trainLen, chunk) => ({
+      chunkSize: chunk,
+      chunks: Math.max(2, Math.floor(trainLen / chunk)),
+      queryBlock: chunk,
+    }),
   },
   cases: [
-    { label: 'per query', shape: [2, 4, 36, 8], kvHeads: 2, exact: { chunkSize: 4, chunks: 64 }, sparse: { chunkSize: 4, chunks: 3 } },
     {
-      label: 'compact rope', shape: [1, 4, 36, 8], kvHeads: 2, exact: { chunkSize: 4, chunks: 64, rope: {} }, sparse: { chunkSize: 4, chunks: 3, rope: { base: 100 } },
+      label: 'per query',
+      shape: [2, 4, 36, 8],
+      kvHeads: 2,
+      exact: { chunkSize: 4, chunks: 64 },
+      sparse: { chunkSize: 4, chunks: 3 },
+    },
+    {
+      label: 'compact rope',
+      shape: [1, 4, 36, 8],
+      kvHeads: 2,
+      exact: { chunkSize: 4, chunks: 64, rope: {} },
+      sparse: { chunkSize: 4, chunks: 3, rope: { base: 100 } },
       equals: (q, k, v) => denseAtAbsolutePositions(q, k, v),
     },
     {
-      label: 'compact rope, query blocks', shape: [1, 2, 36, 8], kvHeads: 1, exact: { chunkSize: 4, chunks: 64, queryBlock: 4, rope: {} },
-      sparse: { chunkSize: 4, chunks: 3, queryBlock: 4, rope: { base: 100 } }, reach: 4, equals: (q, k, v) => denseAtAbsolutePositions(q, k, v),
+      label: 'compact rope, query blocks',
+      shape: [1, 2, 36, 8],
+      kvHeads: 1,
+      exact: { chunkSize: 4, chunks: 64, queryBlock: 4, rope: {} },
+      sparse: { chunkSize: 4, chunks: 3, queryBlock: 4, rope: { base: 100 } },
+      reach: 4,
+      equals: (q, k, v) => denseAtAbsolutePositions(q, k, v),
     },
   ],
 };

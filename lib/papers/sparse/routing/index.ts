@@ -24,17 +24,17 @@
  * With one cluster (every token in it) the result equals dense (causal) attention on (x̂, x̂, v).
  */
 import * as tf from '@tensorflow/tfjs';
-import { matmul } from '../../../backend/ops.js';
-import { MASKED_SCORE, checkQkv } from '../../../attention/dense.js';
-import { ShapeError, fmt } from '../../../util/shapes.js';
-import { tfSeed } from '../../../util/random.js';
-import { densePairs, type SparseResult } from '../cost.js';
-import { checkBlock, checkScale, rejectRope, type SparseBaseOptions } from '../options.js';
-import { constant, gatherRows, readTidy } from '../gather.js';
-import { f64, naiveAttendRow } from '../naive.js';
-import { ropeReasons, type SparseMethod } from '../method.js';
+import { checkQkv, MASKED_SCORE } from '../../../attention/dense.js';
 import { naiveAttention } from '../../../attention/naive.js';
+import { matmul } from '../../../backend/ops.js';
 import * as masks from '../../../masks/index.js';
+import { tfSeed } from '../../../util/random.js';
+import { fmt, ShapeError } from '../../../util/shapes.js';
+import { densePairs, type SparseResult } from '../cost.js';
+import { constant, gatherRows, readTidy } from '../gather.js';
+import { ropeReasons, type SparseMethod } from '../method.js';
+import { f64, naiveAttendRow } from '../naive.js';
+import { checkBlock, checkScale, rejectRope, type SparseBaseOptions } from '../options.js';
 
 export interface RoutingOptions extends SparseBaseOptions {
   /** 'nearest' (default with causal) or 'balanced' top-w (default without; not allowed with causal). */
@@ -75,13 +75,22 @@ export function normaliseShared(x: tf.Tensor): tf.Tensor {
 
 function checkCentroids(fn: string, centroids: tf.Tensor, heads: number, dim: number): number {
   if (centroids.rank !== 3 || centroids.shape[0] !== heads || centroids.shape[2] !== dim) {
-    throw new ShapeError(`${fn}: centroids must have shape [heads=${heads}, clusters, dim=${dim}], but has ${fmt(centroids.shape)}`);
+    throw new ShapeError(
+      `${fn}: centroids must have shape [heads=${heads}, clusters, dim=${dim}], but has ${fmt(centroids.shape)}`,
+    );
   }
   return centroids.shape[1] as number;
 }
 
 /** Balanced routing: for each (b, head, centroid) the w tokens with the largest similarity, sorted by position. */
-export function balancedRouting(sim: ArrayLike<number>, batch: number, heads: number, n: number, c: number, w: number): number[][] {
+export function balancedRouting(
+  sim: ArrayLike<number>,
+  batch: number,
+  heads: number,
+  n: number,
+  c: number,
+  w: number,
+): number[][] {
   const out: number[][] = [];
   for (let bh = 0; bh < batch * heads; bh++) {
     for (let cl = 0; cl < c; cl++) {
@@ -106,13 +115,25 @@ export function nearestRouting(sim: ArrayLike<number>, batch: number, heads: num
   return out;
 }
 
-function route(fn: string, sim: ArrayLike<number>, s: { batch: number; heads: number }, n: number, c: number, options: RoutingOptions, causal: boolean): number[][] {
+function route(
+  fn: string,
+  sim: ArrayLike<number>,
+  s: { batch: number; heads: number },
+  n: number,
+  c: number,
+  options: RoutingOptions,
+  causal: boolean,
+): number[][] {
   const assignment = options.assignment ?? (causal ? 'nearest' : 'balanced');
   if (assignment === 'balanced') {
-    if (causal) throw new ShapeError(`${fn}: options.assignment 'balanced' lets future tokens change earlier clusters; use 'nearest' with causal attention`);
+    if (causal)
+      throw new ShapeError(
+        `${fn}: options.assignment 'balanced' lets future tokens change earlier clusters; use 'nearest' with causal attention`,
+      );
     return balancedRouting(sim, s.batch, s.heads, n, c, Math.min(n, options.window ?? Math.ceil(n / c)));
   }
-  if (assignment !== 'nearest') throw new ShapeError(`${fn}: options.assignment must be 'nearest' or 'balanced', got '${String(assignment)}'`);
+  if (assignment !== 'nearest')
+    throw new ShapeError(`${fn}: options.assignment must be 'nearest' or 'balanced', got '${String(assignment)}'`);
   return nearestRouting(sim, s.batch, s.heads, n, c);
 }
 
@@ -120,14 +141,18 @@ function similarities(xh: tf.Tensor, centroids: tf.Tensor): Float32Array {
   return readTidy(() => {
     const [B, H, n, D] = xh.shape;
     const c = centroids.shape[1] as number;
-    return matmul(xh.transpose([1, 0, 2, 3]).reshape([H, B * n, D]), centroids, false, true).reshape([H, B, n, c]).transpose([1, 0, 2, 3]); // [b, h, n, c]
+    return matmul(xh.transpose([1, 0, 2, 3]).reshape([H, B * n, D]), centroids, false, true)
+      .reshape([H, B, n, c])
+      .transpose([1, 0, 2, 3]); // [b, h, n, c]
   });
 }
 
 function checkRouting(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, centroids: tf.Tensor) {
   const s = checkQkv(fn, q, k, v);
   if (s.kvHeads !== s.heads || s.keys !== s.queries) {
-    throw new ShapeError(`${fn}: q has shape ${fmt(q.shape)} and k has ${fmt(k.shape)}; routing attention needs as many key heads and keys as query heads and queries`);
+    throw new ShapeError(
+      `${fn}: q has shape ${fmt(q.shape)} and k has ${fmt(k.shape)}; routing attention needs as many key heads and keys as query heads and queries`,
+    );
   }
   return { s, c: checkCentroids(fn, centroids, s.heads, s.dim) };
 }
@@ -136,7 +161,13 @@ function checkRouting(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, cent
  * Routing attention; see the module header. Pass the same tensor as q and k for the paper's shared queries/keys;
  * with separate ones, queries and keys are routed separately and query i sees key j when both joined the same cluster.
  */
-export function routingAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, centroids: tf.Tensor, options: RoutingOptions = {}): RoutingResult {
+export function routingAttention(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  centroids: tf.Tensor,
+  options: RoutingOptions = {},
+): RoutingResult {
   const fn = 'routingAttention';
   rejectRope(fn, options);
   const { s, c } = checkRouting(fn, q, k, v, centroids);
@@ -184,16 +215,20 @@ export function routingAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, centr
   const zeroRow = X * wq;
   const occ = Array.from({ length: maxOcc }, () => new Int32Array(B * H * n).fill(zeroRow));
   const seen = new Int32Array(B * H * n);
-  clusters.forEach((mem, ci) => mem.forEach((p, t) => {
-    const r = Math.floor(ci / c) * n + p;
-    occ[seen[r]++][r] = ci * wq + t;
-  }));
+  clusters.forEach((mem, ci) =>
+    mem.forEach((p, t) => {
+      const r = Math.floor(ci / c) * n + p;
+      occ[seen[r]++][r] = ci * wq + t;
+    }),
+  );
   const inv = Float32Array.from(count, (x) => (x > 0 ? 1 / x : 0));
   const output = tf.tidy(() => {
     const qs = gatherRows(qScore.reshape([B * H * n, D]) as tf.Tensor2D, qRows).reshape([X, wq, D]);
     const ks = gatherRows(kScore.reshape([B * H * n, D]) as tf.Tensor2D, kRows).reshape([X, wk, D]);
     const vs = gatherRows(v.reshape([B * H * n, E]) as tf.Tensor2D, kRows).reshape([X, wk, E]);
-    const sc = matmul(qs, ks, false, true).mul(scale).add(tf.tensor3d(bias, [X, wq, wk]));
+    const sc = matmul(qs, ks, false, true)
+      .mul(scale)
+      .add(tf.tensor3d(bias, [X, wq, wk]));
     const o = matmul(tf.softmax(sc).mul(tf.tensor3d(allowed, [X, wq, wk])), vs).reshape([X * wq, E]);
     const padded = tf.concat([o, tf.zeros([1, E])], 0) as tf.Tensor2D;
     let acc = gatherRows(padded, occ[0]);
@@ -215,12 +250,23 @@ export function routingAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, centr
       }
       return false;
     },
-    stats: { method: 'routing', pairs, densePairs: densePairs(s, causal), selectionPairs: B * H * n * c * (shared ? 1 : 2) },
+    stats: {
+      method: 'routing',
+      pairs,
+      densePairs: densePairs(s, causal),
+      selectionPairs: B * H * n * c * (shared ? 1 : 2),
+    },
   };
 }
 
 /** Float64 loop reference of `routingAttention`: its own normalisation, similarities, routing and softmax. */
-export function routingAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, centroids: tf.Tensor, options: RoutingOptions = {}): { output: Float64Array; clusters: number[][] } {
+export function routingAttentionNaive(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  centroids: tf.Tensor,
+  options: RoutingOptions = {},
+): { output: Float64Array; clusters: number[][] } {
   const fn = 'routingAttentionNaive';
   rejectRope(fn, options);
   const { s, c } = checkRouting(fn, q, k, v, centroids);
@@ -242,11 +288,14 @@ export function routingAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, 
   };
   const sims = (xh: Float64Array) => {
     const sim = new Float64Array(B * H * n * c);
-    for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let i = 0; i < n; i++) for (let cl = 0; cl < c; cl++) {
-      let dot = 0;
-      for (let d = 0; d < D; d++) dot += xh[((b * H + h) * n + i) * D + d] * mu[(h * c + cl) * D + d];
-      sim[((b * H + h) * n + i) * c + cl] = dot;
-    }
+    for (let b = 0; b < B; b++)
+      for (let h = 0; h < H; h++)
+        for (let i = 0; i < n; i++)
+          for (let cl = 0; cl < c; cl++) {
+            let dot = 0;
+            for (let d = 0; d < D; d++) dot += xh[((b * H + h) * n + i) * D + d] * mu[(h * c + cl) * D + d];
+            sim[((b * H + h) * n + i) * c + cl] = dot;
+          }
     return sim;
   };
   const qh = norm(q);
@@ -257,13 +306,20 @@ export function routingAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, 
   const kScore = options.normalise === 'none' ? f64(k) : kh;
   const output = new Float64Array(B * H * n * E);
   const count = new Int32Array(B * H * n);
-  const row = (a: Float64Array, bh: number, p: number, dim: number) => a.subarray((bh * n + p) * dim, (bh * n + p + 1) * dim);
+  const row = (a: Float64Array, bh: number, p: number, dim: number) =>
+    a.subarray((bh * n + p) * dim, (bh * n + p + 1) * dim);
   clusters.forEach((mem, ci) => {
     const bh = Math.floor(ci / c);
     for (const p of mem) {
       let keys = keyClusters[ci].filter((j) => !causal || j <= p);
       if (options.excludeSelf && keys.some((j) => j !== p)) keys = keys.filter((j) => j !== p);
-      const { out } = naiveAttendRow(row(qScore, bh, p, D), keys.map((j) => row(kScore, bh, j, D)), keys.map((j) => row(vv, bh, j, E)), scale, E);
+      const { out } = naiveAttendRow(
+        row(qScore, bh, p, D),
+        keys.map((j) => row(kScore, bh, j, D)),
+        keys.map((j) => row(vv, bh, j, E)),
+        scale,
+        E,
+      );
       for (let e = 0; e < E; e++) output[(bh * n + p) * E + e] += out[e];
       count[bh * n + p]++;
     }
@@ -277,7 +333,13 @@ function assign(xh: tf.Tensor, centroids: tf.Tensor): { unit: tf.Tensor; nearest
   const [B, H, n, D] = xh.shape;
   const c = centroids.shape[1] as number;
   const unit = tf.tidy(() => xh.div(xh.square().sum(-1, true).sqrt().add(1e-12)));
-  const nearest = Int32Array.from(readTidy(() => matmul(unit.transpose([1, 0, 2, 3]).reshape([H, B * n, D]), centroids, false, true).reshape([H, B * n, c]).argMax(-1)));
+  const nearest = Int32Array.from(
+    readTidy(() =>
+      matmul(unit.transpose([1, 0, 2, 3]).reshape([H, B * n, D]), centroids, false, true)
+        .reshape([H, B * n, c])
+        .argMax(-1),
+    ),
+  );
   return { unit, nearest };
 }
 
@@ -311,8 +373,14 @@ function clusterMeans(xh: tf.Tensor, centroids: tf.Tensor): { mean: Float64Array
  */
 export function kmeansUpdate(centroids: tf.Tensor, qh: tf.Tensor, decay = 0.999, kh?: tf.Tensor): tf.Tensor3D {
   const fn = 'kmeansUpdate';
-  for (const [name, x] of [['qh', qh], ['kh', kh ?? qh]] as const) {
-    if (x.rank !== 4) throw new ShapeError(`${fn}: ${name} must have rank 4 [batch, heads, positions, dim], but has shape ${fmt(x.shape)}`);
+  for (const [name, x] of [
+    ['qh', qh],
+    ['kh', kh ?? qh],
+  ] as const) {
+    if (x.rank !== 4)
+      throw new ShapeError(
+        `${fn}: ${name} must have rank 4 [batch, heads, positions, dim], but has shape ${fmt(x.shape)}`,
+      );
   }
   const [, H, , D] = qh.shape;
   const c = checkCentroids(fn, centroids, H, D);
@@ -324,7 +392,8 @@ export function kmeansUpdate(centroids: tf.Tensor, qh: tf.Tensor, decay = 0.999,
     let norm = 0;
     for (let d = 0; d < D; d++) {
       let m = decay * mu[cl * D + d];
-      for (const side of sides) m += ((1 - decay) / sides.length) * (side.count[cl] ? side.mean[cl * D + d] : mu[cl * D + d]);
+      for (const side of sides)
+        m += ((1 - decay) / sides.length) * (side.count[cl] ? side.mean[cl * D + d] : mu[cl * D + d]);
       next[cl * D + d] = m;
       norm += m * m;
     }
@@ -343,7 +412,9 @@ export function commitmentLoss(xh: tf.Tensor, centroids: tf.Tensor): tf.Scalar {
   return tf.tidy(() => {
     const c = centroids.shape[1] as number;
     const rows = Int32Array.from(nearest, (cl, i) => Math.floor(i / (B * n)) * c + cl);
-    const target = gatherRows(constant(centroids).reshape([H * c, D]) as tf.Tensor2D, rows).reshape([H, B, n, D]).transpose([1, 0, 2, 3]);
+    const target = gatherRows(constant(centroids).reshape([H * c, D]) as tf.Tensor2D, rows)
+      .reshape([H, B, n, D])
+      .transpose([1, 0, 2, 3]);
     const unit = xh.div(xh.square().sum(-1, true).sqrt().add(1e-12));
     return unit.sub(target).square().sum(-1).mean() as tf.Scalar;
   });
@@ -364,13 +435,22 @@ export type RoutingMethodOptions = RoutingOptions & { clusters?: number };
 export const routingMethod: SparseMethod<RoutingMethodOptions, tf.Tensor3D> = {
   name: 'routing',
   kind: 'paper',
-  paper: { citation: 'Roy et al. 2021, Efficient Content-Based Sparse Attention with Routing Transformers', url: 'https://arxiv.org/abs/2003.05997' },
+  paper: {
+    citation: 'Roy et al. 2021, Efficient Content-Based Sparse Attention with Routing Transformers',
+    url: 'https://arxiv.org/abs/2003.05997',
+  },
   attend: (q, k, v, o, centroids) => routingAttention(q, k, v, centroids, o),
   reference: (q, k, v, o, centroids) => routingAttentionNaive(q, k, v, centroids, o).output,
   supports(q, k, _v, o) {
     const reasons = ropeReasons(o, q.shape[3] as number, false);
-    if (k.shape[1] !== q.shape[1] || k.shape[2] !== q.shape[2]) reasons.push(`q has shape ${fmt(q.shape)} and k has ${fmt(k.shape)}; routing attention needs as many key heads and keys as query heads and queries`);
-    if (o.assignment === 'balanced' && (o.causal ?? true)) reasons.push("options.assignment 'balanced' lets future tokens change earlier clusters; use 'nearest' with causal attention");
+    if (k.shape[1] !== q.shape[1] || k.shape[2] !== q.shape[2])
+      reasons.push(
+        `q has shape ${fmt(q.shape)} and k has ${fmt(k.shape)}; routing attention needs as many key heads and keys as query heads and queries`,
+      );
+    if (o.assignment === 'balanced' && (o.causal ?? true))
+      reasons.push(
+        "options.assignment 'balanced' lets future tokens change earlier clusters; use 'nearest' with causal attention",
+      );
     return reasons;
   },
   state: {
@@ -399,7 +479,12 @@ export const routingMethod: SparseMethod<RoutingMethodOptions, tf.Tensor3D> = {
   lm: { kind: 'routing', decodes: false },
   cases: [
     {
-      label: 'shared queries and keys', shape: [1, 2, 24, 8], kvHeads: 2, sharedQK: true, exact: { clusters: 1 }, sparse: { clusters: 3 },
+      label: 'shared queries and keys',
+      shape: [1, 2, 24, 8],
+      kvHeads: 2,
+      sharedQK: true,
+      exact: { clusters: 1 },
+      sparse: { clusters: 3 },
       // One cluster holds every token: dense causal attention on the normalised x̂.
       equals(q, _k, v) {
         const x = normaliseShared(q);

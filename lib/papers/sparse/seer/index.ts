@@ -27,17 +27,17 @@
  * With every block kept the result equals dense attention.
  */
 import * as tf from '@tensorflow/tfjs';
+import { checkQkv, MASKED_SCORE, repeatKv } from '../../../attention/dense.js';
 import { matmul } from '../../../backend/ops.js';
-import { MASKED_SCORE, checkQkv, repeatKv } from '../../../attention/dense.js';
-import { ShapeError, fmt } from '../../../util/shapes.js';
+import { train } from '../../../train/loop.js';
 import { tfSeed } from '../../../util/random.js';
+import { fmt, ShapeError } from '../../../util/shapes.js';
 import { blockCovers, densePairs, type SparseResult } from '../cost.js';
+import { constant, readTidy } from '../gather.js';
+import { ropeReasons, type SparseMethod, selfAttentionReasons } from '../method.js';
+import { f64, naiveAttendBlocks, qkvRows } from '../naive.js';
 import { checkBlock, checkScale, rejectRope, type SparseBaseOptions } from '../options.js';
 import { attendSelected, blockSelection, topIndices } from '../selection.js';
-import { constant, readTidy } from '../gather.js';
-import { f64, naiveAttendBlocks, qkvRows } from '../naive.js';
-import { ropeReasons, selfAttentionReasons, type SparseMethod } from '../method.js';
-import { train } from '../../../train/loop.js';
 
 export interface SeerGate {
   wq: tf.Tensor; // [h, d, d_g]
@@ -56,18 +56,35 @@ export interface SeerOptions extends SparseBaseOptions {
 }
 
 /** A gate with random weights [h, d, d_g] and [h, 3d, d_g]. */
-export function initSeerGate(heads: number, dim: number, gateDim: number, seed = 0): { wq: tf.Variable; wk: tf.Variable } {
+export function initSeerGate(
+  heads: number,
+  dim: number,
+  gateDim: number,
+  seed = 0,
+): { wq: tf.Variable; wk: tf.Variable } {
   return {
-    wq: tf.tidy(() => tf.variable(tf.randomNormal([heads, dim, gateDim], 0, 1 / Math.sqrt(dim), 'float32', tfSeed(seed)), true)),
-    wk: tf.tidy(() => tf.variable(tf.randomNormal([heads, 3 * dim, gateDim], 0, 1 / Math.sqrt(3 * dim), 'float32', tfSeed(seed + 1)), true)),
+    wq: tf.tidy(() =>
+      tf.variable(tf.randomNormal([heads, dim, gateDim], 0, 1 / Math.sqrt(dim), 'float32', tfSeed(seed)), true),
+    ),
+    wk: tf.tidy(() =>
+      tf.variable(
+        tf.randomNormal([heads, 3 * dim, gateDim], 0, 1 / Math.sqrt(3 * dim), 'float32', tfSeed(seed + 1)),
+        true,
+      ),
+    ),
   };
 }
 
 function checkGate(fn: string, gate: SeerGate, heads: number, dim: number): number {
   const { wq, wk } = gate;
-  if (wq.rank !== 3 || wq.shape[0] !== heads || wq.shape[1] !== dim) throw new ShapeError(`${fn}: gate.wq must have shape [heads=${heads}, dim=${dim}, gateDim], but has ${fmt(wq.shape)}`);
+  if (wq.rank !== 3 || wq.shape[0] !== heads || wq.shape[1] !== dim)
+    throw new ShapeError(
+      `${fn}: gate.wq must have shape [heads=${heads}, dim=${dim}, gateDim], but has ${fmt(wq.shape)}`,
+    );
   if (wk.rank !== 3 || wk.shape[0] !== heads || wk.shape[1] !== 3 * dim || wk.shape[2] !== wq.shape[2]) {
-    throw new ShapeError(`${fn}: gate.wk must have shape [heads=${heads}, 3*dim=${3 * dim}, gateDim=${wq.shape[2]}], but has ${fmt(wk.shape)}`);
+    throw new ShapeError(
+      `${fn}: gate.wk must have shape [heads=${heads}, 3*dim=${3 * dim}, gateDim=${wq.shape[2]}], but has ${fmt(wk.shape)}`,
+    );
   }
   return wq.shape[2] as number;
 }
@@ -85,18 +102,34 @@ const lastBlock = (g: Geometry, qb: number) => Math.floor(((qb + 1) * g.bq - 1) 
 const ownBlock = (g: Geometry, qb: number) => Math.floor((qb * g.bq) / g.B);
 
 function blockCausalBias(g: Geometry): tf.Tensor2D {
-  return tf.tensor2d(Float32Array.from({ length: g.nqb * g.nkb }, (_, i) => (i % g.nkb <= lastBlock(g, Math.floor(i / g.nkb)) ? 0 : MASKED_SCORE)), [g.nqb, g.nkb]);
+  return tf.tensor2d(
+    Float32Array.from({ length: g.nqb * g.nkb }, (_, i) =>
+      i % g.nkb <= lastBlock(g, Math.floor(i / g.nkb)) ? 0 : MASKED_SCORE,
+    ),
+    [g.nqb, g.nkb],
+  );
 }
 
-function checkSelf(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, o: { blockSize?: number; queryBlock?: number }) {
+function checkSelf(
+  fn: string,
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  o: { blockSize?: number; queryBlock?: number },
+) {
   const s = checkQkv(fn, q, k, v);
-  if (s.queries !== s.keys) throw new ShapeError(`${fn}: q has shape ${fmt(q.shape)} and k has ${fmt(k.shape)}; SeerAttention gates self-attention (queries = keys)`);
+  if (s.queries !== s.keys)
+    throw new ShapeError(
+      `${fn}: q has shape ${fmt(q.shape)} and k has ${fmt(k.shape)}; SeerAttention gates self-attention (queries = keys)`,
+    );
   checkBlock(fn, 'blockSize', o.blockSize);
   checkBlock(fn, 'queryBlock', o.queryBlock);
   const B = o.blockSize ?? 16;
   const bq = o.queryBlock ?? 1;
-  if (s.queries % B !== 0) throw new ShapeError(`${fn}: ${s.queries} positions are not a multiple of options.blockSize (${B})`);
-  if (s.queries % bq !== 0) throw new ShapeError(`${fn}: ${s.queries} positions are not a multiple of options.queryBlock (${bq})`);
+  if (s.queries % B !== 0)
+    throw new ShapeError(`${fn}: ${s.queries} positions are not a multiple of options.blockSize (${B})`);
+  if (s.queries % bq !== 0)
+    throw new ShapeError(`${fn}: ${s.queries} positions are not a multiple of options.queryBlock (${bq})`);
   return { s, g: { B, bq, nqb: s.queries / bq, nkb: s.queries / B } };
 }
 
@@ -111,10 +144,15 @@ export function seerGateLogProbs(q: tf.Tensor, k: tf.Tensor, gate: SeerGate, opt
     const H = s.heads;
     const D = s.dim;
     const kk = repeatKv(k as tf.Tensor4D, H / s.kvHeads).reshape([s.batch * H * g.nkb, g.B, D]);
-    const qp = q.reshape([s.batch * H * g.nqb, g.bq, D]).mean(1).reshape([s.batch, H, g.nqb, D]);
+    const qp = q
+      .reshape([s.batch * H * g.nqb, g.bq, D])
+      .mean(1)
+      .reshape([s.batch, H, g.nqb, D]);
     const kp = tf.concat([kk.max(1), kk.min(1), kk.mean(1)], 1).reshape([s.batch, H, g.nkb, 3 * D]);
     const perHead = (x: tf.Tensor, w: tf.Tensor, rows: number, width: number) =>
-      matmul(x.transpose([1, 0, 2, 3]).reshape([H, s.batch * rows, width]), w).reshape([H, s.batch, rows, dg]).transpose([1, 0, 2, 3]);
+      matmul(x.transpose([1, 0, 2, 3]).reshape([H, s.batch * rows, width]), w)
+        .reshape([H, s.batch, rows, dg])
+        .transpose([1, 0, 2, 3]);
     const qt = perHead(qp, gate.wq, g.nqb, D);
     const kt = perHead(kp, gate.wk, g.nkb, 3 * D);
     let logits = matmul(qt, kt, false, true).div(Math.sqrt(dg)); // [b, h, nqb, nkb]
@@ -124,7 +162,11 @@ export function seerGateLogProbs(q: tf.Tensor, k: tf.Tensor, gate: SeerGate, opt
 }
 
 /** Ground truth for the gate: the dense attention map max-pooled over bq x B tiles, rows normalised. [b, h, nqb, nkb] */
-export function seerGroundTruth(q: tf.Tensor, k: tf.Tensor, options: GateGeometry & { scale?: number } = {}): tf.Tensor4D {
+export function seerGroundTruth(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  options: GateGeometry & { scale?: number } = {},
+): tf.Tensor4D {
   const fn = 'seerGroundTruth';
   const { s, g } = checkSelf(fn, q, k, k, options);
   const scale = checkScale(fn, options.scale, s.dim);
@@ -138,16 +180,18 @@ export function seerGroundTruth(q: tf.Tensor, k: tf.Tensor, options: GateGeometr
     for (let r0 = 0; r0 < n; r0 += rows) {
       const r = Math.min(rows, n - r0);
       // One scope per piece, so only the pooled rows outlive it.
-      pieces.push(tf.tidy(() => {
-        let sc = matmul(q.slice([0, 0, r0, 0], [-1, -1, r, -1]), kk, false, true).mul(scale); // [b, h, r, n]
-        if (causal) {
-          const bias = new Float32Array(r * n);
-          for (let i = 0; i < r; i++) bias.fill(MASKED_SCORE, i * n + r0 + i + 1, (i + 1) * n);
-          sc = sc.add(tf.tensor2d(bias, [r, n]));
-        }
-        const a = tf.softmax(sc).reshape([s.batch * s.heads * (r / g.bq), g.bq, g.nkb, g.B]);
-        return a.max([1, 3]).reshape([s.batch, s.heads, r / g.bq, g.nkb]);
-      }));
+      pieces.push(
+        tf.tidy(() => {
+          let sc = matmul(q.slice([0, 0, r0, 0], [-1, -1, r, -1]), kk, false, true).mul(scale); // [b, h, r, n]
+          if (causal) {
+            const bias = new Float32Array(r * n);
+            for (let i = 0; i < r; i++) bias.fill(MASKED_SCORE, i * n + r0 + i + 1, (i + 1) * n);
+            sc = sc.add(tf.tensor2d(bias, [r, n]));
+          }
+          const a = tf.softmax(sc).reshape([s.batch * s.heads * (r / g.bq), g.bq, g.nkb, g.B]);
+          return a.max([1, 3]).reshape([s.batch, s.heads, r / g.bq, g.nkb]);
+        }),
+      );
     }
     const pooled = pieces.length === 1 ? pieces[0] : tf.concat(pieces, 2);
     return pooled.div(pooled.sum(-1, true)) as tf.Tensor4D;
@@ -169,7 +213,13 @@ export function seerDistillLoss(q: tf.Tensor, k: tf.Tensor, gate: SeerGate, opti
  * the query block's positions, plus the `topk` best earlier blocks (or those at or above `threshold` once the scores,
  * as probabilities, are renormalised over the earlier blocks).
  */
-export function selectBlocks(probs: ArrayLike<number>, bh: number, g: Geometry, causal: boolean, o: { topk?: number; threshold?: number }): number[][] {
+export function selectBlocks(
+  probs: ArrayLike<number>,
+  bh: number,
+  g: Geometry,
+  causal: boolean,
+  o: { topk?: number; threshold?: number },
+): number[][] {
   const out: number[][] = [];
   for (let x = 0; x < bh; x++) {
     for (let qb = 0; qb < g.nqb; qb++) {
@@ -191,7 +241,13 @@ export function selectBlocks(probs: ArrayLike<number>, bh: number, g: Geometry, 
 }
 
 /** Block-sparse attention over the gate's chosen blocks; see the module header. */
-export function seerAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, gate: SeerGate, options: SeerOptions = {}): SparseResult & { blocks: number[][] } {
+export function seerAttention(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  gate: SeerGate,
+  options: SeerOptions = {},
+): SparseResult & { blocks: number[][] } {
   const fn = 'seerAttention';
   rejectRope(fn, options);
   const { s, g } = checkSelf(fn, q, k, v, options);
@@ -199,23 +255,58 @@ export function seerAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, gate: Se
   const dg = checkGate(fn, gate, s.heads, s.dim);
   const causal = options.causal ?? true;
   const probs = readTidy(() => seerGateLogProbs(q, k, gate, { ...options, causal }).exp());
-  return attendBlocks(fn, q, k, v, selectBlocks(probs, s.batch * s.heads, g, causal, options), g, causal, checkScale(fn, options.scale, s.dim), s.batch * s.heads * g.nqb * g.nkb * dg);
+  return attendBlocks(
+    fn,
+    q,
+    k,
+    v,
+    selectBlocks(probs, s.batch * s.heads, g, causal, options),
+    g,
+    causal,
+    checkScale(fn, options.scale, s.dim),
+    s.batch * s.heads * g.nqb * g.nkb * dg,
+  );
 }
 
 /** Oracle block choice: the top-k blocks of the true pooled attention (what the gate is trained to predict). */
-export function seerOracleAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: SeerOptions = {}): SparseResult & { blocks: number[][] } {
+export function seerOracleAttention(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  options: SeerOptions = {},
+): SparseResult & { blocks: number[][] } {
   const fn = 'seerOracleAttention';
   rejectRope(fn, options);
   const { s, g } = checkSelf(fn, q, k, v, options);
   const causal = options.causal ?? true;
   const gt = readTidy(() => seerGroundTruth(q, k, { ...options, causal }));
-  const r = attendBlocks(fn, q, k, v, selectBlocks(gt, s.batch * s.heads, g, causal, options), g, causal, checkScale(fn, options.scale, s.dim), 0);
+  const r = attendBlocks(
+    fn,
+    q,
+    k,
+    v,
+    selectBlocks(gt, s.batch * s.heads, g, causal, options),
+    g,
+    causal,
+    checkScale(fn, options.scale, s.dim),
+    0,
+  );
   r.stats.method = 'seer-oracle';
   r.stats.selectionPairs = densePairs(s, causal);
   return r;
 }
 
-function attendBlocks(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, blocks: number[][], g: Geometry, causal: boolean, scale: number, selectionPairs: number) {
+function attendBlocks(
+  fn: string,
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  blocks: number[][],
+  g: Geometry,
+  causal: boolean,
+  scale: number,
+  selectionPairs: number,
+) {
   const s = checkQkv(fn, q, k, v);
   const { output, pairs } = attendSelected(fn, q, k, v, blockSelection(blocks, g.B, s.keys, g.bq), { scale, causal });
   let perHead = 0;
@@ -225,12 +316,25 @@ function attendBlocks(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, bloc
     output,
     blocks,
     covers: blockCovers(blocks, s.heads, s.queries, g.bq, g.B),
-    stats: { method: 'seer', pairs, densePairs: densePairs(s, causal), selectionPairs, blocksKept: blocks.reduce((a, b) => a + b.length, 0), blocksTotal },
+    stats: {
+      method: 'seer',
+      pairs,
+      densePairs: densePairs(s, causal),
+      selectionPairs,
+      blocksKept: blocks.reduce((a, b) => a + b.length, 0),
+      blocksTotal,
+    },
   };
 }
 
 /** Float64 loop reference of `seerAttention`: gate probabilities by loops, the same block choice, softmax per query. */
-export function seerAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, gate: SeerGate, options: SeerOptions = {}): { output: Float64Array; probs: Float64Array; blocks: number[][] } {
+export function seerAttentionNaive(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  gate: SeerGate,
+  options: SeerOptions = {},
+): { output: Float64Array; probs: Float64Array; blocks: number[][] } {
   const fn = 'seerAttentionNaive';
   rejectRope(fn, options);
   const { s, g } = checkSelf(fn, q, k, v, options);
@@ -272,7 +376,11 @@ export function seerAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, gat
         return project(kp, wk, h);
       });
       for (let i = 0; i < g.nqb; i++) {
-        const logits = Array.from({ length: g.nkb }, (_, j) => (!causal || j <= lastBlock(g, i) ? qt[i].reduce((x, ai, o) => x + ai * kt[j][o], 0) / Math.sqrt(dg) : -Infinity));
+        const logits = Array.from({ length: g.nkb }, (_, j) =>
+          !causal || j <= lastBlock(g, i)
+            ? qt[i].reduce((x, ai, o) => x + ai * kt[j][o], 0) / Math.sqrt(dg)
+            : -Infinity,
+        );
         const mx = Math.max(...logits);
         const z = logits.reduce((x, l) => x + Math.exp(l - mx), 0);
         logits.forEach((l, j) => (probs[((b * s.heads + h) * g.nqb + i) * g.nkb + j] = Math.exp(l - mx) / z));
@@ -280,7 +388,14 @@ export function seerAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, gat
     }
   }
   const blocks = selectBlocks(probs, s.batch * s.heads, g, causal, options);
-  const output = naiveAttendBlocks(s, { q: qr, k: kr, v: vr }, (b, h, i) => blocks[(b * s.heads + h) * g.nqb + Math.floor(i / g.bq)], g.B, scale, causal);
+  const output = naiveAttendBlocks(
+    s,
+    { q: qr, k: kr, v: vr },
+    (b, h, i) => blocks[(b * s.heads + h) * g.nqb + Math.floor(i / g.bq)],
+    g.B,
+    scale,
+    causal,
+  );
   return { output, probs, blocks };
 }
 
@@ -288,7 +403,12 @@ export function seerAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, gat
  * Float64 loop reference of `seerOracleAttention`: the dense causal weights per query, max-pooled over bq x B tiles
  * and row-normalised (the distillation target), the same block choice, softmax per query.
  */
-export function seerOracleAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: SeerOptions = {}): { output: Float64Array; blocks: number[][] } {
+export function seerOracleAttentionNaive(
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  options: SeerOptions = {},
+): { output: Float64Array; blocks: number[][] } {
   const fn = 'seerOracleAttentionNaive';
   rejectRope(fn, options);
   const { s, g } = checkSelf(fn, q, k, v, options);
@@ -301,11 +421,15 @@ export function seerOracleAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tenso
     for (let h = 0; h < s.heads; h++) {
       for (let i = 0; i < s.queries; i++) {
         const keys = Array.from({ length: causal ? i + 1 : s.keys }, (_, j) => j);
-        const sc = keys.map((j) => rows.k(b, Math.floor(h / groups), j).reduce((a, x, d) => a + x * rows.q(b, h, i)[d], 0) * scale);
+        const sc = keys.map(
+          (j) => rows.k(b, Math.floor(h / groups), j).reduce((a, x, d) => a + x * rows.q(b, h, i)[d], 0) * scale,
+        );
         const mx = Math.max(...sc);
         const z = sc.reduce((a, x) => a + Math.exp(x - mx), 0);
         const row = ((b * s.heads + h) * g.nqb + Math.floor(i / g.bq)) * g.nkb;
-        sc.forEach((x, j) => (gt[row + Math.floor(j / g.B)] = Math.max(gt[row + Math.floor(j / g.B)], Math.exp(x - mx) / z)));
+        sc.forEach(
+          (x, j) => (gt[row + Math.floor(j / g.B)] = Math.max(gt[row + Math.floor(j / g.B)], Math.exp(x - mx) / z)),
+        );
       }
     }
   }
@@ -314,12 +438,25 @@ export function seerOracleAttentionNaive(q: tf.Tensor, k: tf.Tensor, v: tf.Tenso
     for (let j = 0; j < g.nkb; j++) gt[r + j] /= z;
   }
   const blocks = selectBlocks(gt, s.batch * s.heads, g, causal, options);
-  const output = naiveAttendBlocks(s, rows, (b, h, i) => blocks[(b * s.heads + h) * g.nqb + Math.floor(i / g.bq)], g.B, scale, causal);
+  const output = naiveAttendBlocks(
+    s,
+    rows,
+    (b, h, i) => blocks[(b * s.heads + h) * g.nqb + Math.floor(i / g.bq)],
+    g.B,
+    scale,
+    causal,
+  );
   return { output, blocks };
 }
 
 /** Distil a gate (in place) from the dense attention of q, k: `steps` AdamW steps on `seerDistillLoss`. */
-export async function trainSeerGate(gate: { wq: tf.Variable; wk: tf.Variable }, q: tf.Tensor, k: tf.Tensor, geometry: GateGeometry, training: { steps: number; lr: number; seed: number }): Promise<void> {
+export async function trainSeerGate(
+  gate: { wq: tf.Variable; wk: tf.Variable },
+  q: tf.Tensor,
+  k: tf.Tensor,
+  geometry: GateGeometry,
+  training: { steps: number; lr: number; seed: number },
+): Promise<void> {
   const run = await train({
     variables: [gate.wq, gate.wk],
     steps: training.steps,
@@ -338,15 +475,33 @@ export type SeerMethodOptions = SeerOptions & { gateDim?: number };
 /** Why Seer (and its oracle) cannot take these inputs: it gates self-attention over whole blocks. */
 function seerReasons(q: tf.Tensor, k: tf.Tensor, o: SeerOptions): string[] {
   const n = q.shape[2] as number;
-  const whole = (arg: 'blockSize' | 'queryBlock', size: number) => (n % size === 0 ? [] : [`${n} positions are not a multiple of options.${arg} (${size})`]);
-  return [...selfAttentionReasons(q, k, 'SeerAttention'), ...whole('blockSize', o.blockSize ?? 16), ...whole('queryBlock', o.queryBlock ?? 1), ...ropeReasons(o, q.shape[3] as number, false)];
+  const whole = (arg: 'blockSize' | 'queryBlock', size: number) =>
+    n % size === 0 ? [] : [`${n} positions are not a multiple of options.${arg} (${size})`];
+  return [
+    ...selfAttentionReasons(q, k, 'SeerAttention'),
+    ...whole('blockSize', o.blockSize ?? 16),
+    ...whole('queryBlock', o.queryBlock ?? 1),
+    ...ropeReasons(o, q.shape[3] as number, false),
+  ];
 }
 
-const seerPaper = { citation: 'Gao et al. 2024, SeerAttention: Learning Intrinsic Sparse Attention in Your LLMs', url: 'https://arxiv.org/abs/2410.13276' };
+const seerPaper = {
+  citation: 'Gao et al. 2024, SeerAttention: Learning Intrinsic Sparse Attention in Your LLMs',
+  url: 'https://arxiv.org/abs/2410.13276',
+};
 /** Seer's budget of about `keys` keys: the own block plus the gate's best earlier ones, in blocks of 16. */
-const seerKeys = (_n: number, keys: number): SeerMethodOptions => ({ blockSize: 16, queryBlock: 16, topk: Math.max(1, Math.round(keys / 16) - 2) + 1 });
+const seerKeys = (_n: number, keys: number): SeerMethodOptions => ({
+  blockSize: 16,
+  queryBlock: 16,
+  topk: Math.max(1, Math.round(keys / 16) - 2) + 1,
+});
 const seerCase = (label: string, o: SeerMethodOptions) => ({
-  label, shape: [1, 2, 32, 8] as [number, number, number, number], kvHeads: 1, exact: { blockSize: 4, topk: 64, ...o }, sparse: { blockSize: 4, topk: 2, ...o }, reach: o.queryBlock,
+  label,
+  shape: [1, 2, 32, 8] as [number, number, number, number],
+  kvHeads: 1,
+  exact: { blockSize: 4, topk: 64, ...o },
+  sparse: { blockSize: 4, topk: 2, ...o },
+  reach: o.queryBlock,
 });
 
 /** SeerAttention as a `SparseMethod` (see ../method.ts); its state is the gate, trained on a sample and reused. */
@@ -361,7 +516,14 @@ export const seerMethod: SparseMethod<SeerMethodOptions, { wq: tf.Variable; wk: 
     fitTo: 'sample',
     async create(o, ctx) {
       const gate = initSeerGate(ctx.heads, ctx.dim, ctx.training?.width ?? o.gateDim ?? 16, ctx.seed);
-      if (ctx.data && ctx.training) await trainSeerGate(gate, ctx.data.q, ctx.data.k, { blockSize: o.blockSize, queryBlock: o.queryBlock, causal: o.causal }, { ...ctx.training, seed: ctx.seed });
+      if (ctx.data && ctx.training)
+        await trainSeerGate(
+          gate,
+          ctx.data.q,
+          ctx.data.k,
+          { blockSize: o.blockSize, queryBlock: o.queryBlock, causal: o.causal },
+          { ...ctx.training, seed: ctx.seed },
+        );
       return gate;
     },
     dispose: (gate) => tf.dispose([gate.wq, gate.wk]),

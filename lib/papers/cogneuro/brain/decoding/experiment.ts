@@ -9,12 +9,12 @@ import * as tf from '@tensorflow/tfjs';
 import type { ExperimentContext, ExperimentOutput } from '../../../../experiments/contract.js';
 import type { ProgressMode } from '../../../../train/progress.js';
 import { Rng } from '../../../../util/random.js';
-import { DEFAULT_SCENES, drawScenes, stackPixels } from '../simulate/scenes.js';
-import { createFeatureExtractor, disposeFeatureExtractor, extractFeatures } from '../simulate/features.js';
-import { coverageTensor, createWholeBrain, wholeBrainResponses, type WholeBrain } from '../simulate/voxels.js';
-import { splitSeed } from '../simulate/dataset.js';
 import { createEmbedder, disposeEmbedder, embed } from '../scuba/index.js';
-import { retrieval, trainContrastive, type ContrastiveConfig } from './index.js';
+import { splitSeed } from '../simulate/dataset.js';
+import { createFeatureExtractor, disposeFeatureExtractor, extractFeatures } from '../simulate/features.js';
+import { DEFAULT_SCENES, drawScenes, stackPixels } from '../simulate/scenes.js';
+import { coverageTensor, createWholeBrain, type WholeBrain, wholeBrainResponses } from '../simulate/voxels.js';
+import { type ContrastiveConfig, retrieval, trainContrastive } from './index.js';
 
 export interface BrainDecodingConfig extends ContrastiveConfig {
   imageSize: number;
@@ -37,7 +37,10 @@ export interface BrainDecodingConfig extends ContrastiveConfig {
 
 export interface DecodingRun {
   brain: WholeBrain;
-  results: Record<'whole' | 'visual', { top1: number; top5: number; ranks: number[]; losses: number[]; bestStep: number }>;
+  results: Record<
+    'whole' | 'visual',
+    { top1: number; top5: number; ranks: number[]; losses: number[]; bestStep: number }
+  >;
 }
 
 function pickColumns(x: Float32Array, cols: number, keep: number[]): Float32Array {
@@ -47,7 +50,11 @@ function pickColumns(x: Float32Array, cols: number, keep: number[]): Float32Arra
   return out;
 }
 
-export async function runDecoding(cfg: BrainDecodingConfig, seed: number, progress: ProgressMode = false): Promise<DecodingRun> {
+export async function runDecoding(
+  cfg: BrainDecodingConfig,
+  seed: number,
+  progress: ProgressMode = false,
+): Promise<DecodingRun> {
   const scenes = { ...DEFAULT_SCENES, size: cfg.imageSize };
   const fx = createFeatureExtractor({ imageSize: cfg.imageSize, grid: cfg.grid, channels: cfg.channels }, seed, scenes);
   const embedder = createEmbedder(cfg.channels, cfg.embeddingDim, seed, cfg.semanticWeight);
@@ -58,7 +65,12 @@ export async function runDecoding(cfg: BrainDecodingConfig, seed: number, progre
     return { features, coverage, images: embed(embedder, features, coverage) };
   };
   const ref = split(512, splitSeed(seed, 'reference'));
-  const brain = createWholeBrain({ parcels: cfg.parcels, visualFraction: cfg.visualFraction, semanticFraction: cfg.semanticFraction, snr: cfg.snr }, ref.features, ref.coverage, seed);
+  const brain = createWholeBrain(
+    { parcels: cfg.parcels, visualFraction: cfg.visualFraction, semanticFraction: cfg.semanticFraction, snr: cfg.snr },
+    ref.features,
+    ref.coverage,
+    seed,
+  );
   const tr = split(cfg.train, splitSeed(seed, 'train'));
   const va = split(cfg.validation, splitSeed(seed, 'validation'));
   const te = split(cfg.test, splitSeed(seed, 'test'));
@@ -70,15 +82,30 @@ export async function runDecoding(cfg: BrainDecodingConfig, seed: number, progre
   const all = brain.kinds.map((_, i) => i);
   const results = {} as DecodingRun['results'];
   try {
-    for (const [name, cols] of [['whole', all], ['visual', visual]] as const) {
+    for (const [name, cols] of [
+      ['whole', all],
+      ['visual', visual],
+    ] as const) {
       const validation = { x: pickColumns(xVal, cfg.parcels, cols), images: va.images, every: cfg.evalEvery };
-      const { encoder, records, bestStep } = await trainContrastive(pickColumns(xTrain, cfg.parcels, cols), cols.length, tr.images, cfg, { seed, progress, validation });
+      const { encoder, records, bestStep } = await trainContrastive(
+        pickColumns(xTrain, cfg.parcels, cols),
+        cols.length,
+        tr.images,
+        cfg,
+        { seed, progress, validation },
+      );
       const r = tf.tidy(() => {
         const z = encoder.encode(tf.tensor2d(pickColumns(xTest, cfg.parcels, cols), [cfg.test, cols.length]));
         return retrieval(z, te.images, [1, 5]);
       });
       encoder.dispose();
-      results[name] = { top1: r.topk[1], top5: r.topk[5], ranks: r.ranks, losses: records.map((x) => x.loss), bestStep: bestStep ?? cfg.steps - 1 };
+      results[name] = {
+        top1: r.topk[1],
+        top5: r.topk[5],
+        ranks: r.ranks,
+        losses: records.map((x) => x.loss),
+        bestStep: bestStep ?? cfg.steps - 1,
+      };
     }
   } finally {
     for (const s of [ref, tr, va, te]) tf.dispose([s.features, s.coverage, s.images]);
@@ -96,7 +123,10 @@ export interface BrainDecodingArtifacts {
   runs: DecodingRun['results'];
 }
 
-export async function runBrainDecoding(cfg: BrainDecodingConfig, ctx: ExperimentContext): Promise<ExperimentOutput<BrainDecodingArtifacts>> {
+export async function runBrainDecoding(
+  cfg: BrainDecodingConfig,
+  ctx: ExperimentContext,
+): Promise<ExperimentOutput<BrainDecodingArtifacts>> {
   const t0 = performance.now();
   const { brain, results } = await runDecoding(cfg, ctx.seed, ctx.progress);
   const count = (k: string) => brain.kinds.filter((x) => x === k).length;
@@ -118,7 +148,11 @@ export async function runBrainDecoding(cfg: BrainDecodingConfig, ctx: Experiment
     metrics,
     tables: {
       retrieval: [
-        { parcels: `whole brain (${cfg.parcels}: ${count('visual')} visual, ${count('semantic')} semantic, ${count('noise')} noise)`, top1: results.whole.top1, top5: results.whole.top5 },
+        {
+          parcels: `whole brain (${cfg.parcels}: ${count('visual')} visual, ${count('semantic')} semantic, ${count('noise')} noise)`,
+          top1: results.whole.top1,
+          top5: results.whole.top5,
+        },
         { parcels: `visual only (${count('visual')})`, top1: results.visual.top1, top5: results.visual.top5 },
         { parcels: 'chance', top1: 1 / cfg.test, top5: Math.min(1, 5 / cfg.test) },
       ],
@@ -128,7 +162,36 @@ export async function runBrainDecoding(cfg: BrainDecodingConfig, ctx: Experiment
   };
 }
 
-const base = { imageSize: 32, grid: 8, channels: 32, visualFraction: 0.2, semanticFraction: 0.2, snr: 1, embeddingDim: 32, semanticWeight: 1, test: 100, hidden: 128, temperature: 0.05, batch: 128, lr: 2e-3, weightDecay: 1e-2 };
+const base = {
+  imageSize: 32,
+  grid: 8,
+  channels: 32,
+  visualFraction: 0.2,
+  semanticFraction: 0.2,
+  snr: 1,
+  embeddingDim: 32,
+  semanticWeight: 1,
+  test: 100,
+  hidden: 128,
+  temperature: 0.05,
+  batch: 128,
+  lr: 2e-3,
+  weightDecay: 1e-2,
+};
 
-export const BRAIN_DECODING_QUICK: BrainDecodingConfig = { ...base, parcels: 100, train: 2000, validation: 200, evalEvery: 50, steps: 600 };
-export const BRAIN_DECODING_FULL: BrainDecodingConfig = { ...base, parcels: 200, train: 6000, validation: 500, evalEvery: 100, steps: 2000 };
+export const BRAIN_DECODING_QUICK: BrainDecodingConfig = {
+  ...base,
+  parcels: 100,
+  train: 2000,
+  validation: 200,
+  evalEvery: 50,
+  steps: 600,
+};
+export const BRAIN_DECODING_FULL: BrainDecodingConfig = {
+  ...base,
+  parcels: 200,
+  train: 6000,
+  validation: 500,
+  evalEvery: 100,
+  steps: 2000,
+};

@@ -10,16 +10,16 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ExperimentContext, ExperimentOutput } from '../../../../experiments/contract.js';
 import type { ProgressMode } from '../../../../train/progress.js';
+import { disposeSimulation, type Simulation, type SimulationConfig, simulate } from '../simulate/dataset.js';
 import { DEFAULT_SCENES } from '../simulate/scenes.js';
-import { disposeSimulation, simulate, type Simulation, type SimulationConfig } from '../simulate/dataset.js';
 import { trueRoutedFeatures } from '../simulate/voxels.js';
-import { mean, pearsonColumns, type Mat } from '../stats.js';
-import { fitEncoding, predictAll, type EncodingModel } from './model.js';
-import { fitRidge, ridgeModel, type RidgeFit } from './ridge.js';
+import { type Mat, mean, pearsonColumns } from '../stats.js';
 import { createFactorisedReadout } from './factorised.js';
-import { createTransformerEncoder, type TransformerEncoder } from './transformer.js';
+import { type EncodingModel, fitEncoding, predictAll } from './model.js';
 import { fitOracle, predictOracle } from './oracle.js';
+import { fitRidge, type RidgeFit, ridgeModel } from './ridge.js';
 import { regionAttention, routingScores } from './routing.js';
+import { createTransformerEncoder, type TransformerEncoder } from './transformer.js';
 
 export type EncoderModelName = 'oracle' | 'ridge' | 'factorised' | 'transformer';
 
@@ -47,7 +47,10 @@ export interface BrainEncoderConfig {
 }
 
 /** The simulation part of a config. */
-export type SimulationFields = Pick<BrainEncoderConfig, 'imageSize' | 'grid' | 'channels' | 'voxelsPerRegion' | 'snr' | 'tau' | 'train' | 'validation' | 'test' | 'repeats'>;
+export type SimulationFields = Pick<
+  BrainEncoderConfig,
+  'imageSize' | 'grid' | 'channels' | 'voxelsPerRegion' | 'snr' | 'tau' | 'train' | 'validation' | 'test' | 'repeats'
+>;
 
 export function simulationConfig(cfg: SimulationFields): SimulationConfig {
   return {
@@ -79,7 +82,11 @@ export interface FittedEncoders {
 }
 
 /** Simulate and fit every model in the config; the caller disposes with disposeEncoders. */
-export async function fitEncoders(cfg: BrainEncoderConfig, seed: number, opts: { progress?: ProgressMode; log?: (s: string) => void } = {}): Promise<FittedEncoders> {
+export async function fitEncoders(
+  cfg: BrainEncoderConfig,
+  seed: number,
+  opts: { progress?: ProgressMode; log?: (s: string) => void } = {},
+): Promise<FittedEncoders> {
   const log = opts.log ?? (() => undefined);
   const sim = simulate(simulationConfig(cfg), seed);
   const out: FittedEncoders = { sim, predictions: {}, params: {}, seconds: {}, models: [], losses: {} };
@@ -96,7 +103,9 @@ export async function fitEncoders(cfg: BrainEncoderConfig, seed: number, opts: {
       out.params.oracle = (cfg.channels + 1) * V;
       tf.dispose([tr, te]);
     } else if (name === 'ridge') {
-      out.ridge = fitRidge(sim.train.features, sim.train.responses, sim.validation.features, sim.validation.responses, { scales: cfg.ridgeScales });
+      out.ridge = fitRidge(sim.train.features, sim.train.responses, sim.validation.features, sim.validation.responses, {
+        scales: cfg.ridgeScales,
+      });
       const m = ridgeModel(out.ridge);
       out.predictions.ridge = predictAll(m, sim.test.features);
       out.params.ridge = m.paramCount;
@@ -105,8 +114,16 @@ export async function fitEncoders(cfg: BrainEncoderConfig, seed: number, opts: {
       const model =
         name === 'factorised'
           ? createFactorisedReadout({ grid: cfg.grid, channels: cfg.channels, l1: cfg.l1 }, V, seed)
-          : createTransformerEncoder({ grid: cfg.grid, channels: cfg.channels, dModel: cfg.dModel, heads: cfg.heads }, regions, V, seed);
-      const records = await fitEncoding(model, sim.train.features, sim.train.responses, fit, { seed, progress: opts.progress });
+          : createTransformerEncoder(
+              { grid: cfg.grid, channels: cfg.channels, dModel: cfg.dModel, heads: cfg.heads },
+              regions,
+              V,
+              seed,
+            );
+      const records = await fitEncoding(model, sim.train.features, sim.train.responses, fit, {
+        seed,
+        progress: opts.progress,
+      });
       out.losses[name] = records.map((r) => r.loss);
       out.predictions[name] = predictAll(model, sim.test.features);
       out.params[name] = model.paramCount;
@@ -130,13 +147,21 @@ export function disposeEncoders(f: FittedEncoders): void {
 export type EncoderRow = Record<string, string | number>;
 
 /** Per region and model: r, the ceiling and the fraction; and the transformer's routing score per region. */
-export function scoreEncoders(f: FittedEncoders): { metrics: Record<string, number>; rows: EncoderRow[]; routing: number[] } {
+export function scoreEncoders(f: FittedEncoders): {
+  metrics: Record<string, number>;
+  rows: EncoderRow[];
+  routing: number[];
+} {
   const { sim } = f;
   const metrics: Record<string, number> = { test_ceiling_analytic: sim.analyticCeiling };
   const rows: EncoderRow[] = [];
   const r4 = (x: number) => +x.toFixed(4);
-  const routing = f.transformer ? routingScores(sim.system, regionAttention(f.transformer, sim.test.features), sim.test.coverage) : [];
-  const byModel = Object.fromEntries(Object.entries(f.predictions).map(([k, p]) => [k, pearsonColumns(p!, sim.test.responses)]));
+  const routing = f.transformer
+    ? routingScores(sim.system, regionAttention(f.transformer, sim.test.features), sim.test.coverage)
+    : [];
+  const byModel = Object.fromEntries(
+    Object.entries(f.predictions).map(([k, p]) => [k, pearsonColumns(p!, sim.test.responses)]),
+  );
   const groups: Record<string, Record<string, number[]>> = { early: {}, category: {} };
   sim.system.regions.forEach((reg, ri) => {
     const ceil = mean(reg.voxels.map((v) => sim.ceiling[v]));
@@ -157,17 +182,23 @@ export function scoreEncoders(f: FittedEncoders): { metrics: Record<string, numb
     }
     rows.push(row);
   });
-  for (const [kind, models] of Object.entries(groups)) for (const [model, fr] of Object.entries(models)) metrics[`test_${kind}_${model}_frac_ceiling`] = mean(fr);
+  for (const [kind, models] of Object.entries(groups))
+    for (const [model, fr] of Object.entries(models)) metrics[`test_${kind}_${model}_frac_ceiling`] = mean(fr);
   for (const [model, p] of Object.entries(f.params)) metrics[`params_${model}`] = p!;
   for (const [model, s] of Object.entries(f.seconds)) metrics[`seconds_${model}`] = s!;
   if (routing.length) {
     metrics.test_early_routing = mean(sim.system.regions.flatMap((r, i) => (r.kind === 'early' ? [routing[i]] : [])));
-    metrics.test_category_routing = mean(sim.system.regions.flatMap((r, i) => (r.kind === 'category' ? [routing[i]] : [])));
+    metrics.test_category_routing = mean(
+      sim.system.regions.flatMap((r, i) => (r.kind === 'category' ? [routing[i]] : [])),
+    );
   }
   return { metrics, rows, routing };
 }
 
-export async function runBrainEncoder(cfg: BrainEncoderConfig, ctx: ExperimentContext): Promise<ExperimentOutput<BrainEncoderArtifacts>> {
+export async function runBrainEncoder(
+  cfg: BrainEncoderConfig,
+  ctx: ExperimentContext,
+): Promise<ExperimentOutput<BrainEncoderArtifacts>> {
   const f = await fitEncoders(cfg, ctx.seed, { progress: ctx.progress, log: ctx.log });
   try {
     const { metrics, rows } = scoreEncoders(f);
@@ -175,9 +206,13 @@ export async function runBrainEncoder(cfg: BrainEncoderConfig, ctx: ExperimentCo
     const summary =
       `Category regions, fraction of the noise ceiling (r / ceiling): ` +
       cfg.models.map((m) => `${m} ${pct(`test_category_${m}_frac_ceiling`)}`).join(', ') +
-      `; early regions: ` + cfg.models.map((m) => `${m} ${pct(`test_early_${m}_frac_ceiling`)}`).join(', ') +
-      `. Parameters: ` + cfg.models.map((m) => `${m} ${metrics[`params_${m}`]}`).join(', ') +
-      (metrics.test_category_routing !== undefined ? `. Routing score (attention vs truth): early ${metrics.test_early_routing.toFixed(2)}, category ${metrics.test_category_routing.toFixed(2)}.` : '.');
+      `; early regions: ` +
+      cfg.models.map((m) => `${m} ${pct(`test_early_${m}_frac_ceiling`)}`).join(', ') +
+      `. Parameters: ` +
+      cfg.models.map((m) => `${m} ${metrics[`params_${m}`]}`).join(', ') +
+      (metrics.test_category_routing !== undefined
+        ? `. Routing score (attention vs truth): early ${metrics.test_early_routing.toFixed(2)}, category ${metrics.test_category_routing.toFixed(2)}.`
+        : '.');
     return { metrics, tables: { regions: rows }, summary, artifacts: { ...f, dispose: () => disposeEncoders(f) } };
   } catch (e) {
     disposeEncoders(f);
@@ -185,14 +220,39 @@ export async function runBrainEncoder(cfg: BrainEncoderConfig, ctx: ExperimentCo
   }
 }
 
-const base = { imageSize: 32, grid: 8, channels: 32, snr: 1, tau: 6, repeats: 3, dModel: 64, heads: 4, batch: 64, lr: 3e-3, weightDecay: 1e-4, l1: 1e-3 };
+const base = {
+  imageSize: 32,
+  grid: 8,
+  channels: 32,
+  snr: 1,
+  tau: 6,
+  repeats: 3,
+  dModel: 64,
+  heads: 4,
+  batch: 64,
+  lr: 3e-3,
+  weightDecay: 1e-4,
+  l1: 1e-3,
+};
 
 export const BRAIN_ENCODER_QUICK: BrainEncoderConfig = {
-  ...base, voxelsPerRegion: 24, train: 1000, validation: 250, test: 200, steps: 450,
-  models: ['oracle', 'ridge', 'factorised', 'transformer'], ridgeScales: [1e-2, 0.1, 0.3, 1, 3, 10],
+  ...base,
+  voxelsPerRegion: 24,
+  train: 1000,
+  validation: 250,
+  test: 200,
+  steps: 450,
+  models: ['oracle', 'ridge', 'factorised', 'transformer'],
+  ridgeScales: [1e-2, 0.1, 0.3, 1, 3, 10],
 };
 
 export const BRAIN_ENCODER_FULL: BrainEncoderConfig = {
-  ...base, voxelsPerRegion: 48, train: 3000, validation: 500, test: 500, steps: 2000,
-  models: ['oracle', 'ridge', 'factorised', 'transformer'], ridgeScales: [1e-3, 1e-2, 0.03, 0.1, 0.3, 1, 3, 10, 30],
+  ...base,
+  voxelsPerRegion: 48,
+  train: 3000,
+  validation: 500,
+  test: 500,
+  steps: 2000,
+  models: ['oracle', 'ridge', 'factorised', 'transformer'],
+  ridgeScales: [1e-3, 1e-2, 0.03, 0.1, 0.3, 1, 3, 10, 30],
 };

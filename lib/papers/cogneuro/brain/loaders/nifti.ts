@@ -40,19 +40,25 @@ export function parseNifti(raw: Uint8Array, name = 'volume'): NiftiVolume {
   const le = view.getInt32(0, true) === 348;
   if (!le && view.getInt32(0, false) !== 348) throw new Error(`${name}: not a NIfTI-1 file (sizeof_hdr is not 348)`);
   const magic = String.fromCharCode(buf[344], buf[345], buf[346]);
-  if (magic !== 'n+1') throw new Error(`${name}: magic is '${magic}', expected 'n+1' (single-file NIfTI-1; .hdr/.img pairs are not supported)`);
+  if (magic !== 'n+1')
+    throw new Error(
+      `${name}: magic is '${magic}', expected 'n+1' (single-file NIfTI-1; .hdr/.img pairs are not supported)`,
+    );
   const rank = view.getInt16(40, le);
   if (rank < 1 || rank > 7) throw new Error(`${name}: dim[0] = ${rank}, expected 1..7`);
   const dims = Array.from({ length: rank }, (_, i) => view.getInt16(42 + 2 * i, le));
   const datatype = view.getInt16(70, le);
   const type = TYPES[datatype];
-  if (!type) throw new Error(`${name}: datatype ${datatype} is not supported (one of ${Object.keys(TYPES).join(', ')})`);
+  if (!type)
+    throw new Error(`${name}: datatype ${datatype} is not supported (one of ${Object.keys(TYPES).join(', ')})`);
   const offset = Math.round(view.getFloat32(108, le));
   const slope = view.getFloat32(112, le);
   const inter = view.getFloat32(116, le);
   const count = dims.reduce((a, b) => a * b, 1);
   if (buf.length < offset + count * type[0]) {
-    throw new Error(`${name}: dims [${dims.join(',')}] need ${count * type[0]} bytes from offset ${offset}, the file has ${buf.length - offset}`);
+    throw new Error(
+      `${name}: dims [${dims.join(',')}] need ${count * type[0]} bytes from offset ${offset}, the file has ${buf.length - offset}`,
+    );
   }
   const data = new Float32Array(count);
   const scale = slope !== 0 && Number.isFinite(slope);
@@ -70,7 +76,8 @@ export function readNifti(path: string): NiftiVolume {
 /** Encode a float32 (datatype 16) or int32 (datatype 8) volume as single-file NIfTI-1, little-endian, 1 mm voxels. */
 export function encodeNifti(dims: readonly number[], data: Float32Array | Int32Array): Buffer {
   const count = dims.reduce((a, b) => a * b, 1);
-  if (count !== data.length) throw new Error(`encodeNifti: dims [${dims.join(',')}] hold ${count} voxels, data has ${data.length}`);
+  if (count !== data.length)
+    throw new Error(`encodeNifti: dims [${dims.join(',')}] hold ${count} voxels, data has ${data.length}`);
   if (dims.length < 1 || dims.length > 7) throw new Error(`encodeNifti: 1 to 7 dims, got ${dims.length}`);
   const h = Buffer.alloc(352);
   h.writeInt32LE(348, 0);

@@ -40,17 +40,26 @@ export function parseNpy(buf: Uint8Array, name = 'array'): NpyArray {
   const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
   const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (!descr || !fortran || shapeText === undefined) throw new Error(`${name}: unreadable .npy header ${JSON.stringify(header)}`);
-  if (fortran === 'True') throw new Error(`${name}: Fortran-ordered arrays are not supported; save with np.ascontiguousarray(x)`);
-  const shape = shapeText.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  if (!descr || !fortran || shapeText === undefined)
+    throw new Error(`${name}: unreadable .npy header ${JSON.stringify(header)}`);
+  if (fortran === 'True')
+    throw new Error(`${name}: Fortran-ordered arrays are not supported; save with np.ascontiguousarray(x)`);
+  const shape = shapeText
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map(Number);
   const kind = descr.slice(1);
-  if (descr[0] === '>' && kind !== 'i1' && kind !== 'u1') throw new Error(`${name}: big-endian dtype ${descr} is not supported; save with x.astype('<${kind}')`);
+  if (descr[0] === '>' && kind !== 'i1' && kind !== 'u1')
+    throw new Error(`${name}: big-endian dtype ${descr} is not supported; save with x.astype('<${kind}')`);
   const reader = READERS[kind];
   if (!reader) throw new Error(`${name}: dtype ${descr} is not supported (one of ${Object.keys(READERS).join(', ')})`);
   const count = shape.reduce((a, b) => a * b, 1);
   const offset = start + headerLen;
   if (buf.length - offset < count * reader[0]) {
-    throw new Error(`${name}: header says shape [${shape.join(',')}] of ${descr} (${count * reader[0]} bytes) but only ${buf.length - offset} bytes follow`);
+    throw new Error(
+      `${name}: header says shape [${shape.join(',')}] of ${descr} (${count * reader[0]} bytes) but only ${buf.length - offset} bytes follow`,
+    );
   }
   const data = new Float64Array(count);
   for (let i = 0; i < count; i++) data[i] = reader[1](view, offset + i * reader[0]);
@@ -64,17 +73,22 @@ export function readNpy(path: string): NpyArray {
 /** Encode a float32 ('<f4'), float64 ('<f8') or int32 ('<i4') array as .npy version 1.0. */
 export function encodeNpy(data: Float32Array | Float64Array | Int32Array, shape: readonly number[]): Buffer {
   const count = shape.reduce((a, b) => a * b, 1);
-  if (count !== data.length) throw new Error(`encodeNpy: shape [${shape.join(',')}] holds ${count} values, data has ${data.length}`);
+  if (count !== data.length)
+    throw new Error(`encodeNpy: shape [${shape.join(',')}] holds ${count} values, data has ${data.length}`);
   const descr = data instanceof Float32Array ? '<f4' : data instanceof Float64Array ? '<f8' : '<i4';
   const dict = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
   const total = 10 + dict.length + 1;
-  const header = dict + ' '.repeat((64 - (total % 64)) % 64) + '\n';
+  const header = `${dict + ' '.repeat((64 - (total % 64)) % 64)}\n`;
   const head = Buffer.alloc(10);
   head.write(MAGIC, 0, 'latin1');
   head[6] = 1;
   head[7] = 0;
   head.writeUInt16LE(header.length, 8);
-  return Buffer.concat([head, Buffer.from(header, 'latin1'), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
+  return Buffer.concat([
+    head,
+    Buffer.from(header, 'latin1'),
+    Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+  ]);
 }
 
 export function writeNpy(path: string, data: Float32Array | Float64Array | Int32Array, shape: readonly number[]): void {

@@ -13,10 +13,10 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
-import { mat, type Mat } from '../stats.js';
 import type { RegionVoxels } from '../encoder/model.js';
-import { readNpy, writeNpy } from './npy.js';
+import { type Mat, mat } from '../stats.js';
 import { readNifti } from './nifti.js';
+import { readNpy, writeNpy } from './npy.js';
 
 export interface LoadedResponses {
   responses: Mat;
@@ -28,7 +28,9 @@ export interface LoadedResponses {
 const shapeText = (s: readonly number[]) => `[${s.join(', ')}]`;
 
 function readMatrixCsv(path: string): Mat {
-  const lines = readFileSync(path, 'utf8').split(/\r?\n/).filter((l) => l.trim() !== '');
+  const lines = readFileSync(path, 'utf8')
+    .split(/\r?\n/)
+    .filter((l) => l.trim() !== '');
   const rows = lines.map((l) => l.split(',').map((x) => x.trim()));
   if (rows.length && rows[0].some((x) => x !== '' && !Number.isFinite(Number(x)))) rows.shift(); // header
   if (!rows.length) throw new Error(`${path}: no numeric rows`);
@@ -46,7 +48,8 @@ export function readResponses(path: string): Mat {
   if (ext === '.csv') return readMatrixCsv(path);
   if (ext === '.npy') {
     const a = readNpy(path);
-    if (a.shape.length !== 2) throw new Error(`${path}: responses must be 2-D [stimuli, voxels], got shape ${shapeText(a.shape)}`);
+    if (a.shape.length !== 2)
+      throw new Error(`${path}: responses must be 2-D [stimuli, voxels], got shape ${shapeText(a.shape)}`);
     return mat(a.shape[0], a.shape[1], a.data);
   }
   throw new Error(`${path}: responses must be .npy or .csv, got '${ext}'`);
@@ -91,7 +94,8 @@ export function readImages(path: string): { data: Float32Array; size: number; co
   const n = s[0];
   const S = s[1];
   const data = new Float32Array(n * S * S * 3);
-  for (let i = 0; i < n * S * S; i++) for (let c = 0; c < 3; c++) data[i * 3 + c] = a.data[grey ? i : i * 3 + c] * scale;
+  for (let i = 0; i < n * S * S; i++)
+    for (let c = 0; c < 3; c++) data[i * 3 + c] = a.data[grey ? i : i * 3 + c] * scale;
   return { data, size: S, count: n };
 }
 
@@ -108,7 +112,9 @@ export function loadResponses(files: { responses: string; labels: string; images
   if (!files.images) return { responses, regions };
   const img = readImages(files.images);
   if (img.count !== responses.rows) {
-    throw new Error(`loadResponses: ${files.images} holds ${img.count} images (shape [${img.count}, ${img.size}, ${img.size}, 3]) but ${files.responses} has ${responses.rows} stimuli (shape ${shapeText([responses.rows, responses.cols])})`);
+    throw new Error(
+      `loadResponses: ${files.images} holds ${img.count} images (shape [${img.count}, ${img.size}, ${img.size}, 3]) but ${files.responses} has ${responses.rows} stimuli (shape ${shapeText([responses.rows, responses.cols])})`,
+    );
   }
   return { responses, regions, images: { data: img.data, size: img.size } };
 }
@@ -130,13 +136,22 @@ function readAtlasNames(path: string): Map<number, string> {
 }
 
 /** A 4-D NIfTI series and a 3-D NIfTI atlas -> responses [n, V] over the atlas's non-zero voxels, grouped by id. */
-export function loadNiftiResponses(files: { series: string; atlas: string; names?: string }): LoadedResponses & { coords: [number, number, number][] } {
+export function loadNiftiResponses(files: {
+  series: string;
+  atlas: string;
+  names?: string;
+}): LoadedResponses & { coords: [number, number, number][] } {
   const series = readNifti(files.series);
   const atlas = readNifti(files.atlas);
-  if (series.dims.length !== 4) throw new Error(`loadNiftiResponses: ${files.series} must be 4-D (x, y, z, stimuli), has dims ${shapeText(series.dims)}`);
+  if (series.dims.length !== 4)
+    throw new Error(
+      `loadNiftiResponses: ${files.series} must be 4-D (x, y, z, stimuli), has dims ${shapeText(series.dims)}`,
+    );
   const spatial = atlas.dims.length === 4 && atlas.dims[3] === 1 ? atlas.dims.slice(0, 3) : atlas.dims;
   if (spatial.length !== 3 || spatial.some((d, i) => d !== series.dims[i])) {
-    throw new Error(`loadNiftiResponses: ${files.atlas} has dims ${shapeText(atlas.dims)} but ${files.series} has ${shapeText(series.dims)}; the atlas must match the series' x, y, z`);
+    throw new Error(
+      `loadNiftiResponses: ${files.atlas} has dims ${shapeText(atlas.dims)} but ${files.series} has ${shapeText(series.dims)}; the atlas must match the series' x, y, z`,
+    );
   }
   const [X, Y, Z, n] = series.dims;
   const names = files.names ? readAtlasNames(files.names) : new Map<number, string>();
@@ -144,7 +159,8 @@ export function loadNiftiResponses(files: { series: string; atlas: string; names
   for (let i = 0; i < X * Y * Z; i++) if (Math.round(atlas.data[i]) !== 0) voxels.push(i);
   if (!voxels.length) throw new Error(`loadNiftiResponses: ${files.atlas} has no non-zero voxel`);
   const responses = mat(n, voxels.length);
-  for (let t = 0; t < n; t++) voxels.forEach((i, v) => (responses.data[t * voxels.length + v] = series.data[t * X * Y * Z + i]));
+  for (let t = 0; t < n; t++)
+    voxels.forEach((i, v) => (responses.data[t * voxels.length + v] = series.data[t * X * Y * Z + i]));
   const labels = voxels.map((i) => {
     const k = Math.round(atlas.data[i]);
     return names.get(k) ?? `region${k}`;
@@ -168,9 +184,13 @@ export function exportSimulation(
   const S = split.scenes[0].size;
   const images = new Float32Array(split.scenes.length * S * S * 3);
   split.scenes.forEach((s, i) => images.set(s.pixels, i * S * S * 3));
-  const paths = { responses: join(dir, 'responses.npy'), labels: join(dir, 'labels.csv'), images: join(dir, 'images.npy') };
+  const paths = {
+    responses: join(dir, 'responses.npy'),
+    labels: join(dir, 'labels.csv'),
+    images: join(dir, 'images.npy'),
+  };
   writeNpy(paths.responses, Float32Array.from(split.responses.data), [split.responses.rows, V]);
-  writeFileSync(paths.labels, names.join('\n') + '\n');
+  writeFileSync(paths.labels, `${names.join('\n')}\n`);
   writeNpy(paths.images, images, [split.scenes.length, S, S, 3]);
   return paths;
 }

@@ -7,14 +7,28 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ExperimentContext, ExperimentOutput } from '../../../../experiments/contract.js';
 import { Rng } from '../../../../util/random.js';
-import { DEFAULT_SCENES, drawScenes, stackPixels } from '../simulate/scenes.js';
-import { extractFeatures } from '../simulate/features.js';
-import { coverageTensor } from '../simulate/voxels.js';
-import { disposeSimulation, simulate, type Simulation } from '../simulate/dataset.js';
+import { type SimulationFields, simulationConfig } from '../encoder/experiment.js';
 import { fitRidge } from '../encoder/ridge.js';
-import { mean, pearsonColumns, mat } from '../stats.js';
-import { simulationConfig, type SimulationFields } from '../encoder/experiment.js';
-import { caption, captionerConcepts, disposeCaptioner, disposeEmbedder, conceptEmbeddings, sceneConcept, trainCaptioner, createEmbedder, embed, manifoldSimilarity, nearestConcepts, projectToManifold, type Concept } from './index.js';
+import { disposeSimulation, type Simulation, simulate } from '../simulate/dataset.js';
+import { extractFeatures } from '../simulate/features.js';
+import { DEFAULT_SCENES, drawScenes, stackPixels } from '../simulate/scenes.js';
+import { coverageTensor } from '../simulate/voxels.js';
+import { mat, mean, pearsonColumns } from '../stats.js';
+import {
+  type Concept,
+  caption,
+  captionerConcepts,
+  conceptEmbeddings,
+  createEmbedder,
+  disposeCaptioner,
+  disposeEmbedder,
+  embed,
+  manifoldSimilarity,
+  nearestConcepts,
+  projectToManifold,
+  sceneConcept,
+  trainCaptioner,
+} from './index.js';
 
 export interface BrainCaptionsConfig extends SimulationFields {
   embeddingDim: number;
@@ -51,9 +65,17 @@ export async function captionVoxels(cfg: BrainCaptionsConfig, seed: number): Pro
   const sim = simulate(simulationConfig(cfg), seed);
   const embedder = createEmbedder(cfg.channels, cfg.embeddingDim, seed, cfg.semanticWeight);
   const scenes = { ...DEFAULT_SCENES, size: cfg.imageSize };
-  const [eTrain, eVal, eTest] = [sim.train, sim.validation, sim.test].map((s) => embed(embedder, s.features, s.coverage));
+  const [eTrain, eVal, eTest] = [sim.train, sim.validation, sim.test].map((s) =>
+    embed(embedder, s.features, s.coverage),
+  );
   const naturalScenes = drawScenes({ ...scenes, minObjects: 0 }, cfg.natural, new Rng(seed).fork('natural'));
-  const natural = tf.tidy(() => embed(embedder, extractFeatures(sim.extractor, stackPixels(naturalScenes)), coverageTensor(naturalScenes, cfg.grid)));
+  const natural = tf.tidy(() =>
+    embed(
+      embedder,
+      extractFeatures(sim.extractor, stackPixels(naturalScenes)),
+      coverageTensor(naturalScenes, cfg.grid),
+    ),
+  );
   const concepts = conceptEmbeddings(embedder, sim.extractor, scenes, cfg.conceptScenes, seed);
   const captioner = await trainCaptioner(natural, naturalScenes.map(sceneConcept), cfg.captionerSteps, seed);
   const fit = fitRidge(eTrain, sim.train.responses, eVal, sim.validation.responses, { scales: cfg.ridgeScales });
@@ -70,7 +92,17 @@ export async function captionVoxels(cfg: BrainCaptionsConfig, seed: number): Pro
   const captions: VoxelCaption[] = [];
   for (const reg of sim.system.regions) {
     for (const v of reg.voxels) {
-      captions.push({ voxel: v, region: reg.name, truth: reg.category ?? 'location', projected: proj[v].concept, raw: raw[v].concept, projectedNearest: projNearest[v].concept, rawNearest: rawNearest[v].concept, caption: caption(proj[v]), test_r: testR[v] });
+      captions.push({
+        voxel: v,
+        region: reg.name,
+        truth: reg.category ?? 'location',
+        projected: proj[v].concept,
+        raw: raw[v].concept,
+        projectedNearest: projNearest[v].concept,
+        rawNearest: rawNearest[v].concept,
+        caption: caption(proj[v]),
+        test_r: testR[v],
+      });
     }
   }
   const cat = captions.filter((c) => c.truth !== 'location');
@@ -89,7 +121,7 @@ export async function captionVoxels(cfg: BrainCaptionsConfig, seed: number): Pro
     metrics[`test_${reg.name.toLowerCase()}_agreement_projected`] = mean(rows.map((c) => +(c.projected === c.truth)));
     metrics[`test_${reg.name.toLowerCase()}_agreement_raw`] = mean(rows.map((c) => +(c.raw === c.truth)));
   }
-  tf.dispose([eTrain, eVal, eTest, natural, concepts, w, projected, mixing, ]);
+  tf.dispose([eTrain, eVal, eTest, natural, concepts, w, projected, mixing]);
   disposeEmbedder(embedder);
   disposeCaptioner(captioner);
   return { sim, captions, metrics };
@@ -100,7 +132,10 @@ export interface BrainCaptionsArtifacts {
   captions: VoxelCaption[];
 }
 
-export async function runBrainCaptions(cfg: BrainCaptionsConfig, ctx: ExperimentContext): Promise<ExperimentOutput<BrainCaptionsArtifacts>> {
+export async function runBrainCaptions(
+  cfg: BrainCaptionsConfig,
+  ctx: ExperimentContext,
+): Promise<ExperimentOutput<BrainCaptionsArtifacts>> {
   const t0 = performance.now();
   const r = await captionVoxels(cfg, ctx.seed);
   disposeSimulation(r.sim);
@@ -111,13 +146,24 @@ export async function runBrainCaptions(cfg: BrainCaptionsConfig, ctx: Experiment
     const top = (key: 'projected' | 'raw') => {
       const counts = new Map<string, number>();
       for (const c of cs) counts.set(c[key], (counts.get(c[key]) ?? 0) + 1);
-      return [...counts.entries()].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ');
+      return [...counts.entries()]
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ');
     };
     // Agreement is defined for category regions only (an early region's truth is a location, not a concept).
-    const agreement = (key: 'projected' | 'raw') => (cs[0].truth === 'location' ? null : +mean(cs.map((c) => +(c[key] === c.truth))).toFixed(3));
+    const agreement = (key: 'projected' | 'raw') =>
+      cs[0].truth === 'location' ? null : +mean(cs.map((c) => +(c[key] === c.truth))).toFixed(3);
     return {
-      region, truth: cs[0].truth, voxels: cs.length, example_caption: cs[0].caption, agreement_projected: agreement('projected'), agreement_raw: agreement('raw'),
-      projected_captions: top('projected'), raw_captions: top('raw'), encoder_r: +mean(cs.map((c) => c.test_r)).toFixed(3),
+      region,
+      truth: cs[0].truth,
+      voxels: cs.length,
+      example_caption: cs[0].caption,
+      agreement_projected: agreement('projected'),
+      agreement_raw: agreement('raw'),
+      projected_captions: top('projected'),
+      raw_captions: top('raw'),
+      encoder_r: +mean(cs.map((c) => c.test_r)).toFixed(3),
     };
   });
   const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
@@ -129,7 +175,35 @@ export async function runBrainCaptions(cfg: BrainCaptionsConfig, ctx: Experiment
   };
 }
 
-const base = { imageSize: 32, grid: 8, channels: 32, snr: 0.5, tau: 6, repeats: 2, embeddingDim: 32, semanticWeight: 1, temperature: 1 / 150, captionerSteps: 300, ridgeScales: [1e-3, 1e-2, 0.1, 1, 10, 100] };
+const base = {
+  imageSize: 32,
+  grid: 8,
+  channels: 32,
+  snr: 0.5,
+  tau: 6,
+  repeats: 2,
+  embeddingDim: 32,
+  semanticWeight: 1,
+  temperature: 1 / 150,
+  captionerSteps: 300,
+  ridgeScales: [1e-3, 1e-2, 0.1, 1, 10, 100],
+};
 
-export const BRAIN_CAPTIONS_QUICK: BrainCaptionsConfig = { ...base, voxelsPerRegion: 24, train: 400, validation: 150, test: 150, natural: 2000, conceptScenes: 40 };
-export const BRAIN_CAPTIONS_FULL: BrainCaptionsConfig = { ...base, voxelsPerRegion: 48, train: 1000, validation: 300, test: 300, natural: 10000, conceptScenes: 100 };
+export const BRAIN_CAPTIONS_QUICK: BrainCaptionsConfig = {
+  ...base,
+  voxelsPerRegion: 24,
+  train: 400,
+  validation: 150,
+  test: 150,
+  natural: 2000,
+  conceptScenes: 40,
+};
+export const BRAIN_CAPTIONS_FULL: BrainCaptionsConfig = {
+  ...base,
+  voxelsPerRegion: 48,
+  train: 1000,
+  validation: 300,
+  test: 300,
+  natural: 10000,
+  conceptScenes: 100,
+};

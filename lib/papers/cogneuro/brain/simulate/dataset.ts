@@ -6,10 +6,24 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../../../util/random.js';
-import { analyticCeiling, averageRepeats, mat, noiseCeiling, type Mat } from '../stats.js';
-import { DEFAULT_SCENES, drawScenes, stackPixels, type Scene, type SceneConfig } from './scenes.js';
-import { createFeatureExtractor, disposeFeatureExtractor, extractFeatures, type FeatureConfig, type FeatureExtractor } from './features.js';
-import { addNoise, coverageTensor, createVisualSystem, defaultRegions, signal, type VisualSystem, type VisualSystemConfig } from './voxels.js';
+import { analyticCeiling, averageRepeats, type Mat, mat, noiseCeiling } from '../stats.js';
+import {
+  createFeatureExtractor,
+  disposeFeatureExtractor,
+  extractFeatures,
+  type FeatureConfig,
+  type FeatureExtractor,
+} from './features.js';
+import { DEFAULT_SCENES, drawScenes, type Scene, type SceneConfig, stackPixels } from './scenes.js';
+import {
+  addNoise,
+  coverageTensor,
+  createVisualSystem,
+  defaultRegions,
+  signal,
+  type VisualSystem,
+  type VisualSystemConfig,
+} from './voxels.js';
 
 export interface SimulationConfig {
   scenes: SceneConfig;
@@ -56,7 +70,12 @@ export interface Simulation {
 export const splitSeed = (seed: number, split: 'train' | 'validation' | 'test' | 'reference'): number =>
   seed * 1_000_003 + { train: 11, validation: 503, test: 977, reference: 1553 }[split];
 
-function makeSplit(fx: FeatureExtractor, cfg: SimulationConfig, n: number, seed: number): Omit<Split, 'signal' | 'responses'> {
+function makeSplit(
+  fx: FeatureExtractor,
+  cfg: SimulationConfig,
+  n: number,
+  seed: number,
+): Omit<Split, 'signal' | 'responses'> {
   const scenes = drawScenes(cfg.scenes, n, new Rng(seed));
   const features = extractFeatures(fx, stackPixels(scenes));
   const coverage = coverageTensor(scenes, cfg.features.grid);
@@ -67,7 +86,11 @@ export function simulate(cfg: SimulationConfig, seed: number): Simulation {
   const extractor = createFeatureExtractor(cfg.features, seed, cfg.scenes);
   const ref = makeSplit(extractor, cfg, 512, splitSeed(seed, 'reference'));
   const sysCfg: VisualSystemConfig = {
-    regions: defaultRegions(cfg.voxelsPerRegion, cfg.features.grid), snr: cfg.snr, tau: cfg.tau, selectivity: cfg.selectivity, prfScatter: cfg.prfScatter,
+    regions: defaultRegions(cfg.voxelsPerRegion, cfg.features.grid),
+    snr: cfg.snr,
+    tau: cfg.tau,
+    selectivity: cfg.selectivity,
+    prfScatter: cfg.prfScatter,
   };
   const system = createVisualSystem(sysCfg, ref.features, ref.coverage, seed);
   tf.dispose([ref.features, ref.coverage]);
@@ -77,12 +100,26 @@ export function simulate(cfg: SimulationConfig, seed: number): Simulation {
     const s = makeSplit(extractor, cfg, n, splitSeed(seed, split));
     const clean = tf.tidy(() => signal(system, s.features, s.coverage).dataSync() as Float32Array);
     const reps = Array.from({ length: repeats }, () => mat(n, V, addNoise(clean, cfg.snr, noise)));
-    return { ...s, signal: mat(n, V, clean), responses: repeats > 1 ? averageRepeats(reps) : reps[0], repeats: repeats > 1 ? reps : undefined };
+    return {
+      ...s,
+      signal: mat(n, V, clean),
+      responses: repeats > 1 ? averageRepeats(reps) : reps[0],
+      repeats: repeats > 1 ? reps : undefined,
+    };
   };
   const train = build('train', cfg.train, 1);
   const validation = build('validation', cfg.validation, 1);
   const test = build('test', cfg.test, cfg.repeats);
-  return { config: cfg, extractor, system, train, validation, test, ceiling: noiseCeiling(test.repeats!), analyticCeiling: analyticCeiling(cfg.snr, cfg.repeats) };
+  return {
+    config: cfg,
+    extractor,
+    system,
+    train,
+    validation,
+    test,
+    ceiling: noiseCeiling(test.repeats!),
+    analyticCeiling: analyticCeiling(cfg.snr, cfg.repeats),
+  };
 }
 
 export function disposeSimulation(sim: Simulation): void {

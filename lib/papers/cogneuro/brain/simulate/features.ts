@@ -12,8 +12,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../../../util/random.js';
-import { ShapeError, fmt } from '../../../../util/shapes.js';
-import { DEFAULT_SCENES, drawScenes, stackPixels, type SceneConfig } from './scenes.js';
+import { fmt, ShapeError } from '../../../../util/shapes.js';
+import { DEFAULT_SCENES, drawScenes, type SceneConfig, stackPixels } from './scenes.js';
 
 export interface FeatureConfig {
   imageSize: number;
@@ -56,17 +56,26 @@ function rawFeatures(fx: Pick<FeatureExtractor, 'w1' | 'w2' | 'config'>, pixels:
 }
 
 /** Build the fixed extractor from a seed; channel statistics come from 256 reference scenes of that seed. */
-export function createFeatureExtractor(config: Partial<FeatureConfig> = {}, seed = 0, scenes: Partial<SceneConfig> = {}): FeatureExtractor {
+export function createFeatureExtractor(
+  config: Partial<FeatureConfig> = {},
+  seed = 0,
+  scenes: Partial<SceneConfig> = {},
+): FeatureExtractor {
   const c = { ...DEFAULT_FEATURES, ...config };
   if (c.imageSize % (2 * c.grid) !== 0) {
-    throw new ShapeError(`createFeatureExtractor: imageSize ${c.imageSize} must be a multiple of 2 * grid (${2 * c.grid})`);
+    throw new ShapeError(
+      `createFeatureExtractor: imageSize ${c.imageSize} must be a multiple of 2 * grid (${2 * c.grid})`,
+    );
   }
   const rng = new Rng(seed).fork('features');
   const w1 = tf.tensor4d(randomFilters(rng, 5, 3, c.hidden, c.hidden / 2), [5, 5, 3, c.hidden]);
   const w2 = tf.tensor4d(randomFilters(rng, 3, c.hidden, c.channels, 0), [3, 3, c.hidden, c.channels]);
   const ref = drawScenes({ ...DEFAULT_SCENES, ...scenes, size: c.imageSize }, 256, rng.fork('reference'));
   const [mean, std] = tf.tidy(() => {
-    const f = rawFeatures({ w1, w2, config: c }, tf.tensor4d(stackPixels(ref), [ref.length, c.imageSize, c.imageSize, 3]));
+    const f = rawFeatures(
+      { w1, w2, config: c },
+      tf.tensor4d(stackPixels(ref), [ref.length, c.imageSize, c.imageSize, 3]),
+    );
     const { mean, variance } = tf.moments(f, [0, 1, 2]);
     return [mean as tf.Tensor1D, tf.sqrt(tf.add(variance, 1e-6)) as tf.Tensor1D];
   });

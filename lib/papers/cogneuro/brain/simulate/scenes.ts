@@ -8,7 +8,7 @@
  *
  * Shape legend: S image size (pixels), G feature grid size, K categories.
  */
-import { Rng } from '../../../../util/random.js';
+import type { Rng } from '../../../../util/random.js';
 import { ShapeError } from '../../../../util/shapes.js';
 
 export const CATEGORIES = ['face', 'body', 'place', 'word'] as const;
@@ -75,7 +75,8 @@ class Canvas {
   }
 }
 
-const inEllipse = (u: number, v: number, cu: number, cv: number, ru: number, rv: number) => ((u - cu) / ru) ** 2 + ((v - cv) / rv) ** 2 <= 1;
+const inEllipse = (u: number, v: number, cu: number, cv: number, ru: number, rv: number) =>
+  ((u - cu) / ru) ** 2 + ((v - cv) / rv) ** 2 <= 1;
 const nearSegment = (u: number, v: number, a: [number, number], b: [number, number], w: number) => {
   const [dx, dy] = [b[0] - a[0], b[1] - a[1]];
   const t = Math.max(0, Math.min(1, ((u - a[0]) * dx + (v - a[1]) * dy) / (dx * dx + dy * dy)));
@@ -84,7 +85,8 @@ const nearSegment = (u: number, v: number, a: [number, number], b: [number, numb
 
 /** One painter per category, with a little per-object variation in colour. */
 function painter(category: Category, rng: Rng): Painter {
-  const jitter = (c: [number, number, number]) => c.map((x) => Math.min(1, Math.max(0, x + 0.08 * (rng.next() - 0.5)))) as [number, number, number];
+  const jitter = (c: [number, number, number]) =>
+    c.map((x) => Math.min(1, Math.max(0, x + 0.08 * (rng.next() - 0.5)))) as [number, number, number];
   switch (category) {
     case 'face': {
       const skin = jitter([0.93, 0.72, 0.55]);
@@ -102,8 +104,13 @@ function painter(category: Category, rng: Rng): Painter {
       return (u, v) => {
         if (inEllipse(u, v, 0, -0.78, 0.2, 0.2)) return [0.9, 0.7, 0.55];
         if (inEllipse(u, v, 0, -0.15, 0.3, 0.45)) return shirt;
-        if (nearSegment(u, v, [-0.15, 0.25], [-0.35, 0.98], 0.1) || nearSegment(u, v, [0.15, 0.25], [0.35, 0.98], 0.1)) return limb;
-        if (nearSegment(u, v, [-0.25, -0.45], [-0.75, 0.05], 0.08) || nearSegment(u, v, [0.25, -0.45], [0.75, 0.05], 0.08)) return limb;
+        if (nearSegment(u, v, [-0.15, 0.25], [-0.35, 0.98], 0.1) || nearSegment(u, v, [0.15, 0.25], [0.35, 0.98], 0.1))
+          return limb;
+        if (
+          nearSegment(u, v, [-0.25, -0.45], [-0.75, 0.05], 0.08) ||
+          nearSegment(u, v, [0.25, -0.45], [0.75, 0.05], 0.08)
+        )
+          return limb;
         return null;
       };
     }
@@ -147,13 +154,19 @@ function background(canvas: Canvas, rng: Rng): void {
   const waves = Array.from({ length: 3 }, () => {
     const angle = rng.next() * Math.PI;
     const freq = (2 + 6 * rng.next()) / S;
-    return { cx: Math.cos(angle) * freq * 2 * Math.PI, cy: Math.sin(angle) * freq * 2 * Math.PI, phase: rng.next() * 2 * Math.PI, amp: 0.06 + 0.06 * rng.next() };
+    return {
+      cx: Math.cos(angle) * freq * 2 * Math.PI,
+      cy: Math.sin(angle) * freq * 2 * Math.PI,
+      phase: rng.next() * 2 * Math.PI,
+      amp: 0.06 + 0.06 * rng.next(),
+    };
   });
   for (let y = 0; y < S; y++) {
     for (let x = 0; x < S; x++) {
       let t = 0;
       for (const w of waves) t += w.amp * Math.sin(w.cx * x + w.cy * y + w.phase);
-      for (let c = 0; c < 3; c++) canvas.pixels[(y * S + x) * 3 + c] = Math.min(1, Math.max(0, tint[c] + t + 0.03 * rng.normal()));
+      for (let c = 0; c < 3; c++)
+        canvas.pixels[(y * S + x) * 3 + c] = Math.min(1, Math.max(0, tint[c] + t + 0.03 * rng.normal()));
     }
   }
 }

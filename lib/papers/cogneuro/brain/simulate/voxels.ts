@@ -19,8 +19,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../../../../util/random.js';
-import { ShapeError, fmt } from '../../../../util/shapes.js';
-import { CATEGORIES, coverage, type Category, type Scene } from './scenes.js';
+import { fmt, ShapeError } from '../../../../util/shapes.js';
+import { CATEGORIES, type Category, coverage, type Scene } from './scenes.js';
 
 export interface RegionSpec {
   name: string;
@@ -121,12 +121,22 @@ export function categoryRouting(cov: tf.Tensor3D, tau: number): tf.Tensor3D {
  * Create the system: pRFs and weights drawn from `seed`; category directions and the standardisation measured on the
  * reference features/coverage (`refFeatures` [n, N, C], `refCoverage` [n, K, N]).
  */
-export function createVisualSystem(config: VisualSystemConfig, refFeatures: tf.Tensor3D, refCoverage: tf.Tensor3D, seed: number): VisualSystem {
+export function createVisualSystem(
+  config: VisualSystemConfig,
+  refFeatures: tf.Tensor3D,
+  refCoverage: tf.Tensor3D,
+  seed: number,
+): VisualSystem {
   const [, N, C] = refFeatures.shape;
   const grid = Math.round(Math.sqrt(N));
-  if (grid * grid !== N) throw new ShapeError(`createVisualSystem: refFeatures has ${N} tokens, not a square grid (shape ${fmt(refFeatures.shape)})`);
+  if (grid * grid !== N)
+    throw new ShapeError(
+      `createVisualSystem: refFeatures has ${N} tokens, not a square grid (shape ${fmt(refFeatures.shape)})`,
+    );
   if (refCoverage.shape[0] !== refFeatures.shape[0] || refCoverage.shape[2] !== N) {
-    throw new ShapeError(`createVisualSystem: refCoverage ${fmt(refCoverage.shape)} does not match refFeatures ${fmt(refFeatures.shape)} ([n, K, N] vs [n, N, C])`);
+    throw new ShapeError(
+      `createVisualSystem: refCoverage ${fmt(refCoverage.shape)} does not match refFeatures ${fmt(refFeatures.shape)} ([n, K, N] vs [n, N, C])`,
+    );
   }
   if (!(config.snr > 0)) throw new Error(`createVisualSystem: snr must be > 0, got ${config.snr}`);
   const rng = new Rng(seed).fork('visual-system');
@@ -153,7 +163,8 @@ export function createVisualSystem(config: VisualSystemConfig, refFeatures: tf.T
       ids.push(v);
       const noise = unit(Array.from({ length: C }, () => rng.normal()));
       if (spec.kind === 'early') {
-        if (!spec.center || !spec.prfSize) throw new Error(`createVisualSystem: early region ${spec.name} needs center and prfSize`);
+        if (!spec.center || !spec.prfSize)
+          throw new Error(`createVisualSystem: early region ${spec.name} needs center and prfSize`);
         const [r0, c0] = spec.center;
         const s = config.prfScatter;
         const size = spec.prfSize * (0.8 + 0.4 * rng.next());
@@ -161,7 +172,10 @@ export function createVisualSystem(config: VisualSystemConfig, refFeatures: tf.T
         weights.set(noise, v * C);
       } else {
         const k = CATEGORIES.indexOf(spec.category!);
-        if (k < 0) throw new Error(`createVisualSystem: category region ${spec.name} needs a category, one of ${CATEGORIES.join(', ')}`);
+        if (k < 0)
+          throw new Error(
+            `createVisualSystem: category region ${spec.name} needs a category, one of ${CATEGORIES.join(', ')}`,
+          );
         voxelCategory[v] = k;
         const d = directions[k];
         weights.set(unit(Array.from(d, (x, j) => config.selectivity * x + noise[j])), v * C);
@@ -170,8 +184,16 @@ export function createVisualSystem(config: VisualSystemConfig, refFeatures: tf.T
     regions.push({ name: spec.name, kind: spec.kind, category: spec.category, voxels: ids });
   }
   const sys: VisualSystem = {
-    config, grid, channels: C, regions, voxelCount: V, weights, prf, voxelCategory,
-    signalMean: new Float32Array(V), signalStd: new Float32Array(V).fill(1),
+    config,
+    grid,
+    channels: C,
+    regions,
+    voxelCount: V,
+    weights,
+    prf,
+    voxelCategory,
+    signalMean: new Float32Array(V),
+    signalStd: new Float32Array(V).fill(1),
   };
   const raw = rawSignal(sys, refFeatures, refCoverage);
   const [mean, std] = tf.tidy(() => {
@@ -194,7 +216,15 @@ function rawSignal(sys: VisualSystem, features: tf.Tensor3D, cov: tf.Tensor3D): 
     const early = tf.sum(tf.mul(local, tf.tensor2d(sys.prf, [V, N]).transpose()), 1); // Σ_n p_v(n) w_vᵀ x_n: [n, V]
     const alpha = categoryRouting(cov, sys.config.tau); // [n, K, N]
     const routed = tf.matMul(alpha, local); // [n, K, V]: Σ_n α_k(n) w_vᵀ x_n
-    const oneHot = tf.oneHot(tf.tensor1d(Array.from(sys.voxelCategory, (k) => Math.max(k, 0)), 'int32'), CATEGORIES.length).transpose(); // [K, V]
+    const oneHot = tf
+      .oneHot(
+        tf.tensor1d(
+          Array.from(sys.voxelCategory, (k) => Math.max(k, 0)),
+          'int32',
+        ),
+        CATEGORIES.length,
+      )
+      .transpose(); // [K, V]
     const category = tf.sum(tf.mul(routed, oneHot), 1); // [n, V]
     const isCat = tf.tensor1d(Array.from(sys.voxelCategory, (k) => (k >= 0 ? 1 : 0)));
     return tf.add(tf.mul(category, isCat), tf.mul(early, tf.sub(1, isCat))) as tf.Tensor2D;
@@ -205,12 +235,22 @@ function rawSignal(sys: VisualSystem, features: tf.Tensor3D, cov: tf.Tensor3D): 
 export function signal(sys: VisualSystem, features: tf.Tensor3D, cov: tf.Tensor3D): tf.Tensor2D {
   const fn = 'signal';
   if (features.rank !== 3 || features.shape[1] !== sys.grid * sys.grid || features.shape[2] !== sys.channels) {
-    throw new ShapeError(`${fn}: features must be [n, ${sys.grid * sys.grid}, ${sys.channels}], got ${fmt(features.shape)}`);
+    throw new ShapeError(
+      `${fn}: features must be [n, ${sys.grid * sys.grid}, ${sys.channels}], got ${fmt(features.shape)}`,
+    );
   }
   if (cov.rank !== 3 || cov.shape[0] !== features.shape[0] || cov.shape[2] !== sys.grid * sys.grid) {
-    throw new ShapeError(`${fn}: coverage must be [${features.shape[0]}, K, ${sys.grid * sys.grid}], got ${fmt(cov.shape)}`);
+    throw new ShapeError(
+      `${fn}: coverage must be [${features.shape[0]}, K, ${sys.grid * sys.grid}], got ${fmt(cov.shape)}`,
+    );
   }
-  return tf.tidy(() => tf.div(tf.sub(rawSignal(sys, features, cov), tf.tensor1d(sys.signalMean)), tf.tensor1d(sys.signalStd)) as tf.Tensor2D);
+  return tf.tidy(
+    () =>
+      tf.div(
+        tf.sub(rawSignal(sys, features, cov), tf.tensor1d(sys.signalMean)),
+        tf.tensor1d(sys.signalStd),
+      ) as tf.Tensor2D,
+  );
 }
 
 /** One presentation: signal plus Gaussian noise of variance 1/SNR, from `rng`. Returns [n, V] row-major. */
@@ -224,11 +264,18 @@ export function addNoise(clean: Float32Array, snr: number, rng: Rng): Float32Arr
  * row v is Σ_n p_v(n) x_n (early) or Σ_n α_c(n) x_n (category).
  */
 export function trueRoutedFeatures(sys: VisualSystem, features: tf.Tensor3D, cov: tf.Tensor3D): tf.Tensor3D {
-  const [n, N] = features.shape;
+  const [_n, N] = features.shape;
   const V = sys.voxelCount;
   return tf.tidy(() => {
     const alpha = categoryRouting(cov, sys.config.tau); // [n, K, N]
-    const cat = tf.gather(alpha, tf.tensor1d(Array.from(sys.voxelCategory, (k) => Math.max(k, 0)), 'int32'), 1); // [n, V, N]
+    const cat = tf.gather(
+      alpha,
+      tf.tensor1d(
+        Array.from(sys.voxelCategory, (k) => Math.max(k, 0)),
+        'int32',
+      ),
+      1,
+    ); // [n, V, N]
     const isCat = tf.tensor1d(Array.from(sys.voxelCategory, (k) => (k >= 0 ? 1 : 0))).reshape([1, V, 1]);
     const maps = tf.add(tf.mul(cat, isCat), tf.mul(tf.tensor2d(sys.prf, [V, N]).expandDims(0), tf.sub(1, isCat))); // [n, V, N]
     return tf.matMul(maps, features) as tf.Tensor3D; // [n, V, C]
@@ -272,25 +319,45 @@ function semanticSignal(mix: Float32Array, cov: tf.Tensor3D): Float64Array {
 }
 
 /** Many parcels; the visual ones are pRF parcels of a visual system with one voxel per parcel. */
-export function createWholeBrain(config: WholeBrainConfig, refFeatures: tf.Tensor3D, refCoverage: tf.Tensor3D, seed: number): WholeBrain {
+export function createWholeBrain(
+  config: WholeBrainConfig,
+  refFeatures: tf.Tensor3D,
+  refCoverage: tf.Tensor3D,
+  seed: number,
+): WholeBrain {
   const rng = new Rng(seed).fork('whole-brain');
   const grid = Math.round(Math.sqrt(refFeatures.shape[1]));
   const nVisual = Math.round(config.parcels * config.visualFraction);
   const nSemantic = Math.round(config.parcels * config.semanticFraction);
   if (nVisual < 1 || nVisual + nSemantic > config.parcels) {
-    throw new Error(`createWholeBrain: visualFraction ${config.visualFraction} and semanticFraction ${config.semanticFraction} of ${config.parcels} parcels leave no valid split`);
+    throw new Error(
+      `createWholeBrain: visualFraction ${config.visualFraction} and semanticFraction ${config.semanticFraction} of ${config.parcels} parcels leave no valid split`,
+    );
   }
   const regions: RegionSpec[] = Array.from({ length: nVisual }, (_, i) => ({
-    name: `vis${i}`, kind: 'early' as const, voxels: 1, center: [rng.next() * (grid - 1), rng.next() * (grid - 1)] as [number, number], prfSize: 0.7 + 1.5 * rng.next(),
+    name: `vis${i}`,
+    kind: 'early' as const,
+    voxels: 1,
+    center: [rng.next() * (grid - 1), rng.next() * (grid - 1)] as [number, number],
+    prfSize: 0.7 + 1.5 * rng.next(),
   }));
-  const visual = createVisualSystem({ regions, snr: config.snr, tau: 1, selectivity: 0, prfScatter: 0 }, refFeatures, refCoverage, seed);
+  const visual = createVisualSystem(
+    { regions, snr: config.snr, tau: 1, selectivity: 0, prfScatter: 0 },
+    refFeatures,
+    refCoverage,
+    seed,
+  );
   const K = CATEGORIES.length;
   const semanticMix = new Float32Array(nSemantic * K);
   for (let s = 0; s < nSemantic; s++) {
     const k = s % K; // each semantic parcel prefers one category, with some mixing of the others
     for (let j = 0; j < K; j++) semanticMix[s * K + j] = j === k ? 1 : 0.3 * rng.normal();
   }
-  const kinds = [...Array(nVisual).fill('visual'), ...Array(nSemantic).fill('semantic'), ...Array(config.parcels - nVisual - nSemantic).fill('noise')];
+  const kinds = [
+    ...Array(nVisual).fill('visual'),
+    ...Array(nSemantic).fill('semantic'),
+    ...Array(config.parcels - nVisual - nSemantic).fill('noise'),
+  ];
   const ref = semanticSignal(semanticMix, refCoverage);
   const n = refCoverage.shape[0];
   const semanticMean = new Float64Array(nSemantic);
@@ -304,14 +371,21 @@ export function createWholeBrain(config: WholeBrainConfig, refFeatures: tf.Tenso
 }
 
 /** Noisy parcel responses [n, P] (one presentation); signal parcels have unit signal variance on the reference scenes. */
-export function wholeBrainResponses(brain: WholeBrain, features: tf.Tensor3D, cov: tf.Tensor3D, rng: Rng): Float32Array {
+export function wholeBrainResponses(
+  brain: WholeBrain,
+  features: tf.Tensor3D,
+  cov: tf.Tensor3D,
+  rng: Rng,
+): Float32Array {
   const n = features.shape[0];
   const P = brain.config.parcels;
   const K = CATEGORIES.length;
   const nSemantic = brain.semanticMix.length / K;
   const vis = tf.tidy(() => signal(brain.visual, features, cov).dataSync() as Float32Array);
   const sem = semanticSignal(brain.semanticMix, cov);
-  for (let i = 0; i < n; i++) for (let s = 0; s < nSemantic; s++) sem[i * nSemantic + s] = (sem[i * nSemantic + s] - brain.semanticMean[s]) / brain.semanticStd[s];
+  for (let i = 0; i < n; i++)
+    for (let s = 0; s < nSemantic; s++)
+      sem[i * nSemantic + s] = (sem[i * nSemantic + s] - brain.semanticMean[s]) / brain.semanticStd[s];
   const nVisual = brain.visual.voxelCount;
   const sd = 1 / Math.sqrt(brain.config.snr);
   const out = new Float32Array(n * P);
