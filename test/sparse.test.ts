@@ -5,7 +5,6 @@ import { sdpa } from '../lib/attention/sdpa.js';
 import * as masks from '../lib/masks/index.js';
 import {
   ATTENTION_KINDS,
-  blocksToKeys,
   commitmentLoss,
   compactPositions,
   hipAttention,
@@ -31,10 +30,13 @@ import {
   sinkWindowAttention,
   sparseMethod,
 } from '../lib/papers/sparse/index.js';
+import { blocksToKeys } from '../lib/papers/sparse/selection.js';
 import { rope } from '../lib/positional/rope.js';
 import { BACKENDS, expectClose, expectNoLeak, numericGrad, randomArray, useBackend } from './helpers.js';
 
-const t4 = (data: ArrayLike<number>, shape: number[]) => tf.tensor4d(Float32Array.from(data), shape as [number, number, number, number]);
+// Some callers pass other ranks; the cast only spares them the Tensor4D annotation.
+const t4 = (data: ArrayLike<number>, shape: number[]) =>
+  tf.tensor(Float32Array.from(data), shape) as tf.Tensor as tf.Tensor4D;
 const rand = (shape: number[], seed: number, scale = 1) =>
   t4(
     randomArray(

@@ -18,7 +18,8 @@
  * Adding a sparse method:
  *   1. a folder `<name>/index.ts` with the paper header, the pure function, its float64 naive reference, and a
  *      `SparseMethod` object (attend, reference, supports, optional state, budgets, lm, cases);
- *   2. one line in methods.ts's SPARSE_METHODS, and one `export *` line here.
+ *   2. one line in methods.ts's SPARSE_METHODS, and one export line here (the function, its reference, its options
+ *      type and its method object: the public surface; helpers stay inside the folder).
  * The table then gives it, with no other file touched: the shared test matrix on its `cases` (equals its `exact`
  * target, matches its reference with fewer pairs than dense, causal, reference gradients, no leaks, supports() empty
  * on its cases); sparse-scaling rows when it has `budgets.timing`; sparse-approx rows when it has `budgets.keys` (its
@@ -26,21 +27,77 @@
  * `lm` kind that decodes; each experiment's config schema accepts its name.
  */
 
+// The public surface: per paper the mechanism, its float64 reference, its options and its `SparseMethod`; the table;
+// SparseLM; the metrics. The shared plumbing (options.ts, selection.ts, gather.ts, naive.ts, compact-positions.ts)
+// stays inside the family.
 export { plantedQkv } from '../../data/planted.js';
-export * from './baselines/index.js';
-export * from './compact-positions.js';
-export * from './cost.js';
-export * from './gather.js';
-export * from './hip/index.js';
-export * from './hyper/index.js';
-export * from './landmark/index.js';
-export * from './longheads/index.js';
-export * from './method.js';
-export * from './methods.js';
-export * from './metrics.js';
-export * from './model.js';
-export * from './naive.js';
-export * from './options.js';
-export * from './routing/index.js';
-export * from './seer/index.js';
-export * from './selection.js';
+export {
+  denseAttention,
+  denseAttentionNaive,
+  denseMethod,
+  type LocalOptions,
+  localAttention,
+  localAttentionNaive,
+  localMethod,
+  type SinkWindowOptions,
+  sinkWindowAttention,
+  sinkWindowAttentionNaive,
+  sinkWindowMethod,
+} from './baselines/index.js';
+export { compactPositions } from './compact-positions.js';
+export { densePairs, type SparseResult, type SparseStats } from './cost.js';
+export { type HipOptions, hipAttention, hipAttentionNaive, hipMethod } from './hip/index.js';
+export { type HyperOptions, hyperAttention, hyperAttentionNaive, hyperMethod } from './hyper/index.js';
+export {
+  insertLandmarks,
+  isLandmark,
+  type LandmarkOptions,
+  landmarkAttention,
+  landmarkAttentionNaive,
+  landmarkMethod,
+} from './landmark/index.js';
+export {
+  type LongHeadsOptions,
+  longHeadsAttention,
+  longHeadsAttentionNaive,
+  longHeadsMethod,
+} from './longheads/index.js';
+export {
+  ATTENTION_KINDS,
+  type AttentionKind,
+  type MethodBudgets,
+  type MethodState,
+  type PaperRef,
+  type SparseCase,
+  type SparseMethod,
+  type StateContext,
+} from './method.js';
+export { SPARSE_METHODS, sparseMethod } from './methods.js';
+export { type CoverageMetrics, coverage, relativeError } from './metrics.js';
+export { type AttendFn, type ForwardOptions, SparseLM, type SparseLMConfig } from './model.js';
+export {
+  commitmentLoss,
+  initCentroids,
+  kmeansUpdate,
+  normaliseShared,
+  type RoutingOptions,
+  type RoutingResult,
+  routingAttention,
+  routingAttentionNaive,
+  routingMethod,
+} from './routing/index.js';
+export {
+  initSeerGate,
+  type SeerGate,
+  type SeerOptions,
+  seerAttention,
+  seerAttentionNaive,
+  seerDistillLoss,
+  seerGateLogProbs,
+  seerGroundTruth,
+  seerMethod,
+  seerOracleAttention,
+  seerOracleAttentionNaive,
+  seerOracleMethod,
+  trainSeerGate,
+} from './seer/index.js';
