@@ -4,18 +4,41 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import * as masks from '../masks/index.js';
-import { attentionForward, blockForward, resolve, type AttentionConfig, type BlockConfig } from './functional.js';
+import { fmt, ShapeError } from '../util/shapes.js';
+import {
+  type AttentionConfig,
+  type AttentionParams,
+  attentionForward,
+  type BlockConfig,
+  type BlockParams,
+  blockForward,
+  resolve,
+} from './functional.js';
 import { HookRegistry } from './hooks.js';
-import { WeightMaker, makeAttention, makeBlock, readAttention, readBlock, type AttentionVars, type BlockVars } from './weights.js';
-import { ShapeError, fmt } from '../util/shapes.js';
+import { layerParams, makeAttention, makeBlock } from './weights.js';
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
 
-const CONFIG_KEYS = ['dModel', 'heads', 'kvHeads', 'headDim', 'causal', 'window', 'sinks', 'positional', 'ropeBase', 'scoring', 'useBias', 'mlpRatio', 'seed'] as const;
+const CONFIG_KEYS = [
+  'dModel',
+  'heads',
+  'kvHeads',
+  'headDim',
+  'causal',
+  'window',
+  'sinks',
+  'positional',
+  'ropeBase',
+  'scoring',
+  'useBias',
+  'mlpRatio',
+  'seed',
+] as const;
 
 function pickConfig<T extends object>(args: T): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const k of CONFIG_KEYS) if ((args as Record<string, unknown>)[k] !== undefined) out[k] = (args as Record<string, unknown>)[k];
+  for (const k of CONFIG_KEYS)
+    if ((args as Record<string, unknown>)[k] !== undefined) out[k] = (args as Record<string, unknown>)[k];
   return out;
 }
 
@@ -37,7 +60,7 @@ export class MultiHeadAttention extends tf.layers.Layer {
   static className = 'attnlab.MultiHeadAttention';
   readonly cfg: AttentionConfig & { seed: number };
   readonly hooks = new HookRegistry();
-  private vars?: AttentionVars;
+  private vars?: AttentionParams;
 
   constructor(args: MultiHeadAttentionArgs) {
     super(args);
@@ -46,7 +69,9 @@ export class MultiHeadAttention extends tf.layers.Layer {
   }
 
   override build(): void {
-    if (!this.vars) this.vars = makeAttention(new WeightMaker(this, this.cfg.seed), '', this.cfg);
+    // GPT-2's N(0, 0.02), the output projection scaled by 1/√2 (one residual layer).
+    const init = { weights: { normal: 0.02 }, output: { normal: 0.02 / Math.sqrt(2) } };
+    if (!this.vars) this.vars = makeAttention(layerParams(this, this.cfg.seed), this.cfg, init);
     this.built = true;
   }
 
@@ -61,7 +86,11 @@ export class MultiHeadAttention extends tf.layers.Layer {
       checkInput('MultiHeadAttention', 'x', x, this.cfg.dModel);
       if (context) checkInput('MultiHeadAttention', 'context', context, this.cfg.dModel);
       this.build();
-      return attentionForward(readAttention(this.vars!), x, context ?? null, this.cfg, { hooks: this.hooks, prefix: 'attn', mask: kwargs.mask instanceof masks.Mask ? kwargs.mask : undefined });
+      return attentionForward(this.vars!, x, context ?? null, this.cfg, {
+        hooks: this.hooks,
+        prefix: 'attn',
+        mask: kwargs.mask instanceof masks.Mask ? kwargs.mask : undefined,
+      });
     });
   }
 
@@ -79,7 +108,7 @@ export class TransformerBlock extends tf.layers.Layer {
   static className = 'attnlab.TransformerBlock';
   readonly cfg: BlockConfig & { seed: number };
   readonly hooks = new HookRegistry();
-  private vars?: BlockVars;
+  private vars?: BlockParams;
 
   constructor(args: TransformerBlockArgs) {
     super(args);
@@ -88,7 +117,7 @@ export class TransformerBlock extends tf.layers.Layer {
   }
 
   override build(): void {
-    if (!this.vars) this.vars = makeBlock(new WeightMaker(this, this.cfg.seed), '', this.cfg);
+    if (!this.vars) this.vars = makeBlock(layerParams(this, this.cfg.seed), this.cfg);
     this.built = true;
   }
 
@@ -101,7 +130,11 @@ export class TransformerBlock extends tf.layers.Layer {
       const x = Array.isArray(inputs) ? inputs[0] : inputs;
       checkInput('TransformerBlock', 'x', x, this.cfg.dModel);
       this.build();
-      return blockForward(readBlock(this.vars!), x, this.cfg, { hooks: this.hooks, prefix: 'block', mask: kwargs.mask instanceof masks.Mask ? kwargs.mask : undefined });
+      return blockForward(this.vars!, x, this.cfg, {
+        hooks: this.hooks,
+        prefix: 'block',
+        mask: kwargs.mask instanceof masks.Mask ? kwargs.mask : undefined,
+      });
     });
   }
 

@@ -8,7 +8,10 @@ export class KVCache {
   private readonly k: (tf.Tensor4D | null)[];
   private readonly v: (tf.Tensor4D | null)[];
 
-  constructor(readonly layers: number, readonly maxLength = Infinity) {
+  constructor(
+    readonly layers: number,
+    readonly maxLength = Infinity,
+  ) {
     this.k = new Array(layers).fill(null);
     this.v = new Array(layers).fill(null);
   }
@@ -20,7 +23,8 @@ export class KVCache {
 
   /** Append new keys/values for `layer`; returns the full keys and values (owned by the cache: don't dispose). */
   append(layer: number, k: tf.Tensor4D, v: tf.Tensor4D): [tf.Tensor4D, tf.Tensor4D] {
-    if (layer < 0 || layer >= this.layers) throw new Error(`KVCache.append: layer ${layer} outside [0, ${this.layers})`);
+    if (layer < 0 || layer >= this.layers)
+      throw new Error(`KVCache.append: layer ${layer} outside [0, ${this.layers})`);
     const oldK = this.k[layer];
     const oldV = this.v[layer];
     const nk = tf.keep(oldK ? tf.concat([oldK, k], 2) : k.clone()) as tf.Tensor4D;

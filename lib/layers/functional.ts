@@ -1,15 +1,18 @@
 /**
- * The math of the layers as pure functions on tensors; the tf.layers.Layer classes in this folder only own weights
- * and call these. Shape legend: b batch, s positions, m d_model, h heads, g kv heads, d head dim, f MLP hidden.
+ * The building blocks as pure functions on tensors + parameters: attention over `sdpa`, MLP, norm and the transformer
+ * block (with an optional cross-attention sublayer for decoders). ToyLM, the tf.layers.Layer classes in this folder,
+ * OAT, the brain encoder and the pointer-transformer call these; their parameters come from weights.ts on the seeded
+ * ParamFactory (params.ts). Hook points (names and shapes in hooks.ts) run only when a registry is passed in.
+ * Shape legend: b batch, s positions, t context positions, m d_model, h heads, g kv heads, d head dim, f MLP hidden.
  */
-import * as tf from '@tensorflow/tfjs';
-import { matmul } from '../backend/ops.js';
+import type * as tf from '@tensorflow/tfjs';
+import { type Scoring, sdpa } from '../attention/sdpa.js';
 import * as native from '../backend/native.js';
-import { sdpa, type Scoring } from '../attention/sdpa.js';
+import { matmul } from '../backend/ops.js';
 import * as masks from '../masks/index.js';
 import { alibiBias, rope } from '../positional/index.js';
-import type { HookRegistry } from './hooks.js';
 import type { KVCache } from './cache.js';
+import type { HookRegistry } from './hooks.js';
 
 export type AttentionPositional = 'none' | 'rope' | 'alibi';
 
@@ -31,10 +34,12 @@ export interface AttentionConfig {
 }
 
 export interface AttentionParams {
-  wq: tf.Tensor; // [m, h*d]
+  /** Without wq the queries are x itself (learned queries already in head space, as the brain encoder's). */
+  wq?: tf.Tensor; // [m, h*d]
   wk: tf.Tensor; // [m, g*d]
   wv: tf.Tensor; // [m, g*d]
-  wo: tf.Tensor; // [h*d, m]
+  /** Without wo the output is the merged heads [b, s, h*d]. */
+  wo?: tf.Tensor; // [h*d, m]
   bq?: tf.Tensor;
   bk?: tf.Tensor;
   bv?: tf.Tensor;
@@ -52,10 +57,14 @@ export function resolve(cfg: AttentionConfig): Resolved {
   const kvHeads = cfg.kvHeads ?? cfg.heads;
   const headDim = cfg.headDim ?? cfg.dModel / cfg.heads;
   if (!Number.isInteger(headDim) || headDim <= 0) {
-    throw new Error(`attention config: dModel (${cfg.dModel}) must be divisible by heads (${cfg.heads}), or give headDim`);
+    throw new Error(
+      `attention config: dModel (${cfg.dModel}) must be divisible by heads (${cfg.heads}), or give headDim`,
+    );
   }
-  if (cfg.heads % kvHeads !== 0) throw new Error(`attention config: kvHeads (${kvHeads}) must divide heads (${cfg.heads})`);
-  if (cfg.positional === 'rope' && headDim % 2 !== 0) throw new Error(`attention config: RoPE needs an even head dim, got ${headDim}`);
+  if (cfg.heads % kvHeads !== 0)
+    throw new Error(`attention config: kvHeads (${kvHeads}) must divide heads (${cfg.heads})`);
+  if (cfg.positional === 'rope' && headDim % 2 !== 0)
+    throw new Error(`attention config: RoPE needs an even head dim, got ${headDim}`);
   return { heads: cfg.heads, kvHeads, headDim };
 }
 
@@ -90,7 +99,8 @@ export function gelu(x: tf.Tensor): tf.Tensor {
 /** The causal mask family a config asks for, or undefined. */
 export function configMask(cfg: AttentionConfig): masks.Mask | undefined {
   if (!cfg.causal) return undefined;
-  if (cfg.window !== undefined) return cfg.sinks ? masks.sinkWindow(cfg.sinks, cfg.window) : masks.slidingWindow(cfg.window);
+  if (cfg.window !== undefined)
+    return cfg.sinks ? masks.sinkWindow(cfg.sinks, cfg.window) : masks.slidingWindow(cfg.window);
   return masks.causal();
 }
 
@@ -101,22 +111,30 @@ export interface AttentionCall {
   /** KV cache and the index of this layer in it. */
   cache?: KVCache;
   layer?: number;
-  /** Replaces the config's mask (e.g. causal & padding). */
-  mask?: masks.Mask;
+  /** Replaces the config's mask (e.g. causal & padding); a tensor is a 0/1 mask broadcastable to [b, h, s, t]. */
+  mask?: masks.Mask | tf.Tensor;
+  /** Keys read this [b, t, m] instead of the context (position codes in the keys only, as DETR's). */
+  keyInput?: tf.Tensor;
 }
 
 /**
  * Multi-head attention: x [b, s, m] attends to context [b, t, m] (self-attention when context is x).
  * With a cache, new keys/values are appended and queries sit at the end of the cached positions.
  */
-export function attentionForward(p: AttentionParams, x: tf.Tensor, context: tf.Tensor | null, cfg: AttentionConfig, call: AttentionCall = {}): tf.Tensor3D {
+export function attentionForward(
+  p: AttentionParams,
+  x: tf.Tensor,
+  context: tf.Tensor | null,
+  cfg: AttentionConfig,
+  call: AttentionCall = {},
+): tf.Tensor3D {
   const { heads, kvHeads, headDim } = resolve(cfg);
   const hook = (name: string, t: tf.Tensor) => (call.hooks ? call.hooks.run(`${call.prefix ?? 'attn'}.${name}`, t) : t);
   const src = context ?? x;
   const past = call.cache ? call.cache.length(call.layer ?? 0) : 0;
-  let q = splitHeads(linear(x, p.wq, p.bq), heads, headDim); // [b, h, s, d]
-  let k = splitHeads(linear(src, p.wk, p.bk), kvHeads, headDim); // [b, g, s, d]
-  let v = splitHeads(linear(src, p.wv, p.bv), kvHeads, headDim); // [b, g, s, d]
+  let q = splitHeads(p.wq ? linear(x, p.wq, p.bq) : x, heads, headDim); // [b, h, s, d]
+  let k = splitHeads(linear(call.keyInput ?? src, p.wk, p.bk), kvHeads, headDim); // [b, g, t, d]
+  let v = splitHeads(linear(src, p.wv, p.bv), kvHeads, headDim); // [b, g, t, d]
   if (cfg.positional === 'rope') {
     const qPos = Array.from({ length: q.shape[2] }, (_, i) => past + i);
     const kPos = Array.from({ length: k.shape[2] }, (_, i) => past + i);
@@ -140,7 +158,34 @@ export function attentionForward(p: AttentionParams, x: tf.Tensor, context: tf.T
     z = sdpa(q, k, v, opts);
   }
   z = hook('hook_z', z); // [b, h, s, d]
-  return linear(mergeHeads(z), p.wo, p.bo) as tf.Tensor3D;
+  return (p.wo ? linear(mergeHeads(z), p.wo, p.bo) : mergeHeads(z)) as tf.Tensor3D;
+}
+
+export interface MlpParams {
+  w1: tf.Tensor; // [m, f]
+  b1: tf.Tensor; // [f]
+  w2: tf.Tensor; // [f, m]
+  b2: tf.Tensor; // [m]
+}
+
+/** GELU MLP: W2 gelu(W1 x + b1) + b2, x [..., m] -> [..., m]; hook `${prefix}.hook_post` sees gelu's output. */
+export function mlpForward(
+  p: MlpParams,
+  x: tf.Tensor,
+  call: { hooks?: HookRegistry; prefix?: string } = {},
+): tf.Tensor {
+  const h = gelu(linear(x, p.w1, p.b1)); // [..., f]
+  return linear(call.hooks ? call.hooks.run(`${call.prefix ?? 'mlp'}.hook_post`, h) : h, p.w2, p.b2);
+}
+
+export interface NormParams {
+  gamma: tf.Tensor; // [m]
+  beta: tf.Tensor; // [m]
+}
+
+/** Layer norm over the last axis (eps 1e-5). */
+export function normForward(p: NormParams, x: tf.Tensor): tf.Tensor {
+  return layerNorm(x, p.gamma, p.beta);
 }
 
 export interface BlockConfig extends AttentionConfig {
@@ -149,25 +194,46 @@ export interface BlockConfig extends AttentionConfig {
 }
 
 export interface BlockParams {
+  ln1: NormParams;
   attn: AttentionParams;
-  ln1g: tf.Tensor;
-  ln1b: tf.Tensor;
-  ln2g: tf.Tensor;
-  ln2b: tf.Tensor;
-  w1: tf.Tensor; // [m, f]
-  b1: tf.Tensor;
-  w2: tf.Tensor; // [f, m]
-  b2: tf.Tensor;
+  /** A decoder block's cross-attention to the memory, between self-attention and the MLP. */
+  cross?: { ln: NormParams; attn: AttentionParams };
+  ln2: NormParams;
+  mlp: MlpParams;
 }
 
-/** Pre-norm block: x + attn(ln1(x)), then + mlp(ln2(x)). x [b, s, m] -> [b, s, m]. */
-export function blockForward(p: BlockParams, x: tf.Tensor, cfg: BlockConfig, call: AttentionCall & { prefix?: string } = {}): tf.Tensor3D {
+export interface BlockCall extends AttentionCall {
+  /** Encoder states [b, t, m] that `cross` attends to, and its mask (e.g. key padding). */
+  memory?: tf.Tensor;
+  memoryMask?: masks.Mask | tf.Tensor;
+}
+
+/**
+ * Pre-norm block: x + attn(ln1(x)), then + cross(ln(x), memory) when the block has one, then + mlp(ln2(x)).
+ * x [b, s, m] -> [b, s, m]. Self-attention takes the call's mask and cache; cross-attention takes memoryMask.
+ */
+export function blockForward(p: BlockParams, x: tf.Tensor, cfg: BlockConfig, call: BlockCall = {}): tf.Tensor3D {
   const prefix = call.prefix ?? 'block';
   const hook = (name: string, t: tf.Tensor) => (call.hooks ? call.hooks.run(`${prefix}.${name}`, t) : t);
+  const { memory, memoryMask, ...selfCall } = call;
   x = hook('hook_resid_pre', x);
-  const a = hook('hook_attn_out', attentionForward(p.attn, layerNorm(x, p.ln1g, p.ln1b), null, cfg, { ...call, prefix: `${prefix}.attn` }));
+  const a = hook(
+    'hook_attn_out',
+    attentionForward(p.attn, normForward(p.ln1, x), null, cfg, { ...selfCall, prefix: `${prefix}.attn` }),
+  );
   x = x.add(a);
-  const h = gelu(linear(layerNorm(x, p.ln2g, p.ln2b), p.w1, p.b1));
-  const mlp = hook('hook_mlp_out', linear(h, p.w2, p.b2));
+  if (p.cross) {
+    if (!memory) throw new Error(`blockForward: block '${prefix}' has cross-attention but the call gives no memory`);
+    const c = attentionForward(p.cross.attn, normForward(p.cross.ln, x), memory, cfg, {
+      hooks: call.hooks,
+      prefix: `${prefix}.cross`,
+      mask: memoryMask,
+    });
+    x = x.add(hook('hook_cross_out', c));
+  }
+  const mlp = hook(
+    'hook_mlp_out',
+    mlpForward(p.mlp, normForward(p.ln2, x), { hooks: call.hooks, prefix: `${prefix}.mlp` }),
+  );
   return hook('hook_resid_post', x.add(mlp)) as tf.Tensor3D;
 }

@@ -1,7 +1,7 @@
 /**
  * Named hook points (after TransformerLens's HookPoint): every interesting activation of a model passes through
  * `hooks.run(name, x)`, where user functions can read it, record it, or replace it (ablate heads, patch activations).
- * Hook names and shapes of ToyLM (pos = query position, kpos = key position):
+ * Hook names and shapes of the blocks in functional.ts, as ToyLM names them (pos = query position, kpos = key position):
  *   hook_embed                      [batch, pos, d_model]
  *   blocks.{i}.hook_resid_pre       [batch, pos, d_model]
  *   blocks.{i}.attn.hook_q          [batch, head, pos, d_head]      after RoPE when used
@@ -10,6 +10,9 @@
  *   blocks.{i}.attn.hook_pattern    [batch, head, pos, kpos]        attention weights (computed only when hooked)
  *   blocks.{i}.attn.hook_z          [batch, head, pos, d_head]      per-head outputs before the output projection
  *   blocks.{i}.hook_attn_out        [batch, pos, d_model]
+ *   blocks.{i}.cross.hook_{q,k,v,pattern,z}   as attn.hook_*, kpos over the memory  (blocks with cross-attention)
+ *   blocks.{i}.hook_cross_out       [batch, pos, d_model]           (blocks with cross-attention, e.g. OAT's decoder)
+ *   blocks.{i}.mlp.hook_post        [batch, pos, d_mlp]             after the GELU
  *   blocks.{i}.hook_mlp_out         [batch, pos, d_model]
  *   blocks.{i}.hook_resid_post      [batch, pos, d_model]
  *   hook_logits                     [batch, pos, vocab]
@@ -86,7 +89,10 @@ export class ActivationCache {
 
   get(name: string): tf.Tensor {
     const t = this.store.get(name);
-    if (!t) throw new Error(`ActivationCache: nothing recorded for '${name}'; recorded: ${[...this.store.keys()].join(', ') || 'none'}`);
+    if (!t)
+      throw new Error(
+        `ActivationCache: nothing recorded for '${name}'; recorded: ${[...this.store.keys()].join(', ') || 'none'}`,
+      );
     return t;
   }
 

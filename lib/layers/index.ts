@@ -1,10 +1,38 @@
-/** Layers: tf.layers.Layer subclasses over the pure functions in functional.ts, with hook points and a KV cache. */
-export { MultiHeadAttention, TransformerBlock } from './attention-layers.js';
+/**
+ * Layers: the building blocks as pure functions (functional.ts) with named hook points, their parameters on the one
+ * seeded ParamFactory (params.ts, weights.ts), and tf.layers.Layer subclasses over them with a KV cache.
+ */
+
 export type { MultiHeadAttentionArgs, TransformerBlockArgs } from './attention-layers.js';
-export { ToyLM } from './toylm.js';
-export type { ToyLMConfig, ForwardOptions } from './toylm.js';
+export { MultiHeadAttention, TransformerBlock } from './attention-layers.js';
 export { KVCache } from './cache.js';
-export { HookRegistry, ActivationCache, scaleHeads } from './hooks.js';
-export type { HookFn, HookContext } from './hooks.js';
-export { attentionForward, blockForward, layerNorm, gelu, linear, splitHeads, mergeHeads, configMask } from './functional.js';
-export type { AttentionConfig, BlockConfig, AttentionParams, BlockParams } from './functional.js';
+export type {
+  AttentionCall,
+  AttentionConfig,
+  AttentionParams,
+  BlockCall,
+  BlockConfig,
+  BlockParams,
+  MlpParams,
+  NormParams,
+} from './functional.js';
+export {
+  attentionForward,
+  blockForward,
+  configMask,
+  gelu,
+  layerNorm,
+  linear,
+  mergeHeads,
+  mlpForward,
+  normForward,
+  splitHeads,
+} from './functional.js';
+export type { HookContext, HookFn } from './hooks.js';
+export { ActivationCache, HookRegistry, scaleHeads } from './hooks.js';
+export type { Init, ParamFactoryOptions, SeedStream } from './params.js';
+export { ParamFactory, weightSeed, xavierLimit } from './params.js';
+export type { ForwardOptions, ToyLMConfig } from './toylm.js';
+export { ToyLM } from './toylm.js';
+export type { WeightInit } from './weights.js';
+export { layerParams, makeAttention, makeBlock, makeMlp, makeNorm } from './weights.js';

@@ -6,18 +6,25 @@
  *   tokens [batch, pos] (int32) -> logits [batch, pos, vocab]
  */
 import * as tf from '@tensorflow/tfjs';
-import { embedding } from '../backend/ops.js';
 import { logSoftmax } from '../backend/native.js';
+import { embedding } from '../backend/ops.js';
+import type * as masks from '../masks/index.js';
 import { sinusoidal } from '../positional/index.js';
-import * as masks from '../masks/index.js';
-import { blockForward, layerNorm, linear, resolve, type BlockConfig } from './functional.js';
-import { ActivationCache, HookRegistry } from './hooks.js';
+import { fmt, ShapeError } from '../util/shapes.js';
 import { KVCache } from './cache.js';
-import { WeightMaker, makeBlock, readBlock, type BlockVars } from './weights.js';
-import { ShapeError, fmt } from '../util/shapes.js';
+import {
+  type BlockConfig,
+  type BlockParams,
+  blockForward,
+  linear,
+  type NormParams,
+  normForward,
+  resolve,
+} from './functional.js';
+import { ActivationCache, HookRegistry } from './hooks.js';
+import { layerParams, makeBlock, makeNorm } from './weights.js';
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
-type LayerVariable = ReturnType<tf.layers.Layer['addWeight']>;
 
 export interface ToyLMConfig {
   vocab: number;
@@ -39,7 +46,22 @@ export interface ToyLMConfig {
   seed?: number;
 }
 
-const KEYS: (keyof ToyLMConfig)[] = ['vocab', 'dModel', 'heads', 'layers', 'maxLen', 'kvHeads', 'mlpRatio', 'positional', 'ropeBase', 'window', 'sinks', 'scoring', 'tieEmbeddings', 'seed'];
+const KEYS: (keyof ToyLMConfig)[] = [
+  'vocab',
+  'dModel',
+  'heads',
+  'layers',
+  'maxLen',
+  'kvHeads',
+  'mlpRatio',
+  'positional',
+  'ropeBase',
+  'window',
+  'sinks',
+  'scoring',
+  'tieEmbeddings',
+  'seed',
+];
 
 export interface ForwardOptions {
   /** Decode incrementally: new tokens are appended to the cache (see newCache()). */
@@ -50,10 +72,19 @@ export interface ForwardOptions {
 
 export class ToyLM extends tf.layers.Layer {
   static className = 'attnlab.ToyLM';
-  readonly config: Required<Pick<ToyLMConfig, 'vocab' | 'dModel' | 'heads' | 'layers' | 'maxLen' | 'positional' | 'seed'>> & ToyLMConfig;
+  readonly config: Required<
+    Pick<ToyLMConfig, 'vocab' | 'dModel' | 'heads' | 'layers' | 'maxLen' | 'positional' | 'seed'>
+  > &
+    ToyLMConfig;
   /** Named hook points; see hooks.ts for names and shapes. */
   readonly hooks = new HookRegistry();
-  private vars?: { embed: LayerVariable; pos?: LayerVariable; blocks: BlockVars[]; lnfg: LayerVariable; lnfb: LayerVariable; unembed?: LayerVariable };
+  private vars?: {
+    embed: tf.Variable;
+    pos?: tf.Variable;
+    blocks: BlockParams[];
+    lnf: NormParams;
+    unembed?: tf.Variable;
+  };
   private sinusoidTable?: tf.Tensor2D;
 
   constructor(args: ToyLMConfig & LayerArgs) {
@@ -62,7 +93,8 @@ export class ToyLM extends tf.layers.Layer {
     for (const k of KEYS) if (args[k] !== undefined) c[k] = args[k];
     this.config = { positional: 'learned', seed: 0, ...(c as unknown as ToyLMConfig) };
     for (const k of ['vocab', 'dModel', 'heads', 'layers', 'maxLen'] as const) {
-      if (!Number.isInteger(this.config[k]) || this.config[k] <= 0) throw new ShapeError(`ToyLM: config.${k} must be a positive integer, got ${this.config[k]}`);
+      if (!Number.isInteger(this.config[k]) || this.config[k] <= 0)
+        throw new ShapeError(`ToyLM: config.${k} must be a positive integer, got ${this.config[k]}`);
     }
     resolve(this.blockConfig);
   }
@@ -86,14 +118,13 @@ export class ToyLM extends tf.layers.Layer {
   override build(): void {
     if (this.vars) return;
     const c = this.config;
-    const w = new WeightMaker(this, c.seed);
+    const f = layerParams(this, c.seed);
     this.vars = {
-      embed: w.add('embed', [c.vocab, c.dModel], 0.02),
-      pos: c.positional === 'learned' ? w.add('pos_embed', [c.maxLen, c.dModel], 0.01) : undefined,
-      blocks: Array.from({ length: c.layers }, (_, i) => makeBlock(w, `blocks.${i}.`, this.blockConfig, c.layers)),
-      lnfg: w.add('ln_final.gamma', [c.dModel], 'ones'),
-      lnfb: w.add('ln_final.beta', [c.dModel], 'zeros'),
-      unembed: c.tieEmbeddings ? undefined : w.add('unembed', [c.dModel, c.vocab], 0.02),
+      embed: f.variable('embed', [c.vocab, c.dModel], { normal: 0.02 }),
+      pos: c.positional === 'learned' ? f.variable('pos_embed', [c.maxLen, c.dModel], { normal: 0.01 }) : undefined,
+      blocks: Array.from({ length: c.layers }, (_, i) => makeBlock(f.child(`blocks.${i}`), this.blockConfig, c.layers)),
+      lnf: makeNorm(f.child('ln_final'), c.dModel),
+      unembed: c.tieEmbeddings ? undefined : f.variable('unembed', [c.dModel, c.vocab], { normal: 0.02 }),
     };
     if (c.positional === 'sinusoidal') this.sinusoidTable = tf.keep(sinusoidal(c.maxLen, c.dModel) as tf.Tensor2D);
     this.built = true;
@@ -118,24 +149,35 @@ export class ToyLM extends tf.layers.Layer {
   /** tokens [b, s] int32 -> logits [b, s, vocab]. With a cache, positions continue after the cached ones. */
   forward(tokens: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor3D {
     const c = this.config;
-    if (tokens.rank !== 2) throw new ShapeError(`ToyLM.forward: tokens must have rank 2 [batch, positions], but has shape ${fmt(tokens.shape)}`);
+    if (tokens.rank !== 2)
+      throw new ShapeError(
+        `ToyLM.forward: tokens must have rank 2 [batch, positions], but has shape ${fmt(tokens.shape)}`,
+      );
     const past = opts.cache?.length(0) ?? 0;
     const [, s] = tokens.shape;
-    if (past + s > c.maxLen) throw new ShapeError(`ToyLM.forward: ${past} cached + ${s} new positions exceed maxLen ${c.maxLen}`);
-    if (s === 0 || tokens.shape[0] === 0) throw new ShapeError(`ToyLM.forward: tokens is empty (shape ${fmt(tokens.shape)})`);
+    if (past + s > c.maxLen)
+      throw new ShapeError(`ToyLM.forward: ${past} cached + ${s} new positions exceed maxLen ${c.maxLen}`);
+    if (s === 0 || tokens.shape[0] === 0)
+      throw new ShapeError(`ToyLM.forward: tokens is empty (shape ${fmt(tokens.shape)})`);
     this.build();
     const v = this.vars!;
     return tf.tidy(() => {
       const ids = tokens.dtype === 'int32' ? tokens : tokens.toInt();
-      let x = embedding(v.embed.read() as tf.Tensor2D, ids); // [b, s, m]
-      if (v.pos) x = x.add(v.pos.read().slice([past, 0], [s, c.dModel]));
+      let x = embedding(v.embed as tf.Tensor2D, ids); // [b, s, m]
+      if (v.pos) x = x.add(v.pos.slice([past, 0], [s, c.dModel]));
       if (this.sinusoidTable) x = x.add(this.sinusoidTable.slice([past, 0], [s, c.dModel]));
       x = this.hooks.run('hook_embed', x);
       v.blocks.forEach((b, i) => {
-        x = blockForward(readBlock(b), x, this.blockConfig, { hooks: this.hooks, prefix: `blocks.${i}`, cache: opts.cache, layer: i, mask: opts.mask });
+        x = blockForward(b, x, this.blockConfig, {
+          hooks: this.hooks,
+          prefix: `blocks.${i}`,
+          cache: opts.cache,
+          layer: i,
+          mask: opts.mask,
+        });
       });
-      x = layerNorm(x, v.lnfg.read(), v.lnfb.read());
-      const logits = v.unembed ? linear(x, v.unembed.read()) : linear(x, v.embed.read(), undefined, true);
+      x = normForward(v.lnf, x);
+      const logits = v.unembed ? linear(x, v.unembed) : linear(x, v.embed, undefined, true);
       return this.hooks.run('hook_logits', logits) as tf.Tensor3D; // [b, s, vocab]
     });
   }
@@ -155,7 +197,10 @@ export class ToyLM extends tf.layers.Layer {
   }
 
   /** Run the model and record the named activations (default: every attention pattern). Caller disposes the cache. */
-  runWithCache(tokens: tf.Tensor, names: string | RegExp = /attn\.hook_pattern$/): { logits: tf.Tensor3D; cache: ActivationCache } {
+  runWithCache(
+    tokens: tf.Tensor,
+    names: string | RegExp = /attn\.hook_pattern$/,
+  ): { logits: tf.Tensor3D; cache: ActivationCache } {
     const cache = new ActivationCache();
     const remove = this.hooks.add(names, cache.recorder());
     try {
@@ -173,7 +218,12 @@ export class ToyLM extends tf.layers.Layer {
       let logits: tf.Tensor3D | undefined = this.forward(prompt, { cache });
       for (let t = 0; t < steps; t++) {
         const last = logits!;
-        const next = tf.tidy(() => last.slice([0, last.shape[1] - 1, 0], [-1, 1, -1]).argMax(-1).toInt()); // [b, 1]
+        const next = tf.tidy(() =>
+          last
+            .slice([0, last.shape[1] - 1, 0], [-1, 1, -1])
+            .argMax(-1)
+            .toInt(),
+        ); // [b, 1]
         last.dispose();
         logits = undefined;
         out.push(next);

@@ -1,112 +1,80 @@
-/** Creating the layers' weights: named, seeded per name (same seed, same weights), read as plain params. */
-import * as tf from '@tensorflow/tfjs';
-import { hashString } from '../util/random.js';
-import { resolve, type AttentionConfig, type AttentionParams, type BlockConfig, type BlockParams } from './functional.js';
+/**
+ * The building blocks' parameters, made by the seeded ParamFactory (params.ts). Each builder makes its variables in a
+ * fixed order under fixed keys; a model composes the builders in its own order under its own names, because a key is
+ * both the variable's seed and its checkpoint name (the same seed must keep giving the same weights).
+ */
 
-type LayerVariable = ReturnType<tf.layers.Layer['addWeight']>;
-export type Init = 'zeros' | 'ones' | number; // a number is the std of a normal init
+import type * as tf from '@tensorflow/tfjs';
+import type {
+  AttentionConfig,
+  AttentionParams,
+  BlockConfig,
+  BlockParams,
+  MlpParams,
+  NormParams,
+} from './functional.js';
+import { resolve } from './functional.js';
+import { type Init, ParamFactory } from './params.js';
 
-export class WeightMaker {
-  constructor(private readonly layer: tf.layers.Layer, private readonly seed: number) {}
-
-  add(name: string, shape: number[], init: Init): LayerVariable {
-    const initializer =
-      init === 'zeros'
-        ? tf.initializers.zeros()
-        : init === 'ones'
-          ? tf.initializers.ones()
-          : tf.initializers.randomNormal({ mean: 0, stddev: init, seed: hashString(`${this.seed}:${name}`) });
-    // addWeight is protected in the typings but is the documented way for custom layers to own weights.
-    return (this.layer as unknown as { addWeight: tf.layers.Layer['addWeight'] }).addWeight(name, shape, 'float32', initializer);
-  }
+/** A tf.layers.Layer's weights, seeded per key by fnv1a(`${seed}:${key}`) (the 'joined' stream its layers were drawn with). */
+export function layerParams(layer: tf.layers.Layer, seed: number): ParamFactory {
+  return new ParamFactory({ scope: layer.name, seed: { kind: 'joined', seed }, layer });
 }
 
-
-export interface AttentionVars {
-  wq: LayerVariable;
-  wk: LayerVariable;
-  wv: LayerVariable;
-  wo: LayerVariable;
-  bq?: LayerVariable;
-  bk?: LayerVariable;
-  bv?: LayerVariable;
-  bo?: LayerVariable;
-  sink?: LayerVariable;
+/** Inits of a sublayer's weights: `weights` for the input projections, `output` (default: weights) for the last one. */
+export interface WeightInit {
+  weights: Init;
+  output?: Init;
 }
 
-/** GPT-2 initialisation: N(0, 0.02), residual output projections scaled by 1/sqrt(2 * layers). */
-export function makeAttention(w: WeightMaker, prefix: string, cfg: AttentionConfig, residualLayers = 1): AttentionVars {
+/** wq, wk, wv, wo (+ zero biases bq, bk, bv, bo with useBias, + a zero sink logit per head with softmax-sink). */
+export function makeAttention(f: ParamFactory, cfg: AttentionConfig, init: WeightInit): AttentionParams {
   const { heads, kvHeads, headDim } = resolve(cfg);
   const m = cfg.dModel;
-  const std = 0.02;
-  const v: AttentionVars = {
-    wq: w.add(`${prefix}wq`, [m, heads * headDim], std),
-    wk: w.add(`${prefix}wk`, [m, kvHeads * headDim], std),
-    wv: w.add(`${prefix}wv`, [m, kvHeads * headDim], std),
-    wo: w.add(`${prefix}wo`, [heads * headDim, m], std / Math.sqrt(2 * residualLayers)),
+  const p: AttentionParams = {
+    wq: f.variable('wq', [m, heads * headDim], init.weights),
+    wk: f.variable('wk', [m, kvHeads * headDim], init.weights),
+    wv: f.variable('wv', [m, kvHeads * headDim], init.weights),
+    wo: f.variable('wo', [heads * headDim, m], init.output ?? init.weights),
   };
   if (cfg.useBias) {
-    v.bq = w.add(`${prefix}bq`, [heads * headDim], 'zeros');
-    v.bk = w.add(`${prefix}bk`, [kvHeads * headDim], 'zeros');
-    v.bv = w.add(`${prefix}bv`, [kvHeads * headDim], 'zeros');
-    v.bo = w.add(`${prefix}bo`, [m], 'zeros');
+    p.bq = f.variable('bq', [heads * headDim], 'zeros');
+    p.bk = f.variable('bk', [kvHeads * headDim], 'zeros');
+    p.bv = f.variable('bv', [kvHeads * headDim], 'zeros');
+    p.bo = f.variable('bo', [m], 'zeros');
   }
-  if (cfg.scoring === 'softmax-sink') v.sink = w.add(`${prefix}sink`, [heads], 'zeros');
-  return v;
+  if (cfg.scoring === 'softmax-sink') p.sink = f.variable('sink', [heads], 'zeros');
+  return p;
 }
 
-export function readAttention(v: AttentionVars): AttentionParams {
+/** w1 [m, hidden], b1, w2 [hidden, m], b2 (zero biases). */
+export function makeMlp(f: ParamFactory, dModel: number, hidden: number, init: WeightInit): MlpParams {
   return {
-    wq: v.wq.read(),
-    wk: v.wk.read(),
-    wv: v.wv.read(),
-    wo: v.wo.read(),
-    bq: v.bq?.read(),
-    bk: v.bk?.read(),
-    bv: v.bv?.read(),
-    bo: v.bo?.read(),
-    sink: v.sink?.read(),
+    w1: f.variable('w1', [dModel, hidden], init.weights),
+    b1: f.variable('b1', [hidden], 'zeros'),
+    w2: f.variable('w2', [hidden, dModel], init.output ?? init.weights),
+    b2: f.variable('b2', [dModel], 'zeros'),
   };
 }
 
-export interface BlockVars {
-  attn: AttentionVars;
-  ln1g: LayerVariable;
-  ln1b: LayerVariable;
-  ln2g: LayerVariable;
-  ln2b: LayerVariable;
-  w1: LayerVariable;
-  b1: LayerVariable;
-  w2: LayerVariable;
-  b2: LayerVariable;
+/** Layer-norm gain (ones) and bias (zeros), under the keys `names` gives. */
+export function makeNorm(
+  f: ParamFactory,
+  dModel: number,
+  names: { gamma: string; beta: string } = { gamma: 'gamma', beta: 'beta' },
+): NormParams {
+  return { gamma: f.variable(names.gamma, [dModel], 'ones'), beta: f.variable(names.beta, [dModel], 'zeros') };
 }
 
-export function makeBlock(w: WeightMaker, prefix: string, cfg: BlockConfig, residualLayers = 1): BlockVars {
+/**
+ * A pre-norm block in GPT-2's layout and initialisation: keys attn.*, ln1.*, ln2.*, mlp.*; weights N(0, 0.02), the
+ * residual output projections (attn.wo, mlp.w2) N(0, 0.02 / √(2 · residualLayers)).
+ */
+export function makeBlock(f: ParamFactory, cfg: BlockConfig, residualLayers = 1): BlockParams {
   const m = cfg.dModel;
-  const f = Math.round((cfg.mlpRatio ?? 4) * m);
-  return {
-    attn: makeAttention(w, `${prefix}attn.`, cfg, residualLayers),
-    ln1g: w.add(`${prefix}ln1.gamma`, [m], 'ones'),
-    ln1b: w.add(`${prefix}ln1.beta`, [m], 'zeros'),
-    ln2g: w.add(`${prefix}ln2.gamma`, [m], 'ones'),
-    ln2b: w.add(`${prefix}ln2.beta`, [m], 'zeros'),
-    w1: w.add(`${prefix}mlp.w1`, [m, f], 0.02),
-    b1: w.add(`${prefix}mlp.b1`, [f], 'zeros'),
-    w2: w.add(`${prefix}mlp.w2`, [f, m], 0.02 / Math.sqrt(2 * residualLayers)),
-    b2: w.add(`${prefix}mlp.b2`, [m], 'zeros'),
-  };
-}
-
-export function readBlock(v: BlockVars): BlockParams {
-  return {
-    attn: readAttention(v.attn),
-    ln1g: v.ln1g.read(),
-    ln1b: v.ln1b.read(),
-    ln2g: v.ln2g.read(),
-    ln2b: v.ln2b.read(),
-    w1: v.w1.read(),
-    b1: v.b1.read(),
-    w2: v.w2.read(),
-    b2: v.b2.read(),
-  };
+  const init = { weights: { normal: 0.02 }, output: { normal: 0.02 / Math.sqrt(2 * residualLayers) } };
+  const attn = makeAttention(f.child('attn'), cfg, init);
+  const ln1 = makeNorm(f.child('ln1'), m);
+  const ln2 = makeNorm(f.child('ln2'), m);
+  return { attn, ln1, ln2, mlp: makeMlp(f.child('mlp'), m, Math.round((cfg.mlpRatio ?? 4) * m), init) };
 }

@@ -1,26 +1,36 @@
 /**
  * Seeded weight initialisation: one run seed plus a weight's name gives that weight's own stream, so adding a layer
- * does not change the initial values of the others.
+ * does not change the initial values of the others. The seeds are the ParamFactory's 'mixed' stream (layers/params.ts),
+ * the factory models use; these functions serve code that wants a lone tfjs initializer or variable.
  */
 import * as tf from '@tensorflow/tfjs';
-import { hashSeed, hashString } from '../util/random.js';
+import { weightSeed } from '../layers/params.js';
+import { tfSeed } from '../util/random.js';
+
+export { weightSeed };
 
 /** A tfjs-layers initializer (its class is not exported by name). */
 export type Initializer = ReturnType<typeof tf.initializers.glorotUniform>;
 
-export type InitializerKind = 'glorotUniform' | 'glorotNormal' | 'heNormal' | 'heUniform' | 'randomNormal' | 'truncatedNormal';
-
-/** The seed for weight `name` under run seed `seed` (a 31-bit integer, what tfjs's seeded ops expect). */
-export function weightSeed(seed: number, name: string): number {
-  return hashSeed(hashSeed(seed) ^ hashString(name)) & 0x7fffffff;
-}
+export type InitializerKind =
+  | 'glorotUniform'
+  | 'glorotNormal'
+  | 'heNormal'
+  | 'heUniform'
+  | 'randomNormal'
+  | 'truncatedNormal';
 
 /**
  * A tfjs initializer seeded from (seed, name), for `kernelInitializer` or `initializer.apply(shape)`.
  * `stddev` applies to randomNormal / truncatedNormal (default 0.02, GPT-2's).
  */
-export function seededInitializer(seed: number, name: string, kind: InitializerKind = 'glorotUniform', stddev = 0.02): Initializer {
-  const s = weightSeed(seed, name);
+export function seededInitializer(
+  seed: number,
+  name: string,
+  kind: InitializerKind = 'glorotUniform',
+  stddev = 0.02,
+): Initializer {
+  const s = tfSeed(weightSeed(seed, name));
   switch (kind) {
     case 'glorotUniform':
       return tf.initializers.glorotUniform({ seed: s });
@@ -40,6 +50,12 @@ export function seededInitializer(seed: number, name: string, kind: InitializerK
 }
 
 /** A trainable variable named `name`, initialised from (seed, name). */
-export function seededVariable(seed: number, name: string, shape: number[], kind: InitializerKind = 'glorotUniform', stddev = 0.02): tf.Variable {
+export function seededVariable(
+  seed: number,
+  name: string,
+  shape: number[],
+  kind: InitializerKind = 'glorotUniform',
+  stddev = 0.02,
+): tf.Variable {
   return tf.tidy(() => tf.variable(seededInitializer(seed, name, kind, stddev).apply(shape), true, name));
 }

@@ -15,11 +15,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../../../backend/ops.js';
-import { weightSeed } from '../../../train/seed.js';
-import { Rng } from '../../../util/random.js';
-import { ShapeError } from '../../../util/shapes.js';
 import { CELL_PX, renderDisplay, renderTarget, type SearchDisplay } from '../../../data/visual-search/displays.js';
 import type { Trial } from '../../../data/visual-search/splits.js';
+import { ParamFactory } from '../../../layers/params.js';
+import type { Rng } from '../../../util/random.js';
+import { ShapeError } from '../../../util/shapes.js';
 
 export interface Policy {
   name: string;
@@ -34,14 +34,22 @@ function unvisited(d: SearchDisplay, prefix: readonly number[]): number[] {
 
 /** The shared stopping rule: END after the target, at the cap, or with nothing left. */
 function stops(d: SearchDisplay, prefix: readonly number[], maxFixations: number): boolean {
-  return (prefix.length > 0 && prefix[prefix.length - 1] === d.target) || prefix.length >= maxFixations || prefix.length >= d.objects.length;
+  return (
+    (prefix.length > 0 && prefix[prefix.length - 1] === d.target) ||
+    prefix.length >= maxFixations ||
+    prefix.length >= d.objects.length
+  );
 }
 
 function argmaxBy(items: number[], score: (j: number) => number): number {
-  let best = items[0], s = -Infinity;
+  let best = items[0],
+    s = -Infinity;
   for (const j of items) {
     const v = score(j);
-    if (v > s) { s = v; best = j; }
+    if (v > s) {
+      s = v;
+      best = j;
+    }
   }
   return best;
 }
@@ -51,7 +59,11 @@ function gaze(d: SearchDisplay, prefix: readonly number[]): { x: number; y: numb
 }
 
 export function randomPolicy(maxFixations: number): Policy {
-  return { name: 'random', next: (d, prefix, rng) => (stops(d, prefix, maxFixations) ? -1 : ((u) => u[rng.int(0, u.length)])(unvisited(d, prefix))) };
+  return {
+    name: 'random',
+    next: (d, prefix, rng) =>
+      stops(d, prefix, maxFixations) ? -1 : ((u) => u[rng.int(0, u.length)])(unvisited(d, prefix)),
+  };
 }
 
 export function nearestPolicy(maxFixations: number): Policy {
@@ -67,8 +79,15 @@ export function nearestPolicy(maxFixations: number): Policy {
 
 /** Fraction of the attributes object j shares with the target (size as 1 − |Δsize|). */
 export function attributeOverlap(d: SearchDisplay, j: number): number {
-  const o = d.objects[j], t = d.objects[d.target];
-  return (+(o.category === t.category) + +(o.colour === t.colour) + +(o.shape === t.shape) + (1 - Math.abs(o.size - t.size))) / 4;
+  const o = d.objects[j],
+    t = d.objects[d.target];
+  return (
+    (+(o.category === t.category) +
+      +(o.colour === t.colour) +
+      +(o.shape === t.shape) +
+      (1 - Math.abs(o.size - t.size))) /
+    4
+  );
 }
 
 export function similarityPolicy(maxFixations: number, distanceCost = 0.1): Policy {
@@ -77,7 +96,10 @@ export function similarityPolicy(maxFixations: number, distanceCost = 0.1): Poli
     next: (d, prefix) => {
       if (stops(d, prefix, maxFixations)) return -1;
       const g = gaze(d, prefix);
-      return argmaxBy(unvisited(d, prefix), (j) => attributeOverlap(d, j) - distanceCost * Math.hypot(d.objects[j].x - g.x, d.objects[j].y - g.y));
+      return argmaxBy(
+        unvisited(d, prefix),
+        (j) => attributeOverlap(d, j) - distanceCost * Math.hypot(d.objects[j].x - g.x, d.objects[j].y - g.y),
+      );
     },
   };
 }
@@ -91,7 +113,9 @@ export function rollout(policy: Policy, d: SearchDisplay, rng: Rng): number[] {
 
 /** The policy's next fixation at every step of each trial's true prefix (len + 1 steps, -1 = END). */
 export function policyStepPredictions(policy: Policy, trials: readonly Trial[], rng: Rng): number[][] {
-  return trials.map((t) => Array.from({ length: t.scanpath.length + 1 }, (_, s) => policy.next(t.display, t.scanpath.slice(0, s), rng)));
+  return trials.map((t) =>
+    Array.from({ length: t.scanpath.length + 1 }, (_, s) => policy.next(t.display, t.scanpath.slice(0, s), rng)),
+  );
 }
 
 // ---- the pixel-level model --------------------------------------------------------------------------------------
@@ -106,23 +130,18 @@ export interface PixelModel {
 const PATCH_DIM = PATCH_PX * PATCH_PX * 3;
 const TEMPLATE_DIM = CELL_PX * CELL_PX * 3;
 
-let pixelCount = 0;
-
 export function createPixelModel(dModel: number, seed: number): PixelModel {
-  if (!(Number.isInteger(dModel) && dModel > 0 && dModel % 4 === 0)) throw new ShapeError(`createPixelModel: dModel must be a positive multiple of 4, got ${dModel}`);
-  const uid = `pixel${pixelCount++}`;
-  const params: Record<string, tf.Variable> = {};
-  const glorot = (name: string, shape: [number, number]) => {
-    const a = Math.sqrt(6 / (shape[0] + shape[1]));
-    params[name] = tf.tidy(() => tf.variable(tf.randomUniform(shape, -a, a, 'float32', weightSeed(seed, name)), true, `${uid}/${name}`));
-  };
-  const zeros = (name: string, n: number) => (params[name] = tf.variable(tf.zeros([n]), true, `${uid}/${name}`));
-  glorot('wp', [PATCH_DIM, dModel]); zeros('bp', dModel);
-  glorot('wpos', [dModel, dModel]);
-  glorot('wt', [TEMPLATE_DIM, dModel]); zeros('bt', dModel);
-  glorot('wq', [dModel, dModel]);
-  glorot('wsal', [dModel, 1]);
-  return { dModel, params };
+  if (!(Number.isInteger(dModel) && dModel > 0 && dModel % 4 === 0))
+    throw new ShapeError(`createPixelModel: dModel must be a positive multiple of 4, got ${dModel}`);
+  const p = new ParamFactory({ scope: 'pixel', seed });
+  p.variable('wp', [PATCH_DIM, dModel], 'xavierUniform');
+  p.variable('bp', [dModel], 'zeros');
+  p.variable('wpos', [dModel, dModel], 'xavierUniform');
+  p.variable('wt', [TEMPLATE_DIM, dModel], 'xavierUniform');
+  p.variable('bt', [dModel], 'zeros');
+  p.variable('wq', [dModel, dModel], 'xavierUniform');
+  p.variable('wsal', [dModel, 1], 'xavierUniform');
+  return { dModel, params: p.params() };
 }
 
 export function disposePixelModel(m: PixelModel): void {
@@ -145,7 +164,8 @@ export function displayPatches(d: SearchDisplay): PatchGrid {
   const hit = patchCache.get(d);
   if (hit) return hit;
   const img = renderDisplay(d);
-  const pr = Math.floor(img.height / PATCH_PX), pc = Math.floor(img.width / PATCH_PX);
+  const pr = Math.floor(img.height / PATCH_PX),
+    pc = Math.floor(img.width / PATCH_PX);
   const pixels = new Float32Array(pr * pc * PATCH_DIM);
   const centres: [number, number][] = [];
   const object: number[] = [];
@@ -156,9 +176,15 @@ export function displayPatches(d: SearchDisplay): PatchGrid {
         const src = ((r * PATCH_PX + y) * img.width + c * PATCH_PX) * 3;
         pixels.set(img.data.subarray(src, src + PATCH_PX * 3), k * PATCH_DIM + y * PATCH_PX * 3);
       }
-      const cx = (c + 0.5) * PATCH_PX, cy = (r + 0.5) * PATCH_PX;
+      const cx = (c + 0.5) * PATCH_PX,
+        cy = (r + 0.5) * PATCH_PX;
       centres.push([cx, cy]);
-      object.push(argmaxBy(d.objects.map((_, j) => j), (j) => -Math.hypot(d.objects[j].x * CELL_PX - cx, d.objects[j].y * CELL_PX - cy)));
+      object.push(
+        argmaxBy(
+          d.objects.map((_, j) => j),
+          (j) => -Math.hypot(d.objects[j].x * CELL_PX - cx, d.objects[j].y * CELL_PX - cy),
+        ),
+      );
     }
   }
   const grid = { pixels, centres, object };
@@ -197,7 +223,9 @@ function patchCodes(d: SearchDisplay, g: PatchGrid, E: number): Float32Array {
   let c = codeCache.get(key);
   if (!c) {
     c = new Float32Array(g.centres.length * E);
-    g.centres.forEach(([cx, cy], k) => c!.set([...sinusoid(cx / PATCH_PX, E / 2), ...sinusoid(cy / PATCH_PX, E / 2)], k * E));
+    g.centres.forEach(([cx, cy], k) =>
+      c!.set([...sinusoid(cx / PATCH_PX, E / 2), ...sinusoid(cy / PATCH_PX, E / 2)], k * E),
+    );
     codeCache.set(key, c);
   }
   return c;
@@ -206,8 +234,11 @@ function patchCodes(d: SearchDisplay, g: PatchGrid, E: number): Float32Array {
 function pixelInputs(m: PixelModel, displays: readonly SearchDisplay[]): PixelInputs {
   const E = m.dModel;
   const grids = displays.map(displayPatches);
-  const P = Math.max(...grids.map((g) => g.object.length)), b = displays.length;
-  const patches = new Float32Array(b * P * PATCH_DIM), pos = new Float32Array(b * P * E), valid = new Float32Array(b * P);
+  const P = Math.max(...grids.map((g) => g.object.length)),
+    b = displays.length;
+  const patches = new Float32Array(b * P * PATCH_DIM),
+    pos = new Float32Array(b * P * E),
+    valid = new Float32Array(b * P);
   const template = new Float32Array(b * TEMPLATE_DIM);
   grids.forEach((g, r) => {
     patches.set(g.pixels, r * P * PATCH_DIM);
@@ -216,8 +247,12 @@ function pixelInputs(m: PixelModel, displays: readonly SearchDisplay[]): PixelIn
     template.set(renderTarget(displays[r]).data, r * TEMPLATE_DIM);
   });
   return {
-    patches: tf.tensor3d(patches, [b, P, PATCH_DIM]), pos: tf.tensor3d(pos, [b, P, E]), template: tf.tensor2d(template, [b, TEMPLATE_DIM]),
-    valid: tf.tensor2d(valid, [b, P]), maps: grids.map((g) => g.object), P,
+    patches: tf.tensor3d(patches, [b, P, PATCH_DIM]),
+    pos: tf.tensor3d(pos, [b, P, E]),
+    template: tf.tensor2d(template, [b, TEMPLATE_DIM]),
+    valid: tf.tensor2d(valid, [b, P]),
+    maps: grids.map((g) => g.object),
+    P,
   };
 }
 
@@ -225,22 +260,36 @@ const disposePixelInputs = (x: PixelInputs) => tf.dispose([x.patches, x.pos, x.t
 
 /** Patch log-probabilities [b, P] (padding masked). */
 function patchLogProbs(m: PixelModel, x: PixelInputs): tf.Tensor2D {
-  const W = m.params, E = m.dModel;
+  const W = m.params,
+    E = m.dModel;
   const [b, P] = x.valid.shape;
   const keys = tf.tanh(matmul(x.patches, W.wp).add(W.bp)).add(matmul(x.pos, W.wpos)); // [b, P, E]
   const q = matmul(tf.tanh(matmul(x.template, W.wt).add(W.bt)), W.wq); // [b, E]
-  const topDown = matmul(keys, q.reshape([b, E, 1])).reshape([b, P]).div(Math.sqrt(E));
+  const topDown = matmul(keys, q.reshape([b, E, 1]))
+    .reshape([b, P])
+    .div(Math.sqrt(E));
   const bottomUp = matmul(keys, W.wsal).reshape([b, P]);
   return tf.logSoftmax(topDown.add(bottomUp).add(tf.sub(1, x.valid).mul(-1e9))) as tf.Tensor2D;
 }
 
 /** Cross-entropy of the fixated patches (each trial's fixations weighted equally). */
 export function pixelLoss(m: PixelModel, trials: readonly Trial[]): tf.Scalar {
-  const x = pixelInputs(m, trials.map((t) => t.display));
+  const x = pixelInputs(
+    m,
+    trials.map((t) => t.display),
+  );
   const target = new Float32Array(trials.length * x.P);
-  trials.forEach((t, r) => t.scanpath.forEach((j) => (target[r * x.P + patchOf(t.display, j)] += 1 / Math.max(1, t.scanpath.length))));
+  trials.forEach((t, r) =>
+    t.scanpath.forEach((j) => (target[r * x.P + patchOf(t.display, j)] += 1 / Math.max(1, t.scanpath.length))),
+  );
   try {
-    return tf.tidy(() => patchLogProbs(m, x).mul(tf.tensor2d(target, [trials.length, x.P])).sum().div(-trials.length) as tf.Scalar);
+    return tf.tidy(
+      () =>
+        patchLogProbs(m, x)
+          .mul(tf.tensor2d(target, [trials.length, x.P]))
+          .sum()
+          .div(-trials.length) as tf.Scalar,
+    );
   } finally {
     disposePixelInputs(x);
   }
@@ -275,7 +324,8 @@ export function pixelPolicy(m: PixelModel, displays: readonly SearchDisplay[], m
     name: 'pixel',
     next: (d, prefix) => {
       const p = pr.get(d);
-      if (!p) throw new ShapeError(`pixelPolicy: display '${d.id}' was not among the displays the policy was built for`);
+      if (!p)
+        throw new ShapeError(`pixelPolicy: display '${d.id}' was not among the displays the policy was built for`);
       return stops(d, prefix, maxFixations) ? -1 : argmaxBy(unvisited(d, prefix), (j) => p[j]);
     },
   };

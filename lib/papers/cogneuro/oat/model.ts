@@ -17,14 +17,22 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../../../backend/ops.js';
-import { weightSeed } from '../../../train/seed.js';
-import { gelu, layerNorm, linear, mergeHeads, splitHeads } from '../../../layers/functional.js';
-import { sdpa } from '../../../attention/sdpa.js';
-import { sinusoidal } from '../../../positional/index.js';
-import { ShapeError, fmt } from '../../../util/shapes.js';
-import { maskLogits } from '../pointer/model.js';
 import { displayFeatures, type SearchDisplay } from '../../../data/visual-search/displays.js';
-import { learnGaussianPe, positionCodes, type GaussianPe, type PositionKind } from './position.js';
+import {
+  type BlockConfig,
+  type BlockParams,
+  blockForward,
+  linear,
+  type NormParams,
+  normForward,
+} from '../../../layers/functional.js';
+import { HookRegistry } from '../../../layers/hooks.js';
+import { ParamFactory } from '../../../layers/params.js';
+import { makeAttention, makeMlp, makeNorm } from '../../../layers/weights.js';
+import { sinusoidal } from '../../../positional/index.js';
+import { fmt, ShapeError } from '../../../util/shapes.js';
+import { maskLogits } from '../pointer/model.js';
+import { type GaussianPe, learnGaussianPe, type PositionKind, positionCodes } from './position.js';
 
 export interface OatConfig {
   /** Appearance features per object (featureDim of the display's space). */
@@ -53,58 +61,62 @@ export interface OatConfig {
 export interface OatModel {
   config: OatConfig;
   params: Record<string, tf.Variable>;
+  /** The encoder's and decoder's blocks and final norms (the same variables as in params). */
+  encoder: { blocks: BlockParams[]; lnf: NormParams };
+  decoder: { blocks: BlockParams[]; lnf: NormParams };
   /** The fixed, offline-learned position table (gaussian2d). */
   pe?: GaussianPe;
 }
 
-let modelCount = 0;
-
 export function createOat(config: OatConfig): OatModel {
   const { featureDim: F, dModel: E, heads: H, caHeads: C, seed } = config;
-  if (!(Number.isInteger(E) && E > 0 && E % 4 === 0)) throw new ShapeError(`createOat: dModel must be a positive multiple of 4, got ${E}`);
+  if (!(Number.isInteger(E) && E > 0 && E % 4 === 0))
+    throw new ShapeError(`createOat: dModel must be a positive multiple of 4, got ${E}`);
   if (E % H !== 0) throw new ShapeError(`createOat: dModel (${E}) must be divisible by heads (${H})`);
-  if (!(Number.isInteger(F) && F > 0)) throw new ShapeError(`createOat: featureDim must be a positive integer, got ${F}`);
+  if (!(Number.isInteger(F) && F > 0))
+    throw new ShapeError(`createOat: featureDim must be a positive integer, got ${F}`);
   if (!(Number.isInteger(C) && C > 0)) throw new ShapeError(`createOat: caHeads must be a positive integer, got ${C}`);
-  const uid = `oat${modelCount++}`;
-  const params: Record<string, tf.Variable> = {};
-  const add = (name: string, init: () => tf.Tensor) => (params[name] = tf.tidy(() => tf.variable(init(), true, `${uid}/${name}`)));
-  const glorot = (name: string, shape: [number, number]) => {
-    const a = Math.sqrt(6 / (shape[0] + shape[1]));
-    add(name, () => tf.randomUniform(shape, -a, a, 'float32', weightSeed(seed, name)));
-  };
-  const zeros = (name: string, shape: number[]) => add(name, () => tf.zeros(shape));
-  const ones = (name: string, shape: number[]) => add(name, () => tf.ones(shape));
-  const f = E * config.mlpRatio;
-  const attn = (pre: string) => {
-    for (const w of ['wq', 'wk', 'wv', 'wo']) glorot(`${pre}.${w}`, [E, E]);
-  };
-  const mlp = (pre: string) => {
-    glorot(`${pre}.w1`, [E, f]); zeros(`${pre}.b1`, [f]);
-    glorot(`${pre}.w2`, [f, E]); zeros(`${pre}.b2`, [E]);
-  };
-  const norm = (name: string) => { ones(`${name}.g`, [E]); zeros(`${name}.b`, [E]); };
-  glorot('embed.wa', [F + 1, E / 2]);
-  zeros('embed.ba', [E / 2]);
-  add('dec.bos', () => tf.randomNormal([E], 0, 0.1, 'float32', weightSeed(seed, 'dec.bos')));
-  for (let l = 0; l < config.encoderLayers; l++) {
-    const pre = `enc.${l}`;
-    attn(`${pre}.attn`); mlp(`${pre}.mlp`); norm(`${pre}.ln1`); norm(`${pre}.ln2`);
-  }
-  norm('enc.lnf');
-  for (let l = 0; l < config.decoderLayers; l++) {
-    const pre = `dec.${l}`;
-    attn(`${pre}.self`); attn(`${pre}.cross`); mlp(`${pre}.mlp`); norm(`${pre}.ln1`); norm(`${pre}.ln2`); norm(`${pre}.ln3`);
-  }
-  norm('dec.lnf');
+  const p = new ParamFactory({ scope: 'oat', seed });
+  const cfg = blockConfig(config);
+  const xavier = { weights: 'xavierUniform' } as const;
+  // Variables are made in this order under these keys (each key seeds its variable); the blocks name their norms .g/.b.
+  const norm = (name: string) => makeNorm(p.child(name), E, { gamma: 'g', beta: 'b' });
+  p.variable('embed.wa', [F + 1, E / 2], 'xavierUniform');
+  p.variable('embed.ba', [E / 2], 'zeros');
+  p.variable('dec.bos', [E], { normal: 0.1 });
+  const encBlocks = Array.from({ length: config.encoderLayers }, (_, l): BlockParams => {
+    const attn = makeAttention(p.child(`enc.${l}.attn`), cfg, xavier);
+    const mlp = makeMlp(p.child(`enc.${l}.mlp`), E, E * config.mlpRatio, xavier);
+    return { attn, mlp, ln1: norm(`enc.${l}.ln1`), ln2: norm(`enc.${l}.ln2`) };
+  });
+  const encoder = { blocks: encBlocks, lnf: norm('enc.lnf') };
+  const decBlocks = Array.from({ length: config.decoderLayers }, (_, l): BlockParams => {
+    const attn = makeAttention(p.child(`dec.${l}.self`), cfg, xavier);
+    const crossAttn = makeAttention(p.child(`dec.${l}.cross`), cfg, xavier);
+    const mlp = makeMlp(p.child(`dec.${l}.mlp`), E, E * config.mlpRatio, xavier);
+    const ln1 = norm(`dec.${l}.ln1`);
+    const cross = { attn: crossAttn, ln: norm(`dec.${l}.ln2`) };
+    return { attn, cross, mlp, ln1, ln2: norm(`dec.${l}.ln3`) };
+  });
+  const decoder = { blocks: decBlocks, lnf: norm('dec.lnf') };
   for (let c = 0; c < C; c++) {
-    glorot(`ptr.${c}.wd`, [E, E]); zeros(`ptr.${c}.bd`, [E]);
-    glorot(`ptr.${c}.we`, [E, E]); zeros(`ptr.${c}.be`, [E]);
+    p.variable(`ptr.${c}.wd`, [E, E], 'xavierUniform');
+    p.variable(`ptr.${c}.bd`, [E], 'zeros');
+    p.variable(`ptr.${c}.we`, [E, E], 'xavierUniform');
+    p.variable(`ptr.${c}.be`, [E], 'zeros');
   }
-  add('ptr.readout', () => tf.fill([C], 1 / C));
-  zeros('ptr.readoutBias', [1]);
-  if (config.historyLags) zeros('ptr.history', [config.historyLags]);
-  const pe = config.position === 'gaussian2d' ? learnGaussianPe({ size: config.peSize, dim: E / 4, sigma: 2, seed: 0 }) : undefined;
-  return { config, params, pe };
+  p.variable('ptr.readout', [C], { constant: 1 / C });
+  p.variable('ptr.readoutBias', [1], 'zeros');
+  if (config.historyLags) p.variable('ptr.history', [config.historyLags], 'zeros');
+  const pe =
+    config.position === 'gaussian2d'
+      ? learnGaussianPe({ size: config.peSize, dim: E / 4, sigma: 2, seed: 0 })
+      : undefined;
+  return { config, params: p.params(), encoder, decoder, pe };
+}
+
+function blockConfig(config: OatConfig): BlockConfig {
+  return { dModel: config.dModel, heads: config.heads, mlpRatio: config.mlpRatio };
 }
 
 export function disposeOat(model: OatModel): void {
@@ -135,14 +147,19 @@ export function oatInputs(model: OatModel, displays: SearchDisplay[]): OatInputs
   const { featureDim: F, dModel: E } = model.config;
   if (displays.length === 0) throw new ShapeError('oatInputs: displays is empty');
   const lengths = displays.map((d) => d.objects.length);
-  const N = Math.max(...lengths), S = N + 1, b = displays.length;
+  const N = Math.max(...lengths),
+    S = N + 1,
+    b = displays.length;
   const feats = new Float32Array(b * S * (F + 1));
   const pos = new Float32Array(b * S * (E / 2));
   const keyValid = new Float32Array(b * S);
   const pointerValid = new Float32Array(b * (N + 1));
   displays.forEach((d, r) => {
     const fs = displayFeatures(d);
-    if (fs[0].length !== F) throw new ShapeError(`oatInputs: display '${d.id}' has ${fs[0].length} features per object but the model takes featureDim = ${F}`);
+    if (fs[0].length !== F)
+      throw new ShapeError(
+        `oatInputs: display '${d.id}' has ${fs[0].length} features per object but the model takes featureDim = ${F}`,
+      );
     const codes = positionCodes(d, model.config.position, E / 2, model.pe);
     const row = (t: number) => (r * S + t) * (F + 1);
     feats.set(fs[d.target], row(0));
@@ -155,7 +172,9 @@ export function oatInputs(model: OatModel, displays: SearchDisplay[]): OatInputs
     pointerValid.fill(1, r * (N + 1), r * (N + 1) + 1 + d.objects.length);
   });
   return {
-    displays, lengths, N,
+    displays,
+    lengths,
+    N,
     feats: tf.tensor3d(feats, [b, S, F + 1]),
     pos: tf.tensor3d(pos, [b, S, E / 2]),
     keyValid: tf.tensor4d(keyValid, [b, 1, 1, S]),
@@ -170,29 +189,19 @@ export function disposeOatInputs(x: OatInputs): void {
 /** Named attention maps of one forward pass (an activation cache: the caller owns and disposes the tensors). */
 export type OatAttention = Record<string, tf.Tensor>;
 
-/** Multi-head attention: xq [b, q, E] attends to xkv [b, k, E] under a 0/1 mask broadcastable to [b, H, q, k]. */
-export function multiHead(P: Record<string, tf.Variable>, pre: string, xq: tf.Tensor, xkv: tf.Tensor, heads: number, mask: tf.Tensor, cache?: OatAttention): tf.Tensor3D {
-  const E = xq.shape[2]!;
-  const d = E / heads;
-  const q = splitHeads(linear(xq, P[`${pre}.wq`]), heads, d); // [b, H, q, d]
-  const k = splitHeads(linear(xkv, P[`${pre}.wk`]), heads, d); // [b, H, k, d]
-  const v = splitHeads(linear(xkv, P[`${pre}.wv`]), heads, d);
-  let z: tf.Tensor;
-  if (cache) {
-    const r = sdpa(q, k, v, { mask, returnWeights: true });
-    cache[pre] = tf.keep(r.weights); // [b, H, q, k]
-    z = r.output;
-  } else {
-    z = sdpa(q, k, v, { mask });
-  }
-  return linear(mergeHeads(z), P[`${pre}.wo`]) as tf.Tensor3D;
+/**
+ * Hooks that record every attention map [b, H, q, k] into `cache` under OatAttention's keys: `enc.{l}.attn`,
+ * `dec.{l}.self` (the block's self-attention, hook prefix `dec.{l}.attn`) and `dec.{l}.cross`.
+ */
+function attentionRecorder(cache?: OatAttention): HookRegistry | undefined {
+  if (!cache) return undefined;
+  const hooks = new HookRegistry();
+  hooks.add(/\.hook_pattern$/, (w, { name }) => {
+    const key = name.slice(0, -'.hook_pattern'.length).replace(/^(dec\.\d+)\.attn$/, '$1.self');
+    cache[key] = tf.keep(w);
+  });
+  return hooks;
 }
-
-function mlpForward(P: Record<string, tf.Variable>, pre: string, x: tf.Tensor): tf.Tensor {
-  return linear(gelu(linear(x, P[`${pre}.w1`], P[`${pre}.b1`])), P[`${pre}.w2`], P[`${pre}.b2`]);
-}
-
-const ln = (P: Record<string, tf.Variable>, name: string, x: tf.Tensor) => layerNorm(x, P[`${name}.g`], P[`${name}.b`]);
 
 /** Source tokens [b, S, E]: appearance ⊕ position. */
 export function sourceTokens(model: OatModel, x: OatInputs): tf.Tensor3D {
@@ -203,15 +212,13 @@ export function sourceTokens(model: OatModel, x: OatInputs): tf.Tensor3D {
 
 /** Encoder: memory [b, S, E] (pre-norm blocks, padding keys masked). */
 export function encodeOat(model: OatModel, x: OatInputs, tokens: tf.Tensor3D, cache?: OatAttention): tf.Tensor3D {
-  const P = model.params;
+  const hooks = attentionRecorder(cache);
+  const cfg = blockConfig(model.config);
   let h: tf.Tensor = tokens;
-  for (let l = 0; l < model.config.encoderLayers; l++) {
-    const pre = `enc.${l}`;
-    const a = ln(P, `${pre}.ln1`, h);
-    h = h.add(multiHead(P, `${pre}.attn`, a, a, model.config.heads, x.keyValid, cache));
-    h = h.add(mlpForward(P, `${pre}.mlp`, ln(P, `${pre}.ln2`, h)));
-  }
-  return ln(P, 'enc.lnf', h) as tf.Tensor3D;
+  model.encoder.blocks.forEach((b, l) => {
+    h = blockForward(b, h, cfg, { mask: x.keyValid, hooks, prefix: `enc.${l}` });
+  });
+  return normForward(model.encoder.lnf, h) as tf.Tensor3D;
 }
 
 /**
@@ -222,7 +229,9 @@ export function decoderInputs(model: OatModel, tokens: tf.Tensor3D, prev: tf.Ten
   const [b, S, E] = tokens.shape;
   const m = prev.shape[1];
   if (prev.shape[0] !== b || prev.shape[2] !== S - 1) {
-    throw new ShapeError(`decoderInputs: prev has shape ${fmt(prev.shape)} but must be [b, m, N] = [${b}, m, ${S - 1}] for tokens ${fmt(tokens.shape)}`);
+    throw new ShapeError(
+      `decoderInputs: prev has shape ${fmt(prev.shape)} but must be [b, m, N] = [${b}, m, ${S - 1}] for tokens ${fmt(tokens.shape)}`,
+    );
   }
   const objects = tokens.slice([0, 1, 0], [b, S - 1, E]); // [b, N, E]
   const isBos = tf.sub(1, prev.sum(2, true)); // [b, m, 1]
@@ -230,19 +239,22 @@ export function decoderInputs(model: OatModel, tokens: tf.Tensor3D, prev: tf.Ten
 }
 
 /** Decoder states [b, m, E]: causal self-attention, cross-attention to the memory, MLP. */
-export function decodeOat(model: OatModel, x: OatInputs, memory: tf.Tensor3D, y: tf.Tensor3D, cache?: OatAttention): tf.Tensor3D {
-  const P = model.params;
+export function decodeOat(
+  model: OatModel,
+  x: OatInputs,
+  memory: tf.Tensor3D,
+  y: tf.Tensor3D,
+  cache?: OatAttention,
+): tf.Tensor3D {
+  const hooks = attentionRecorder(cache);
+  const cfg = blockConfig(model.config);
   const m = y.shape[1];
   const causal = tf.linalg.bandPart(tf.ones([m, m]), -1, 0).reshape([1, 1, m, m]);
   let h: tf.Tensor = y;
-  for (let l = 0; l < model.config.decoderLayers; l++) {
-    const pre = `dec.${l}`;
-    const a = ln(P, `${pre}.ln1`, h);
-    h = h.add(multiHead(P, `${pre}.self`, a, a, model.config.heads, causal, cache));
-    h = h.add(multiHead(P, `${pre}.cross`, ln(P, `${pre}.ln2`, h), memory, model.config.heads, x.keyValid, cache));
-    h = h.add(mlpForward(P, `${pre}.mlp`, ln(P, `${pre}.ln3`, h)));
-  }
-  return ln(P, 'dec.lnf', h) as tf.Tensor3D;
+  model.decoder.blocks.forEach((b, l) => {
+    h = blockForward(b, h, cfg, { mask: causal, memory, memoryMask: x.keyValid, hooks, prefix: `dec.${l}` });
+  });
+  return normForward(model.decoder.lnf, h) as tf.Tensor3D;
 }
 
 /**
@@ -273,11 +285,13 @@ export function pointerLogits(model: OatModel, h: tf.Tensor3D, memory: tf.Tensor
  */
 export function historyBias(model: OatModel, prev: tf.Tensor3D): tf.Tensor3D {
   const w = model.params['ptr.history'];
-  const [b, m, N] = prev.shape;
+  const [b, m] = prev.shape;
   const L = w.shape[0];
   const lags = new Float32Array(m * m * L);
   for (let i = 0; i < m; i++) for (let s = 0; s <= i && i - s < L; s++) lags[(i * m + s) * L + (i - s)] = 1;
-  const T = matmul(tf.tensor2d(lags, [m * m, L]), w.reshape([L, 1])).reshape([1, m, m]).tile([b, 1, 1]); // [b, m, m]
+  const T = matmul(tf.tensor2d(lags, [m * m, L]), w.reshape([L, 1]))
+    .reshape([1, m, m])
+    .tile([b, 1, 1]); // [b, m, m]
   return tf.concat([tf.zeros([b, m, 1]), matmul(T, prev)], 2) as tf.Tensor3D;
 }
 
@@ -309,14 +323,20 @@ export function oatTargets(scanpaths: readonly number[][], N: number): OatTarget
   const lossMask = new Float32Array(b * m);
   scanpaths.forEach((s, r) => {
     s.forEach((f, i) => {
-      if (!(Number.isInteger(f) && f >= 0 && f < N)) throw new ShapeError(`oatTargets: scanpaths[${r}][${i}] = ${f} is not an object index below ${N}`);
+      if (!(Number.isInteger(f) && f >= 0 && f < N))
+        throw new ShapeError(`oatTargets: scanpaths[${r}][${i}] = ${f} is not an object index below ${N}`);
       targets[r * m + i] = f + 1;
       prev[(r * m + i + 1) * N + f] = 1;
     });
     targets[r * m + s.length] = 0;
     lossMask.fill(1, r * m, r * m + s.length + 1);
   });
-  return { prev: tf.tensor3d(prev, [b, m, N]), targets: tf.tensor2d(targets, [b, m], 'int32'), lossMask: tf.tensor2d(lossMask, [b, m]), m };
+  return {
+    prev: tf.tensor3d(prev, [b, m, N]),
+    targets: tf.tensor2d(targets, [b, m], 'int32'),
+    lossMask: tf.tensor2d(lossMask, [b, m]),
+    m,
+  };
 }
 
 export function disposeOatTargets(t: OatTargets): void {

@@ -15,15 +15,21 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../../../backend/ops.js';
-import { weightSeed } from '../../../train/seed.js';
-import { layerNorm, blockForward, type BlockParams } from '../../../layers/functional.js';
+import { type BlockParams, blockForward, type NormParams, normForward } from '../../../layers/functional.js';
+import { ParamFactory } from '../../../layers/params.js';
+import { makeAttention, makeMlp, makeNorm } from '../../../layers/weights.js';
 import * as masks from '../../../masks/index.js';
 import { sinusoidal } from '../../../positional/index.js';
-import { ShapeError, fmt } from '../../../util/shapes.js';
+import { fmt, ShapeError } from '../../../util/shapes.js';
 import type { PointerBatch } from './tasks.js';
 
 export type PointerModelKind = 'pointer' | 'pointer-transformer' | 'seq2seq' | 'seq2seq-attn';
-export const POINTER_MODEL_KINDS: readonly PointerModelKind[] = ['pointer', 'pointer-transformer', 'seq2seq', 'seq2seq-attn'];
+export const POINTER_MODEL_KINDS: readonly PointerModelKind[] = [
+  'pointer',
+  'pointer-transformer',
+  'seq2seq',
+  'seq2seq-attn',
+];
 
 export interface PointerModelConfig {
   kind: PointerModelKind;
@@ -54,47 +60,41 @@ export interface PointerModel {
   config: PointerModelConfig;
   /** Trainable variables keyed by stable names (`enc.wx`, `ptr.v`, ...). */
   params: Record<string, tf.Variable>;
+  /** pointer-transformer: the encoder's blocks and final norm (the same variables as in params). */
+  encoder?: { blocks: BlockParams[]; lnf: NormParams };
 }
-
-let modelCount = 0;
 
 export function createPointerModel(config: PointerModelConfig): PointerModel {
   const { kind, coordDim: c, hidden: h, seed } = config;
-  if (!POINTER_MODEL_KINDS.includes(kind)) throw new Error(`createPointerModel: unknown kind '${kind}'; one of ${POINTER_MODEL_KINDS.join(', ')}`);
-  if (!(Number.isInteger(h) && h > 0)) throw new Error(`createPointerModel: hidden must be a positive integer, got ${h}`);
+  if (!POINTER_MODEL_KINDS.includes(kind))
+    throw new Error(`createPointerModel: unknown kind '${kind}'; one of ${POINTER_MODEL_KINDS.join(', ')}`);
+  if (!(Number.isInteger(h) && h > 0))
+    throw new Error(`createPointerModel: hidden must be a positive integer, got ${h}`);
   if (kind.startsWith('seq2seq') && !(Number.isInteger(config.vocab) && config.vocab! > 1)) {
     throw new Error(`createPointerModel: kind '${kind}' needs vocab (EOS + largest n), got ${config.vocab}`);
   }
   const s = config.initScale ?? 0.08;
-  const uid = `pointer${modelCount++}`;
-  const params: Record<string, tf.Variable> = {};
-  const add = (name: string, init: () => tf.Tensor) => {
-    params[name] = tf.tidy(() => tf.variable(init(), true, `${uid}/${name}`));
-  };
-  const uniform = (name: string, shape: number[], scale = s) =>
-    add(name, () => tf.randomUniform(shape, -scale, scale, 'float32', weightSeed(seed, name)));
-  const zeros = (name: string, shape: number[]) => add(name, () => tf.zeros(shape));
-  const ones = (name: string, shape: number[]) => add(name, () => tf.ones(shape));
+  const f = new ParamFactory({ scope: 'pointer', seed });
+  const uniform = (name: string, shape: number[], scale = s) => f.variable(name, shape, { uniform: scale });
   // Forget-gate bias 1 (gate order i, f, g, o) so that early gradients flow through the cell state.
-  const lstmBias = (name: string) => add(name, () => tf.concat([tf.zeros([h]), tf.ones([h]), tf.zeros([2 * h])]));
+  const lstmBias = (name: string) =>
+    f.variable(name, [4 * h], { values: [...Array(h).fill(0), ...Array(h).fill(1), ...Array(2 * h).fill(0)] });
 
+  let encoder: PointerModel['encoder'];
   if (kind === 'pointer-transformer') {
     const L = config.layers ?? 2;
     const H = config.heads ?? 4;
     if (h % H !== 0) throw new Error(`createPointerModel: hidden (${h}) must be divisible by heads (${H})`);
-    const g = (fanIn: number, fanOut: number) => Math.sqrt(6 / (fanIn + fanOut));
-    uniform('enc.win', [c, h], g(c, h));
-    zeros('enc.bin', [h]);
-    for (let l = 0; l < L; l++) {
-      const pre = `enc.blocks.${l}`;
-      for (const w of ['wq', 'wk', 'wv', 'wo']) uniform(`${pre}.attn.${w}`, [h, h], g(h, h));
-      ones(`${pre}.ln1g`, [h]); zeros(`${pre}.ln1b`, [h]);
-      ones(`${pre}.ln2g`, [h]); zeros(`${pre}.ln2b`, [h]);
-      uniform(`${pre}.w1`, [h, 4 * h], g(h, 4 * h)); zeros(`${pre}.b1`, [4 * h]);
-      uniform(`${pre}.w2`, [4 * h, h], g(4 * h, h)); zeros(`${pre}.b2`, [h]);
-    }
-    ones('enc.lnf.g', [h]);
-    zeros('enc.lnf.b', [h]);
+    f.variable('enc.win', [c, h], 'xavierUniform');
+    f.variable('enc.bin', [h], 'zeros');
+    const blocks = Array.from({ length: L }, (_, l): BlockParams => {
+      const b = f.child(`enc.blocks.${l}`);
+      const attn = makeAttention(b.child('attn'), { dModel: h, heads: H }, { weights: 'xavierUniform' });
+      const ln1 = makeNorm(b, h, { gamma: 'ln1g', beta: 'ln1b' });
+      const ln2 = makeNorm(b, h, { gamma: 'ln2g', beta: 'ln2b' });
+      return { attn, ln1, ln2, mlp: makeMlp(b, h, 4 * h, { weights: 'xavierUniform' }) };
+    });
+    encoder = { blocks, lnf: makeNorm(f.child('enc.lnf'), h, { gamma: 'g', beta: 'b' }) };
   } else {
     uniform('enc.wx', [c, 4 * h], config.inputInitScale ?? 1);
     uniform('enc.wh', [h, 4 * h]);
@@ -114,12 +114,12 @@ export function createPointerModel(config: PointerModelConfig): PointerModel {
       uniform('attn.w2', [h, h]);
       uniform('attn.v', [h, 1]);
       uniform('comb.w', [2 * h, h]);
-      zeros('comb.b', [h]);
+      f.variable('comb.b', [h], 'zeros');
     }
     uniform('out.w', [h, config.vocab!]);
-    zeros('out.b', [config.vocab!]);
+    f.variable('out.b', [config.vocab!], 'zeros');
   }
-  return { config, params };
+  return { config, params: f.params(), encoder };
 }
 
 export function disposePointerModel(model: PointerModel): void {
@@ -139,10 +139,19 @@ export function outputPositions(model: PointerModel, n: number): number {
  * One LSTM step. `xw` [b, 4h] is the input already multiplied by W_x (done for all steps at once), h and c [b, h].
  * gates = x W_x + h W_h + b = [i, f, g, o]; c' = σ(f) c + σ(i) tanh(g); h' = σ(o) tanh(c').
  */
-export function lstmStep(xw: tf.Tensor2D, h: tf.Tensor2D, c: tf.Tensor2D, wh: tf.Tensor, b: tf.Tensor): [tf.Tensor2D, tf.Tensor2D] {
+export function lstmStep(
+  xw: tf.Tensor2D,
+  h: tf.Tensor2D,
+  c: tf.Tensor2D,
+  wh: tf.Tensor,
+  b: tf.Tensor,
+): [tf.Tensor2D, tf.Tensor2D] {
   const gates = matmul(h, wh).add(xw).add(b);
   const [i, f, g, o] = tf.split(gates, 4, 1);
-  const c2 = tf.sigmoid(f).mul(c).add(tf.sigmoid(i).mul(tf.tanh(g))) as tf.Tensor2D;
+  const c2 = tf
+    .sigmoid(f)
+    .mul(c)
+    .add(tf.sigmoid(i).mul(tf.tanh(g))) as tf.Tensor2D;
   const h2 = tf.sigmoid(o).mul(tf.tanh(c2)) as tf.Tensor2D;
   return [h2, c2];
 }
@@ -154,7 +163,9 @@ export function lstmStep(xw: tf.Tensor2D, h: tf.Tensor2D, c: tf.Tensor2D, wh: tf
 export function pointerScores(keys: tf.Tensor3D, d: tf.Tensor3D, w2: tf.Tensor, v: tf.Tensor): tf.Tensor3D {
   const [b, p, h] = keys.shape;
   if (d.shape[0] !== b || d.shape[2] !== h) {
-    throw new ShapeError(`pointerScores: keys ${fmt(keys.shape)} [b, p, h] and decoder states ${fmt(d.shape)} [b, m, h] must agree on b and h`);
+    throw new ShapeError(
+      `pointerScores: keys ${fmt(keys.shape)} [b, p, h] and decoder states ${fmt(d.shape)} [b, m, h] must agree on b and h`,
+    );
   }
   const m = d.shape[1];
   const q = matmul(d, w2); // [b, m, h]
@@ -190,7 +201,10 @@ export function encode(model: PointerModel, x: tf.Tensor3D, lengths: number[]): 
   const P = model.params;
   const { kind, hidden: h } = model.config;
   const [b, n, c] = x.shape;
-  if (c !== model.config.coordDim) throw new ShapeError(`encode: x has ${c} coordinates per point ([b, n, c] = ${fmt(x.shape)}) but the model takes ${model.config.coordDim}`);
+  if (c !== model.config.coordDim)
+    throw new ShapeError(
+      `encode: x has ${c} coordinates per point ([b, n, c] = ${fmt(x.shape)}) but the model takes ${model.config.coordDim}`,
+    );
   if (lengths.length !== b || lengths.some((l) => !(l >= 1 && l <= n))) {
     throw new ShapeError(`encode: lengths must give b = ${b} values in [1, ${n}], got [${lengths.join(',')}]`);
   }
@@ -199,23 +213,18 @@ export function encode(model: PointerModel, x: tf.Tensor3D, lengths: number[]): 
   let hT: tf.Tensor2D;
   let cT: tf.Tensor2D;
   if (kind === 'pointer-transformer') {
-    const L = model.config.layers ?? 2;
+    const { blocks, lnf } = model.encoder!;
     const cfg = { dModel: h, heads: model.config.heads ?? 4 };
     let z = matmul(x, P['enc.win']).add(P['enc.bin']) as tf.Tensor3D;
     if (model.config.orderCodes) z = z.add(sinusoidal(n, h));
     const mask = masks.padding(lengths);
-    for (let l = 0; l < L; l++) {
-      const pre = `enc.blocks.${l}`;
-      const bp: BlockParams = {
-        attn: { wq: P[`${pre}.attn.wq`], wk: P[`${pre}.attn.wk`], wv: P[`${pre}.attn.wv`], wo: P[`${pre}.attn.wo`] },
-        ln1g: P[`${pre}.ln1g`], ln1b: P[`${pre}.ln1b`], ln2g: P[`${pre}.ln2g`], ln2b: P[`${pre}.ln2b`],
-        w1: P[`${pre}.w1`], b1: P[`${pre}.b1`], w2: P[`${pre}.w2`], b2: P[`${pre}.b2`],
-      };
-      z = blockForward(bp, z, cfg, { mask });
-    }
-    memory = layerNorm(z, P['enc.lnf.g'], P['enc.lnf.b']) as tf.Tensor3D;
+    for (const b of blocks) z = blockForward(b, z, cfg, { mask });
+    memory = normForward(lnf, z) as tf.Tensor3D;
     // Masked mean over the real points starts the decoder.
-    const mean = memory.mul(valid.expandDims(2)).sum(1).div(tf.tensor2d(lengths, [b, 1])) as tf.Tensor2D;
+    const mean = memory
+      .mul(valid.expandDims(2))
+      .sum(1)
+      .div(tf.tensor2d(lengths, [b, 1])) as tf.Tensor2D;
     hT = mean;
     cT = mean;
   } else {
@@ -256,7 +265,9 @@ function outputLogits(model: PointerModel, enc: Encoded, d: tf.Tensor3D): tf.Ten
     const n = enc.memory.shape[1];
     const u = pointerScores(enc.keys!, d, P['attn.w2'], P['attn.v']).add(enc.attnBias.reshape([b, 1, n])); // [b, m, n]
     const ctx = matmul(tf.softmax(u), enc.memory); // [b, m, h]
-    z = tf.tanh(matmul(tf.concat([d, ctx], 2).reshape([b * m, 2 * h]), P['comb.w']).add(P['comb.b'])).reshape([b, m, h]);
+    z = tf
+      .tanh(matmul(tf.concat([d, ctx], 2).reshape([b * m, 2 * h]), P['comb.w']).add(P['comb.b']))
+      .reshape([b, m, h]);
   }
   return matmul(z, P['out.w']).add(P['out.b']) as tf.Tensor3D;
 }
@@ -267,7 +278,11 @@ export interface DecoderState {
 }
 
 /** Decoder states for given inputs decIn [b, m, c + 1] from `state`: [b, m, h] and the state after the last. */
-export function runDecoder(model: PointerModel, decIn: tf.Tensor3D, state: DecoderState): { d: tf.Tensor3D; state: DecoderState } {
+export function runDecoder(
+  model: PointerModel,
+  decIn: tf.Tensor3D,
+  state: DecoderState,
+): { d: tf.Tensor3D; state: DecoderState } {
   const P = model.params;
   const xw = tf.unstack(matmul(decIn, P['dec.wx']), 1) as tf.Tensor2D[];
   let { h, c } = state;
@@ -280,14 +295,22 @@ export function runDecoder(model: PointerModel, decIn: tf.Tensor3D, state: Decod
 }
 
 /** Teacher-forced logits [b, m, p] for a batch (unmasked). */
-export function teacherForcedLogits(model: PointerModel, batch: Pick<PointerBatch, 'x' | 'lengths' | 'decIn'>): tf.Tensor3D {
+export function teacherForcedLogits(
+  model: PointerModel,
+  batch: Pick<PointerBatch, 'x' | 'lengths' | 'decIn'>,
+): tf.Tensor3D {
   const enc = encode(model, batch.x, batch.lengths);
   const { d } = runDecoder(model, batch.decIn, { h: enc.h, c: enc.c });
   return outputLogits(model, enc, d);
 }
 
 /** One decoding step: input [b, c + 1] -> logits [b, p] and the next state. */
-export function decodeStep(model: PointerModel, enc: Encoded, state: DecoderState, input: tf.Tensor2D): { logits: tf.Tensor2D; state: DecoderState } {
+export function decodeStep(
+  model: PointerModel,
+  enc: Encoded,
+  state: DecoderState,
+  input: tf.Tensor2D,
+): { logits: tf.Tensor2D; state: DecoderState } {
   const [b, k] = input.shape;
   const r = runDecoder(model, input.reshape([b, 1, k]) as tf.Tensor3D, state);
   const logits = outputLogits(model, enc, r.d);
@@ -300,7 +323,9 @@ export function sequenceLoss(model: PointerModel, batch: PointerBatch): tf.Scala
     const logits = teacherForcedLogits(model, batch);
     const p = logits.shape[2];
     if (batch.valid.shape[2] !== p) {
-      throw new ShapeError(`sequenceLoss: the batch has ${batch.valid.shape[2]} positions per step but the model outputs ${p}; build it with makeBatch(task, examples, outputPositions(model, n))`);
+      throw new ShapeError(
+        `sequenceLoss: the batch has ${batch.valid.shape[2]} positions per step but the model outputs ${p}; build it with makeBatch(task, examples, outputPositions(model, n))`,
+      );
     }
     const logp = tf.logSoftmax(maskLogits(logits, batch.valid));
     const picked = logp.mul(tf.oneHot(batch.targets, p)).sum(2); // [b, m]

@@ -15,11 +15,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../../../../backend/ops.js';
 import { gelu } from '../../../../layers/functional.js';
-import { train, type StepRecord } from '../../../../train/loop.js';
+import { ParamFactory } from '../../../../layers/params.js';
+import { type StepRecord, train } from '../../../../train/loop.js';
 import type { ProgressMode } from '../../../../train/progress.js';
 import { Rng } from '../../../../util/random.js';
-import { ShapeError, fmt } from '../../../../util/shapes.js';
-import { paramFactory } from '../params.js';
+import { fmt, ShapeError } from '../../../../util/shapes.js';
 import { l2normalise } from '../scuba/index.js';
 
 export interface ContrastiveConfig {
@@ -49,7 +49,10 @@ export function infoNce(z: tf.Tensor2D, e: tf.Tensor2D, temperature: number): tf
   return tf.tidy(() => {
     const logits = tf.div(tf.matMul(z, e, false, true), temperature); // [b, b]
     const labels = tf.oneHot(tf.range(0, z.shape[0], 1, 'int32'), z.shape[0]);
-    return tf.mul(tf.add(tf.losses.softmaxCrossEntropy(labels, logits), tf.losses.softmaxCrossEntropy(labels, logits.transpose())), 0.5) as tf.Scalar;
+    return tf.mul(
+      tf.add(tf.losses.softmaxCrossEntropy(labels, logits), tf.losses.softmaxCrossEntropy(labels, logits.transpose())),
+      0.5,
+    ) as tf.Scalar;
   });
 }
 
@@ -57,10 +60,11 @@ export function infoNce(z: tf.Tensor2D, e: tf.Tensor2D, temperature: number): tf
 export function infoNceNaive(z: number[][], e: number[][], temperature: number): number {
   const b = z.length;
   const s = z.map((zi) => e.map((ej) => zi.reduce((a, x, k) => a + x * ej[k], 0) / temperature));
-  const ce = (rows: number[][]) => rows.reduce((acc, row, i) => {
-    const m = Math.max(...row);
-    return acc + (Math.log(row.reduce((a, x) => a + Math.exp(x - m), 0)) + m - row[i]);
-  }, 0) / b;
+  const ce = (rows: number[][]) =>
+    rows.reduce((acc, row, i) => {
+      const m = Math.max(...row);
+      return acc + (Math.log(row.reduce((a, x) => a + Math.exp(x - m), 0)) + m - row[i]);
+    }, 0) / b;
   const t = s[0].map((_, j) => s.map((row) => row[j]));
   return 0.5 * (ce(s) + ce(t));
 }
@@ -74,18 +78,27 @@ export interface ContrastiveValidation {
 }
 
 export async function trainContrastive(
-  x: Float32Array, parcels: number, images: tf.Tensor2D, cfg: ContrastiveConfig,
+  x: Float32Array,
+  parcels: number,
+  images: tf.Tensor2D,
+  cfg: ContrastiveConfig,
   opts: { seed: number; progress?: ProgressMode; validation?: ContrastiveValidation },
 ): Promise<{ encoder: ContrastiveEncoder; records: StepRecord[]; bestStep?: number }> {
   const n = images.shape[0];
   const D = images.shape[1];
-  if (x.length !== n * parcels) throw new ShapeError(`trainContrastive: responses have ${x.length} values, expected [${n}, ${parcels}] to match images ${fmt(images.shape)}`);
-  const p = paramFactory('brain-decoder', opts.seed);
+  if (x.length !== n * parcels)
+    throw new ShapeError(
+      `trainContrastive: responses have ${x.length} values, expected [${n}, ${parcels}] to match images ${fmt(images.shape)}`,
+    );
+  const p = new ParamFactory({
+    scope: 'brain-decoder',
+    seed: { kind: 'mixed', seed: opts.seed, prefix: 'brain-decoder' },
+  });
   const params = {
-    w1: p.glorot('w1', [parcels, cfg.hidden]),
-    b1: p.constant('b1', [cfg.hidden], 0),
-    w2: p.glorot('w2', [cfg.hidden, D]),
-    b2: p.constant('b2', [D], 0),
+    w1: p.variable('w1', [parcels, cfg.hidden], 'glorotUniform'),
+    b1: p.variable('b1', [cfg.hidden], 'zeros'),
+    w2: p.variable('w2', [cfg.hidden, D], 'glorotUniform'),
+    b2: p.variable('b2', [D], 'zeros'),
   };
   const xt = tf.tensor2d(x, [n, parcels]);
   const { mean, variance } = tf.moments(xt, 0);
@@ -93,7 +106,8 @@ export async function trainContrastive(
   variance.dispose();
   const encode = (v: tf.Tensor2D) =>
     tf.tidy(() => {
-      if (v.rank !== 2 || v.shape[1] !== parcels) throw new ShapeError(`ContrastiveEncoder: responses must be [b, ${parcels}], got ${fmt(v.shape)}`);
+      if (v.rank !== 2 || v.shape[1] !== parcels)
+        throw new ShapeError(`ContrastiveEncoder: responses must be [b, ${parcels}], got ${fmt(v.shape)}`);
       const h = gelu(tf.add(matmul(tf.div(tf.sub(v, mean), std), params.w1), params.b1));
       return l2normalise(tf.add(matmul(h, params.w2), params.b2) as tf.Tensor2D);
     });
@@ -112,18 +126,37 @@ export async function trainContrastive(
   };
   try {
     const run = await train({
-      variables: params, steps: cfg.steps, optimizer: { type: 'adamw', lr: cfg.lr, weightDecay: cfg.weightDecay },
-      schedule: { type: 'cosine', warmup: Math.round(cfg.steps * 0.05) }, seed: opts.seed, progress: opts.progress ?? false, dataframe: false,
+      variables: params,
+      steps: cfg.steps,
+      optimizer: { type: 'adamw', lr: cfg.lr, weightDecay: cfg.weightDecay },
+      schedule: { type: 'cosine', warmup: Math.round(cfg.steps * 0.05) },
+      seed: opts.seed,
+      progress: opts.progress ?? false,
+      dataframe: false,
       ...(val ? { evaluate, evalEvery: val.every } : {}),
       loss: () => {
         if (order.length < cfg.batch) order = rng.shuffle(Array.from({ length: n }, (_, i) => i));
         const idx = tf.tensor1d(order.splice(0, cfg.batch), 'int32');
-        return infoNce(encode(tf.gather(xt, idx) as tf.Tensor2D), tf.gather(images, idx) as tf.Tensor2D, cfg.temperature);
+        return infoNce(
+          encode(tf.gather(xt, idx) as tf.Tensor2D),
+          tf.gather(images, idx) as tf.Tensor2D,
+          cfg.temperature,
+        );
       },
     });
     if (run.stopped) throw new Error(`trainContrastive: ${run.stopped.message}`);
     if (best) Object.values(params).forEach((p, i) => p.assign(best!.values[i]));
-    return { encoder: { params, mean: mean as tf.Tensor1D, std, encode, dispose: () => tf.dispose([...Object.values(params), mean, std]) }, records: run.records, bestStep: best?.step };
+    return {
+      encoder: {
+        params,
+        mean: mean as tf.Tensor1D,
+        std,
+        encode,
+        dispose: () => tf.dispose([...Object.values(params), mean, std]),
+      },
+      records: run.records,
+      bestStep: best?.step,
+    };
   } finally {
     tf.dispose([xt, ...(xv ? [xv] : []), ...(best?.values ?? [])]);
   }
@@ -133,8 +166,15 @@ export async function trainContrastive(
  * Retrieval among candidates: query i's correct candidate is i. Returns top-k accuracy for each k and the rank of the
  * correct candidate for each query (0 = first).
  */
-export function retrieval(queries: tf.Tensor2D, candidates: tf.Tensor2D, ks: readonly number[] = [1, 5]): { topk: Record<number, number>; ranks: number[] } {
-  if (queries.shape[0] !== candidates.shape[0]) throw new ShapeError(`retrieval: ${queries.shape[0]} queries for ${candidates.shape[0]} candidates; query i must match candidate i`);
+export function retrieval(
+  queries: tf.Tensor2D,
+  candidates: tf.Tensor2D,
+  ks: readonly number[] = [1, 5],
+): { topk: Record<number, number>; ranks: number[] } {
+  if (queries.shape[0] !== candidates.shape[0])
+    throw new ShapeError(
+      `retrieval: ${queries.shape[0]} queries for ${candidates.shape[0]} candidates; query i must match candidate i`,
+    );
   const sims = tf.tidy(() => tf.matMul(queries, candidates, false, true).arraySync() as number[][]);
   const ranks = sims.map((row, i) => row.filter((s) => s > row[i]).length);
   const topk: Record<number, number> = {};

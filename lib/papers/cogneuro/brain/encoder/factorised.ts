@@ -10,8 +10,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../../../../backend/ops.js';
-import { ShapeError, fmt } from '../../../../util/shapes.js';
-import { paramFactory } from '../params.js';
+import { ParamFactory } from '../../../../layers/params.js';
+import { fmt, ShapeError } from '../../../../util/shapes.js';
 import type { EncodingModel } from './model.js';
 
 export interface FactorisedConfig {
@@ -24,11 +24,11 @@ export interface FactorisedConfig {
 export function createFactorisedReadout(config: FactorisedConfig, voxels: number, seed: number): EncodingModel {
   const N = config.grid * config.grid;
   const C = config.channels;
-  const p = paramFactory('brain-factorised', seed);
+  const p = new ParamFactory({ scope: 'brain-factorised', seed: { kind: 'mixed', seed, prefix: 'brain-factorised' } });
   const params = {
-    spatial: p.normal('spatial', [N, voxels], 1 / N),
-    feature: p.normal('feature', [C, voxels], 1 / Math.sqrt(C)),
-    bias: p.constant('bias', [voxels], 0),
+    spatial: p.variable('spatial', [N, voxels], { normal: 1 / N }),
+    feature: p.variable('feature', [C, voxels], { normal: 1 / Math.sqrt(C) }),
+    bias: p.variable('bias', [voxels], 'zeros'),
   };
   return {
     name: 'factorised',

@@ -15,11 +15,11 @@
  * Shape legend: b batch, N = G*G tokens, C channels, d model width, h heads, d_h = d / h, R regions, V voxels.
  */
 import * as tf from '@tensorflow/tfjs';
-import { sdpa } from '../../../../attention/sdpa.js';
-import { splitHeads, mergeHeads } from '../../../../layers/functional.js';
 import { matmul } from '../../../../backend/ops.js';
-import { paramFactory } from '../params.js';
-import { ShapeError, fmt } from '../../../../util/shapes.js';
+import { attentionForward } from '../../../../layers/functional.js';
+import { HookRegistry } from '../../../../layers/hooks.js';
+import { ParamFactory } from '../../../../layers/params.js';
+import { fmt, ShapeError } from '../../../../util/shapes.js';
 import { sinusoidal2d } from '../positional2d.js';
 import type { EncodingModel, RegionVoxels } from './model.js';
 
@@ -49,20 +49,33 @@ export function readoutMask(regions: readonly RegionVoxels[], dModel: number, vo
 }
 
 /** Batched readout: tokens [b, R, d], weights [R·d, V] (masked), bias [V] -> [b, V]. */
-export function readoutBatched(tokens: tf.Tensor3D, weights: tf.Tensor2D, mask: tf.Tensor2D, bias: tf.Tensor1D): tf.Tensor2D {
+export function readoutBatched(
+  tokens: tf.Tensor3D,
+  weights: tf.Tensor2D,
+  mask: tf.Tensor2D,
+  bias: tf.Tensor1D,
+): tf.Tensor2D {
   const [b, R, d] = tokens.shape;
   return tf.tidy(() => tf.add(matmul(tokens.reshape([b, R * d]), tf.mul(weights, mask)), bias) as tf.Tensor2D);
 }
 
 /** Reference: one product per region, scattered back to the voxel columns. */
-export function readoutLoop(tokens: tf.Tensor3D, weights: tf.Tensor2D, regions: readonly RegionVoxels[], bias: tf.Tensor1D): tf.Tensor2D {
+export function readoutLoop(
+  tokens: tf.Tensor3D,
+  weights: tf.Tensor2D,
+  regions: readonly RegionVoxels[],
+  bias: tf.Tensor1D,
+): tf.Tensor2D {
   const [b, , d] = tokens.shape;
   const V = bias.shape[0];
   return tf.tidy(() => {
     const cols: tf.Tensor[] = new Array(V);
     regions.forEach((r, ri) => {
       const token = tf.slice(tokens, [0, ri, 0], [b, 1, d]).reshape([b, d]);
-      const w = tf.concat(r.voxels.map((v) => tf.slice(weights, [ri * d, v], [d, 1])), 1); // [d, V_r]
+      const w = tf.concat(
+        r.voxels.map((v) => tf.slice(weights, [ri * d, v], [d, 1])),
+        1,
+      ); // [d, V_r]
       const y = tf.matMul(token as tf.Tensor2D, w as tf.Tensor2D); // [b, V_r]
       r.voxels.forEach((v, j) => (cols[v] = tf.slice(y, [0, j], [b, 1])));
     });
@@ -75,30 +88,37 @@ export function checkRegions(fn: string, regions: readonly RegionVoxels[], voxel
   regions.forEach((r, ri) => {
     if (r.voxels.length === 0) throw new ShapeError(`${fn}: region '${r.name}' has no voxels`);
     for (const v of r.voxels) {
-      if (!Number.isInteger(v) || v < 0 || v >= voxels) throw new ShapeError(`${fn}: region '${r.name}' names voxel ${v}, outside [0, ${voxels})`);
+      if (!Number.isInteger(v) || v < 0 || v >= voxels)
+        throw new ShapeError(`${fn}: region '${r.name}' names voxel ${v}, outside [0, ${voxels})`);
       if (seen[v] >= 0) throw new ShapeError(`${fn}: voxel ${v} is in both '${regions[seen[v]].name}' and '${r.name}'`);
       seen[v] = ri;
     }
   });
 }
 
-export function createTransformerEncoder(config: TransformerEncoderConfig, regions: RegionVoxels[], voxels: number, seed: number): TransformerEncoder {
+export function createTransformerEncoder(
+  config: TransformerEncoderConfig,
+  regions: RegionVoxels[],
+  voxels: number,
+  seed: number,
+): TransformerEncoder {
   const { grid, channels: C, dModel: d, heads: h } = config;
   if (d % h !== 0) throw new ShapeError(`createTransformerEncoder: dModel ${d} must be divisible by heads ${h}`);
   checkRegions('createTransformerEncoder', regions, voxels);
   const R = regions.length;
-  const dh = d / h;
   const N = grid * grid;
-  const p = paramFactory('brain-tbe', seed);
+  const p = new ParamFactory({ scope: 'brain-tbe', seed: { kind: 'mixed', seed, prefix: 'brain-tbe' } });
   const params = {
-    w_in: p.glorot('w_in', [C, d]),
-    b_in: p.constant('b_in', [d], 0),
-    queries: p.normal('queries', [R, d], 1),
-    w_k: p.glorot('w_k', [d, d]),
-    w_v: p.glorot('w_v', [d, d]),
-    readout: p.normal('readout', [R * d, voxels], 1 / Math.sqrt(d)),
-    bias: p.constant('bias', [voxels], 0),
+    w_in: p.variable('w_in', [C, d], 'glorotUniform'),
+    b_in: p.variable('b_in', [d], 'zeros'),
+    queries: p.variable('queries', [R, d], { normal: 1 }),
+    w_k: p.variable('w_k', [d, d], 'glorotUniform'),
+    w_v: p.variable('w_v', [d, d], 'glorotUniform'),
+    readout: p.variable('readout', [R * d, voxels], { normal: 1 / Math.sqrt(d) }),
+    bias: p.variable('bias', [voxels], 'zeros'),
   };
+  // The attention block without query and output projections: the learned queries are already in head space.
+  const attn = { wk: params.w_k, wv: params.w_v };
   const pe = sinusoidal2d(grid, d);
   const mask = readoutMask(regions, d, voxels);
   const check = (features: tf.Tensor3D) => {
@@ -106,16 +126,25 @@ export function createTransformerEncoder(config: TransformerEncoderConfig, regio
       throw new ShapeError(`TransformerEncoder: features must be [b, ${N}, ${C}], got ${fmt(features.shape)}`);
     }
   };
-  const attend = (features: tf.Tensor3D, returnWeights: boolean) => {
+  /** Region tokens [b, R, d]; hook `attn.hook_pattern` sees the routing maps [b, h, R, N]. */
+  const attend = (features: tf.Tensor3D, hooks?: HookRegistry) => {
     check(features);
     const b = features.shape[0];
     const t = tf.add(matmul(features, params.w_in), params.b_in) as tf.Tensor3D; // [b, N, d]
-    const k = splitHeads(matmul(tf.add(t, pe), params.w_k), h, dh); // [b, h, N, dh]
-    const val = splitHeads(matmul(t, params.w_v), h, dh); // [b, h, N, dh]
-    const q = tf.tile(splitHeads(params.queries.expandDims(0), h, dh), [b, 1, 1, 1]); // [b, h, R, dh]
-    return returnWeights ? sdpa(q, k, val, { returnWeights: true }) : { output: sdpa(q, k, val) as tf.Tensor4D, weights: undefined };
+    const q = tf.tile(params.queries.expandDims(0), [b, 1, 1]); // [b, R, d]
+    return attentionForward(attn, q, t, { dModel: d, heads: h }, { keyInput: tf.add(t, pe), hooks });
   };
-  const regionTokens = (features: tf.Tensor3D) => tf.tidy(() => mergeHeads(attend(features, false).output)); // [b, R, d]
+  const regionTokens = (features: tf.Tensor3D) => tf.tidy(() => attend(features)); // [b, R, d]
+  const attention = (features: tf.Tensor3D) =>
+    tf.tidy(() => {
+      let maps: tf.Tensor4D | undefined;
+      const hooks = new HookRegistry();
+      hooks.add('attn.hook_pattern', (w) => {
+        maps = w as tf.Tensor4D;
+      });
+      attend(features, hooks);
+      return maps!;
+    });
   const paramCount = C * d + d + R * d + 2 * d * d + d * regions.reduce((a, r) => a + r.voxels.length, 0) + voxels;
   return {
     name: 'transformer',
@@ -124,8 +153,11 @@ export function createTransformerEncoder(config: TransformerEncoderConfig, regio
     params,
     paramCount,
     regionTokens,
-    predict: (features) => tf.tidy(() => readoutBatched(regionTokens(features), params.readout as tf.Tensor2D, mask, params.bias as tf.Tensor1D)),
-    attention: (features) => tf.tidy(() => attend(features, true).weights!),
+    predict: (features) =>
+      tf.tidy(() =>
+        readoutBatched(regionTokens(features), params.readout as tf.Tensor2D, mask, params.bias as tf.Tensor1D),
+      ),
+    attention,
     dispose: () => tf.dispose([...Object.values(params), pe, mask]),
   };
 }

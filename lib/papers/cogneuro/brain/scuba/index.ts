@@ -19,12 +19,12 @@
  * Shape legend: n images, M natural embeddings, D embedding dim, V voxels, K concepts.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '../../../../util/random.js';
-import { ShapeError, fmt } from '../../../../util/shapes.js';
-import { CATEGORIES, drawScenes, stackPixels, type Scene, type SceneConfig } from '../simulate/scenes.js';
+import { ParamFactory } from '../../../../layers/params.js';
 import { train } from '../../../../train/loop.js';
-import { paramFactory } from '../params.js';
+import { Rng } from '../../../../util/random.js';
+import { fmt, ShapeError } from '../../../../util/shapes.js';
 import { extractFeatures, type FeatureExtractor } from '../simulate/features.js';
+import { CATEGORIES, drawScenes, type Scene, type SceneConfig, stackPixels } from '../simulate/scenes.js';
 import { coverageTensor } from '../simulate/voxels.js';
 
 /**
@@ -59,8 +59,14 @@ export function embed(embedder: Embedder, features: tf.Tensor3D, coverage: tf.Te
   if (features.rank !== 3 || features.shape[2] * 2 !== embedder.visual.shape[0]) {
     throw new ShapeError(`embed: features must be [n, N, ${embedder.visual.shape[0] / 2}], got ${fmt(features.shape)}`);
   }
-  if (coverage.rank !== 3 || coverage.shape[0] !== features.shape[0] || coverage.shape[1] !== embedder.semantic.shape[0]) {
-    throw new ShapeError(`embed: coverage must be [${features.shape[0]}, ${embedder.semantic.shape[0]}, N], got ${fmt(coverage.shape)}`);
+  if (
+    coverage.rank !== 3 ||
+    coverage.shape[0] !== features.shape[0] ||
+    coverage.shape[1] !== embedder.semantic.shape[0]
+  ) {
+    throw new ShapeError(
+      `embed: coverage must be [${features.shape[0]}, ${embedder.semantic.shape[0]}, N], got ${fmt(coverage.shape)}`,
+    );
   }
   return tf.tidy(() => {
     const pooled = tf.concat([tf.mean(features, 1), tf.max(features, 1)], 1);
@@ -77,13 +83,21 @@ export function l2normalise(x: tf.Tensor2D): tf.Tensor2D {
  * The softmax projection: weights [V, D] onto natural embeddings [M, D] -> [V, D], each row Σ_j p_vj e_j with
  * p_v = softmax(ŵ_v · e_j / τ) (ŵ the unit weight). Also returns the mixing weights p [V, M] (rows sum to 1).
  */
-export function projectToManifold(weights: tf.Tensor2D, natural: tf.Tensor2D, temperature: number): { projected: tf.Tensor2D; mixing: tf.Tensor2D } {
+export function projectToManifold(
+  weights: tf.Tensor2D,
+  natural: tf.Tensor2D,
+  temperature: number,
+): { projected: tf.Tensor2D; mixing: tf.Tensor2D } {
   if (weights.rank !== 2 || natural.rank !== 2 || weights.shape[1] !== natural.shape[1]) {
-    throw new ShapeError(`projectToManifold: weights ${fmt(weights.shape)} and natural embeddings ${fmt(natural.shape)} must be [V, D] and [M, D] with one D`);
+    throw new ShapeError(
+      `projectToManifold: weights ${fmt(weights.shape)} and natural embeddings ${fmt(natural.shape)} must be [V, D] and [M, D] with one D`,
+    );
   }
   if (!(temperature > 0)) throw new ShapeError(`projectToManifold: temperature must be > 0, got ${temperature}`);
   return tf.tidy(() => {
-    const mixing = tf.softmax(tf.div(tf.matMul(l2normalise(weights), natural, false, true), temperature)) as tf.Tensor2D; // [V, M]
+    const mixing = tf.softmax(
+      tf.div(tf.matMul(l2normalise(weights), natural, false, true), temperature),
+    ) as tf.Tensor2D; // [V, M]
     return { projected: tf.matMul(mixing, natural) as tf.Tensor2D, mixing };
   });
 }
@@ -104,13 +118,25 @@ export const CONCEPTS = [...CATEGORIES, 'background'] as const;
 export type Concept = (typeof CONCEPTS)[number];
 
 /** Concept embeddings [K, D]: the normalised mean embedding of `count` scenes of one category alone (or of none). */
-export function conceptEmbeddings(embedder: Embedder, fx: FeatureExtractor, scenes: SceneConfig, count: number, seed: number): tf.Tensor2D {
+export function conceptEmbeddings(
+  embedder: Embedder,
+  fx: FeatureExtractor,
+  scenes: SceneConfig,
+  count: number,
+  seed: number,
+): tf.Tensor2D {
   const rng = new Rng(seed).fork('concepts');
   const rows = CONCEPTS.map((c) => {
-    const drawn = drawScenes(c === 'background' ? { ...scenes, minObjects: 0, maxObjects: 0 } : { ...scenes, minObjects: 1, maxObjects: 1 }, count * 4, rng)
+    const drawn = drawScenes(
+      c === 'background' ? { ...scenes, minObjects: 0, maxObjects: 0 } : { ...scenes, minObjects: 1, maxObjects: 1 },
+      count * 4,
+      rng,
+    )
       .filter((s) => c === 'background' || s.objects[0].category === c)
       .slice(0, count);
-    return tf.tidy(() => tf.mean(embed(embedder, extractFeatures(fx, stackPixels(drawn)), coverageTensor(drawn, fx.config.grid)), 0));
+    return tf.tidy(() =>
+      tf.mean(embed(embedder, extractFeatures(fx, stackPixels(drawn)), coverageTensor(drawn, fx.config.grid)), 0),
+    );
   });
   const out = tf.tidy(() => l2normalise(tf.stack(rows) as tf.Tensor2D));
   tf.dispose(rows);
@@ -118,7 +144,10 @@ export function conceptEmbeddings(embedder: Embedder, fx: FeatureExtractor, scen
 }
 
 /** The nearest concept (cosine) of each row of x [V, D], with its similarity and the runner-up. */
-export function nearestConcepts(x: tf.Tensor2D, concepts: tf.Tensor2D): { concept: Concept; similarity: number; second: Concept }[] {
+export function nearestConcepts(
+  x: tf.Tensor2D,
+  concepts: tf.Tensor2D,
+): { concept: Concept; similarity: number; second: Concept }[] {
   const sims = tf.tidy(() => tf.matMul(l2normalise(x), concepts, false, true).arraySync() as number[][]);
   return sims.map((row) => {
     const order = row.map((s, k) => [s, k] as const).sort((a, b) => b[0] - a[0]);
@@ -150,16 +179,38 @@ function captionerLogits(c: Captioner, x: tf.Tensor2D): tf.Tensor2D {
 }
 
 /** Train the captioner on unit embeddings [M, D] with their concepts: full-batch Adam, seeded. */
-export async function trainCaptioner(natural: tf.Tensor2D, labels: readonly Concept[], steps: number, seed: number, hidden = 64): Promise<Captioner> {
+export async function trainCaptioner(
+  natural: tf.Tensor2D,
+  labels: readonly Concept[],
+  steps: number,
+  seed: number,
+  hidden = 64,
+): Promise<Captioner> {
   const [M, D] = natural.shape;
   if (labels.length !== M) throw new ShapeError(`trainCaptioner: ${labels.length} labels for ${M} embeddings`);
-  const p = paramFactory('brain-captioner', seed);
+  const p = new ParamFactory({ scope: 'brain-captioner', seed: { kind: 'mixed', seed, prefix: 'brain-captioner' } });
   const K = CONCEPTS.length;
-  const c: Captioner = { w1: p.glorot('w1', [D, hidden]), b1: p.constant('b1', [hidden], 0), w2: p.glorot('w2', [hidden, K]), b2: p.constant('b2', [K], 0) };
-  const y = tf.oneHot(tf.tensor1d(labels.map((l) => CONCEPTS.indexOf(l)), 'int32'), K);
+  const c: Captioner = {
+    w1: p.variable('w1', [D, hidden], 'glorotUniform'),
+    b1: p.variable('b1', [hidden], 'zeros'),
+    w2: p.variable('w2', [hidden, K], 'glorotUniform'),
+    b2: p.variable('b2', [K], 'zeros'),
+  };
+  const y = tf.oneHot(
+    tf.tensor1d(
+      labels.map((l) => CONCEPTS.indexOf(l)),
+      'int32',
+    ),
+    K,
+  );
   try {
     await train({
-      variables: { ...c }, steps, optimizer: { type: 'adam', lr: 0.02 }, seed, progress: false, dataframe: false,
+      variables: { ...c },
+      steps,
+      optimizer: { type: 'adam', lr: 0.02 },
+      seed,
+      progress: false,
+      dataframe: false,
       loss: () => tf.losses.softmaxCrossEntropy(y, captionerLogits(c, natural)) as tf.Scalar,
     });
   } finally {
@@ -173,7 +224,10 @@ export function disposeCaptioner(c: Captioner): void {
 }
 
 /** The captioner's concept for each row of x [V, D] (normalised first, as embeddings are), with its probability. */
-export function captionerConcepts(c: Captioner, x: tf.Tensor2D): { concept: Concept; similarity: number; second: Concept }[] {
+export function captionerConcepts(
+  c: Captioner,
+  x: tf.Tensor2D,
+): { concept: Concept; similarity: number; second: Concept }[] {
   const probs = tf.tidy(() => tf.softmax(captionerLogits(c, l2normalise(x))).arraySync() as number[][]);
   return probs.map((row) => {
     const order = row.map((s, k) => [s, k] as const).sort((a, b) => b[0] - a[0]);
