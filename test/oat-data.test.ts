@@ -7,25 +7,21 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { CELL_PX, fixationDistribution, layoutKey, productId, productOf } from '../lib/data/visual-search/index.js';
 import {
   behaviour,
   behaviourDelta,
   CATALOGUE,
-  CELL_PX,
   DEFAULT_SEARCHER,
   DEFAULT_VISUAL_SEARCH,
   editDistance,
-  fixationDistribution,
   gaussianPeLoss,
   gaussianSimilarity,
-  layoutKey,
   learnGaussianPe,
   makeDisplay,
   makeSplits,
   parseScanpathCsv,
   positionCodes,
-  productId,
-  productOf,
   renderDisplay,
   renderTarget,
   ScanpathFormatError,

@@ -29,24 +29,110 @@
  *   pearsonColumns(predictAll(model, sim.test.features), sim.test.responses);   // per voxel, against sim.ceiling
  */
 
-export * from './decoding/experiment.js';
-export * from './decoding/index.js';
-export * from './encoder/experiment.js';
-export * from './encoder/factorised.js';
-export * from './encoder/model.js';
-export * from './encoder/oracle.js';
-export * from './encoder/ridge.js';
-export * from './encoder/routing.js';
-export * from './encoder/transformer.js';
-export * from './experiments.js';
-export * from './loaders/nifti.js';
-export * from './loaders/npy.js';
-export * from './loaders/responses.js';
-export * from './positional2d.js';
-export * from './scuba/experiment.js';
-export * from './scuba/index.js';
-export * from './simulate/dataset.js';
-export * from './simulate/features.js';
-export * from './simulate/scenes.js';
-export * from './simulate/voxels.js';
-export * from './stats.js';
+// The public surface: the experiments and their configs and artifacts, the simulation, the encoders, BrainSCUBA's
+// projection and captions, the contrastive decoder, the loaders and the statistics a user reports. Experiment runners,
+// default configs and numeric plumbing (Cholesky solves, row selection, 2-D position codes) stay inside the family.
+export type { BrainDecodingArtifacts, BrainDecodingConfig } from './decoding/experiment.js';
+export {
+  type ContrastiveConfig,
+  type ContrastiveEncoder,
+  infoNce,
+  infoNceNaive,
+  retrieval,
+  trainContrastive,
+} from './decoding/index.js';
+export {
+  type BrainEncoderArtifacts,
+  type BrainEncoderConfig,
+  disposeEncoders,
+  type EncoderModelName,
+  type EncoderRow,
+  fitEncoders,
+  scoreEncoders,
+} from './encoder/experiment.js';
+export { createFactorisedReadout, type FactorisedConfig } from './encoder/factorised.js';
+export { type EncodingModel, type FitConfig, fitEncoding, predictAll } from './encoder/model.js';
+export { fitOracle, type OracleFit, predictOracle } from './encoder/oracle.js';
+export { fitRidge, type RidgeFit, type RidgeOptions, ridgeModel } from './encoder/ridge.js';
+export { regionAttention, routingScores, trueRegionMaps } from './encoder/routing.js';
+export {
+  createTransformerEncoder,
+  readoutBatched,
+  readoutLoop,
+  readoutMask,
+  type TransformerEncoder,
+  type TransformerEncoderConfig,
+} from './encoder/transformer.js';
+export { brainCaptions, brainDecoding, brainEncoder } from './experiments.js';
+export { encodeNifti, type NiftiVolume, parseNifti, readNifti, writeNifti } from './loaders/nifti.js';
+export { encodeNpy, type NpyArray, parseNpy, readNpy, writeNpy } from './loaders/npy.js';
+export {
+  exportSimulation,
+  type LoadedResponses,
+  loadNiftiResponses,
+  loadResponses,
+  readImages,
+  readLabels,
+  readResponses,
+  regionsFromLabels,
+} from './loaders/responses.js';
+export type { BrainCaptionsArtifacts, BrainCaptionsConfig, VoxelCaption } from './scuba/experiment.js';
+export {
+  type Captioner,
+  CONCEPTS,
+  type Concept,
+  caption,
+  createEmbedder,
+  disposeCaptioner,
+  disposeEmbedder,
+  type Embedder,
+  embed,
+  l2normalise,
+  nearestConcepts,
+  projectNaive,
+  projectToManifold,
+  trainCaptioner,
+} from './scuba/index.js';
+export {
+  DEFAULT_SIMULATION,
+  disposeSimulation,
+  type Simulation,
+  type SimulationConfig,
+  type Split,
+  simulate,
+} from './simulate/dataset.js';
+export {
+  createFeatureExtractor,
+  DEFAULT_FEATURES,
+  disposeFeatureExtractor,
+  extractFeatures,
+  type FeatureConfig,
+  type FeatureExtractor,
+} from './simulate/features.js';
+export {
+  CATEGORIES,
+  type Category,
+  coverage,
+  DEFAULT_SCENES,
+  drawScene,
+  drawScenes,
+  type Scene,
+  type SceneConfig,
+  type SceneObject,
+} from './simulate/scenes.js';
+export {
+  addNoise,
+  categoryRouting,
+  createVisualSystem,
+  createWholeBrain,
+  type Region,
+  type RegionSpec,
+  signal,
+  trueRoutedFeatures,
+  type VisualSystem,
+  type VisualSystemConfig,
+  type WholeBrain,
+  type WholeBrainConfig,
+  wholeBrainResponses,
+} from './simulate/voxels.js';
+export { analyticCeiling, type Mat, mat, mean, noiseCeiling, pearson, pearsonColumns } from './stats.js';

@@ -29,11 +29,102 @@
  *   const paths = decodeScanpaths(model, splits.testLayout.map((t) => t.display), { mode: 'greedy', maxFixations: 20 });
  *   summarize(paths, splits.testLayout.map((t) => t.scanpath), splits.testLayout.map((t) => t.display.target));
  */
-export * from '../../../data/visual-search/index.js';
-export * from './baselines.js';
-export * from './decode.js';
-export * from './experiment.js';
-export * from './figures.js';
-export * from './metrics.js';
-export * from './model.js';
-export * from './position.js';
+// The public surface: the visual-search data a user needs to make, simulate and load scanpaths; the model, decoding,
+// position codes, baselines, metrics and figures; the experiment with its config and artifacts. Training internals
+// (bucketed batches, score plumbing, patch geometry) stay inside the family.
+export {
+  CATALOGUE,
+  DEFAULT_SEARCHER,
+  DEFAULT_VISUAL_SEARCH,
+  type DisplayOptions,
+  exampleScanpathFiles,
+  type FeatureSpace,
+  type LoadedScanpaths,
+  loadScanpathCsv,
+  makeDisplay,
+  makeSplits,
+  makeTrials,
+  parseScanpathCsv,
+  renderDisplay,
+  renderTarget,
+  ScanpathFormatError,
+  type SearchDisplay,
+  type SearcherParams,
+  scanpathsToCsv,
+  simulateScanpath,
+  type Trial,
+  type VisualObject,
+  type VisualSearchConfig,
+  type VisualSearchSplits,
+} from '../../../data/visual-search/index.js';
+export {
+  createPixelModel,
+  disposePixelModel,
+  nearestPolicy,
+  type PixelModel,
+  type Policy,
+  pixelLoss,
+  pixelPolicy,
+  randomPolicy,
+  rollout,
+  similarityPolicy,
+} from './baselines.js';
+export { type DecodeOptions, decodeScanpaths, oatAttentionMaps, oatStepPredictions } from './decode.js';
+export {
+  dataConfig,
+  disposeModels,
+  evaluateSplit,
+  OAT_EXPERIMENT,
+  type OatArtifacts,
+  type OatExperimentConfig,
+  oatConfig,
+  oatScanpath,
+  type SplitEvaluation,
+  type TrainedModels,
+  type TrainedOat,
+  trainModels,
+  trainOat,
+} from './experiment.js';
+export { type ScanpathPanel, scanpathFigure } from './figures.js';
+export {
+  type Behaviour,
+  behaviour,
+  behaviourDelta,
+  editDistance,
+  type ScanpathSummary,
+  sequenceScore,
+  stepAccuracy,
+  summarize,
+} from './metrics.js';
+export {
+  createOat,
+  decodeOat,
+  decoderInputs,
+  disposeOat,
+  disposeOatInputs,
+  disposeOatTargets,
+  encodeOat,
+  historyBias,
+  type OatAttention,
+  type OatConfig,
+  type OatInputs,
+  type OatModel,
+  type OatTargets,
+  oatInputs,
+  oatLogits,
+  oatLoss,
+  oatParameterCount,
+  oatTargets,
+  pointerLogits,
+  sourceTokens,
+} from './model.js';
+export {
+  cosineMatrix,
+  type GaussianPe,
+  type GaussianPeOptions,
+  gaussianPeLoss,
+  gaussianSimilarity,
+  learnGaussianPe,
+  type PositionKind,
+  positionCodes,
+} from './position.js';

@@ -29,10 +29,72 @@
  *   hullMetrics(batch.examples, out.map((o) => o.answer));
  */
 
-export * from './decode.js';
-export * from './experiments.js';
-export * from './geometry.js';
-export * from './metrics.js';
-export * from './model.js';
-export * from './tasks.js';
-export * from './tsp.js';
+// The public surface: the model and its decoders, the tasks and their exact solvers, the paper's metrics, the
+// experiments with their config and artifacts. Seeds, vocabulary plumbing and geometric helpers stay inside.
+export { beamDecode, type Decoded, type DecodeOptions, greedyDecode } from './decode.js';
+export {
+  evaluatePointer,
+  POINTER_EXPERIMENTS,
+  type PointerArtifacts,
+  type PointerExperimentConfig,
+  pointerExperiments,
+  type TrainedPointer,
+  testSet,
+  trainingSet,
+  trainPointer,
+} from './experiments.js';
+export {
+  canonicalTriangles,
+  circumcircleIsEmpty,
+  convexHull,
+  cross,
+  delaunay,
+  inCircumcircle,
+  isSimplePolygon,
+  type Point,
+  polygonArea,
+  type Triangle,
+} from './geometry.js';
+export {
+  type DelaunayMetrics,
+  delaunayMetrics,
+  type HullMetrics,
+  hullMetrics,
+  type SortMetrics,
+  sortMetrics,
+  type TspMetrics,
+  taskMetrics,
+  triangles,
+  tspMetrics,
+} from './metrics.js';
+export {
+  createPointerModel,
+  decodeStep,
+  disposePointerModel,
+  type Encoded,
+  encode,
+  lstmStep,
+  outputPositions,
+  POINTER_MODEL_KINDS,
+  type PointerModel,
+  type PointerModelConfig,
+  type PointerModelKind,
+  parameterCount,
+  pointerScores,
+  sequenceLoss,
+  teacherForcedLogits,
+} from './model.js';
+export {
+  disposeBatch,
+  type Example,
+  makeBatch,
+  makeExamples,
+  type PointerBatch,
+  randomPoints,
+  TASKS,
+  type TaskName,
+  type TaskSpec,
+  targetPositions,
+  validPositions,
+} from './tasks.js';
+export { canonicalTour, heldKarp, isTour, nearestNeighbour, tourLength, twoOpt } from './tsp.js';
