@@ -6,7 +6,15 @@ import * as brain from '../lib/papers/cogneuro/brain/index.js';
 import { Rng } from '../lib/util/random.js';
 import { BACKENDS, expectClose, expectNoLeak, randomArray, useBackend } from './helpers.js';
 
-const small: brain.SimulationConfig = { ...brain.DEFAULT_SIMULATION, voxelsPerRegion: 6, train: 400, validation: 100, test: 200, repeats: 4, snr: 1 };
+const small: brain.SimulationConfig = {
+  ...brain.DEFAULT_SIMULATION,
+  voxelsPerRegion: 6,
+  train: 400,
+  validation: 100,
+  test: 200,
+  repeats: 4,
+  snr: 1,
+};
 
 describe('simulated visual system', () => {
   let sim: brain.Simulation;
@@ -25,7 +33,7 @@ describe('simulated visual system', () => {
     for (const o of s.objects) expect(brain.CATEGORIES).toContain(o.category);
   });
 
-  it("voxels correlate with their planted signal as the SNR says (r = sqrt(SNR/(1+SNR)) per presentation)", () => {
+  it('voxels correlate with their planted signal as the SNR says (r = sqrt(SNR/(1+SNR)) per presentation)', () => {
     const r = brain.mean(brain.pearsonColumns(sim.train.signal, sim.train.responses));
     expect(r).toBeCloseTo(Math.sqrt(small.snr / (1 + small.snr)), 1);
     // The repeat-averaged test response: the analytic ceiling.
@@ -43,24 +51,32 @@ describe('simulated visual system', () => {
     for (const reg of sim.system.regions.filter((r) => r.kind === 'category')) {
       const k = brain.CATEGORIES.indexOf(reg.category!);
       const present = totals.map((t) => t[k] >= 1);
-      const meanOf = (cond: boolean) => brain.mean(totals.flatMap((_, i) => (present[i] === cond ? reg.voxels.map((v) => sim.train.signal.data[i * sim.system.voxelCount + v]) : [])));
+      const meanOf = (cond: boolean) =>
+        brain.mean(
+          totals.flatMap((_, i) =>
+            present[i] === cond ? reg.voxels.map((v) => sim.train.signal.data[i * sim.system.voxelCount + v]) : [],
+          ),
+        );
       expect(meanOf(true), reg.name).toBeGreaterThan(meanOf(false) + 0.3);
     }
     const N = 64;
-    for (const v of sim.system.regions[0].voxels) expect(sim.system.prf.subarray(v * N, (v + 1) * N).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+    for (const v of sim.system.regions[0].voxels)
+      expect(sim.system.prf.subarray(v * N, (v + 1) * N).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
   });
 
-  it('the batched signal equals each voxel\'s weights on its truly routed features (per-voxel reference)', () => {
+  it("the batched signal equals each voxel's weights on its truly routed features (per-voxel reference)", () => {
     const n = 12;
     const f = tf.slice(sim.test.features, [0, 0, 0], [n, -1, -1]) as tf.Tensor3D;
     const c = tf.slice(sim.test.coverage, [0, 0, 0], [n, -1, -1]) as tf.Tensor3D;
     const routed = brain.trueRoutedFeatures(sim.system, f, c).arraySync() as number[][][]; // [n, V, C]
     const { voxelCount: V, channels: C } = sim.system;
-    const ref = routed.flatMap((row) => row.map((z, v) => {
-      let s = 0;
-      for (let k = 0; k < C; k++) s += sim.system.weights[v * C + k] * z[k];
-      return (s - sim.system.signalMean[v]) / sim.system.signalStd[v];
-    }));
+    const ref = routed.flatMap((row) =>
+      row.map((z, v) => {
+        let s = 0;
+        for (let k = 0; k < C; k++) s += sim.system.weights[v * C + k] * z[k];
+        return (s - sim.system.signalMean[v]) / sim.system.signalStd[v];
+      }),
+    );
     expectClose(brain.signal(sim.system, f, c), ref, { rtol: 1e-3, atol: 1e-3 }, 'signal');
     expect(ref.length).toBe(n * V);
     tf.dispose([f, c]);
@@ -69,7 +85,10 @@ describe('simulated visual system', () => {
   it('a model given the true routing reaches the noise ceiling', () => {
     const tr = brain.trueRoutedFeatures(sim.system, sim.train.features, sim.train.coverage);
     const te = brain.trueRoutedFeatures(sim.system, sim.test.features, sim.test.coverage);
-    const r = brain.pearsonColumns(brain.predictOracle(brain.fitOracle(tr, sim.train.responses), te), sim.test.responses);
+    const r = brain.pearsonColumns(
+      brain.predictOracle(brain.fitOracle(tr, sim.train.responses), te),
+      sim.test.responses,
+    );
     tf.dispose([tr, te]);
     for (const reg of sim.system.regions) {
       const frac = brain.mean(reg.voxels.map((v) => r[v])) / brain.mean(reg.voxels.map((v) => sim.ceiling[v]));
@@ -103,7 +122,8 @@ describe.each(BACKENDS)('transformer brain encoder on %s', (name) => {
     const bias = tf.tensor1d(Float32Array.from(randomArray(V, 3)));
     const mask = brain.readoutMask(regions, d, V);
     const up = tf.tensor2d(Float32Array.from(randomArray(b * V, 4)), [b, V]);
-    const f = (fn: (t: tf.Tensor3D, w: tf.Tensor2D) => tf.Tensor2D) => tf.grads((t: tf.Tensor, ww: tf.Tensor) => tf.sum(tf.mul(fn(t as tf.Tensor3D, ww as tf.Tensor2D), up)));
+    const f = (fn: (t: tf.Tensor3D, w: tf.Tensor2D) => tf.Tensor2D) =>
+      tf.grads((t: tf.Tensor, ww: tf.Tensor) => tf.sum(tf.mul(fn(t as tf.Tensor3D, ww as tf.Tensor2D), up)));
     const fast = (t: tf.Tensor3D, ww: tf.Tensor2D) => brain.readoutBatched(t, ww, mask, bias);
     const ref = (t: tf.Tensor3D, ww: tf.Tensor2D) => brain.readoutLoop(t, ww, regions, bias);
     expectClose(fast(tokens, w), ref(tokens, w), {}, 'readout');
@@ -121,13 +141,25 @@ describe.each(BACKENDS)('transformer brain encoder on %s', (name) => {
     expect(a.shape).toEqual([2, 2, 3, 16]);
     expectClose(tf.sum(a, 3), tf.ones([2, 2, 3]), {}, 'attention rows');
     expect(model.predict(x).shape).toEqual([2, 6]);
-    expect(() => model.predict(tf.zeros([2, 16, 4]) as tf.Tensor3D)).toThrow('features must be [b, 16, 5], got [2,16,4]');
+    expect(() => model.predict(tf.zeros([2, 16, 4]) as tf.Tensor3D)).toThrow(
+      'features must be [b, 16, 5], got [2,16,4]',
+    );
     expectNoLeak(() => {
       tf.dispose([model.predict(x), model.attention(x)]);
-      const { value, grads } = tf.variableGrads(() => tf.mean(tf.square(model.predict(x))) as tf.Scalar, Object.values(model.params));
+      const { value, grads } = tf.variableGrads(
+        () => tf.mean(tf.square(model.predict(x))) as tf.Scalar,
+        Object.values(model.params),
+      );
       tf.dispose([value, grads]);
     });
-    expect(() => brain.createTransformerEncoder({ grid: 4, channels: 5, dModel: 8, heads: 2 }, [{ name: 'A', voxels: [0, 9] }], 6, 0)).toThrow("region 'A' names voxel 9, outside [0, 6)");
+    expect(() =>
+      brain.createTransformerEncoder(
+        { grid: 4, channels: 5, dModel: 8, heads: 2 },
+        [{ name: 'A', voxels: [0, 9] }],
+        6,
+        0,
+      ),
+    ).toThrow("region 'A' names voxel 9, outside [0, 6)");
     tf.dispose([a, x]);
     model.dispose();
   });
@@ -151,7 +183,10 @@ describe('ridge closed form', () => {
     // Gradient of ‖Yc − Xc W‖² + λ‖W‖² is zero: Xcᵀ(Xc W − Yc) + λ W = 0 (float64).
     const X = x.arraySync() as number[][];
     const mu = Array.from({ length: P }, (_, j) => X.reduce((a, r) => a + r[j], 0) / n);
-    const my = Array.from({ length: V }, (_, v) => Array.from({ length: n }, (_, i) => y.data[i * V + v]).reduce((a, b) => a + b, 0) / n);
+    const my = Array.from(
+      { length: V },
+      (_, v) => Array.from({ length: n }, (_, i) => y.data[i * V + v]).reduce((a, b) => a + b, 0) / n,
+    );
     const lam = primal.lambda[0];
     for (let v = 0; v < V; v++) {
       const w = Array.from({ length: P }, (_, j) => primal.weights[j * V + v]);
@@ -172,8 +207,16 @@ describe('BrainSCUBA projection and InfoNCE', () => {
   it('the projection returns convex combinations of the embedding set, equal to the per-voxel reference', () => {
     const [V, M, D] = [4, 50, 6];
     const rng = new Rng(2);
-    const natural = brain.l2normalise(tf.tensor2d(Array.from({ length: M * D }, () => rng.normal()), [M, D]));
-    const w = tf.tensor2d(Array.from({ length: V * D }, () => rng.normal()), [V, D]);
+    const natural = brain.l2normalise(
+      tf.tensor2d(
+        Array.from({ length: M * D }, () => rng.normal()),
+        [M, D],
+      ),
+    );
+    const w = tf.tensor2d(
+      Array.from({ length: V * D }, () => rng.normal()),
+      [V, D],
+    );
     const { projected, mixing } = brain.projectToManifold(w, natural, 0.1);
     const p = mixing.arraySync() as number[][];
     for (const row of p) {
@@ -181,21 +224,43 @@ describe('BrainSCUBA projection and InfoNCE', () => {
       expect(row.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
     }
     expectClose(projected, tf.matMul(mixing, natural), {}, 'projected = mixing · natural');
-    expectClose(projected, brain.projectNaive(w.arraySync() as number[][], natural.arraySync() as number[][], 0.1).flat(), { rtol: 1e-3, atol: 1e-5 }, 'naive');
+    expectClose(
+      projected,
+      brain.projectNaive(w.arraySync() as number[][], natural.arraySync() as number[][], 0.1).flat(),
+      { rtol: 1e-3, atol: 1e-5 },
+      'naive',
+    );
     // Very low temperature: the single most similar natural embedding.
     const hard = brain.projectToManifold(w, natural, 1e-4).projected.arraySync() as number[][];
     const sims = tf.matMul(brain.l2normalise(w), natural, false, true).arraySync() as number[][];
     const nat = natural.arraySync() as number[][];
     hard.forEach((h, v) => expectClose(h, nat[sims[v].indexOf(Math.max(...sims[v]))], { atol: 1e-4 }, 'argmax'));
-    expect(() => brain.projectToManifold(w, tf.zeros([5, 3]) as tf.Tensor2D, 0.1)).toThrow('weights [4,6] and natural embeddings [5,3]');
+    expect(() => brain.projectToManifold(w, tf.zeros([5, 3]) as tf.Tensor2D, 0.1)).toThrow(
+      'weights [4,6] and natural embeddings [5,3]',
+    );
     tf.dispose([natural, w, projected, mixing]);
   });
 
   it('InfoNCE equals the float64 reference and retrieval ranks the matching candidate', () => {
     const rng = new Rng(4);
-    const z = brain.l2normalise(tf.tensor2d(Array.from({ length: 5 * 3 }, () => rng.normal()), [5, 3]));
-    const e = brain.l2normalise(tf.tensor2d(Array.from({ length: 5 * 3 }, () => rng.normal()), [5, 3]));
-    expectClose([brain.infoNce(z, e, 0.2).dataSync()[0]], [brain.infoNceNaive(z.arraySync() as number[][], e.arraySync() as number[][], 0.2)], { rtol: 1e-4 }, 'infoNce');
+    const z = brain.l2normalise(
+      tf.tensor2d(
+        Array.from({ length: 5 * 3 }, () => rng.normal()),
+        [5, 3],
+      ),
+    );
+    const e = brain.l2normalise(
+      tf.tensor2d(
+        Array.from({ length: 5 * 3 }, () => rng.normal()),
+        [5, 3],
+      ),
+    );
+    expectClose(
+      [brain.infoNce(z, e, 0.2).dataSync()[0]],
+      [brain.infoNceNaive(z.arraySync() as number[][], e.arraySync() as number[][], 0.2)],
+      { rtol: 1e-4 },
+      'infoNce',
+    );
     const r = brain.retrieval(e, e, [1, 5]);
     expect(r.topk[1]).toBe(1);
     expectNoLeak(() => tf.dispose(brain.infoNce(z, e, 0.2)));

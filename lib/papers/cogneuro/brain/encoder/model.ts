@@ -3,10 +3,10 @@
  * responses standardised per voxel with training statistics). Shape legend: b batch, N tokens, C channels, V voxels.
  */
 import * as tf from '@tensorflow/tfjs';
-import { train, type StepRecord } from '../../../../train/loop.js';
+import { type StepRecord, train } from '../../../../train/loop.js';
 import type { ProgressMode } from '../../../../train/progress.js';
 import { Rng } from '../../../../util/random.js';
-import { columnStats, mat, type Mat } from '../stats.js';
+import { columnStats, type Mat, mat } from '../stats.js';
 
 export interface RegionVoxels {
   name: string;
@@ -37,7 +37,12 @@ export interface FitConfig {
 /** Standardise responses with the training split's per-voxel mean and sd, so losses weigh voxels equally. */
 export function standardiser(train: Mat): (m: Mat) => Mat {
   const { mean, std } = columnStats(train);
-  return (m) => mat(m.rows, m.cols, m.data.map((x, i) => (x - mean[i % m.cols]) / std[i % m.cols]));
+  return (m) =>
+    mat(
+      m.rows,
+      m.cols,
+      m.data.map((x, i) => (x - mean[i % m.cols]) / std[i % m.cols]),
+    );
 }
 
 /** Fit a model by minibatch MSE with AdamW and a cosine schedule; minibatches drawn from `seed`. */
@@ -82,7 +87,14 @@ export function predictAll(model: EncodingModel, features: tf.Tensor3D, batch = 
   const n = features.shape[0];
   const parts: Float32Array[] = [];
   for (let i = 0; i < n; i += batch) {
-    parts.push(tf.tidy(() => model.predict(tf.slice(features, [i, 0, 0], [Math.min(batch, n - i), -1, -1]) as tf.Tensor3D).dataSync() as Float32Array));
+    parts.push(
+      tf.tidy(
+        () =>
+          model
+            .predict(tf.slice(features, [i, 0, 0], [Math.min(batch, n - i), -1, -1]) as tf.Tensor3D)
+            .dataSync() as Float32Array,
+      ),
+    );
   }
   const cols = parts[0].length / Math.min(batch, n);
   const out = mat(n, cols);
