@@ -10,9 +10,11 @@ import {
   attentionForward,
   type BlockParams,
   blockForward,
+  configMask,
   gelu,
   HookRegistry,
   type Init,
+  KVCache,
   layerNorm,
   linear,
   makeAttention,
@@ -28,7 +30,7 @@ import {
 } from '../lib/layers/index.js';
 import { seededInitializer } from '../lib/train/seed.js';
 import { hashString, tfSeed } from '../lib/util/random.js';
-import { BACKENDS, expectNoLeak, useBackend } from './helpers.js';
+import { BACKENDS, expectClose, expectNoLeak, useBackend } from './helpers.js';
 
 const RANDOM_INITS: [string, Init][] = [
   ['normal', { normal: 0.5 }],
@@ -179,6 +181,34 @@ describe.each(BACKENDS)('ParamFactory on %s', (backendName) => {
     w.dispose();
   });
 
+  it('draw: a tensor drawn as the variable of its key would be (the counter advances alike), owned by the caller', () => {
+    for (const [label, stream] of STREAMS) {
+      const [a, b] = [
+        new ParamFactory({ scope: 'a', seed: stream(3) }),
+        new ParamFactory({ scope: 'b', seed: stream(3) }),
+      ];
+      const t = a.draw('w', [3, 4], { normal: 1 });
+      expect(t instanceof tf.Variable, label).toBe(false);
+      expect(values(t), label).toEqual(values(b.variable('w', [3, 4], { normal: 1 })));
+      expect(values(a.variable('v', [2], { uniform: 1 })), label).toEqual(values(b.variable('v', [2], { uniform: 1 })));
+      expect(Object.keys(a.params()), label).toEqual(['v']);
+      t.dispose();
+      a.dispose();
+      b.dispose();
+    }
+    expectNoLeak(() => {
+      const f = new ParamFactory({ scope: 'd', seed: 1 });
+      f.draw('w', [2], { normal: 1 }).dispose();
+    });
+    const f = new ParamFactory({ scope: 'd', seed: 1 });
+    expect(() => f.draw('w', [0], 'zeros')).toThrow(/ParamFactory\.draw: 'w' needs a shape of positive integers/);
+    expect(() => f.draw('w', [2], { normal: 0 })).toThrow(/ParamFactory\.draw: 'w': init must be/);
+    f.dispose();
+    expect(() => f.draw('w', [2], 'zeros')).toThrow(
+      /ParamFactory\.draw: 'w': the factory of scope 'd' has been disposed/,
+    );
+  });
+
   it('leaks nothing: variables, blocks and their forward pass are freed by dispose()', () => {
     const vars = Object.keys(tf.engine().registeredVariables).length;
     expectNoLeak(() => {
@@ -283,6 +313,42 @@ describe.each(BACKENDS)('building blocks on %s', (backendName) => {
     expect(values(y)).toEqual(values(mergeHeads(ref.output)));
     expect(values(pattern!)).toEqual(values(ref.weights));
     tf.dispose([t, pe, q, ref.output, ref.weights, pattern!, y]);
+    f.dispose();
+  });
+
+  it('attend replaces sdpa and sees q, k before RoPE; lastOnly gives the last row of the full call', () => {
+    const f = new ParamFactory({ scope: 'attend', seed: 7 });
+    const rcfg = { ...cfg, causal: true, positional: 'rope' as const };
+    const p = makeBlock(f, rcfg);
+    const x = tf.randomNormal([2, 5, 8], 0, 1, 'float32', 8);
+    const hooks = new HookRegistry();
+    const patterns: number[][] = [];
+    hooks.add(/hook_pattern$/, (w) => {
+      patterns.push(w.shape);
+    });
+    const seen: tf.Tensor[] = [];
+    const attend = (q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, content: { q: tf.Tensor4D; k: tf.Tensor4D }) => {
+      seen.push(content.q.clone(), content.k.clone());
+      return sdpa(q, k, v, { mask: configMask(rcfg) });
+    };
+    const plain = blockForward(p, x, rcfg);
+    const replaced = blockForward(p, x, rcfg, { attend, hooks });
+    expect(values(replaced)).toEqual(values(plain));
+    expect(patterns).toEqual([]);
+    const a = layerNorm(x, p.ln1.gamma, p.ln1.beta);
+    expect(values(seen[0])).toEqual(values(splitHeads(linear(a, p.attn.wq!), 2, 4)));
+    expect(values(seen[1])).toEqual(values(splitHeads(linear(a, p.attn.wk), 2, 4)));
+    const last = blockForward(p, x, rcfg, { attend, lastOnly: true });
+    expect(last.shape).toEqual([2, 1, 8]);
+    expect(seen[2].shape).toEqual([2, 2, 1, 4]); // the last query's content
+    expect(values(seen[2])).toEqual(values(seen[0].slice([0, 0, 4, 0], [2, 2, 1, 4])));
+    expectClose(last, plain.slice([0, 4, 0], [2, 1, 8]), { rtol: 1e-6, atol: 1e-6 }, 'lastOnly');
+    const lastPlain = blockForward(p, x, rcfg, { lastOnly: true });
+    expect(values(lastPlain)).toEqual(values(last));
+    expect(() => blockForward(p, x, rcfg, { attend, cache: new KVCache(1, 8) })).toThrow(
+      /attentionForward: call\.attend cannot run with call\.cache/,
+    );
+    tf.dispose([x, plain, replaced, a, last, lastPlain, ...seen]);
     f.dispose();
   });
 

@@ -235,6 +235,69 @@ describe('SparseLM', () => {
     },
   );
 
+  it('weights: the counter stream from 1000 · seed, under the keys and in the order SparseLM always had', () => {
+    const model = new SparseLM({ vocab: 12, dModel: 16, heads: 2, layers: 2, attention: 'local', seed: 3 });
+    const layer = ['ln1g', 'ln1b', 'wq', 'wk', 'wv', 'wo', 'ln2g', 'ln2b', 'w1', 'b1', 'w2', 'b2'];
+    expect(Object.keys(model.params)).toEqual([
+      'embed',
+      ...layer.map((k) => `l0.${k}`),
+      ...layer.map((k) => `l1.${k}`),
+      'lnfg',
+      'lnfb',
+    ]);
+    const out = 0.02 / Math.sqrt(4);
+    const draws: [string, number[], number][] = [
+      ['embed', [12, 16], 0.02],
+      ...['l0', 'l1'].flatMap((l): [string, number[], number][] => [
+        [`${l}.wq`, [16, 16], 0.02],
+        [`${l}.wk`, [16, 16], 0.02],
+        [`${l}.wv`, [16, 16], 0.02],
+        [`${l}.wo`, [16, 16], out],
+        [`${l}.w1`, [16, 64], 0.02],
+        [`${l}.w2`, [64, 16], out],
+      ]),
+    ];
+    draws.forEach(([key, shape, std], n) => {
+      const want = tf.randomNormal(shape, 0, std, 'float32', 3000 + n);
+      expect(Array.from(model.params[key].dataSync()), key).toEqual(Array.from(want.dataSync()));
+      want.dispose();
+    });
+    expect(Array.from(model.params['l1.ln2g'].dataSync())).toEqual(new Array(16).fill(1));
+    model.dispose();
+  });
+
+  it('hook points: q, k, v, pattern and outputs by block; no pattern where a sparse attention replaces sdpa', () => {
+    const tokens = tf.tensor2d([[1, 5, 7, 2, 3, 9, 4, 11]], [1, 8], 'int32');
+    const shapes = (kind: AttentionKind, o: ForwardOptions = {}) => {
+      const model = new SparseLM({ vocab: 12, dModel: 16, heads: 2, layers: 2, attention: kind, window: 4, seed: 1 });
+      const { logits, cache } = model.runWithCache(tokens, /hook_(q|pattern|z|logits)$/, o);
+      const out = Object.fromEntries(cache.names().map((n) => [n, cache.get(n).shape]));
+      tf.dispose(logits);
+      cache.dispose();
+      model.dispose();
+      return out;
+    };
+    expect(shapes('dense', { lastOnly: true })).toEqual({
+      'blocks.0.attn.hook_q': [1, 2, 8, 8],
+      'blocks.0.attn.hook_pattern': [1, 2, 8, 8],
+      'blocks.0.attn.hook_z': [1, 2, 8, 8],
+      'blocks.1.attn.hook_q': [1, 2, 1, 8],
+      'blocks.1.attn.hook_pattern': [1, 2, 1, 8],
+      'blocks.1.attn.hook_z': [1, 2, 1, 8],
+      hook_logits: [1, 1, 12],
+    });
+    // Routing routes in the last layer only (routingLayers' default): the first keeps its local sdpa and pattern.
+    expect(Object.keys(shapes('routing'))).toEqual([
+      'blocks.0.attn.hook_q',
+      'blocks.0.attn.hook_pattern',
+      'blocks.0.attn.hook_z',
+      'blocks.1.attn.hook_q',
+      'blocks.1.attn.hook_z',
+      'hook_logits',
+    ]);
+    tokens.dispose();
+  });
+
   it('routing: a training step collects the routed queries and moves the centroids', () => {
     const model = new SparseLM({
       vocab: 12,

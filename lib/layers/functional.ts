@@ -1,8 +1,9 @@
 /**
- * The building blocks as pure functions on tensors + parameters: attention over `sdpa`, MLP, norm and the transformer
- * block (with an optional cross-attention sublayer for decoders). ToyLM, the tf.layers.Layer classes in this folder,
- * OAT, the brain encoder and the pointer-transformer call these; their parameters come from weights.ts on the seeded
- * ParamFactory (params.ts). Hook points (names and shapes in hooks.ts) run only when a registry is passed in.
+ * The building blocks as pure functions on tensors + parameters: attention over `sdpa` (or a passed-in `attend`), MLP,
+ * norm and the transformer block (with an optional cross-attention sublayer for decoders). ToyLM, the tf.layers.Layer
+ * classes in this folder, OAT, the brain encoder, the pointer-transformer and SparseLM call these; their parameters
+ * come from weights.ts on the seeded ParamFactory (params.ts). Hook points (names and shapes in hooks.ts) run only
+ * when a registry is passed in.
  * Shape legend: b batch, s positions, t context positions, m d_model, h heads, g kv heads, d head dim, f MLP hidden.
  */
 import type * as tf from '@tensorflow/tfjs';
@@ -104,6 +105,18 @@ export function configMask(cfg: AttentionConfig): masks.Mask | undefined {
   return masks.causal();
 }
 
+/**
+ * An attention in place of `sdpa` (a sparse method, say): q [b, h, s, d], k, v [b, g, t, d] after RoPE ->
+ * z [b, h, s, d]. `content` holds the queries and keys before RoPE, for methods that route on content or place the
+ * keys they keep at positions of their own.
+ */
+export type Attend = (
+  q: tf.Tensor4D,
+  k: tf.Tensor4D,
+  v: tf.Tensor4D,
+  content: { q: tf.Tensor4D; k: tf.Tensor4D },
+) => tf.Tensor4D;
+
 export interface AttentionCall {
   hooks?: HookRegistry;
   /** Hook-name prefix, e.g. 'blocks.0.attn'. */
@@ -115,6 +128,17 @@ export interface AttentionCall {
   mask?: masks.Mask | tf.Tensor;
   /** Keys read this [b, t, m] instead of the context (position codes in the keys only, as DETR's). */
   keyInput?: tf.Tensor;
+  /**
+   * Replaces `sdpa`, so the config's mask, bias and scoring and the call's mask do not apply, and `hook_pattern` does
+   * not run (a sparse method has no dense pattern). Not with a cache: the content keys would cover only the new
+   * positions.
+   */
+  attend?: Attend;
+  /**
+   * Only the last query (decoding without a cache): q, k, v are projected and rotated at every position and q then
+   * keeps its last row, so the output [b, 1, m] is the last row of the full call's.
+   */
+  lastOnly?: boolean;
 }
 
 /**
@@ -129,17 +153,27 @@ export function attentionForward(
   call: AttentionCall = {},
 ): tf.Tensor3D {
   const { heads, kvHeads, headDim } = resolve(cfg);
+  if (call.attend && call.cache)
+    throw new Error(
+      'attentionForward: call.attend cannot run with call.cache (the content keys would cover only the new positions)',
+    );
   const hook = (name: string, t: tf.Tensor) => (call.hooks ? call.hooks.run(`${call.prefix ?? 'attn'}.${name}`, t) : t);
   const src = context ?? x;
   const past = call.cache ? call.cache.length(call.layer ?? 0) : 0;
-  let q = splitHeads(p.wq ? linear(x, p.wq, p.bq) : x, heads, headDim); // [b, h, s, d]
-  let k = splitHeads(linear(call.keyInput ?? src, p.wk, p.bk), kvHeads, headDim); // [b, g, t, d]
+  const qContent = splitHeads(p.wq ? linear(x, p.wq, p.bq) : x, heads, headDim); // [b, h, s, d]
+  const kContent = splitHeads(linear(call.keyInput ?? src, p.wk, p.bk), kvHeads, headDim); // [b, g, t, d]
   let v = splitHeads(linear(src, p.wv, p.bv), kvHeads, headDim); // [b, g, t, d]
+  let [q, k, qc] = [qContent, kContent, qContent];
   if (cfg.positional === 'rope') {
     const qPos = Array.from({ length: q.shape[2] }, (_, i) => past + i);
     const kPos = Array.from({ length: k.shape[2] }, (_, i) => past + i);
     q = rope(q, qPos, { base: cfg.ropeBase }) as tf.Tensor4D;
     k = rope(k, kPos, { base: cfg.ropeBase }) as tf.Tensor4D;
+  }
+  if (call.lastOnly) {
+    const [b, h, s, d] = q.shape;
+    q = q.slice([0, 0, s - 1, 0], [b, h, 1, d]); // queries are end-aligned to the keys
+    qc = qContent.slice([0, 0, s - 1, 0], [b, h, 1, d]);
   }
   if (call.cache) [k, v] = call.cache.append(call.layer ?? 0, k, v);
   q = hook('hook_q', q) as tf.Tensor4D;
@@ -150,7 +184,9 @@ export function attentionForward(
   const mask = call.mask ?? (context ? undefined : configMask(cfg));
   const opts = { mask, bias, scoring: cfg.scoring, sinkLogit: p.sink };
   let z: tf.Tensor;
-  if (call.hooks?.has(`${call.prefix ?? 'attn'}.hook_pattern`)) {
+  if (call.attend) {
+    z = call.attend(q, k, v, { q: qc, k: kContent });
+  } else if (call.hooks?.has(`${call.prefix ?? 'attn'}.hook_pattern`)) {
     const r = sdpa(q, k, v, { ...opts, returnWeights: true });
     hook('hook_pattern', r.weights);
     z = r.output;
@@ -210,7 +246,8 @@ export interface BlockCall extends AttentionCall {
 
 /**
  * Pre-norm block: x + attn(ln1(x)), then + cross(ln(x), memory) when the block has one, then + mlp(ln2(x)).
- * x [b, s, m] -> [b, s, m]. Self-attention takes the call's mask and cache; cross-attention takes memoryMask.
+ * x [b, s, m] -> [b, s, m] ([b, 1, m] with lastOnly). Self-attention takes the call's mask, cache, attend and
+ * lastOnly; cross-attention takes memoryMask.
  */
 export function blockForward(p: BlockParams, x: tf.Tensor, cfg: BlockConfig, call: BlockCall = {}): tf.Tensor3D {
   const prefix = call.prefix ?? 'block';
@@ -221,6 +258,10 @@ export function blockForward(p: BlockParams, x: tf.Tensor, cfg: BlockConfig, cal
     'hook_attn_out',
     attentionForward(p.attn, normForward(p.ln1, x), null, cfg, { ...selfCall, prefix: `${prefix}.attn` }),
   );
+  if (call.lastOnly) {
+    const [b, s, m] = x.shape;
+    x = x.slice([0, s - 1, 0], [b, 1, m]);
+  }
   x = x.add(a);
   if (p.cross) {
     if (!memory) throw new Error(`blockForward: block '${prefix}' has cross-attention but the call gives no memory`);

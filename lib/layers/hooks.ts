@@ -1,13 +1,15 @@
 /**
  * Named hook points (after TransformerLens's HookPoint): every interesting activation of a model passes through
  * `hooks.run(name, x)`, where user functions can read it, record it, or replace it (ablate heads, patch activations).
- * Hook names and shapes of the blocks in functional.ts, as ToyLM names them (pos = query position, kpos = key position):
+ * Hook names and shapes of the blocks in functional.ts, as ToyLM and SparseLM name them (pos = query position, kpos =
+ * key position):
  *   hook_embed                      [batch, pos, d_model]
  *   blocks.{i}.hook_resid_pre       [batch, pos, d_model]
  *   blocks.{i}.attn.hook_q          [batch, head, pos, d_head]      after RoPE when used
  *   blocks.{i}.attn.hook_k          [batch, kv_head, kpos, d_head]  the full cached keys
  *   blocks.{i}.attn.hook_v          [batch, kv_head, kpos, d_head]
- *   blocks.{i}.attn.hook_pattern    [batch, head, pos, kpos]        attention weights (computed only when hooked)
+ *   blocks.{i}.attn.hook_pattern    [batch, head, pos, kpos]        attention weights (computed only when hooked;
+ *                                                                    none where a sparse `attend` replaces sdpa)
  *   blocks.{i}.attn.hook_z          [batch, head, pos, d_head]      per-head outputs before the output projection
  *   blocks.{i}.hook_attn_out        [batch, pos, d_model]
  *   blocks.{i}.cross.hook_{q,k,v,pattern,z}   as attn.hook_*, kpos over the memory  (blocks with cross-attention)

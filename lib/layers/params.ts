@@ -1,6 +1,6 @@
 /**
- * The library's one seeded parameter factory: named trainable variables, their initialisers, the seed each random one
- * is drawn with, unique tfjs names and disposal.
+ * The library's one seeded parameter factory: named trainable variables (and plain seeded draws), their initialisers,
+ * the seed each random one is drawn with, unique tfjs names and disposal.
  *
  *   const f = new ParamFactory({ scope: 'oat', seed: 3 });
  *   const wq = f.child('enc.0.attn').variable('wq', [64, 64], 'xavierUniform');   // key 'enc.0.attn.wq'
@@ -109,20 +109,12 @@ export class ParamFactory {
   /** A trainable float32 variable under key `${prefix}.${name}`, initialised by `init` (seeded from the key). */
   variable(name: string, shape: number[], init: Init): tf.Variable {
     const s = this.store;
-    checkKey('ParamFactory.variable', 'name', name);
-    const key = this.key(name);
-    if (s.disposed)
-      throw new Error(`ParamFactory.variable: '${key}': the factory of scope '${s.base}' has been disposed`);
+    const key = this.checked('ParamFactory.variable', name, shape);
     if (key in s.params)
       throw new Error(
         `ParamFactory.variable: '${key}' already exists in scope '${s.base}'; parameter names must be unique`,
       );
-    if (!Array.isArray(shape) || shape.length === 0 || shape.some((d) => !Number.isInteger(d) || d <= 0)) {
-      throw new Error(
-        `ParamFactory.variable: '${key}' needs a shape of positive integers, got ${JSON.stringify(shape)}`,
-      );
-    }
-    const initializer = this.initializer(key, shape, init);
+    const initializer = this.initializer('ParamFactory.variable', key, shape, init);
     let v: tf.Variable;
     if (s.layer) {
       // addWeight is protected in the typings but is the documented way for custom layers to own weights.
@@ -134,6 +126,17 @@ export class ParamFactory {
     }
     s.params[key] = v;
     return v;
+  }
+
+  /**
+   * A plain float32 tensor drawn as `variable` would draw key `${prefix}.${name}` (the counter stream advances alike),
+   * but neither a variable nor kept by the factory: state that a model replaces rather than trains (routing centroids).
+   * The caller disposes it.
+   */
+  draw(name: string, shape: number[], init: Init): tf.Tensor {
+    const key = this.checked('ParamFactory.draw', name, shape);
+    const initializer = this.initializer('ParamFactory.draw', key, shape, init);
+    return tf.tidy(() => initializer.apply(shape, 'float32'));
   }
 
   /** Every variable this factory and its children made, by key, in the order they were made. */
@@ -157,6 +160,17 @@ export class ParamFactory {
     return this.prefix ? `${this.prefix}.${name}` : name;
   }
 
+  /** The key of `name` once the name, the shape and the factory's state are valid for a new parameter. */
+  private checked(fn: string, name: string, shape: number[]): string {
+    checkKey(fn, 'name', name);
+    const key = this.key(name);
+    if (this.store.disposed)
+      throw new Error(`${fn}: '${key}': the factory of scope '${this.store.base}' has been disposed`);
+    if (!Array.isArray(shape) || shape.length === 0 || shape.some((d) => !Number.isInteger(d) || d <= 0))
+      throw new Error(`${fn}: '${key}' needs a shape of positive integers, got ${JSON.stringify(shape)}`);
+    return key;
+  }
+
   /** The seed of the next random parameter, `key`. */
   private seed(key: string): number {
     const s = this.store.seeds;
@@ -165,8 +179,8 @@ export class ParamFactory {
     return tfSeed(s.start + this.store.draws++);
   }
 
-  private initializer(key: string, shape: number[], init: Init): TfInitializer {
-    const fn = `ParamFactory.variable: '${key}'`;
+  private initializer(method: string, key: string, shape: number[], init: Init): TfInitializer {
+    const fn = `${method}: '${key}'`;
     if (init === 'zeros') return tf.initializers.zeros();
     if (init === 'ones') return tf.initializers.ones();
     if (init === 'glorotUniform') return tf.initializers.glorotUniform({ seed: this.seed(key) });

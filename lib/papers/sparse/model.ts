@@ -19,15 +19,29 @@
  * At evaluation, `override` replaces the attention of every layer by any (q, k, v, layer) -> output function, which is
  * how the training-free methods (HiP, LongHeads, ...) run on a trained dense model.
  *
+ * The blocks are lib/layers' (blockForward, with the kind's attention as its `attend` where it is not plain causal
+ * `sdpa`), so the hook points are theirs (lib/layers/hooks.ts): hook_embed, blocks.{i}.attn.hook_q (after RoPE), ...,
+ * hook_logits. Weights come from one ParamFactory on the counter stream from 1000 · seed, drawn in the order and
+ * under the keys (embed, l{i}.ln1g, l{i}.wq, ..., lnfg) the model has always had, so a seed gives the same weights.
+ *
  * Shape legend: b batch, n positions, m d_model, h heads, d head dim.
  */
 import * as tf from '@tensorflow/tfjs';
 import { sdpa } from '../../attention/sdpa.js';
 import { embedding } from '../../backend/ops.js';
-import { gelu, layerNorm, linear, mergeHeads, splitHeads } from '../../layers/functional.js';
+import {
+  type Attend,
+  type BlockConfig,
+  type BlockParams,
+  blockForward,
+  linear,
+  type NormParams,
+  normForward,
+} from '../../layers/functional.js';
+import { ActivationCache, HookRegistry } from '../../layers/hooks.js';
+import { ParamFactory } from '../../layers/params.js';
+import { makeAttention, makeMlp, makeNorm } from '../../layers/weights.js';
 import * as masks from '../../masks/index.js';
-import { rope } from '../../positional/rope.js';
-import { tfSeed } from '../../util/random.js';
 import { ShapeError } from '../../util/shapes.js';
 import { type LandmarkOptions, landmarkAttention } from './landmark/index.js';
 import { ATTENTION_KINDS, type AttentionKind } from './method.js';
@@ -90,8 +104,6 @@ export interface ForwardOptions {
    * for that position alone (keys and values still cover every position).
    */
   lastOnly?: boolean;
-  /** Record each layer's q, k, v (kept; the caller disposes) into this object. */
-  record?: Record<string, tf.Tensor>;
 }
 
 /** Causal attention on the fastest exact path available. */
@@ -102,11 +114,19 @@ export function denseCausal(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, window?: n
 
 export class SparseLM {
   readonly config: Required<Omit<SparseLMConfig, 'routingLayers'>> & { routingLayers: number[] };
-  readonly params: Record<string, tf.Variable> = {};
+  /** Every weight by key (embed, l{i}.ln1g, l{i}.wq, ..., lnfg, lnfb), in creation order (checkpoints use the keys). */
+  readonly params: Record<string, tf.Variable>;
+  /** Named hook points (lib/layers/hooks.ts), run by every forward. */
+  readonly hooks = new HookRegistry();
   /** Routing centroids per routing layer, [routingHeads, clusters, d]. */
   centroids: Record<number, tf.Tensor3D> = {};
   /** Per routing layer and step: the normalised [queries] or [queries, keys] of the routing heads. */
   private collected: Record<number, tf.Tensor[][]> = {};
+  private readonly factory: ParamFactory;
+  private readonly blocks: BlockParams[] = [];
+  private readonly lnf: NormParams;
+  /** Dense: causal; local and routing (for the heads and layers that do not route): sliding window. */
+  private readonly blockConfig: BlockConfig;
 
   constructor(cfg: SparseLMConfig) {
     const headDim = cfg.dModel / cfg.heads;
@@ -131,34 +151,28 @@ export class SparseLM {
       ...cfg,
     } as SparseLM['config'];
     const c = this.config;
-    let n = 0;
-    const add = (name: string, shape: number[], init: 'zeros' | 'ones' | number) => {
-      const t =
-        init === 'zeros'
-          ? tf.zeros(shape)
-          : init === 'ones'
-            ? tf.ones(shape)
-            : tf.randomNormal(shape, 0, init, 'float32', tfSeed(c.seed * 1000 + n++));
-      this.params[name] = tf.variable(t, true, `sparselm.${c.seed}.${name}.${Math.random().toString(36).slice(2)}`);
-      t.dispose();
-    };
     const m = c.dModel;
-    const f = m * c.mlpRatio;
-    add('embed', [c.vocab, m], 0.02);
+    this.blockConfig = {
+      dModel: m,
+      heads: c.heads,
+      causal: true,
+      window: c.attention === 'dense' ? undefined : c.window,
+      positional: 'rope',
+      ropeBase: c.ropeBase,
+    };
+    const f = new ParamFactory({ scope: 'sparselm', seed: { kind: 'counter', start: 1000 * c.seed } });
+    this.factory = f;
+    f.variable('embed', [c.vocab, m], { normal: 0.02 });
+    const init = { weights: { normal: 0.02 }, output: { normal: 0.02 / Math.sqrt(2 * c.layers) } };
     for (let l = 0; l < c.layers; l++) {
-      add(`l${l}.ln1g`, [m], 'ones');
-      add(`l${l}.ln1b`, [m], 'zeros');
-      for (const w of ['wq', 'wk', 'wv']) add(`l${l}.${w}`, [m, m], 0.02);
-      add(`l${l}.wo`, [m, m], 0.02 / Math.sqrt(2 * c.layers));
-      add(`l${l}.ln2g`, [m], 'ones');
-      add(`l${l}.ln2b`, [m], 'zeros');
-      add(`l${l}.w1`, [m, f], 0.02);
-      add(`l${l}.b1`, [f], 'zeros');
-      add(`l${l}.w2`, [f, m], 0.02 / Math.sqrt(2 * c.layers));
-      add(`l${l}.b2`, [m], 'zeros');
+      const fl = f.child(`l${l}`);
+      const ln1 = makeNorm(fl, m, { gamma: 'ln1g', beta: 'ln1b' });
+      const attn = makeAttention(fl, this.blockConfig, init);
+      const ln2 = makeNorm(fl, m, { gamma: 'ln2g', beta: 'ln2b' });
+      this.blocks.push({ ln1, attn, ln2, mlp: makeMlp(fl, m, m * c.mlpRatio, init) });
     }
-    add('lnfg', [m], 'ones');
-    add('lnfb', [m], 'zeros');
+    this.lnf = makeNorm(f, m, { gamma: 'lnfg', beta: 'lnfb' });
+    this.params = f.params();
     if (c.attention === 'routing') {
       for (const l of c.routingLayers)
         this.centroids[l] = initCentroids(c.routingHeads, c.clusters, headDim, c.seed + 17 * l);
@@ -173,93 +187,94 @@ export class SparseLM {
     return this.variables().reduce((a, v) => a + v.size, 0);
   }
 
-  /** q, k carry RoPE; qContent, kContent are before the rotation (what routing heads cluster). */
-  private attend(
-    l: number,
-    q: tf.Tensor4D,
-    k: tf.Tensor4D,
-    v: tf.Tensor4D,
-    qContent: tf.Tensor4D,
-    kContent: tf.Tensor4D,
-    o: ForwardOptions,
-  ): tf.Tensor4D {
+  /** Layer l's attention in place of the blocks' causal sdpa, or undefined where that sdpa is the attention. */
+  private attendOf(l: number, o: ForwardOptions): Attend | undefined {
     const c = this.config;
-    if (o.override) return o.override(q, k, v, l, { q: qContent, k: kContent, ropeBase: c.ropeBase });
-    if (c.attention === 'dense') return denseCausal(q, k, v);
-    if (c.attention === 'local') return denseCausal(q, k, v, c.window);
-    if (c.attention === 'landmark') {
-      // A lone query (lastOnly) retrieves for itself: a shared retrieval would need its block's earlier queries.
-      const { positions, queryBlock, ...retrieval } = o.landmark ?? {};
-      const opts = { ...retrieval, blockSize: c.landmarkBlock, queryBlock: q.shape[2] === 1 ? undefined : queryBlock };
-      if (positions === 'compact')
-        return landmarkAttention(qContent, kContent, v, { ...opts, rope: { base: c.ropeBase } }).output;
-      return landmarkAttention(q, k, v, opts).output;
-    }
-    if (!c.routingLayers.includes(l)) return denseCausal(q, k, v, c.window);
-    const [b, h, n, d] = q.shape;
-    const rh = c.routingHeads;
-    // Routing heads route on content, before RoPE: rotated by position, the same token at positions 10 and 120 points
-    // in different directions, lands in different clusters and scores low against itself, so a long-range content
-    // match would be lost. The causal mask inside each cluster keeps the order; the local heads carry the positions.
-    const qr = qContent.slice([0, 0, 0, 0], [b, rh, n, d]);
-    const kr = c.sharedQK ? qr : kContent.slice([0, 0, 0, 0], [b, rh, n, d]);
-    const routed = routingAttention(qr, kr, v.slice([0, 0, 0, 0], [b, rh, n, d]), this.centroids[l], {
-      normalise: c.sharedQK ? 'keys' : 'none',
-      excludeSelf: c.sharedQK,
-    }).output;
-    if (o.collect)
-      (this.collected[l] ??= []).push(
-        c.sharedQK ? [tf.keep(normaliseShared(qr))] : [tf.keep(normaliseShared(qr)), tf.keep(normaliseShared(kr))],
-      );
-    if (rh === h) return routed;
-    const local = denseCausal(
-      q.slice([0, rh, 0, 0], [b, h - rh, n, d]),
-      k.slice([0, rh, 0, 0], [b, h - rh, n, d]),
-      v.slice([0, rh, 0, 0], [b, h - rh, n, d]),
-      c.window,
-    );
-    return tf.concat([routed, local], 1) as tf.Tensor4D;
+    const { override } = o;
+    if (override) return (q, k, v, content) => override(q, k, v, l, { ...content, ropeBase: c.ropeBase });
+    if (c.attention === 'landmark') return this.landmark(o);
+    if (c.attention === 'routing' && c.routingLayers.includes(l)) return this.routing(l, o);
+    return undefined;
   }
 
-  /** tokens [b, n] -> logits [b, n, vocab]. */
+  private landmark(o: ForwardOptions): Attend {
+    const c = this.config;
+    const { positions, queryBlock, ...retrieval } = o.landmark ?? {};
+    return (q, k, v, content) => {
+      // A lone query (lastOnly) retrieves for itself: a shared retrieval would need its block's earlier queries.
+      const opts = { ...retrieval, blockSize: c.landmarkBlock, queryBlock: q.shape[2] === 1 ? undefined : queryBlock };
+      if (positions === 'compact')
+        return landmarkAttention(content.q, content.k, v, { ...opts, rope: { base: c.ropeBase } }).output;
+      return landmarkAttention(q, k, v, opts).output;
+    };
+  }
+
+  /** Routing layer l: the first routingHeads heads route on content (before RoPE), the others are local. */
+  private routing(l: number, o: ForwardOptions): Attend {
+    const c = this.config;
+    return (q, k, v, content) => {
+      const [b, h, n, d] = q.shape;
+      const rh = c.routingHeads;
+      // Routing heads route on content, before RoPE: rotated by position, the same token at positions 10 and 120 points
+      // in different directions, lands in different clusters and scores low against itself, so a long-range content
+      // match would be lost. The causal mask inside each cluster keeps the order; the local heads carry the positions.
+      const qr = content.q.slice([0, 0, 0, 0], [b, rh, n, d]);
+      const kr = c.sharedQK ? qr : content.k.slice([0, 0, 0, 0], [b, rh, n, d]);
+      const routed = routingAttention(qr, kr, v.slice([0, 0, 0, 0], [b, rh, n, d]), this.centroids[l], {
+        normalise: c.sharedQK ? 'keys' : 'none',
+        excludeSelf: c.sharedQK,
+      }).output;
+      if (o.collect)
+        (this.collected[l] ??= []).push(
+          c.sharedQK ? [tf.keep(normaliseShared(qr))] : [tf.keep(normaliseShared(qr)), tf.keep(normaliseShared(kr))],
+        );
+      if (rh === h) return routed;
+      const local = denseCausal(
+        q.slice([0, rh, 0, 0], [b, h - rh, n, d]),
+        k.slice([0, rh, 0, 0], [b, h - rh, n, d]),
+        v.slice([0, rh, 0, 0], [b, h - rh, n, d]),
+        c.window,
+      );
+      return tf.concat([routed, local], 1) as tf.Tensor4D;
+    };
+  }
+
+  /** tokens [b, n] -> logits [b, n, vocab] ([b, 1, vocab] with lastOnly). */
   forward(tokens: tf.Tensor, o: ForwardOptions = {}): tf.Tensor3D {
     const c = this.config;
-    const p = this.params;
-    const hd = c.dModel / c.heads;
     if (o.lastOnly && c.attention === 'routing')
       throw new Error('SparseLM.forward: options.lastOnly is not supported for routing models (attention: routing)');
     return tf.tidy(() => {
-      const n = tokens.shape[1] as number;
-      const pos = Array.from({ length: n }, (_, i) => i);
-      let x = embedding(p.embed as tf.Tensor2D, tokens.toInt());
+      let x = this.hooks.run('hook_embed', embedding(this.params.embed as tf.Tensor2D, tokens.toInt()));
       for (let l = 0; l < c.layers; l++) {
-        const a = layerNorm(x, p[`l${l}.ln1g`], p[`l${l}.ln1b`]);
-        const qContent = splitHeads(linear(a, p[`l${l}.wq`]), c.heads, hd);
-        const kContent = splitHeads(linear(a, p[`l${l}.wk`]), c.heads, hd);
-        let q = rope(qContent, pos, { base: c.ropeBase });
-        const k = rope(kContent, pos, { base: c.ropeBase });
-        const v = splitHeads(linear(a, p[`l${l}.wv`]), c.heads, hd);
-        if (o.record)
-          for (const [name, t] of [
-            ['q', q],
-            ['k', k],
-            ['v', v],
-          ] as const)
-            o.record[`l${l}.${name}`] = tf.keep(t.clone());
-        let qc = qContent;
-        if (o.lastOnly && l === c.layers - 1) {
-          // Keys and values of every position, the query of the last one only (queries are end-aligned to the keys).
-          const [b, h, , d] = q.shape;
-          q = q.slice([0, 0, n - 1, 0], [b, h, 1, d]);
-          qc = qContent.slice([0, 0, n - 1, 0], [b, h, 1, d]);
-          x = x.slice([0, n - 1, 0], [b, 1, c.dModel]);
-        }
-        x = x.add(linear(mergeHeads(this.attend(l, q, k, v, qc, kContent, o)), p[`l${l}.wo`]));
-        const hdn = gelu(linear(layerNorm(x, p[`l${l}.ln2g`], p[`l${l}.ln2b`]), p[`l${l}.w1`], p[`l${l}.b1`]));
-        x = x.add(linear(hdn, p[`l${l}.w2`], p[`l${l}.b2`]));
+        x = blockForward(this.blocks[l], x, this.blockConfig, {
+          hooks: this.hooks,
+          prefix: `blocks.${l}`,
+          attend: this.attendOf(l, o),
+          lastOnly: o.lastOnly && l === c.layers - 1,
+        });
       }
-      return linear(layerNorm(x, p.lnfg, p.lnfb), p.embed, undefined, true) as tf.Tensor3D;
+      const logits = linear(normForward(this.lnf, x), this.params.embed, undefined, true);
+      return this.hooks.run('hook_logits', logits) as tf.Tensor3D;
     });
+  }
+
+  /**
+   * Run the model and record the activations of the hook points `names` matches (default: every attention pattern,
+   * which only the layers on plain sdpa have). The caller disposes the logits and the cache.
+   */
+  runWithCache(
+    tokens: tf.Tensor,
+    names: string | RegExp = /attn\.hook_pattern$/,
+    o: ForwardOptions = {},
+  ): { logits: tf.Tensor3D; cache: ActivationCache } {
+    const cache = new ActivationCache();
+    const remove = this.hooks.add(names, cache.recorder());
+    try {
+      return { logits: this.forward(tokens, o), cache };
+    } finally {
+      remove();
+    }
   }
 
   /** Mean cross-entropy (nats) over positions where lossMask is 1, plus β · commitment for routing models. */
@@ -295,7 +310,7 @@ export class SparseLM {
   }
 
   dispose(): void {
-    tf.dispose(this.variables());
+    this.factory.dispose();
     tf.dispose(Object.values(this.centroids));
     for (const xs of Object.values(this.collected)) tf.dispose(xs.flat());
   }

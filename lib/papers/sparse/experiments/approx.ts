@@ -113,12 +113,14 @@ async function lmSource(cfg: ApproxConfig, seed: number, log: (s: string) => voi
     make: (n) => {
       const start = Math.min(testSet.ids.length - n - 1, 1000);
       const tokens = tf.tensor2d(testSet.ids.slice(start, start + n), [1, n], 'int32');
-      const record: Record<string, tf.Tensor> = {};
-      model.forward(tokens, { record }).dispose();
-      tokens.dispose();
-      const out = [record[`l${last}.q`], record[`l${last}.k`], record[`l${last}.v`]] as tf.Tensor4D[];
-      for (const [key, t] of Object.entries(record)) if (!key.startsWith(`l${last}.`)) t.dispose();
-      return out as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+      const { logits, cache } = model.runWithCache(tokens, new RegExp(`^blocks\\.${last}\\.attn\\.hook_[qkv]$`));
+      tf.dispose([logits, tokens]);
+      // The caller disposes q, k, v: they leave the cache, which keeps nothing else.
+      return ['q', 'k', 'v'].map((x) => cache.get(`blocks.${last}.attn.hook_${x}`)) as [
+        tf.Tensor4D,
+        tf.Tensor4D,
+        tf.Tensor4D,
+      ];
     },
     dispose: () => model.dispose(),
   };

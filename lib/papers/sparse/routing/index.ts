@@ -27,8 +27,8 @@ import * as tf from '@tensorflow/tfjs';
 import { checkQkv, MASKED_SCORE } from '../../../attention/dense.js';
 import { naiveAttention } from '../../../attention/naive.js';
 import { matmul } from '../../../backend/ops.js';
+import { ParamFactory } from '../../../layers/params.js';
 import * as masks from '../../../masks/index.js';
-import { tfSeed } from '../../../util/random.js';
 import { fmt, ShapeError } from '../../../util/shapes.js';
 import { densePairs, type SparseResult } from '../cost.js';
 import { constant, gatherRows, readTidy } from '../gather.js';
@@ -420,10 +420,11 @@ export function commitmentLoss(xh: tf.Tensor, centroids: tf.Tensor): tf.Scalar {
   });
 }
 
-/** Random unit centroids [h, c, d] from a seed. */
+/** Random unit centroids [h, c, d] from a seed (a plain tensor: online k-means replaces it rather than training it). */
 export function initCentroids(heads: number, clusters: number, dim: number, seed = 0): tf.Tensor3D {
+  const f = new ParamFactory({ scope: 'routing', seed: { kind: 'counter', start: seed } });
   return tf.tidy(() => {
-    const r = tf.randomNormal([heads, clusters, dim], 0, 1, 'float32', tfSeed(seed));
+    const r = f.draw('centroids', [heads, clusters, dim], { normal: 1 });
     return r.div(r.square().sum(-1, true).sqrt()) as tf.Tensor3D;
   });
 }

@@ -29,8 +29,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { checkQkv, MASKED_SCORE, repeatKv } from '../../../attention/dense.js';
 import { matmul } from '../../../backend/ops.js';
+import { ParamFactory } from '../../../layers/params.js';
 import { train } from '../../../train/loop.js';
-import { tfSeed } from '../../../util/random.js';
 import { fmt, ShapeError } from '../../../util/shapes.js';
 import { blockCovers, densePairs, type SparseResult } from '../cost.js';
 import { constant, readTidy } from '../gather.js';
@@ -55,23 +55,17 @@ export interface SeerOptions extends SparseBaseOptions {
   threshold?: number;
 }
 
-/** A gate with random weights [h, d, d_g] and [h, 3d, d_g]. */
+/** A gate with random weights [h, d, d_g] and [h, 3d, d_g], drawn with seeds `seed` and `seed + 1` (counter stream). */
 export function initSeerGate(
   heads: number,
   dim: number,
   gateDim: number,
   seed = 0,
 ): { wq: tf.Variable; wk: tf.Variable } {
+  const f = new ParamFactory({ scope: 'seer_gate', seed: { kind: 'counter', start: seed } });
   return {
-    wq: tf.tidy(() =>
-      tf.variable(tf.randomNormal([heads, dim, gateDim], 0, 1 / Math.sqrt(dim), 'float32', tfSeed(seed)), true),
-    ),
-    wk: tf.tidy(() =>
-      tf.variable(
-        tf.randomNormal([heads, 3 * dim, gateDim], 0, 1 / Math.sqrt(3 * dim), 'float32', tfSeed(seed + 1)),
-        true,
-      ),
-    ),
+    wq: f.variable('wq', [heads, dim, gateDim], { normal: 1 / Math.sqrt(dim) }),
+    wk: f.variable('wk', [heads, 3 * dim, gateDim], { normal: 1 / Math.sqrt(3 * dim) }),
   };
 }
 
