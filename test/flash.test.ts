@@ -5,10 +5,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
-import * as backend from '../lib/backend/index.js';
-import { nativeAvailable } from '../lib/backend/native.js';
 import { flash, flashReference, flashSupports, maskIntervals } from '../lib/attention/flash.js';
 import { dense, naiveAttention, sdpa } from '../lib/attention/index.js';
+import * as backend from '../lib/backend/index.js';
+import { nativeAvailable } from '../lib/backend/native.js';
 import * as masks from '../lib/masks/index.js';
 import { expectClose, expectNoLeak, randomArray } from './helpers.js';
 
@@ -41,7 +41,12 @@ const CASES: Case[] = [
   { name: 'MQA 3 heads on 1 kv head, sliding', b: 1, h: 3, g: 1, q: 80, k: 80, d: 8, mask: masks.slidingWindow(5) },
 ];
 CASES.forEach((c) => {
-  if (['causal 129 (partial blocks)', 'causal, queries < keys (KV cache)', 'causal, head dim 129, value dim 65'].includes(c.name)) c.mask = masks.causal();
+  if (
+    ['causal 129 (partial blocks)', 'causal, queries < keys (KV cache)', 'causal, head dim 129, value dim 65'].includes(
+      c.name,
+    )
+  )
+    c.mask = masks.causal();
 });
 
 const f32 = (a: Float64Array, shape: number[]) => tf.tensor(Float32Array.from(a), shape);
@@ -94,8 +99,15 @@ describe('flash on cpu (reference fallback)', () => {
     const q = f32(d.q, d.shapes.q);
     const k = f32(d.k, d.shapes.k);
     const v = f32(d.v, d.shapes.v);
-    expect(flashSupports(q, k, v, { mask: c.mask })).toEqual(['needs the wasm-native backend (active tfjs backend: cpu)']);
-    const ref = naiveAttention({ data: d.q, shape: d.shapes.q }, { data: d.k, shape: d.shapes.k }, { data: d.v, shape: d.shapes.v }, { mask: c.mask });
+    expect(flashSupports(q, k, v, { mask: c.mask })).toEqual([
+      'needs the wasm-native backend (active tfjs backend: cpu)',
+    ]);
+    const ref = naiveAttention(
+      { data: d.q, shape: d.shapes.q },
+      { data: d.k, shape: d.shapes.k },
+      { data: d.v, shape: d.shapes.v },
+      { mask: c.mask },
+    );
     expectClose(flash(q, k, v, { mask: c.mask }), ref.output, {}, 'cpu fallback');
     tf.dispose([q, k, v]);
   });
@@ -115,9 +127,16 @@ describe.skipIf(unavailable !== null)(`flash on wasm-native${unavailable ? ` (sk
       const q = f32(d.q, d.shapes.q);
       expect(flashSupports(q, f32(d.k, d.shapes.k), f32(d.v, d.shapes.v), { mask: c.mask })).toEqual([]);
       const got = run(flash, c, d);
-      const ref = naiveAttention({ data: d.q, shape: d.shapes.q }, { data: d.k, shape: d.shapes.k }, { data: d.v, shape: d.shapes.v }, { mask: c.mask });
+      const ref = naiveAttention(
+        { data: d.q, shape: d.shapes.q },
+        { data: d.k, shape: d.shapes.k },
+        { data: d.v, shape: d.shapes.v },
+        { mask: c.mask },
+      );
       expectClose(got[0], ref.output, { rtol: 1e-4, atol: 2e-5 }, `${c.name} output vs naive`);
-      ['output', 'dq', 'dk', 'dv'].forEach((n, i) => expectClose(got[i], want[i], { rtol: 1e-3, atol: 1e-4 }, `${c.name} ${n} vs sdpa`));
+      ['output', 'dq', 'dk', 'dv'].forEach((n, i) =>
+        expectClose(got[i], want[i], { rtol: 1e-3, atol: 1e-4 }, `${c.name} ${n} vs sdpa`),
+      );
       expect(got.every((a) => a.every(Number.isFinite))).toBe(true);
     });
   }
@@ -126,7 +145,12 @@ describe.skipIf(unavailable !== null)(`flash on wasm-native${unavailable ? ` (sk
     await backend.setBackend('wasm-native');
     const q = tf.zeros([1, 2, 4, 8]);
     const k = tf.zeros([1, 2, 4, 8]);
-    const reasons = flashSupports(q, k, k, { mask: tf.ones([4, 4]), bias: tf.zeros([4, 4]), returnWeights: true, scoring: 'sigmoid' });
+    const reasons = flashSupports(q, k, k, {
+      mask: tf.ones([4, 4]),
+      bias: tf.zeros([4, 4]),
+      returnWeights: true,
+      scoring: 'sigmoid',
+    });
     expect(reasons).toEqual([
       'does not return attention weights',
       'does not take an additive bias',
@@ -134,7 +158,9 @@ describe.skipIf(unavailable !== null)(`flash on wasm-native${unavailable ? ` (sk
       'needs a typed mask (lib/masks), got a tensor',
     ]);
     expect(() => flash(q, tf.zeros([1, 2, 4, 7]), k)).toThrow(/flash: cannot run .*head dims must match/);
-    expect(() => flash(q, k, k, { mask: masks.padding([4, 4]) })).toThrow(/mask padding\(\[4,4\]\) is for batch 2, but q has batch 1/);
+    expect(() => flash(q, k, k, { mask: masks.padding([4, 4]) })).toThrow(
+      /mask padding\(\[4,4\]\) is for batch 2, but q has batch 1/,
+    );
     const empty = tf.zeros([0, 2, 4, 8]);
     expect(() => flash(empty, empty, empty)).toThrow(/flash: cannot run q \[0,2,4,8\].*q .*empty/);
     empty.dispose();
@@ -146,7 +172,12 @@ describe.skipIf(unavailable !== null)(`flash on wasm-native${unavailable ? ` (sk
     const c = CASES[10];
     const d = data(c, 7);
     const [q, k, v] = [f32(d.q, d.shapes.q), f32(d.k, d.shapes.k), f32(d.v, d.shapes.v)];
-    const ref = naiveAttention({ data: d.q, shape: d.shapes.q }, { data: d.k, shape: d.shapes.k }, { data: d.v, shape: d.shapes.v }, { mask: c.mask });
+    const ref = naiveAttention(
+      { data: d.q, shape: d.shapes.q },
+      { data: d.k, shape: d.shapes.k },
+      { data: d.v, shape: d.shapes.v },
+      { mask: c.mask },
+    );
     for (const path of ['auto', 'dense', 'flash'] as const) {
       const out = sdpa(q, k, v, { mask: c.mask, path });
       expectClose(out, ref.output, {}, `path ${path}`);
@@ -155,8 +186,12 @@ describe.skipIf(unavailable !== null)(`flash on wasm-native${unavailable ? ` (sk
     const dw = dense(q, k, v, { mask: c.mask, returnWeights: true });
     expect(dw.weights.shape).toEqual([c.b, c.h, c.q, c.k]);
     tf.dispose([dw.output, dw.weights]);
-    expect(() => sdpa(q, k, v, { mask: c.mask, path: 'flash', returnWeights: true })).toThrow(/sdpa: path 'flash' cannot run .*does not return attention weights/);
-    expect(() => sdpa(q, k, v, { path: 'fast' as never })).toThrow(/sdpa: options\.path must be 'auto', 'dense' or 'flash', got 'fast'/);
+    expect(() => sdpa(q, k, v, { mask: c.mask, path: 'flash', returnWeights: true })).toThrow(
+      /sdpa: path 'flash' cannot run .*does not return attention weights/,
+    );
+    expect(() => sdpa(q, k, v, { path: 'fast' as never })).toThrow(
+      /sdpa: options\.path must be 'auto', 'dense' or 'flash', got 'fast'/,
+    );
     tf.dispose([q, k, v]);
   });
 
@@ -167,7 +202,11 @@ describe.skipIf(unavailable !== null)(`flash on wasm-native${unavailable ? ` (sk
     const v = tf.randomNormal([1, 2, 70, 16]);
     const mask = masks.causal();
     expectNoLeak(() => flash(q, k, v, { mask }).dispose());
-    expectNoLeak(() => tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => flash(a, b, c, { mask }).sum())([q, k, v]).forEach((g) => g.dispose()));
+    expectNoLeak(() =>
+      tf
+        .grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => flash(a, b, c, { mask }).sum())([q, k, v])
+        .forEach((g) => g.dispose()),
+    );
     tf.dispose([q, k, v]);
   });
 
@@ -177,6 +216,8 @@ describe.skipIf(unavailable !== null)(`flash on wasm-native${unavailable ? ` (sk
     const d = data(c, 3);
     const got = run(flash, c, d);
     const want = run(flashReference, c, d);
-    ['output', 'dq', 'dk', 'dv'].forEach((n, i) => expectClose(got[i], want[i], { rtol: 1e-3, atol: 1e-4 }, `large ${n}`));
+    ['output', 'dq', 'dk', 'dv'].forEach((n, i) =>
+      expectClose(got[i], want[i], { rtol: 1e-3, atol: 1e-4 }, `large ${n}`),
+    );
   });
 });

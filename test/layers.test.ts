@@ -1,22 +1,28 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { MultiHeadAttention, TransformerBlock, ToyLM, scaleHeads, type ToyLMConfig } from '../lib/layers/index.js';
 import { naiveAttention } from '../lib/attention/index.js';
+import { MultiHeadAttention, scaleHeads, ToyLM, type ToyLMConfig, TransformerBlock } from '../lib/layers/index.js';
 import * as masks from '../lib/masks/index.js';
 import { BACKENDS, expectClose, expectNoLeak, useBackend } from './helpers.js';
 
 /** Save a model to memory and load it back: the tfjs serialization path that file handlers use too. */
 async function roundTrip(model: tf.LayersModel): Promise<tf.LayersModel> {
   let artifacts: tf.io.ModelArtifacts | undefined;
-  await model.save(tf.io.withSaveHandler(async (a) => {
-    artifacts = a;
-    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-  }));
+  await model.save(
+    tf.io.withSaveHandler(async (a) => {
+      artifacts = a;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
   return tf.loadLayersModel(tf.io.fromMemory(artifacts!));
 }
 
 const tokens = (b: number, s: number, vocab: number, seed: number) =>
-  tf.tensor2d(Array.from({ length: b * s }, (_, i) => (i * 7 + seed * 13 + ((i * i) % 5)) % vocab), [b, s], 'int32');
+  tf.tensor2d(
+    Array.from({ length: b * s }, (_, i) => (i * 7 + seed * 13 + ((i * i) % 5)) % vocab),
+    [b, s],
+    'int32',
+  );
 
 const LM_VARIANTS: [string, Partial<ToyLMConfig>][] = [
   ['learned positions', { positional: 'learned' }],
@@ -37,8 +43,11 @@ describe.each(BACKENDS)('layers on %s', (name) => {
     const layer = new MultiHeadAttention({ dModel: 8, heads: 2, causal: true, useBias: true, seed: 1 });
     const x = tf.randomNormal([2, 5, 8], 0, 1, 'float32', 7);
     const y = layer.apply(x) as tf.Tensor;
-    const [wq, bq, wk, bk, wv, bv, wo, bo] = ['wq', 'bq', 'wk', 'bk', 'wv', 'bv', 'wo', 'bo'].map((n) => layer.weights.find((w) => w.originalName.endsWith(n))!.read());
-    const proj = (w: tf.Tensor, b: tf.Tensor) => x.reshape([10, 8]).matMul(w).add(b).reshape([2, 5, 2, 4]).transpose([0, 2, 1, 3]);
+    const [wq, bq, wk, bk, wv, bv, wo, bo] = ['wq', 'bq', 'wk', 'bk', 'wv', 'bv', 'wo', 'bo'].map((n) =>
+      layer.weights.find((w) => w.originalName.endsWith(n))!.read(),
+    );
+    const proj = (w: tf.Tensor, b: tf.Tensor) =>
+      x.reshape([10, 8]).matMul(w).add(b).reshape([2, 5, 2, 4]).transpose([0, 2, 1, 3]);
     const dense = (t: tf.Tensor) => ({ data: t.dataSync(), shape: t.shape });
     const ref = naiveAttention(dense(proj(wq, bq)), dense(proj(wk, bk)), dense(proj(wv, bv)), { mask: masks.causal() });
     const merged = tf.tensor(Float32Array.from(ref.output), [2, 2, 5, 4]).transpose([0, 2, 1, 3]).reshape([10, 8]);
@@ -51,12 +60,20 @@ describe.each(BACKENDS)('layers on %s', (name) => {
     const layer = new MultiHeadAttention({ dModel: 8, heads: 2, kvHeads: 1, seed: 2 });
     const out = layer.apply([tf.ones([1, 3, 8]), tf.ones([1, 6, 8])]) as tf.Tensor;
     expect(out.shape).toEqual([1, 3, 8]);
-    expect(() => layer.apply([tf.ones([1, 3, 8]), tf.ones([1, 6, 5])])).toThrow('MultiHeadAttention: context must have shape [batch, positions, 8], but has [1,6,5]');
+    expect(() => layer.apply([tf.ones([1, 3, 8]), tf.ones([1, 6, 5])])).toThrow(
+      'MultiHeadAttention: context must have shape [batch, positions, 8], but has [1,6,5]',
+    );
   });
 
   it.each([
-    ['MultiHeadAttention', () => new MultiHeadAttention({ dModel: 8, heads: 2, kvHeads: 1, causal: true, positional: 'rope', seed: 4 })],
-    ['TransformerBlock', () => new TransformerBlock({ dModel: 8, heads: 2, causal: true, positional: 'alibi', mlpRatio: 2, seed: 5 })],
+    [
+      'MultiHeadAttention',
+      () => new MultiHeadAttention({ dModel: 8, heads: 2, kvHeads: 1, causal: true, positional: 'rope', seed: 4 }),
+    ],
+    [
+      'TransformerBlock',
+      () => new TransformerBlock({ dModel: 8, heads: 2, causal: true, positional: 'alibi', mlpRatio: 2, seed: 5 }),
+    ],
   ])('%s survives save/load in a tf.sequential with identical outputs', async (_n, make) => {
     const model = tf.sequential({ layers: [tf.layers.dense({ units: 8, inputShape: [6, 4] }), make()] });
     const x = tf.randomNormal([2, 6, 4], 0, 1, 'float32', 9);
@@ -103,15 +120,23 @@ describe.each(BACKENDS)('layers on %s', (name) => {
     expect(lm.forward(t).sub(logits).abs().max().dataSync()[0]).toBeGreaterThan(1e-6);
     ablate();
     lm.hooks.add('blocks.0.hook_resid_pre', (x) => x.slice([0, 0, 0], [1, 1, 16]));
-    expect(() => lm.forward(t)).toThrow("hook 'blocks.0.hook_resid_pre' returned shape [1,1,16] but the activation has shape [1,6,16]");
+    expect(() => lm.forward(t)).toThrow(
+      "hook 'blocks.0.hook_resid_pre' returned shape [1,1,16] but the activation has shape [1,6,16]",
+    );
     lm.hooks.clear();
     cache.dispose();
   });
 
   it('ToyLM trains with model.fit', async () => {
     const input = tf.input({ shape: [8], dtype: 'int32' });
-    const model = tf.model({ inputs: input, outputs: new ToyLM({ ...base, layers: 1 }).apply(input) as tf.SymbolicTensor });
-    model.compile({ optimizer: tf.train.adam(0.01), loss: (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.losses.softmaxCrossEntropy(yTrue, yPred) });
+    const model = tf.model({
+      inputs: input,
+      outputs: new ToyLM({ ...base, layers: 1 }).apply(input) as tf.SymbolicTensor,
+    });
+    model.compile({
+      optimizer: tf.train.adam(0.01),
+      loss: (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.losses.softmaxCrossEntropy(yTrue, yPred),
+    });
     const x = tokens(4, 8, base.vocab, 4);
     const y = tf.oneHot(x.slice([0, 1], [4, 7]).concat(tf.zeros([4, 1], 'int32'), 1), base.vocab); // [b, s, vocab]
     const h = await model.fit(x, y, { epochs: 8, batchSize: 4, verbose: 0 });
@@ -141,9 +166,13 @@ describe.each(BACKENDS)('layers on %s', (name) => {
 
   it('ToyLM rejects bad input with the argument named', () => {
     const lm = new ToyLM(base);
-    expect(() => lm.forward(tf.zeros([2, 3, 4], 'int32'))).toThrow('ToyLM.forward: tokens must have rank 2 [batch, positions], but has shape [2,3,4]');
+    expect(() => lm.forward(tf.zeros([2, 3, 4], 'int32'))).toThrow(
+      'ToyLM.forward: tokens must have rank 2 [batch, positions], but has shape [2,3,4]',
+    );
     expect(() => lm.forward(tf.zeros([1, 13], 'int32'))).toThrow('exceed maxLen 12');
-    expect(() => lm.forward(tf.tensor2d([[1, 11]], [1, 2], 'int32'))).toThrow('embedding: ids[1] = 11 is outside the vocabulary [0, 11)');
+    expect(() => lm.forward(tf.tensor2d([[1, 11]], [1, 2], 'int32'))).toThrow(
+      'embedding: ids[1] = 11 is outside the vocabulary [0, 11)',
+    );
     expect(() => new ToyLM({ ...base, dModel: 10, heads: 4 })).toThrow('dModel (10) must be divisible by heads (4)');
   });
 });

@@ -5,7 +5,7 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import { requireAddon } from './load.js';
-import { heap, offset, size, type KernelArgs, type KernelFn } from './wasm.js';
+import { heap, type KernelArgs, type KernelFn, offset, size } from './wasm.js';
 
 /** The addon's unary op code for exact GELU (U_GELU, after ./kernels.ts's UNARY codes; see src/kernels.inc). */
 const GELU_OP = 12;
@@ -28,7 +28,14 @@ function geluGradKernel(args: KernelArgs): tf.TensorInfo {
   const { inputs, backend } = args;
   const out = backend.makeOutput([...inputs.x.shape], 'float32');
   const n = size(inputs.x.shape);
-  if (n > 0) requireAddon().geluGrad(heap(backend), offset(backend, inputs.x), offset(backend, inputs.dy), offset(backend, out), n);
+  if (n > 0)
+    requireAddon().geluGrad(
+      heap(backend),
+      offset(backend, inputs.x),
+      offset(backend, inputs.dy),
+      offset(backend, out),
+      n,
+    );
   return out;
 }
 
@@ -40,8 +47,18 @@ function layerNormKernel(args: KernelArgs): tf.TensorInfo[] {
   const y = backend.makeOutput([...x.shape], 'float32');
   const mean = backend.makeOutput([rows], 'float32');
   const rstd = backend.makeOutput([rows], 'float32');
-  requireAddon().layerNorm(heap(backend), offset(backend, x), offset(backend, gamma), offset(backend, beta), offset(backend, y),
-    offset(backend, mean), offset(backend, rstd), rows, n, attrs.eps as number);
+  requireAddon().layerNorm(
+    heap(backend),
+    offset(backend, x),
+    offset(backend, gamma),
+    offset(backend, beta),
+    offset(backend, y),
+    offset(backend, mean),
+    offset(backend, rstd),
+    rows,
+    n,
+    attrs.eps as number,
+  );
   return [y, mean, rstd];
 }
 
@@ -53,8 +70,19 @@ function layerNormGradKernel(args: KernelArgs): tf.TensorInfo[] {
   const dx = backend.makeOutput([...x.shape], 'float32');
   const dg = backend.makeOutput([n], 'float32');
   const db = backend.makeOutput([n], 'float32');
-  requireAddon().layerNormGrad(heap(backend), offset(backend, x), offset(backend, gamma), offset(backend, dy), offset(backend, mean),
-    offset(backend, rstd), offset(backend, dx), offset(backend, dg), offset(backend, db), rows, n);
+  requireAddon().layerNormGrad(
+    heap(backend),
+    offset(backend, x),
+    offset(backend, gamma),
+    offset(backend, dy),
+    offset(backend, mean),
+    offset(backend, rstd),
+    offset(backend, dx),
+    offset(backend, dg),
+    offset(backend, db),
+    rows,
+    n,
+  );
   return [dx, dg, db];
 }
 
@@ -64,13 +92,33 @@ function adamKernel(args: KernelArgs): tf.TensorInfo[] {
   const { inputs, backend, attrs } = args;
   const { p, m, v, g } = inputs;
   const shape = [...p.shape];
-  const outs = [backend.makeOutput(shape, 'float32'), backend.makeOutput(shape, 'float32'), backend.makeOutput(shape, 'float32')];
+  const outs = [
+    backend.makeOutput(shape, 'float32'),
+    backend.makeOutput(shape, 'float32'),
+    backend.makeOutput(shape, 'float32'),
+  ];
   const h = attrs as unknown as Required<AdamHyper>;
   const n = size(shape);
   if (n > 0) {
-    requireAddon().adam(heap(backend), offset(backend, p), offset(backend, m), offset(backend, v), offset(backend, g),
-      offset(backend, outs[0]), offset(backend, outs[1]), offset(backend, outs[2]), n,
-      h.lr, h.beta1, h.beta2, h.eps, h.biasCorrection1, h.biasCorrection2, h.l2, h.decoupledDecay);
+    requireAddon().adam(
+      heap(backend),
+      offset(backend, p),
+      offset(backend, m),
+      offset(backend, v),
+      offset(backend, g),
+      offset(backend, outs[0]),
+      offset(backend, outs[1]),
+      offset(backend, outs[2]),
+      n,
+      h.lr,
+      h.beta1,
+      h.beta2,
+      h.eps,
+      h.biasCorrection1,
+      h.biasCorrection2,
+      h.l2,
+      h.decoupledDecay,
+    );
   }
   return outs;
 }
@@ -111,8 +159,24 @@ function flashFwdKernel(args: KernelArgs): tf.TensorInfo[] {
   const E = v.shape[3];
   const o = backend.makeOutput([B, H, Sq, E], 'float32');
   const l = backend.makeOutput([B, H, Sq], 'float32');
-  requireAddon().flashFwd(heap(backend), offset(backend, q), offset(backend, k), offset(backend, v), offset(backend, o),
-    offset(backend, l), B, H, G, Sq, Sk, D, E, a.scale, a.intervals, a.intervalBatchStride);
+  requireAddon().flashFwd(
+    heap(backend),
+    offset(backend, q),
+    offset(backend, k),
+    offset(backend, v),
+    offset(backend, o),
+    offset(backend, l),
+    B,
+    H,
+    G,
+    Sq,
+    Sk,
+    D,
+    E,
+    a.scale,
+    a.intervals,
+    a.intervalBatchStride,
+  );
   return [o, l];
 }
 
@@ -126,9 +190,28 @@ function flashBwdKernel(args: KernelArgs): tf.TensorInfo[] {
   const dq = backend.makeOutput([...q.shape], 'float32');
   const dk = backend.makeOutput([...k.shape], 'float32');
   const dv = backend.makeOutput([...v.shape], 'float32');
-  requireAddon().flashBwd(heap(backend), offset(backend, q), offset(backend, k), offset(backend, v), offset(backend, o),
-    offset(backend, dy), offset(backend, lse), offset(backend, dq), offset(backend, dk), offset(backend, dv),
-    B, H, G, Sq, Sk, D, E, a.scale, a.intervals, a.intervalBatchStride);
+  requireAddon().flashBwd(
+    heap(backend),
+    offset(backend, q),
+    offset(backend, k),
+    offset(backend, v),
+    offset(backend, o),
+    offset(backend, dy),
+    offset(backend, lse),
+    offset(backend, dq),
+    offset(backend, dk),
+    offset(backend, dv),
+    B,
+    H,
+    G,
+    Sq,
+    Sk,
+    D,
+    E,
+    a.scale,
+    a.intervals,
+    a.intervalBatchStride,
+  );
   return [dq, dk, dv];
 }
 

@@ -3,8 +3,8 @@
  * and backward) while the native kernels are installed on wasm, and the same math composed from tfjs ops elsewhere.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ShapeError, fmt } from '../../util/shapes.js';
-import { ADAM, GELU, GELU_GRAD, LAYER_NORM, LAYER_NORM_GRAD, type AdamHyper } from './fused-kernels.js';
+import { fmt, ShapeError } from '../../util/shapes.js';
+import { ADAM, type AdamHyper, GELU, GELU_GRAD, LAYER_NORM, LAYER_NORM_GRAD } from './fused-kernels.js';
 import { nativeInstalled } from './kernels.js';
 
 /** True when the fused kernels can take these float32 tensors (wasm-native active). */
@@ -20,12 +20,18 @@ function fusedReady(...ts: tf.Tensor[]): boolean {
 export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps = 1e-5): tf.Tensor {
   const n = x.shape[x.rank - 1];
   if (x.rank < 1 || gamma.rank !== 1 || beta.rank !== 1 || gamma.shape[0] !== n || beta.shape[0] !== n) {
-    throw new ShapeError(`layerNorm: gamma ${fmt(gamma.shape)} and beta ${fmt(beta.shape)} must both be [${n}], the last axis of x ${fmt(x.shape)}`);
+    throw new ShapeError(
+      `layerNorm: gamma ${fmt(gamma.shape)} and beta ${fmt(beta.shape)} must both be [${n}], the last axis of x ${fmt(x.shape)}`,
+    );
   }
   if (!fusedReady(x, gamma, beta)) {
     return tf.tidy(() => {
       const { mean, variance } = tf.moments(x, -1, true);
-      return x.sub(mean).mul(tf.rsqrt(variance.add(eps))).mul(gamma).add(beta);
+      return x
+        .sub(mean)
+        .mul(tf.rsqrt(variance.add(eps)))
+        .mul(gamma)
+        .add(beta);
     });
   }
   const attrs = { eps } as unknown as tf.NamedAttrMap;
@@ -73,8 +79,18 @@ export function logSoftmax(x: tf.Tensor): tf.Tensor {
  *   g' = g + l2 p,  m' = b1 m + (1 - b1) g',  v' = b2 v + (1 - b2) g'²,  p' = p (1 - wd) - lr/bc1 · m' / (sqrt(v'/bc2) + eps)
  * in one native kernel instead of ~13 tfjs ops. Returns null when the native kernels are not active (use tf ops).
  */
-export function adamUpdate(p: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, h: AdamHyper): [tf.Tensor, tf.Tensor, tf.Tensor] | null {
-  for (const [name, t] of [['m', m], ['v', v], ['g', g]] as const) {
+export function adamUpdate(
+  p: tf.Tensor,
+  m: tf.Tensor,
+  v: tf.Tensor,
+  g: tf.Tensor,
+  h: AdamHyper,
+): [tf.Tensor, tf.Tensor, tf.Tensor] | null {
+  for (const [name, t] of [
+    ['m', m],
+    ['v', v],
+    ['g', g],
+  ] as const) {
     if (!t.shape.every((d, i) => d === p.shape[i]) || t.rank !== p.rank) {
       throw new ShapeError(`adamUpdate: ${name} has shape ${fmt(t.shape)} but the variable has ${fmt(p.shape)}`);
     }

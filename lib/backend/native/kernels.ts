@@ -6,16 +6,35 @@
  * installing never changes which programs run, only how fast. `uninstallNativeKernels()` restores the originals.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ShapeError, fmt } from '../../util/shapes.js';
+import { fmt, ShapeError } from '../../util/shapes.js';
 import { FUSED_KERNELS } from './fused-kernels.js';
 import { requireAddon } from './load.js';
-import { heap, offset, size, type KernelFn } from './wasm.js';
+import { heap, type KernelFn, offset, size } from './wasm.js';
 
 /** The addon's op codes (the enums in src/kernels.inc) by tfjs kernel name. */
 const UNARY: Record<string, number> = {
-  Exp: 0, Log: 1, Tanh: 2, Erf: 3, Sigmoid: 4, Sqrt: 5, Rsqrt: 6, Square: 7, Neg: 8, Relu: 9, Reciprocal: 10, Abs: 11,
+  Exp: 0,
+  Log: 1,
+  Tanh: 2,
+  Erf: 3,
+  Sigmoid: 4,
+  Sqrt: 5,
+  Rsqrt: 6,
+  Square: 7,
+  Neg: 8,
+  Relu: 9,
+  Reciprocal: 10,
+  Abs: 11,
 };
-const BINARY: Record<string, number> = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3, Maximum: 4, Minimum: 5, SquaredDifference: 6 };
+const BINARY: Record<string, number> = {
+  Add: 0,
+  Sub: 1,
+  Multiply: 2,
+  RealDiv: 3,
+  Maximum: 4,
+  Minimum: 5,
+  SquaredDifference: 6,
+};
 const REDUCE: Record<string, number> = { Sum: 0, Max: 1, Min: 2, Mean: 3 };
 
 /** tfjs-core's broadcast rule, with an error naming the kernel and both shapes. */
@@ -25,7 +44,8 @@ function broadcastShape(kernel: string, a: readonly number[], b: readonly number
   for (let i = 0; i < rank; i++) {
     const x = a[a.length - rank + i] ?? 1;
     const y = b[b.length - rank + i] ?? 1;
-    if (x !== y && x !== 1 && y !== 1) throw new ShapeError(`${kernel}: shapes ${fmt(a)} and ${fmt(b)} do not broadcast`);
+    if (x !== y && x !== 1 && y !== 1)
+      throw new ShapeError(`${kernel}: shapes ${fmt(a)} and ${fmt(b)} do not broadcast`);
     out.push(x === 1 ? y : x);
   }
   return out;
@@ -35,8 +55,11 @@ function broadcastShape(kernel: string, a: readonly number[], b: readonly number
  * Describe a broadcasting elementwise op as at most 4 collapsed dims [d0, d1, d2, n] with element strides per operand
  * (0 where it repeats). Null when it needs more dims than that (the original kernel handles those).
  */
-export function collapseBroadcast(aShape: readonly number[], bShape: readonly number[], out: readonly number[]):
-  { dims: number[]; as: number[]; bs: number[] } | null {
+export function collapseBroadcast(
+  aShape: readonly number[],
+  bShape: readonly number[],
+  out: readonly number[],
+): { dims: number[]; as: number[]; bs: number[] } | null {
   const rank = out.length;
   const pad = (s: readonly number[]) => [...Array(rank - s.length).fill(1), ...s];
   const pa = pad(aShape);
@@ -106,14 +129,17 @@ function batchMatMul(fallback: KernelFn | undefined): KernelFn {
     const n = tb ? b.shape[rb - 2] : b.shape[rb - 1];
     if (k !== k2) {
       throw new ShapeError(
-        `BatchMatMul: inner dimensions differ: a ${fmt(a.shape)}${ta ? 'ᵀ' : ''} has ${k}, b ${fmt(b.shape)}${tb ? 'ᵀ' : ''} has ${k2}`);
+        `BatchMatMul: inner dimensions differ: a ${fmt(a.shape)}${ta ? 'ᵀ' : ''} has ${k}, b ${fmt(b.shape)}${tb ? 'ᵀ' : ''} has ${k2}`,
+      );
     }
     const aBatch = a.shape.slice(0, -2);
     const bBatch = b.shape.slice(0, -2);
     const outBatch = broadcastShape('BatchMatMul', aBatch, bBatch);
     const batch = size(outBatch);
     if (batch === 0) {
-      throw new ShapeError(`BatchMatMul: empty batch: a has shape ${fmt(a.shape)} and b ${fmt(b.shape)}; batch dimensions must be non-zero`);
+      throw new ShapeError(
+        `BatchMatMul: empty batch: a has shape ${fmt(a.shape)} and b ${fmt(b.shape)}; batch dimensions must be non-zero`,
+      );
     }
     const out = backend.makeOutput([...outBatch, m, n], 'float32');
     if (m === 0 || n === 0) return out;
@@ -189,13 +215,34 @@ function binaryKernel(name: string, fallback: KernelFn | undefined): KernelFn {
     const plan = collapseBroadcast(a.shape, b.shape, outShape);
     if (!plan) {
       if (fallback) return fallback(args);
-      throw new ShapeError(`${name}: broadcasting ${fmt(a.shape)} with ${fmt(b.shape)} needs more than 4 collapsed dims`);
+      throw new ShapeError(
+        `${name}: broadcasting ${fmt(a.shape)} with ${fmt(b.shape)} needs more than 4 collapsed dims`,
+      );
     }
     const out = backend.makeOutput(outShape, 'float32');
     if (size(outShape) === 0) return out;
     const { dims, as, bs } = plan;
-    requireAddon().binary(heap(backend), op, offset(backend, a), offset(backend, b), offset(backend, out), size(a.shape),
-      size(b.shape), dims[0], dims[1], dims[2], dims[3], as[0], as[1], as[2], bs[0], bs[1], bs[2], as[3], bs[3]);
+    requireAddon().binary(
+      heap(backend),
+      op,
+      offset(backend, a),
+      offset(backend, b),
+      offset(backend, out),
+      size(a.shape),
+      size(b.shape),
+      dims[0],
+      dims[1],
+      dims[2],
+      dims[3],
+      as[0],
+      as[1],
+      as[2],
+      bs[0],
+      bs[1],
+      bs[2],
+      as[3],
+      bs[3],
+    );
     return out;
   };
 }
@@ -240,11 +287,21 @@ function softmaxKernel(log: boolean, fallback: KernelFn | undefined): KernelFn {
     const dim = dimAttr === undefined || dimAttr === -1 ? rank - 1 : dimAttr < 0 ? dimAttr + rank : dimAttr;
     if (x.dtype !== 'float32' || dim !== rank - 1) {
       if (fallback) return fallback(args);
-      throw new ShapeError(`${name}: logits ${fmt(x.shape)} (${x.dtype}) must be float32, normalised over the last axis`);
+      throw new ShapeError(
+        `${name}: logits ${fmt(x.shape)} (${x.dtype}) must be float32, normalised over the last axis`,
+      );
     }
     const out = backend.makeOutput([...x.shape], 'float32');
     const n = x.shape[rank - 1];
-    if (size(x.shape) > 0) requireAddon().softmax(heap(backend), offset(backend, x), offset(backend, out), size(x.shape) / n, n, log ? 1 : 0);
+    if (size(x.shape) > 0)
+      requireAddon().softmax(
+        heap(backend),
+        offset(backend, x),
+        offset(backend, out),
+        size(x.shape) / n,
+        n,
+        log ? 1 : 0,
+      );
     return out;
   };
 }
@@ -254,7 +311,8 @@ function gatherKernel(fallback: KernelFn | undefined): KernelFn {
     const { inputs, backend, attrs } = args;
     const x = inputs.x;
     const indices = inputs.indices;
-    const axis = ((attrs.axis as number) ?? 0) < 0 ? (attrs.axis as number) + x.shape.length : ((attrs.axis as number) ?? 0);
+    const axis =
+      ((attrs.axis as number) ?? 0) < 0 ? (attrs.axis as number) + x.shape.length : ((attrs.axis as number) ?? 0);
     const batchDims = (attrs.batchDims as number) ?? 0;
     if (x.dtype !== 'float32' || indices.dtype !== 'int32' || axis !== 0 || batchDims !== 0 || size(x.shape) === 0) {
       if (fallback) return fallback(args);
@@ -265,7 +323,15 @@ function gatherKernel(fallback: KernelFn | undefined): KernelFn {
     const n = size(indices.shape);
     const out = backend.makeOutput([...indices.shape, ...x.shape.slice(1)], 'float32');
     if (n === 0 || rowLen === 0) return out;
-    const bad = requireAddon().gather(heap(backend), offset(backend, x), offset(backend, indices), offset(backend, out), n, rowLen, rows);
+    const bad = requireAddon().gather(
+      heap(backend),
+      offset(backend, x),
+      offset(backend, indices),
+      offset(backend, out),
+      n,
+      rowLen,
+      rows,
+    );
     if (bad >= 0) {
       backend.disposeData(out.dataId);
       const v = new Int32Array(heap(backend), offset(backend, indices), n)[bad];
@@ -283,14 +349,24 @@ function segmentSumKernel(fallback: KernelFn | undefined): KernelFn {
     const segs = attrs.numSegments as number;
     if (x.dtype !== 'float32' || ids.dtype !== 'int32') {
       if (fallback) return fallback(args);
-      throw new ShapeError(`UnsortedSegmentSum: x must be float32 and segmentIds int32, got ${x.dtype} and ${ids.dtype}`);
+      throw new ShapeError(
+        `UnsortedSegmentSum: x must be float32 and segmentIds int32, got ${x.dtype} and ${ids.dtype}`,
+      );
     }
     const n = size(ids.shape);
     const inner = x.shape.slice(ids.shape.length);
     const rowLen = size(inner);
     const out = backend.makeOutput([segs, ...inner], 'float32');
     if (segs * rowLen === 0) return out;
-    const bad = requireAddon().segmentSum(heap(backend), offset(backend, x), offset(backend, ids), offset(backend, out), n, rowLen, segs);
+    const bad = requireAddon().segmentSum(
+      heap(backend),
+      offset(backend, x),
+      offset(backend, ids),
+      offset(backend, out),
+      n,
+      rowLen,
+      segs,
+    );
     if (bad >= 0) {
       backend.disposeData(out.dataId);
       const v = new Int32Array(heap(backend), offset(backend, ids), n)[bad];
@@ -355,7 +431,11 @@ export async function installNativeKernels(): Promise<string[]> {
     if (original) tf.unregisterKernel(name, 'wasm');
     saved.set(name, original);
     const fallback = original ? (original.kernelFunc as unknown as KernelFn) : undefined;
-    tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: make(fallback) as unknown as tf.KernelFunc });
+    tf.registerKernel({
+      kernelName: name,
+      backendName: 'wasm',
+      kernelFunc: make(fallback) as unknown as tf.KernelFunc,
+    });
   }
   return [...saved.keys()];
 }

@@ -11,28 +11,133 @@ import { packageRoot } from '../../util/paths.js';
 
 /** The addon's entry points (see lib/backend/native/src/addon.cc for argument order). */
 export interface NativeAddon {
-  gemm(heap: ArrayBuffer, a: number, b: number, c: number, m: number, n: number, k: number, ta: number, tb: number,
-    batch: number, aIndex: Int32Array | null, bIndex: Int32Array | null, aBatches: number, bBatches: number): void;
+  gemm(
+    heap: ArrayBuffer,
+    a: number,
+    b: number,
+    c: number,
+    m: number,
+    n: number,
+    k: number,
+    ta: number,
+    tb: number,
+    batch: number,
+    aIndex: Int32Array | null,
+    bIndex: Int32Array | null,
+    aBatches: number,
+    bBatches: number,
+  ): void;
   unary(heap: ArrayBuffer, op: number, x: number, y: number, n: number): void;
-  binary(heap: ArrayBuffer, op: number, a: number, b: number, y: number, aSize: number, bSize: number,
-    d0: number, d1: number, d2: number, n: number, as0: number, as1: number, as2: number, bs0: number, bs1: number,
-    bs2: number, sa: number, sb: number): void;
+  binary(
+    heap: ArrayBuffer,
+    op: number,
+    a: number,
+    b: number,
+    y: number,
+    aSize: number,
+    bSize: number,
+    d0: number,
+    d1: number,
+    d2: number,
+    n: number,
+    as0: number,
+    as1: number,
+    as2: number,
+    bs0: number,
+    bs1: number,
+    bs2: number,
+    sa: number,
+    sb: number,
+  ): void;
   reduce(heap: ArrayBuffer, op: number, x: number, y: number, outer: number, r: number, inner: number): void;
   softmax(heap: ArrayBuffer, x: number, y: number, rows: number, n: number, log: number): void;
   gather(heap: ArrayBuffer, x: number, idx: number, y: number, n: number, rowLen: number, rows: number): number;
   segmentSum(heap: ArrayBuffer, x: number, idx: number, y: number, n: number, rowLen: number, segs: number): number;
-  flashFwd(heap: ArrayBuffer, q: number, k: number, v: number, o: number, l: number, B: number, H: number, G: number,
-    Sq: number, Sk: number, D: number, E: number, scale: number, iv: Int32Array | null, ivStride: number): void;
-  flashBwd(heap: ArrayBuffer, q: number, k: number, v: number, o: number, dO: number, l: number, dq: number, dk: number,
-    dv: number, B: number, H: number, G: number, Sq: number, Sk: number, D: number, E: number, scale: number,
-    iv: Int32Array | null, ivStride: number): void;
+  flashFwd(
+    heap: ArrayBuffer,
+    q: number,
+    k: number,
+    v: number,
+    o: number,
+    l: number,
+    B: number,
+    H: number,
+    G: number,
+    Sq: number,
+    Sk: number,
+    D: number,
+    E: number,
+    scale: number,
+    iv: Int32Array | null,
+    ivStride: number,
+  ): void;
+  flashBwd(
+    heap: ArrayBuffer,
+    q: number,
+    k: number,
+    v: number,
+    o: number,
+    dO: number,
+    l: number,
+    dq: number,
+    dk: number,
+    dv: number,
+    B: number,
+    H: number,
+    G: number,
+    Sq: number,
+    Sk: number,
+    D: number,
+    E: number,
+    scale: number,
+    iv: Int32Array | null,
+    ivStride: number,
+  ): void;
   geluGrad(heap: ArrayBuffer, x: number, dy: number, dx: number, n: number): void;
-  adam(heap: ArrayBuffer, p: number, m: number, v: number, g: number, p1: number, m1: number, v1: number, n: number,
-    lr: number, b1: number, b2: number, eps: number, bc1: number, bc2: number, l2: number, wd: number): void;
-  layerNorm(heap: ArrayBuffer, x: number, g: number, b: number, y: number, mean: number, rstd: number, rows: number,
-    n: number, eps: number): void;
-  layerNormGrad(heap: ArrayBuffer, x: number, g: number, dy: number, mean: number, rstd: number, dx: number, dg: number,
-    db: number, rows: number, n: number): void;
+  adam(
+    heap: ArrayBuffer,
+    p: number,
+    m: number,
+    v: number,
+    g: number,
+    p1: number,
+    m1: number,
+    v1: number,
+    n: number,
+    lr: number,
+    b1: number,
+    b2: number,
+    eps: number,
+    bc1: number,
+    bc2: number,
+    l2: number,
+    wd: number,
+  ): void;
+  layerNorm(
+    heap: ArrayBuffer,
+    x: number,
+    g: number,
+    b: number,
+    y: number,
+    mean: number,
+    rstd: number,
+    rows: number,
+    n: number,
+    eps: number,
+  ): void;
+  layerNormGrad(
+    heap: ArrayBuffer,
+    x: number,
+    g: number,
+    dy: number,
+    mean: number,
+    rstd: number,
+    dx: number,
+    dg: number,
+    db: number,
+    rows: number,
+    n: number,
+  ): void;
   info(): { isa: string; threads: number; blas: string };
   setThreads(n: number): void;
 }
@@ -61,7 +166,10 @@ function blasCoretype(): string | undefined {
   if (want) return want;
   if (process.platform !== 'linux' || process.arch !== 'x64') return undefined;
   try {
-    const flags = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1].split(/\s+/) ?? [];
+    const flags =
+      readFileSync('/proc/cpuinfo', 'utf8')
+        .match(/^flags\s*:(.*)$/m)?.[1]
+        .split(/\s+/) ?? [];
     return ['avx512f', 'avx512bw', 'avx512dq', 'avx512vl'].every((f) => flags.includes(f)) ? 'SkylakeX' : undefined;
   } catch {
     return undefined; // no /proc: keep OpenBLAS's own detection

@@ -14,7 +14,11 @@ export interface WasmBackend {
 }
 
 // tfjs passes every input a kernel declares, so they are typed as present.
-export type KernelArgs = { inputs: Record<string, tf.TensorInfo>; backend: WasmBackend; attrs: Record<string, unknown> };
+export type KernelArgs = {
+  inputs: Record<string, tf.TensorInfo>;
+  backend: WasmBackend;
+  attrs: Record<string, unknown>;
+};
 export type KernelFn = (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[];
 
 export const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);

@@ -3,14 +3,25 @@
  * teacher-forced next-fixation predictions that per-step accuracy scores.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '../../../util/random.js';
-import { ShapeError } from '../../../util/shapes.js';
-import { maskLogits } from '../pointer/model.js';
 import type { SearchDisplay } from '../../../data/visual-search/displays.js';
 import type { Trial } from '../../../data/visual-search/splits.js';
+import type { Rng } from '../../../util/random.js';
+import { ShapeError } from '../../../util/shapes.js';
+import { maskLogits } from '../pointer/model.js';
 import {
-  decodeOat, decoderInputs, disposeOatInputs, disposeOatTargets, encodeOat, historyBias, oatInputs, oatLogits, oatTargets, pointerLogits, sourceTokens,
-  type OatAttention, type OatModel,
+  decodeOat,
+  decoderInputs,
+  disposeOatInputs,
+  disposeOatTargets,
+  encodeOat,
+  historyBias,
+  type OatAttention,
+  type OatModel,
+  oatInputs,
+  oatLogits,
+  oatTargets,
+  pointerLogits,
+  sourceTokens,
 } from './model.js';
 
 export interface DecodeOptions {
@@ -25,8 +36,10 @@ export interface DecodeOptions {
 
 /** One scanpath per display (object indices; END not included). */
 export function decodeScanpaths(model: OatModel, displays: SearchDisplay[], opts: DecodeOptions): number[][] {
-  if (opts.mode === 'sample' && !opts.rng) throw new ShapeError("decodeScanpaths: mode 'sample' needs opts.rng (a seeded Rng)");
-  if (!(Number.isInteger(opts.maxFixations) && opts.maxFixations >= 1)) throw new ShapeError(`decodeScanpaths: maxFixations must be a positive integer, got ${opts.maxFixations}`);
+  if (opts.mode === 'sample' && !opts.rng)
+    throw new ShapeError("decodeScanpaths: mode 'sample' needs opts.rng (a seeded Rng)");
+  if (!(Number.isInteger(opts.maxFixations) && opts.maxFixations >= 1))
+    throw new ShapeError(`decodeScanpaths: maxFixations must be a positive integer, got ${opts.maxFixations}`);
   const chunk = opts.chunk ?? 128;
   const out: number[][] = [];
   for (let s = 0; s < displays.length; s += chunk) out.push(...decodeChunk(model, displays.slice(s, s + chunk), opts));
@@ -35,7 +48,9 @@ export function decodeScanpaths(model: OatModel, displays: SearchDisplay[], opts
 
 function decodeChunk(model: OatModel, displays: SearchDisplay[], opts: DecodeOptions): number[][] {
   const x = oatInputs(model, displays);
-  const b = displays.length, N = x.N, p = N + 1;
+  const b = displays.length,
+    N = x.N,
+    p = N + 1;
   const [tokens, memory] = tf.tidy(() => {
     const t = sourceTokens(model, x);
     return [t, encodeOat(model, x, t)];
@@ -100,18 +115,29 @@ function sample(row: ArrayLike<number>, rng: Rng): number {
  * Teacher-forced next-fixation predictions: for each trial, at each step i (0..len), the model's most likely next
  * fixation given the true prefix (-1 = END). Also the probability the model gave the true next fixation.
  */
-export function oatStepPredictions(model: OatModel, trials: Trial[], chunk = 128): { predicted: number[][]; probTrue: number[][] } {
+export function oatStepPredictions(
+  model: OatModel,
+  trials: Trial[],
+  chunk = 128,
+): { predicted: number[][]; probTrue: number[][] } {
   const predicted: number[][] = [];
   const probTrue: number[][] = [];
   for (let s = 0; s < trials.length; s += chunk) {
     const part = trials.slice(s, s + chunk);
-    const x = oatInputs(model, part.map((t) => t.display));
-    const t = oatTargets(part.map((tr) => tr.scanpath), x.N);
+    const x = oatInputs(
+      model,
+      part.map((t) => t.display),
+    );
+    const t = oatTargets(
+      part.map((tr) => tr.scanpath),
+      x.N,
+    );
     const probs = tf.tidy(() => tf.softmax(maskLogits(oatLogits(model, x, t.prev), x.pointerValid)));
     const pr = probs.dataSync();
     const p = x.N + 1;
     part.forEach((tr, r) => {
-      const pred: number[] = [], pt: number[] = [];
+      const pred: number[] = [],
+        pt: number[] = [];
       for (let i = 0; i <= tr.scanpath.length; i++) {
         const row = pr.subarray((r * t.m + i) * p, (r * t.m + i + 1) * p);
         pred.push(argmax(row) - 1);

@@ -3,8 +3,16 @@
  * choose on the CPU (validity masks depend on what was chosen), and feed the chosen point's coordinates back in.
  */
 import * as tf from '@tensorflow/tfjs';
-import { decodeStep, encode, type Encoded, maskLogits, outputPositions, type DecoderState, type PointerModel } from './model.js';
-import { makeBatch, disposeBatch, validPositions, type Example, type TaskSpec } from './tasks.js';
+import {
+  type DecoderState,
+  decodeStep,
+  type Encoded,
+  encode,
+  maskLogits,
+  outputPositions,
+  type PointerModel,
+} from './model.js';
+import { disposeBatch, type Example, makeBatch, type TaskSpec, validPositions } from './tasks.js';
 
 export interface Decoded {
   /** The answer as point indices (EOS dropped). */
@@ -51,7 +59,12 @@ function answerOf(positions: number[]): number[] {
 }
 
 /** Greedy decoding: at each step the most probable valid position. */
-export function greedyDecode(model: PointerModel, task: TaskSpec, examples: Example[], opts: DecodeOptions = {}): Decoded[] {
+export function greedyDecode(
+  model: PointerModel,
+  task: TaskSpec,
+  examples: Example[],
+  opts: DecodeOptions = {},
+): Decoded[] {
   return inChunks(examples, opts.batchSize ?? 256, (chunk) => greedyChunk(model, task, chunk, opts.record ?? false));
 }
 
@@ -94,7 +107,11 @@ function greedyChunk(model: PointerModel, task: TaskSpec, examples: Example[], r
       }
     }
   } finally {
-    tf.dispose([state.h, state.c, enc.memory, enc.keys, enc.attnBias, enc.h, enc.c].filter((t) => t && !t.isDisposed) as tf.Tensor[]);
+    tf.dispose(
+      [state.h, state.c, enc.memory, enc.keys, enc.attnBias, enc.h, enc.c].filter(
+        (t) => t && !t.isDisposed,
+      ) as tf.Tensor[],
+    );
     disposeBatch(batch);
   }
   for (const r of res) r.answer = answerOf(r.positions);
@@ -113,8 +130,15 @@ interface Hyp {
  * Beam search of width k: each example keeps the k most probable valid partial answers; a finished hypothesis
  * (EOS, or the full length) carries over unchanged. Returns the most probable finished answer per example.
  */
-export function beamDecode(model: PointerModel, task: TaskSpec, examples: Example[], width: number, opts: DecodeOptions = {}): Decoded[] {
-  if (!(Number.isInteger(width) && width >= 1)) throw new Error(`beamDecode: width must be a positive integer, got ${width}`);
+export function beamDecode(
+  model: PointerModel,
+  task: TaskSpec,
+  examples: Example[],
+  width: number,
+  opts: DecodeOptions = {},
+): Decoded[] {
+  if (!(Number.isInteger(width) && width >= 1))
+    throw new Error(`beamDecode: width must be a positive integer, got ${width}`);
   const size = Math.max(1, Math.floor((opts.batchSize ?? 256) / width));
   return inChunks(examples, size, (chunk) => beamChunk(model, task, chunk, width));
 }
@@ -126,7 +150,10 @@ function beamChunk(model: PointerModel, task: TaskSpec, examples: Example[], K: 
   const p = outputPositions(model, n);
   const batch = makeBatch(task, examples, p);
   // Rows r*K .. r*K + K - 1 hold example r's hypotheses; the encoding is repeated per row.
-  const rep = tf.tensor1d(Array.from({ length: B * K }, (_, i) => Math.floor(i / K)), 'int32');
+  const rep = tf.tensor1d(
+    Array.from({ length: B * K }, (_, i) => Math.floor(i / K)),
+    'int32',
+  );
   const enc = tidyEncoded(() => {
     const e = encode(model, batch.x, batch.lengths);
     return {
@@ -170,7 +197,8 @@ function beamChunk(model: PointerModel, task: TaskSpec, examples: Example[], K: 
         bs.forEach((hyp, k) => {
           if (hyp.done) return cand.push({ parent: k, pos: -1, logp: hyp.logp });
           const row = r * K + k;
-          for (let j = 0; j < p; j++) if (valid[row * p + j]) cand.push({ parent: k, pos: j, logp: hyp.logp + lp[row * p + j] });
+          for (let j = 0; j < p; j++)
+            if (valid[row * p + j]) cand.push({ parent: k, pos: j, logp: hyp.logp + lp[row * p + j] });
         });
         // Stable sort: ties keep the lower parent and position, as greedy's argmax does.
         cand.sort((a, b) => b.logp - a.logp);

@@ -6,9 +6,9 @@
  *
  * Shape legend: n stimuli, V voxels, C channels.
  */
-import * as tf from '@tensorflow/tfjs';
-import { ShapeError, fmt } from '../../../../util/shapes.js';
-import { cholesky, choleskySolve, mat, type Mat } from '../stats.js';
+import type * as tf from '@tensorflow/tfjs';
+import { fmt, ShapeError } from '../../../../util/shapes.js';
+import { cholesky, choleskySolve, type Mat, mat } from '../stats.js';
 
 export interface OracleFit {
   /** [V, C + 1]: weights then intercept. */
@@ -18,7 +18,10 @@ export interface OracleFit {
 
 export function fitOracle(routed: tf.Tensor3D, y: Mat, ridge = 1e-6): OracleFit {
   const [n, V, C] = routed.shape;
-  if (y.rows !== n || y.cols !== V) throw new ShapeError(`fitOracle: routed features ${fmt(routed.shape)} need responses [${n}, ${V}], got [${y.rows}, ${y.cols}]`);
+  if (y.rows !== n || y.cols !== V)
+    throw new ShapeError(
+      `fitOracle: routed features ${fmt(routed.shape)} need responses [${n}, ${V}], got [${y.rows}, ${y.cols}]`,
+    );
   const z = routed.dataSync();
   const m = C + 1;
   const coef = new Float64Array(V * m);
@@ -46,7 +49,8 @@ export function fitOracle(routed: tf.Tensor3D, y: Mat, ridge = 1e-6): OracleFit 
 
 export function predictOracle(fit: OracleFit, routed: tf.Tensor3D): Mat {
   const [n, V, C] = routed.shape;
-  if (C !== fit.channels) throw new ShapeError(`predictOracle: routed features have ${C} channels, the fit has ${fit.channels}`);
+  if (C !== fit.channels)
+    throw new ShapeError(`predictOracle: routed features have ${C} channels, the fit has ${fit.channels}`);
   const z = routed.dataSync();
   const out = mat(n, V);
   for (let i = 0; i < n; i++) {

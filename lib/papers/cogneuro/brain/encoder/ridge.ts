@@ -14,7 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ShapeError } from '../../../../util/shapes.js';
-import { cholesky, choleskySolve, mat, pearsonColumns, type Mat } from '../stats.js';
+import { cholesky, choleskySolve, type Mat, mat, pearsonColumns } from '../stats.js';
 import type { EncodingModel } from './model.js';
 
 export const DEFAULT_RIDGE_SCALES = [1e-3, 1e-2, 0.03, 0.1, 0.3, 1, 3, 10];
@@ -36,7 +36,12 @@ function flat(x: tf.Tensor): tf.Tensor2D {
 }
 
 /** W for each λ (as tensors [P, V]); Xc, Yc centred. */
-function solveAll(xc: tf.Tensor2D, yc: tf.Tensor2D, scales: readonly number[], form: 'primal' | 'dual'): { lambdas: number[]; ws: tf.Tensor2D[] } {
+function solveAll(
+  xc: tf.Tensor2D,
+  yc: tf.Tensor2D,
+  scales: readonly number[],
+  form: 'primal' | 'dual',
+): { lambdas: number[]; ws: tf.Tensor2D[] } {
   const [n, P] = xc.shape;
   const V = yc.shape[1];
   const gram = tf.tidy(() => (form === 'primal' ? tf.matMul(xc, xc, true, false) : tf.matMul(xc, xc, false, true)));
@@ -68,12 +73,20 @@ export interface RidgeOptions {
 }
 
 /** Fit on (xTrain, yTrain), choose λ per voxel on (xVal, yVal). Features [n, N, C] or [n, P]. */
-export function fitRidge(xTrain: tf.Tensor, yTrain: Mat, xVal: tf.Tensor, yVal: Mat, opts: RidgeOptions = {}): RidgeFit {
+export function fitRidge(
+  xTrain: tf.Tensor,
+  yTrain: Mat,
+  xVal: tf.Tensor,
+  yVal: Mat,
+  opts: RidgeOptions = {},
+): RidgeFit {
   const scales = opts.scales ?? DEFAULT_RIDGE_SCALES;
   const n = xTrain.shape[0];
   if (yTrain.rows !== n) throw new ShapeError(`fitRidge: xTrain has ${n} stimuli but yTrain has ${yTrain.rows} rows`);
-  if (yVal.rows !== xVal.shape[0]) throw new ShapeError(`fitRidge: xVal has ${xVal.shape[0]} stimuli but yVal has ${yVal.rows} rows`);
-  if (yVal.cols !== yTrain.cols) throw new ShapeError(`fitRidge: yTrain has ${yTrain.cols} voxels but yVal has ${yVal.cols}`);
+  if (yVal.rows !== xVal.shape[0])
+    throw new ShapeError(`fitRidge: xVal has ${xVal.shape[0]} stimuli but yVal has ${yVal.rows} rows`);
+  if (yVal.cols !== yTrain.cols)
+    throw new ShapeError(`fitRidge: yTrain has ${yTrain.cols} voxels but yVal has ${yVal.cols}`);
   const V = yTrain.cols;
   const x = flat(xTrain);
   const P = x.shape[1];
@@ -90,14 +103,25 @@ export function fitRidge(xTrain: tf.Tensor, yTrain: Mat, xVal: tf.Tensor, yVal: 
     return pearsonColumns(mat(yVal.rows, V, pred), yVal);
   });
   const best = new Int32Array(V);
-  for (let v = 0; v < V; v++) for (let l = 1; l < lambdas.length; l++) if (validationR[l][v] > validationR[best[v]][v]) best[v] = l;
+  for (let v = 0; v < V; v++)
+    for (let l = 1; l < lambdas.length; l++) if (validationR[l][v] > validationR[best[v]][v]) best[v] = l;
   const allW = ws.map((w) => w.dataSync());
   const weights = new Float32Array(P * V);
   for (let p = 0; p < P; p++) for (let v = 0; v < V; v++) weights[p * V + v] = allW[best[v]][p * V + v];
   const wt = tf.tensor2d(weights, [P, V]);
-  const intercept = tf.tidy(() => tf.sub(yMean, tf.matMul(xMean.reshape([1, P]), wt).reshape([V])).dataSync() as Float32Array);
+  const intercept = tf.tidy(
+    () => tf.sub(yMean, tf.matMul(xMean.reshape([1, P]), wt).reshape([V])).dataSync() as Float32Array,
+  );
   tf.dispose([x, xMean, y, yMean, xc, yc, xv, wt, ...ws]);
-  return { weights, intercept, features: P, voxels: V, lambda: Float64Array.from(best, (b) => lambdas[b]), validationR, form };
+  return {
+    weights,
+    intercept,
+    features: P,
+    voxels: V,
+    lambda: Float64Array.from(best, (b) => lambdas[b]),
+    validationR,
+    form,
+  };
 }
 
 /** The fitted ridge as an encoding model. */
@@ -110,7 +134,9 @@ export function ridgeModel(fit: RidgeFit): EncodingModel {
     paramCount: (fit.features + 1) * fit.voxels,
     predict: (features) => {
       if (features.size / features.shape[0] !== fit.features) {
-        throw new ShapeError(`ridge: features have ${features.size / features.shape[0]} values per stimulus, the fit has ${fit.features}`);
+        throw new ShapeError(
+          `ridge: features have ${features.size / features.shape[0]} values per stimulus, the fit has ${fit.features}`,
+        );
       }
       return tf.tidy(() => tf.add(tf.matMul(flat(features), w), b) as tf.Tensor2D);
     },

@@ -17,7 +17,14 @@ export function regionAttention(model: TransformerEncoder, features: tf.Tensor3D
   const n = features.shape[0];
   const parts: Float32Array[] = [];
   for (let i = 0; i < n; i += batch) {
-    parts.push(tf.tidy(() => tf.mean(model.attention(tf.slice(features, [i, 0, 0], [Math.min(batch, n - i), -1, -1]) as tf.Tensor3D), 1).dataSync() as Float32Array));
+    parts.push(
+      tf.tidy(
+        () =>
+          tf
+            .mean(model.attention(tf.slice(features, [i, 0, 0], [Math.min(batch, n - i), -1, -1]) as tf.Tensor3D), 1)
+            .dataSync() as Float32Array,
+      ),
+    );
   }
   const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
   let o = 0;
@@ -29,7 +36,10 @@ export function regionAttention(model: TransformerEncoder, features: tf.Tensor3D
 }
 
 /** The true map of each region: the mean pRF (early) or, per image, the category routing (category). */
-export function trueRegionMaps(sys: VisualSystem, cov: tf.Tensor3D): { early: Map<number, Float32Array>; category: Map<number, Float32Array[]> } {
+export function trueRegionMaps(
+  sys: VisualSystem,
+  cov: tf.Tensor3D,
+): { early: Map<number, Float32Array>; category: Map<number, Float32Array[]> } {
   const N = sys.grid * sys.grid;
   const n = cov.shape[0];
   const alpha = tf.tidy(() => categoryRouting(cov, sys.config.tau).dataSync() as Float32Array);
@@ -44,7 +54,12 @@ export function trueRegionMaps(sys: VisualSystem, cov: tf.Tensor3D): { early: Ma
       early.set(ri, m);
     } else {
       const k = CATEGORIES.indexOf(r.category!);
-      category.set(ri, Array.from({ length: n }, (_, i) => (totals[i * K + k] >= 0.5 ? alpha.subarray((i * K + k) * N, (i * K + k + 1) * N) : new Float32Array(0))));
+      category.set(
+        ri,
+        Array.from({ length: n }, (_, i) =>
+          totals[i * K + k] >= 0.5 ? alpha.subarray((i * K + k) * N, (i * K + k + 1) * N) : new Float32Array(0),
+        ),
+      );
     }
   });
   return { early, category };
