@@ -6,14 +6,22 @@
 //
 // Threads: one pool of `threads` (default 2) workers including the calling thread. OpenBLAS runs single-threaded
 // inside each worker, so the two thread systems never compete for the two cores.
+//
+// Determinism: every kernel gives the same bits whatever the thread count and whichever thread takes which piece of
+// work. Work is cut into pieces whose boundaries depend only on the problem size; a reduction keeps one partial per
+// piece and adds the partials in piece order. That holds for the sgemm calls too: OpenBLAS's result for an element
+// depends on how the product is split into calls (measured: row or column pieces change up to 40% of the elements in
+// the last bits), so Gemm splits by problem size, never by the thread count.
 #include <node_api.h>
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -53,7 +61,8 @@ class Pool {
   // Offer fn(tid) to every thread (tid 0 is the caller, which always runs it) and return once no thread is inside.
   // A worker that has not started by the time the caller finishes is not waited for: on a machine whose other core
   // is busy, waiting for a descheduled worker would cost a scheduler time slice. fn must therefore share out its
-  // work dynamically (an atomic counter), never assume every tid runs.
+  // work dynamically (an atomic counter), never assume every tid runs, and its result must not depend on which tid
+  // ran which piece (tid may only pick scratch memory).
   void run(const std::function<void(int)>& fn) {
     if (n_ == 1) {
       fn(0);
@@ -107,7 +116,8 @@ class Pool {
 
 Pool* pool = nullptr;
 
-// Split [0, n) into chunks handed out dynamically; single-threaded when the work is small.
+// Split [0, n) into chunks of `grain` handed out dynamically; single-threaded when the work is small. The chunk
+// boundaries depend on n and grain only, so a kernel whose result depends on them is still deterministic.
 void parallel_for(long n, long grain, const std::function<void(long, long)>& fn, bool parallel = true) {
   if (n <= 0) return;
   if (!parallel || pool->size() == 1 || n <= grain) {
@@ -263,15 +273,18 @@ napi_value Gemm(napi_env env, napi_callback_info info) {
   };
   double flops = 2.0 * M * N * Kd;
   bool par = flops * batch > 2.0e5;
-  if (batch >= 2 * pool->size() || !par) {
+  // Whole products when there are enough of them; else pieces of each. The split changes sgemm's last bits, so it
+  // depends on the shapes only: kGemmTasks suits the default pool of 2 threads (as many tasks as it used to make).
+  constexpr long kGemmTasks = 4;
+  if (batch >= kGemmTasks || !par) {
     parallel_for(batch, 1, [&](long lo, long hi) {
       for (long i = lo; i < hi; i++) one(i, 0, M, 0, N);
     }, par);
   } else {
-    // Few large products: split each one's rows (or columns) into pieces of at least 32.
+    // Few large products: split each one's rows (or columns) into at most kGemmTasks pieces of at least 32.
     bool rows = M >= N;
     long extent = rows ? M : N;
-    long pieces = extent / 32 < pool->size() * 2 ? (extent / 32 > 1 ? extent / 32 : 1) : pool->size() * 2;
+    long pieces = extent / 32 < kGemmTasks ? (extent / 32 > 1 ? extent / 32 : 1) : kGemmTasks;
     long step = (extent + pieces - 1) / pieces;
     parallel_for(batch * pieces, 1, [&](long lo, long hi) {
       for (long t = lo; t < hi; t++) {
@@ -359,13 +372,14 @@ napi_value Gather(napi_env env, napi_callback_info info) {
   const int32_t* idx = a.i32(2, n);
   float* y = a.f32(3, n * len);
   if (!a.ok) return nullptr;
-  std::atomic<long> bad{-1};
+  std::atomic<long> bad{-1};  // the smallest bad index, whichever thread saw it first
   parallel_for(n, (1 << 14) / (len + 1) + 1, [&](long lo, long hi) {
     for (long i = lo; i < hi; i++) {
       long r = idx[i];
       if (r < 0 || r >= rows) {
-        long expect = -1;
-        bad.compare_exchange_strong(expect, i);
+        long seen = bad.load();
+        while ((seen < 0 || i < seen) && !bad.compare_exchange_weak(seen, i)) {
+        }
         std::memset(y + i * len, 0, len * 4);
         continue;
       }
@@ -378,7 +392,8 @@ napi_value Gather(napi_env env, napi_callback_info info) {
 }
 
 // segmentSum(heap, xOff, idxOff, yOff, n, rowLen, numSegments): y[s] = sum of x rows i with idx[i] == s.
-// Threads split the columns, so no two write the same output. Returns the first out-of-range index, or -1.
+// Threads split the columns, so no two write the same output, and every column adds its rows in index order however
+// the columns are split. Returns the first out-of-range index, or -1.
 napi_value SegmentSum(napi_env env, napi_callback_info info) {
   Args a(env, info);
   if (!a.ok) return nullptr;
@@ -503,29 +518,27 @@ napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
   float* dg = a.f32(7, n);
   float* db = a.f32(8, n);
   if (!a.ok) return nullptr;
-  int T = pool->size();
-  std::vector<float> part((size_t)T * 2 * n, 0.0f);  // per-thread dgamma, dbeta
-  long grain = (1 << 13) / (n + 1) + 1;
-  std::atomic<long> next{0};
-  bool par = rows * n > (1 << 14);
-  auto work = [&](int tid) {
-    float* pg = part.data() + (size_t)tid * 2 * n;
-    for (;;) {
-      long lo = next.fetch_add(grain);
-      if (lo >= rows) break;
-      K.layernorm_bwd(x, g, dy, mean, rstd, dx, pg, pg + n, n, lo, lo + grain < rows ? lo + grain : rows);
+  // dgamma and dbeta sum over rows: one partial per fixed chunk of rows (about 16k elements: its size depends on n
+  // only), added up in chunk order, so the sums are the same whatever the thread count and whichever thread took which
+  // chunk. Smaller chunks would add partials to sum (measured: 8k-element chunks cost 4-9% at 1 thread).
+  long grain = (1 << 14) / (n + 1) + 1;
+  long chunks = (rows + grain - 1) / grain;
+  std::vector<float> part((size_t)chunks * 2 * n, 0.0f);  // per chunk: dgamma, dbeta
+  parallel_for(chunks, 1, [&](long lo, long hi) {
+    for (long c = lo; c < hi; c++) {
+      float* pg = part.data() + (size_t)c * 2 * n;
+      long r0 = c * grain, r1 = r0 + grain < rows ? r0 + grain : rows;
+      K.layernorm_bwd(x, g, dy, mean, rstd, dx, pg, pg + n, n, r0, r1);
     }
-  };
-  if (par) pool->run(work);
-  else work(0);
-  for (long j = 0; j < n; j++) {
-    float sg = 0, sb = 0;
-    for (int t = 0; t < T; t++) {
-      sg += part[(size_t)t * 2 * n + j];
-      sb += part[(size_t)t * 2 * n + n + j];
+  }, rows * n > (1 << 14));
+  std::memset(dg, 0, n * 4);
+  std::memset(db, 0, n * 4);
+  for (long c = 0; c < chunks; c++) {
+    const float* pg = part.data() + (size_t)c * 2 * n;
+    for (long j = 0; j < n; j++) {
+      dg[j] += pg[j];
+      db[j] += pg[n + j];
     }
-    dg[j] = sg;
-    db[j] = sb;
   }
   return undefined(env);
 }
@@ -575,32 +588,51 @@ napi_value FlashBwd(napi_env env, napi_callback_info info) {
   float* dK = a.f32(8, at.B * at.G * at.Sk * at.D);
   float* dV = a.f32(9, at.B * at.G * at.Sk * at.E);
   if (!a.ok) return nullptr;
-  int T = pool->size();
   long dp = (at.D + 15) / 16 * 16;
   std::vector<float> Drow(qn);
   long rowGrain = (1 << 15) / (at.D + at.E) + 1;  // small problems stay on one thread: a pool handoff costs more
   parallel_for(qn, rowGrain, [&](long lo, long hi) { K.flash_delta(dO, O, at.E, Drow.data(), lo, hi); });
-  std::vector<float> dQacc((size_t)T * qn * dp, 0.0f);
+  // A key block's dK and dV are summed inside its task; dQ sums over key blocks. Those are dealt to nkc fixed chunks
+  // (key block kb to chunk kb % nkc, so causal work spreads evenly), each with its own dQ partial, added in chunk
+  // order. nkc depends on the problem size only: about kFlashTasks tasks balance the default 2 threads.
+  constexpr long kFlashTasks = 16;
+  long bgs = at.B * at.G, nkb = (at.Sk + 63) / 64;
+  long nkc = (kFlashTasks + bgs - 1) / bgs < nkb ? (kFlashTasks + bgs - 1) / bgs : nkb;
+  if (nkc == 0) {  // no keys: no gradient reaches q
+    std::memset(dQ, 0, qn * at.D * 4);
+    return undefined(env);
+  }
+  // Not zeroed here: each task zeroes the rows it owns (in parallel, and into its own cache).
+  std::unique_ptr<float[]> dQacc(new float[(size_t)nkc * qn * dp]);
   long per = K.flash_bwd_scratch_floats(at.D, at.E);
-  std::vector<float> scratch(per * T + 16);
-  long nkb = (at.Sk + 63) / 64, tasks = at.B * at.G * nkb;
+  std::vector<float> scratch(per * pool->size() + 16);
+  long tasks = bgs * nkc, headRows = at.H / at.G * at.Sq;
   std::atomic<long> next{0};
   pool->run([&](int tid) {
     float* s = scratch.data() + tid * per;
-    float* acc = dQacc.data() + (size_t)tid * qn * dp;
     for (;;) {
+      // Chunk-major order: under a causal mask the low chunks carry the most work, so they go first.
       long t = next.fetch_add(1);
       if (t >= tasks) break;
-      K.flash_bwd(at, dO, L, Drow.data(), acc, dK, dV, s, t, t + 1);
+      long c = t / bgs, bg = t % bgs;
+      float* acc = dQacc.get() + (size_t)c * qn * dp;
+      // The dQ rows of kv group bg: its query heads, contiguous in [b, h, q].
+      std::memset(acc + bg * headRows * dp, 0, headRows * dp * 4);
+      for (long kb = c; kb < nkb; kb += nkc)
+        K.flash_bwd(at, dO, L, Drow.data(), acc, dK, dV, s, bg * nkb + kb, bg * nkb + kb + 1);
     }
   });
+  // dQ = partial 0 + partial 1 + ... in chunk order; the inner loops run along a row, so they vectorize.
   parallel_for(qn, rowGrain, [&](long lo, long hi) {
-    for (long r = lo; r < hi; r++)
-      for (long c = 0; c < at.D; c++) {
-        float s = 0;
-        for (int t = 0; t < T; t++) s += dQacc[(size_t)t * qn * dp + r * dp + c];
-        dQ[r * at.D + c] = s;
+    for (long r = lo; r < hi; r++) {
+      float* o = dQ + r * at.D;
+      const float* p = dQacc.get() + r * dp;
+      for (long c = 0; c < at.D; c++) o[c] = p[c];
+      for (long k = 1; k < nkc; k++) {
+        const float* pk = p + (size_t)k * qn * dp;
+        for (long c = 0; c < at.D; c++) o[c] += pk[c];
       }
+    }
   });
   return undefined(env);
 }
@@ -623,13 +655,19 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  int32_t n = 2;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &n) != napi_ok || n < 1 || n > 64) {
-    napi_throw_range_error(env, "ATTNLAB_NATIVE", "setThreads: n must be an integer in [1, 64]");
+  double n = 0;
+  if (argc < 1 || napi_get_value_double(env, argv[0], &n) != napi_ok) {
+    napi_throw_type_error(env, "ATTNLAB_NATIVE", "setThreads: n must be a number (an integer in [1, 64])");
+    return nullptr;
+  }
+  if (!(n >= 1 && n <= 64 && n == (double)(int)n)) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "setThreads: n must be an integer in [1, 64], got %g", n);
+    napi_throw_range_error(env, "ATTNLAB_NATIVE", msg);
     return nullptr;
   }
   delete pool;
-  pool = new Pool(n);
+  pool = new Pool((int)n);
   return undefined(env);
 }
 
