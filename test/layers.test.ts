@@ -123,6 +123,13 @@ describe.each(BACKENDS)('layers on %s', (name) => {
     expect(() => lm.forward(t)).toThrow(
       "hook 'blocks.0.hook_resid_pre' returned shape [1,1,16] but the activation has shape [1,6,16]",
     );
+    // A run that fails after block 0's pattern was recorded leaves no recorder behind and no recorded tensor alive.
+    lm.hooks.clear();
+    lm.hooks.add('blocks.1.hook_resid_pre', (x) => x.slice([0, 0, 0], [1, 1, 16]));
+    const before = tf.memory().numTensors;
+    expect(() => lm.runWithCache(t)).toThrow(/'blocks\.1\.hook_resid_pre' returned shape \[1,1,16\]/);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(lm.hooks.size).toBe(1);
     lm.hooks.clear();
     cache.dispose();
   });

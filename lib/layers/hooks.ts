@@ -71,6 +71,23 @@ export class HookRegistry {
   clear(): void {
     this.entries = [];
   }
+
+  /**
+   * Runs `run` with every hook matching `names` recorded into a new ActivationCache (a model's `runWithCache`). The
+   * caller disposes the cache; if `run` throws, the cache is disposed and the recorder removed.
+   */
+  record<T>(names: string | RegExp, run: () => T): { value: T; cache: ActivationCache } {
+    const cache = new ActivationCache();
+    const remove = this.add(names, cache.recorder());
+    try {
+      return { value: run(), cache };
+    } catch (e) {
+      cache.dispose();
+      throw e;
+    } finally {
+      remove();
+    }
+  }
 }
 
 function matches(m: string | RegExp, name: string): boolean {

@@ -21,7 +21,7 @@ import {
   normForward,
   resolve,
 } from './functional.js';
-import { ActivationCache, HookRegistry } from './hooks.js';
+import { type ActivationCache, HookRegistry } from './hooks.js';
 import { layerParams, makeBlock, makeNorm } from './weights.js';
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tf.layers.Layer>[0]>;
@@ -201,13 +201,8 @@ export class ToyLM extends tf.layers.Layer {
     tokens: tf.Tensor,
     names: string | RegExp = /attn\.hook_pattern$/,
   ): { logits: tf.Tensor3D; cache: ActivationCache } {
-    const cache = new ActivationCache();
-    const remove = this.hooks.add(names, cache.recorder());
-    try {
-      return { logits: this.forward(tokens), cache };
-    } finally {
-      remove();
-    }
+    const { value: logits, cache } = this.hooks.record(names, () => this.forward(tokens));
+    return { logits, cache };
   }
 
   /** Greedy decoding of `steps` tokens after `prompt` [b, s], using the KV cache. Returns [b, steps]. */

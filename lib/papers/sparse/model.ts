@@ -38,7 +38,7 @@ import {
   type NormParams,
   normForward,
 } from '../../layers/functional.js';
-import { ActivationCache, HookRegistry } from '../../layers/hooks.js';
+import { type ActivationCache, HookRegistry } from '../../layers/hooks.js';
 import { ParamFactory } from '../../layers/params.js';
 import { makeAttention, makeMlp, makeNorm } from '../../layers/weights.js';
 import * as masks from '../../masks/index.js';
@@ -268,13 +268,8 @@ export class SparseLM {
     names: string | RegExp = /attn\.hook_pattern$/,
     o: ForwardOptions = {},
   ): { logits: tf.Tensor3D; cache: ActivationCache } {
-    const cache = new ActivationCache();
-    const remove = this.hooks.add(names, cache.recorder());
-    try {
-      return { logits: this.forward(tokens, o), cache };
-    } finally {
-      remove();
-    }
+    const { value: logits, cache } = this.hooks.record(names, () => this.forward(tokens, o));
+    return { logits, cache };
   }
 
   /** Mean cross-entropy (nats) over positions where lossMask is 1, plus β · commitment for routing models. */
