@@ -2,9 +2,10 @@
  * Writes the `attnlab` kernelspec (kernel.json and a logo) with absolute paths, so Jupyter starts the kernel with
  * this Node binary and this package's build, whatever PATH holds. No Python involved.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { plotlyFileName, plotlyScriptSource } from '../lib/display/plotly.js';
 import { heatmapPng } from '../lib/display/png.js';
 import { PACKAGE_ROOT } from './paths.js';
 
@@ -79,5 +80,8 @@ export function installKernelSpec(opts: InstallOptions = {}): string {
   writeFileSync(join(dir, 'kernel.json'), `${JSON.stringify(kernelSpec(root), null, 2)}\n`);
   writeFileSync(join(dir, 'logo-64x64.png'), logo(64));
   writeFileSync(join(dir, 'logo-32x32.png'), logo(32));
+  // Served by Jupyter at <base>/kernelspecs/attnlab/<file>: figures drawn on a reloaded page load plotly.js from it.
+  for (const f of readdirSync(dir)) if (/^plotly-.*\.min\.js$/.test(f)) rmSync(join(dir, f));
+  writeFileSync(join(dir, plotlyFileName()), plotlyScriptSource());
   return dir;
 }

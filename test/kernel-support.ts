@@ -58,13 +58,24 @@ export interface RenderCheck {
   /** Requests to anything but file: and data: URLs (all blocked). */
   blocked: string[];
   pageErrors: string[];
+  /** The text of each figure that was not drawn (what it says instead). */
+  undrawn: string[];
+}
+
+export interface RenderOptions {
+  timeoutMs?: number;
+  /** Open `url` instead of `file://htmlFile`, answering requests to it and to each key of `serve` (a URL) with the file. */
+  url?: string;
+  serve?: Record<string, string>;
 }
 
 /**
  * Open an HTML file in headless Chromium with the network cut off and count figures (`.attnlab-plot`) that plotly
  * drew (`.main-svg` inside). Waits until every figure is drawn or `timeoutMs` passes.
  */
-export async function renderInChromium(htmlFile: string, timeoutMs = 60_000): Promise<RenderCheck> {
+export async function renderInChromium(htmlFile: string, opts: RenderOptions = {}): Promise<RenderCheck> {
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  const served: Record<string, string> = { ...opts.serve, ...(opts.url ? { [opts.url]: htmlFile } : {}) };
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -87,18 +98,29 @@ export async function renderInChromium(htmlFile: string, timeoutMs = 60_000): Pr
     await page.route('**/*', (route) => {
       const url = route.request().url();
       if (url.startsWith('file:') || url.startsWith('data:')) return route.continue();
+      const file = served[url];
+      if (file) return route.fulfill({ path: file });
       blocked.push(url);
       return route.abort();
     });
-    await page.goto(`file://${htmlFile}`, { waitUntil: 'load', timeout: timeoutMs });
+    await page.goto(opts.url ?? `file://${htmlFile}`, { waitUntil: 'load', timeout: timeoutMs });
     const count = () =>
       page.evaluate(() => {
         const plots = Array.from(document.querySelectorAll('.attnlab-plot'));
-        return { figures: plots.length, rendered: plots.filter((p) => p.querySelector('.main-svg')).length };
+        const drawn = (p: Element) => p.querySelector('.main-svg') !== null;
+        return {
+          figures: plots.length,
+          rendered: plots.filter(drawn).length,
+          undrawn: plots.filter((p) => !drawn(p)).map((p) => p.textContent ?? ''),
+        };
       });
     await page
       .waitForFunction(
-        () => Array.from(document.querySelectorAll('.attnlab-plot')).every((p) => p.querySelector('.main-svg')),
+        // Drawn, or saying why not.
+        () =>
+          Array.from(document.querySelectorAll('.attnlab-plot')).every(
+            (p) => p.querySelector('.main-svg') || p.textContent,
+          ),
         undefined,
         { timeout: timeoutMs },
       )

@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CHROMIUM, ensureBuilt, renderInChromium } from './kernel-support.js';
+import { CHROMIUM, ensureBuilt, ROOT, renderInChromium } from './kernel-support.js';
 
 function notebook(cells: { type: 'markdown' | 'code'; source: string }[]): string {
   return JSON.stringify({
@@ -102,5 +102,70 @@ describe('attnlab run', () => {
     }
     expect(code).toBe(1);
     expect(errors.join('\n')).toContain(`${nb}: cell 3 (throw new Error("cell three fails")): Error: cell three fails`);
+  }, 120_000);
+});
+
+/**
+ * A notebook page reloaded (or opened in a second tab) holds later figures' HTML but not the first figure's, which
+ * carried plotly.js: each figure loads plotly.js from the Jupyter server (the kernelspec's copy), or says why it cannot.
+ */
+describe.skipIf(!existsSync(CHROMIUM))('figures on a page without the first figure', () => {
+  let dir: string;
+  let page: string;
+  let plotlyFile: string;
+  const server = 'http://jupyter.test';
+  beforeAll(async () => {
+    ensureBuilt();
+    dir = mkdtempSync(join(tmpdir(), 'attnlab-reload-'));
+    const { installKernelSpec } = await import('../kernel/install.js');
+    const d = await import('../lib/display/index.js');
+    const specDir = installKernelSpec({ prefix: join(dir, 'prefix'), root: ROOT });
+    plotlyFile = d.plotlyFileName();
+    expect(existsSync(join(specDir, plotlyFile))).toBe(true);
+    const later = [1, 2].map((i) => d.figureHtml(d.lineChart([1, i, 3]), { includePlotly: false }));
+    expect(later.join('')).not.toContain('data-attnlab-plotly=');
+    // JupyterLab and Notebook 7 put the base URL in #jupyter-config-data.
+    page = join(dir, 'page.html');
+    writeFileSync(
+      page,
+      '<!DOCTYPE html><html><head><script id="jupyter-config-data" type="application/json">' +
+        `{"baseUrl": "/user/me/"}</script></head><body>${later.join('')}</body></html>`,
+    );
+  });
+
+  it('loads plotly.js from the Jupyter server and draws every figure', async () => {
+    const r = await renderInChromium(page, {
+      url: `${server}/user/me/lab/tree/x.ipynb`,
+      serve: {
+        [`${server}/user/me/kernelspecs/attnlab/${plotlyFile}`]: join(
+          dir,
+          'prefix',
+          'share',
+          'jupyter',
+          'kernels',
+          'attnlab',
+          plotlyFile,
+        ),
+      },
+    });
+    expect(r).toMatchObject({ figures: 2, rendered: 2, blocked: [], pageErrors: [], undrawn: [] });
+  }, 120_000);
+
+  it('says why when the server does not serve plotly.js', async () => {
+    const r = await renderInChromium(page, { url: `${server}/user/me/lab/tree/x.ipynb` });
+    expect(r.rendered).toBe(0);
+    expect(r.blocked).toEqual([`${server}/user/me/kernelspecs/attnlab/${plotlyFile}`]);
+    expect(r.undrawn).toHaveLength(2);
+    for (const text of r.undrawn) {
+      expect(text).toContain('This figure cannot be drawn: plotly.js is not on this page');
+      expect(text).toContain(`the Jupyter server did not serve /user/me/kernelspecs/attnlab/${plotlyFile}`);
+    }
+  }, 120_000);
+
+  it('says why in a file that is not served by Jupyter', async () => {
+    const r = await renderInChromium(page);
+    expect(r.rendered).toBe(0);
+    expect(r.undrawn).toHaveLength(2);
+    expect(r.undrawn[0]).toContain('this file is not served by Jupyter');
   }, 120_000);
 });

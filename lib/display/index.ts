@@ -32,6 +32,7 @@ export {
   isFigure,
   type Layout,
   PLOTLY_MIME,
+  plotlyFileName,
   plotlyScript,
   resetPlotlyEmbedding,
   type Trace,

@@ -3,7 +3,10 @@
  *
  * A figure goes out as `application/vnd.plotly.v1+json` (JupyterLab renders it natively), `text/html` (what the
  * classic UI and nbconvert's HTML export use) and `text/plain`. The HTML carries plotly.js itself the first time a
- * process shows a figure; later figures wait for `window.Plotly`, so a notebook or report needs no network.
+ * process shows a figure, so a saved notebook or a report holds one copy and needs no network. A later figure on a
+ * page without `window.Plotly` (the notebook page was reloaded, a second tab, the first output was cleared) loads
+ * plotly.js from the Jupyter server, which serves the copy that `attnlab kernel install` put in the kernelspec
+ * directory at `<base url>kernelspecs/attnlab/plotly-<version>.min.js`; when that fails the figure says why.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -49,6 +52,16 @@ function loadPlotly(): { source: string; version: string } {
   return { source: plotlySource, version: plotlyVersion! };
 }
 
+/** The kernelspec's copy of plotly.js (see `installKernelSpec`), named by version so an old copy is never used. */
+export function plotlyFileName(): string {
+  return `plotly-${loadPlotly().version}.min.js`;
+}
+
+/** plotly.js itself (the `plotly.js-dist-min` bundle). */
+export function plotlyScriptSource(): string {
+  return loadPlotly().source;
+}
+
 /** Whether this process already sent plotly.js out in an HTML output. */
 let embedded = false;
 
@@ -90,10 +103,26 @@ export function figureHtml(fig: Figure, opts: FigureHtmlOptions = {}): string {
     frames: fig.frames,
   };
   const draw =
-    `(function(){var fig=${scriptJson(spec)};` +
-    `function draw(){window.Plotly.newPlot(${JSON.stringify(id)},fig).then(function(){` +
-    `document.getElementById(${JSON.stringify(id)}).setAttribute('data-rendered','1');});}` +
-    'if(window.Plotly){draw();}else{var t=setInterval(function(){if(window.Plotly){clearInterval(t);draw();}},50);}})();';
+    `(function(){var fig=${scriptJson(spec)},id=${JSON.stringify(id)},file=${JSON.stringify(plotlyFileName())};` +
+    'function el(){return document.getElementById(id);}' +
+    "function draw(){window.Plotly.newPlot(id,fig).then(function(){el().setAttribute('data-rendered','1');});}" +
+    'if(window.Plotly){draw();return;}' +
+    // Another figure may be loading plotly.js already: one request per page.
+    'var w=window,q=w.__attnlabPlotlyWaiters;' +
+    "function fail(why){var e=el();if(e&&!e.querySelector('.main-svg')){e.style.height='auto';" +
+    "e.textContent='This figure cannot be drawn: plotly.js is not on this page and '+why+'. plotly.js is sent with " +
+    "the first figure a kernel shows; re-run the cell that drew the first figure, or run \\'attnlab kernel install\\' " +
+    "and reload.';}}" +
+    'if(q){q.push([draw,fail]);return;}q=w.__attnlabPlotlyWaiters=[[draw,fail]];' +
+    'function done(why){w.__attnlabPlotlyWaiters=undefined;q.forEach(function(f){w.Plotly?f[0]():f[1](why);});}' +
+    "var c=document.getElementById('jupyter-config-data'),base=document.body&&document.body.getAttribute('data-base-url');" +
+    'try{if(!base&&c)base=JSON.parse(c.textContent).baseUrl;}catch(x){}' +
+    // A page not served by Jupyter (an export): wait briefly in case an earlier output still defines it.
+    "if(location.protocol==='file:'){var n=0,t=setInterval(function(){if(w.Plotly||++n>40){clearInterval(t);" +
+    "done('this file is not served by Jupyter');}},50);return;}" +
+    "var url=(base||'/').replace(/\\/?$/,'/')+'kernelspecs/attnlab/'+file,s=document.createElement('script');" +
+    "s.src=url;s.onload=function(){done('loading '+url+' did not define it');};" +
+    "s.onerror=function(){done('the Jupyter server did not serve '+url);};document.head.appendChild(s);})();";
   return (
     (withLib ? plotlyScript() : '') +
     `<div id="${id}" class="attnlab-plot" style="width:100%;height:${height}px"></div>` +
