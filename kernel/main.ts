@@ -13,6 +13,46 @@ function connectionFile(argv: string[]): string {
   return path;
 }
 
+/** The parent's pid as the OS has it now (Node's `process.ppid` is read once at startup on some versions). */
+function currentParent(): number | undefined {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Exit when the process that started us is gone (a client killed with -9, a crashed Jupyter server), as ipykernel's
+ * parent poller does: an orphaned kernel would otherwise hold its memory and ports forever. Watches the parent at
+ * startup (re-parenting shows it died) and Jupyter's launcher, which names itself in JPY_PARENT_PID.
+ */
+function exitWithParent(intervalMs = 1000): void {
+  const parent = process.ppid;
+  const launcher = Number(process.env.JPY_PARENT_PID) || undefined;
+  const timer = setInterval(() => {
+    const now = currentParent();
+    const parentGone = now === undefined ? !alive(parent) : now !== parent;
+    if (parentGone || (launcher !== undefined && !alive(launcher))) {
+      console.error(`attnlab kernel: parent process ${parentGone ? parent : launcher} is gone; exiting`);
+      process.exit(0);
+    }
+  }, intervalMs);
+  timer.unref();
+}
+
+if (process.ppid > 1) exitWithParent();
+
 const conn = JSON.parse(readFileSync(connectionFile(process.argv.slice(2)), 'utf8')) as ConnectionInfo;
 const server = new KernelServer(conn);
 

@@ -1,0 +1,72 @@
+/** The kernel as an OS process: it does not outlive the process that started it. */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ensureBuilt, ROOT } from './kernel-support.js';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Running and not a zombie (a re-parented child may wait for a reaper that never comes). */
+function running(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe.skipIf(!existsSync('/proc/self/stat'))('kernel process', () => {
+  it('exits when its parent process is gone', async () => {
+    ensureBuilt();
+    const dir = mkdtempSync(join(tmpdir(), 'attnlab-orphan-'));
+    const connection = join(dir, 'kernel.json');
+    const ports = { shell_port: 0, iopub_port: 0, stdin_port: 0, control_port: 0, hb_port: 0 };
+    for (const k of Object.keys(ports) as (keyof typeof ports)[]) ports[k] = await freePort();
+    writeFileSync(
+      connection,
+      JSON.stringify({ ...ports, ip: '127.0.0.1', transport: 'tcp', signature_scheme: 'hmac-sha256', key: 'k' }),
+    );
+    // A parent that starts the kernel in the background, prints its pid and lives 3 s (a client that then dies).
+    const env = { ...process.env };
+    delete env.JPY_PARENT_PID;
+    const parent = spawn(
+      'sh',
+      [
+        '-c',
+        `"$0" "$1" --connection-file "$2" & echo $!; sleep 3`,
+        process.execPath,
+        join(ROOT, 'dist', 'kernel', 'main.js'),
+        connection,
+      ],
+      { env, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const kernel = await new Promise<number>((resolve) =>
+      parent.stdout.once('data', (b) => resolve(Number(String(b).trim()))),
+    );
+    const parentExit = new Promise((r) => parent.once('exit', r));
+    try {
+      await sleep(2000);
+      expect(running(kernel), 'the kernel runs while its parent does').toBe(true);
+      await parentExit;
+      const deadline = Date.now() + 10_000;
+      while (running(kernel) && Date.now() < deadline) await sleep(100);
+      expect(running(kernel), 'the kernel exits within 10 s of its parent').toBe(false);
+    } finally {
+      if (running(kernel)) process.kill(kernel, 'SIGKILL');
+    }
+  }, 30_000);
+});
