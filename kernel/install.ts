@@ -4,7 +4,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { plotlyFileName, plotlyScriptSource } from '../lib/display/plotly.js';
 import { heatmapPng } from '../lib/display/png.js';
 import { PACKAGE_ROOT } from './paths.js';
@@ -19,6 +19,8 @@ export interface InstallOptions {
   prefix?: string;
   /** The package root whose `dist/kernel/main.js` runs; defaults to this package. */
   root?: string;
+  /** Told when the install re-points a kernelspec that ran another checkout (default: `console.warn`). */
+  warn?: (message: string) => void;
 }
 
 /** Jupyter's per-user data directory, as `jupyter --data-dir` reports it. */
@@ -70,12 +72,35 @@ function logo(size: number): Buffer {
   return heatmapPng(values, n, n, size / n);
 }
 
-/** Write the kernelspec; returns its directory. */
+/** The checkout an installed kernelspec runs (its metadata, or the path of its `main.js`), if there is one. */
+export function installedRoot(dir: string): string | undefined {
+  try {
+    const spec = JSON.parse(readFileSync(join(dir, 'kernel.json'), 'utf8')) as {
+      argv?: string[];
+      metadata?: { attnlab?: { root?: string } };
+    };
+    const main = spec.argv?.find((a) => a.endsWith(join('dist', 'kernel', 'main.js')));
+    return spec.metadata?.attnlab?.root ?? (main ? resolve(main, '..', '..', '..') : undefined);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Write the kernelspec; returns its directory. The spec is user-wide (one `attnlab` for every notebook), so installing
+ * from a second checkout makes every notebook run that checkout's kernel: that is said, naming both checkouts.
+ */
 export function installKernelSpec(opts: InstallOptions = {}): string {
   const root = opts.root ?? PACKAGE_ROOT;
   const entry = join(root, 'dist', 'kernel', 'main.js');
   if (!existsSync(entry)) throw new Error(`kernel install: ${entry} does not exist; build first (npm run build)`);
   const dir = kernelSpecDir(opts);
+  const previous = installedRoot(dir);
+  if (previous !== undefined && resolve(previous) !== resolve(root))
+    (opts.warn ?? console.warn)(
+      `attnlab kernel install: the "${KERNEL_NAME}" kernelspec in ${dir} ran the checkout ${previous}; it now runs ` +
+        `${resolve(root)}, for every notebook that uses it (install with --prefix for a kernelspec per checkout)`,
+    );
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'kernel.json'), `${JSON.stringify(kernelSpec(root), null, 2)}\n`);
   writeFileSync(join(dir, 'logo-64x64.png'), logo(64));

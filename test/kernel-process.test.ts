@@ -1,6 +1,6 @@
-/** The kernel as an OS process: it does not outlive the process that started it. */
+/** The kernel as an OS process: it does not outlive the process that started it; its kernelspec says which checkout runs. */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,4 +69,29 @@ describe.skipIf(!existsSync('/proc/self/stat'))('kernel process', () => {
       if (running(kernel)) process.kill(kernel, 'SIGKILL');
     }
   }, 30_000);
+});
+
+describe('kernel install', () => {
+  it('names the checkout in the spec and warns before re-pointing it to another checkout', async () => {
+    ensureBuilt();
+    const { installKernelSpec, installedRoot } = await import('../kernel/install.js');
+    const dir = mkdtempSync(join(tmpdir(), 'attnlab-spec-'));
+    const other = join(dir, 'other-checkout');
+    mkdirSync(join(other, 'dist', 'kernel'), { recursive: true });
+    writeFileSync(join(other, 'dist', 'kernel', 'main.js'), '');
+    writeFileSync(join(other, 'package.json'), '{"version": "0.0.1"}');
+    const prefix = join(dir, 'prefix');
+    const warnings: string[] = [];
+    const warn = (m: string) => warnings.push(m);
+
+    const spec = installKernelSpec({ prefix, root: ROOT, warn });
+    expect(installedRoot(spec)).toBe(ROOT);
+    installKernelSpec({ prefix, root: ROOT, warn });
+    expect(warnings, 'reinstalling the same checkout is silent').toEqual([]);
+
+    installKernelSpec({ prefix, root: other, warn });
+    expect(installedRoot(spec)).toBe(other);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(`ran the checkout ${ROOT}; it now runs ${other}`);
+  });
 });
