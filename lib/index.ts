@@ -23,5 +23,7 @@ export * as pointer from './papers/cogneuro/pointer/index.js';
 export * as sparse from './papers/sparse/index.js';
 export * as positional from './positional/index.js';
 export * as train from './train/index.js';
+/** `for (const x of al.progress(items))`: a progress bar for any loop (tqdm). */
+export { progress } from './train/progress.js';
 export { Rng } from './util/random.js';
 export { ShapeError } from './util/shapes.js';

@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as d from '../lib/display/index.js';
+import * as al from '../lib/index.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -261,5 +262,51 @@ describe('library results', () => {
     const b = d.toMimeBundle(r);
     expect(b['text/plain']).toBe('Training: 2 steps, final loss 1.0000');
     expect(b[d.PLOTLY_MIME]).toBeDefined();
+  });
+});
+
+/** A display handle whose sink keeps what it was sent. */
+function recordingHandle(): { handle: d.DisplayHandle; sent: d.MimeBundle[] } {
+  const sent: d.MimeBundle[] = [];
+  return { handle: new d.DisplayHandle({ send: (b) => void sent.push(b) }), sent };
+}
+
+describe('display handle', () => {
+  it('update() shows any displayable value, and MIME bundles as they are', () => {
+    const { handle, sent } = recordingHandle();
+    handle.update({ loss: 1.5, acc: 0.5 });
+    handle.update(d.lineChart([1, 2, 3]));
+    handle.update({ 'text/plain': 'as is', 'text/html': '<b>as is</b>' });
+    expect(sent[0]!['text/html']).toContain('metric');
+    expect(sent[1]![d.PLOTLY_MIME]).toBeDefined();
+    expect(sent[2]).toEqual({ 'text/plain': 'as is', 'text/html': '<b>as is</b>' });
+  });
+});
+
+describe('al.progress', () => {
+  it('yields the items unchanged and ends with a count, rate and total time', () => {
+    const { handle, sent } = recordingHandle();
+    const items = ['a', 'b', 'c', 'd', 'e'];
+    const seen = [...al.progress(items, { target: { display: handle, throttleMs: 0 } })];
+    expect(seen).toEqual(items);
+    const last = sent.at(-1)!;
+    expect(last['text/plain']).toMatch(/^it 5\/5 {2}[\d.]+ it\/s {2}0:00 total$/);
+    expect(last['text/html']).toContain('<progress value="5" max="5"');
+  });
+
+  it('ends the display on break, and counts an iterable without a length', () => {
+    const { handle, sent } = recordingHandle();
+    for (const i of al.progress([1, 2, 3, 4], { target: { display: handle, throttleMs: 0 } })) if (i === 2) break;
+    expect(sent.at(-1)!['text/plain']).toMatch(/^it 1\/4 /);
+
+    const lines: string[] = [];
+    const stream = { write: (s: string) => void lines.push(s) };
+    function* gen() {
+      for (let i = 0; i < 25; i++) yield i;
+    }
+    let sum = 0;
+    for (const i of al.progress(gen(), { mode: 'lines', unit: 'batch', target: { stream } })) sum += i;
+    expect(sum).toBe(300);
+    expect(lines.map((l) => l.split('  ')[0])).toEqual(['batch 1', 'batch 10', 'batch 25']);
   });
 });

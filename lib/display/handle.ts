@@ -4,6 +4,8 @@
  * The attnlab kernel installs a `DisplaySink` on the global object (under `Symbol.for('attnlab.displaySink')`, so two
  * copies of the library agree); outside a notebook there is none and callers fall back to the terminal.
  */
+import { toMimeBundle } from './mime.js';
+
 export type MimeBundle = Record<string, unknown>;
 
 /** Values with this method display through it (the convention Deno's Jupyter kernel uses). */
@@ -32,6 +34,16 @@ export function isNotebook(): boolean {
   return displaySink() !== undefined;
 }
 
+/** `{ 'text/plain': ..., 'image/png': ... }`: a non-empty plain object keyed by MIME types only. */
+export function isMimeBundle(x: unknown): x is MimeBundle {
+  if (x === null || typeof x !== 'object' || Array.isArray(x)) return false;
+  const proto = Object.getPrototypeOf(x);
+  const keys = Object.keys(x);
+  return (
+    (proto === Object.prototype || proto === null) && keys.length > 0 && keys.every((k) => /^[\w-]+\/[\w.+-]+$/.test(k))
+  );
+}
+
 let nextId = 0;
 
 /** One output area that can be replaced in place (a progress bar, a live plot) and cleared. */
@@ -46,8 +58,12 @@ export class DisplayHandle {
     this.displayId = displayId ?? `attnlab-${process.pid}-${Date.now().toString(36)}-${nextId++}`;
   }
 
-  /** Show `bundle` the first time, then replace what this handle shows. */
-  update(bundle: MimeBundle): void {
+  /**
+   * Show `value` the first time, then replace what this handle shows: a MIME bundle (an object whose keys are all
+   * MIME types, like `{ 'text/html': ... }`) as is, anything else as `display(value)` would show it.
+   */
+  update(value: unknown): void {
+    const bundle = isMimeBundle(value) ? value : toMimeBundle(value);
     this.sink.send(bundle, { displayId: this.displayId, update: this.shown });
     this.shown = true;
   }

@@ -1,5 +1,5 @@
 /**
- * Training progress for three places: a one-line bar redrawn with \r on a terminal, a plain line every ~10% when
+ * Progress (of training, or of any loop through `progress(items)`) for three places: a one-line bar redrawn with \r on a terminal, a plain line every ~10% when
  * stderr is not a terminal (CI logs), and an HTML + text display updated in place in a notebook.
  */
 import { type DisplayHandle, newDisplayHandle } from '../display/handle.js';
@@ -10,12 +10,15 @@ export type ProgressMode = boolean | 'auto' | 'bar' | 'lines' | 'notebook';
 export interface ProgressState {
   /** Steps finished in this run, counting from the run's first step. */
   done: number;
-  /** Steps this run will take. */
+  /** Steps this run will take; NaN when unknown (an iterable without a length). */
   total: number;
   /** 0-based index of the last finished step. */
   step: number;
-  loss: number;
-  lr: number;
+  /** Training runs report these; a generic loop has neither. */
+  loss?: number;
+  lr?: number;
+  /** What a step is called (default "step"). */
+  unit?: string;
   seconds: number;
   /** Latest evaluation metrics, if any. */
   metrics?: Record<string, number>;
@@ -57,12 +60,13 @@ export function createProgress(mode: ProgressMode, target: ProgressTarget = {}):
 export function describe(s: ProgressState): string {
   const rate = s.done / Math.max(s.seconds, 1e-9);
   const eta = s.done > 0 ? (s.total - s.done) / rate : NaN;
+  const known = Number.isFinite(s.total);
   const parts = [
-    `step ${s.done}/${s.total}`,
-    `loss ${fmtNum(s.loss)}`,
-    `lr ${s.lr.toExponential(2)}`,
+    `${s.unit ?? 'step'} ${s.done}${known ? `/${s.total}` : ''}`,
+    ...(s.loss === undefined ? [] : [`loss ${fmtNum(s.loss)}`]),
+    ...(s.lr === undefined ? [] : [`lr ${s.lr.toExponential(2)}`]),
     `${rate >= 100 ? rate.toFixed(0) : rate.toFixed(1)} it/s`,
-    s.done >= s.total ? `${fmtTime(s.seconds)} total` : `ETA ${fmtTime(eta)}`,
+    !known || s.done >= s.total ? `${fmtTime(s.seconds)} total` : `ETA ${fmtTime(eta)}`,
   ];
   for (const [k, v] of Object.entries(s.metrics ?? {})) parts.push(`${k} ${fmtNum(v)}`);
   return parts.join('  ');
@@ -104,7 +108,7 @@ class BarProgress implements ProgressReporter {
 
   private draw(s: ProgressState): void {
     const width = 20;
-    const filled = Math.round((width * s.done) / Math.max(1, s.total));
+    const filled = Number.isFinite(s.total) ? Math.min(width, Math.round((width * s.done) / Math.max(1, s.total))) : 0;
     const bar = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
     const line = `${bar} ${describe(s)}`;
     const cols = this.stream.columns ?? 120;
@@ -118,7 +122,12 @@ class LineProgress implements ProgressReporter {
   constructor(private readonly stream: NonNullable<ProgressTarget['stream']>) {}
 
   update(s: ProgressState): void {
-    const decile = Math.floor((10 * s.done) / Math.max(1, s.total));
+    // Unknown total: a line every 10^k items.
+    const decile = Number.isFinite(s.total)
+      ? Math.floor((10 * s.done) / Math.max(1, s.total))
+      : s.done >= 10 ** (this.nextDecile - 1)
+        ? this.nextDecile
+        : 0;
     if (decile < this.nextDecile || s.done >= s.total) return;
     this.nextDecile = decile + 1;
     this.stream.write(`${describe(s)}\n`);
@@ -141,20 +150,64 @@ class NotebookProgress implements ProgressReporter {
     const now = Date.now();
     if (now - this.last < this.throttleMs) return;
     this.last = now;
-    this.show(s);
+    this.show(s, false);
   }
 
   finish(s: ProgressState, note?: string): void {
-    this.show(s, note);
+    this.show(s, true, note);
   }
 
-  private show(s: ProgressState, note?: string): void {
+  private show(s: ProgressState, finished: boolean, note?: string): void {
     const text = describe(s);
-    const pct = Math.round((100 * s.done) / Math.max(1, s.total));
+    const known = Number.isFinite(s.total);
     const noteHtml = note ? `<div style="color:#b00">${escapeHtml(note)}</div>` : '';
-    const html =
-      `<div class="attnlab-progress"><progress value="${s.done}" max="${s.total}" style="width:240px"></progress> ` +
-      `${pct}% <code>${escapeHtml(text)}</code>${noteHtml}</div>`;
+    // Without a total the bar is indeterminate (no value) until the loop ends.
+    const bar = known
+      ? `<progress value="${s.done}" max="${s.total}" style="width:240px"></progress> ${Math.round((100 * s.done) / Math.max(1, s.total))}%`
+      : `<progress ${finished ? 'value="1" max="1" ' : ''}style="width:240px"></progress>`;
+    const html = `<div class="attnlab-progress">${bar} <code>${escapeHtml(text)}</code>${noteHtml}</div>`;
     this.handle.update({ 'text/html': html, 'text/plain': note ? `${text}\n${note}` : text });
+  }
+}
+
+export interface ProgressOptions {
+  /** Items to expect, for iterables without a `length` or `size` (a generator). */
+  total?: number;
+  /** What an item is called in the description (default "it"). */
+  unit?: string;
+  /** As for training: `'auto'` (default) is a notebook display, a terminal bar, or lines in a log. */
+  mode?: ProgressMode;
+  /** Where it goes (tests inject a stream or a display). */
+  target?: ProgressTarget;
+}
+
+/**
+ * tqdm for any loop: `for (const x of progress(items)) ...` yields `items` unchanged while showing how many are done,
+ * the rate and the time left (a bar in a notebook or a terminal). The display ends when the loop does, `break` and
+ * exceptions included.
+ */
+export function* progress<T>(items: Iterable<T>, opts: ProgressOptions = {}): Generator<T, void, undefined> {
+  const sized = items as { length?: unknown; size?: unknown };
+  const total =
+    opts.total ??
+    (typeof sized.length === 'number' ? sized.length : typeof sized.size === 'number' ? sized.size : Number.NaN);
+  const reporter = createProgress(opts.mode ?? 'auto', opts.target);
+  const start = performance.now();
+  let done = 0;
+  const state = (): ProgressState => ({
+    done,
+    total,
+    step: done - 1,
+    unit: opts.unit ?? 'it',
+    seconds: (performance.now() - start) / 1000,
+  });
+  try {
+    for (const x of items) {
+      yield x;
+      done++;
+      reporter.update(state());
+    }
+  } finally {
+    reporter.finish(state());
   }
 }
