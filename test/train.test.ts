@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import '@tensorflow/tfjs-backend-wasm';
 import { activeName } from '../lib/backend/index.js';
-import { DisplayHandle, type MimeBundle, setDisplaySink } from '../lib/display/handle.js';
+import { DisplayHandle } from '../lib/display/display-handle.js';
+import { type MimeBundle, setDisplaySink } from '../lib/display/handle.js';
 import { escapeHtml } from '../lib/display/html.js';
 import {
   Adam,

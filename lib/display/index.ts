@@ -6,6 +6,7 @@
  */
 
 export { frameBundle, isDataFrameOrSeries } from './dataframe.js';
+export * from './display-handle.js';
 export {
   attentionGrid,
   attentionHeatmap,

@@ -2,7 +2,7 @@
  * Progress (of training, or of any loop through `progress(items)`) for three places: a one-line bar redrawn with \r on a terminal, a plain line every ~10% when
  * stderr is not a terminal (CI logs), and an HTML + text display updated in place in a notebook.
  */
-import { type DisplayHandle, newDisplayHandle } from '../display/handle.js';
+import { type DisplayHandle, newDisplayHandle } from '../display/display-handle.js';
 import { escapeHtml } from '../display/html.js';
 
 export type ProgressMode = boolean | 'auto' | 'bar' | 'lines' | 'notebook';
