@@ -59,8 +59,7 @@ const server = new KernelServer(conn);
 // Jupyter interrupts with SIGINT (interrupt_mode "signal"): synchronous code is stopped by the VM
 // (breakOnSigint); awaiting code is stopped here.
 process.on('SIGINT', () => server.interrupt());
-// A rejected promise nobody awaited, or a throw in a callback, must not take the kernel down.
-process.on('uncaughtException', (e) => console.error('Uncaught exception:', e));
-process.on('unhandledRejection', (e) => console.error('Unhandled promise rejection:', e));
+// A rejected promise nobody awaited, or a throw in a callback, must not take the kernel down: the server owns the
+// process's handlers for both and reports them in the cell's output.
 
 await server.start();

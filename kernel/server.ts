@@ -11,7 +11,16 @@ import { join } from 'node:path';
 import { inspect as utilInspect } from 'node:util';
 import type * as Zmq from 'zeromq';
 import { type MimeBundle, setDisplaySink, toMimeBundle } from '../lib/display/index.js';
-import { Engine, isComplete, PACKAGE_ROOT, type RunOutcome, requireTslab, ts, tslabJupyter } from './engine.js';
+import {
+  Engine,
+  errorOutcome,
+  isComplete,
+  PACKAGE_ROOT,
+  type RunOutcome,
+  requireTslab,
+  ts,
+  tslabJupyter,
+} from './engine.js';
 import { History, type HistoryRequest } from './history.js';
 import { decode, encode, type Message, PROTOCOL_VERSION, Signer } from './wire.js';
 
@@ -28,6 +37,11 @@ export interface ConnectionInfo {
 }
 
 type Socket = Zmq.Router | Zmq.Publisher | Zmq.Reply;
+type StreamName = 'stdout' | 'stderr';
+type StrayEvent = 'uncaughtException' | 'unhandledRejection';
+
+const STREAM_FLUSH_MS = 20;
+const STREAM_FLUSH_CHARS = 64 * 1024;
 
 /** zeromq allows one pending send per socket; this keeps sends in order without ever overlapping. */
 class Outbox {
@@ -98,6 +112,9 @@ export class KernelServer {
   private outputParent: Message<unknown> | undefined;
   private sockets!: { shell: Zmq.Router; control: Zmq.Router; stdin: Zmq.Router; iopub: Zmq.Publisher; hb: Zmq.Reply };
   private iopub!: Outbox;
+  /** Stream text written but not yet published: one stream at a time, so stdout and stderr keep their interleaving. */
+  private pendingStream: { name: StreamName; parent: Message<unknown>; chunks: string[]; size: number } | undefined;
+  private streamTimer: NodeJS.Timeout | undefined;
   private shellOut!: Outbox;
   private controlOut!: Outbox;
 
@@ -112,7 +129,8 @@ export class KernelServer {
       shell: new zmq.Router(),
       control: new zmq.Router(),
       stdin: new zmq.Router(),
-      iopub: new zmq.Publisher(),
+      // Wait for room past the high-water mark instead of dropping output (the default for PUB sockets).
+      iopub: new zmq.Publisher({ noDrop: true }),
       hb: new zmq.Reply(),
     };
     this.iopub = new Outbox(this.sockets.iopub);
@@ -127,6 +145,7 @@ export class KernelServer {
       this.sockets.hb.bind(url(this.conn.hb_port)),
     ]);
     this.captureOutput();
+    this.ownStrayErrorHandlers();
     void this.heartbeat();
     void this.listen(this.sockets.shell, this.shellOut, true);
     void this.listen(this.sockets.control, this.controlOut, false);
@@ -158,6 +177,7 @@ export class KernelServer {
     parent: Message<unknown> | undefined,
     metadata?: Record<string, unknown>,
   ): void {
+    this.flushStream(); // a stream's text goes out before whatever the code did after writing it
     void this.iopub.send(encode(this.signer, this.session, msgType, content, parent, [Buffer.from(msgType)], metadata));
   }
 
@@ -306,14 +326,71 @@ export class KernelServer {
       : { status: 'ok', found: false, data: {}, metadata: {} };
   }
 
+  /**
+   * Coalesce writes: one IOPub message per write would be a million messages for a million-line loop. Text is sent
+   * when the stream or the request changes, at 64 KiB, 20 ms after the first unsent write, and before any other message.
+   */
+  private writeStream(name: StreamName, text: string, parent: Message<unknown>): void {
+    const pending = this.pendingStream;
+    if (pending && (pending.name !== name || pending.parent !== parent)) this.flushStream();
+    if (!this.pendingStream) {
+      this.pendingStream = { name, parent, chunks: [], size: 0 };
+      this.streamTimer = setTimeout(() => this.flushStream(), STREAM_FLUSH_MS);
+    }
+    const target = this.pendingStream!;
+    target.chunks.push(text);
+    target.size += text.length;
+    if (target.size >= STREAM_FLUSH_CHARS) this.flushStream();
+  }
+
+  private flushStream(): void {
+    const pending = this.pendingStream;
+    if (!pending) return;
+    this.pendingStream = undefined;
+    clearTimeout(this.streamTimer);
+    const content = { name: pending.name, text: pending.chunks.join('') };
+    void this.iopub.send(encode(this.signer, this.session, 'stream', content, pending.parent, [Buffer.from('stream')]));
+  }
+
+  /**
+   * The kernel owns the process's handlers for stray errors (a rejection nobody awaited, a throw in a timer callback):
+   * they are reported as an error in the output of the cell that ran last, and the kernel lives on. Handlers other
+   * modules install are removed as they are added: tfjs-backend-wasm's emscripten module rethrows from both, which
+   * would kill the kernel.
+   */
+  private ownStrayErrorHandlers(): void {
+    const own: Record<StrayEvent, (e: unknown) => void> = {
+      uncaughtException: (e) => this.reportStray('Uncaught exception', e),
+      unhandledRejection: (e) => this.reportStray('Unhandled promise rejection', e),
+    };
+    for (const [event, handler] of Object.entries(own)) process.on(event, handler);
+    process.on('newListener', (event: string | symbol, listener: unknown) => {
+      if (!(event === 'uncaughtException' || event === 'unhandledRejection') || listener === own[event]) return;
+      // 'newListener' fires before the listener is added; remove it once the installing code has finished.
+      queueMicrotask(() => {
+        process.removeListener(event, listener as () => void);
+        logKernel(`removed a process '${event}' handler installed by a module`);
+      });
+    });
+  }
+
+  private reportStray(kind: string, e: unknown): void {
+    if (!this.outputParent) {
+      logKernel(`${kind}:`, e);
+      return;
+    }
+    const { ename, evalue, traceback } = errorOutcome(e);
+    this.publish('error', { ename, evalue, traceback: [`${kind}:`, ...traceback] }, this.outputParent);
+  }
+
   /** Route the process's stdout/stderr and the display sink to IOPub, on behalf of the request that ran last. */
   private captureOutput(): void {
-    const stream = (name: 'stdout' | 'stderr', fallback: typeof process.stdout.write) =>
+    const stream = (name: StreamName, fallback: typeof process.stdout.write) =>
       ((chunk: string | Uint8Array, encoding?: unknown, cb?: unknown) => {
         const done = typeof encoding === 'function' ? encoding : cb;
         if (!this.outputParent) return fallback(chunk as string, encoding as BufferEncoding, done as () => void);
         const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-        this.publish('stream', { name, text }, this.outputParent);
+        this.writeStream(name, text, this.outputParent);
         if (typeof done === 'function') done();
         return true;
       }) as typeof process.stdout.write;
@@ -336,6 +413,7 @@ export class KernelServer {
   }
 
   private async shutdown(): Promise<void> {
+    this.flushStream();
     await Promise.all([this.iopub.drain(), this.shellOut.drain(), this.controlOut.drain()]);
     this.engine.close();
     for (const s of Object.values(this.sockets)) s.close();
