@@ -26,11 +26,12 @@ interface TsNode {
   name?: TsNode;
   end: number;
   getText(file?: unknown): string;
+  getChildren(file?: unknown): TsNode[];
 }
 interface TsModule {
   version: string;
   forEachChild(node: unknown, visit: (child: TsNode) => void): void;
-  SyntaxKind: { ShorthandPropertyAssignment: number };
+  SyntaxKind: { ShorthandPropertyAssignment: number; EndOfFileToken: number };
   createWatchCompilerHost: (...args: unknown[]) => unknown;
   createSourceFile(
     name: string,
@@ -51,6 +52,7 @@ interface QuickInfo {
 }
 
 interface TslabConverter {
+  convert(prevDecl: string, src: string): { output?: string };
   close(): void;
 }
 interface TslabExecutor {
@@ -131,8 +133,20 @@ export type RunOutcome =
 class Converters {
   private nodeConv?: TslabConverter;
   private browserConv?: TslabConverter;
+  /** The JavaScript the executor ran last (line L of it is line L of `evalmachine.<anonymous>` in a stack). */
+  lastOutput = '';
   get node(): TslabConverter {
-    return (this.nodeConv ??= tslabConverter.createConverter({ isJS: false, isBrowser: false }));
+    if (!this.nodeConv) {
+      const conv = tslabConverter.createConverter({ isJS: false, isBrowser: false });
+      const convert = conv.convert.bind(conv);
+      conv.convert = (prevDecl, src) => {
+        const converted = convert(prevDecl, src);
+        this.lastOutput = converted.output ?? '';
+        return converted;
+      };
+      this.nodeConv = conv;
+    }
+    return this.nodeConv;
   }
   get browser(): TslabConverter {
     return (this.browserConv ??= tslabConverter.createConverter({ isJS: false, isBrowser: true }));
@@ -146,12 +160,83 @@ class Converters {
 /** Frames from Node and the kernel's own machinery, dropped from tracebacks. */
 const INTERNAL_FRAME = /\(node:|at node:|sigintHandlersWrap|[\\/]tslab[\\/]dist[\\/]|[\\/]kernel[\\/]\w+\.[jt]s/;
 
-export function errorOutcome(e: unknown): Extract<RunOutcome, { status: 'error' }> {
+/** Where a stack frame of a cell points to in the cell's source: its name (`Cell In[5]`), the code and what ran. */
+export interface CellSource {
+  name: string;
+  code: string;
+  output: string;
+}
+
+const CELL_FRAME = /^\s*at (?:.*\()?evalmachine\.<anonymous>:(\d+):(\d+)\)?$/;
+const LINE_MARK = /\/\*@L(\d+)\*\//g;
+
+/**
+ * `at evalmachine.<anonymous>:9:7` -> `Cell In[5], line 4` and the line's text, as IPython writes it. The executor
+ * runs TypeScript's output, whose lines are not the cell's; the markers `markLines` put at the ends of the cell's
+ * lines survive compilation and say which cell line an output line came from (the first marker at or after the
+ * column). A frame without a marker on its line stays as Node wrote it. Frames in functions of earlier cells are
+ * mapped against the last cell's output (Node names every cell `evalmachine.<anonymous>`).
+ */
+function cellFrame(frame: string, cell: CellSource): string[] {
+  const m = CELL_FRAME.exec(frame);
+  if (!m) return [frame];
+  const outputLines = cell.output.split('\n');
+  if (Number(m[1]) > outputLines.length) return []; // the executor's wrapper around the cell
+  const text = outputLines[Number(m[1]) - 1] ?? '';
+  const column = Number(m[2]) - 1;
+  const marks = [...text.matchAll(LINE_MARK)];
+  const mark = marks.find((k) => (k.index ?? 0) >= column) ?? marks.at(-1);
+  const codeLines = cell.code.split('\n');
+  // tslab rewrites the cell's last expression (dropping its mark) into `exports.tsLastExpr = ...`.
+  const lastExpression = /^exports\.tsLastExpr\d* = /.test(text)
+    ? codeLines.length - [...codeLines].reverse().findIndex((l) => l.trim())
+    : 0;
+  const line = mark ? Number(mark[1]) : lastExpression;
+  if (!line) return [frame];
+  return [`${cell.name}, line ${line}`, `    ${codeLines[line - 1]?.trim() ?? ''}`];
+}
+
+/**
+ * Append `/*@L<n>*\/` after the last token of each line `n` of `code` (a token's end is never inside a string, a
+ * template's text or a comment, so the marks change nothing but comments; lines ending inside a block comment or a
+ * template's text get none). Positions of everything before a mark are unchanged, so diagnostics keep their columns.
+ */
+export function markLines(code: string): string {
+  const file = ts.createSourceFile(
+    'cell.ts',
+    code,
+    ts.ScriptTarget.Latest,
+    true,
+    ts.ScriptKind.TS,
+  ) as unknown as TsNode;
+  const ends = new Set<number>();
+  const visit = (node: TsNode): void => {
+    const children = node.getChildren(file);
+    if (children.length === 0) {
+      const lineEnd = code.indexOf('\n', node.end);
+      const rest = code.slice(node.end, lineEnd < 0 ? code.length : lineEnd);
+      const isToken = node.kind !== ts.SyntaxKind.EndOfFileToken && node.end > 0;
+      if (isToken && /^[ \t\r]*(\/\/.*)?$/.test(rest)) ends.add(node.end);
+    } else for (const child of children) visit(child);
+  };
+  visit(file);
+  let out = '';
+  let from = 0;
+  for (const at of [...ends].sort((a, b) => a - b)) {
+    const line = code.slice(0, at).split('\n').length;
+    out += `${code.slice(from, at)}/*@L${line}*/`;
+    from = at;
+  }
+  return out + code.slice(from);
+}
+
+export function errorOutcome(e: unknown, cell?: CellSource): Extract<RunOutcome, { status: 'error' }> {
   if (e instanceof Error) {
     const lines = (e.stack ?? `${e.name}: ${e.message}`).split('\n');
     // Node puts the offending source line with a caret above "Name: message" for errors from vm scripts.
     const head = lines.findIndex((l) => l.startsWith(`${e.name}:`) || l === e.name);
-    const traceback = lines.slice(Math.max(0, head)).filter((l, i) => i === 0 || !INTERNAL_FRAME.test(l));
+    const frames = lines.slice(Math.max(0, head)).filter((l, i) => i === 0 || !INTERNAL_FRAME.test(l));
+    const traceback = cell ? frames.flatMap((l, i) => (i === 0 ? [l] : cellFrame(l, cell))) : frames;
     return { status: 'error', ename: e.name || 'Error', evalue: e.message, traceback };
   }
   const text = typeof e === 'string' ? e : format('%o', e);
@@ -209,7 +294,8 @@ export class Engine {
     }
   }
 
-  async run(code: string): Promise<RunOutcome> {
+  /** Run a cell; `name` (`Cell In[5]`) is what tracebacks call it. */
+  async run(code: string, name = 'Cell'): Promise<RunOutcome> {
     this.lastValue = undefined;
     this.diagnostics = [];
     this.thrown = undefined;
@@ -218,7 +304,8 @@ export class Engine {
     } catch (e) {
       return errorOutcome(e);
     }
-    const ok = await this.executor.execute(expandShorthandProperties(code));
+    this.converters.lastOutput = '';
+    const ok = await this.executor.execute(markLines(expandShorthandProperties(code)));
     if (this.diagnostics.length > 0) {
       const first = this.diagnostics[0]!.replace(/^.*?\d+:\d+ - /, '');
       return { status: 'error', ename: 'TypeScriptError', evalue: first, traceback: this.diagnostics };
@@ -226,7 +313,7 @@ export class Engine {
     // Assigned by the executor's callbacks, which the compiler's flow analysis cannot see.
     const thrown = this.thrown as { error: unknown } | undefined;
     const last = this.lastValue as { value: unknown } | undefined;
-    if (thrown) return errorOutcome(thrown.error);
+    if (thrown) return errorOutcome(thrown.error, { name, code, output: this.converters.lastOutput });
     if (!ok) return { status: 'error', ename: 'Error', evalue: 'execution failed', traceback: [] };
     return last ? { status: 'ok', hasValue: true, value: last.value } : { status: 'ok', hasValue: false };
   }

@@ -251,7 +251,7 @@ export class KernelServer {
     if (store_history) this.history.add(count, code);
     this.outputParent = msg;
 
-    const outcome = await this.engine.run(code);
+    const outcome = await this.engine.run(code, `Cell In[${count}]`);
     if (outcome.status === 'ok' && outcome.hasValue && !silent) {
       const data = this.bundleOf(outcome.value);
       this.publish('execute_result', { execution_count: count, data, metadata: {} }, msg);

@@ -115,5 +115,39 @@ class StreamTests(KernelCase):
         print(f"\n{n} lines in {len(streams)} stream messages, {elapsed:.1f} s")
 
 
+
+class TracebackTests(KernelCase):
+    def test_runtime_error_names_the_cell_and_line(self):
+        code = (
+            "interface Point {\n  x: number;\n}\n"
+            "const s = `two\nlines`;\n"
+            "let p: any = null; // nothing here\n"
+            "const q = p.x.y;\n"
+        )
+        reply, outputs = self.run_cell(code)
+        content = reply["content"]
+        self.assertEqual(content["status"], "error")
+        self.assertEqual(content["ename"], "TypeError")
+        n = content["execution_count"]
+        tb = content["traceback"]
+        at = tb.index(f"Cell In[{n}], line 7")
+        self.assertEqual(tb[at + 1].strip(), "const q = p.x.y;")
+        self.assertNotIn("evalmachine", "\n".join(tb))
+
+    def test_error_in_a_function_names_both_lines(self):
+        code = "function f(o: any) {\n  return o.missing.x;\n}\nconst r = 1;\nf({});\n"
+        reply, outputs = self.run_cell(code)
+        n = reply["content"]["execution_count"]
+        tb = reply["content"]["traceback"]
+        self.assertEqual(
+            [line for line in tb if line.startswith("Cell In")], [f"Cell In[{n}], line 2", f"Cell In[{n}], line 5"]
+        )
+        self.assertEqual(tb[tb.index(f"Cell In[{n}], line 2") + 1].strip(), "return o.missing.x;")
+
+    def test_strings_and_values_are_unchanged(self):
+        reply, outputs = self.run_cell("const t = `a\nb`; // c\nconst u = 'x';\n[t, u, t.length]")
+        self.assertEqual(outputs[-1]["content"]["data"]["text/plain"], "[ 'a\\nb', 'x', 3 ]")
+
+
 if __name__ == "__main__":
     unittest.main()
