@@ -22,6 +22,9 @@ import { Mask, type MaskSpec } from '../masks/index.js';
 import { fmt, ShapeError } from '../util/shapes.js';
 import { type AttentionShapes, checkQkv, dense, type SdpaOptions } from './dense.js';
 
+/** The first words of the one reason that is about the backend, not the arguments. */
+const NEEDS_NATIVE = 'needs the wasm-native backend';
+
 export interface FlashOptions {
   /** A typed mask (lib/masks); tensors are not supported (use `sdpa`). */
   mask?: Mask;
@@ -128,7 +131,7 @@ export function flashSupports(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options:
   const reasons: string[] = [];
   if (tf.getBackend() !== 'wasm' || !nativeInstalled())
     reasons.push(
-      `needs the wasm-native backend (active tfjs backend: ${tf.getBackend()}${tf.getBackend() === 'wasm' ? ' without native kernels' : ''})`,
+      `${NEEDS_NATIVE} (active tfjs backend: ${tf.getBackend()}${tf.getBackend() === 'wasm' ? ' without native kernels' : ''})`,
     );
   if (options.returnWeights) reasons.push('does not return attention weights');
   if (options.bias) reasons.push('does not take an additive bias');
@@ -170,14 +173,18 @@ export function flashReference(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options
   return dense(q, k, v, { mask: options.mask, scale: options.scale });
 }
 
+/** True when the backend is the only reason `flashSupports` gave: `flash` then computes the same function densely. */
+export function onlyBackendMissing(reasons: string[]): boolean {
+  return reasons.length === 1 && reasons[0].startsWith(NEEDS_NATIVE);
+}
+
 /**
  * Fused attention with gradient. On wasm-native it runs the native kernels; on other backends it computes the same
  * function with `flashReference`. Throws, listing every reason, when the arguments themselves are unsupported.
  */
 export function flash(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: FlashOptions = {}): tf.Tensor4D {
   const reasons = flashSupports(q, k, v, options);
-  const backendOnly = reasons.length === 1 && reasons[0].startsWith('needs the wasm-native backend');
-  if (backendOnly) return flashReference(q, k, v, options);
+  if (onlyBackendMissing(reasons)) return flashReference(q, k, v, options);
   if (reasons.length > 0) {
     throw new ShapeError(
       `flash: cannot run q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)}: ${reasons.join('; ')}`,

@@ -7,7 +7,7 @@
 export type { AttentionShapes, Scoring, SdpaOptions, SdpaResult } from './dense.js';
 export { checkQkv, dense, MASKED_SCORE, maskTensor, normalise, repeatKv } from './dense.js';
 export type { FlashOptions } from './flash.js';
-export { flash, flashReference, flashSupports, maskIntervals } from './flash.js';
+export { flash, flashReference, flashSupports, maskIntervals, onlyBackendMissing } from './flash.js';
 export type { Dense, NaiveOptions } from './naive.js';
 export { naiveAttention } from './naive.js';
 export type { AttentionPath } from './sdpa.js';

@@ -17,7 +17,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import { fmt, ShapeError } from '../util/shapes.js';
 import { checkSdpa, denseChecked, type SdpaOptions, type SdpaResult } from './dense.js';
-import { flash, flashSupports } from './flash.js';
+import { flash, flashSupports, onlyBackendMissing } from './flash.js';
 
 export type { AttentionShapes, Scoring, SdpaOptions, SdpaResult } from './dense.js';
 
@@ -56,8 +56,7 @@ export function sdpa(
   if (path !== 'dense') {
     // The fused kernel (one pass, online softmax, no [q, k] matrix) whenever it supports these arguments.
     const reasons = flashSupports(q, k, v, options);
-    const backendOnly = reasons.length === 1 && reasons[0].startsWith('needs the wasm-native backend');
-    if (reasons.length === 0 || (path === 'flash' && backendOnly))
+    if (reasons.length === 0 || (path === 'flash' && onlyBackendMissing(reasons)))
       return flash(q, k, v, { mask: options.mask as never, scale });
     if (path === 'flash') {
       throw new ShapeError(
