@@ -32,6 +32,7 @@ const CONFIG_KEYS = [
   'scoring',
   'useBias',
   'mlpRatio',
+  'attention',
   'seed',
 ] as const;
 

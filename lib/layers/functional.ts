@@ -6,7 +6,7 @@
  * when a registry is passed in.
  * Shape legend: b batch, s positions, t context positions, m d_model, h heads, g kv heads, d head dim, f MLP hidden.
  */
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 import { type Scoring, sdpa } from '../attention/sdpa.js';
 import * as native from '../backend/native.js';
 import { matmul } from '../backend/ops.js';
@@ -16,6 +16,23 @@ import type { KVCache } from './cache.js';
 import type { HookRegistry } from './hooks.js';
 
 export type AttentionPositional = 'none' | 'rope' | 'alibi';
+
+/**
+ * Mixture-of-Head attention (Jin et al. 2024, https://arxiv.org/abs/2410.11842): the heads are experts. The first
+ * `shared` heads are always on, a router picks `topK` of the other `routed` heads per token, and the head outputs are
+ * summed with weights (see {@link mohGates}). shared + routed must equal `heads`.
+ */
+export interface MohConfig {
+  kind: 'moh';
+  shared: number;
+  routed: number;
+  topK: number;
+  /** Weight of the load-balance loss that ToyLM.loss adds (default 0.01, the official code's). */
+  balanceWeight?: number;
+}
+
+/** Which attention a block uses: plain multi-head attention (the default) or Mixture-of-Head. */
+export type AttentionKind = { kind: 'mha' } | MohConfig;
 
 export interface AttentionConfig {
   dModel: number;
@@ -32,6 +49,22 @@ export interface AttentionConfig {
   ropeBase?: number;
   scoring?: Scoring;
   useBias?: boolean;
+  /** Default plain multi-head attention. */
+  attention?: AttentionKind;
+}
+
+/** A Mixture-of-Head router: logits x·W for the routed heads, the shared heads and the two-way split. */
+export interface RouterParams {
+  wr: tf.Tensor; // [m, routed]
+  /** Only with shared > 1 (one shared head always gets weight 1 before the split). */
+  ws?: tf.Tensor; // [m, shared]
+  /** Only with shared > 0: [α_shared, α_routed] = 2 · softmax(x·wh). */
+  wh?: tf.Tensor; // [m, 2]
+}
+
+/** Auxiliary losses a forward pass collects (one scalar per MoH attention layer); see AttentionCall.aux. */
+export interface AuxLosses {
+  balance: tf.Scalar[];
 }
 
 export interface AttentionParams {
@@ -46,6 +79,8 @@ export interface AttentionParams {
   bv?: tf.Tensor;
   bo?: tf.Tensor;
   sink?: tf.Tensor; // [h] for softmax-sink scoring
+  /** Mixture-of-Head router (attention kind 'moh'). */
+  router?: RouterParams;
 }
 
 export interface Resolved {
@@ -66,7 +101,105 @@ export function resolve(cfg: AttentionConfig): Resolved {
     throw new Error(`attention config: kvHeads (${kvHeads}) must divide heads (${cfg.heads})`);
   if (cfg.positional === 'rope' && headDim % 2 !== 0)
     throw new Error(`attention config: RoPE needs an even head dim, got ${headDim}`);
+  if (cfg.attention !== undefined) checkAttentionKind(cfg.attention, cfg.heads);
   return { heads: cfg.heads, kvHeads, headDim };
+}
+
+function checkAttentionKind(a: AttentionKind, heads: number): void {
+  const bad = (what: string) => {
+    throw new Error(`attention config: attention ${what}, got ${JSON.stringify(a)}`);
+  };
+  if (a === null || typeof a !== 'object') bad("must be { kind: 'mha' } or { kind: 'moh', shared, routed, topK }");
+  if (a.kind === 'mha') return;
+  if (a.kind !== 'moh') bad("kind must be 'mha' or 'moh'");
+  const m = a as MohConfig;
+  const isInt = (v: unknown, min: number) => typeof v === 'number' && Number.isInteger(v) && v >= min;
+  if (!isInt(m.shared, 0)) bad('.shared must be an integer >= 0');
+  if (!isInt(m.routed, 1)) bad('.routed must be an integer >= 1');
+  if (m.shared + m.routed !== heads) bad(`.shared + .routed must equal heads (${heads})`);
+  if (!isInt(m.topK, 1) || m.topK > m.routed) bad(`.topK must be an integer in [1, routed = ${m.routed}]`);
+  if (m.balanceWeight !== undefined && !(typeof m.balanceWeight === 'number' && m.balanceWeight >= 0))
+    bad('.balanceWeight must be a number >= 0');
+}
+
+/**
+ * 0/1 mask of the k largest entries of p [n, e] along the last axis; ties go to the lower index, on every backend.
+ * Entry i is kept when fewer than k entries beat it, where j beats i if p_j > p_i, or p_j = p_i and j < i. Built from
+ * greaterEqual and arithmetic only, so it sits on a gradient tape (its gradient is zero) without tf.topk.
+ */
+export function topKMask(p: tf.Tensor2D, k: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const e = p.shape[1];
+    const pi = p.expandDims(2); // [n, e(i), 1]
+    const pj = p.expandDims(1); // [n, 1, e(j)]
+    const below = tf.tensor2d(
+      Array.from({ length: e * e }, (_, x) => (x % e < Math.floor(x / e) ? 1 : 0)),
+      [e, e],
+    ); // [i, j] = 1 where j < i
+    const jAtLeast = tf.greaterEqual(pj, pi).toFloat(); // p_j >= p_i
+    const iAtLeast = tf.greaterEqual(pi, pj).toFloat(); // p_i >= p_j
+    const beats = below.mul(jAtLeast).add(tf.scalar(1).sub(below).mul(tf.scalar(1).sub(iAtLeast)));
+    const rank = beats.sum(2); // [n, e]: entries that beat i
+    return tf.scalar(1).sub(tf.greaterEqual(rank, k).toFloat()) as tf.Tensor2D;
+  });
+}
+
+/** What {@link mohGates} returns; n = batch · positions. */
+export interface MohGates {
+  /** Per-head weights [b, s, h]: shared heads first, then routed (0 where a routed head is not picked). */
+  gates: tf.Tensor3D;
+  /** Router probabilities over the routed heads, softmax(x·wr), [b, s, routed]. */
+  probs: tf.Tensor3D;
+  /** 1 where a routed head is among the token's top K, [b, s, routed]. */
+  selected: tf.Tensor3D;
+  /** Load-balance loss E · Σ_i mean(probs_i) · mean(selected_i) (E = routed; 1·K when perfectly balanced). */
+  balance: tf.Scalar;
+}
+
+/**
+ * The two-stage Mixture-of-Head router on x [b, s, m] (the official code's arithmetic):
+ *   routed:  g_r = K · p ⊙ top_K(p) / Σ(p ⊙ top_K(p)),  p = softmax(x·wr)
+ *   shared:  g_s = S · softmax(x·ws)  (S = 1: g_s = 1)
+ *   split:   [α_s, α_r] = 2 · softmax(x·wh);  gates = [α_s g_s, α_r g_r]
+ * With uniform router logits and K = routed every gate is 1: the plain sum of heads, i.e. multi-head attention.
+ */
+export function mohGates(x: tf.Tensor, p: RouterParams, cfg: MohConfig): MohGates {
+  const fn = 'mohGates';
+  if (x.rank !== 3) throw new Error(`${fn}: x must have shape [batch, positions, dModel], got [${x.shape}]`);
+  const [b, s, m] = x.shape;
+  const want = (name: string, w: tf.Tensor | undefined, cols: number) => {
+    if (!w || w.rank !== 2 || w.shape[0] !== m || w.shape[1] !== cols)
+      throw new Error(`${fn}: router.${name} must have shape [${m}, ${cols}], got ${w ? `[${w.shape}]` : 'nothing'}`);
+  };
+  want('wr', p.wr, cfg.routed);
+  if (cfg.shared > 1) want('ws', p.ws, cfg.shared);
+  if (cfg.shared > 0) want('wh', p.wh, 2);
+  return tf.tidy(() => {
+    const n = b * s;
+    const E = cfg.routed;
+    const xf = x.reshape([n, m]);
+    const probs = tf.softmax(linear(xf, p.wr)) as tf.Tensor2D; // [n, E]
+    const selected = topKMask(probs, cfg.topK);
+    const balance = probs.mean(0).mul(selected.mean(0)).sum().mul(E) as tf.Scalar;
+    const kept = probs.mul(selected);
+    const eps = 1.1920929e-7; // float32 epsilon, the official clamp
+    let routed = kept.div(kept.sum(1, true).maximum(eps)).mul(cfg.topK); // [n, E]
+    let gates: tf.Tensor = routed;
+    if (cfg.shared > 0) {
+      const S = cfg.shared;
+      let shared = S > 1 ? tf.softmax(linear(xf, p.ws!)).mul(S) : tf.ones([n, 1]); // [n, S]
+      const alpha = tf.softmax(linear(xf, p.wh!)).mul(2); // [n, 2]
+      shared = shared.mul(alpha.slice([0, 0], [n, 1]));
+      routed = routed.mul(alpha.slice([0, 1], [n, 1]));
+      gates = tf.concat([shared, routed], 1);
+    }
+    return {
+      gates: gates.reshape([b, s, cfg.shared + E]) as tf.Tensor3D,
+      probs: probs.reshape([b, s, E]) as tf.Tensor3D,
+      selected: selected.reshape([b, s, E]) as tf.Tensor3D,
+      balance,
+    };
+  });
 }
 
 /** x [..., in] W [in, out] (+ b); with transposeW, W is [out, in] (tied embeddings). */
@@ -139,6 +272,8 @@ export interface AttentionCall {
    * keeps its last row, so the output [b, 1, m] is the last row of the full call's.
    */
   lastOnly?: boolean;
+  /** MoH attention pushes its load-balance loss here (a tensor of the caller's scope: return it from a tidy). */
+  aux?: AuxLosses;
 }
 
 /**
@@ -194,6 +329,17 @@ export function attentionForward(
     z = sdpa(q, k, v, opts);
   }
   z = hook('hook_z', z); // [b, h, s, d]
+  if (cfg.attention?.kind === 'moh') {
+    if (!p.router) throw new Error("attentionForward: attention kind 'moh' needs router parameters (p.router)");
+    const [b, s, m] = x.shape as [number, number, number];
+    const xq = call.lastOnly ? x.slice([0, s - 1, 0], [b, 1, m]) : x;
+    const g = mohGates(xq, p.router, cfg.attention);
+    const gates = hook('hook_gates', g.gates); // [b, s, h]
+    tf.dispose([g.probs, g.selected]);
+    if (call.aux) call.aux.balance.push(g.balance);
+    else g.balance.dispose();
+    z = z.mul(gates.transpose([0, 2, 1]).expandDims(3)); // weighted sum of heads
+  }
   return (p.wo ? linear(mergeHeads(z), p.wo, p.bo) : mergeHeads(z)) as tf.Tensor3D;
 }
 
@@ -269,6 +415,7 @@ export function blockForward(p: BlockParams, x: tf.Tensor, cfg: BlockConfig, cal
       hooks: call.hooks,
       prefix: `${prefix}.cross`,
       mask: memoryMask,
+      aux: call.aux,
     });
     x = x.add(hook('hook_cross_out', c));
   }

@@ -11,6 +11,8 @@
  *   blocks.{i}.attn.hook_pattern    [batch, head, pos, kpos]        attention weights (computed only when hooked;
  *                                                                    none where a sparse `attend` replaces sdpa)
  *   blocks.{i}.attn.hook_z          [batch, head, pos, d_head]      per-head outputs before the output projection
+ *   blocks.{i}.attn.hook_gates      [batch, pos, head]              Mixture-of-Head weights of each head (0 = not
+ *                                                                    picked), applied to hook_z (attention kind 'moh')
  *   blocks.{i}.hook_attn_out        [batch, pos, d_model]
  *   blocks.{i}.cross.hook_{q,k,v,pattern,z}   as attn.hook_*, kpos over the memory  (blocks with cross-attention)
  *   blocks.{i}.hook_cross_out       [batch, pos, d_model]           (blocks with cross-attention, e.g. OAT's decoder)

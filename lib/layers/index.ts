@@ -9,12 +9,17 @@ export { KVCache } from './cache.js';
 export type {
   AttentionCall,
   AttentionConfig,
+  AttentionKind,
   AttentionParams,
+  AuxLosses,
   BlockCall,
   BlockConfig,
   BlockParams,
   MlpParams,
+  MohConfig,
+  MohGates,
   NormParams,
+  RouterParams,
 } from './functional.js';
 export {
   attentionForward,
@@ -25,8 +30,10 @@ export {
   linear,
   mergeHeads,
   mlpForward,
+  mohGates,
   normForward,
   splitHeads,
+  topKMask,
 } from './functional.js';
 export type { HookContext, HookFn } from './hooks.js';
 export { ActivationCache, HookRegistry, scaleHeads } from './hooks.js';

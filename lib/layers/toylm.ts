@@ -13,6 +13,8 @@ import { sinusoidal } from '../positional/index.js';
 import { fmt, ShapeError } from '../util/shapes.js';
 import { KVCache } from './cache.js';
 import {
+  type AttentionKind,
+  type AuxLosses,
   type BlockConfig,
   type BlockParams,
   blockForward,
@@ -41,6 +43,11 @@ export interface ToyLMConfig {
   window?: number;
   sinks?: number;
   scoring?: BlockConfig['scoring'];
+  /**
+   * Multi-head attention (default) or Mixture-of-Head attention, e.g. `{ kind: 'moh', shared: 2, routed: 6, topK: 4 }`
+   * (shared + routed = heads); with MoH, `loss` adds balanceWeight (default 0.01) · the layers' mean load-balance loss.
+   */
+  attention?: AttentionKind;
   /** Share the token embedding with the unembedding. */
   tieEmbeddings?: boolean;
   seed?: number;
@@ -59,6 +66,7 @@ const KEYS: (keyof ToyLMConfig)[] = [
   'window',
   'sinks',
   'scoring',
+  'attention',
   'tieEmbeddings',
   'seed',
 ];
@@ -112,6 +120,7 @@ export class ToyLM extends tf.layers.Layer {
       positional: c.positional === 'rope' ? 'rope' : c.positional === 'alibi' ? 'alibi' : 'none',
       ropeBase: c.ropeBase,
       scoring: c.scoring,
+      attention: c.attention,
     };
   }
 
@@ -148,6 +157,26 @@ export class ToyLM extends tf.layers.Layer {
 
   /** tokens [b, s] int32 -> logits [b, s, vocab]. With a cache, positions continue after the cached ones. */
   forward(tokens: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor3D {
+    this.checkTokens(tokens, opts);
+    return tf.tidy(() => this.logits(tokens, opts));
+  }
+
+  /**
+   * The forward pass and the mean over layers of the Mixture-of-Head load-balance loss (0 without MoH attention):
+   * logits [b, s, vocab], balance a scalar. The caller disposes both.
+   */
+  forwardWithAux(tokens: tf.Tensor, opts: ForwardOptions = {}): { logits: tf.Tensor3D; balance: tf.Scalar } {
+    this.checkTokens(tokens, opts);
+    return tf.tidy(() => {
+      const aux: AuxLosses = { balance: [] };
+      const logits = this.logits(tokens, opts, aux);
+      const n = aux.balance.length;
+      const balance = (n ? tf.addN(aux.balance).div(n) : tf.scalar(0)) as tf.Scalar;
+      return { logits, balance };
+    });
+  }
+
+  private checkTokens(tokens: tf.Tensor, opts: ForwardOptions): void {
     const c = this.config;
     if (tokens.rank !== 2)
       throw new ShapeError(
@@ -160,39 +189,51 @@ export class ToyLM extends tf.layers.Layer {
     if (s === 0 || tokens.shape[0] === 0)
       throw new ShapeError(`ToyLM.forward: tokens is empty (shape ${fmt(tokens.shape)})`);
     this.build();
+  }
+
+  /** The forward pass without a tidy of its own (callers wrap it). */
+  private logits(tokens: tf.Tensor, opts: ForwardOptions, aux?: AuxLosses): tf.Tensor3D {
+    const c = this.config;
     const v = this.vars!;
-    return tf.tidy(() => {
-      const ids = tokens.dtype === 'int32' ? tokens : tokens.toInt();
-      let x = embedding(v.embed as tf.Tensor2D, ids); // [b, s, m]
-      if (v.pos) x = x.add(v.pos.slice([past, 0], [s, c.dModel]));
-      if (this.sinusoidTable) x = x.add(this.sinusoidTable.slice([past, 0], [s, c.dModel]));
-      x = this.hooks.run('hook_embed', x);
-      v.blocks.forEach((b, i) => {
-        x = blockForward(b, x, this.blockConfig, {
-          hooks: this.hooks,
-          prefix: `blocks.${i}`,
-          cache: opts.cache,
-          layer: i,
-          mask: opts.mask,
-        });
+    const past = opts.cache?.length(0) ?? 0;
+    const [, s] = tokens.shape;
+    const ids = tokens.dtype === 'int32' ? tokens : tokens.toInt();
+    let x = embedding(v.embed as tf.Tensor2D, ids); // [b, s, m]
+    if (v.pos) x = x.add(v.pos.slice([past, 0], [s, c.dModel]));
+    if (this.sinusoidTable) x = x.add(this.sinusoidTable.slice([past, 0], [s, c.dModel]));
+    x = this.hooks.run('hook_embed', x);
+    v.blocks.forEach((b, i) => {
+      x = blockForward(b, x, this.blockConfig, {
+        hooks: this.hooks,
+        prefix: `blocks.${i}`,
+        cache: opts.cache,
+        layer: i,
+        mask: opts.mask,
+        aux,
       });
-      x = normForward(v.lnf, x);
-      const logits = v.unembed ? linear(x, v.unembed) : linear(x, v.embed, undefined, true);
-      return this.hooks.run('hook_logits', logits) as tf.Tensor3D; // [b, s, vocab]
     });
+    x = normForward(v.lnf, x);
+    const logits = v.unembed ? linear(x, v.unembed) : linear(x, v.embed, undefined, true);
+    return this.hooks.run('hook_logits', logits) as tf.Tensor3D; // [b, s, vocab]
   }
 
   /**
    * Mean cross-entropy of next-token prediction. tokens [b, s+1]: inputs are tokens[:, :-1], targets tokens[:, 1:];
-   * `lossMask` [b, s] (1 = counts) restricts it to some positions.
+   * `lossMask` [b, s] (1 = counts) restricts it to some positions. With Mixture-of-Head attention it adds
+   * balanceWeight · the load-balance loss (forwardWithAux), as the official training loop does.
    */
   loss(inputs: tf.Tensor, targets: tf.Tensor, lossMask?: tf.Tensor): tf.Scalar {
     return tf.tidy(() => {
-      const logits = this.forward(inputs); // [b, s, V]
+      const a = this.config.attention;
+      const weight = a?.kind === 'moh' ? (a.balanceWeight ?? 0.01) : 0;
+      const { logits, balance } =
+        weight > 0 ? this.forwardWithAux(inputs) : { logits: this.forward(inputs), balance: undefined }; // [b, s, V]
       const logp = logSoftmax(logits); // fused on wasm-native
       const picked = logp.mul(tf.oneHot(targets.toInt().flatten(), this.config.vocab).reshape(logits.shape)).sum(-1); // [b, s]
-      if (!lossMask) return picked.mean().neg() as tf.Scalar;
-      return picked.mul(lossMask).sum().div(lossMask.sum().maximum(1)).neg() as tf.Scalar;
+      const ce = (
+        lossMask ? picked.mul(lossMask).sum().div(lossMask.sum().maximum(1)).neg() : picked.mean().neg()
+      ) as tf.Scalar;
+      return balance ? ce.add(balance.mul(weight)) : ce;
     });
   }
 

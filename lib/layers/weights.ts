@@ -27,7 +27,10 @@ export interface WeightInit {
   output?: Init;
 }
 
-/** wq, wk, wv, wo (+ zero biases bq, bk, bv, bo with useBias, + a zero sink logit per head with softmax-sink). */
+/**
+ * wq, wk, wv, wo (+ zero biases bq, bk, bv, bo with useBias, + a zero sink logit per head with softmax-sink, + the
+ * Mixture-of-Head router router.wr, router.ws, router.wh with attention kind 'moh', drawn like the input projections).
+ */
 export function makeAttention(f: ParamFactory, cfg: AttentionConfig, init: WeightInit): AttentionParams {
   const { heads, kvHeads, headDim } = resolve(cfg);
   const m = cfg.dModel;
@@ -44,6 +47,13 @@ export function makeAttention(f: ParamFactory, cfg: AttentionConfig, init: Weigh
     p.bo = f.variable('bo', [m], 'zeros');
   }
   if (cfg.scoring === 'softmax-sink') p.sink = f.variable('sink', [heads], 'zeros');
+  const a = cfg.attention;
+  if (a?.kind === 'moh') {
+    const r = f.child('router');
+    p.router = { wr: r.variable('wr', [m, a.routed], init.weights) };
+    if (a.shared > 1) p.router.ws = r.variable('ws', [m, a.shared], init.weights);
+    if (a.shared > 0) p.router.wh = r.variable('wh', [m, 2], init.weights);
+  }
   return p;
 }
 
