@@ -6,6 +6,7 @@
  * `error('%s%d:%d - %s', file, line, col, text)` per type error, and `error(e)` for a thrown error. We hand it our own.
  */
 
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -24,14 +25,16 @@ export const requireTslab = createRequire(join(TSLAB_DIR, 'package.json'));
 interface TsNode {
   kind: number;
   name?: TsNode;
+  expression?: TsNode;
   end: number;
+  getStart(file?: unknown): number;
   getText(file?: unknown): string;
   getChildren(file?: unknown): TsNode[];
 }
 interface TsModule {
   version: string;
   forEachChild(node: unknown, visit: (child: TsNode) => void): void;
-  SyntaxKind: { ShorthandPropertyAssignment: number; EndOfFileToken: number };
+  SyntaxKind: { ShorthandPropertyAssignment: number; EndOfFileToken: number; AwaitExpression: number };
   createWatchCompilerHost: (...args: unknown[]) => unknown;
   createSourceFile(
     name: string,
@@ -197,6 +200,116 @@ function cellFrame(frame: string, cell: CellSource): string[] {
 }
 
 /**
+ * Where an interrupt can stop awaiting code. A loop like `while (true) { await null }` runs on microtasks only, so
+ * neither the VM's SIGINT watchdog (synchronous code) nor the kernel's SIGINT handler (which needs the event loop) ever
+ * gets to run. Every `await X` in a cell becomes `await Promise.resolve(X).finally(HOOK)`: the same type and value as
+ * `await X`, except that at most every `YIELD_MS` the hook first lets the event loop run (so the SIGINT handler can),
+ * and once the cell that started this chain of awaits is interrupted it throws a `KeyboardInterrupt` there. Which cell
+ * started a chain is an `AsyncLocalStorage` value set around the cell's execution, so a function of an earlier cell
+ * awaiting in a loop started by this cell stops too, and background work of cells that finished is left alone.
+ * (The operand must not start with `(`: tslab parses a cell as a script, where `await (x)` calls a function `await`.)
+ */
+const AWAIT_HOOK_NAME = '__attnlabAwait';
+const AWAIT_OPEN = 'Promise.resolve(';
+const AWAIT_CLOSE = `).finally((globalThis as any).${AWAIT_HOOK_NAME})`;
+const YIELD_MS = 20;
+
+/** What a cell's awaits report to: the running cell's number, and the cells that were interrupted. */
+export class CellScope {
+  private readonly storage = new AsyncLocalStorage<number>();
+  private readonly interrupted = new Set<number>();
+  private lastYield = 0;
+  private running: number | undefined;
+
+  constructor() {
+    const hook = (): Promise<void> | undefined => {
+      this.check();
+      const now = performance.now();
+      if (now - this.lastYield < YIELD_MS) return undefined;
+      this.lastYield = now;
+      return new Promise<void>((r) => setImmediate(r)).then(() => {
+        this.lastYield = performance.now();
+        this.check();
+      });
+    };
+    Object.defineProperty(globalThis, AWAIT_HOOK_NAME, { value: hook, configurable: true });
+  }
+
+  /** Runs cell `n` (its synchronous part and every async continuation it starts) in its scope. */
+  run<T>(n: number, fn: () => Promise<T>): Promise<T> {
+    this.running = n;
+    return this.storage.run(n, fn).finally(() => {
+      if (this.running === n) this.running = undefined;
+    });
+  }
+
+  /** Stops the running cell's awaits (at the next one each chain reaches); false when no cell is running. */
+  interrupt(): boolean {
+    if (this.running === undefined) return false;
+    this.interrupted.add(this.running);
+    return true;
+  }
+
+  private check(): void {
+    const n = this.storage.getStore();
+    if (n !== undefined && this.interrupted.has(n)) throw new KeyboardInterrupt();
+  }
+}
+
+export class KeyboardInterrupt extends Error {
+  override name = 'KeyboardInterrupt';
+  constructor() {
+    super('Interrupted: the cell was stopped at an await');
+  }
+}
+
+/** Where text was inserted into a cell: line (1-based), column (0-based) in the new text, and how many characters. */
+export interface Insert {
+  line: number;
+  column: number;
+  length: number;
+}
+
+/** `await X` -> `await Promise.resolve(X).finally(hook)` (see CellScope), with the inserts so diagnostics can be mapped back. */
+export function instrumentAwaits(code: string): { code: string; inserts: Insert[] } {
+  const file = ts.createSourceFile('cell.ts', code, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
+  const edits: { at: number; text: string }[] = [];
+  const visit = (node: TsNode): void => {
+    if (node.kind === ts.SyntaxKind.AwaitExpression && node.expression) {
+      edits.push({ at: node.expression.getStart(file), text: AWAIT_OPEN });
+      edits.push({ at: node.expression.end, text: AWAIT_CLOSE });
+    }
+    ts.forEachChild(node, visit);
+  };
+  ts.forEachChild(file, visit);
+  // Apply from the start, recording each insert's place in the output.
+  edits.sort((a, b) => a.at - b.at || (a.text === AWAIT_CLOSE ? -1 : 1));
+  let out = '';
+  let from = 0;
+  const inserts: Insert[] = [];
+  for (const e of edits) {
+    out += code.slice(from, e.at);
+    const lineStart = out.lastIndexOf('\n') + 1;
+    inserts.push({ line: out.split('\n').length, column: out.length - lineStart, length: e.text.length });
+    out += e.text;
+    from = e.at;
+  }
+  return { code: out + code.slice(from), inserts };
+}
+
+/** A diagnostic `L:C - text` of instrumented code, with C moved back past the inserts before it on line L. */
+export function unshiftDiagnostic(diagnostic: string, inserts: readonly Insert[]): string {
+  return diagnostic.replace(/^(.*?)(\d+):(\d+)( - )/, (_, file: string, l: string, c: string, sep: string) => {
+    const line = Number(l);
+    const column = Number(c) - 1;
+    const shift = inserts
+      .filter((i) => i.line === line && i.column < column)
+      .reduce((sum, i) => sum + Math.min(i.length, column - i.column), 0);
+    return `${file}${line}:${column - shift + 1}${sep}`;
+  });
+}
+
+/**
  * Append `/*@L<n>*\/` after the last token of each line `n` of `code` (a token's end is never inside a string, a
  * template's text or a comment, so the marks change nothing but comments; lines ending inside a block comment or a
  * template's text get none). Positions of everything before a mark are unchanged, so diagnostics keep their columns.
@@ -250,6 +363,8 @@ export class Engine {
   private diagnostics: string[] = [];
   private thrown: { error: unknown } | undefined;
   private readonly selfModules = new Map<string, unknown>();
+  private readonly scope = new CellScope();
+  private cells = 0;
 
   constructor(rootDir = process.cwd()) {
     this.converters.node; // compile the standard library declarations now, not in the first cell
@@ -305,10 +420,12 @@ export class Engine {
       return errorOutcome(e);
     }
     this.converters.lastOutput = '';
-    const ok = await this.executor.execute(markLines(expandShorthandProperties(code)));
+    const instrumented = instrumentAwaits(expandShorthandProperties(code));
+    const ok = await this.scope.run(++this.cells, () => this.executor.execute(markLines(instrumented.code)));
     if (this.diagnostics.length > 0) {
-      const first = this.diagnostics[0]!.replace(/^.*?\d+:\d+ - /, '');
-      return { status: 'error', ename: 'TypeScriptError', evalue: first, traceback: this.diagnostics };
+      const traceback = this.diagnostics.map((d) => unshiftDiagnostic(d, instrumented.inserts));
+      const first = traceback[0]!.replace(/^.*?\d+:\d+ - /, '');
+      return { status: 'error', ename: 'TypeScriptError', evalue: first, traceback };
     }
     // Assigned by the executor's callbacks, which the compiler's flow analysis cannot see.
     const thrown = this.thrown as { error: unknown } | undefined;
@@ -329,6 +446,7 @@ export class Engine {
   }
 
   interrupt(): void {
+    this.scope.interrupt();
     this.executor.interrupt();
   }
 

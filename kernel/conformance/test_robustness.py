@@ -149,5 +149,55 @@ class TracebackTests(KernelCase):
         self.assertEqual(outputs[-1]["content"]["data"]["text/plain"], "[ 'a\\nb', 'x', 3 ]")
 
 
+class AwaitInterruptTests(KernelCase):
+    """Item 4: awaiting code that never lets the event loop run (a microtask loop) stops on interrupt."""
+
+    def interrupt_running(self, code, timeout=15):
+        msg_id = self.kc.execute(code)
+        while True:  # interrupt once the cell is certainly running
+            msg = self.kc.get_iopub_msg(timeout=60)
+            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+                break
+        time.sleep(0.3)
+        self.km.interrupt_kernel()
+        while True:
+            reply = self.kc.get_shell_msg(timeout=timeout)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply
+
+    def value_of(self, expr):
+        reply, outputs = self.run_cell(expr, timeout=30)
+        self.assertEqual(reply["content"]["status"], "ok", reply["content"])
+        return outputs[-1]["content"]["data"]["text/plain"]
+
+    def test_a_microtask_loop_stops_and_stays_stopped(self):
+        self.run_cell("let i = 0;")  # a cell that fails (or is interrupted) declares nothing in tslab
+        reply = self.interrupt_running("console.log('go');\nwhile (true) { await null; i++; }")
+        self.assertEqual(reply["content"]["status"], "error")
+        self.assertIn("Interrupted", reply["content"]["evalue"])
+        first = int(self.value_of("i"))
+        self.assertGreater(first, 0)
+        time.sleep(0.3)
+        self.assertEqual(int(self.value_of("i")), first, "the loop kept running after the interrupt")
+        self.assertAlive()
+
+    def test_a_loop_in_a_function_of_an_earlier_cell_stops(self):
+        self.run_cell("let n = 0;\nasync function spin() {\n  for (;;) { await Promise.resolve(n++); }\n}")
+        reply = self.interrupt_running("console.log('go');\nawait spin();")
+        self.assertEqual(reply["content"]["status"], "error")
+        first = int(self.value_of("n"))
+        time.sleep(0.3)
+        self.assertEqual(int(self.value_of("n")), first)
+        self.assertAlive()
+
+    def test_awaits_keep_their_types_values_and_error_columns(self):
+        self.assertEqual(self.value_of("const a: number = await Promise.resolve(3);\nconst b = await 4;\na + b"), "7")
+        reply, _ = self.run_cell("const s: string = await Promise.resolve(3);")
+        self.assertEqual(reply["content"]["status"], "error")
+        self.assertTrue(reply["content"]["traceback"][0].startswith("1:7 - "), reply["content"]["traceback"])
+        reply, _ = self.run_cell("const v = await Promise.resolve(1); const w: string = v;")
+        self.assertTrue(reply["content"]["traceback"][0].startswith("1:43 - "), reply["content"]["traceback"])
+
+
 if __name__ == "__main__":
     unittest.main()
