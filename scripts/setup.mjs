@@ -150,8 +150,56 @@ function kernelspec() {
   run(process.execPath, [join(root, 'bin', 'attnlab.js'), 'kernel', 'install', '--user']);
 }
 
+/**
+ * The processes `npm start` runs us under (npm, then sh), or the shell that ran us: Jupyter stops when any of them is
+ * gone, so killing `npm start` by its PID (or closing its terminal) never leaves Jupyter behind. Killed processes can
+ * linger as zombies until reaped, and count as gone.
+ */
+function launchers() {
+  const stat = (pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      return undefined;
+    }
+  };
+  const cmdline = (pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+    } catch {
+      return '';
+    }
+  };
+  const chain = [];
+  let pid = process.ppid;
+  for (let i = 0; i < 4 && pid > 1; i++) {
+    chain.push(pid);
+    if (/(^|[\s/])npm(-cli\.js)?\b/.test(cmdline(pid))) break;
+    const s = stat(pid);
+    pid = s ? Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]) : 0;
+  }
+  const viaNpm = chain.length > 0 && /(^|[\s/])npm(-cli\.js)?\b/.test(cmdline(chain.at(-1)));
+  const watched = viaNpm ? chain : [process.ppid];
+  const gone = (p) => {
+    const s = stat(p);
+    return s === undefined || /^\d+ \(.*\) Z/.test(s);
+  };
+  return { watched, gone: () => watched.find(gone) };
+}
+
 function startJupyter() {
-  const args = ['-m', 'notebook', '--no-browser', '--ip=127.0.0.1', `--notebook-dir=${join(root, 'notebooks')}`];
+  // Python sets PR_SET_PDEATHSIG first: if this process is killed (even with SIGKILL), Jupyter gets SIGTERM.
+  const prelude = [
+    'import ctypes, os, runpy, signal, sys',
+    'try:',
+    '    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)',
+    'except Exception:',
+    '    pass',
+    `if os.getppid() != ${process.pid}:`,
+    '    sys.exit("attnlab: the process that started Jupyter is gone")',
+    'runpy.run_module("notebook", run_name="__main__", alter_sys=True)',
+  ].join('\n');
+  const args = ['-c', prelude, '--no-browser', '--ip=127.0.0.1', `--notebook-dir=${join(root, 'notebooks')}`];
   if (isRoot) args.push('--allow-root');
   log('starting Jupyter on notebooks/ (Ctrl-C stops it); pick the kernel "TypeScript (attnlab)"');
   const child = spawn(py, args, { cwd: root, stdio: ['inherit', 'inherit', 'pipe'] });
@@ -161,11 +209,29 @@ function startJupyter() {
     const m = /(http:\/\/127\.0\.0\.1:\d+\/\S*)/.exec(String(chunk));
     if (m && !printed) {
       printed = true;
-      console.log(`\n[attnlab setup] Jupyter is running: open ${m[1]}\n`);
+      console.log(`\n[attnlab setup] Jupyter is running: open ${m[1]} (pid ${child.pid})\n`);
     }
   });
-  for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
-  child.on('exit', (code) => process.exit(code ?? 0));
+  let stopping = false;
+  const stop = (sig, why) => {
+    if (stopping) return;
+    stopping = true;
+    if (why) log(why);
+    child.kill(sig);
+    // Jupyter shuts its kernels down on SIGTERM; if it hangs, it is killed.
+    setTimeout(() => child.kill('SIGKILL'), 15_000).unref();
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'])
+    process.on(sig, () => stop(sig === 'SIGINT' ? 'SIGINT' : 'SIGTERM'));
+  if (existsSync('/proc/self/stat')) {
+    const { watched, gone } = launchers();
+    const timer = setInterval(() => {
+      const pid = gone();
+      if (pid !== undefined) stop('SIGTERM', `process ${pid} (of ${watched.join(', ')}) is gone: stopping Jupyter`);
+    }, 1000);
+    child.on('exit', () => clearInterval(timer));
+  }
+  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 0 : 1)));
 }
 
 checkNode();

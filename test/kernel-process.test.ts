@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ensureBuilt, ROOT } from './kernel-support.js';
+import { ensureBuilt, hasCommand, ROOT } from './kernel-support.js';
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -69,6 +69,48 @@ describe.skipIf(!existsSync('/proc/self/stat'))('kernel process', () => {
       if (running(kernel)) process.kill(kernel, 'SIGKILL');
     }
   }, 30_000);
+});
+
+/** `npm start` in a checkout; resolves with npm's and Jupyter's pids once Jupyter says where it runs. */
+async function npmStart(): Promise<{ npm: ReturnType<typeof spawn>; jupyter: number; log: () => string }> {
+  const env = { ...process.env, BROWSER: 'true' };
+  const npm = spawn('npm', ['start'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  npm.stderr!.on('data', (b) => {
+    log += String(b);
+  });
+  const jupyter = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`Jupyter did not start in 120 s:\n${log}`)), 120_000);
+    npm.stdout!.on('data', (b) => {
+      log += String(b);
+      const m = /Jupyter is running: open \S+ \(pid (\d+)\)/.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    npm.once('exit', (code) => reject(new Error(`npm start exited (${code}) before Jupyter ran:\n${log}`)));
+  });
+  return { npm, jupyter, log: () => log };
+}
+
+describe.skipIf(!existsSync('/proc/self/stat') || !hasCommand('jupyter-notebook'))('npm start', () => {
+  it.each(['SIGTERM', 'SIGKILL'] as const)(
+    'stops Jupyter when npm is killed by its pid (%s)',
+    async (signal) => {
+      const { npm, jupyter, log } = await npmStart();
+      try {
+        expect(running(jupyter), 'Jupyter runs while npm start does').toBe(true);
+        npm.kill(signal);
+        const deadline = Date.now() + 20_000;
+        while (running(jupyter) && Date.now() < deadline) await sleep(200);
+        expect(running(jupyter), `Jupyter stops within 20 s of npm's ${signal}:\n${log()}`).toBe(false);
+      } finally {
+        if (running(jupyter)) process.kill(jupyter, 'SIGKILL');
+      }
+    },
+    180_000,
+  );
 });
 
 describe('kernel install', () => {
