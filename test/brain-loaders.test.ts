@@ -21,7 +21,7 @@ describe('npy', () => {
     expect(brain.readNpy(f('b.npy')).shape).toEqual([3]);
     writeFileSync(f('bad.npy'), 'hello');
     expect(() => brain.readNpy(f('bad.npy'))).toThrow(`${f('bad.npy')}: not a .npy file`);
-    const truncated = brain.encodeNpy(a, [3, 4]).subarray(0, 100);
+    const truncated = brain.encodeNpy(a, [3, 4]).subarray(0, 150);
     expect(() => brain.parseNpy(truncated, 'cut.npy')).toThrow(
       'cut.npy: header says shape [3,4] of <f4 (48 bytes) but only',
     );
@@ -52,7 +52,9 @@ describe('responses + labels', () => {
     const d = brain.loadResponses({ responses: f('resp.csv'), labels: f('l1.txt') });
     expect(Array.from(d.responses.data)).toEqual([1, 2, 3, 4, 5, 6]);
     writeFileSync(f('ragged.csv'), '1,2\n3\n');
-    expect(() => brain.readResponses(f('ragged.csv'))).toThrow(`${f('ragged.csv')}: row 2 has 1 values, row 1 has 2`);
+    expect(() => brain.readResponses(f('ragged.csv'))).toThrow(
+      `${f('ragged.csv')} line 2: has 1 values but line 1 (the first row) has 2`,
+    );
   });
 
   it('rejects mismatched shapes, naming both files and shapes', () => {

@@ -3,16 +3,22 @@
  * fastest. Only what a response loader needs: dims, datatype, the data offset and the intensity scaling.
  * https://nifti.nimh.nih.gov/pub/dist/src/niftilib/nifti1.h
  *
+ * Hand-written rather than nifti-reader-js (its documented use inflates the whole .nii.gz before the header is read,
+ * the 1.5 GB case of issue #15, and it would be a new dependency for 100 lines). Checked before any voxel is read: sizeof_hdr, magic, dims (1..7 of them, each
+ * >= 1), datatype, vox_offset (an integer >= 352) and that the file holds vox_offset + voxels bytes. A .nii.gz is
+ * inflated in two steps: the first bytes (enough for the header), then the whole stream capped at the size the header
+ * declares. Every error names the file.
+ *
  *   offset  0 int32   sizeof_hdr = 348 (also tells the byte order)
  *   offset 40 int16[8] dim: dim[0] = rank, dim[1..] = sizes (x, y, z, t, ...)
  *   offset 70 int16   datatype (2 uint8, 4 int16, 8 int32, 16 float32, 64 float64, 256 int8, 512 uint16, 768 uint32)
  *   offset 72 int16   bitpix
- *   offset 108 float32 vox_offset (>= 352)
+ *   offset 108 float32 vox_offset (an integer >= 352)
  *   offset 112 float32 scl_slope, 116 scl_inter (value = slope * stored + inter, when slope != 0)
  *   offset 344 char[4] magic "n+1\0"
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, constants as zlibConstants } from 'node:zlib';
 
 export interface NiftiVolume {
   /** Sizes along x, y, z (, t, ...). */
@@ -33,8 +39,23 @@ const TYPES: Record<number, [number, (v: DataView, o: number, le: boolean) => nu
   768: [4, (v, o, le) => v.getUint32(o, le)],
 };
 
-export function parseNifti(raw: Uint8Array, name = 'volume'): NiftiVolume {
-  const buf = raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw;
+/** Deflate never expands more than 1032:1, so a .nii.gz of n bytes cannot hold more than this many. */
+const maxInflated = (n: number) => n * 1032 + 4096;
+
+interface Header {
+  le: boolean;
+  dims: number[];
+  datatype: number;
+  type: [number, (v: DataView, o: number, le: boolean) => number];
+  offset: number;
+  slope: number;
+  inter: number;
+  count: number;
+  /** vox_offset + the voxels' bytes: the size the file must have. */
+  size: number;
+}
+
+function parseHeader(buf: Uint8Array, name: string): Header {
   if (buf.length < 348) throw new Error(`${name}: ${buf.length} bytes is too short for a NIfTI-1 header (348)`);
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const le = view.getInt32(0, true) === 348;
@@ -42,31 +63,79 @@ export function parseNifti(raw: Uint8Array, name = 'volume'): NiftiVolume {
   const magic = String.fromCharCode(buf[344], buf[345], buf[346]);
   if (magic !== 'n+1')
     throw new Error(
-      `${name}: magic is '${magic}', expected 'n+1' (single-file NIfTI-1; .hdr/.img pairs are not supported)`,
+      `${name}: magic is ${JSON.stringify(magic)}, expected 'n+1' (single-file NIfTI-1; .hdr/.img pairs are not supported)`,
     );
   const rank = view.getInt16(40, le);
   if (rank < 1 || rank > 7) throw new Error(`${name}: dim[0] = ${rank}, expected 1..7`);
   const dims = Array.from({ length: rank }, (_, i) => view.getInt16(42 + 2 * i, le));
+  const bad = dims.findIndex((d) => d < 1);
+  if (bad >= 0)
+    throw new Error(`${name}: dim[${bad + 1}] = ${dims[bad]}; sizes must be >= 1 (dims [${dims.join(',')}])`);
   const datatype = view.getInt16(70, le);
   const type = TYPES[datatype];
   if (!type)
     throw new Error(`${name}: datatype ${datatype} is not supported (one of ${Object.keys(TYPES).join(', ')})`);
-  const offset = Math.round(view.getFloat32(108, le));
+  const vox = view.getFloat32(108, le);
+  if (!(Number.isInteger(vox) && vox >= 352))
+    throw new Error(
+      `${name}: vox_offset is ${vox}; a single-file NIfTI-1 stores its voxels at an integer offset >= 352, after the header`,
+    );
   const slope = view.getFloat32(112, le);
   const inter = view.getFloat32(116, le);
-  const count = dims.reduce((a, b) => a * b, 1);
-  if (buf.length < offset + count * type[0]) {
+  const scaled = slope !== 0 && Number.isFinite(slope);
+  if (scaled && !Number.isFinite(inter)) throw new Error(`${name}: scl_slope is ${slope} but scl_inter is ${inter}`);
+  const count = dims.reduce((a, b) => a * b, 1); // <= 32767^7 < 2^105: exact enough to compare
+  return { le, dims, datatype, type, offset: vox, slope, inter, count, size: vox + count * type[0] };
+}
+
+/** The first bytes of a gzip stream, inflating no more input than it takes to get `want` bytes. */
+function inflatePrefix(raw: Uint8Array, want: number, name: string): Buffer {
+  for (let k = 512; ; k *= 8) {
+    let out: Buffer;
+    try {
+      out = gunzipSync(raw.subarray(0, k), { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+    } catch (e) {
+      throw new Error(`${name}: corrupt gzip data (${(e as Error).message})`);
+    }
+    if (out.length >= want || k >= raw.length) return out;
+  }
+}
+
+export function parseNifti(raw: Uint8Array, name = 'volume'): NiftiVolume {
+  const gz = raw[0] === 0x1f && raw[1] === 0x8b;
+  // The header is checked before the whole of a .nii.gz is inflated, and the inflated size is capped by it.
+  const h = parseHeader(gz ? inflatePrefix(raw, 348, name) : raw, name);
+  let buf: Uint8Array = raw;
+  if (gz) {
+    if (h.size > maxInflated(raw.length))
+      throw new Error(
+        `${name}: dims [${h.dims.join(',')}] need ${h.size} bytes, more than ${raw.length} gzip bytes can hold (truncated file?)`,
+      );
+    try {
+      buf = gunzipSync(raw, { maxOutputLength: h.size });
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      if (err.code === 'ERR_BUFFER_TOO_LARGE')
+        throw new Error(
+          `${name}: inflates to more than the ${h.size} bytes its header declares (vox_offset ${h.offset} + dims [${h.dims.join(',')}])`,
+        );
+      throw new Error(`${name}: truncated or corrupt gzip data (${err.message})`);
+    }
+  }
+  if (buf.length < h.size) {
     throw new Error(
-      `${name}: dims [${dims.join(',')}] need ${count * type[0]} bytes from offset ${offset}, the file has ${buf.length - offset}`,
+      `${name}: dims [${h.dims.join(',')}] need ${h.size - h.offset} bytes from offset ${h.offset}, the file has ${Math.max(0, buf.length - h.offset)}`,
     );
   }
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const { le, type, offset, slope, inter, count } = h;
   const data = new Float32Array(count);
   const scale = slope !== 0 && Number.isFinite(slope);
   for (let i = 0; i < count; i++) {
     const v = type[1](view, offset + i * type[0], le);
     data[i] = scale ? slope * v + inter : v;
   }
-  return { dims, datatype, data };
+  return { dims: h.dims, datatype: h.datatype, data };
 }
 
 export function readNifti(path: string): NiftiVolume {
@@ -79,6 +148,8 @@ export function encodeNifti(dims: readonly number[], data: Float32Array | Int32A
   if (count !== data.length)
     throw new Error(`encodeNifti: dims [${dims.join(',')}] hold ${count} voxels, data has ${data.length}`);
   if (dims.length < 1 || dims.length > 7) throw new Error(`encodeNifti: 1 to 7 dims, got ${dims.length}`);
+  if (!dims.every((d) => Number.isInteger(d) && d >= 1 && d <= 32767))
+    throw new Error(`encodeNifti: dims must be integers in 1..32767 (int16), got [${dims.join(',')}]`);
   const h = Buffer.alloc(352);
   h.writeInt32LE(348, 0);
   h.writeInt16LE(dims.length, 40);

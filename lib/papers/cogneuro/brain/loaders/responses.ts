@@ -2,7 +2,8 @@
  * Real data in the layout the models take: stimuli x voxels responses, one region label per voxel, and optionally the
  * stimulus images. Formats (data/brain/README.md):
  *
- *   responses  .npy [n, V] (any numeric dtype) or .csv (n rows of V numbers; one non-numeric header row is skipped)
+ *   responses  .npy [n, V] (any numeric dtype, finite) or .csv (n rows of V finite numbers; the first line is a header
+ *              only when none of its fields is empty or a number, so `1,NaN` is data and rejected, never skipped)
  *   labels     .npy [V] integers (region k is named `region{k}`; 0 = no region) or .csv/.txt: V names, one per line
  *              or comma-separated on one line ('' , '0' or 'none' = no region)
  *   images     .npy [n, S, S, 3] or [n, S, S] (grey), float in [0, 1] or uint8 (scaled by 1/255)
@@ -11,10 +12,11 @@
  *
  * Mismatched shapes are rejected with both files and both shapes in the message.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import type { RegionVoxels } from '../encoder/model.js';
 import { type Mat, mat } from '../stats.js';
+import { finiteNumber, isHeader, looksNumeric, readCsv } from './csv.js';
 import { readNifti } from './nifti.js';
 import { readNpy, writeNpy } from './npy.js';
 
@@ -28,19 +30,31 @@ export interface LoadedResponses {
 const shapeText = (s: readonly number[]) => `[${s.join(', ')}]`;
 
 function readMatrixCsv(path: string): Mat {
-  const lines = readFileSync(path, 'utf8')
-    .split(/\r?\n/)
-    .filter((l) => l.trim() !== '');
-  const rows = lines.map((l) => l.split(',').map((x) => x.trim()));
-  if (rows.length && rows[0].some((x) => x !== '' && !Number.isFinite(Number(x)))) rows.shift(); // header
-  if (!rows.length) throw new Error(`${path}: no numeric rows`);
-  const cols = rows[0].length;
-  rows.forEach((r, i) => {
-    if (r.length !== cols) throw new Error(`${path}: row ${i + 1} has ${r.length} values, row 1 has ${cols}`);
-    const bad = r.findIndex((x) => x === '' || !Number.isFinite(Number(x)));
-    if (bad >= 0) throw new Error(`${path}: row ${i + 1}, column ${bad + 1} is '${r[bad]}', not a number`);
+  const lines = readCsv(path);
+  if (!lines.length) throw new Error(`${path}: no lines; expected one row of numbers per stimulus`);
+  const body = isHeader(lines[0].fields) ? lines.slice(1) : lines;
+  if (!body.length) throw new Error(`${path}: line ${lines[0].line} is a header and no numeric rows follow`);
+  const first = body[0];
+  const cols = first.fields.length;
+  const values = new Float64Array(body.length * cols);
+  body.forEach((r, i) => {
+    if (r.fields.length !== cols)
+      throw new Error(
+        `${path} line ${r.line}: has ${r.fields.length} values but line ${first.line} (the first row) has ${cols}`,
+      );
+    r.fields.forEach((x, j) => {
+      const v = finiteNumber(x);
+      if (v === undefined) {
+        const hint =
+          r === lines[0]
+            ? ' (the first line is read as a header only when none of its fields is empty or a number)'
+            : '';
+        throw new Error(`${path} line ${r.line}, column ${j + 1}: '${x}' is not a finite number${hint}`);
+      }
+      values[i * cols + j] = v;
+    });
   });
-  return mat(rows.length, cols, rows.flat().map(Number));
+  return mat(body.length, cols, values);
 }
 
 export function readResponses(path: string): Mat {
@@ -50,12 +64,18 @@ export function readResponses(path: string): Mat {
     const a = readNpy(path);
     if (a.shape.length !== 2)
       throw new Error(`${path}: responses must be 2-D [stimuli, voxels], got shape ${shapeText(a.shape)}`);
+    const bad = a.data.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) {
+      const [r, c] = [Math.floor(bad / a.shape[1]), bad % a.shape[1]];
+      throw new Error(`${path}: responses[${r}, ${c}] is ${a.data[bad]}; responses must be finite`);
+    }
     return mat(a.shape[0], a.shape[1], a.data);
   }
   throw new Error(`${path}: responses must be .npy or .csv, got '${ext}'`);
 }
 
 const NO_REGION = new Set(['', '0', 'none', '-']);
+const noRegion = (s: string) => (NO_REGION.has(s.toLowerCase()) ? '' : s);
 
 /** One label per voxel, as names ('' for none). */
 export function readLabels(path: string): string[] {
@@ -63,13 +83,20 @@ export function readLabels(path: string): string[] {
   if (ext === '.npy') {
     const a = readNpy(path);
     if (a.shape.length !== 1) throw new Error(`${path}: labels must be 1-D [voxels], got shape ${shapeText(a.shape)}`);
+    const bad = a.data.findIndex((k) => !Number.isSafeInteger(k));
+    if (bad >= 0) throw new Error(`${path}: labels[${bad}] is ${a.data[bad]}; region ids must be integers`);
     return Array.from(a.data, (k) => (k === 0 ? '' : `region${k}`));
   }
   if (ext === '.csv' || ext === '.txt') {
-    const lines = readFileSync(path, 'utf8').split(/\r?\n/);
-    while (lines.length && lines[lines.length - 1].trim() === '') lines.pop();
-    const names = lines.length === 1 ? lines[0].split(',') : lines;
-    return names.map((s) => s.trim()).map((s) => (NO_REGION.has(s.toLowerCase()) ? '' : s));
+    const lines = readCsv(path);
+    if (lines.length === 1) return lines[0].fields.map(noRegion);
+    return lines.map((l) => {
+      if (l.fields.length !== 1)
+        throw new Error(
+          `${path} line ${l.line}: has ${l.fields.length} fields; a labels file holds one name per line (or all names comma-separated on one line)`,
+        );
+      return noRegion(l.fields[0]);
+    });
   }
   throw new Error(`${path}: labels must be .npy, .csv or .txt, got '${ext}'`);
 }
@@ -119,17 +146,17 @@ export function loadResponses(files: { responses: string; labels: string; images
   return { responses, regions, images: { data: img.data, size: img.size } };
 }
 
-/** Names of atlas ids from a CSV of "id,name" lines. */
+/** Names of atlas ids from a CSV of "id,name" lines (a first line whose id is not a number is a header). */
 function readAtlasNames(path: string): Map<number, string> {
   const out = new Map<number, string>();
-  for (const [i, line] of readFileSync(path, 'utf8').split(/\r?\n/).entries()) {
-    if (!line.trim()) continue;
-    const [id, ...name] = line.split(',');
-    const k = Number(id);
-    if (!Number.isInteger(k)) {
-      if (i === 0) continue; // header
-      throw new Error(`${path}: line ${i + 1} does not start with an integer id: '${line}'`);
-    }
+  const lines = readCsv(path);
+  for (const [i, { line, fields }] of lines.entries()) {
+    const [id, ...name] = fields;
+    if (i === 0 && !looksNumeric(id)) continue; // header
+    const k = /^[+-]?[0-9]+$/.test(id) ? Number(id) : Number.NaN;
+    if (!Number.isSafeInteger(k))
+      throw new Error(`${path} line ${line}: the id '${id}' is not an integer; lines are "id,name"`);
+    if (out.has(k)) throw new Error(`${path} line ${line}: id ${k} is named twice`);
     out.set(k, name.join(',').trim());
   }
   return out;
