@@ -205,13 +205,13 @@ describe('scanpath CSV loader', () => {
       'a bad integer',
       `${O}\nd1,0,0.5,0.5,0,0,a,red,circle,0,1\nd1,x,1.5,0.5,0,1,b,blue,square,1,0\n`,
       `${F}\n`,
-      /objects\.csv line 3: column 'object' must be an integer >= 0, got 'x'/,
+      /objects\.csv line 3: column 'object' must be an integer in 0\.\.\d+ \(ids are 0\.\.n-1 within a display.*\), got 'x'/,
     ],
     [
       'a size out of range',
       `${O}\nd1,0,0.5,0.5,0,0,a,red,circle,2,1\nd1,1,1.5,0.5,0,1,b,blue,square,1,0\n`,
       `${F}\n`,
-      /objects\.csv line 2: column 'size' must be a number in \[0, 1\], got '2'/,
+      /objects\.csv line 2: column 'size' must be a finite number in \[0, 1\], got '2'/,
     ],
     [
       'two targets',
@@ -242,6 +242,25 @@ describe('scanpath CSV loader', () => {
       good,
       `${F}\nd1,s1,1,0\n# a comment\nd1,s1,2,7\n`,
       /fixations\.csv line 4: object 7 is not in display 'd1' \(it has objects 0\.\.1\)/,
+    ],
+    [
+      // indexOf(undefined) skips an array's holes, so a display numbered 1, 2 (no 0) loaded with a hole at 0.
+      'objects numbered from 1 instead of 0',
+      `${O}\nd1,1,0.5,0.5,0,0,a,red,circle,0,1\nd1,2,1.5,0.5,0,1,b,blue,square,1,0\nd2,0,0.5,0.5,0,0,a,red,circle,0,1\nd2,1,1.5,0.5,0,1,b,blue,square,1,0\n`,
+      `${F}\n`,
+      /objects\.csv line 2: display 'd1' \(from this line\) has objects up to 2 but no object 0/,
+    ],
+    [
+      'an object id past the number of object lines',
+      `${O}\nd1,0,0.5,0.5,0,0,a,red,circle,0,1\nd1,4294967295,1.5,0.5,0,1,b,blue,square,1,0\n`,
+      `${F}\n`,
+      /objects\.csv line 3: column 'object' must be an integer in 0\.\.1 .*got '4294967295'/,
+    ],
+    [
+      'a row beyond the grid limit',
+      `${O}\nd1,0,0.5,0.5,1e21,0,a,red,circle,0,1\nd1,1,1.5,0.5,0,1,b,blue,square,1,0\n`,
+      `${F}\n`,
+      /objects\.csv line 2: column 'row' must be an integer in 0\.\.255, got '1e21'/,
     ],
     [
       'a gap in the numbering',

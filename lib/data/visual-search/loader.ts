@@ -8,7 +8,9 @@
  * One line per object (ids 0..n-1 within a display; x, y the centre in cell units; row, col the integer grid slot;
  * category/colour/shape any labels; size in [0, 1]; target 1 on exactly one object) and one line per fixation (numbered
  * 1, 2, 3, ... per display and subject, in order). Extra columns are ignored; blank lines and lines starting with '#'
- * are skipped; fields cannot contain commas or quotes. Every error names the file and line.
+ * are skipped; fields cannot contain commas or quotes. Integers are plain decimals (object ids 0..n-1, row and col
+ * 0..MAX_GRID-1, fixations 1, 2, ...) and numbers plain decimals ('0x10', '1e999', 'NaN' are refused): a value out of
+ * range is an error, never a dropped line. Every error names the file and line.
  */
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
@@ -80,20 +82,29 @@ function parseCsv(text: string, file: string, required: readonly string[]): Row[
   return rows;
 }
 
-function int(file: string, r: Row, column: string, min: number): number {
+/** Grid rows and columns above this are refused (a display is drawn at CELL_PX pixels per cell). */
+export const MAX_GRID = 256;
+
+function int(file: string, r: Row, column: string, min: number, max = Number.MAX_SAFE_INTEGER, why = ''): number {
   const s = r.get(column);
-  const v = Number(s);
-  if (s === '' || !Number.isInteger(v) || v < min)
-    throw new ScanpathFormatError(file, r.line, `column '${column}' must be an integer >= ${min}, got '${s}'`);
+  const v = /^\+?[0-9]+$/.test(s) ? Number(s) : Number.NaN;
+  if (!Number.isSafeInteger(v) || v < min || v > max)
+    throw new ScanpathFormatError(
+      file,
+      r.line,
+      `column '${column}' must be an integer in ${min}..${max}${why}, got '${s}'`,
+    );
   return v;
 }
 
+const DECIMAL = /^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$/;
+
 function num(file: string, r: Row, column: string, lo = -Infinity, hi = Infinity): number {
   const s = r.get(column);
-  const v = Number(s);
-  if (s === '' || !Number.isFinite(v) || v < lo || v > hi) {
+  const v = DECIMAL.test(s) ? Number(s) : Number.NaN;
+  if (!Number.isFinite(v) || v < lo || v > hi) {
     const range = lo > -Infinity ? ` in [${lo}, ${hi}]` : '';
-    throw new ScanpathFormatError(file, r.line, `column '${column}' must be a number${range}, got '${s}'`);
+    throw new ScanpathFormatError(file, r.line, `column '${column}' must be a finite number${range}, got '${s}'`);
   }
   return v;
 }
@@ -156,7 +167,14 @@ export function parseScanpathCsv(objectsText: string, fixationsText: string, opt
     const id = label(fo, r, 'display');
     const entry = byDisplay.get(id) ?? { rows: [], objects: [], target: -1, targetLine: 0 };
     byDisplay.set(id, entry);
-    const j = int(fo, r, 'object', 0);
+    const j = int(
+      fo,
+      r,
+      'object',
+      0,
+      objRows.length - 1,
+      ` (ids are 0..n-1 within a display and ${fo} has ${objRows.length} object lines)`,
+    );
     if (entry.objects[j]) throw new ScanpathFormatError(fo, r.line, `object ${j} of display '${id}' is listed twice`);
     const t = r.get('target');
     if (t !== '0' && t !== '1') throw new ScanpathFormatError(fo, r.line, `column 'target' must be 0 or 1, got '${t}'`);
@@ -174,8 +192,8 @@ export function parseScanpathCsv(objectsText: string, fixationsText: string, opt
     entry.objects[j] = {
       x: num(fo, r, 'x'),
       y: num(fo, r, 'y'),
-      row: int(fo, r, 'row', 0),
-      col: int(fo, r, 'col', 0),
+      row: int(fo, r, 'row', 0, MAX_GRID - 1),
+      col: int(fo, r, 'col', 0, MAX_GRID - 1),
       category: lookup(r, 'category', space.categories),
       colour: lookup(r, 'colour', space.colours),
       shape: lookup(r, 'shape', space.shapes),
@@ -185,7 +203,8 @@ export function parseScanpathCsv(objectsText: string, fixationsText: string, opt
   const displays = new Map<string, SearchDisplay>();
   for (const [id, e] of byDisplay) {
     const first = e.rows[0].line;
-    const gap = e.objects.indexOf(undefined);
+    // biome-ignore lint/complexity/useIndexOf: indexOf skips an array's holes (a display numbered from 1); findIndex sees them
+    const gap = e.objects.findIndex((o) => o === undefined);
     if (gap >= 0)
       throw new ScanpathFormatError(
         fo,
