@@ -3,10 +3,13 @@
  * TypeScript samples and extra checks in kernel/conformance/test_conformance.py.
  */
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isComplete } from '../kernel/engine.js';
 import { History } from '../kernel/history.js';
-import { jupyterPython, privateKernelEnv, ROOT } from './kernel-support.js';
+import { ensureBuilt, jupyterPython, privateKernelEnv, ROOT } from './kernel-support.js';
 
 describe('attnlab kernel', () => {
   it('passes the Jupyter kernel conformance suite', async () => {
@@ -44,4 +47,55 @@ describe('attnlab kernel', () => {
     expect(h.query({ hist_access_type: 'search', pattern: 'a =*' })).toHaveLength(2);
     expect(h.query({ hist_access_type: 'search', pattern: 'a =*', unique: true })).toHaveLength(1);
   });
+});
+
+/**
+ * Notebooks are compiled by tslab's TypeScript (a 5.0 fork, the version kernel_info reports), the library by the
+ * project's (5.9). The library's declarations must mean the same to the older compiler: every public module, read by
+ * the kernel's compiler with the kernel's module mapping, gives no error.
+ */
+describe("the library's declarations under the kernel's TypeScript", () => {
+  it('type-check without errors', async () => {
+    ensureBuilt();
+    const { requireTslab } = await import('../kernel/engine.js');
+    const kts = requireTslab('@tslab/typescript-for-tslab') as typeof import('typescript');
+    expect(kts.version).toMatch(/^5\.0\./);
+    const dir = mkdtempSync(join(tmpdir(), 'attnlab-kernel-ts-'));
+    const consumer = join(dir, 'cell.ts');
+    writeFileSync(
+      consumer,
+      [
+        "import * as al from 'attnlab';",
+        "import * as display from 'attnlab/display';",
+        'export const names: string[] = Object.keys(al).concat(Object.keys(display));',
+        "export const q = al.tf.zeros([1, 1, 4, 8]) as al.tf.Tensor4D;",
+        'export const out = al.attention.sdpa(q, q, q, { mask: al.masks.causal() });',
+        'export const experiments = al.experiments.listExperiments().map((e) => e.name);',
+      ].join('\n'),
+    );
+    const options: import('typescript').CompilerOptions = {
+      target: kts.ScriptTarget.ES2019,
+      module: kts.ModuleKind.CommonJS,
+      moduleResolution: kts.ModuleResolutionKind.NodeJs,
+      strict: true,
+      noEmit: true,
+      esModuleInterop: true,
+      baseUrl: ROOT,
+      paths: {
+        attnlab: [join(ROOT, 'dist', 'lib', 'index.d.ts')],
+        'attnlab/display': [join(ROOT, 'dist', 'lib', 'display', 'index.d.ts')],
+      },
+      typeRoots: [join(ROOT, 'node_modules', '@types')],
+      types: ['node'],
+    };
+    const program = kts.createProgram([consumer], options);
+    const errors = kts
+      .getPreEmitDiagnostics(program)
+      .filter((d) => !d.file || d.file.fileName === consumer || d.file.fileName.includes(`${join(ROOT, 'dist')}`))
+      .map((d) => {
+        const where = d.file ? `${d.file.fileName}:${d.file.getLineAndCharacterOfPosition(d.start ?? 0).line + 1}` : '';
+        return `${where} ${kts.flattenDiagnosticMessageText(d.messageText, '\n')}`;
+      });
+    expect(errors).toEqual([]);
+  }, 120_000);
 });
