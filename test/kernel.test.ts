@@ -68,7 +68,7 @@ describe("the library's declarations under the kernel's TypeScript", () => {
         "import * as al from 'attnlab';",
         "import * as display from 'attnlab/display';",
         'export const names: string[] = Object.keys(al).concat(Object.keys(display));',
-        "export const q = al.tf.zeros([1, 1, 4, 8]) as al.tf.Tensor4D;",
+        'export const q = al.tf.zeros([1, 1, 4, 8]) as al.tf.Tensor4D;',
         'export const out = al.attention.sdpa(q, q, q, { mask: al.masks.causal() });',
         'export const experiments = al.experiments.listExperiments().map((e) => e.name);',
       ].join('\n'),
