@@ -1,0 +1,227 @@
+/**
+ * Text with embedded key-value facts and retrieval queries at the end (MEAP's toy setting): each row is a stretch of
+ * text from a fixed random "language" (a first-order Markov chain over word ids) with F facts `key value` inserted at
+ * chosen depths, followed by F queries `QUERY key value`, one per fact in random order. Answering a query means finding
+ * the key earlier in the row and copying the token after it; the text gives the language-model loss something to
+ * learn besides retrieval.
+ *
+ * Ids: 0 PAD, 1 BOS, 2 SEP (unused), 3 QUERY, keys [4, 4+K), values [4+K, 4+K+V), words [4+K+V, 4+K+V+W);
+ * vocabSize = 4 + K + V + W. A row of `seqLen + 1` tokens: BOS, the context (C = seqLen - 3F tokens: text and facts),
+ * the queries (3F tokens). A fact's depth is its start within the context as a fraction of the last possible start:
+ * 0 = right after BOS, 1 = right before the queries.
+ *
+ * Splits: train, validation and test rows come from different random streams of the seed, and their facts are
+ * disjoint: every (key, value) pair belongs to one split ({@link factSplit}: 6/8 train, 1/8 validation, 1/8 test of
+ * each key's values), and a row only holds facts of its split. So a test answer was never a training answer for its
+ * key, and a model must read it from the context. The text language (its transitions) is the same in every split.
+ *
+ * Example (K = V = 8, W = 8, facts 2, seqLen 14; keys 4-11, values 12-19, words 20-27):
+ *   full row   BOS 22 25 7 13 21 24 10 18 QUERY 10 18 QUERY 7 13
+ *   graded     the targets after the queried keys: 18 at input position 10, 13 at input position 13
+ *   queries    [{ row 0, pos 10, factPos 7, depth 6/6 = 1 }, { row 0, pos 13, factPos 3, depth 2/6 }]
+ */
+import { hashSeed, Rng } from '../util/random.js';
+import { checkInt, checkSeed, makeBatch, SPECIAL, type TokenBatch } from './batch.js';
+
+export type KvFactsSplit = 'train' | 'validation' | 'test';
+export const KV_FACTS_SPLITS: readonly KvFactsSplit[] = ['train', 'validation', 'test'];
+
+export interface KvFactsConfig {
+  /** Input positions per row. */
+  seqLen: number;
+  /** Key ids K (each row's keys are distinct). */
+  keys: number;
+  /** Value ids V, at least 8 so that every key has values in every split. */
+  values: number;
+  /** Text word ids W. */
+  words: number;
+  /** Facts per row, each queried once at the end. */
+  facts: number;
+  /** Successors of each word in the text language (default 3), drawn with probabilities ∝ 2^-j. */
+  branching?: number;
+  /** The text language's seed (default 0); the same language in every split. */
+  languageSeed?: number;
+  /**
+   * Fact i starts at depth depths[i] (a fraction in [0, 1]) of the context; length `facts`, rounded to the nearest
+   * start and moved right past an earlier fact. Default: the facts are placed uniformly at random.
+   */
+  depths?: number[];
+}
+
+/** One query of a batch: where its answer is graded and where its fact sits. */
+export interface KvQuery {
+  row: number;
+  /** Input position whose target is the answer (lossMask is 1 there). */
+  pos: number;
+  /** Input position of the fact's key. */
+  factPos: number;
+  /** The fact's depth in [0, 1] (see the module header). */
+  depth: number;
+}
+
+export interface KvFactsBatch extends TokenBatch {
+  split: KvFactsSplit;
+  /** Every query, row by row in the order they appear. */
+  queries: KvQuery[];
+  /** `[batch, seqLen]` 1 where the target is a text word that follows a text word (the language-model loss). */
+  textMask: Float32Array;
+}
+
+/** The id ranges of a config, half-open `[lo, hi)`. */
+export function kvFactsVocab(cfg: Pick<KvFactsConfig, 'keys' | 'values' | 'words'>): {
+  vocabSize: number;
+  keys: [number, number];
+  values: [number, number];
+  words: [number, number];
+} {
+  const k0 = 4;
+  const v0 = k0 + cfg.keys;
+  const w0 = v0 + cfg.values;
+  return { vocabSize: w0 + cfg.words, keys: [k0, v0], values: [v0, w0], words: [w0, w0 + cfg.words] };
+}
+
+const SPLIT_SLOTS = 8;
+
+/** The split a fact (key index, value index) belongs to: 6 of each key's 8 value slots train, 1 validation, 1 test. */
+export function factSplit(key: number, value: number): KvFactsSplit {
+  const slot = (value + (hashSeed(key + 7919) % SPLIT_SLOTS)) % SPLIT_SLOTS;
+  return slot === 6 ? 'validation' : slot === 7 ? 'test' : 'train';
+}
+
+/** The text language: each word's successors and their probabilities (the same vector for every word). */
+export function kvFactsLanguage(cfg: Pick<KvFactsConfig, 'words' | 'branching' | 'languageSeed'>): {
+  successors: number[][];
+  probs: number[];
+} {
+  const branching = cfg.branching ?? 3;
+  const rng = new Rng(cfg.languageSeed ?? 0).fork('kv-facts:language');
+  const raw = Array.from({ length: branching }, (_, j) => 2 ** -j);
+  const z = raw.reduce((a, b) => a + b, 0);
+  return {
+    successors: Array.from({ length: cfg.words }, () => rng.sample(cfg.words, branching)),
+    probs: raw.map((p) => p / z),
+  };
+}
+
+/** The best possible loss on a text token that follows a text word (nats): the entropy of the transition probabilities. */
+export function kvFactsTextEntropy(cfg: Pick<KvFactsConfig, 'words' | 'branching' | 'languageSeed'>): number {
+  return -kvFactsLanguage(cfg).probs.reduce((a, p) => a + p * Math.log(p), 0);
+}
+
+function checkConfig(fn: string, cfg: KvFactsConfig): void {
+  checkInt(fn, 'seqLen', cfg.seqLen, 4);
+  checkInt(fn, 'keys', cfg.keys, 1);
+  checkInt(fn, 'values', cfg.values, SPLIT_SLOTS);
+  checkInt(fn, 'words', cfg.words, 1);
+  checkInt(fn, 'facts', cfg.facts, 1);
+  const branching = cfg.branching ?? 3;
+  checkInt(fn, 'branching', branching, 1);
+  if (branching > cfg.words) throw new RangeError(`${fn}: branching must be <= words (${cfg.words}), got ${branching}`);
+  if (cfg.facts > cfg.keys) throw new RangeError(`${fn}: facts must be <= keys (${cfg.keys}), got ${cfg.facts}`);
+  const context = cfg.seqLen - 3 * cfg.facts;
+  if (context < 2 * cfg.facts)
+    throw new RangeError(
+      `${fn}: seqLen must be >= 5 · facts = ${5 * cfg.facts} (context for the facts plus the queries), got ${cfg.seqLen}`,
+    );
+  if (cfg.depths !== undefined) {
+    if (!Array.isArray(cfg.depths) || cfg.depths.length !== cfg.facts)
+      throw new RangeError(
+        `${fn}: depths must be a list of ${cfg.facts} fractions (one per fact), got ${JSON.stringify(cfg.depths)}`,
+      );
+    for (const d of cfg.depths)
+      if (typeof d !== 'number' || !(d >= 0 && d <= 1))
+        throw new RangeError(`${fn}: depths must lie in [0, 1], got ${JSON.stringify(cfg.depths)}`);
+  }
+}
+
+/** Fact starts within the context (offsets 0..C-2), in the order of the facts. */
+function placeFacts(cfg: KvFactsConfig, context: number, rng: Rng): number[] {
+  const F = cfg.facts;
+  const last = context - 2;
+  if (cfg.depths) {
+    const order = cfg.depths.map((d, i) => ({ i, want: Math.round(d * last) })).sort((a, b) => a.want - b.want);
+    const starts = new Array<number>(F);
+    let free = 0;
+    for (const { i, want } of order) {
+      starts[i] = Math.max(want, free);
+      free = starts[i] + 2;
+    }
+    // Facts pushed past the end move back left, keeping their order.
+    let limit = last;
+    for (let j = order.length - 1; j >= 0; j--) {
+      const i = order[j].i;
+      starts[i] = Math.min(starts[i], limit);
+      limit = starts[i] - 2;
+    }
+    return starts;
+  }
+  // F facts among T = C - 2F text tokens: choose which of the T + F items are facts; each earlier fact adds a token.
+  const items = rng.sample(context - F, F).sort((a, b) => a - b);
+  return rng.shuffle(items.map((a, i) => a + i));
+}
+
+/** `batch` rows of the task (see the module header) from `seed` and `split`. */
+export function kvFactsTask(cfg: KvFactsConfig, batch: number, seed: number, split: KvFactsSplit): KvFactsBatch {
+  const fn = 'kvFactsTask';
+  checkConfig(fn, cfg);
+  checkInt(fn, 'batch', batch, 1);
+  checkSeed(fn, seed);
+  if (!KV_FACTS_SPLITS.includes(split))
+    throw new RangeError(`${fn}: split must be one of ${KV_FACTS_SPLITS.join(', ')}, got ${String(split)}`);
+  const { seqLen: S, facts: F } = cfg;
+  const vocab = kvFactsVocab(cfg);
+  const { successors, probs } = kvFactsLanguage(cfg);
+  const valuesOf = Array.from({ length: cfg.keys }, (_, k) =>
+    Array.from({ length: cfg.values }, (_, v) => v).filter((v) => factSplit(k, v) === split),
+  );
+  const context = S - 3 * F;
+  const rng = new Rng(seed).fork(`kv-facts:${split}`);
+  const full = new Int32Array(batch * (S + 1));
+  const lossMask = new Float32Array(batch * S);
+  const textMask = new Float32Array(batch * S);
+  const queries: KvQuery[] = [];
+  const nextWord = (w: number): number => {
+    let u = rng.next();
+    for (let j = 0; j < probs.length; j++) {
+      u -= probs[j];
+      if (u < 0) return successors[w][j];
+    }
+    return successors[w][probs.length - 1];
+  };
+  const isWord = (id: number) => id >= vocab.words[0];
+  for (let b = 0; b < batch; b++) {
+    const keys = rng.sample(cfg.keys, F);
+    const values = keys.map((k) => valuesOf[k][rng.int(0, valuesOf[k].length)]);
+    const starts = placeFacts(cfg, context, rng);
+    const factAt = new Map(starts.map((s, i) => [s, i]));
+    const row = new Int32Array(S + 1);
+    row[0] = SPECIAL.BOS;
+    let word = rng.int(0, cfg.words);
+    let first = true;
+    for (let c = 0; c < context; c++) {
+      const f = factAt.get(c);
+      if (f !== undefined) {
+        row[1 + c] = vocab.keys[0] + keys[f];
+        row[2 + c] = vocab.values[0] + values[f];
+        c++;
+        continue;
+      }
+      if (!first) word = nextWord(word);
+      first = false;
+      row[1 + c] = vocab.words[0] + word;
+    }
+    const order = rng.shuffle(Array.from({ length: F }, (_, i) => i));
+    order.forEach((f, j) => {
+      const q = 1 + context + 3 * j;
+      row[q] = SPECIAL.QUERY;
+      row[q + 1] = vocab.keys[0] + keys[f];
+      row[q + 2] = vocab.values[0] + values[f];
+      lossMask[b * S + q + 1] = 1;
+      queries.push({ row: b, pos: q + 1, factPos: 1 + starts[f], depth: context > 2 ? starts[f] / (context - 2) : 0 });
+    });
+    for (let t = 0; t < S; t++) if (isWord(row[t]) && isWord(row[t + 1])) textMask[b * S + t] = 1;
+    full.set(row, b * (S + 1));
+  }
+  queries.sort((a, b) => a.row - b.row || a.pos - b.pos);
+  return { ...makeBatch('kv-facts', full, lossMask, batch, S, vocab.vocabSize), split, queries, textMask };
+}
