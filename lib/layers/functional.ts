@@ -168,7 +168,7 @@ export function mohGates(x: tf.Tensor, p: RouterParams, cfg: MohConfig): MohGate
   if (x.rank !== 3) throw new Error(`${fn}: x must have shape [batch, positions, dModel], got [${x.shape}]`);
   const [b, s, m] = x.shape;
   const want = (name: string, w: tf.Tensor | undefined, cols: number) => {
-    if (!w || w.rank !== 2 || w.shape[0] !== m || w.shape[1] !== cols)
+    if (w?.rank !== 2 || w.shape[0] !== m || w.shape[1] !== cols)
       throw new Error(`${fn}: router.${name} must have shape [${m}, ${cols}], got ${w ? `[${w.shape}]` : 'nothing'}`);
   };
   want('wr', p.wr, cfg.routed);
