@@ -1,6 +1,7 @@
 /**
  * Training: Adam/AdamW with state for checkpoints, global-norm clipping, learning-rate schedules, a training loop with
- * progress and a clean NaN stop, atomic checkpoint files, and a file IOHandler for tfjs models.
+ * progress and a clean NaN stop, a training-dynamics recorder (stats and weight blocks every N steps), atomic checkpoint
+ * files, and a file IOHandler for tfjs models.
  *
  *   const opt = { type: 'adamw', lr: 3e-4, weightDecay: 0.1, noDecay: al.train.noDecayBiasNorm } as const;
  *   const { history, stopped } = await al.train.train({
@@ -19,6 +20,8 @@ export type { AdamOptions, OptimizerConfig, OptimizerState, OptimizerType, Varia
 export { Adam, AdamW, clipByGlobalNorm, globalNorm, makeOptimizer, noDecayBiasNorm, variableEntries } from './optim.js';
 export type { ProgressMode, ProgressReporter, ProgressState, ProgressTarget } from './progress.js';
 export { createProgress, describe as describeProgress } from './progress.js';
+export type { BlockFrame, RecorderOptions, RecorderRow } from './recorder.js';
+export { Recorder } from './recorder.js';
 export type { Schedule, ScheduleConfig, WarmupDecayOptions } from './schedule.js';
 export { constant, makeSchedule, warmupCosine, warmupLinear } from './schedule.js';
 export type { Initializer, InitializerKind } from './seed.js';

@@ -70,6 +70,12 @@ export interface TrainOptions<B = undefined> {
   progress?: ProgressMode;
   /** Where progress goes (tests inject a stream or display). */
   progressTarget?: ProgressTarget;
+  /**
+   * Replaces the optimizer's update (e.g. SGD with one learning rate per group of variables): called with the
+   * gradients (keyed by variable name, clipped when `clipNorm` is set) and the schedule's lr. The optimizer then
+   * applies nothing (its `step` stays where it was).
+   */
+  update?: (grads: tf.NamedTensorMap, lr: number, step: number) => void;
   /** Called after each applied step with its record; return false to stop. */
   onStep?: (record: StepRecord, optimizer: Adam) => void | boolean | Promise<void | boolean>;
   /** Build the danfojs DataFrame (default true; ~1.5 s the first time danfojs loads). */
@@ -115,6 +121,7 @@ export async function train<B = undefined>(options: TrainOptions<B>): Promise<Tr
   const progress = createProgress(options.progress ?? 'auto', options.progressTarget);
   const batches = options.batches ? iterate(options.batches) : undefined;
   const disposeBatches = options.disposeBatches ?? true;
+  const apply = options.update ?? ((grads: tf.NamedTensorMap, lr: number) => opt.apply(grads, lr));
 
   const records: StepRecord[] = [];
   const metricNames = new Set<string>();
@@ -161,9 +168,9 @@ export async function train<B = undefined>(options: TrainOptions<B>): Promise<Tr
             if (factor < 1) {
               const scaled: tf.NamedTensorMap = {};
               for (const [k, t] of Object.entries(grads)) scaled[k] = tf.mul(t, factor);
-              opt.apply(scaled, lr);
+              apply(scaled, lr, step);
             } else {
-              opt.apply(grads, lr);
+              apply(grads, lr, step);
             }
           }
           return [l, g];
