@@ -13,7 +13,13 @@
  *
  * Atomicity: a save writes a temporary file in the target's directory, fsyncs it, then renames it over the target
  * (rename within one file system is atomic on POSIX), then fsyncs the directory. A save that fails or is killed
- * leaves the previous file untouched; a stray `.*.tmp` file may remain after a kill and is never read.
+ * leaves the previous file untouched. A save killed mid-way leaves its `.<name>.<pid>.<host>.<random>.tmp` file behind;
+ * it is never read, and the next save or load in that folder removes it once its pid is dead (a process of this
+ * host that is not running; temporary files of other hosts sharing the folder, and of live pids, are left alone).
+ *
+ * Reading checks, before any tensor is made: magic, version, CRC, that the metadata is JSON of the expected form, and
+ * that every tensor's dtype, shape (integers >= 0), byte length and offset fit the data section. Every error names the
+ * file.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -135,16 +141,30 @@ export async function loadCheckpoint<C = unknown>(file: string): Promise<Checkpo
   const tensors: Record<string, tf.Tensor> = {};
   const slots: Record<string, tf.Tensor> = {};
   const all: tf.Tensor[] = [];
-  if (meta.kind === 'model' && meta.model) {
-    const { offset, byteLength } = meta.model.weightData;
-    const buf = data.slice(offset, offset + byteLength);
-    Object.assign(tensors, tf.io.decodeWeights(copyToArrayBuffer(buf), meta.model.artifacts.weightSpecs ?? []));
-    all.push(...Object.values(tensors));
-  }
-  for (const e of meta.tensors) {
-    const t = tf.tensor(fromLittleEndian(data.subarray(e.offset, e.offset + e.byteLength), e.dtype), e.shape, e.dtype);
-    (e.group === 'optimizer' ? slots : tensors)[e.name] = t;
-    all.push(t);
+  try {
+    if (meta.kind === 'model' && meta.model) {
+      const { offset, byteLength } = meta.model.weightData;
+      const buf = data.slice(offset, offset + byteLength);
+      const specs = meta.model.artifacts.weightSpecs ?? [];
+      // In a tidy, so tensors decoded before a bad spec throws are freed.
+      Object.assign(
+        tensors,
+        tf.tidy(() => tf.io.decodeWeights(copyToArrayBuffer(buf), specs)),
+      );
+      all.push(...Object.values(tensors));
+    }
+    for (const e of meta.tensors) {
+      const t = tf.tensor(
+        fromLittleEndian(data.subarray(e.offset, e.offset + e.byteLength), e.dtype),
+        e.shape,
+        e.dtype,
+      );
+      (e.group === 'optimizer' ? slots : tensors)[e.name] = t;
+      all.push(t);
+    }
+  } catch (e) {
+    tf.dispose(all);
+    throw new Error(`loadCheckpoint: ${file} is not a valid attnlab checkpoint: ${(e as Error).message}`);
   }
   return {
     tensors,
@@ -261,7 +281,11 @@ function renameSlots(slots: Record<string, tf.Tensor>, map: Map<string, string>)
 
 async function writeAtomic(file: string, meta: CheckpointMeta, blobs: Blob[]): Promise<void> {
   const dir = path.dirname(path.resolve(file));
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  await removeStaleTemporaries(dir);
+  const tmp = path.join(
+    dir,
+    `.${path.basename(file)}.${process.pid}.${HOST_TAG}.${randomBytes(4).toString('hex')}.tmp`,
+  );
   const json = Buffer.from(JSON.stringify(meta), 'utf8');
   const head = Buffer.alloc(align8(HEADER + json.length));
   head.write(MAGIC, 0, 'latin1');
@@ -305,9 +329,96 @@ async function writeAtomic(file: string, meta: CheckpointMeta, blobs: Blob[]): P
   await d?.close();
 }
 
+/** This host, in temporary file names: 8 hex digits of its name's CRC-32. */
+const HOST_TAG = (crc32(Buffer.from(os.hostname(), 'utf8'), 0) >>> 0).toString(16).padStart(8, '0');
+
+/** `.<name>.<pid>.<host>.<8 hex>.tmp`, as writeAtomic names its temporary files. */
+const TEMPORARY = /^\..+\.([0-9]+)\.([0-9a-f]{8})\.[0-9a-f]{8}\.tmp$/;
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // alive, owned by someone else
+  }
+}
+
+/**
+ * Remove the temporary files of saves killed mid-way in `dir`: names written by writeAtomic on this host whose pid is
+ * not a running process, and whose content is empty or starts with the checkpoint magic. Never throws (a file another
+ * process removes first, or a folder that cannot be listed, is not an error here).
+ */
+export async function removeStaleTemporaries(dir: string): Promise<string[]> {
+  const removed: string[] = [];
+  const names = await fsp.readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    const m = TEMPORARY.exec(name);
+    if (!m || m[2] !== HOST_TAG) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid || pidAlive(pid)) continue;
+    const file = path.join(dir, name);
+    try {
+      const fh = await fsp.open(file, 'r');
+      const head = Buffer.alloc(MAGIC.length);
+      const { bytesRead } = await fh.read(head, 0, MAGIC.length, 0).finally(() => fh.close());
+      if (bytesRead > 0 && head.toString('latin1', 0, bytesRead) !== MAGIC.slice(0, bytesRead)) continue;
+      await fsp.rm(file);
+      removed.push(file);
+    } catch {
+      // gone already, or not readable: leave it
+    }
+  }
+  return removed;
+}
+
+const STORED: Record<StoredDtype, number> = { float32: 4, int32: 4, bool: 1 };
+
+function checkMeta(meta: unknown, dataLength: number, bad: (why: string) => Error): CheckpointMeta {
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v);
+  const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+  if (!isObject(meta) || meta.format !== 'attnlab-checkpoint')
+    throw bad('the metadata is not an attnlab-checkpoint object');
+  if (meta.kind !== 'checkpoint' && meta.kind !== 'model')
+    throw bad(`kind ${JSON.stringify(meta.kind)}, expected "checkpoint" or "model"`);
+  if (!Number.isSafeInteger(meta.step)) throw bad(`step ${JSON.stringify(meta.step)} is not an integer`);
+  if (!Array.isArray(meta.tensors)) throw bad('the metadata has no tensors list');
+  const inData = (offset: unknown, byteLength: unknown, what: string) => {
+    if (!isCount(offset) || !isCount(byteLength) || offset + byteLength > dataLength)
+      throw bad(`${what} lies at offset ${offset}, ${byteLength} bytes, outside the ${dataLength}-byte data section`);
+  };
+  for (const [i, e] of (meta.tensors as unknown[]).entries()) {
+    if (!isObject(e) || typeof e.name !== 'string') throw bad(`tensors[${i}] has no name`);
+    const what = `tensor "${e.name}"`;
+    if (e.group !== 'weights' && e.group !== 'optimizer') throw bad(`${what} has group ${JSON.stringify(e.group)}`);
+    if (typeof e.dtype !== 'string' || !(e.dtype in STORED)) throw bad(`${what} has dtype ${JSON.stringify(e.dtype)}`);
+    if (!Array.isArray(e.shape) || !e.shape.every(isCount))
+      throw bad(`${what} has shape ${JSON.stringify(e.shape)}; dimensions must be integers >= 0`);
+    const size = (e.shape as number[]).reduce((a, b) => a * b, 1);
+    const expected = size * STORED[e.dtype as StoredDtype];
+    if (e.byteLength !== expected)
+      throw bad(`${what} of shape [${e.shape}] ${e.dtype} needs ${expected} bytes, the metadata says ${e.byteLength}`);
+    inData(e.offset, e.byteLength, what);
+  }
+  if (meta.kind === 'model') {
+    const m = meta.model;
+    if (!isObject(m) || !isObject(m.artifacts) || !isObject(m.weightData))
+      throw bad('a model file without model artifacts');
+    inData(m.weightData.offset, m.weightData.byteLength, 'the model weights');
+  }
+  return meta as unknown as CheckpointMeta;
+}
+
 async function readContainer(file: string): Promise<{ meta: CheckpointMeta; data: Uint8Array }> {
-  const buf = await fsp.readFile(file);
+  await removeStaleTemporaries(path.dirname(path.resolve(file)));
   const bad = (why: string): Error => new Error(`loadCheckpoint: ${file} is not a valid attnlab checkpoint: ${why}`);
+  let buf: Buffer;
+  try {
+    buf = await fsp.readFile(file);
+  } catch (e) {
+    throw new Error(`loadCheckpoint: cannot read ${file}: ${(e as Error).message}`);
+  }
   if (buf.length < HEADER + 4 || buf.toString('latin1', 0, 8) !== MAGIC) throw bad('wrong magic header');
   const version = buf.readUInt32LE(8);
   if (version !== VERSION) throw bad(`format version ${version}, this library reads ${VERSION}`);
@@ -315,9 +426,16 @@ async function readContainer(file: string): Promise<{ meta: CheckpointMeta; data
   const actual = crc32(buf.subarray(0, buf.length - 4), 0) >>> 0;
   if (stored !== actual) throw bad('checksum mismatch (truncated or corrupted)');
   const n = buf.readUInt32LE(12);
-  const meta = JSON.parse(buf.toString('utf8', HEADER, HEADER + n)) as CheckpointMeta;
+  if (align8(HEADER + n) > buf.length - 4)
+    throw bad(`metadata of ${n} bytes does not fit in a ${buf.length}-byte file`);
+  let json: unknown;
+  try {
+    json = JSON.parse(buf.toString('utf8', HEADER, HEADER + n));
+  } catch (e) {
+    throw bad(`the metadata is not JSON (${(e as Error).message})`);
+  }
   const data = buf.subarray(align8(HEADER + n), buf.length - 4);
-  return { meta, data };
+  return { meta: checkMeta(json, data.length, bad), data };
 }
 
 const BIG_ENDIAN = os.endianness() === 'BE';
