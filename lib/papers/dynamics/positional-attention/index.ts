@@ -11,8 +11,18 @@
  *
  *   attention.ts   positionalWeights, positionalAttention and the float64 positionalAttentionReference
  *   model.ts       ArrayTransformer: the positional transformer and the standard baseline of equal width and depth
- *   experiment.ts  'positional-attention': value generalisation on cumsum, min, sum, sort (data: lib/data/array-tasks.ts)
+ *   experiment.ts  'positional-attention': value generalisation on cumsum, min, sum, sort
+ *   lib/data/array-tasks.ts  the tasks' generator (arrayTask), re-exported here
  */
+
+export {
+  ARRAY_TASKS,
+  type ArrayBatch,
+  type ArrayTaskConfig,
+  type ArrayTaskName,
+  arrayTarget,
+  arrayTask,
+} from '../../../data/array-tasks.js';
 export {
   type PositionalAttentionArrays,
   type PositionalAttentionParams,
