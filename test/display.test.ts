@@ -1,6 +1,7 @@
 /** MIME bundles for values a notebook shows: the display protocol, tensors, danfojs frames, plotly figures, records. */
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { GRID_TITLE_PX } from '../lib/display/figures.js';
 import * as d from '../lib/display/index.js';
 import * as al from '../lib/index.js';
 
@@ -191,11 +192,48 @@ describe('figure builders', () => {
     const layer = tf.ones([1, 3, 4, 4]);
     const fig = d.attentionGrid([layer, layer]);
     expect(fig.data).toHaveLength(6);
-    expect(fig.layout!.grid).toMatchObject({ rows: 2, columns: 3 });
     expect(fig.data.filter((t) => t.showscale)).toHaveLength(1);
     expect(fig.data[5]).toMatchObject({ xaxis: 'x6', yaxis: 'y6' });
     layer.dispose();
   });
+
+  it.each([
+    [1, 2],
+    [3, 4],
+    [8, 8],
+  ])(
+    'keeps each panel title in the gap above its panel, clear of the panel above (%i layers x %i heads)',
+    (layers, heads) => {
+      const fig = d.attentionGrid(Array.from({ length: layers }, () => Array.from({ length: heads }, () => [[1]])));
+      const L = fig.layout as unknown as {
+        height: number;
+        margin: { t: number; b: number };
+        annotations: { yshift: number }[];
+        [axis: string]: unknown;
+      };
+      const domain = (axis: string) => (L[axis] as { domain: [number, number] }).domain;
+      const plotH = L.height - L.margin.t - L.margin.b;
+      const px = (f: number) => f * plotH;
+      const titleHeight = 1.4 * GRID_TITLE_PX;
+      for (let l = 0; l < layers; l++) {
+        for (let h = 0; h < heads; h++) {
+          const i = l * heads + h + 1;
+          const suffix = i === 1 ? '' : String(i);
+          const [bottom, top] = domain(`yaxis${suffix}`);
+          const note = L.annotations[i - 1];
+          expect(note).toMatchObject({ yref: `y${suffix} domain`, y: 1, yanchor: 'bottom' });
+          const titleTop = px(top) + note.yshift + titleHeight;
+          // The panel above (same head, previous layer) starts above the title; the top row's titles fit in the margin.
+          const above = l === 0 ? plotH + L.margin.t - 40 : px(domain(`yaxis${i - heads === 1 ? '' : i - heads}`)[0]);
+          expect(titleTop, `title of L${l} H${h}`).toBeLessThanOrEqual(above);
+          expect(px(top - bottom)).toBeGreaterThan(50);
+          const [x0, x1] = domain(`xaxis${suffix}`);
+          expect(x0).toBeGreaterThanOrEqual(0);
+          expect(x1).toBeLessThanOrEqual(1);
+        }
+      }
+    },
+  );
 
   it('plots training curves from records or columns, skipping missing values', () => {
     const fig = d.trainingCurves([

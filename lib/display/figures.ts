@@ -145,6 +145,10 @@ export interface GridOptions extends Omit<HeatmapOptions, 'head'> {
   heads?: readonly number[];
 }
 
+/** Pixels between attentionGrid's panels, and its panel titles' font size (a title is about 1.4x its font). */
+export const GRID_GAP_PX = 26;
+export const GRID_TITLE_PX = 11;
+
 /**
  * Layers x heads of attention maps. `perLayer[l]` is one layer's weights, [b, h, q, k] or [h, q, k] (a tensor or
  * nested arrays); all panels share the colour scale.
@@ -162,14 +166,22 @@ export function attentionGrid(
   const heads = opts.heads ?? Array.from({ length: headCount(perLayer[0]!) }, (_, h) => h);
   const rows = perLayer.length;
   const cols = heads.length;
+  // Panels are laid out in pixels: each panel's title sits in the gap above it (GRID_GAP_PX, more than the title's
+  // height), so titles never cover the panel above, however many rows there are.
+  const width = Math.min(1400, 140 + 200 * cols);
+  const height = Math.min(1800, 110 + 200 * rows);
+  const margin = { t: 70 + GRID_GAP_PX, l: 60, r: 20, b: 30 };
+  const plotW = width - margin.l - margin.r - 40; // room for the colour bar
+  const plotH = height - margin.t - margin.b;
+  const panelW = (plotW - (cols - 1) * GRID_GAP_PX) / cols;
+  const panelH = (plotH - (rows - 1) * GRID_GAP_PX) / rows;
   const data: Trace[] = [];
   const layout: Layout = {
     title: { text: opts.title ?? 'Attention by layer and head' },
-    grid: { rows, columns: cols, pattern: 'independent', xgap: 0.04, ygap: 0.08 },
-    width: Math.min(1400, 140 + 200 * cols),
-    height: Math.min(1800, 100 + 200 * rows),
+    width,
+    height,
     annotations: [],
-    margin: { t: 80, l: 60, r: 20, b: 30 },
+    margin,
   };
   perLayer.forEach((w, l) => {
     heads.forEach((h, c) => {
@@ -187,16 +199,31 @@ export function attentionGrid(
         hovertemplate: `${opts.layerNames?.[l] ?? `layer ${l}`}, ${opts.headNames?.[c] ?? `head ${h}`}<br>query %{y}, key %{x}: %{z:.3f}<extra></extra>`,
       });
       const suffix = i === 1 ? '' : String(i);
-      layout[`xaxis${suffix}`] = { showticklabels: false, ticks: '' };
-      layout[`yaxis${suffix}`] = { autorange: 'reversed', showticklabels: false, ticks: '' };
+      const x0 = (c * (panelW + GRID_GAP_PX)) / plotW;
+      const top = 1 - (l * (panelH + GRID_GAP_PX)) / plotH;
+      layout[`xaxis${suffix}`] = {
+        domain: [x0, x0 + panelW / plotW],
+        anchor: `y${suffix}`,
+        showticklabels: false,
+        ticks: '',
+      };
+      layout[`yaxis${suffix}`] = {
+        domain: [top - panelH / plotH, top],
+        anchor: `x${suffix}`,
+        autorange: 'reversed',
+        showticklabels: false,
+        ticks: '',
+      };
       (layout.annotations as unknown[]).push({
         text: `${opts.layerNames?.[l] ?? `L${l}`} ${opts.headNames?.[c] ?? `H${h}`}`,
         xref: `x${suffix} domain`,
         yref: `y${suffix} domain`,
         x: 0.5,
-        y: 1.12,
+        y: 1,
+        yanchor: 'bottom',
+        yshift: 2,
         showarrow: false,
-        font: { size: 11 },
+        font: { size: GRID_TITLE_PX },
       });
     });
   });
