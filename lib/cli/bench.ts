@@ -9,7 +9,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { BackendName } from '../backend/index.js';
-import { parseArgs, UsageError } from './args.js';
+import { outputFileProblem, parseArgs, UsageError } from './args.js';
 
 export const BENCH_USAGE = `attnlab bench [options]
 
@@ -45,6 +45,13 @@ export async function benchCommand(argv: string[]): Promise<number> {
   if (f.help) {
     console.log(BENCH_USAGE);
     return 0;
+  }
+  if (typeof f.out === 'string') {
+    const problem = outputFileProblem(f.out);
+    if (problem) {
+      console.error(`bench: --out ${f.out}: ${problem}`);
+      return 2;
+    }
   }
   const bench = await import('../bench/index.js');
   if (f.list) {

@@ -1,6 +1,7 @@
 /** `attnlab experiment`: list the registry, or run one experiment and print (or write) its metrics. */
-import { writeFileSync } from 'node:fs';
-import { parseArgs, UsageError } from './args.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { outputFileProblem, parseArgs, UsageError } from './args.js';
 
 export async function experimentCommand(argv: string[]): Promise<number> {
   const { positionals, flags } = parseArgs(
@@ -8,6 +9,10 @@ export async function experimentCommand(argv: string[]): Promise<number> {
     { flags: ['quick', 'json'], options: ['seed', 'out', 'config'] },
     'attnlab experiment',
   );
+  if (typeof flags.out === 'string') {
+    const problem = outputFileProblem(flags.out);
+    if (problem) throw new UsageError(`attnlab experiment: --out ${flags.out}: ${problem}`);
+  }
   const { listExperiments, runExperiment, getExperiment, resolveConfig, ConfigError } = await import('../catalog.js');
   const [name] = positionals;
   if (!name) throw new UsageError('attnlab experiment: name an experiment, or `list`');
@@ -69,7 +74,10 @@ export async function experimentCommand(argv: string[]): Promise<number> {
     overrides,
   });
   const out = { ...result, backend: report.chosen };
-  if (typeof flags.out === 'string') writeFileSync(flags.out, `${JSON.stringify(out, null, 2)}\n`);
+  if (typeof flags.out === 'string') {
+    mkdirSync(dirname(resolve(flags.out)), { recursive: true });
+    writeFileSync(flags.out, `${JSON.stringify(out, null, 2)}\n`);
+  }
   if (json) {
     console.log(JSON.stringify(out, null, 2));
     return 0;
