@@ -5,6 +5,8 @@
  *   await al.backend.ready();
  *   const out = al.attention.sdpa(q, k, v, { mask: al.masks.causal() });
  */
+import { registerFitProgress } from './train/fit-progress.js';
+
 export * as tf from '@tensorflow/tfjs';
 export * as attention from './attention/index.js';
 export * as backend from './backend/index.js';
@@ -23,7 +25,12 @@ export * as pointer from './papers/cogneuro/pointer/index.js';
 export * as sparse from './papers/sparse/index.js';
 export * as positional from './positional/index.js';
 export * as train from './train/index.js';
+
+/** `model.fit(x, y, { verbose: 1 })` shows a progress bar (tfjs alone has none); `al.FitProgress` to choose where. */
+export { FitProgress } from './train/fit-progress.js';
 /** `for (const x of al.progress(items))`: a progress bar for any loop (tqdm). */
 export { progress } from './train/progress.js';
 export { Rng } from './util/random.js';
 export { ShapeError } from './util/shapes.js';
+
+registerFitProgress();

@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GRID_TITLE_PX } from '../lib/display/figures.js';
+import type { MimeBundle } from '../lib/display/handle.js';
 import * as d from '../lib/display/index.js';
 import * as al from '../lib/index.js';
 
@@ -305,7 +306,7 @@ describe('library results', () => {
 
 /** A display handle whose sink keeps what it was sent. */
 function recordingHandle(): { handle: d.DisplayHandle; sent: d.MimeBundle[] } {
-  const sent: d.MimeBundle[] = [];
+  const sent: MimeBundle[] = [];
   return { handle: new d.DisplayHandle({ send: (b) => void sent.push(b) }), sent };
 }
 
@@ -346,5 +347,49 @@ describe('al.progress', () => {
     for (const i of al.progress(gen(), { mode: 'lines', unit: 'batch', target: { stream } })) sum += i;
     expect(sum).toBe(300);
     expect(lines.map((l) => l.split('  ')[0])).toEqual(['batch 1', 'batch 10', 'batch 25']);
+  });
+});
+
+describe('model.fit progress (verbose: 1)', () => {
+  async function fitTiny(verbose: number, callbacks?: tf.CustomCallbackArgs | tf.Callback[]) {
+    const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [2] })] });
+    model.compile({ optimizer: 'sgd', loss: 'meanSquaredError' });
+    const x = tf.randomNormal([40, 2], 0, 1, 'float32', 1);
+    const y = tf.randomNormal([40, 1], 0, 1, 'float32', 2);
+    await model.fit(x, y, {
+      epochs: 3,
+      batchSize: 10,
+      verbose,
+      validationSplit: 0.25,
+      callbacks: callbacks as tf.Callback[],
+    });
+    tf.dispose([x, y]);
+    model.dispose();
+  }
+
+  it('shows batches of all epochs, the loss and each epoch metrics in the notebook display', async () => {
+    const sent: MimeBundle[] = [];
+    d.setDisplaySink({ send: (bundle) => sent.push(bundle) });
+    await fitTiny(1);
+    expect(sent.length).toBeGreaterThan(0);
+    const last = String(sent.at(-1)!['text/plain']);
+    // 30 training rows in batches of 10, 3 epochs: 9 batches.
+    expect(last).toMatch(/^batch 9\/9 {2}loss \d/);
+    expect(last).toMatch(/epoch 3/);
+    expect(last).toMatch(/val_loss \d/);
+    expect(String(sent.at(-1)!['text/html'])).toContain('<progress value="9" max="9"');
+  });
+
+  it('shows nothing with verbose: 0, and goes where a FitProgress callback says', async () => {
+    const sent: MimeBundle[] = [];
+    d.setDisplaySink({ send: (bundle) => sent.push(bundle) });
+    await fitTiny(0);
+    expect(sent).toEqual([]);
+    const lines: string[] = [];
+    await fitTiny(0, [
+      new al.FitProgress({ mode: 'lines', target: { stream: { write: (s: string) => lines.push(s) } } }),
+    ]);
+    expect(lines.join('')).toMatch(/batch 9\/9/);
+    expect(sent).toEqual([]);
   });
 });
