@@ -550,7 +550,7 @@ describe.skipIf(unavailable !== null)(`native kernels${unavailable ? ` (skipped:
           db: n,
         };
         const off: Record<string, number> = {};
-        let bytes = 0;
+        let bytes = 64; // offset 0 is the wasm allocator's failure value, which the addon refuses
         for (const [k, count] of Object.entries(sizes)) {
           off[k] = bytes;
           bytes += count * 4;

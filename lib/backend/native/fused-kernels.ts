@@ -5,7 +5,7 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import { requireAddon } from './load.js';
-import { heap, type KernelArgs, type KernelFn, offset, size } from './wasm.js';
+import { heap, type KernelArgs, type KernelFn, offset, output, outputs, size } from './wasm.js';
 
 /** The addon's unary op code for exact GELU (U_GELU, after ./kernels.ts's UNARY codes; see src/kernels.inc). */
 const GELU_OP = 12;
@@ -18,7 +18,7 @@ export const LAYER_NORM_GRAD = 'AttnlabLayerNormGrad';
 
 function geluKernel(args: KernelArgs): tf.TensorInfo {
   const { inputs, backend } = args;
-  const out = backend.makeOutput([...inputs.x.shape], 'float32');
+  const out = output(backend, GELU, [...inputs.x.shape]);
   const n = size(inputs.x.shape);
   if (n > 0) requireAddon().unary(heap(backend), GELU_OP, offset(backend, inputs.x), offset(backend, out), n);
   return out;
@@ -26,7 +26,7 @@ function geluKernel(args: KernelArgs): tf.TensorInfo {
 
 function geluGradKernel(args: KernelArgs): tf.TensorInfo {
   const { inputs, backend } = args;
-  const out = backend.makeOutput([...inputs.x.shape], 'float32');
+  const out = output(backend, GELU_GRAD, [...inputs.x.shape]);
   const n = size(inputs.x.shape);
   if (n > 0)
     requireAddon().geluGrad(
@@ -44,9 +44,7 @@ function layerNormKernel(args: KernelArgs): tf.TensorInfo[] {
   const { x, gamma, beta } = inputs;
   const n = x.shape[x.shape.length - 1];
   const rows = size(x.shape) / n;
-  const y = backend.makeOutput([...x.shape], 'float32');
-  const mean = backend.makeOutput([rows], 'float32');
-  const rstd = backend.makeOutput([rows], 'float32');
+  const [y, mean, rstd] = outputs(backend, LAYER_NORM, [[...x.shape], [rows], [rows]]);
   requireAddon().layerNorm(
     heap(backend),
     offset(backend, x),
@@ -67,9 +65,7 @@ function layerNormGradKernel(args: KernelArgs): tf.TensorInfo[] {
   const { x, gamma, dy, mean, rstd } = inputs;
   const n = x.shape[x.shape.length - 1];
   const rows = size(x.shape) / n;
-  const dx = backend.makeOutput([...x.shape], 'float32');
-  const dg = backend.makeOutput([n], 'float32');
-  const db = backend.makeOutput([n], 'float32');
+  const [dx, dg, db] = outputs(backend, LAYER_NORM_GRAD, [[...x.shape], [n], [n]]);
   requireAddon().layerNormGrad(
     heap(backend),
     offset(backend, x),
@@ -92,11 +88,7 @@ function adamKernel(args: KernelArgs): tf.TensorInfo[] {
   const { inputs, backend, attrs } = args;
   const { p, m, v, g } = inputs;
   const shape = [...p.shape];
-  const outs = [
-    backend.makeOutput(shape, 'float32'),
-    backend.makeOutput(shape, 'float32'),
-    backend.makeOutput(shape, 'float32'),
-  ];
+  const outs = outputs(backend, ADAM, [shape, shape, shape]);
   const h = attrs as unknown as Required<AdamHyper>;
   const n = size(shape);
   if (n > 0) {
@@ -157,8 +149,10 @@ function flashFwdKernel(args: KernelArgs): tf.TensorInfo[] {
   const [B, H, Sq, D] = q.shape;
   const [, G, Sk] = k.shape;
   const E = v.shape[3];
-  const o = backend.makeOutput([B, H, Sq, E], 'float32');
-  const l = backend.makeOutput([B, H, Sq], 'float32');
+  const [o, l] = outputs(backend, 'flash (AttnlabFlashFwd)', [
+    [B, H, Sq, E],
+    [B, H, Sq],
+  ]);
   requireAddon().flashFwd(
     heap(backend),
     offset(backend, q),
@@ -187,9 +181,7 @@ function flashBwdKernel(args: KernelArgs): tf.TensorInfo[] {
   const [B, H, Sq, D] = q.shape;
   const [, G, Sk] = k.shape;
   const E = v.shape[3];
-  const dq = backend.makeOutput([...q.shape], 'float32');
-  const dk = backend.makeOutput([...k.shape], 'float32');
-  const dv = backend.makeOutput([...v.shape], 'float32');
+  const [dq, dk, dv] = outputs(backend, 'flash gradient (AttnlabFlashBwd)', [[...q.shape], [...k.shape], [...v.shape]]);
   requireAddon().flashBwd(
     heap(backend),
     offset(backend, q),

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { fmt, ShapeError } from '../../util/shapes.js';
 import { FUSED_KERNELS } from './fused-kernels.js';
 import { requireAddon } from './load.js';
-import { heap, type KernelFn, offset, size } from './wasm.js';
+import { heap, type KernelFn, offset, output, size } from './wasm.js';
 
 /** The addon's op codes (the enums in src/kernels.inc) by tfjs kernel name. */
 const UNARY: Record<string, number> = {
@@ -141,7 +141,7 @@ function batchMatMul(fallback: KernelFn | undefined): KernelFn {
         `BatchMatMul: empty batch: a has shape ${fmt(a.shape)} and b ${fmt(b.shape)}; batch dimensions must be non-zero`,
       );
     }
-    const out = backend.makeOutput([...outBatch, m, n], 'float32');
+    const out = output(backend, 'BatchMatMul', [...outBatch, m, n]);
     if (m === 0 || n === 0) return out;
     let ai: Int32Array | null = null;
     let bi: Int32Array | null = null;
@@ -194,7 +194,7 @@ function unaryKernel(name: string, fallback: KernelFn | undefined): KernelFn {
       if (fallback) return fallback(args);
       throw new ShapeError(`${name}: x must be float32, got ${x.dtype}`);
     }
-    const out = backend.makeOutput([...x.shape], 'float32');
+    const out = output(backend, name, [...x.shape]);
     const n = size(x.shape);
     if (n > 0) requireAddon().unary(heap(backend), op, offset(backend, x), offset(backend, out), n);
     return out;
@@ -219,7 +219,7 @@ function binaryKernel(name: string, fallback: KernelFn | undefined): KernelFn {
         `${name}: broadcasting ${fmt(a.shape)} with ${fmt(b.shape)} needs more than 4 collapsed dims`,
       );
     }
-    const out = backend.makeOutput(outShape, 'float32');
+    const out = output(backend, name, outShape);
     if (size(outShape) === 0) return out;
     const { dims, as, bs } = plan;
     requireAddon().binary(
@@ -271,7 +271,7 @@ function reduceKernel(name: string, fallback: KernelFn | undefined): KernelFn {
     const shape = attrs.keepDims
       ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d))
       : x.shape.filter((_, i) => !axes.includes(i));
-    const out = backend.makeOutput(shape, 'float32');
+    const out = output(backend, name, shape);
     requireAddon().reduce(heap(backend), op, offset(backend, x), offset(backend, out), outer, r, inner);
     return out;
   };
@@ -291,7 +291,7 @@ function softmaxKernel(log: boolean, fallback: KernelFn | undefined): KernelFn {
         `${name}: logits ${fmt(x.shape)} (${x.dtype}) must be float32, normalised over the last axis`,
       );
     }
-    const out = backend.makeOutput([...x.shape], 'float32');
+    const out = output(backend, name, [...x.shape]);
     const n = x.shape[rank - 1];
     if (size(x.shape) > 0)
       requireAddon().softmax(
@@ -321,7 +321,7 @@ function gatherKernel(fallback: KernelFn | undefined): KernelFn {
     const rows = x.shape[0];
     const rowLen = size(x.shape.slice(1));
     const n = size(indices.shape);
-    const out = backend.makeOutput([...indices.shape, ...x.shape.slice(1)], 'float32');
+    const out = output(backend, 'GatherV2', [...indices.shape, ...x.shape.slice(1)]);
     if (n === 0 || rowLen === 0) return out;
     const bad = requireAddon().gather(
       heap(backend),
@@ -356,7 +356,7 @@ function segmentSumKernel(fallback: KernelFn | undefined): KernelFn {
     const n = size(ids.shape);
     const inner = x.shape.slice(ids.shape.length);
     const rowLen = size(inner);
-    const out = backend.makeOutput([segs, ...inner], 'float32');
+    const out = output(backend, 'UnsortedSegmentSum', [segs, ...inner]);
     if (segs * rowLen === 0) return out;
     const bad = requireAddon().segmentSum(
       heap(backend),

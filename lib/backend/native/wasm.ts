@@ -29,6 +29,68 @@ export function offset(backend: WasmBackend, t: tf.TensorInfo): number {
   return d.memoryOffset;
 }
 
+/**
+ * The most one tensor may take on the wasm heap: wasm32 addresses 4 GiB, and the allocator's size argument is 32-bit,
+ * so a larger request would wrap around (2^34 bytes asked as 0) instead of failing.
+ */
+export const WASM_HEAP_LIMIT = 2 ** 32;
+
+/** The wasm heap cannot hold a kernel's output; nothing was written, every other tensor is intact. */
+export class NativeOutOfMemoryError extends Error {
+  constructor(
+    readonly op: string,
+    readonly bytes: number,
+    detail: string,
+  ) {
+    super(`${op}: out of memory: could not allocate ${bytes} bytes on the wasm heap (${detail})`);
+    this.name = 'NativeOutOfMemoryError';
+  }
+}
+
+/**
+ * Allocate a kernel's outputs on the wasm heap, checking every allocation. tfjs-backend-wasm's allocator returns offset
+ * 0 when the heap cannot grow (the 4 GiB limit, or the machine's memory), and a kernel writing there overwrites other
+ * tensors; so a failed allocation disposes the outputs already made and throws a NativeOutOfMemoryError naming the op
+ * and the bytes asked, before any kernel runs.
+ */
+export function outputs(backend: WasmBackend, op: string, shapes: number[][]): tf.TensorInfo[] {
+  const made: tf.TensorInfo[] = [];
+  const fail = (err: Error): never => {
+    for (const t of made) backend.disposeData(t.dataId);
+    throw err;
+  };
+  for (const shape of shapes) {
+    const bytes = size(shape) * 4;
+    const used = backend.wasm.HEAPU8.length;
+    if (!Number.isSafeInteger(bytes) || bytes >= WASM_HEAP_LIMIT) {
+      fail(new NativeOutOfMemoryError(op, bytes, `output [${shape.join(', ')}] is larger than the 4 GiB heap`));
+    }
+    let out: tf.TensorInfo;
+    try {
+      out = backend.makeOutput([...shape], 'float32');
+    } catch (e) {
+      // emscripten aborts or throws (e.g. a RangeError) when it cannot grow memory in some builds.
+      return fail(new NativeOutOfMemoryError(op, bytes, `the allocator failed: ${e instanceof Error ? e.message : e}`));
+    }
+    made.push(out);
+    if (bytes > 0 && backend.dataIdMap.get(out.dataId)?.memoryOffset === 0) {
+      fail(
+        new NativeOutOfMemoryError(
+          op,
+          bytes,
+          `output [${shape.join(', ')}]; the heap has ${used} bytes and cannot grow past 4 GiB or the machine's memory`,
+        ),
+      );
+    }
+  }
+  return made;
+}
+
+/** One output; see `outputs`. */
+export function output(backend: WasmBackend, op: string, shape: number[]): tf.TensorInfo {
+  return outputs(backend, op, [shape])[0];
+}
+
 export function heap(backend: WasmBackend): ArrayBuffer {
   return backend.wasm.HEAPU8.buffer as ArrayBuffer;
 }

@@ -16,7 +16,11 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cmath>
+#include <cstdarg>
 #include <cstdint>
+#include <initializer_list>
+#include <new>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -173,15 +177,24 @@ void choose_kernels() {
 }
 
 // ------------------------------------------------------------------------------------------------------ napi glue
+// Every entry checks its arguments before touching memory and throws a JS error naming the entry and the argument
+// (never a segfault): numbers must be integers where sizes or offsets are meant, sizes non-negative and their products
+// representable, every tensor range inside the heap and not at offset 0 (the wasm allocator's failure value: a tensor
+// there would overwrite the start of the heap), strides and batch indices inside their operands. Scratch memory the
+// entry allocates itself is checked too: a failed allocation throws an out-of-memory error naming the bytes asked.
+constexpr double kMaxInt = 9007199254740992.0;  // 2^53
+constexpr long kMaxDim = 1L << 40;               // no single size on a 4 GiB heap comes near this
+
 struct Args {
   napi_env env;
+  const char* op;
   size_t argc = 24;
   napi_value argv[24];
   uint8_t* heap = nullptr;
   size_t heapBytes = 0;
   bool ok = true;
 
-  Args(napi_env e, napi_callback_info info) : env(e) {
+  Args(napi_env e, napi_callback_info info, const char* name) : env(e), op(name) {
     napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
     void* data = nullptr;
     if (argc < 1 || napi_get_arraybuffer_info(env, argv[0], &data, &heapBytes) != napi_ok) {
@@ -190,45 +203,129 @@ struct Args {
     }
     heap = static_cast<uint8_t*>(data);
   }
-  void fail(const char* msg) {
-    if (ok) napi_throw_error(env, "ATTNLAB_NATIVE", msg);
+  // Throw (once) "attnlab native <op>: <message>".
+  void fail(const char* fmt, ...) __attribute__((format(printf, 2, 3))) {
+    if (!ok) return;
     ok = false;
+    char msg[512];
+    int n = snprintf(msg, sizeof msg, "attnlab native %s: ", op);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg + n, sizeof msg - n, fmt, ap);
+    va_end(ap);
+    napi_throw_error(env, "ATTNLAB_NATIVE", msg);
   }
-  double num(size_t i) {
+  void oom(size_t bytes, const char* what) {
+    if (!ok) return;
+    ok = false;
+    char msg[256];
+    snprintf(msg, sizeof msg, "attnlab native %s: out of memory: could not allocate %zu bytes for %s", op, bytes, what);
+    napi_throw_error(env, "ATTNLAB_NATIVE_OOM", msg);
+  }
+  double num(size_t i, const char* name = "a number argument") {
     double v = 0;
-    if (i >= argc || napi_get_value_double(env, argv[i], &v) != napi_ok) fail("expected a number argument");
+    if (!ok) return 0;
+    if (i >= argc || napi_get_value_double(env, argv[i], &v) != napi_ok) {
+      fail("%s (argument %zu) must be a number", name, i);
+      return 0;
+    }
     return v;
   }
-  long integer(size_t i) { return (long)num(i); }
+  // An integer argument (a JS number with no fraction, |v| <= 2^53).
+  long integer(size_t i, const char* name = "an integer argument") {
+    double v = num(i, name);
+    if (!ok) return 0;
+    if (!(v == v) || v < -kMaxInt || v > kMaxInt || v != (double)(long)v) {
+      fail("%s (argument %zu) must be an integer, got %g", name, i, v);
+      return 0;
+    }
+    return (long)v;
+  }
+  // A size: an integer in [0, 2^40].
+  long size(size_t i, const char* name) {
+    long v = integer(i, name);
+    if (ok && (v < 0 || v > kMaxDim)) fail("%s (argument %zu) must be a size in [0, 2^40], got %ld", name, i, v);
+    return ok ? v : 0;
+  }
+  // The product of sizes, or -1 when it overflows (every factor is already >= 0).
+  static long prod(std::initializer_list<long> xs) {
+    long r = 1;
+    for (long x : xs)
+      if (__builtin_mul_overflow(r, x, &r) || r > (1L << 50)) return -1;
+    return r;
+  }
   // A float pointer into the heap at byte offset argv[i], checked to hold `count` floats.
-  float* f32(size_t i, long count) {
-    long off = integer(i);
+  float* f32(size_t i, long count, const char* name) {
+    long off = integer(i, name);
     if (!ok) return nullptr;
-    if (off < 0 || (off & 3) || (size_t)off + (size_t)count * 4 > heapBytes) {
-      fail("a tensor offset lies outside the wasm heap");
+    if (count < 0) {
+      fail("the size of %s overflows", name);
+      return nullptr;
+    }
+    if (count > 0 && off == 0) {
+      fail("%s sits at heap offset 0, the allocator's failure value (%ld bytes asked): the wasm heap is out of memory",
+           name, count * 4);
+      return nullptr;
+    }
+    if (off < 0 || (off & 3) || (size_t)off > heapBytes || (size_t)count * 4 > heapBytes - (size_t)off) {
+      fail("%s (%ld floats at byte offset %ld) lies outside the %zu-byte wasm heap", name, count, off, heapBytes);
       return nullptr;
     }
     return reinterpret_cast<float*>(heap + off);
   }
-  int32_t* i32(size_t i, long count) { return reinterpret_cast<int32_t*>(f32(i, count)); }
+  int32_t* i32(size_t i, long count, const char* name) { return reinterpret_cast<int32_t*>(f32(i, count, name)); }
   // An Int32Array argument (not on the heap), or null when the argument is null/undefined.
-  const int32_t* i32array(size_t i, long* length) {
+  const int32_t* i32array(size_t i, long* length, const char* name) {
     napi_valuetype t;
-    if (i >= argc || napi_typeof(env, argv[i], &t) != napi_ok || t == napi_null || t == napi_undefined) {
-      *length = 0;
-      return nullptr;
-    }
+    *length = 0;
+    if (!ok) return nullptr;
+    if (i >= argc || napi_typeof(env, argv[i], &t) != napi_ok || t == napi_null || t == napi_undefined) return nullptr;
     napi_typedarray_type tt;
     size_t len;
     void* data;
     if (napi_get_typedarray_info(env, argv[i], &tt, &len, &data, nullptr, nullptr) != napi_ok || tt != napi_int32_array) {
-      fail("expected an Int32Array argument");
+      fail("%s (argument %zu) must be an Int32Array or null", name, i);
       return nullptr;
     }
     *length = (long)len;
     return static_cast<const int32_t*>(data);
   }
+  // Scratch memory off the wasm heap; false (with an out-of-memory error thrown) when it cannot be had.
+  template <typename V>
+  bool scratch(V& vec, long count, const char* what) {
+    if (!ok) return false;
+    if (count < 0) {
+      fail("the size of %s overflows", what);
+      return false;
+    }
+    try {
+      vec.resize((size_t)count);
+    } catch (const std::exception&) {
+      oom((size_t)count * sizeof(typename V::value_type), what);
+      return false;
+    }
+    return true;
+  }
 };
+
+// Runs an entry, turning any C++ exception that escapes it into a JS error (a bad_alloc into an out-of-memory one).
+template <napi_value (*F)(napi_env, napi_callback_info)>
+napi_value guarded(napi_env env, napi_callback_info info) {
+  const char* code = "ATTNLAB_NATIVE";
+  const char* what = "an unexpected C++ exception";
+  try {
+    return F(env, info);
+  } catch (const std::bad_alloc&) {
+    code = "ATTNLAB_NATIVE_OOM";
+    what = "out of memory (a scratch allocation failed)";
+  } catch (const std::exception& e) {
+    what = e.what();
+  }
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) napi_throw_error(env, code, (std::string("attnlab native: ") + what).c_str());
+  return nullptr;
+}
 
 napi_value undefined(napi_env env) {
   napi_value u;
@@ -236,25 +333,52 @@ napi_value undefined(napi_env env) {
   return u;
 }
 
+// Op codes the kernels know (the enums in kernels.inc: 12 unary ops and GELU, 7 binary ops, 4 reductions).
+constexpr int kUnaryOps = 13, kBinaryOps = 7, kReduceOps = 4;
+
 // gemm(heap, aOff, bOff, cOff, M, N, K, transA, transB, batch, aIndex?, bIndex?, aBatches, bBatches)
 // C[i] = op(A[aIndex[i]]) op(B[bIndex[i]]) for i < batch; an index array left null means the identity map.
 napi_value Gemm(napi_env env, napi_callback_info info) {
-  Args a(env, info);
+  Args a(env, info, "gemm");
   if (!a.ok) return nullptr;
-  long M = a.integer(4), N = a.integer(5), Kd = a.integer(6);
-  bool ta = a.num(7) != 0, tb = a.num(8) != 0;
-  long batch = a.integer(9);
+  long M = a.size(4, "M"), N = a.size(5, "N"), Kd = a.size(6, "K");
+  bool ta = a.num(7, "transA") != 0, tb = a.num(8, "transB") != 0;
+  long batch = a.size(9, "batch");
   long na = 0, nb = 0;
-  const int32_t* ai = a.i32array(10, &na);
-  const int32_t* bi = a.i32array(11, &nb);
-  long aBatches = a.integer(12), bBatches = a.integer(13);
-  const float* A = a.f32(1, aBatches * M * Kd);
-  const float* B = a.f32(2, bBatches * Kd * N);
-  float* C = a.f32(3, batch * M * N);
+  const int32_t* ai = a.i32array(10, &na, "aIndex");
+  const int32_t* bi = a.i32array(11, &nb, "bIndex");
+  long aBatches = a.size(12, "aBatches"), bBatches = a.size(13, "bBatches");
   if (!a.ok) return nullptr;
-  if ((ai && na < batch) || (bi && nb < batch)) {
-    a.fail("gemm: batch index arrays are shorter than the batch");
+  if (M > INT32_MAX || N > INT32_MAX || Kd > INT32_MAX) {
+    a.fail("M, N and K must each be below 2^31 (BLAS sizes), got %ld, %ld, %ld", M, N, Kd);
     return nullptr;
+  }
+  const float* A = a.f32(1, Args::prod({aBatches, M, Kd}), "a");
+  const float* B = a.f32(2, Args::prod({bBatches, Kd, N}), "b");
+  float* C = a.f32(3, Args::prod({batch, M, N}), "c");
+  if (!a.ok) return nullptr;
+  // Every batch index must name a matrix of its operand: the index arrays when given, else the identity map.
+  for (int side = 0; side < 2; side++) {
+    const int32_t* idx = side ? bi : ai;
+    long len = side ? nb : na, count = side ? bBatches : aBatches;
+    const char* name = side ? "bIndex" : "aIndex";
+    if (!idx) {
+      if (batch > count && batch > 0) {
+        a.fail("batch %ld exceeds the %ld matrices of %s with no %s to map them", batch, count, side ? "b" : "a", name);
+        return nullptr;
+      }
+      continue;
+    }
+    if (len < batch) {
+      a.fail("%s has %ld entries, fewer than the batch (%ld)", name, len, batch);
+      return nullptr;
+    }
+    for (long i = 0; i < batch; i++) {
+      if (idx[i] < 0 || idx[i] >= count) {
+        a.fail("%s[%ld] = %d is outside [0, %ld) (%s's batch)", name, i, idx[i], count, side ? "b" : "a");
+        return nullptr;
+      }
+    }
   }
   long lda = ta ? M : Kd, ldb = tb ? Kd : N;
   int opA = ta ? CblasTrans : CblasNoTrans, opB = tb ? CblasTrans : CblasNoTrans;
@@ -300,64 +424,96 @@ napi_value Gemm(napi_env env, napi_callback_info info) {
 
 // unary(heap, op, xOff, yOff, n)
 napi_value Unary(napi_env env, napi_callback_info info) {
-  Args a(env, info);
+  Args a(env, info, "unary");
   if (!a.ok) return nullptr;
-  int op = (int)a.integer(1);
-  long n = a.integer(4);
-  const float* x = a.f32(2, n);
-  float* y = a.f32(3, n);
+  long op = a.integer(1, "op");
+  long n = a.size(4, "n");
+  if (a.ok && (op < 0 || op > kUnaryOps - 1)) a.fail("op must be a unary op code in [0, %d], got %ld", kUnaryOps - 1, op);
+  const float* x = a.f32(2, n, "x");
+  float* y = a.f32(3, n, "y");
   if (!a.ok) return nullptr;
-  parallel_for(n, 1 << 14, [&](long lo, long hi) { K.unary(op, x, y, lo, hi); });
+  parallel_for(n, 1 << 14, [&](long lo, long hi) { K.unary((int)op, x, y, lo, hi); });
   return undefined(env);
 }
 
 // binary(heap, op, aOff, bOff, yOff, aSize, bSize, d0, d1, d2, n, as0, as1, as2, bs0, bs1, bs2, sa, sb)
 napi_value Binary(napi_env env, napi_callback_info info) {
-  Args a(env, info);
+  Args a(env, info, "binary");
   if (!a.ok) return nullptr;
-  int op = (int)a.integer(1);
-  long dims[4] = {a.integer(7), a.integer(8), a.integer(9), a.integer(10)};
-  long as[3] = {a.integer(11), a.integer(12), a.integer(13)};
-  long bs[3] = {a.integer(14), a.integer(15), a.integer(16)};
-  int sa = (int)a.integer(17), sb = (int)a.integer(18);
-  long total = dims[0] * dims[1] * dims[2] * dims[3];
-  const float* x = a.f32(2, a.integer(5));
-  const float* y = a.f32(3, a.integer(6));
-  float* out = a.f32(4, total);
+  long op = a.integer(1, "op");
+  long aSize = a.size(5, "aSize"), bSize = a.size(6, "bSize");
+  long dims[4] = {a.size(7, "d0"), a.size(8, "d1"), a.size(9, "d2"), a.size(10, "n")};
+  long as[3] = {a.size(11, "as0"), a.size(12, "as1"), a.size(13, "as2")};
+  long bs[3] = {a.size(14, "bs0"), a.size(15, "bs1"), a.size(16, "bs2")};
+  long sa = a.integer(17, "sa"), sb = a.integer(18, "sb");
+  if (!a.ok) return nullptr;
+  if (op < 0 || op > kBinaryOps - 1) {
+    a.fail("op must be a binary op code in [0, %d], got %ld", kBinaryOps - 1, op);
+    return nullptr;
+  }
+  if ((sa != 0 && sa != 1) || (sb != 0 && sb != 1)) {
+    a.fail("the inner strides sa and sb must be 0 or 1, got %ld and %ld", sa, sb);
+    return nullptr;
+  }
+  long total = Args::prod({dims[0], dims[1], dims[2], dims[3]});
+  if (total > 0) {
+    // The last element each operand's strides reach must lie inside it.
+    long reachA = 0, reachB = 0;
+    for (int d = 0; d < 3; d++) {
+      long ta = Args::prod({dims[d] - 1, as[d]}), tb = Args::prod({dims[d] - 1, bs[d]});
+      if (ta < 0 || tb < 0) reachA = reachB = -1;
+      if (reachA >= 0) reachA += ta;
+      if (reachB >= 0) reachB += tb;
+    }
+    if (reachA >= 0) reachA += (dims[3] - 1) * sa;
+    if (reachB >= 0) reachB += (dims[3] - 1) * sb;
+    if (reachA < 0 || reachA >= aSize || reachB < 0 || reachB >= bSize) {
+      a.fail("strides [%ld, %ld, %ld | %ld] and [%ld, %ld, %ld | %ld] over dims [%ld, %ld, %ld, %ld] reach elements %ld "
+             "and %ld, outside a (%ld elements) or b (%ld)",
+             as[0], as[1], as[2], sa, bs[0], bs[1], bs[2], sb, dims[0], dims[1], dims[2], dims[3], reachA, reachB, aSize,
+             bSize);
+      return nullptr;
+    }
+  }
+  const float* x = a.f32(2, aSize, "a");
+  const float* y = a.f32(3, bSize, "b");
+  float* out = a.f32(4, total, "y");
   if (!a.ok) return nullptr;
   long rows = dims[0] * dims[1] * dims[2];
   long grain = (1 << 14) / (dims[3] > 0 ? dims[3] : 1) + 1;
-  parallel_for(rows, grain, [&](long lo, long hi) { K.binary(op, x, y, out, dims, as, bs, sa, sb, lo, hi); });
+  parallel_for(rows, grain, [&](long lo, long hi) { K.binary((int)op, x, y, out, dims, as, bs, (int)sa, (int)sb, lo, hi); });
   return undefined(env);
 }
 
 // reduce(heap, op, xOff, yOff, outer, r, inner)
 napi_value Reduce(napi_env env, napi_callback_info info) {
-  Args a(env, info);
+  Args a(env, info, "reduce");
   if (!a.ok) return nullptr;
-  int op = (int)a.integer(1);
-  long outer = a.integer(4), r = a.integer(5), inner = a.integer(6);
-  const float* x = a.f32(2, outer * r * inner);
-  float* y = a.f32(3, outer * inner);
+  long op = a.integer(1, "op");
+  long outer = a.size(4, "outer"), r = a.size(5, "r"), inner = a.size(6, "inner");
+  if (a.ok && (op < 0 || op > kReduceOps - 1)) a.fail("op must be a reduce op code in [0, %d], got %ld", kReduceOps - 1, op);
+  if (a.ok && r == 0) a.fail("r (the reduced extent) must be at least 1");
+  const float* x = a.f32(2, Args::prod({outer, r, inner}), "x");
+  float* y = a.f32(3, Args::prod({outer, inner}), "y");
   if (!a.ok) return nullptr;
   if (inner == 1) {
-    parallel_for(outer, (1 << 14) / (r + 1) + 1, [&](long lo, long hi) { K.reduce_inner(op, x, y, r, lo, hi); });
+    parallel_for(outer, (1 << 14) / (r + 1) + 1, [&](long lo, long hi) { K.reduce_inner((int)op, x, y, r, lo, hi); });
   } else {
     long chunks = (inner + 255) / 256;
     bool par = outer * r * inner > (1 << 14);
-    parallel_for(outer * chunks, 1, [&](long lo, long hi) { K.reduce_middle(op, x, y, r, inner, lo, hi); }, par);
+    parallel_for(outer * chunks, 1, [&](long lo, long hi) { K.reduce_middle((int)op, x, y, r, inner, lo, hi); }, par);
   }
   return undefined(env);
 }
 
 // softmax(heap, xOff, yOff, rows, n, log)
 napi_value Softmax(napi_env env, napi_callback_info info) {
-  Args a(env, info);
+  Args a(env, info, "softmax");
   if (!a.ok) return nullptr;
-  long rows = a.integer(3), n = a.integer(4);
-  bool log = a.num(5) != 0;
-  const float* x = a.f32(1, rows * n);
-  float* y = a.f32(2, rows * n);
+  long rows = a.size(3, "rows"), n = a.size(4, "n");
+  bool log = a.num(5, "log") != 0;
+  const float* x = a.f32(1, Args::prod({rows, n}), "x");
+  float* y = a.f32(2, Args::prod({rows, n}), "y");
   if (!a.ok) return nullptr;
   parallel_for(rows, (1 << 13) / (n + 1) + 1, [&](long lo, long hi) { K.softmax_rows(x, y, n, log, lo, hi); });
   return undefined(env);
@@ -365,12 +521,12 @@ napi_value Softmax(napi_env env, napi_callback_info info) {
 
 // gather(heap, xOff, idxOff, yOff, numIdx, rowLen, numRows) -> index of the first out-of-range entry, or -1.
 napi_value Gather(napi_env env, napi_callback_info info) {
-  Args a(env, info);
+  Args a(env, info, "gather");
   if (!a.ok) return nullptr;
-  long n = a.integer(4), len = a.integer(5), rows = a.integer(6);
-  const float* x = a.f32(1, rows * len);
-  const int32_t* idx = a.i32(2, n);
-  float* y = a.f32(3, n * len);
+  long n = a.size(4, "numIdx"), len = a.size(5, "rowLen"), rows = a.size(6, "numRows");
+  const float* x = a.f32(1, Args::prod({rows, len}), "x");
+  const int32_t* idx = a.i32(2, n, "indices");
+  float* y = a.f32(3, Args::prod({n, len}), "y");
   if (!a.ok) return nullptr;
   std::atomic<long> bad{-1};  // the smallest bad index, whichever thread saw it first
   parallel_for(n, (1 << 14) / (len + 1) + 1, [&](long lo, long hi) {
@@ -395,12 +551,12 @@ napi_value Gather(napi_env env, napi_callback_info info) {
 // Threads split the columns, so no two write the same output, and every column adds its rows in index order however
 // the columns are split. Returns the first out-of-range index, or -1.
 napi_value SegmentSum(napi_env env, napi_callback_info info) {
-  Args a(env, info);
+  Args a(env, info, "segmentSum");
   if (!a.ok) return nullptr;
-  long n = a.integer(4), len = a.integer(5), segs = a.integer(6);
-  const float* x = a.f32(1, n * len);
-  const int32_t* idx = a.i32(2, n);
-  float* y = a.f32(3, segs * len);
+  long n = a.size(4, "n"), len = a.size(5, "rowLen"), segs = a.size(6, "numSegments");
+  const float* x = a.f32(1, Args::prod({n, len}), "x");
+  const int32_t* idx = a.i32(2, n, "segmentIds");
+  float* y = a.f32(3, Args::prod({segs, len}), "y");
   if (!a.ok) return nullptr;
   long bad = -1;
   for (long i = 0; i < n && bad < 0; i++)
@@ -428,47 +584,69 @@ napi_value SegmentSum(napi_env env, napi_callback_info info) {
 
 bool read_attn(Args& a, size_t base, Attn& at) {
   // base: B, H, G, Sq, Sk, D, E, scale, iv (Int32Array|null), ivBatchStride
-  at.B = a.integer(base);
-  at.H = a.integer(base + 1);
-  at.G = a.integer(base + 2);
-  at.Sq = a.integer(base + 3);
-  at.Sk = a.integer(base + 4);
-  at.D = a.integer(base + 5);
-  at.E = a.integer(base + 6);
-  at.scale = (float)a.num(base + 7);
+  at.B = a.size(base, "B");
+  at.H = a.size(base + 1, "H");
+  at.G = a.size(base + 2, "G");
+  at.Sq = a.size(base + 3, "Sq");
+  at.Sk = a.size(base + 4, "Sk");
+  at.D = a.size(base + 5, "D");
+  at.E = a.size(base + 6, "E");
+  double scale = a.num(base + 7, "scale");
   long ivLen = 0;
-  at.iv = a.i32array(base + 8, &ivLen);
-  at.ivBatchStride = a.integer(base + 9);
+  at.iv = a.i32array(base + 8, &ivLen, "iv");
+  at.ivBatchStride = a.size(base + 9, "ivBatchStride");
   if (!a.ok) return false;
-  if (at.G <= 0 || at.H % at.G != 0) {
-    a.fail("flash: kv heads must divide query heads");
+  at.scale = (float)scale;
+  if (!std::isfinite(at.scale)) {
+    a.fail("scale must be a finite float32, got %g", scale);
     return false;
   }
-  if (at.iv && ivLen < (at.ivBatchStride ? at.B : 1) * at.Sq * 4) {
-    a.fail("flash: the mask interval array is too short");
+  if (at.G <= 0 || at.H % at.G != 0) {
+    a.fail("kv heads G = %ld must be positive and divide the query heads H = %ld", at.G, at.H);
     return false;
+  }
+  if (at.D > (1L << 20) || at.E > (1L << 20) || at.Sq > INT32_MAX || at.Sk > INT32_MAX) {
+    a.fail("D = %ld and E = %ld must be at most 2^20, Sq = %ld and Sk = %ld below 2^31", at.D, at.E, at.Sq, at.Sk);
+    return false;
+  }
+  if (at.iv) {
+    if (at.ivBatchStride != 0 && at.ivBatchStride != at.Sq * 4) {
+      a.fail("ivBatchStride must be 0 or Sq * 4 = %ld, got %ld", at.Sq * 4, at.ivBatchStride);
+      return false;
+    }
+    long need = (at.ivBatchStride ? at.B : 1) * at.Sq * 4;
+    if (ivLen < need) {
+      a.fail("the mask interval array has %ld entries, fewer than the %ld needed", ivLen, need);
+      return false;
+    }
+    for (long i = 0; i < need; i += 2) {
+      if (at.iv[i] < 0 || at.iv[i] > at.iv[i + 1] || at.iv[i + 1] > at.Sk) {
+        a.fail("mask interval %ld, [%d, %d), is not inside [0, Sk = %ld]", i / 2, at.iv[i], at.iv[i + 1], at.Sk);
+        return false;
+      }
+    }
   }
   return true;
 }
 
 // adam(heap, pOff, mOff, vOff, gOff, p1Off, m1Off, v1Off, n, lr, b1, b2, eps, bc1, bc2, l2, wd)
 napi_value Adam(napi_env env, napi_callback_info info) {
-  Args a(env, info);
+  Args a(env, info, "adam");
   if (!a.ok) return nullptr;
-  long n = a.integer(8);
+  long n = a.size(8, "n");
   float hp[10];
-  for (int i = 0; i < 8; i++) hp[i] = (float)a.num(9 + i);
+  for (int i = 0; i < 8; i++) hp[i] = (float)a.num(9 + i, "a hyper-parameter");
   // 1 - beta in double, then rounded: in float32, 1 - 0.999f is off by 5e-5 relative, which moved the first Adam
   // step by 2e-6 compared with the composed ops.
   hp[8] = (float)(1.0 - a.num(10));
   hp[9] = (float)(1.0 - a.num(11));
-  const float* p = a.f32(1, n);
-  const float* m = a.f32(2, n);
-  const float* v = a.f32(3, n);
-  const float* g = a.f32(4, n);
-  float* p1 = a.f32(5, n);
-  float* m1 = a.f32(6, n);
-  float* v1 = a.f32(7, n);
+  const float* p = a.f32(1, n, "p");
+  const float* m = a.f32(2, n, "m");
+  const float* v = a.f32(3, n, "v");
+  const float* g = a.f32(4, n, "g");
+  float* p1 = a.f32(5, n, "p1");
+  float* m1 = a.f32(6, n, "m1");
+  float* v1 = a.f32(7, n, "v1");
   if (!a.ok) return nullptr;
   parallel_for(n, 1 << 14, [&](long lo, long hi) { K.adam(p, m, v, g, p1, m1, v1, hp, lo, hi); });
   return undefined(env);
@@ -476,12 +654,12 @@ napi_value Adam(napi_env env, napi_callback_info info) {
 
 // geluGrad(heap, xOff, dyOff, dxOff, n)
 napi_value GeluGrad(napi_env env, napi_callback_info info) {
-  Args a(env, info);
+  Args a(env, info, "geluGrad");
   if (!a.ok) return nullptr;
-  long n = a.integer(4);
-  const float* x = a.f32(1, n);
-  const float* dy = a.f32(2, n);
-  float* dx = a.f32(3, n);
+  long n = a.size(4, "n");
+  const float* x = a.f32(1, n, "x");
+  const float* dy = a.f32(2, n, "dy");
+  float* dx = a.f32(3, n, "dx");
   if (!a.ok) return nullptr;
   parallel_for(n, 1 << 14, [&](long lo, long hi) { K.gelu_grad(x, dy, dx, lo, hi); });
   return undefined(env);
@@ -489,16 +667,17 @@ napi_value GeluGrad(napi_env env, napi_callback_info info) {
 
 // layerNorm(heap, xOff, gOff, bOff, yOff, meanOff, rstdOff, rows, n, eps)
 napi_value LayerNorm(napi_env env, napi_callback_info info) {
-  Args a(env, info);
+  Args a(env, info, "layerNorm");
   if (!a.ok) return nullptr;
-  long rows = a.integer(7), n = a.integer(8);
-  float eps = (float)a.num(9);
-  const float* x = a.f32(1, rows * n);
-  const float* g = a.f32(2, n);
-  const float* b = a.f32(3, n);
-  float* y = a.f32(4, rows * n);
-  float* mean = a.f32(5, rows);
-  float* rstd = a.f32(6, rows);
+  long rows = a.size(7, "rows"), n = a.size(8, "n");
+  float eps = (float)a.num(9, "eps");
+  if (a.ok && n == 0 && rows > 0) a.fail("n (the normalised extent) must be at least 1");
+  const float* x = a.f32(1, Args::prod({rows, n}), "x");
+  const float* g = a.f32(2, n, "gamma");
+  const float* b = a.f32(3, n, "beta");
+  float* y = a.f32(4, Args::prod({rows, n}), "y");
+  float* mean = a.f32(5, rows, "mean");
+  float* rstd = a.f32(6, rows, "rstd");
   if (!a.ok) return nullptr;
   parallel_for(rows, (1 << 14) / (n + 1) + 1, [&](long lo, long hi) { K.layernorm_fwd(x, g, b, y, mean, rstd, n, eps, lo, hi); });
   return undefined(env);
@@ -506,24 +685,25 @@ napi_value LayerNorm(napi_env env, napi_callback_info info) {
 
 // layerNormGrad(heap, xOff, gOff, dyOff, meanOff, rstdOff, dxOff, dgOff, dbOff, rows, n)
 napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
-  Args a(env, info);
+  Args a(env, info, "layerNormGrad");
   if (!a.ok) return nullptr;
-  long rows = a.integer(9), n = a.integer(10);
-  const float* x = a.f32(1, rows * n);
-  const float* g = a.f32(2, n);
-  const float* dy = a.f32(3, rows * n);
-  const float* mean = a.f32(4, rows);
-  const float* rstd = a.f32(5, rows);
-  float* dx = a.f32(6, rows * n);
-  float* dg = a.f32(7, n);
-  float* db = a.f32(8, n);
+  long rows = a.size(9, "rows"), n = a.size(10, "n");
+  const float* x = a.f32(1, Args::prod({rows, n}), "x");
+  const float* g = a.f32(2, n, "gamma");
+  const float* dy = a.f32(3, Args::prod({rows, n}), "dy");
+  const float* mean = a.f32(4, rows, "mean");
+  const float* rstd = a.f32(5, rows, "rstd");
+  float* dx = a.f32(6, Args::prod({rows, n}), "dx");
+  float* dg = a.f32(7, n, "dgamma");
+  float* db = a.f32(8, n, "dbeta");
   if (!a.ok) return nullptr;
   // dgamma and dbeta sum over rows: one partial per fixed chunk of rows (about 16k elements: its size depends on n
   // only), added up in chunk order, so the sums are the same whatever the thread count and whichever thread took which
   // chunk. Smaller chunks would add partials to sum (measured: 8k-element chunks cost 4-9% at 1 thread).
   long grain = (1 << 14) / (n + 1) + 1;
   long chunks = (rows + grain - 1) / grain;
-  std::vector<float> part((size_t)chunks * 2 * n, 0.0f);  // per chunk: dgamma, dbeta
+  std::vector<float> part;  // per chunk: dgamma, dbeta
+  if (!a.scratch(part, Args::prod({chunks, 2, n}), "the per-chunk dgamma and dbeta partials")) return nullptr;
   parallel_for(chunks, 1, [&](long lo, long hi) {
     for (long c = lo; c < hi; c++) {
       float* pg = part.data() + (size_t)c * 2 * n;
@@ -545,19 +725,20 @@ napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
 
 // flashFwd(heap, qOff, kOff, vOff, oOff, lOff, B, H, G, Sq, Sk, D, E, scale, iv, ivBatchStride)
 napi_value FlashFwd(napi_env env, napi_callback_info info) {
-  Args a(env, info);
+  Args a(env, info, "flashFwd");
   if (!a.ok) return nullptr;
   Attn at;
   if (!read_attn(a, 6, at)) return nullptr;
-  at.q = a.f32(1, at.B * at.H * at.Sq * at.D);
-  at.k = a.f32(2, at.B * at.G * at.Sk * at.D);
-  at.v = a.f32(3, at.B * at.G * at.Sk * at.E);
-  float* O = a.f32(4, at.B * at.H * at.Sq * at.E);
-  float* L = a.f32(5, at.B * at.H * at.Sq);
+  at.q = a.f32(1, Args::prod({at.B, at.H, at.Sq, at.D}), "q");
+  at.k = a.f32(2, Args::prod({at.B, at.G, at.Sk, at.D}), "k");
+  at.v = a.f32(3, Args::prod({at.B, at.G, at.Sk, at.E}), "v");
+  float* O = a.f32(4, Args::prod({at.B, at.H, at.Sq, at.E}), "o");
+  float* L = a.f32(5, Args::prod({at.B, at.H, at.Sq}), "lse");
   if (!a.ok) return nullptr;
   long nqb = (at.Sq + 63) / 64;
   long per = K.flash_scratch_floats(at.D, at.E);
-  std::vector<float> scratch(per * pool->size() + 16);
+  std::vector<float> scratch;
+  if (!a.scratch(scratch, per * pool->size() + 16, "the per-thread score blocks")) return nullptr;
   std::atomic<long> next{0};
   long tasks = at.B * at.H * nqb;
   pool->run([&](int tid) {
@@ -573,23 +754,30 @@ napi_value FlashFwd(napi_env env, napi_callback_info info) {
 
 // flashBwd(heap, qOff, kOff, vOff, oOff, dOOff, lOff, dqOff, dkOff, dvOff, B, H, G, Sq, Sk, D, E, scale, iv, ivStride)
 napi_value FlashBwd(napi_env env, napi_callback_info info) {
-  Args a(env, info);
+  Args a(env, info, "flashBwd");
   if (!a.ok) return nullptr;
   Attn at;
   if (!read_attn(a, 10, at)) return nullptr;
-  long qn = at.B * at.H * at.Sq;
-  at.q = a.f32(1, qn * at.D);
-  at.k = a.f32(2, at.B * at.G * at.Sk * at.D);
-  at.v = a.f32(3, at.B * at.G * at.Sk * at.E);
-  const float* O = a.f32(4, qn * at.E);
-  const float* dO = a.f32(5, qn * at.E);
-  const float* L = a.f32(6, qn);
-  float* dQ = a.f32(7, qn * at.D);
-  float* dK = a.f32(8, at.B * at.G * at.Sk * at.D);
-  float* dV = a.f32(9, at.B * at.G * at.Sk * at.E);
+  long qn = Args::prod({at.B, at.H, at.Sq});
+  at.q = a.f32(1, Args::prod({qn, at.D}), "q");
+  at.k = a.f32(2, Args::prod({at.B, at.G, at.Sk, at.D}), "k");
+  at.v = a.f32(3, Args::prod({at.B, at.G, at.Sk, at.E}), "v");
+  const float* O = a.f32(4, Args::prod({qn, at.E}), "o");
+  const float* dO = a.f32(5, Args::prod({qn, at.E}), "dy");
+  const float* L = a.f32(6, qn, "lse");
+  float* dQ = a.f32(7, Args::prod({qn, at.D}), "dq");
+  float* dK = a.f32(8, Args::prod({at.B, at.G, at.Sk, at.D}), "dk");
+  float* dV = a.f32(9, Args::prod({at.B, at.G, at.Sk, at.E}), "dv");
   if (!a.ok) return nullptr;
+  if (Args::prod({at.B, at.G}) == 0 || qn == 0) {  // no query or no kv head: every gradient is empty or zero
+    std::memset(dQ, 0, (size_t)Args::prod({qn, at.D}) * 4);
+    std::memset(dK, 0, (size_t)Args::prod({at.B, at.G, at.Sk, at.D}) * 4);
+    std::memset(dV, 0, (size_t)Args::prod({at.B, at.G, at.Sk, at.E}) * 4);
+    return undefined(env);
+  }
   long dp = (at.D + 15) / 16 * 16;
-  std::vector<float> Drow(qn);
+  std::vector<float> Drow;
+  if (!a.scratch(Drow, qn, "the row sums dO . O")) return nullptr;
   long rowGrain = (1 << 15) / (at.D + at.E) + 1;  // small problems stay on one thread: a pool handoff costs more
   parallel_for(qn, rowGrain, [&](long lo, long hi) { K.flash_delta(dO, O, at.E, Drow.data(), lo, hi); });
   // A key block's dK and dV are summed inside its task; dQ sums over key blocks. Those are dealt to nkc fixed chunks
@@ -603,9 +791,14 @@ napi_value FlashBwd(napi_env env, napi_callback_info info) {
     return undefined(env);
   }
   // Not zeroed here: each task zeroes the rows it owns (in parallel, and into its own cache).
-  std::unique_ptr<float[]> dQacc(new float[(size_t)nkc * qn * dp]);
+  std::unique_ptr<float[]> dQacc(new (std::nothrow) float[(size_t)nkc * qn * dp]);
+  if (!dQacc) {
+    a.oom((size_t)nkc * qn * dp * 4, "the dQ partials");
+    return nullptr;
+  }
   long per = K.flash_bwd_scratch_floats(at.D, at.E);
-  std::vector<float> scratch(per * pool->size() + 16);
+  std::vector<float> scratch;
+  if (!a.scratch(scratch, per * pool->size() + 16, "the per-thread score blocks")) return nullptr;
   long tasks = bgs * nkc, headRows = at.H / at.G * at.Sq;
   std::atomic<long> next{0};
   pool->run([&](int tid) {
@@ -685,10 +878,21 @@ napi_value Init(napi_env env, napi_value exports) {
   struct {
     const char* name;
     napi_callback cb;
-  } fns[] = {{"gemm", Gemm},       {"unary", Unary},           {"binary", Binary},     {"reduce", Reduce},
-             {"softmax", Softmax}, {"gather", Gather},
-             {"geluGrad", GeluGrad}, {"adam", Adam}, {"layerNorm", LayerNorm}, {"layerNormGrad", LayerNormGrad},         {"segmentSum", SegmentSum},
-             {"flashFwd", FlashFwd}, {"flashBwd", FlashBwd}, {"info", Info},        {"setThreads", SetThreads}};
+  } fns[] = {{"gemm", guarded<Gemm>},
+             {"unary", guarded<Unary>},
+             {"binary", guarded<Binary>},
+             {"reduce", guarded<Reduce>},
+             {"softmax", guarded<Softmax>},
+             {"gather", guarded<Gather>},
+             {"geluGrad", guarded<GeluGrad>},
+             {"adam", guarded<Adam>},
+             {"layerNorm", guarded<LayerNorm>},
+             {"layerNormGrad", guarded<LayerNormGrad>},
+             {"segmentSum", guarded<SegmentSum>},
+             {"flashFwd", guarded<FlashFwd>},
+             {"flashBwd", guarded<FlashBwd>},
+             {"info", Info},
+             {"setThreads", guarded<SetThreads>}};
   for (auto& f : fns) {
     napi_value fn;
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, nullptr, &fn);
