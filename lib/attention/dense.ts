@@ -7,6 +7,13 @@
  * Shape legend: b = batch, h = query heads, g = kv heads (h % g == 0; grouped-query when g < h), q = queries,
  * k = keys, d = head dim, e = value dim.
  *   q [b, h, q, d], k [b, g, k, d], v [b, g, k, e] -> output [b, h, q, e], weights [b, h, q, k]
+ *
+ * Masks are selects, on every path (dense here, the fused kernel in flash.ts, the float64 reference in naive.ts): a
+ * query's output depends on the keys it may see only. A NaN or inf in a hidden key's k or v never reaches it (scores of
+ * hidden keys are replaced, not offset, and a value a row cannot see is left out of its sum rather than multiplied by
+ * 0). Non-finite scores among the visible keys follow the softmax: a NaN or +inf makes the row NaN, a -inf is a zero
+ * weight unless every visible score is -inf (then NaN). A tensor mask must be bool or hold only 0 and 1; anything else
+ * (5, 0.5, NaN) is rejected, since "weights x5" is no attention mask. Gradients with non-finite inputs are NaN.
  */
 import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../backend/ops.js';
@@ -54,6 +61,13 @@ export function checkQkv(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor): 
   assertRank(fn, 'q', q, 4, '[batch, heads, queries, dim]');
   assertRank(fn, 'k', k, 4, '[batch, kvHeads, keys, dim]');
   assertRank(fn, 'v', v, 4, '[batch, kvHeads, keys, valueDim]');
+  for (const [name, t] of [
+    ['q', q],
+    ['k', k],
+    ['v', v],
+  ] as const) {
+    if (t.dtype !== 'float32') throw new ShapeError(`${fn}: ${name} must be float32, got ${t.dtype}`);
+  }
   assertNonEmpty(fn, 'q', q);
   assertNonEmpty(fn, 'k', k);
   assertNonEmpty(fn, 'v', v);
@@ -89,7 +103,33 @@ export function repeatKv(x: tf.Tensor4D, groups: number): tf.Tensor4D {
   });
 }
 
-/** The mask as a float 0/1 tensor broadcastable to [b, h, q, k], or null. */
+/**
+ * Throw unless a tensor mask is bool or holds only 0 and 1 (reads one flag back; the values only when one is bad).
+ * The error names the function, the first bad element's index and its value.
+ */
+export function assertBinaryMask(fn: string, mask: tf.Tensor): void {
+  if (mask.dtype === 'bool') return;
+  if (mask.dtype !== 'float32' && mask.dtype !== 'int32') {
+    throw new ShapeError(`${fn}: mask must be a bool or 0/1 number tensor, got dtype ${mask.dtype}`);
+  }
+  const bad = tf.tidy(() => tf.logicalAnd(tf.notEqual(mask, 0), tf.notEqual(mask, 1)).any());
+  const anyBad = bad.dataSync()[0] !== 0;
+  bad.dispose();
+  if (!anyBad) return;
+  const data = mask.dataSync();
+  const i = data.findIndex((x) => x !== 0 && x !== 1);
+  const idx: number[] = [];
+  let rem = i;
+  for (let d = mask.rank - 1; d >= 0; d--) {
+    idx.unshift(rem % mask.shape[d]);
+    rem = Math.floor(rem / mask.shape[d]);
+  }
+  throw new ShapeError(
+    `${fn}: mask must hold only 0 (hidden) and 1 (visible), or be bool; mask${mask.rank ? `[${idx.join(', ')}]` : ''} = ${data[i]}`,
+  );
+}
+
+/** The mask as a float 0/1 tensor broadcastable to [b, h, q, k], or null. Tensor masks must be bool or 0/1. */
 export function maskTensor(fn: string, mask: Mask | tf.Tensor | undefined, s: AttentionShapes): tf.Tensor | null {
   if (mask === undefined) return null;
   const target = [s.batch, s.heads, s.queries, s.keys];
@@ -100,7 +140,11 @@ export function maskTensor(fn: string, mask: Mask | tf.Tensor | undefined, s: At
     }
     return tf.tidy(() => mask.materialize(s.queries, s.keys).toFloat());
   }
+  if (!(mask instanceof tf.Tensor)) {
+    throw new ShapeError(`${fn}: mask must be a typed mask (lib/masks) or a tensor, got ${typeof mask}`);
+  }
   assertBroadcastable(fn, 'mask', mask.shape, target, '[batch, heads, queries, keys]');
+  assertBinaryMask(fn, mask);
   return mask.dtype === 'float32' ? mask.clone() : mask.toFloat();
 }
 
@@ -113,7 +157,14 @@ export function normalise(
   options: Pick<SdpaOptions, 'scoring' | 'sinkLogit' | 'sigmoidBias'>,
 ): tf.Tensor {
   const scoring = options.scoring ?? 'softmax';
-  const masked = allowed ? scores.add(allowed.sub(1).mul(-MASKED_SCORE)) : scores;
+  // A select, not scores + (allowed - 1) * 1e9: a NaN or inf score at a hidden key must not reach the row.
+  // Hidden scores become -inf in rows that see some key (exactly sdpa's softmax over the visible keys, -inf and NaN
+  // scores included), and 0 in rows that see none (a finite softmax, so no NaN reaches the gradient; zeroed below).
+  const keep = allowed ? tf.cast(allowed, 'bool') : null;
+  const masked =
+    keep && allowed
+      ? tf.where(keep, scores, tf.where(allowed.max(-1, true).greater(0), tf.scalar(-Infinity), tf.scalar(0)))
+      : scores;
   let w: tf.Tensor;
   if (scoring === 'softmax') {
     w = tf.softmax(masked);
@@ -132,7 +183,47 @@ export function normalise(
   } else {
     throw new ShapeError(`${fn}: scoring must be 'softmax', 'sigmoid' or 'softmax-sink', got '${String(scoring)}'`);
   }
-  return allowed ? w.mul(allowed) : w;
+  // Rows that see no key are NaN after the softmax of all -inf; the select makes them (and every hidden weight) 0.
+  return keep ? tf.where(keep, w, tf.scalar(0)) : w;
+}
+
+/**
+ * weights @ v summed over the keys each row may see only. With finite values that is the plain product (hidden
+ * weights are 0); a NaN or inf in v would leak through 0 * NaN into rows that cannot see it, so when a mask is given
+ * and v holds one (checked by reading one flag back), the non-finite entries are accounted for separately with the
+ * IEEE rules of the visible sum: NaN if any visible one is NaN or meets a zero weight, or +inf and -inf meet; else
+ * +-inf.
+ */
+function maskedProduct(weights: tf.Tensor, vv: tf.Tensor, allowed: tf.Tensor | null): tf.Tensor {
+  if (!allowed) return matmul(weights, vv);
+  const finite = tf.isFinite(vv);
+  const allFinite = finite.all();
+  const clean = allFinite.dataSync()[0] !== 0;
+  allFinite.dispose();
+  if (clean) {
+    finite.dispose();
+    return matmul(weights, vv);
+  }
+  return tf.tidy(() => {
+    const vis = tf.broadcastTo(allowed, weights.shape);
+    const f = (b: tf.Tensor) => b.toFloat();
+    const hits = (w: tf.Tensor, ind: tf.Tensor) => matmul(w, f(ind)).greater(0);
+    const base = matmul(weights, tf.where(finite, vv, tf.zerosLike(vv)));
+    const pos = tf.equal(vv, Infinity);
+    const neg = tf.equal(vv, -Infinity);
+    const wPos = f(weights.greater(0));
+    const wZeroVisible = f(tf.logicalAnd(vis.cast('bool'), weights.equal(0)));
+    const nanHit = hits(vis, tf.isNaN(vv));
+    const zeroInf = hits(wZeroVisible, tf.logicalOr(pos, neg));
+    const posHit = hits(wPos, pos);
+    const negHit = hits(wPos, neg);
+    const isNan = tf.logicalOr(
+      tf.logicalOr(nanHit, zeroInf),
+      tf.logicalOr(tf.logicalAnd(posHit, negHit), tf.isNaN(base)),
+    );
+    const inf = tf.where(posHit, tf.fill(base.shape, Infinity), tf.where(negHit, tf.fill(base.shape, -Infinity), base));
+    return tf.where(isNan, tf.fill(base.shape, Number.NaN), inf);
+  });
 }
 
 /**
@@ -192,7 +283,7 @@ export function denseChecked(
     if (options.bias) scores = scores.add(options.bias);
     const allowed = maskTensor(fn, options.mask, s);
     const weights = normalise(fn, scores, allowed, s, options) as tf.Tensor4D; // [b, h, q, k]
-    const output = matmul(weights, vv) as tf.Tensor4D; // [b, h, q, e]
+    const output = maskedProduct(weights, vv, allowed) as tf.Tensor4D; // [b, h, q, e]
     return options.returnWeights ? [output, weights] : [output];
   });
   return options.returnWeights

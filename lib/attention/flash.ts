@@ -13,8 +13,12 @@
  *   q [b, h, q, d], k [b, g, k, d], v [b, g, k, e] -> output [b, h, q, e]
  *
  * Masks: any typed mask whose visible keys, per query, form at most two intervals: causal, sliding window, sink + window,
- * padding, block diagonal and their intersections. Queries are end-aligned with keys (query i is at position k - q + i).
- * A query that sees no key gets a zero output, as in `sdpa`.
+ * padding, block diagonal and their intersections. Queries are end-aligned with keys (query i is at position k - q + i),
+ * so a mask needs keys >= queries (the same error as `sdpa` otherwise). A query that sees no key gets a zero output, as
+ * in `sdpa`.
+ *
+ * Non-finite inputs behave as in `sdpa` on every backend (see dense.ts): the mask is a select, so a NaN or inf in a
+ * hidden key's k or v never reaches the output; a NaN or +inf among a row's visible scores makes that row NaN.
  */
 import * as tf from '@tensorflow/tfjs';
 import { FLASH_BWD, FLASH_FWD, type FlashAttrs, nativeInstalled } from '../backend/native.js';
@@ -157,7 +161,7 @@ export function flashSupports(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options:
       reasons.push(`mask ${mask.describe()} is for batch ${mask.batchSize}, but q has batch ${shapes.batch}`);
     } else {
       try {
-        mask.check(shapes.queries, shapes.keys);
+        mask.assertFits(shapes.queries, shapes.keys, `mask ${mask.describe()}`);
         const iv = maskIntervals(mask, shapes.batch, shapes.queries, shapes.keys);
         if (typeof iv === 'string') reasons.push(iv);
       } catch (e) {
@@ -183,6 +187,16 @@ export function onlyBackendMissing(reasons: string[]): boolean {
  * function with `flashReference`. Throws, listing every reason, when the arguments themselves are unsupported.
  */
 export function flash(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, options: FlashOptions = {}): tf.Tensor4D {
+  if (options.mask instanceof Mask) {
+    // sdpa's check, with sdpa's error, on every backend: a mask end-aligns queries with keys, so keys >= queries.
+    let s: AttentionShapes | undefined;
+    try {
+      s = checkQkv('flash', q, k, v);
+    } catch {
+      // flashSupports lists the shape errors with the other reasons below
+    }
+    if (s) options.mask.assertFits(s.queries, s.keys, `flash: mask ${options.mask.describe()}`);
+  }
   const reasons = flashSupports(q, k, v, options);
   if (onlyBackendMissing(reasons)) return flashReference(q, k, v, options);
   if (reasons.length > 0) {

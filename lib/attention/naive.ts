@@ -71,12 +71,13 @@ export function naiveAttention(
           for (let j = 0; j < K; j++) if (vis[j]) m = Math.max(m, s[j]);
           let z = scoring === 'softmax-sink' ? Math.exp(sink - m) : 0;
           for (let j = 0; j < K; j++) if (vis[j]) z += Math.exp(s[j] - m);
-          for (let j = 0; j < K; j++) w[j] = vis[j] && z > 0 ? Math.exp(s[j] - m) / z : 0;
+          // z is 0 only when no key is visible (zero weights); NaN (a NaN or +inf score) propagates.
+          for (let j = 0; j < K; j++) w[j] = vis[j] && z !== 0 ? Math.exp(s[j] - m) / z : 0;
         }
         for (let j = 0; j < K; j++) weights[((b * H + h) * Q + i) * K + j] = w[j];
         for (let e = 0; e < E; e++) {
           let acc = 0;
-          for (let j = 0; j < K; j++) acc += w[j] * at(v, [b, g, j, e]);
+          for (let j = 0; j < K; j++) if (vis[j]) acc += w[j] * at(v, [b, g, j, e]); // hidden keys are left out
           output[((b * H + h) * Q + i) * E + e] = acc;
         }
       }
