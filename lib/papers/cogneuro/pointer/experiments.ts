@@ -177,7 +177,10 @@ export interface PointerArtifacts {
   dispose(): void;
 }
 
-/** Vinyals et al.'s numbers for the Ptr-Net, in our units (fractions; mean tour length in the unit square). */
+/**
+ * Vinyals et al.'s numbers for the Ptr-Net, in our units (fractions; mean tour length in the unit square): Table 1 (convex
+ * hull), Table 2 (TSP); the Delaunay numbers are in the text of section 4.3, not in a table.
+ */
 const PAPER_VALUES: Record<TaskName, { n: number; metric: string; paper: number; source: string }[]> = {
   hull: [
     {
@@ -204,13 +207,13 @@ const PAPER_VALUES: Record<TaskName, { n: number; metric: string; paper: number;
       n: 5,
       metric: 'accuracy',
       paper: 0.807,
-      source: 'Vinyals et al. 2015, Table 1, Delaunay: Ptr-Net trained and tested at n = 5, exact accuracy',
+      source: 'Vinyals et al. 2015, section 4.3 (text), Delaunay: Ptr-Net trained and tested at n = 5, exact accuracy',
     },
     {
       n: 5,
       metric: 'triangle_coverage',
       paper: 0.93,
-      source: 'Vinyals et al. 2015, Table 1, Delaunay: Ptr-Net trained and tested at n = 5, triangle coverage',
+      source: 'Vinyals et al. 2015, section 4.3 (text), Delaunay: Ptr-Net trained and tested at n = 5, triangle coverage',
     },
   ],
   tsp: [

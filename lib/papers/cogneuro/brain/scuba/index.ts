@@ -1,7 +1,6 @@
 /**
- * BrainSCUBA (Luo, Henderson, Tarr, Wehbe, ICLR 2024, "Brain Diffusion for Visual Exploration: Cortical Discovery
- * using Large Scale Generative Models" / "BrainSCUBA: Fine-Grained Natural Language Captions of Visual Cortex
- * Selectivity", https://arxiv.org/abs/2310.04420): per-voxel linear encoders on an image-embedding space, then the
+ * BrainSCUBA (Luo, Henderson, Tarr, Wehbe, ICLR 2024, "BrainSCUBA: Fine-Grained Natural Language Captions of Visual
+ * Cortex Selectivity", https://arxiv.org/abs/2310.04420): per-voxel linear encoders on an image-embedding space, then the
  * voxel weight is projected onto the manifold of natural-image embeddings before it is decoded into words:
  *
  *   r_v(img) ≈ w_vᵀ e(img)                                  per-voxel ridge on embeddings
