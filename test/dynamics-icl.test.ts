@@ -359,6 +359,11 @@ describe('icl-regression experiment', () => {
     expect(a?.models[0].kq).toHaveLength(2);
     expect(a?.models[0].kq[0]).toHaveLength(4);
     expect(a?.models[0].ov[1]).toHaveLength(4);
+    const dyn = a?.models[0].dynamics ?? [];
+    expect(dyn[0].step).toBe(0);
+    expect(dyn[dyn.length - 1].step).toBe(20);
+    expect(dyn[dyn.length - 1].omega).toEqual(a?.models[0].kqPatterns.map((k) => k.omega));
+    expect(dyn[dyn.length - 1].mu).toEqual(a?.models[0].ovPattern.mu);
     expect(r.references).toEqual([]);
     a?.dispose();
     await expect(

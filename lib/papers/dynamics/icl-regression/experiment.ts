@@ -71,6 +71,8 @@ export interface IclTrained {
   lr: number;
   validationByLr: Record<string, number>;
   records: StepRecord[];
+  /** The weights' pattern during training, about 100 snapshots: per head ω_h (KQ x-block diagonal mean) and μ_h. */
+  dynamics: IclSnapshot[];
   /** Per head: KQ matrix [e][e] and OV vector [e]. */
   kq: number[][][];
   ov: number[][];
@@ -78,6 +80,18 @@ export interface IclTrained {
   ovPattern: OvPattern;
   /** Test MSE and its 95% CI at each evaluation length. */
   testByN: { n: number; mse: number; ci95: number }[];
+}
+
+/** One snapshot of the weights' pattern during training. */
+export interface IclSnapshot {
+  /** Updates applied so far (0: the initial weights). */
+  step: number;
+  /** Per head: mean of the KQ x-block diagonal. */
+  omega: number[];
+  /** Per head: the OV vector's y entry. */
+  mu: number[];
+  /** Per head: off-diagonal rms of the KQ x-block over |ω|. */
+  offDiagonalRatio: number[];
 }
 
 export interface IclArtifacts {
@@ -111,6 +125,16 @@ function pairedDiff(pa: ArrayLike<number>, pb: ArrayLike<number>, target: ArrayL
   return { mean, ci95: (1.96 * sd) / Math.sqrt(m) };
 }
 
+function snapshot(model: IclAttentionModel, step: number, d: number): IclSnapshot {
+  const kq = model.kq().map((m) => kqPattern(m, d));
+  return {
+    step,
+    omega: kq.map((k) => k.omega),
+    mu: ovPattern(model.ov()).mu,
+    offDiagonalRatio: kq.map((k) => k.offDiagonalRatio),
+  };
+}
+
 async function trainOne(
   cfg: IclExperimentConfig,
   kind: IclAttentionKind,
@@ -118,8 +142,10 @@ async function trainOne(
   lr: number,
   validation: LinearRegressionBatch,
   ctx: Pick<ExperimentContext, 'seed' | 'progress'>,
-): Promise<{ model: IclAttentionModel; records: StepRecord[]; validationMse: number }> {
+): Promise<{ model: IclAttentionModel; records: StepRecord[]; dynamics: IclSnapshot[]; validationMse: number }> {
   const model = new IclAttentionModel({ d: cfg.d, heads, kind, seed: ctx.seed });
+  const dynamics: IclSnapshot[] = [snapshot(model, 0, cfg.d)];
+  const every = Math.max(1, Math.round(cfg.steps / 100));
   try {
     const batches = function* () {
       for (let step = 0; ; step++)
@@ -141,11 +167,16 @@ async function trainOne(
       seed: ctx.seed,
       progress: ctx.progress,
       dataframe: false,
+      onStep: (record) => {
+        if (record.step % every === 0 || record.step === cfg.steps - 1)
+          dynamics.push(snapshot(model, record.step + 1, cfg.d));
+      },
       loss: (_step, b) => model.loss(b.zq, b.z, b.yq),
     });
     if (run.stopped && run.stopped.reason === 'nan')
-      return { model, records: run.records, validationMse: Number.POSITIVE_INFINITY };
-    return { model, records: run.records, validationMse: mseWithCi(predict(model, validation), validation.yq).mse };
+      return { model, records: run.records, dynamics, validationMse: Number.POSITIVE_INFINITY };
+    const validationMse = mseWithCi(predict(model, validation), validation.yq).mse;
+    return { model, records: run.records, dynamics, validationMse };
   } catch (e) {
     model.dispose();
     throw e;
@@ -266,6 +297,7 @@ export const iclRegression = defineExperiment<IclExperimentConfig, IclArtifacts>
           lr: bestLr,
           validationByLr,
           records: best.records,
+          dynamics: best.dynamics,
           kq,
           ov,
           kqPatterns: kq.map((m) => kqPattern(m, cfg.d)),

@@ -24,6 +24,7 @@
 export {
   type IclArtifacts,
   type IclExperimentConfig,
+  type IclSnapshot,
   type IclTrained,
   iclConfigSchema,
   iclRegression,
