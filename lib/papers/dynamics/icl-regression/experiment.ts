@@ -11,9 +11,12 @@
  * x ~ N(0, I), β ~ N(0, I/d), the official parametrisation and PyTorch-default init (model.ts), MSE loss, Adam.
  * How ours differs: the official runs train 500,001 steps of batch 256 at lr 1e-3 (the Config class's default
  * optimiser is SGD, but every run in icl_linear.ipynb passes method='Adam'); we train a few thousand steps at a higher
- * learning rate picked on validation from `lrs`, so the weights are closer to, but not at, the end of training. The
- * quick config is smaller (d = 4, n = 16, fewer steps) and not the paper's setting, so it carries no paper numbers.
- * Test MSE includes the label noise σ² (as the official validation loss does).
+ * learning rate picked on validation from `lrs` (3000 steps of batch 128 in `full`; `quick` is the same setting at 600
+ * steps of batch 64 and one learning rate), so the weights are close to, but not at, the end of training. Paper
+ * numbers are attached only at the paper's setting (d = 5, n = 40, σ² = 0.1). Test MSE includes the label noise σ²
+ * (as the official validation loss does). The `linear` baseline is the linear transformer the paper compares with;
+ * `linear-mean` (scores divided by n) is our addition, to show that the length-generalisation gap is the missing
+ * normalisation.
  *
  * Splits: training prompts, validation prompts (learning rate, GD step size) and test prompts come from disjoint
  * random streams (lib/data/linear-regression.ts). Evaluation lengths `evalN` reuse the trained weights unchanged.
