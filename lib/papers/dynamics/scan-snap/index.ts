@@ -6,6 +6,16 @@
  *
  *   b_t = softmax_t(Z[m, x_t]),  f̃ = Σ_t b_t e_{x_t} / ‖·‖₂,  logits = Y f̃
  */
+
+export type {
+  SequenceBatch,
+  SequenceBatchOptions,
+  SequenceClass,
+  SequenceClasses,
+  SequenceClassesConfig,
+  SequenceSplit,
+} from '../../../data/sequence-classes.js';
+export { sequenceClassBatch, sequenceClasses, sequenceSplitOf } from '../../../data/sequence-classes.js';
 export type {
   ScanSnapArtifacts,
   ScanSnapConfig,
