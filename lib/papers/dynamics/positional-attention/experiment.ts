@@ -19,6 +19,11 @@
  * from minLen to maxLen within one model (one length per batch, as the authors' variable-length sampler); the full
  * config has log2(maxLen) + 1 layers as theirs, the quick one fewer and only length 8. We could not read the paper's
  * plotted values, so the claims table compares directions (which model is lower, by how much), not numbers.
+ *
+ * Lengths and the sum. Positional weights are the same for every input of one length but the softmax normalises over
+ * the n keys present, so one layer cannot give each of n keys the same weight for every n in [minLen, maxLen]: a sum
+ * over a varying length is only approximated (the cumulative sum is not affected: row i sees keys 0..i and the
+ * scratch node whatever n is). The quick config, with one length, does not meet this.
  */
 import * as tf from '@tensorflow/tfjs';
 import { ARRAY_TASKS, type ArrayBatch, type ArrayTaskName, arrayTask } from '../../../data/array-tasks.js';
