@@ -199,7 +199,7 @@ export const positionalAttentionExperiment = defineExperiment<PositionalExperime
     layers: 3,
     mlpHidden: 32,
     scratch: 1,
-    steps: 150,
+    steps: 200,
     batch: 64,
     lrs: [3e-3],
     evalRowsPerLength: 200,
