@@ -192,23 +192,34 @@ function batchStats(model: ScanSnapModel, data: SequenceClasses, b: TensorBatch)
   const [d0, d1] = data.distinct;
   let h = 0;
   let hd = 0;
+  let withDistinct = 0;
   let ratio = 0;
   let correct = 0;
   for (let r = 0; r < b.rows; r++) {
     const row = ta.subarray(r * M, (r + 1) * M);
     h += entropy(row);
-    hd += entropy(row.subarray(d0, d1));
     let d = 0;
     let c = 0;
     for (let k = 0; k < M; k++) {
       if (data.kind[k] === 'distinct') d += row[k];
       else if (data.kind[k] === 'common') c += row[k];
     }
+    // A row without any distinct token (possible only with a very short context) has no distinct entropy.
+    if (d > 0) {
+      hd += entropy(row.subarray(d0, d1));
+      withDistinct++;
+    }
     ratio += d / Math.max(c, 1e-12);
     if (pred[r] === b.targets[r]) correct++;
   }
   const n = b.rows;
-  return { entropy: h / n, distinctEntropy: hd / n, distinctCommon: ratio / n, accuracy: correct / n, correct };
+  return {
+    entropy: h / n,
+    distinctEntropy: withDistinct ? hd / withDistinct : NaN,
+    distinctCommon: ratio / n,
+    accuracy: correct / n,
+    correct,
+  };
 }
 
 /**
