@@ -398,6 +398,14 @@ export const mohExperiment = defineExperiment<MohExperimentConfig, MohArtifacts>
       chosen_on_validation: m === best,
     });
     const sig = Math.abs(diffAcc.mean) > diffAcc.ci95;
+    const verdict = !sig
+      ? 'MoH matches MHA within the CI, as the paper reports for 75% of the heads.'
+      : diffAcc.mean > 0
+        ? 'MoH beats MHA, as the paper reports.'
+        : "MoH is below MHA: the paper's claim (MoH at least as good with 75% of the heads) does not reproduce at this scale" +
+          (ctx.quick
+            ? ' (the quick config stops before either model converges, and MoH learns more slowly early on: it is too small to test the claim; the full config is).'
+            : '.');
     return {
       metrics,
       references,
@@ -424,8 +432,8 @@ export const mohExperiment = defineExperiment<MohExperimentConfig, MohArtifacts>
         `Test accuracy on the repeats: MHA ${mha.row.test_accuracy.toFixed(3)} ± ${mha.row.test_accuracy_ci95.toFixed(3)}, ` +
         `MoH (balance weight ${best.row.balance_weight}, picked on validation) ${best.row.test_accuracy.toFixed(3)} ± ${best.row.test_accuracy_ci95.toFixed(3)} ` +
         `with ${(100 * best.row.test_active_head_fraction).toFixed(0)}% of the heads active; the paired difference ` +
-        `${diffAcc.mean >= 0 ? '+' : ''}${diffAcc.mean.toFixed(3)} ± ${diffAcc.ci95.toFixed(3)} is ${sig ? '' : 'not '}larger than its 95% CI. ` +
-        `Routed heads are active on ${(100 * metrics.test_routed_usage_min).toFixed(0)}-${(100 * metrics.test_routed_usage_max).toFixed(0)}% of test tokens.`,
+        `${diffAcc.mean >= 0 ? '+' : ''}${diffAcc.mean.toFixed(3)} ± ${diffAcc.ci95.toFixed(3)} (95% CI). ` +
+        `${verdict} Routed heads are active on ${(100 * metrics.test_routed_usage_min).toFixed(0)}-${(100 * metrics.test_routed_usage_max).toFixed(0)}% of test tokens.`,
       artifacts,
     };
   },
