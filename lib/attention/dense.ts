@@ -112,9 +112,10 @@ export function assertBinaryMask(fn: string, mask: tf.Tensor): void {
   if (mask.dtype !== 'float32' && mask.dtype !== 'int32') {
     throw new ShapeError(`${fn}: mask must be a bool or 0/1 number tensor, got dtype ${mask.dtype}`);
   }
-  const bad = tf.tidy(() => tf.logicalAnd(tf.notEqual(mask, 0), tf.notEqual(mask, 1)).any());
-  const anyBad = bad.dataSync()[0] !== 0;
-  bad.dispose();
+  // max |x² - x| is 0 iff every x is 0 or 1 (NaN if one is NaN); float ops, native on wasm-native (notEqual/any cost 4x).
+  const worst = tf.tidy(() => mask.toFloat().mul(mask.toFloat()).sub(mask.toFloat()).abs().max());
+  const anyBad = worst.dataSync()[0] !== 0;
+  worst.dispose();
   if (!anyBad) return;
   const data = mask.dataSync();
   const i = data.findIndex((x) => x !== 0 && x !== 1);
@@ -155,16 +156,19 @@ export function normalise(
   allowed: tf.Tensor | null,
   s: AttentionShapes,
   options: Pick<SdpaOptions, 'scoring' | 'sinkLogit' | 'sigmoidBias'>,
+  finiteScores = false,
 ): tf.Tensor {
   const scoring = options.scoring ?? 'softmax';
-  // A select, not scores + (allowed - 1) * 1e9: a NaN or inf score at a hidden key must not reach the row.
-  // Hidden scores become -inf in rows that see some key (exactly sdpa's softmax over the visible keys, -inf and NaN
+  // With finite scores, scores + (allowed - 1) * 1e9 and weights * allowed are a select already (and fast: tfjs's
+  // where is 20-50x slower on wasm). Otherwise a true select: a NaN or inf score at a hidden key must not reach the
+  // row. Hidden scores become -inf in rows that see some key (exactly the softmax over the visible keys, -inf and NaN
   // scores included), and 0 in rows that see none (a finite softmax, so no NaN reaches the gradient; zeroed below).
-  const keep = allowed ? tf.cast(allowed, 'bool') : null;
-  const masked =
-    keep && allowed
+  const keep = allowed && !finiteScores ? tf.cast(allowed, 'bool') : null;
+  const masked = !allowed
+    ? scores
+    : keep
       ? tf.where(keep, scores, tf.where(allowed.max(-1, true).greater(0), tf.scalar(-Infinity), tf.scalar(0)))
-      : scores;
+      : scores.add(allowed.sub(1).mul(-MASKED_SCORE));
   let w: tf.Tensor;
   if (scoring === 'softmax') {
     w = tf.softmax(masked);
@@ -184,7 +188,17 @@ export function normalise(
     throw new ShapeError(`${fn}: scoring must be 'softmax', 'sigmoid' or 'softmax-sink', got '${String(scoring)}'`);
   }
   // Rows that see no key are NaN after the softmax of all -inf; the select makes them (and every hidden weight) 0.
-  return keep ? tf.where(keep, w, tf.scalar(0)) : w;
+  return !allowed ? w : keep ? tf.where(keep, w, tf.scalar(0)) : w.mul(allowed);
+}
+
+/** True when every element of every tensor is finite (one small read back). */
+function allFinite(...ts: tf.Tensor[]): boolean {
+  // x * 0 is 0 for finite x and NaN for NaN and inf; the sum is NaN iff one is. (Mul and Sum run natively on
+  // wasm-native; isFinite/all there cost 3x as much.)
+  const total = tf.tidy(() => tf.addN(ts.map((t) => t.mul(0).sum())));
+  const ok = !Number.isNaN(total.dataSync()[0]);
+  total.dispose();
+  return ok;
 }
 
 /**
@@ -194,16 +208,9 @@ export function normalise(
  * IEEE rules of the visible sum: NaN if any visible one is NaN or meets a zero weight, or +inf and -inf meet; else
  * +-inf.
  */
-function maskedProduct(weights: tf.Tensor, vv: tf.Tensor, allowed: tf.Tensor | null): tf.Tensor {
-  if (!allowed) return matmul(weights, vv);
+function maskedProduct(weights: tf.Tensor, vv: tf.Tensor, allowed: tf.Tensor | null, finiteValues: boolean): tf.Tensor {
+  if (!allowed || finiteValues) return matmul(weights, vv);
   const finite = tf.isFinite(vv);
-  const allFinite = finite.all();
-  const clean = allFinite.dataSync()[0] !== 0;
-  allFinite.dispose();
-  if (clean) {
-    finite.dispose();
-    return matmul(weights, vv);
-  }
   return tf.tidy(() => {
     const vis = tf.broadcastTo(allowed, weights.shape);
     const f = (b: tf.Tensor) => b.toFloat();
@@ -282,8 +289,11 @@ export function denseChecked(
     let scores = matmul(q, kk, false, true).mul(scale); // [b, h, q, k]
     if (options.bias) scores = scores.add(options.bias);
     const allowed = maskTensor(fn, options.mask, s);
-    const weights = normalise(fn, scores, allowed, s, options) as tf.Tensor4D; // [b, h, q, k]
-    const output = maskedProduct(weights, vv, allowed) as tf.Tensor4D; // [b, h, q, e]
+    // Under a mask, non-finite inputs take the exact (slower) select path; finite ones the plain arithmetic.
+    const finiteQk = allowed ? allFinite(q, k, ...(options.bias ? [options.bias] : [])) : true;
+    const finiteV = allowed ? allFinite(v) : true;
+    const weights = normalise(fn, scores, allowed, s, options, finiteQk) as tf.Tensor4D; // [b, h, q, k]
+    const output = maskedProduct(weights, vv, allowed, finiteV) as tf.Tensor4D; // [b, h, q, e]
     return options.returnWeights ? [output, weights] : [output];
   });
   return options.returnWeights
