@@ -8,7 +8,7 @@ import {
   attentionEntropy,
   attentionEntropyReference,
   depthBucket,
-  factSplit,
+  keySplit,
   kvFactsTask,
   kvFactsTextEntropy,
   kvFactsVocab,
@@ -69,7 +69,7 @@ describe('meap masking (lib/data/meap.ts)', () => {
   });
 
   it('replaces the inputs at the positions in every row and leaves targets and lossMask untouched', () => {
-    const b = kvFactsTask({ seqLen: 20, keys: 8, values: 8, words: 8, facts: 2 }, 4, 1, 'train');
+    const b = kvFactsTask({ seqLen: 20, values: 8, words: 16, facts: 2 }, 4, 1, 'train');
     const cfg = { ratio: 0.25, maskId: b.vocabSize - 1, seed: 7 };
     const positions = meapPositions(20, cfg);
     const m = meapMaskBatch(b, cfg);
@@ -111,7 +111,7 @@ describe('meap masking (lib/data/meap.ts)', () => {
     expect(() => meapMaskIds(new Int32Array(10), 2, 4, { ratio: 0.1, maskId: 0, seed: 0 })).toThrow(
       /meapMaskIds: ids has 10 entries, expected batch · seqLen = 2 · 4 = 8/,
     );
-    const b = kvFactsTask({ seqLen: 20, keys: 8, values: 8, words: 8, facts: 2 }, 1, 0, 'train');
+    const b = kvFactsTask({ seqLen: 20, values: 8, words: 16, facts: 2 }, 1, 0, 'train');
     expect(() => meapMaskBatch(b, { ratio: 0.1, maskId: b.vocabSize, seed: 0 })).toThrow(
       new RegExp(`meapMaskBatch: maskId must be < the batch's vocabSize ${b.vocabSize}, got ${b.vocabSize}`),
     );
@@ -304,21 +304,21 @@ describe('attentionEntropy against its float64 reference', () => {
 });
 
 describe('kv-facts data (lib/data/kv-facts.ts)', () => {
-  const cfg = { seqLen: 40, keys: 16, values: 16, words: 24, facts: 3 };
+  const cfg = { seqLen: 40, values: 16, words: 24, facts: 3 };
 
   it('reproduces the worked example of its header', () => {
-    const b = kvFactsTask({ seqLen: 14, keys: 8, values: 8, words: 8, facts: 2 }, 1, 0, 'train');
-    expect([...b.row(0).inputs, b.targets[13]]).toEqual([1, 10, 12, 21, 9, 13, 21, 21, 21, 3, 9, 13, 3, 10, 12]);
+    const b = kvFactsTask({ seqLen: 14, values: 8, words: 24, facts: 2 }, 1, 2, 'train');
+    expect([...b.row(0).inputs, b.targets[13]]).toEqual([1, 23, 22, 9, 12, 33, 35, 12, 6, 3, 22, 9, 3, 12, 6]);
     expect(b.queries).toEqual([
-      { row: 0, pos: 10, factPos: 4, depth: 0.5 },
-      { row: 0, pos: 13, factPos: 1, depth: 0 },
+      { row: 0, pos: 10, factPos: 2, depth: 1 / 6 },
+      { row: 0, pos: 13, factPos: 7, depth: 1 },
     ]);
   });
 
   it('lays out BOS, context, queries; each answer is the token after its key in the context', () => {
     const b = kvFactsTask(cfg, 64, 2, 'train');
     const v = kvFactsVocab(cfg);
-    expect(b.vocabSize).toBe(4 + 16 + 16 + 24);
+    expect(b.vocabSize).toBe(4 + 16 + 24);
     expect(b.queries).toHaveLength(64 * 3);
     for (const q of b.queries) {
       const row = b.row(q.row);
@@ -331,35 +331,34 @@ describe('kv-facts data (lib/data/kv-facts.ts)', () => {
       expect(q.pos).toBeGreaterThan(cfg.seqLen - 3 * cfg.facts);
     }
     expect(b.lossMask.reduce((a, x) => a + x, 0)).toBe(64 * 3);
-    // textMask: word -> word targets only.
-    for (let i = 0; i < b.textMask.length; i++) {
-      const isWord = (id: number) => id >= v.words[0];
-      expect(b.textMask[i]).toBe(isWord(b.inputs[i]) && isWord(b.targets[i]) ? 1 : 0);
+    // textMask: consecutive text words only, never a fact's key or value.
+    const isWord = (id: number) => id >= v.words[0];
+    for (let i = 0; i < b.textMask.length; i++)
+      if (b.textMask[i]) expect(isWord(b.inputs[i]) && isWord(b.targets[i])).toBe(true);
+    for (const q of b.queries) {
+      expect(b.textMask[q.row * cfg.seqLen + q.factPos - 1]).toBe(0);
+      expect(b.textMask[q.row * cfg.seqLen + q.factPos]).toBe(0);
     }
   });
 
-  it('keeps the facts of train, validation and test disjoint, with every key answerable in every split', () => {
-    const seen: Record<string, Set<string>> = {};
+  it('keeps the facts of train, validation and test disjoint by key; every key word is also text in training', () => {
+    const v = kvFactsVocab(cfg);
+    const keysOf: Record<string, Set<number>> = {};
+    const trainText = new Set<number>();
     for (const split of ['train', 'validation', 'test'] as const) {
       const b = kvFactsTask(cfg, 200, 0, split);
-      const v = kvFactsVocab(cfg);
-      seen[split] = new Set();
+      keysOf[split] = new Set();
       for (const q of b.queries) {
-        const k = b.inputs[q.row * cfg.seqLen + q.pos] - v.keys[0];
-        const val = b.targets[q.row * cfg.seqLen + q.pos] - v.values[0];
-        expect(factSplit(k, val)).toBe(split);
-        seen[split].add(`${k},${val}`);
+        const k = b.inputs[q.row * cfg.seqLen + q.pos] - v.words[0];
+        expect(keySplit(k)).toBe(split);
+        keysOf[split].add(k);
       }
+      if (split === 'train') b.textMask.forEach((m, i) => (m ? trainText.add(b.inputs[i] - v.words[0]) : undefined));
     }
-    for (const [a, b] of [
-      ['train', 'test'],
-      ['train', 'validation'],
-      ['validation', 'test'],
-    ])
-      for (const f of seen[a]) expect(seen[b].has(f)).toBe(false);
-    for (let k = 0; k < cfg.keys; k++)
-      for (const split of ['train', 'validation', 'test'])
-        expect(Array.from({ length: cfg.values }, (_, v) => factSplit(k, v)).includes(split as 'test')).toBe(true);
+    expect([...keysOf.test].sort((a, b) => a - b)).toEqual([7, 15, 23]);
+    expect([...keysOf.validation].sort((a, b) => a - b)).toEqual([6, 14, 22]);
+    for (const k of keysOf.train) expect(keysOf.test.has(k) || keysOf.validation.has(k)).toBe(false);
+    for (const k of [...keysOf.test, ...keysOf.validation]) expect(trainText.has(k)).toBe(true);
   });
 
   it('puts the facts at the requested depths; the text follows the language; its entropy is the floor', () => {
@@ -387,8 +386,8 @@ describe('kv-facts data (lib/data/kv-facts.ts)', () => {
     expect(Array.from(kvFactsTask(cfg, 4, 9, 'test').inputs)).not.toEqual(
       Array.from(kvFactsTask(cfg, 4, 9, 'validation').inputs),
     );
-    expect(() => kvFactsTask({ ...cfg, values: 4 }, 1, 0, 'train')).toThrow(
-      /kvFactsTask: values must be an integer >= 8, got 4/,
+    expect(() => kvFactsTask({ ...cfg, words: 16 }, 1, 0, 'train')).toThrow(
+      /kvFactsTask: words must be an integer >= 24, got 16/,
     );
     expect(() => kvFactsTask({ ...cfg, seqLen: 12 }, 1, 0, 'train')).toThrow(
       /kvFactsTask: seqLen must be >= 5 · facts = 15 .*, got 12/,
@@ -405,9 +404,8 @@ describe('kv-facts data (lib/data/kv-facts.ts)', () => {
 describe('the meap experiment (tiny config)', () => {
   const tiny = {
     seqLen: 20,
-    keys: 8,
     values: 8,
-    words: 8,
+    words: 24,
     facts: 3,
     dModel: 16,
     heads: 2,
@@ -454,8 +452,8 @@ describe('the meap experiment (tiny config)', () => {
     await expect(
       runExperimentWith(meapExperiment, { quick: true, overrides: { ...tiny, ratios: [0, 0.1] } }),
     ).rejects.toThrow(/meap: config.headlineRatio must be one of config.ratios \[0,0.1\], got 0.15/);
-    await expect(runExperimentWith(meapExperiment, { quick: true, overrides: { values: 4 } })).rejects.toThrow(
-      /config.values must be an integer >= 8, got 4/,
+    await expect(runExperimentWith(meapExperiment, { quick: true, overrides: { facts: 2 } })).rejects.toThrow(
+      /config.facts must be an integer >= 3, got 2/,
     );
   });
 });

@@ -1,26 +1,29 @@
 /**
  * Text with embedded key-value facts and retrieval queries at the end (MEAP's toy setting): each row is a stretch of
  * text from a fixed random "language" (a first-order Markov chain over word ids) with F facts `key value` inserted at
- * chosen depths, followed by F queries `QUERY key value`, one per fact in random order. Answering a query means finding
- * the key earlier in the row and copying the token after it; the text gives the language-model loss something to
- * learn besides retrieval.
+ * chosen depths, followed by F queries `QUERY key value`, one per fact in random order. A key is a word of the text; a
+ * value is a value id, drawn uniformly for each fact. Answering a query means finding the key's earlier occurrence that
+ * is followed by a value and copying that value; the text gives the language-model loss something to learn besides
+ * retrieval.
  *
- * Ids: 0 PAD, 1 BOS, 2 SEP (unused), 3 QUERY, keys [4, 4+K), values [4+K, 4+K+V), words [4+K+V, 4+K+V+W);
- * vocabSize = 4 + K + V + W. A row of `seqLen + 1` tokens: BOS, the context (C = seqLen - 3F tokens: text and facts),
- * the queries (3F tokens). A fact's depth is its start within the context as a fraction of the last possible start:
- * 0 = right after BOS, 1 = right before the queries.
+ * Ids: 0 PAD, 1 BOS, 2 SEP (unused), 3 QUERY, values [4, 4+V), words [4+V, 4+V+W); vocabSize = 4 + V + W. A row of
+ * `seqLen + 1` tokens: BOS, the context (C = seqLen - 3F tokens: text and facts), the queries (3F tokens). A fact's
+ * depth is its start within the context as a fraction of the last possible start: 0 = right after BOS, 1 = right
+ * before the queries.
  *
  * Splits: train, validation and test rows come from different random streams of the seed, and their facts are
- * disjoint: every (key, value) pair belongs to one split ({@link factSplit}: 6/8 train, 1/8 validation, 1/8 test of
- * each key's values), and a row only holds facts of its split. So a test answer was never a training answer for its
- * key, and a model must read it from the context. The text language (its transitions) is the same in every split.
+ * disjoint: a fact's key decides its split ({@link keySplit}: words w with w mod 8 < 6 are training keys, 6 validation,
+ * 7 test), so no test fact, not even its key, is ever a training fact, and since values are uniform there is no
+ * key-value association to memorise: the answer must be read from the context. Every word still occurs in the text
+ * of every split, so a test key's embedding is trained (as text), just never as a key. The language is the same in
+ * every split.
  *
- * Example (K = V = 8, W = 8, facts 2, seqLen 14; keys 4-11, values 12-19, words 20-27):
- *   full row   BOS 22 25 7 13 21 24 10 18 QUERY 10 18 QUERY 7 13
- *   graded     the targets after the queried keys: 18 at input position 10, 13 at input position 13
- *   queries    [{ row 0, pos 10, factPos 7, depth 6/6 = 1 }, { row 0, pos 13, factPos 3, depth 2/6 }]
+ * Example (V = 8, W = 24, facts 2, seqLen 14, seed 2, train; values 4-11, words 12-35):
+ *   full row   BOS 23 22 9 12 33 35 12 6 QUERY 22 9 QUERY 12 6   (word 12 is text at 4, a key at 7)
+ *   graded     the targets after the queried keys: 9 at input position 10, 6 at input position 13
+ *   queries    [{ row 0, pos 10, factPos 2, depth 1/6 }, { row 0, pos 13, factPos 7, depth 6/6 = 1 }]
  */
-import { hashSeed, Rng } from '../util/random.js';
+import { Rng } from '../util/random.js';
 import { checkInt, checkSeed, makeBatch, SPECIAL, type TokenBatch } from './batch.js';
 
 export type KvFactsSplit = 'train' | 'validation' | 'test';
@@ -29,13 +32,11 @@ export const KV_FACTS_SPLITS: readonly KvFactsSplit[] = ['train', 'validation', 
 export interface KvFactsConfig {
   /** Input positions per row. */
   seqLen: number;
-  /** Key ids K (each row's keys are distinct). */
-  keys: number;
-  /** Value ids V, at least 8 so that every key has values in every split. */
+  /** Value ids V. */
   values: number;
-  /** Text word ids W. */
+  /** Text word ids W; every split needs `facts` key words, so W >= 8 · facts. */
   words: number;
-  /** Facts per row, each queried once at the end. */
+  /** Facts per row, each queried once at the end (their keys are distinct). */
   facts: number;
   /** Successors of each word in the text language (default 3), drawn with probabilities ∝ 2^-j. */
   branching?: number;
@@ -63,28 +64,24 @@ export interface KvFactsBatch extends TokenBatch {
   split: KvFactsSplit;
   /** Every query, row by row in the order they appear. */
   queries: KvQuery[];
-  /** `[batch, seqLen]` 1 where the target is a text word that follows a text word (the language-model loss). */
+  /** `[batch, seqLen]` 1 where input and target are consecutive words of the text (the language-model loss). */
   textMask: Float32Array;
 }
 
 /** The id ranges of a config, half-open `[lo, hi)`. */
-export function kvFactsVocab(cfg: Pick<KvFactsConfig, 'keys' | 'values' | 'words'>): {
+export function kvFactsVocab(cfg: Pick<KvFactsConfig, 'values' | 'words'>): {
   vocabSize: number;
-  keys: [number, number];
   values: [number, number];
   words: [number, number];
 } {
-  const k0 = 4;
-  const v0 = k0 + cfg.keys;
+  const v0 = 4;
   const w0 = v0 + cfg.values;
-  return { vocabSize: w0 + cfg.words, keys: [k0, v0], values: [v0, w0], words: [w0, w0 + cfg.words] };
+  return { vocabSize: w0 + cfg.words, values: [v0, w0], words: [w0, w0 + cfg.words] };
 }
 
-const SPLIT_SLOTS = 8;
-
-/** The split a fact (key index, value index) belongs to: 6 of each key's 8 value slots train, 1 validation, 1 test. */
-export function factSplit(key: number, value: number): KvFactsSplit {
-  const slot = (value + (hashSeed(key + 7919) % SPLIT_SLOTS)) % SPLIT_SLOTS;
+/** The split whose facts use word index `w` as their key: w mod 8 < 6 train, 6 validation, 7 test. */
+export function keySplit(w: number): KvFactsSplit {
+  const slot = w % 8;
   return slot === 6 ? 'validation' : slot === 7 ? 'test' : 'train';
 }
 
@@ -110,14 +107,12 @@ export function kvFactsTextEntropy(cfg: Pick<KvFactsConfig, 'words' | 'branching
 
 function checkConfig(fn: string, cfg: KvFactsConfig): void {
   checkInt(fn, 'seqLen', cfg.seqLen, 4);
-  checkInt(fn, 'keys', cfg.keys, 1);
-  checkInt(fn, 'values', cfg.values, SPLIT_SLOTS);
-  checkInt(fn, 'words', cfg.words, 1);
+  checkInt(fn, 'values', cfg.values, 1);
   checkInt(fn, 'facts', cfg.facts, 1);
+  checkInt(fn, 'words', cfg.words, 8 * cfg.facts);
   const branching = cfg.branching ?? 3;
   checkInt(fn, 'branching', branching, 1);
   if (branching > cfg.words) throw new RangeError(`${fn}: branching must be <= words (${cfg.words}), got ${branching}`);
-  if (cfg.facts > cfg.keys) throw new RangeError(`${fn}: facts must be <= keys (${cfg.keys}), got ${cfg.facts}`);
   const context = cfg.seqLen - 3 * cfg.facts;
   if (context < 2 * cfg.facts)
     throw new RangeError(
@@ -171,9 +166,7 @@ export function kvFactsTask(cfg: KvFactsConfig, batch: number, seed: number, spl
   const { seqLen: S, facts: F } = cfg;
   const vocab = kvFactsVocab(cfg);
   const { successors, probs } = kvFactsLanguage(cfg);
-  const valuesOf = Array.from({ length: cfg.keys }, (_, k) =>
-    Array.from({ length: cfg.values }, (_, v) => v).filter((v) => factSplit(k, v) === split),
-  );
+  const keyWords = Array.from({ length: cfg.words }, (_, w) => w).filter((w) => keySplit(w) === split);
   const context = S - 3 * F;
   const rng = new Rng(seed).fork(`kv-facts:${split}`);
   const full = new Int32Array(batch * (S + 1));
@@ -188,20 +181,20 @@ export function kvFactsTask(cfg: KvFactsConfig, batch: number, seed: number, spl
     }
     return successors[w][probs.length - 1];
   };
-  const isWord = (id: number) => id >= vocab.words[0];
   for (let b = 0; b < batch; b++) {
-    const keys = rng.sample(cfg.keys, F);
-    const values = keys.map((k) => valuesOf[k][rng.int(0, valuesOf[k].length)]);
+    const keys = rng.sample(keyWords.length, F).map((i) => keyWords[i]);
+    const values = keys.map(() => rng.int(0, cfg.values));
     const starts = placeFacts(cfg, context, rng);
     const factAt = new Map(starts.map((s, i) => [s, i]));
     const row = new Int32Array(S + 1);
+    const text = new Uint8Array(S + 1); // 1 at the text words
     row[0] = SPECIAL.BOS;
     let word = rng.int(0, cfg.words);
     let first = true;
     for (let c = 0; c < context; c++) {
       const f = factAt.get(c);
       if (f !== undefined) {
-        row[1 + c] = vocab.keys[0] + keys[f];
+        row[1 + c] = vocab.words[0] + keys[f];
         row[2 + c] = vocab.values[0] + values[f];
         c++;
         continue;
@@ -209,17 +202,18 @@ export function kvFactsTask(cfg: KvFactsConfig, batch: number, seed: number, spl
       if (!first) word = nextWord(word);
       first = false;
       row[1 + c] = vocab.words[0] + word;
+      text[1 + c] = 1;
     }
     const order = rng.shuffle(Array.from({ length: F }, (_, i) => i));
     order.forEach((f, j) => {
       const q = 1 + context + 3 * j;
       row[q] = SPECIAL.QUERY;
-      row[q + 1] = vocab.keys[0] + keys[f];
+      row[q + 1] = vocab.words[0] + keys[f];
       row[q + 2] = vocab.values[0] + values[f];
       lossMask[b * S + q + 1] = 1;
       queries.push({ row: b, pos: q + 1, factPos: 1 + starts[f], depth: context > 2 ? starts[f] / (context - 2) : 0 });
     });
-    for (let t = 0; t < S; t++) if (isWord(row[t]) && isWord(row[t + 1])) textMask[b * S + t] = 1;
+    for (let t = 0; t < S; t++) if (text[t] && text[t + 1]) textMask[b * S + t] = 1;
     full.set(row, b * (S + 1));
   }
   queries.sort((a, b) => a.row - b.row || a.pos - b.pos);

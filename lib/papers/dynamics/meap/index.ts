@@ -18,11 +18,11 @@
  *   inputs, targets [b, s] int32;  logits [b, s, V];  attention pattern [b, h, q, k];  entropy per head [h]
  */
 export {
-  factSplit,
   type KvFactsBatch,
   type KvFactsConfig,
   type KvFactsSplit,
   type KvQuery,
+  keySplit,
   kvFactsTask,
   kvFactsTextEntropy,
   kvFactsVocab,
