@@ -140,6 +140,22 @@ describe.skipIf(unavailable !== null)('wasm-native: an output the heap cannot ho
     tf.dispose([w, q, k, v, a, b, x, out]);
   });
 
+  it("tfjs's own wasm kernels and uploads get the same error while the native kernels are installed", async () => {
+    await backend.setBackend('wasm-native');
+    const w = tf.tensor1d([1, 2, 3, 4]);
+    const before = tf.memory().numTensors;
+    // Fill is tfjs-backend-wasm's kernel: 2^33 bytes asked modulo 2^32 = 0 would hand it a tiny block to fill 8 GiB from.
+    expect(() => tf.fill([2 ** 31], 1)).toThrow(/wasm heap: out of memory: could not allocate 8589934592 bytes/);
+    expect(Array.from(w.dataSync())).toEqual([1, 2, 3, 4]);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(Array.from(tf.fill([3], 2).dataSync())).toEqual([2, 2, 2]);
+    // After a switch to plain wasm (the original allocator back) and again to wasm-native, it is guarded again.
+    await backend.setBackend('wasm');
+    await backend.setBackend('wasm-native');
+    expect(() => tf.fill([2 ** 31], 1)).toThrow(/wasm heap: out of memory: could not allocate 8589934592 bytes/);
+    tf.dispose(w);
+  });
+
   // The issue's own example allocates ~4 GiB for real: opt in with ATTNLAB_TEST_REAL_OOM=1 (about 5 s, 4 GiB RSS).
   it.skipIf(process.env.ATTNLAB_TEST_REAL_OOM !== '1')(
     'the issue example (2 GiB padding, 1 GiB q) for real',

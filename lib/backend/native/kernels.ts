@@ -9,7 +9,16 @@ import * as tf from '@tensorflow/tfjs';
 import { fmt, ShapeError } from '../../util/shapes.js';
 import { FUSED_KERNELS } from './fused-kernels.js';
 import { requireAddon } from './load.js';
-import { heap, type KernelFn, offset, output, size } from './wasm.js';
+import {
+  guardAllocator,
+  heap,
+  type KernelFn,
+  offset,
+  output,
+  size,
+  unguardAllocator,
+  type WasmBackend,
+} from './wasm.js';
 
 /** The addon's op codes (the enums in src/kernels.inc) by tfjs kernel name. */
 const UNARY: Record<string, number> = {
@@ -424,6 +433,7 @@ export function nativeInstalled(): boolean {
 /** Register the native kernels on tfjs's wasm backend; returns their names. Idempotent. */
 export async function installNativeKernels(): Promise<string[]> {
   requireAddon();
+  guardAllocator(tf.findBackend('wasm') as unknown as WasmBackend | undefined);
   if (saved) return [...saved.keys()];
   saved = new Map();
   for (const [name, make] of Object.entries(overrides())) {
@@ -442,6 +452,7 @@ export async function installNativeKernels(): Promise<string[]> {
 
 /** Put the original wasm kernels back. */
 export function uninstallNativeKernels(): void {
+  unguardAllocator();
   if (!saved) return;
   for (const [name, original] of saved) {
     tf.unregisterKernel(name, 'wasm');

@@ -40,7 +40,7 @@ export class NativeOutOfMemoryError extends Error {
   constructor(
     readonly op: string,
     readonly bytes: number,
-    detail: string,
+    readonly detail: string,
   ) {
     super(`${op}: out of memory: could not allocate ${bytes} bytes on the wasm heap (${detail})`);
     this.name = 'NativeOutOfMemoryError';
@@ -69,8 +69,10 @@ export function outputs(backend: WasmBackend, op: string, shapes: number[][]): t
     try {
       out = backend.makeOutput([...shape], 'float32');
     } catch (e) {
-      // emscripten aborts or throws (e.g. a RangeError) when it cannot grow memory in some builds.
-      return fail(new NativeOutOfMemoryError(op, bytes, `the allocator failed: ${e instanceof Error ? e.message : e}`));
+      // The guarded allocator (guardAllocator) throws; emscripten may also abort or throw a RangeError.
+      const detail =
+        e instanceof NativeOutOfMemoryError ? e.detail : `the allocator failed: ${e instanceof Error ? e.message : e}`;
+      return fail(new NativeOutOfMemoryError(op, bytes, `output [${shape.join(', ')}]; ${detail}`));
     }
     made.push(out);
     if (bytes > 0 && backend.dataIdMap.get(out.dataId)?.memoryOffset === 0) {
@@ -84,6 +86,47 @@ export function outputs(backend: WasmBackend, op: string, shapes: number[][]): t
     }
   }
   return made;
+}
+
+type Malloc = (bytes: number) => number;
+let guarded: { wasm: { _malloc: Malloc }; original: Malloc; guard: Malloc } | undefined;
+
+/**
+ * Make the wasm backend's allocator throw a NativeOutOfMemoryError instead of returning 0 (and instead of taking a
+ * request of 4 GiB or more modulo 2^32), for every allocation made from JavaScript while the native kernels are
+ * installed: tfjs's own wasm kernels' outputs and tensor uploads too, which would otherwise write at offset 0 as well.
+ * Idempotent; `unguardAllocator` puts the original back.
+ */
+export function guardAllocator(backend: WasmBackend | undefined): void {
+  const wasm = backend?.wasm as ({ _malloc?: Malloc } & WasmBackend['wasm']) | undefined;
+  if (!wasm || typeof wasm._malloc !== 'function' || guarded?.wasm === wasm) return;
+  const state = { wasm: wasm as { _malloc: Malloc }, original: wasm._malloc, guard: (() => 0) as Malloc };
+  state.guard = (bytes) => {
+    if (!(bytes < WASM_HEAP_LIMIT)) throw new NativeOutOfMemoryError('wasm heap', bytes, 'larger than the 4 GiB heap');
+    const before = state.wasm._malloc;
+    const at = state.original(bytes);
+    // emscripten's lazy export replaces Module._malloc with the real one on its first call: keep that one, stay in front.
+    if (state.wasm._malloc !== before) {
+      state.original = state.wasm._malloc;
+      state.wasm._malloc = before;
+    }
+    if (at === 0 && bytes > 0) {
+      throw new NativeOutOfMemoryError(
+        'wasm heap',
+        bytes,
+        `the heap has ${wasm.HEAPU8.length} bytes and cannot grow past 4 GiB or the machine's memory`,
+      );
+    }
+    return at;
+  };
+  wasm._malloc = state.guard;
+  guarded = state;
+}
+
+/** Undo `guardAllocator` (unless something replaced the allocator since). */
+export function unguardAllocator(): void {
+  if (guarded && guarded.wasm._malloc === guarded.guard) guarded.wasm._malloc = guarded.original;
+  guarded = undefined;
 }
 
 /** One output; see `outputs`. */
