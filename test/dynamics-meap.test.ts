@@ -308,10 +308,10 @@ describe('kv-facts data (lib/data/kv-facts.ts)', () => {
 
   it('reproduces the worked example of its header', () => {
     const b = kvFactsTask({ seqLen: 14, values: 8, words: 24, facts: 2 }, 1, 2, 'train');
-    expect([...b.row(0).inputs, b.targets[13]]).toEqual([1, 23, 22, 9, 12, 33, 35, 12, 6, 3, 22, 9, 3, 12, 6]);
+    expect([...b.row(0).inputs, b.targets[13]]).toEqual([1, 24, 9, 22, 32, 29, 26, 6, 12, 3, 22, 9, 3, 12, 6]);
     expect(b.queries).toEqual([
-      { row: 0, pos: 10, factPos: 2, depth: 1 / 6 },
-      { row: 0, pos: 13, factPos: 7, depth: 1 },
+      { row: 0, pos: 10, factPos: 3, depth: 1 / 6 },
+      { row: 0, pos: 13, factPos: 8, depth: 1 },
     ]);
   });
 
@@ -325,8 +325,9 @@ describe('kv-facts data (lib/data/kv-facts.ts)', () => {
       expect(row.inputs[0]).toBe(1);
       expect(row.inputs[q.pos - 1]).toBe(3); // QUERY
       expect(row.inputs[q.factPos]).toBe(row.inputs[q.pos]); // the queried key
+      expect(row.inputs.slice(0, q.pos).filter((x) => x === row.inputs[q.pos])).toHaveLength(1); // seen once before
       expect(row.lossMask[q.pos]).toBe(1);
-      expect(row.targets[q.pos]).toBe(row.inputs[q.factPos + 1]); // its value
+      expect(row.targets[q.pos]).toBe(row.inputs[q.factPos - 1]); // its value, just before it
       expect(row.targets[q.pos] >= v.values[0] && row.targets[q.pos] < v.values[1]).toBe(true);
       expect(q.pos).toBeGreaterThan(cfg.seqLen - 3 * cfg.facts);
     }
@@ -367,7 +368,7 @@ describe('kv-facts data (lib/data/kv-facts.ts)', () => {
     const b = kvFactsTask({ ...cfg, depths }, 16, 4, 'test');
     const got = new Set(b.queries.map((q) => +q.depth.toFixed(3)));
     expect([...got].sort()).toEqual([0, 0.517, 1]); // start 15 of 0..29 (round(14.5)) for the middle
-    expect(b.queries.filter((q) => q.depth === 0).every((q) => q.factPos === 1)).toBe(true);
+    expect(b.queries.filter((q) => q.depth === 0).every((q) => q.factPos === 2)).toBe(true);
     expect(b.queries.map((q) => depthBucket(q.depth)).filter((x) => x === 'middle')).toHaveLength(16);
     const lang = kvFactsLanguage(cfg);
     const v = kvFactsVocab(cfg);

@@ -1,27 +1,29 @@
 /**
  * Text with embedded key-value facts and retrieval queries at the end (MEAP's toy setting): each row is a stretch of
- * text from a fixed random "language" (a first-order Markov chain over word ids) with F facts `key value` inserted at
- * chosen depths, followed by F queries `QUERY key value`, one per fact in random order. A key is a word of the text; a
- * value is a value id, drawn uniformly for each fact. Answering a query means finding the key's earlier occurrence that
- * is followed by a value and copying that value; the text gives the language-model loss something to learn besides
- * retrieval.
+ * text from a fixed random "language" (a first-order Markov chain over word ids) with F facts `value key` inserted at
+ * chosen depths, followed by F queries `QUERY key value`, one per fact in random order. A key is a word; a value is a
+ * value id drawn uniformly for each fact. A row's keys never occur in its text, so each key is seen exactly once
+ * before its query: answering means finding that occurrence and copying the token just before it. The text gives the
+ * language-model loss something to learn besides retrieval.
  *
  * Ids: 0 PAD, 1 BOS, 2 SEP (unused), 3 QUERY, values [4, 4+V), words [4+V, 4+V+W); vocabSize = 4 + V + W. A row of
  * `seqLen + 1` tokens: BOS, the context (C = seqLen - 3F tokens: text and facts), the queries (3F tokens). A fact's
  * depth is its start within the context as a fraction of the last possible start: 0 = right after BOS, 1 = right
- * before the queries.
+ * before the queries. `textMask` marks the targets the language drew freely after a text word (where the chain had to
+ * avoid a key, the draw is left out), so its best possible loss there is the language's entropy.
  *
  * Splits: train, validation and test rows come from different random streams of the seed, and their facts are
  * disjoint: a fact's key decides its split ({@link keySplit}: words w with w mod 8 < 6 are training keys, 6 validation,
  * 7 test), so no test fact, not even its key, is ever a training fact, and since values are uniform there is no
  * key-value association to memorise: the answer must be read from the context. Every word still occurs in the text
- * of every split, so a test key's embedding is trained (as text), just never as a key. The language is the same in
- * every split.
+ * of other rows of every split, so a test key's embedding is trained (as text), just never as a key. The language is
+ * the same in every split.
  *
  * Example (V = 8, W = 24, facts 2, seqLen 14, seed 2, train; values 4-11, words 12-35):
- *   full row   BOS 23 22 9 12 33 35 12 6 QUERY 22 9 QUERY 12 6   (word 12 is text at 4, a key at 7)
+ *   full row   BOS 24 9 22 32 29 26 6 12 QUERY 22 9 QUERY 12 6
+ *   facts      (value 9, key 22) at 2-3, depth 1/6; (value 6, key 12) at 7-8, depth 6/6 = 1
  *   graded     the targets after the queried keys: 9 at input position 10, 6 at input position 13
- *   queries    [{ row 0, pos 10, factPos 2, depth 1/6 }, { row 0, pos 13, factPos 7, depth 6/6 = 1 }]
+ *   queries    [{ row 0, pos 10, factPos 3, depth 1/6 }, { row 0, pos 13, factPos 8, depth 1 }]
  */
 import { Rng } from '../util/random.js';
 import { checkInt, checkSeed, makeBatch, SPECIAL, type TokenBatch } from './batch.js';
@@ -54,7 +56,7 @@ export interface KvQuery {
   row: number;
   /** Input position whose target is the answer (lossMask is 1 there). */
   pos: number;
-  /** Input position of the fact's key. */
+  /** Input position of the fact's key (its value is the token before). */
   factPos: number;
   /** The fact's depth in [0, 1] (see the module header). */
   depth: number;
@@ -64,7 +66,7 @@ export interface KvFactsBatch extends TokenBatch {
   split: KvFactsSplit;
   /** Every query, row by row in the order they appear. */
   queries: KvQuery[];
-  /** `[batch, seqLen]` 1 where input and target are consecutive words of the text (the language-model loss). */
+  /** `[batch, seqLen]` 1 where the target is a text word the language drew freely after a text word (the LM loss). */
   textMask: Float32Array;
 }
 
@@ -173,13 +175,24 @@ export function kvFactsTask(cfg: KvFactsConfig, batch: number, seed: number, spl
   const lossMask = new Float32Array(batch * S);
   const textMask = new Float32Array(batch * S);
   const queries: KvQuery[] = [];
-  const nextWord = (w: number): number => {
-    let u = rng.next();
-    for (let j = 0; j < probs.length; j++) {
-      u -= probs[j];
-      if (u < 0) return successors[w][j];
+  /** The next word after w, never one of `banned`; `free` is false when a banned successor had to be avoided. */
+  const nextWord = (w: number, banned: Set<number>): { word: number; free: boolean } => {
+    const allowed = successors[w].map((x, j) => (banned.has(x) ? 0 : probs[j]));
+    const z = allowed.reduce((a, p) => a + p, 0);
+    const free = z > 1 - 1e-12;
+    if (z === 0) {
+      const others = Array.from({ length: cfg.words }, (_, x) => x).filter((x) => !banned.has(x));
+      return { word: others[rng.int(0, others.length)], free };
     }
-    return successors[w][probs.length - 1];
+    let u = rng.next() * z;
+    let last = 0;
+    for (let j = 0; j < allowed.length; j++) {
+      if (allowed[j] === 0) continue;
+      last = j;
+      u -= allowed[j];
+      if (u < 0) return { word: successors[w][j], free };
+    }
+    return { word: successors[w][last], free };
   };
   for (let b = 0; b < batch; b++) {
     const keys = rng.sample(keyWords.length, F).map((i) => keyWords[i]);
@@ -187,22 +200,25 @@ export function kvFactsTask(cfg: KvFactsConfig, batch: number, seed: number, spl
     const starts = placeFacts(cfg, context, rng);
     const factAt = new Map(starts.map((s, i) => [s, i]));
     const row = new Int32Array(S + 1);
-    const text = new Uint8Array(S + 1); // 1 at the text words
+    const text = new Uint8Array(S + 1); // 1 at the text words drawn from the language unconstrained
+    const banned = new Set(keys); // a row's keys never occur in its text: each key is seen once before its query
     row[0] = SPECIAL.BOS;
-    let word = rng.int(0, cfg.words);
+    const start = Array.from({ length: cfg.words }, (_, x) => x).filter((x) => !banned.has(x));
+    let word = start[rng.int(0, start.length)];
     let first = true;
     for (let c = 0; c < context; c++) {
       const f = factAt.get(c);
       if (f !== undefined) {
-        row[1 + c] = vocab.words[0] + keys[f];
-        row[2 + c] = vocab.values[0] + values[f];
+        row[1 + c] = vocab.values[0] + values[f];
+        row[2 + c] = vocab.words[0] + keys[f];
         c++;
         continue;
       }
-      if (!first) word = nextWord(word);
+      let free = false; // the first word has no predecessor in the text
+      if (!first) ({ word, free } = nextWord(word, banned));
       first = false;
       row[1 + c] = vocab.words[0] + word;
-      text[1 + c] = 1;
+      text[1 + c] = free ? 1 : 2;
     }
     const order = rng.shuffle(Array.from({ length: F }, (_, i) => i));
     order.forEach((f, j) => {
@@ -211,9 +227,10 @@ export function kvFactsTask(cfg: KvFactsConfig, batch: number, seed: number, spl
       row[q + 1] = vocab.words[0] + keys[f];
       row[q + 2] = vocab.values[0] + values[f];
       lossMask[b * S + q + 1] = 1;
-      queries.push({ row: b, pos: q + 1, factPos: 1 + starts[f], depth: context > 2 ? starts[f] / (context - 2) : 0 });
+      queries.push({ row: b, pos: q + 1, factPos: 2 + starts[f], depth: context > 2 ? starts[f] / (context - 2) : 0 });
     });
-    for (let t = 0; t < S; t++) if (text[t] && text[t + 1]) textMask[b * S + t] = 1;
+    // LM loss positions: a text word followed by a text word the language drew freely (so its entropy is the floor).
+    for (let t = 0; t < S; t++) if (text[t] && text[t + 1] === 1) textMask[b * S + t] = 1;
     full.set(row, b * (S + 1));
   }
   queries.sort((a, b) => a.row - b.row || a.pos - b.pos);
