@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { promises as fsp, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { deflateRawSync, gzipSync } from 'node:zlib';
 import * as tf from '@tensorflow/tfjs';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -277,6 +277,19 @@ describe('NIfTI-1', () => {
     // A bad header in front of 64 MB of zeros (64 KB gzipped) is rejected from the header alone.
     const bomb = gzipSync(Buffer.concat([withVox(0), Buffer.alloc(64 * 1024 * 1024)]));
     expect(() => parseNifti(bomb, 'bomb.nii.gz')).toThrow('bomb.nii.gz: vox_offset is 0');
+    // The header is looked for in at most 64 KiB of compressed bytes: a gzip comment of 1 KB is fine, one of 100 KB
+    // (before a stream that could inflate to anything) is refused.
+    const withComment = (bytes: number) => {
+      const head = Buffer.from([0x1f, 0x8b, 8, 0x10, 0, 0, 0, 0, 0, 3]);
+      const tail = Buffer.alloc(8);
+      tail.writeUInt32LE(crc32(base, 0) >>> 0, 0);
+      tail.writeUInt32LE(base.length, 4);
+      return Buffer.concat([head, Buffer.alloc(bytes, 0x61), Buffer.from([0]), deflateRawSync(base), tail]);
+    };
+    expect(parseNifti(withComment(1000), 'c.nii.gz').dims).toEqual([2, 2, 2]);
+    expect(() => parseNifti(withComment(100_000), 'c.nii.gz')).toThrow(
+      'c.nii.gz: the first 65536 gzip bytes inflate to 0 bytes, not the 348 of a NIfTI-1 header',
+    );
     // A good header whose stream inflates past the declared size is cut off at that size.
     const long = gzipSync(Buffer.concat([base, Buffer.alloc(64 * 1024 * 1024)]));
     expect(() => parseNifti(long, 'long.nii.gz')).toThrow(

@@ -88,16 +88,27 @@ function parseHeader(buf: Uint8Array, name: string): Header {
   return { le, dims, datatype, type, offset: vox, slope, inter, count, size: vox + count * type[0] };
 }
 
-/** The first bytes of a gzip stream, inflating no more input than it takes to get `want` bytes. */
+/** Compressed bytes read to find the header: a gzip stream whose first 348 bytes need more is refused. */
+const PREFIX_LIMIT = 65536;
+
+/**
+ * The first bytes of a gzip stream, inflating no more input than it takes to get `want` bytes (at most PREFIX_LIMIT
+ * compressed bytes, so at most ~66 MB inflated even for a crafted stream).
+ */
 function inflatePrefix(raw: Uint8Array, want: number, name: string): Buffer {
   for (let k = 512; ; k *= 8) {
     let out: Buffer;
     try {
+      k = Math.min(k, PREFIX_LIMIT);
       out = gunzipSync(raw.subarray(0, k), { finishFlush: zlibConstants.Z_SYNC_FLUSH });
     } catch (e) {
       throw new Error(`${name}: corrupt gzip data (${(e as Error).message})`);
     }
-    if (out.length >= want || k >= raw.length) return out;
+    if (out.length >= want || k >= raw.length) return out; // all there is: a short one fails as too short
+    if (k >= PREFIX_LIMIT)
+      throw new Error(
+        `${name}: the first ${PREFIX_LIMIT} gzip bytes inflate to ${out.length} bytes, not the ${want} of a NIfTI-1 header`,
+      );
   }
 }
 
