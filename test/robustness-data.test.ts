@@ -661,6 +661,27 @@ describe('checkpoint reader', () => {
     );
   });
 
+  it("a model weight spec of dtype 'string' and a huge shape is refused before tfjs loops over it", async () => {
+    const file = f('model2.ckpt');
+    const model = tf.sequential({ layers: [tf.layers.dense({ units: 2, inputShape: [2] })] });
+    await model.save(fileHandler(file));
+    model.dispose();
+    const base = readFileSync(file);
+    const n = base.readUInt32LE(12);
+    const meta = JSON.parse(base.toString('utf8', 16, 16 + n));
+    const data = base.subarray(Math.ceil((16 + n) / 8) * 8, base.length - 4);
+    meta.model.artifacts.weightSpecs = [{ name: 'w', shape: [1e9, 15], dtype: 'string' }];
+    writeFileSync(file, rebuild(JSON.stringify(meta), data));
+    await expect(loadCheckpoint(file)).rejects.toThrow(
+      `loadCheckpoint: ${file} is not a valid attnlab checkpoint: model weight "w" has dtype "string"; float32, int32 or bool are read`,
+    );
+    meta.model.artifacts.weightSpecs = [{ name: 'w', shape: [1000, 1000], dtype: 'float32' }];
+    writeFileSync(file, rebuild(JSON.stringify(meta), data));
+    await expect(loadCheckpoint(file)).rejects.toThrow(
+      `${file} is not a valid attnlab checkpoint: the model's weightSpecs need 4000000 bytes, its weight data has 24`,
+    );
+  });
+
   it('a save killed mid-way leaves a .tmp that the next save or load in the folder removes (fake dead pid)', async () => {
     const sub = f('tmps');
     mkdirSync(sub);

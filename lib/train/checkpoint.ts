@@ -406,6 +406,21 @@ function checkMeta(meta: unknown, dataLength: number, bad: (why: string) => Erro
     if (!isObject(m) || !isObject(m.artifacts) || !isObject(m.weightData))
       throw bad('a model file without model artifacts');
     inData(m.weightData.offset, m.weightData.byteLength, 'the model weights');
+    // tfjs's decodeWeights loops once per value of a 'string' weight, whatever the data holds: check the specs first.
+    const specs = m.artifacts.weightSpecs ?? [];
+    if (!Array.isArray(specs)) throw bad('the model weightSpecs is not a list');
+    let total = 0;
+    for (const [i, w] of (specs as unknown[]).entries()) {
+      if (!isObject(w) || typeof w.name !== 'string') throw bad(`weightSpecs[${i}] has no name`);
+      if (w.dtype !== 'float32' && w.dtype !== 'int32' && w.dtype !== 'bool')
+        throw bad(`model weight "${w.name}" has dtype ${JSON.stringify(w.dtype)}; float32, int32 or bool are read`);
+      if ('quantization' in w) throw bad(`model weight "${w.name}" is quantized; quantized weights are not read`);
+      if (!Array.isArray(w.shape) || !w.shape.every(isCount))
+        throw bad(`model weight "${w.name}" has shape ${JSON.stringify(w.shape)}; dimensions must be integers >= 0`);
+      total += (w.shape as number[]).reduce((a, b) => a * b, 1) * STORED[w.dtype];
+    }
+    if (total > (m.weightData.byteLength as number))
+      throw bad(`the model's weightSpecs need ${total} bytes, its weight data has ${m.weightData.byteLength}`);
   }
   return meta as unknown as CheckpointMeta;
 }
