@@ -4,7 +4,7 @@
  *
  * Paper: Zhuang et al., ICML 2025, https://arxiv.org/abs/2502.07490. Its claims: MEAP beats NTP on key-information
  * retrieval (needle in a haystack) after pre-training, with about the same LM loss; in SFT it is 11.77 points better
- * than NTP on lost-in-the-middle multi-document QA; attention becomes more distinguishable (sharper).
+ * than NTP in a lost-in-the-middle evaluation; attention becomes more distinguishable (sharper).
  *
  * Setting: ToyLM (its defaults: learned positions, pre-norm GPT blocks) trained from scratch on kv-facts rows
  * (lib/data/kv-facts.ts: Markov-chain text with F facts `value key` inserted and all F queried at the end; facts are
@@ -24,9 +24,9 @@
  * How ours differs from the paper: pre-training-style at toy scale (a ~30-60k-parameter model, synthetic text with
  * exact facts, a few thousand steps instead of billions of tokens, and the random parts of a row left unscored),
  * whereas the 11.77 points come from fine-tuning Llama-3-8B with the SFT variant (sequence duplicated, the copy
- * masked) on natural multi-document QA; the official code cycles through 51 mask patterns (seed 50 + step mod 51),
- * ours draws them from each step's seed. The paper's depth axis is the position of the gold document among 20; ours
- * is the fact's position in a row of `seqLen` tokens.
+ * masked) on natural-language long-context data; the official code cycles through 51 mask patterns (seed 50 + step
+ * mod 51), ours draws them from each step's seed. The paper's depth axis is where the relevant passage sits in a long
+ * natural context; ours is the fact's position in a row of `seqLen` tokens.
  */
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -488,7 +488,7 @@ function summarise(
       metric: `test_gain_${head}_middle`,
       paper: 11.77,
       source:
-        'abstract and SFT section: MEAP vs NTP fine-tuning of Llama-3-8B, lost-in-the-middle multi-document QA, percentage points (SFT variant; ours is pre-training-style at toy scale)',
+        'abstract: MEAP vs NTP after supervised fine-tuning (Llama-3-8B in the official MEAP-SFT script), lost-in-the-middle evaluation, percentage points (SFT variant; ours is pre-training-style at toy scale)',
     },
   ];
   const h = rows.find((r) => r.variant === head)!;
