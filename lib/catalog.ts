@@ -13,6 +13,11 @@ import { inductionHeads } from './papers/basics/induction-heads/index.js';
 import { brainCaptions, brainDecoding, brainEncoder } from './papers/cogneuro/brain/experiments.js';
 import { oatScanpath } from './papers/cogneuro/oat/experiment.js';
 import { pointerExperiments } from './papers/cogneuro/pointer/experiments.js';
+import { iclRegression } from './papers/dynamics/icl-regression/experiment.js';
+import { meapExperiment } from './papers/dynamics/meap/experiment.js';
+import { mohExperiment } from './papers/dynamics/moh/experiment.js';
+import { positionalAttentionExperiment } from './papers/dynamics/positional-attention/experiment.js';
+import { scanSnapExperiment } from './papers/dynamics/scan-snap/experiment.js';
 import { passkeyLong, routingLm, sparseApprox, sparseScaling } from './papers/sparse/experiments/index.js';
 
 export * from './experiments/index.js';
@@ -35,6 +40,12 @@ export const CATALOG: readonly AnyExperiment[] = [
   sparseApprox,
   routingLm,
   passkeyLong,
+  // dynamics: what attention learns and which training changes help
+  iclRegression,
+  scanSnapExperiment,
+  positionalAttentionExperiment,
+  meapExperiment,
+  mohExperiment,
 ];
 
 {

@@ -22,12 +22,13 @@ export * as masks from './masks/index.js';
 export * as brain from './papers/cogneuro/brain/index.js';
 export * as oat from './papers/cogneuro/oat/index.js';
 export * as pointer from './papers/cogneuro/pointer/index.js';
+/** Learning dynamics and training objectives: `al.dynamics.icl`, `.scanSnap`, `.positional`, `.meap`, `.moh`. */
+export * as dynamics from './papers/dynamics/index.js';
 export * as sparse from './papers/sparse/index.js';
 export * as positional from './positional/index.js';
-export * as train from './train/index.js';
-
 /** `model.fit(x, y, { verbose: 1 })` shows a progress bar (tfjs alone has none); `al.FitProgress` to choose where. */
 export { FitProgress } from './train/fit-progress.js';
+export * as train from './train/index.js';
 /** `for (const x of al.progress(items))`: a progress bar for any loop (tqdm). */
 export { progress } from './train/progress.js';
 export { Rng } from './util/random.js';

@@ -14,3 +14,4 @@ export { adamUpdate, gelu, layerNorm, logSoftmax } from './native/fused.js';
 export { type AdamHyper, FLASH_BWD, FLASH_FWD, type FlashAttrs } from './native/fused-kernels.js';
 export { collapseBroadcast, installNativeKernels, nativeInstalled, uninstallNativeKernels } from './native/kernels.js';
 export { addonPath, loadAddon, type NativeAddon, nativeAvailable, nativeInfo } from './native/load.js';
+export { NativeOutOfMemoryError, WASM_HEAP_LIMIT } from './native/wasm.js';

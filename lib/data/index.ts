@@ -8,10 +8,16 @@
  * const t = b.toTensors(); // { inputs, targets, lossMask }: [64, 64]; dispose when done
  * ```
  */
+
+export * from './array-tasks.js';
 export * from './batch.js';
 export * from './corpus.js';
+export * from './kv-facts.js';
+export * from './linear-regression.js';
+export * from './meap.js';
 export * from './planted.js';
 export * from './recall.js';
 export * from './repeat.js';
+export * from './sequence-classes.js';
 export * from './tasks.js';
 export * from './tokenizer.js';

@@ -213,7 +213,8 @@ const PAPER_VALUES: Record<TaskName, { n: number; metric: string; paper: number;
       n: 5,
       metric: 'triangle_coverage',
       paper: 0.93,
-      source: 'Vinyals et al. 2015, section 4.3 (text), Delaunay: Ptr-Net trained and tested at n = 5, triangle coverage',
+      source:
+        'Vinyals et al. 2015, section 4.3 (text), Delaunay: Ptr-Net trained and tested at n = 5, triangle coverage',
     },
   ],
   tsp: [
