@@ -2,9 +2,13 @@
 
 Driven by `attnlab run` and `attnlab report` (lib/cli/notebooks.ts), which own the command line users see:
 
-    python3 scripts/kernel-nbrun.py --kernel attnlab [--timeout S] [--html-dir DIR] [--executed-dir DIR] NB.ipynb...
+    python3 scripts/kernel-nbrun.py --kernel attnlab [--timeout S] [--html-dir DIR] [--executed-dir DIR] [--hide-code]
+        NB.ipynb...
 
-Prints one JSON object per notebook on stdout, prefixed with "@@attnlab ", and exits 1 if any cell failed.
+Prints one JSON object per notebook on stdout, prefixed with "@@attnlab ", and exits 1 if any cell failed. While a
+notebook runs it prints progress lines prefixed with "@@attnlab-progress ": {"cell": i, "cells": n} when cell i (1-based,
+among all cells) starts, and {"cell": i, "cells": n, "text": "..."} at most once a second with the last line of the
+cell's latest progress display (a training bar) or stream output. --hide-code leaves code cells' source out of the HTML.
 The kernel inherits this process's environment (ATTNLAB_QUICK=1 selects the notebooks' quick mode).
 """
 import argparse
@@ -46,19 +50,57 @@ def title_of(nb, fallback):
     return fallback
 
 
-def export_html(nb, path):
+def export_html(nb, path, hide_code=False):
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_notebook_node(nb)
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True) if hide_code else HTMLExporter()
+    body, _ = exporter.from_notebook_node(nb)
     with open(path, "w", encoding="utf-8") as f:
         f.write(body)
+
+
+def progress(obj):
+    print("@@attnlab-progress " + json.dumps(obj), flush=True)
+
+
+def last_line(msg):
+    """The last non-empty line of a stream or display message's text (progress bars redraw with \\r)."""
+    content = msg.get("content", {})
+    text = content.get("text") if msg.get("msg_type") == "stream" else content.get("data", {}).get("text/plain")
+    if not isinstance(text, str):
+        return None
+    for line in reversed(text.replace("\r", "\n").splitlines()):
+        if line.strip():
+            return line.strip()[:200]
+    return None
+
+
+class ProgressClient(NotebookClient):
+    """NotebookClient that reports each cell's start and, at most once a second, the cell's latest progress text."""
+
+    def __init__(self, nb, **kw):
+        super().__init__(nb, **kw)
+        self._cells = len(nb.cells)
+        self._last = 0.0
+        self.on_cell_start = self._start
+
+    def _start(self, cell, cell_index):
+        progress({"cell": cell_index + 1, "cells": self._cells})
+
+    def process_message(self, msg, cell, cell_index):
+        if msg.get("msg_type") in ("stream", "display_data", "update_display_data") and time.time() - self._last >= 1:
+            text = last_line(msg)
+            if text:
+                self._last = time.time()
+                progress({"cell": cell_index + 1, "cells": self._cells, "text": text})
+        return super().process_message(msg, cell, cell_index)
 
 
 def run_one(path, args):
     nb = nbformat.read(path, as_version=4)
     name = os.path.basename(path)
     stem = os.path.splitext(name)[0]
-    client = NotebookClient(
+    client = ProgressClient(
         nb,
         kernel_name=args.kernel,
         timeout=args.timeout,
@@ -93,7 +135,7 @@ def run_one(path, args):
     if args.html_dir:
         os.makedirs(args.html_dir, exist_ok=True)
         html_path = os.path.join(args.html_dir, stem + ".html")
-        export_html(nb, html_path)
+        export_html(nb, html_path, args.hide_code)
         result["html"] = html_path
     return result
 
@@ -105,6 +147,7 @@ def main():
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     parser.add_argument("--html-dir")
     parser.add_argument("--executed-dir")
+    parser.add_argument("--hide-code", action="store_true", help="leave code cells' source out of the HTML")
     args = parser.parse_args()
     ok = True
     for path in args.notebooks:

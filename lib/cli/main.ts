@@ -24,12 +24,14 @@ const COMMANDS: Record<string, Command> = {
   },
   run: {
     summary: 'execute notebooks headlessly with the attnlab kernel; fails naming the notebook and cell',
-    usage: 'attnlab run [--quick] [--timeout SECONDS] NOTEBOOK...',
+    usage: 'attnlab run [--quick] [--timeout SECONDS] [--cache DIR|off] NOTEBOOK...',
     run: async (argv) => (await import('./notebooks.js')).runCommand(argv),
   },
   report: {
-    summary: 'execute notebooks and export self-contained HTML reports (plots render offline) plus index.html',
-    usage: 'attnlab report [--out DIR] [--quick] [--timeout SECONDS] NOTEBOOK...',
+    summary:
+      'execute notebooks and write a report site (index.html, pages sharing one plotly.js, math typeset offline); --single-file for self-contained pages',
+    usage:
+      'attnlab report [--out DIR] [--quick] [--timeout SECONDS] [--cache DIR|off] [--single-file] [--hide-code] NOTEBOOK...',
     run: async (argv) => (await import('./notebooks.js')).reportCommand(argv),
   },
   bench: {

@@ -1,9 +1,16 @@
 /**
  * `attnlab run` and `attnlab report`: execute notebooks headlessly with this package's kernel.
  *
- *   attnlab run [--quick] [--timeout S] NOTEBOOK...            exit 1 naming the notebook and cell when a cell fails
- *   attnlab report [--out DIR] [--quick] [--timeout S] NOTEBOOK...
- *                                                             self-contained HTML per notebook plus index.html
+ *   attnlab run [--quick] [--timeout S] [--cache DIR|off] NOTEBOOK...   exit 1 naming the notebook and cell that failed
+ *   attnlab report [--out DIR] [--quick] [--timeout S] [--cache DIR|off] [--single-file] [--hide-code] NOTEBOOK...
+ *
+ * `report` writes a site: one HTML page per notebook (titled with the notebook's title, math typeset with KaTeX,
+ * a banner on quick runs), the one copy of plotly.js and KaTeX's stylesheet and fonts that every page links, and
+ * index.html listing each notebook's title, summary (its first paragraph), run mode, status and time. With
+ * `--single-file` each page is self-contained instead (plotly.js, KaTeX's CSS and fonts inline). Everything renders
+ * offline; see lib/cli/report-html.ts. `--hide-code` leaves code cells' source out of the pages. `--cache` sets the
+ * experiment cache the kernel uses (ATTNLAB_CACHE, see lib/experiments/cache.ts). Progress (notebook i of n, cell i
+ * of n, elapsed, the latest training bar) goes to stderr while notebooks run.
  *
  * Execution is Jupyter's own (nbclient, via scripts/kernel-nbrun.py). The kernelspec used is written to a private
  * temporary Jupyter path on every run, so the run always uses this checkout's kernel whatever else is installed.
@@ -20,9 +27,17 @@ import { tmpdir } from 'node:os';
 import { basename, delimiter, join, relative, resolve } from 'node:path';
 import { installKernelSpec, KERNEL_NAME } from '../../kernel/install.js';
 import { escapeHtml } from '../display/html.js';
-import { plotlyScript } from '../display/plotly.js';
+import { plotlyFileName } from '../display/plotly.js';
 import { packageRoot } from '../util/paths.js';
 import { outputDirProblem } from './args.js';
+import {
+  finishPage,
+  katexInlineCss,
+  notebookOutline,
+  summaryHtml,
+  writeKatexAssets,
+  writePlotlyAsset,
+} from './report-html.js';
 
 export const QUICK_ENV = 'ATTNLAB_QUICK';
 
@@ -39,22 +54,36 @@ export interface NotebookResult {
   html?: string;
 }
 
+/** A notebook's progress line from the runner: cell `cell` of `cells` started, or its latest progress `text`. */
+export interface CellProgress {
+  cell: number;
+  cells: number;
+  text?: string;
+}
+
 interface Options {
   notebooks: string[];
   quick: boolean;
   timeout: number;
   out: string;
+  cache?: string;
+  singleFile: boolean;
+  hideCode: boolean;
 }
 
 function parse(argv: string[], command: string): Options | string {
-  const o: Options = { notebooks: [], quick: false, timeout: 1800, out: 'reports' };
+  const o: Options = { notebooks: [], quick: false, timeout: 1800, out: 'reports', singleFile: false, hideCode: false };
+  const report = command === 'attnlab report';
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--quick') o.quick = true;
-    else if (a === '--timeout' || a === '--out') {
+    else if (report && a === '--single-file') o.singleFile = true;
+    else if (report && a === '--hide-code') o.hideCode = true;
+    else if (a === '--timeout' || a === '--cache' || (report && a === '--out')) {
       const v = argv[++i];
-      if (v === undefined) return `${a} needs a value`;
+      if (v === undefined || v.startsWith('--')) return `${a} needs a value`;
       if (a === '--out') o.out = v;
+      else if (a === '--cache') o.cache = v;
       else if (!(Number(v) > 0)) return `--timeout takes seconds per cell, got ${JSON.stringify(v)}`;
       else o.timeout = Number(v);
     } else if (a.startsWith('--')) return `unknown option ${a}`;
@@ -63,9 +92,13 @@ function parse(argv: string[], command: string): Options | string {
   if (o.notebooks.length === 0) return `${command} needs at least one NOTEBOOK.ipynb`;
   const missing = o.notebooks.filter((n) => !existsSync(n));
   if (missing.length) return `no such notebook: ${missing.join(', ')}`;
-  if (command === 'attnlab report') {
+  if (report) {
     const problem = outputDirProblem(o.out);
     if (problem) return `--out ${o.out}: ${problem}`;
+  }
+  if (o.cache !== undefined && o.cache !== 'off') {
+    const problem = outputDirProblem(o.cache);
+    if (problem) return `--cache ${o.cache}: ${problem}`;
   }
   return o;
 }
@@ -123,7 +156,13 @@ export async function executeNotebooks(
     quick?: boolean;
     timeout?: number;
     htmlDir?: string;
+    /** Leave code cells' source out of the HTML. */
+    hideCode?: boolean;
+    /** The experiment cache folder, or 'off' (sets ATTNLAB_CACHE for the kernel). */
+    cache?: string;
     onResult?: (r: NotebookResult) => void;
+    /** Called as cells start and with each cell's latest progress text; `index` is the notebook's, 0-based. */
+    onProgress?: (index: number, p: CellProgress) => void;
     runner?: NotebookRunner;
   } = {},
 ): Promise<NotebookResult[]> {
@@ -160,8 +199,10 @@ export async function executeNotebooks(
         };
       }
       if (opts.quick) env[QUICK_ENV] = '1';
+      if (opts.cache !== undefined) env.ATTNLAB_CACHE = opts.cache === 'off' ? 'off' : resolve(opts.cache);
       const args = [...runner.args, '--timeout', String(opts.timeout ?? 1800)];
       if (opts.htmlDir) args.push('--html-dir', opts.htmlDir);
+      if (opts.hideCode) args.push('--hide-code');
       // One runner for the batch; if it dies, the notebook it was on fails and a new runner takes the rest.
       let todo = runnable;
       while (todo.length) {
@@ -172,6 +213,7 @@ export async function executeNotebooks(
           env,
           batch.length,
           (k, r) => report(batch[k], { ...r, notebook: notebooks[batch[k]] }),
+          (k, p) => opts.onProgress?.(batch[k], p),
         );
         if (got === batch.length) break;
         const nb = notebooks[batch[got]];
@@ -193,6 +235,7 @@ async function runOnce(
   env: NodeJS.ProcessEnv,
   expected: number,
   onResult: (k: number, r: NotebookResult) => void,
+  onProgress: (k: number, p: CellProgress) => void,
 ): Promise<{ got: number; code: number; stderrTail: string }> {
   const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let got = 0;
@@ -207,6 +250,8 @@ async function runOnce(
       pending = pending.slice(nl + 1);
       if (line.startsWith('@@attnlab ')) {
         if (got < expected) onResult(got++, JSON.parse(line.slice('@@attnlab '.length)) as NotebookResult);
+      } else if (line.startsWith('@@attnlab-progress ')) {
+        if (got < expected) onProgress(got, JSON.parse(line.slice('@@attnlab-progress '.length)) as CellProgress);
       } else if (line) process.stdout.write(`${line}\n`);
     }
   });
@@ -227,6 +272,49 @@ function describeFailure(r: NotebookResult): string {
   return `${r.notebook}: ${where}: ${r.ename ?? 'Error'}: ${r.evalue ?? ''}`.trimEnd();
 }
 
+/**
+ * Progress on stderr: `[i/n] notebook: cell c/N, S s (total T s) | latest training bar`. Redrawn in place on a
+ * terminal; in a log, one line per cell start and at most one progress-text line every 10 s.
+ */
+export function progressPrinter(
+  notebooks: string[],
+  stream: { write(s: string): unknown; isTTY?: boolean } = process.stderr,
+): { progress: (index: number, p: CellProgress) => void; result: (r: NotebookResult) => void } {
+  const t0 = performance.now();
+  let nbStart = t0;
+  let current = -1;
+  let lastText = Number.NEGATIVE_INFINITY;
+  let drawn = false;
+  const clear = () => {
+    if (drawn && stream.isTTY) stream.write('\r\x1b[K');
+    drawn = false;
+  };
+  return {
+    progress(index, p) {
+      const now = performance.now();
+      if (index !== current) {
+        current = index;
+        nbStart = now;
+      }
+      const s = (ms: number) => `${(ms / 1000).toFixed(0)} s`;
+      const line =
+        `[${index + 1}/${notebooks.length}] ${basename(notebooks[index] ?? '')}: cell ${p.cell}/${p.cells}, ` +
+        `${s(now - nbStart)} (total ${s(now - t0)})${p.text ? ` | ${p.text}` : ''}`;
+      if (stream.isTTY) {
+        stream.write(`\r${line.slice(0, 160)}\x1b[K`);
+        drawn = true;
+      } else if (!p.text || now - lastText >= 10_000) {
+        if (p.text) lastText = now;
+        stream.write(`${line}\n`);
+      }
+    },
+    result(r) {
+      clear();
+      printResult(r);
+    },
+  };
+}
+
 function printResult(r: NotebookResult): void {
   if (r.ok) console.log(`ok    ${r.notebook} (${r.seconds.toFixed(1)} s)`);
   else console.error(`FAIL  ${describeFailure(r)}`);
@@ -236,54 +324,68 @@ function printResult(r: NotebookResult): void {
 export async function runCommand(argv: string[], runner?: NotebookRunner): Promise<number> {
   const o = parse(argv, 'attnlab run');
   if (typeof o === 'string') {
-    console.error(`attnlab run: ${o}\nusage: attnlab run [--quick] [--timeout SECONDS] NOTEBOOK...`);
+    console.error(`attnlab run: ${o}\nusage: ${RUN_USAGE}`);
     return 2;
   }
+  const printer = progressPrinter(o.notebooks);
   const results = await executeNotebooks(o.notebooks, {
     quick: o.quick,
     timeout: o.timeout,
-    onResult: printResult,
+    cache: o.cache,
+    onResult: printer.result,
+    onProgress: printer.progress,
     runner,
   });
   return results.every((r) => r.ok) ? 0 : 1;
 }
 
+export const RUN_USAGE = 'attnlab run [--quick] [--timeout SECONDS] [--cache DIR|off] NOTEBOOK...';
+export const REPORT_USAGE =
+  'attnlab report [--out DIR] [--quick] [--timeout SECONDS] [--cache DIR|off] [--single-file] [--hide-code] NOTEBOOK...';
+
 /**
- * Make an nbconvert HTML export self-contained: drop `<script src=...>` (nbconvert's require.js and MathJax links,
- * unused by the outputs), and keep exactly one copy of plotly.js, before the first figure, when there are figures.
+ * Make an nbconvert HTML export a self-contained page that renders offline: `<script src>` removed, math typeset
+ * with KaTeX's CSS and fonts inline, and exactly one copy of plotly.js when there are figures (see `finishPage`).
  */
 export function selfContained(html: string): string {
-  let out = html.replace(/<script\b[^>]*\bsrc\s*=[^>]*>\s*<\/script>/gi, '');
-  const embed = /<script type="text\/javascript" data-attnlab-plotly="[^"]*">[\s\S]*?<\/script>/g;
-  const copies = out.match(embed)?.length ?? 0;
-  const hasFigures = out.includes('class="attnlab-plot"');
-  if (copies > 1) {
-    let seen = 0;
-    out = out.replace(embed, (m) => (seen++ === 0 ? m : ''));
-  } else if (copies === 0 && hasFigures) {
-    out = out.replace(/<\/head>/i, `${plotlyScript()}</head>`);
-  }
-  return out;
+  return finishPage(html, { mode: 'single' });
 }
 
-function indexPage(results: NotebookResult[], outDir: string): string {
+function indexPage(results: NotebookResult[], outDir: string, quick: boolean, singleFile: boolean): string {
   const rows = results
     .map((r) => {
       const href = r.html ? relative(outDir, r.html) : '';
-      const size = r.html && existsSync(r.html) ? `${(statSync(r.html).size / 1e6).toFixed(1)} MB` : '';
+      const size = r.html && existsSync(r.html) ? `${(statSync(r.html).size / 1e6).toFixed(2)} MB` : '';
       const status = r.ok ? 'ok' : `failed at ${escapeHtml(describeFailure(r).slice(r.notebook.length + 2))}`;
+      const { summary } = notebookOutline(r.notebook);
       return (
-        `<tr><td>${href ? `<a href="${escapeHtml(href)}">${escapeHtml(r.title)}</a>` : escapeHtml(r.title)}</td><td>${escapeHtml(basename(r.notebook))}</td>` +
+        `<tr><td>${href ? `<a href="${escapeHtml(href)}">${escapeHtml(r.title)}</a>` : escapeHtml(r.title)}` +
+        `<div class="file">${escapeHtml(basename(r.notebook))}</div></td>` +
+        `<td class="summary">${summary ? summaryHtml(summary) : ''}</td><td>${quick ? 'quick' : 'full'}</td>` +
         `<td>${status}</td><td>${r.seconds.toFixed(1)} s</td><td>${size}</td></tr>`
       );
     })
     .join('\n');
+  const math = rows.includes('class="katex');
+  const katexCss = !math
+    ? ''
+    : singleFile
+      ? `<style>${katexInlineCss()}</style>`
+      : '<link rel="stylesheet" href="katex/katex.min.css">';
+  const banner = quick
+    ? '<div class="attnlab-banner" role="note">quick run: small models, short training; numbers are not the paper&#39;s setting.</div>'
+    : '';
   return `<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>attnlab reports</title>
-<style>body{font-family:system-ui,sans-serif;margin:2em}td,th{padding:4px 12px;text-align:left;border-bottom:1px solid #ddd}</style>
-</head><body><h1>attnlab reports</h1>
-<p>Generated ${escapeHtml(new Date().toISOString())}. Each report is a single HTML file that renders offline.</p>
-<table><thead><tr><th>report</th><th>notebook</th><th>status</th><th>run time</th><th>size</th></tr></thead><tbody>
+<html><head><meta charset="utf-8"><title>attnlab reports</title>${katexCss}
+<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:80em}td,th{padding:6px 12px;text-align:left;vertical-align:top;border-bottom:1px solid #ddd}
+.file{color:#666;font-size:85%}.summary{max-width:40em}.attnlab-banner{background:#fff4ce;border:1px solid #e0b000;padding:8px 12px;margin:8px 0 16px;font-weight:600}</style>
+</head><body><h1>attnlab reports</h1>${banner}
+<p>Generated ${escapeHtml(new Date().toISOString())}, ${quick ? 'quick' : 'full'} mode. ${
+    singleFile
+      ? 'Each report is a single HTML file that renders offline.'
+      : 'The pages share this folder&#39;s copy of plotly.js and KaTeX; copy the whole folder to share them. They render offline.'
+  }</p>
+<table><thead><tr><th>report</th><th>summary</th><th>mode</th><th>status</th><th>run time</th><th>size</th></tr></thead><tbody>
 ${rows}
 </tbody></table></body></html>
 `;
@@ -292,23 +394,50 @@ ${rows}
 export async function reportCommand(argv: string[], runner?: NotebookRunner): Promise<number> {
   const o = parse(argv, 'attnlab report');
   if (typeof o === 'string') {
-    console.error(`attnlab report: ${o}\nusage: attnlab report [--out DIR] [--quick] [--timeout SECONDS] NOTEBOOK...`);
+    console.error(`attnlab report: ${o}\nusage: ${REPORT_USAGE}`);
     return 2;
   }
+  const t0 = performance.now();
   const outDir = resolve(o.out);
   mkdirSync(outDir, { recursive: true });
+  const printer = progressPrinter(o.notebooks);
   const results = await executeNotebooks(o.notebooks, {
     quick: o.quick,
     timeout: o.timeout,
     htmlDir: outDir,
-    onResult: printResult,
+    hideCode: o.hideCode,
+    cache: o.cache,
+    onResult: printer.result,
+    onProgress: printer.progress,
     runner,
   });
+  const mode = o.singleFile ? 'single' : 'site';
+  let figures = false;
+  let math = false;
   for (const r of results) {
-    if (r.html && existsSync(r.html)) writeFileSync(r.html, selfContained(readFileSync(r.html, 'utf8')));
+    const { title } = notebookOutline(r.notebook);
+    if (title) r.title = title;
+    if (!r.html || !existsSync(r.html)) continue;
+    const page = finishPage(readFileSync(r.html, 'utf8'), {
+      title: r.title,
+      quick: o.quick,
+      mode,
+      plotlyHref: plotlyFileName(),
+      katexHref: 'katex/katex.min.css',
+    });
+    figures ||= page.includes('class="attnlab-plot"');
+    math ||= page.includes('class="katex');
+    writeFileSync(r.html, page);
   }
   const index = join(outDir, 'index.html');
-  writeFileSync(index, indexPage(results, outDir));
-  console.log(`wrote ${results.filter((r) => r.html).length} report(s) and ${index}`);
+  const indexHtml = indexPage(results, outDir, o.quick, o.singleFile);
+  math ||= indexHtml.includes('class="katex');
+  if (mode === 'site') {
+    if (figures) writePlotlyAsset(outDir);
+    if (math) writeKatexAssets(join(outDir, 'katex'));
+  }
+  writeFileSync(index, indexHtml);
+  const seconds = (performance.now() - t0) / 1000;
+  console.log(`wrote ${results.filter((r) => r.html).length} report(s) and ${index} in ${seconds.toFixed(1)} s`);
   return results.every((r) => r.ok) ? 0 : 1;
 }

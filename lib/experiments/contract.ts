@@ -15,6 +15,7 @@
  * `validation_`, `test_`) or is a cost (`seconds`, `params`); `runExperiment` rejects any other. Overrides merge into
  * the chosen config key by key and are validated against the schema before the experiment starts.
  */
+import type { ArtifactCodec } from './cache.js';
 import { ConfigError, type ConfigSchema, cloneConfig, deepMerge, validate } from './schema.js';
 
 export interface ExperimentContext {
@@ -56,6 +57,8 @@ export interface ExperimentResult<C = unknown, A = undefined> extends Experiment
   /** The config that ran: the quick or full config with the overrides merged in. */
   config: C;
   seconds: number;
+  /** Present when the result came from the experiment cache (lib/experiments/cache.ts); `seconds` is the stored run's. */
+  cached?: { key: string; path: string; savedAt: string };
 }
 
 export interface Experiment<C = unknown, A = undefined> {
@@ -67,6 +70,11 @@ export interface Experiment<C = unknown, A = undefined> {
   quick: C;
   full: C;
   run(config: C, ctx: ExperimentContext): Promise<ExperimentOutput<A>>;
+  /**
+   * For the experiment cache: turns artifacts that are not plain data and tensors (trained models) into such data
+   * and back. Without it, a run whose artifacts hold anything else is not cached.
+   */
+  artifactCodec?: ArtifactCodec<A, C>;
 }
 
 /** Any experiment, whatever its config and artifacts (what a catalog holds). */
@@ -97,6 +105,11 @@ export interface RunOptions {
   overrides?: Record<string, unknown>;
   /** Keep the artifacts (the caller disposes them); by default they are disposed and left out of the result. */
   keep?: boolean;
+  /**
+   * The experiment cache's folder, or false for none; by default ATTNLAB_CACHE (a folder or `off`), else the user's
+   * cache folder (off under vitest). See lib/experiments/cache.ts.
+   */
+  cache?: string | false;
 }
 
 /** The quick or full config with the overrides merged in; throws a ConfigError naming every bad key. */
@@ -134,13 +147,12 @@ export async function runExperimentWith<C, A>(
   if (!Number.isInteger(seed))
     throw new ConfigError([`seed must be an integer, got ${JSON.stringify(seed)}`], `experiment '${e.name}': `);
   const config = resolveConfig(e, quick, opts.overrides);
+  const log = opts.log ?? (() => undefined);
+  const cache = (await import('./cache.js')).openRunCache(e, { config, seed, quick, option: opts.cache, log });
+  const hit = await cache?.lookup(opts.keep ?? false);
+  if (hit) return hit;
   const t0 = performance.now();
-  const r = await e.run(cloneConfig(config), {
-    seed,
-    quick,
-    progress: opts.progress ?? 'auto',
-    log: opts.log ?? (() => undefined),
-  });
+  const r = await e.run(cloneConfig(config), { seed, quick, progress: opts.progress ?? 'auto', log });
   const bad = Object.keys(r.metrics).filter((k) => !SPLIT_PREFIX.test(k.split('.').pop() as string));
   const missing = (r.references ?? []).filter(
     (ref) =>
@@ -155,15 +167,9 @@ export async function runExperimentWith<C, A>(
       `experiment '${e.name}' cites paper numbers for metrics it did not report: ${missing.map((m) => m.metric).join(', ')}`,
     );
   }
+  const seconds = (performance.now() - t0) / 1000;
+  await cache?.store(r, seconds);
   const { artifacts, ...rest } = r;
   if (!opts.keep) disposeArtifacts(artifacts);
-  return {
-    experiment: e.name,
-    seed,
-    quick,
-    config,
-    ...rest,
-    ...(opts.keep ? { artifacts } : {}),
-    seconds: (performance.now() - t0) / 1000,
-  };
+  return { experiment: e.name, seed, quick, config, ...rest, ...(opts.keep ? { artifacts } : {}), seconds };
 }
