@@ -97,6 +97,11 @@ export function checkSpec(fn: string, s: MemorySpec): MemorySpec {
   return s;
 }
 
+/** tf.tidy for a function returning an object that holds tensors beside plain values (tidy keeps every tensor in it). */
+export function tidyObj<T>(fn: () => T): T {
+  return tf.tidy(fn as unknown as () => tf.TensorContainer) as unknown as T;
+}
+
 function checkQkv(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor): [number, number, number, number] {
   if (q.rank !== 3 || k.rank !== 3 || v.rank !== 3)
     throw new Error(`${fn}: q, k, v must be [b, T, d], got ranks ${q.rank}, ${k.rank}, ${v.rank}`);
@@ -104,7 +109,7 @@ function checkQkv(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor): [number
   if (q.shape[0] !== b || q.shape[1] !== T || q.shape[2] !== dk)
     throw new Error(`${fn}: q must have k's shape [${b}, ${T}, ${dk}], got [${q.shape}]`);
   if (v.shape[0] !== b || v.shape[1] !== T) throw new Error(`${fn}: v must be [${b}, ${T}, dv], got [${v.shape}]`);
-  return [b, T, dk, v.shape[2]];
+  return [b, T, dk, v.shape[2] as number];
 }
 
 /** A gate as a [b, T] tensor (numbers broadcast); throws on a wrong shape or a value outside its range. */
@@ -156,6 +161,17 @@ export function initialMemory(spec: MemorySpec, b: number, dk: number, dv: numbe
   return spec.retention.kind === 'kl' ? tf.fill([b, dk, dv], spec.retention.scale / dv) : tf.zeros([b, dk, dv]);
 }
 
+/** decayMatrix for a constant gate x, computed once: L [1, c, c], a [1, c]. */
+function constDecay(x: number, c: number): { L: tf.Tensor3D; a: tf.Tensor2D } {
+  const L = new Float32Array(c * c);
+  const a = new Float32Array(c);
+  for (let t = 0; t < c; t++) {
+    a[t] = x ** (t + 1);
+    for (let j = 0; j <= t; j++) L[t * c + j] = x ** (t - j);
+  }
+  return { L: tf.tensor3d(L, [1, c, c]), a: tf.tensor2d(a, [1, c]) };
+}
+
 /** L[t, j] = Π_{m=j+1..t} x_m (j <= t, else 0) and a_t = Π_{m<=t} x_m over a chunk; x [b, c]. */
 function decayMatrix(x: tf.Tensor2D): { L: tf.Tensor3D; a: tf.Tensor2D } {
   const [b, c] = x.shape;
@@ -191,7 +207,7 @@ export function mirasMemory(
   checkSpec(fn, memSpec);
   const [b, T, dk, dv] = checkQkv(fn, q, k, v);
   const C = memSpec.chunk;
-  return tf.tidy(() => {
+  return tidyObj(() => {
     const theta = gateTensor(fn, 'lr', gates.lr, b, T, 0);
     const alpha = gateTensor(fn, 'decay', memSpec.retention.kind === 'none' ? 0 : gates.decay, b, T, 0);
     const eta = gateTensor(fn, 'momentum', memSpec.momentum ? gates.momentum : 0, b, T, 0);
@@ -210,22 +226,38 @@ export function mirasMemory(
       // Every token's gradient at the chunk's starting memory: [b, c, dv].
       const g = biasGrad(memSpec.bias, tf.sub(tf.matMul(kc, w), vc), vc);
       if (linear) {
-        const { L: Le, a: ae } = decayMatrix(et);
-        const { L: Lb, a: ab } = decayMatrix(tf.sub(1, al) as tf.Tensor2D);
-        const M = tf.matMul(Lb, Le); // [b, c, c]: weight of token j's step in W_t
-        const cv = tf.matMul(Lb, ae.expandDims(2)).squeeze([2]); // [b, c]: weight of S_0 in W_t
+        // Constant gates: the decay matrices are constants [1, c, c] shared by every row.
+        const etaConst = memSpec.momentum ? (gates.momentum ?? 0) : 0;
+        const betaConst =
+          memSpec.retention.kind === 'none'
+            ? 1
+            : typeof gates.decay === 'number' || gates.decay === undefined
+              ? 1 - (gates.decay ?? 0)
+              : null;
+        const { L: Le, a: ae } = typeof etaConst === 'number' ? constDecay(etaConst, c) : decayMatrix(et);
+        const { L: Lb, a: ab } =
+          betaConst !== null ? constDecay(betaConst, c) : decayMatrix(tf.sub(1, al) as tf.Tensor2D);
+        const bc = Lb.shape[0] === 1 && Le.shape[0] === 1 ? 1 : b;
+        const M: tf.Tensor3D = tf.matMul(
+          bc === 1 ? Lb : tf.broadcastTo(Lb, [b, c, c]),
+          bc === 1 ? Le : tf.broadcastTo(Le, [b, c, c]),
+        ); // weight of token j's step in W_t
+        const cv = tf
+          .matMul(bc === 1 ? Lb : tf.broadcastTo(Lb, [b, c, c]), tf.broadcastTo(ae, [bc, c]).expandDims(2))
+          .squeeze([2]); // weight of S_0 in W_t
         const qk = tf.matMul(qc, kc, false, true); // [b, c, c]
         const y = tf
           .mul(ab.expandDims(2), tf.matMul(qc, w))
           .add(tf.mul(cv.expandDims(2), tf.matMul(qc, s)))
           .sub(tf.matMul(tf.mul(tf.mul(M, qk), th.expandDims(1)), g));
         ys.push(y);
-        const last = (x: tf.Tensor3D) => x.slice([0, c - 1, 0], [b, 1, c]).reshape([b, c]);
+        const last = (x: tf.Tensor3D) => x.slice([0, c - 1, 0], [x.shape[0], 1, c]).reshape([x.shape[0], c]);
         const wLast = tf.mul(last(M), th); // [b, c]
         const sLast = tf.mul(last(Le), th);
-        const abLast = ab.slice([0, c - 1], [b, 1]).reshape([b, 1, 1]);
-        const cvLast = cv.slice([0, c - 1], [b, 1]).reshape([b, 1, 1]);
-        const aeLast = ae.slice([0, c - 1], [b, 1]).reshape([b, 1, 1]);
+        const lastCol = (x: tf.Tensor) => x.slice([0, c - 1], [x.shape[0], 1]).reshape([x.shape[0], 1, 1]);
+        const abLast = lastCol(ab);
+        const cvLast = lastCol(cv);
+        const aeLast = lastCol(ae);
         const wNew = tf
           .mul(abLast, w)
           .add(tf.mul(cvLast, s))
@@ -233,14 +265,23 @@ export function mirasMemory(
         s = tf.mul(aeLast, s).sub(tf.matMul(kc, tf.mul(g, sLast.expandDims(2)), true, false)) as tf.Tensor3D;
         w = wNew;
       } else {
-        for (let j = 0; j < c; j++) {
-          const kj = kc.slice([0, j, 0], [b, 1, dk]);
-          const gj = g.slice([0, j, 0], [b, 1, dv]);
-          const step = tf.mul(th.slice([0, j], [b, 1]).reshape([b, 1, 1]), tf.matMul(kj, gj, true, false));
-          s = tf.sub(tf.mul(et.slice([0, j], [b, 1]).reshape([b, 1, 1]), s), step) as tf.Tensor3D;
-          w = retain(memSpec.retention, w, s, al.slice([0, j], [b, 1]));
-          ys.push(tf.matMul(qc.slice([0, j, 0], [b, 1, dk]), w));
-        }
+        const [w1, s1, y1] = tf.tidy(() => {
+          let ww = w;
+          let ss = s;
+          const yy: tf.Tensor[] = [];
+          for (let j = 0; j < c; j++) {
+            const kj = kc.slice([0, j, 0], [b, 1, dk]);
+            const gj = g.slice([0, j, 0], [b, 1, dv]);
+            const step = tf.mul(th.slice([0, j], [b, 1]).reshape([b, 1, 1]), tf.matMul(kj, gj, true, false));
+            ss = tf.sub(tf.mul(et.slice([0, j], [b, 1]).reshape([b, 1, 1]), ss), step) as tf.Tensor3D;
+            ww = retain(memSpec.retention, ww, ss, al.slice([0, j], [b, 1]));
+            yy.push(tf.matMul(qc.slice([0, j, 0], [b, 1, dk]), ww));
+          }
+          return [ww, ss, tf.concat(yy, 1)] as [tf.Tensor3D, tf.Tensor3D, tf.Tensor];
+        });
+        w = w1;
+        s = s1;
+        ys.push(y1);
       }
     }
     return {
@@ -276,15 +317,15 @@ export function mirasStep(
   checkSpec(fn, memSpec);
   if (q.rank !== 2 || k.rank !== 2 || v.rank !== 2)
     throw new Error(`${fn}: q, k, v must be [b, d] (one token), got ranks ${q.rank}, ${k.rank}, ${v.rank}`);
-  const [b, dk] = k.shape;
-  const dv = v.shape[1];
+  const [b, dk] = k.shape as [number, number];
+  const dv = v.shape[1] as number;
   const gate = (name: string, g: number | tf.Tensor | undefined) => {
     const x = g ?? 0;
     if (typeof x === 'number') return tf.fill([b, 1], x);
     if (x.size !== b) throw new Error(`${fn}: gates.${name} must have ${b} entries (one per row), got [${x.shape}]`);
     return x.reshape([b, 1]);
   };
-  return tf.tidy(() => {
+  return tidyObj(() => {
     const C = memSpec.chunk;
     const w0 = C === 1 ? state.w : state.t % C === 0 ? state.w : (state.w0 as tf.Tensor3D);
     const kr = k.reshape([b, 1, dk]);
