@@ -14,6 +14,12 @@ const notebooks = readdirSync(join(ROOT, 'notebooks'))
   .sort()
   .map((f) => join(ROOT, 'notebooks', f));
 
+/**
+ * Quick notebooks run one after another in one runner: the budget grows with their number (each takes well under a
+ * minute or two on a quiet two-core machine; 5 minutes each leaves room for a loaded one).
+ */
+const NOTEBOOKS_BUDGET_MS = 300_000 * Math.max(3, notebooks.length);
+
 describe('notebooks (quick mode)', () => {
   let out: string;
   let results: NotebookResult[] = [];
@@ -22,7 +28,7 @@ describe('notebooks (quick mode)', () => {
     ensureBuilt();
     out = mkdtempSync(join(tmpdir(), 'attnlab-notebooks-'));
     results = await executeNotebooks(notebooks, { quick: true, timeout: 600, htmlDir: out });
-  }, 900_000);
+  }, NOTEBOOKS_BUDGET_MS);
 
   it('finds the notebooks', () => {
     expect(notebooks.length).toBeGreaterThan(0);
