@@ -259,7 +259,9 @@ describe.skipIf(!python)('report site (stand-in runner, no kernel)', () => {
     const code = await reportCommand(['--out', out, ...nbs], runner);
     expect(code).toBe(0);
     const files = readdirSync(out).sort();
-    expect(files).toEqual(['00-alpha.html', '01-beta.html', 'index.html', 'katex', plotlyFileName()].sort());
+    const css = files.filter((f) => /^notebook-[0-9a-f]{12}\.css$/.test(f));
+    expect(css).toHaveLength(1); // nbconvert's theme, shared by both pages
+    expect(files).toEqual(['00-alpha.html', '01-beta.html', 'index.html', 'katex', plotlyFileName(), ...css].sort());
     expect(readdirSync(join(out, 'katex', 'fonts')).every((f) => f.endsWith('.woff2'))).toBe(true);
     const index = readFileSync(join(out, 'index.html'), 'utf8');
     expect(index).toContain('<a href="00-alpha.html">Notebook 00-alpha &lt;&amp;&gt;</a>');
@@ -271,7 +273,9 @@ describe.skipIf(!python)('report site (stand-in runner, no kernel)', () => {
       expect(html).not.toContain('data-attnlab-plotly=');
       expect(html).toContain(`<script src="${plotlyFileName()}"></script>`);
       expect(html).toContain('<link rel="stylesheet" href="katex/katex.min.css">');
-      expect(html.length).toBeLessThan(1_500_000); // the plotly.js it used to embed alone is 4.8 MB
+      expect(html).toContain(`<link rel="stylesheet" href="${css[0]}">`);
+      expect(html).not.toContain('<style type="text/css">');
+      expect(html.length).toBeLessThan(300_000); // plotly.js alone is 4.8 MB, nbconvert's CSS 0.55 MB
     }
   });
 

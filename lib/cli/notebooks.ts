@@ -34,6 +34,7 @@ import {
   finishPage,
   katexInlineCss,
   notebookOutline,
+  shareStyles,
   summaryHtml,
   writeKatexAssets,
   writePlotlyAsset,
@@ -427,7 +428,7 @@ export async function reportCommand(argv: string[], runner?: NotebookRunner): Pr
     });
     figures ||= page.includes('class="attnlab-plot"');
     math ||= page.includes('class="katex');
-    writeFileSync(r.html, page);
+    writeFileSync(r.html, mode === 'site' ? shareStyles(page, outDir) : page);
   }
   const index = join(outDir, 'index.html');
   const indexHtml = indexPage(results, outDir, o.quick, o.singleFile);

@@ -9,6 +9,7 @@
  * as KaTeX's red error text with its source, not dropped. The page then needs KaTeX's stylesheet and fonts: inlined
  * (fonts as woff2 `data:` URIs) in a single file, or written once beside the pages of a site (`katex/`).
  */
+import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -134,6 +135,29 @@ export function writeKatexAssets(dir: string): void {
   writeFileSync(join(dir, 'katex.min.css'), css);
   for (const f of readdirSync(join(src, 'fonts')).filter((f) => f.endsWith('.woff2')))
     copyFileSync(join(src, 'fonts', f), join(dir, 'fonts', f));
+}
+
+/**
+ * Site mode: move the page's `<style type="text/css">` blocks of its head (nbconvert's theme, about 0.55 MB) into a
+ * stylesheet under `dir` named by the hash of its content, so pages with the same styles share one file; the page
+ * links it. Returns the page.
+ */
+export function shareStyles(html: string, dir: string): string {
+  const end = html.search(/<\/head>/i);
+  if (end < 0) return html;
+  const head = html.slice(0, end);
+  const blocks = head.match(/<style type="text\/css">[\s\S]*?<\/style>/g);
+  if (!blocks) return html;
+  const css = blocks.map((b) => b.replace(/^<style type="text\/css">/, '').replace(/<\/style>$/, '')).join('\n');
+  const name = `notebook-${createHash('sha256').update(css).digest('hex').slice(0, 12)}.css`;
+  if (!existsSync(join(dir, name))) writeFileSync(join(dir, name), css);
+  let first = true;
+  const newHead = head.replace(/<style type="text\/css">[\s\S]*?<\/style>/g, () => {
+    if (!first) return '';
+    first = false;
+    return `<link rel="stylesheet" href="${name}">`;
+  });
+  return newHead + html.slice(end);
 }
 
 /** Write the site's one copy of plotly.js under `dir`; returns its file name. */
