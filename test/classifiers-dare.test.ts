@@ -30,6 +30,7 @@ const CFG: RecsysConfig = {
   presence: 1.5,
   targetQuality: 1,
   behaviourQuality: 1,
+  categoryPopularity: 0.7,
   seed: 3,
 };
 
@@ -56,7 +57,12 @@ describe('recsysTask', () => {
       }
       expect(train.relevantCount[e]).toBe(n);
       const t = train.target[e];
-      const logit = -0.5 + (1.5 * Math.min(n, 5)) / 5 + world.quality[t] + (n ? q / n : 0);
+      const logit =
+        -0.5 +
+        (1.5 * Math.min(n, 5)) / 5 +
+        world.quality[t] +
+        (n ? q / n : 0) +
+        0.7 * world.popularity[world.category[t]];
       expect(train.clickProb[e]).toBeCloseTo(1 / (1 + Math.exp(-logit)), 12);
     }
     const again = recsysTask(CFG, { train: 20, validation: 5, test: 6 });
@@ -282,6 +288,7 @@ describe('experiment dare', () => {
     const before = tf.memory().numTensors;
     const r = await runExperimentWith(dare, {
       quick: true,
+      progress: false,
       overrides: {
         data: { nCategories: 8, itemsPerCategory: 4, historyLength: 24, targetsPerUser: 4, topK: 4 },
         trainUsers: 40,
@@ -305,6 +312,13 @@ describe('experiment dare', () => {
         }
       }
     expect(r.metrics.test_auc_bayes).toBeGreaterThan(0.5);
+    expect(Number.isFinite(r.metrics.test_auc_drop_twin_minus_dare_d4_to_d2)).toBe(true);
+    expect(r.metrics.test_auc_diff_dare_minus_twin_d4).toBeCloseTo(
+      r.metrics.test_auc_dare_d4 - r.metrics.test_auc_twin_d4,
+      12,
+    );
+    expect(r.tables?.claims.length).toBe(3);
+    expect(r.references).toEqual([]);
     expect(r.tables?.models.length).toBe(4);
     expect(tf.memory().numTensors).toBe(before);
     await expect(runExperimentWith(dare, { quick: true, overrides: { dims: [3], headlineDim: 4 } })).rejects.toThrow(

@@ -7,15 +7,20 @@
  *
  * World (shared by every split, like an item catalogue): `nCategories` categories (an even number) in fixed pairs
  * (c, c ^ 1 after a seeded shuffle: `partner[c]`), `itemsPerCategory` items each, item i of category `category[i]`
- * with a quality `quality[i] ~ N(0, 1)`. Item ids are category-major: item c·itemsPerCategory + j.
+ * with a quality `quality[i] ~ N(0, 1)`; each category has a popularity `popularity[c] ~ N(0, 1)`. Item ids are
+ * category-major: item c·itemsPerCategory + j.
  *
  * Users: each draws `interests` categories; each of its `historyLength` behaviours is an item of one of them with
  * probability `focus`, else of a uniformly random category. Each user has `targetsPerUser` targets, of an interest
  * category with probability 1/2, else of a random one. For a target t of category c the relevant behaviours are those
  * of category c or partner[c]; with n_rel of them and m_rel the mean quality of the relevant behaviours (0 if none),
  *
- *   P(click) = σ( bias + presence · min(n_rel, K) / K + targetQuality · q(t) + behaviourQuality · m_rel ),  K = topK
+ *   P(click) = σ( bias + presence · min(n_rel, K) / K + targetQuality · q(t) + behaviourQuality · m_rel
+ *                 + categoryPopularity · pop(c) ),   K = topK
  *
+ * Popularity is a category-level value that the category's representation must carry but that says nothing about
+ * which categories are related: with one shared embedding it leaks into the attention scores (the interference DARE
+ * removes).
  * and the label is a Bernoulli draw from it (`clickProb` keeps the probability, so the Bayes AUC is computable).
  *
  * Splits are by user: the train, validation and test users come from their own random streams
@@ -50,6 +55,8 @@ export interface RecsysConfig {
   presence: number;
   targetQuality: number;
   behaviourQuality: number;
+  /** Weight of the target category's popularity (a category-level value the representation must carry). */
+  categoryPopularity: number;
   seed: number;
 }
 
@@ -64,6 +71,8 @@ export interface RecsysWorld {
   quality: Float64Array;
   /** The related category of each category [nCategories] (an involution without fixed points). */
   partner: Int32Array;
+  /** Popularity of each category [nCategories] ~ N(0, 1). */
+  popularity: Float64Array;
 }
 
 /** One split's users and their impressions (user × target), row-major. */
@@ -132,7 +141,8 @@ function makeWorld(cfg: RecsysConfig, rng: Rng): RecsysWorld {
     partner[order[p]] = order[p + 1];
     partner[order[p + 1]] = order[p];
   }
-  return { nCategories: C, itemsPerCategory: M, nItems, category, quality, partner };
+  const popularity = Float64Array.from({ length: C }, () => rng.normal());
+  return { nCategories: C, itemsPerCategory: M, nItems, category, quality, partner, popularity };
 }
 
 function makeUsers(cfg: RecsysConfig, world: RecsysWorld, users: number, split: RecsysSplit, rng: Rng): RecsysUsers {
@@ -167,7 +177,8 @@ function makeUsers(cfg: RecsysConfig, world: RecsysWorld, users: number, split: 
         cfg.bias +
         (cfg.presence * Math.min(n, cfg.topK)) / cfg.topK +
         cfg.targetQuality * world.quality[t] +
-        cfg.behaviourQuality * (n > 0 ? q / n : 0);
+        cfg.behaviourQuality * (n > 0 ? q / n : 0) +
+        cfg.categoryPopularity * world.popularity[c];
       const p = 1 / (1 + Math.exp(-logit));
       clickProb[e] = p;
       relevantCount[e] = n;
@@ -190,7 +201,8 @@ export function recsysTask(cfg: RecsysConfig, users: { train: number; validation
   checkNum('focus', cfg.focus, 0, 1);
   checkInt('targetsPerUser', cfg.targetsPerUser, 1);
   checkInt('topK', cfg.topK, 1);
-  for (const k of ['bias', 'presence', 'targetQuality', 'behaviourQuality'] as const) checkNum(k, cfg[k]);
+  for (const k of ['bias', 'presence', 'targetQuality', 'behaviourQuality', 'categoryPopularity'] as const)
+    checkNum(k, cfg[k]);
   checkNum('seed', cfg.seed);
   for (const s of ['train', 'validation', 'test'] as const) checkInt(`users.${s}`, users[s], 1);
   const root = new Rng(cfg.seed);
