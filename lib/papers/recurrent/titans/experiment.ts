@@ -11,10 +11,11 @@
  * Miras' projections does this in a trained model), and the answer is the value id whose embedding is nearest the
  * output. What is compared is therefore the test-time learning rule itself; its hyperparameters (θ, α, η, Huber δ)
  * are picked per model and length on validation rows, the way a trained model would set its gates, and the MAG
- * gate is fixed (σ(20 (max window score - 0.75)): trust the window when the key is in it). Memories are linear
- * (the papers use MLP memories), gates are constants rather than data-dependent, lengths are 256-1024 rather than
- * the papers' 2K-16K+ (S-NIAH), and the papers' RULER numbers are not comparable, so no paper numbers are cited as
- * references: the claims checked are the papers' directions.
+ * gate is fixed (σ(20 (max window score - 0.75)): trust the window when the key is in it). The filler is a
+ * repeating cycle, so a surprise-driven (l2) memory stops writing it while a dot-product one keeps adding it.
+ * Memories are linear (the papers use MLP memories), gates are constants rather than data-dependent, lengths are
+ * 256-1024 rather than the papers' 2K-16K+ (S-NIAH), and the papers' RULER numbers are not comparable, so no paper
+ * numbers are cited as references: the claims checked are the papers' directions.
  */
 import * as tf from '@tensorflow/tfjs';
 import { memoryRecallTask } from '../../../data/memory-recall.js';
@@ -53,6 +54,10 @@ export interface TestTimeMemoryConfig {
   decayGrid: number[];
   momentumGrid: number[];
   huberGrid: number[];
+  /** Moneta's θ grid: its l3 gradient r|r| is about |r| times the l2 one, so it needs larger steps. */
+  monetaLrGrid: number[];
+  /** Memora's simplex scale c (W = c·softmax): the memory's entries are c/dv on average. */
+  memoraScaleGrid: number[];
   outliers: boolean;
   outlierLength: number;
   outlierRepeats: number;
@@ -76,6 +81,8 @@ const schema = obj<TestTimeMemoryConfig>({
   decayGrid: list(num({ min: 0, max: 1 }), { min: 1 }),
   momentumGrid: list(num({ min: 0, max: 1 }), { min: 1 }),
   huberGrid: list(num({ gt: 0 }), { min: 1 }),
+  monetaLrGrid: list(num({ gt: 0 }), { min: 1 }),
+  memoraScaleGrid: list(num({ gt: 0 }), { min: 1 }),
   outliers: bool(),
   outlierLength: int({ min: 64, max: 4096 }),
   outlierRepeats: int({ min: 1 }),
@@ -88,6 +95,8 @@ export interface Hyper {
   decay: number;
   momentum: number;
   delta: number;
+  /** Memora's simplex scale (0 for the other models). */
+  scale: number;
 }
 
 export interface TestTimeMemoryArtifacts {
@@ -101,7 +110,7 @@ export interface TestTimeMemoryArtifacts {
 }
 
 /** The Miras spec and the grid each model is tuned over. */
-function modelSpec(m: Exclude<ModelName, 'swa'>, chunk: number, delta: number): MemorySpec {
+function modelSpec(m: Exclude<ModelName, 'swa'>, chunk: number, h: Hyper): MemorySpec {
   switch (m) {
     case 'titans':
       return titansSpec({ chunk });
@@ -116,22 +125,24 @@ function modelSpec(m: Exclude<ModelName, 'swa'>, chunk: number, delta: number): 
     case 'moneta':
       return { ...SPECS.moneta, chunk };
     case 'yaad':
-      return { ...SPECS.yaad, bias: { kind: 'huber', delta }, chunk };
+      return { ...SPECS.yaad, bias: { kind: 'huber', delta: h.delta }, chunk };
     case 'memora':
-      return { ...SPECS.memora, chunk };
+      return { ...SPECS.memora, retention: { kind: 'kl', scale: h.scale }, chunk };
   }
 }
 
 function grid(m: ModelName, c: TestTimeMemoryConfig): Hyper[] {
-  if (m === 'swa' || m === 'linear-attention') return [{ lr: 1, decay: 0, momentum: 0, delta: 0 }];
-  const lrs = c.lrGrid;
+  if (m === 'swa' || m === 'linear-attention') return [{ lr: 1, decay: 0, momentum: 0, delta: 0, scale: 0 }];
+  const lrs = m === 'moneta' ? c.monetaLrGrid : c.lrGrid;
   const decays = m === 'titans-no-forgetting' || m === 'deltanet' ? [0] : c.decayGrid;
   const moms = m === 'titans' || m === 'titans-no-forgetting' ? c.momentumGrid : [0];
   const deltas = m === 'yaad' ? c.huberGrid : [0];
+  const scales = m === 'memora' ? c.memoraScaleGrid : [0];
   const out: Hyper[] = [];
   for (const lr of lrs)
     for (const decay of decays)
-      for (const momentum of moms) for (const delta of deltas) out.push({ lr, decay, momentum, delta });
+      for (const momentum of moms)
+        for (const delta of deltas) for (const scale of scales) out.push({ lr, decay, momentum, delta, scale });
   return out;
 }
 
@@ -183,6 +194,8 @@ export const testTimeMemory = defineExperiment<TestTimeMemoryConfig, TestTimeMem
     decayGrid: [0],
     momentumGrid: [0.5],
     huberGrid: [0.15],
+    monetaLrGrid: [1, 4],
+    memoraScaleGrid: [64, 256],
     outliers: true,
     outlierLength: 256,
     outlierRepeats: 3,
@@ -198,13 +211,15 @@ export const testTimeMemory = defineExperiment<TestTimeMemoryConfig, TestTimeMem
     values: 64,
     filler: 4,
     chunk: 16,
-    validationRows: 64,
-    testRows: 256,
+    validationRows: 24,
+    testRows: 128,
     models: [...MODELS],
-    lrGrid: [0.05, 0.1, 0.25, 0.5, 1],
-    decayGrid: [0, 0.002, 0.01],
+    lrGrid: [0.1, 0.25, 0.5],
+    decayGrid: [0, 0.005],
     momentumGrid: [0.5, 0.9],
-    huberGrid: [0.05, 0.1, 0.2],
+    huberGrid: [0.05, 0.15],
+    monetaLrGrid: [1, 4],
+    memoraScaleGrid: [64, 256],
     outliers: true,
     outlierLength: 256,
     outlierRepeats: 3,
@@ -272,7 +287,7 @@ export const testTimeMemory = defineExperiment<TestTimeMemoryConfig, TestTimeMem
         const ySwa = sl(slidingWindowAttention(tf.mul(qT, swaScale), kT, vT, c.window), tail - P, P);
         let out: tf.Tensor = ySwa;
         if (m !== 'swa') {
-          const spec = modelSpec(m, c.chunk, h.delta);
+          const spec = modelSpec(m, c.chunk, h);
           const mem = mirasMemory(e.q, e.k, e.v, { lr: h.lr, decay: h.decay, momentum: h.momentum }, spec);
           if (keepMemory) memory = tf.keep(mem.state.w.slice([0, 0, 0], [1, d, d]).reshape([d, d]) as tf.Tensor2D);
           // Gate: trust the window when the asked key is in it (its best score is near 1 for unit embeddings).
@@ -300,7 +315,7 @@ export const testTimeMemory = defineExperiment<TestTimeMemoryConfig, TestTimeMem
     const fmt = (h: Hyper, m: ModelName) =>
       m === 'swa' || m === 'linear-attention'
         ? '-'
-        : `θ=${h.lr} α=${h.decay}${m === 'titans' || m === 'titans-no-forgetting' ? ` η=${h.momentum}` : ''}${m === 'yaad' ? ` δ=${h.delta}` : ''}`;
+        : `θ=${h.lr} α=${h.decay}${m === 'titans' || m === 'titans-no-forgetting' ? ` η=${h.momentum}` : ''}${m === 'yaad' ? ` δ=${h.delta}` : ''}${m === 'memora' ? ` c=${h.scale}` : ''}`;
 
     /** Tunes every model on validation, evaluates the pick on test; returns rows of the table. */
     const sweep = (len: number, models: ModelName[], outlier: boolean) => {
