@@ -728,3 +728,51 @@ describe('experiment cache', () => {
     t.dispose();
   });
 });
+
+describe('modelCodec', () => {
+  it('stores a ToyLM as config and weights and rebuilds one that computes the same logits, through the cache', async () => {
+    const { ToyLM } = await import('../lib/layers/toylm.js');
+    const { modelCodec } = await import('../lib/experiments/cache.js');
+    const lm = modelCodec(
+      (c: ConstructorParameters<typeof ToyLM>[0]) => new ToyLM(c),
+      (m) => m.config,
+    );
+    let trained = 0;
+    const exp = defineExperiment<{ steps: number }, { model: InstanceType<typeof ToyLM>; dispose(): void }>({
+      name: 'tiny-toylm',
+      paper: 'none',
+      description: 'a ToyLM nudged away from its init',
+      schema: obj<{ steps: number }>({ steps: int({ min: 0 }) }),
+      quick: { steps: 1 },
+      full: { steps: 1 },
+      async run(cfg) {
+        trained++;
+        const model = new ToyLM({ vocab: 7, dModel: 8, heads: 2, layers: 1, maxLen: 6, seed: 3 });
+        for (const v of model.variables()) v.assign(tf.tidy(() => v.add(0.01 * (cfg.steps + 1))));
+        return { metrics: { test_x: 1 }, summary: 's', artifacts: { model, dispose: () => model.dispose() } };
+      },
+      artifactCodec: {
+        encode: (a) => ({ model: lm.encode(a.model) }),
+        decode: (s) => {
+          const model = lm.decode((s as { model: Parameters<typeof lm.decode>[0] }).model);
+          return { model, dispose: () => model.dispose() };
+        },
+      },
+    });
+    const cache = mkdtempSync(join(tmpdir(), 'attnlab-cache-lm-'));
+    const tokens = tf.tensor2d([[1, 2, 3, 4, 5, 6]], undefined, 'int32');
+    const a = await runExperimentWith(exp, { quick: true, cache, keep: true });
+    const la = tf.tidy(() => a.artifacts!.model.forward(tokens));
+    a.artifacts!.dispose();
+    const n0 = tf.memory().numTensors;
+    const b = await runExperimentWith(exp, { quick: true, cache, keep: true });
+    expect(trained).toBe(1);
+    expect(b.cached).toBeDefined();
+    const lb = tf.tidy(() => b.artifacts!.model.forward(tokens));
+    expect(await lb.array()).toEqual(await la.array());
+    lb.dispose();
+    b.artifacts!.dispose();
+    expect(tf.memory().numTensors).toBe(n0);
+    tf.dispose([la, tokens]);
+  });
+});

@@ -451,3 +451,53 @@ export function openRunCache<C, A>(
     },
   };
 }
+
+/** A model as the cache stores it: its config and its variables' values, in `variables()` order. */
+export interface StoredModel<Cfg> {
+  config: Cfg;
+  weights: tf.Tensor[];
+}
+
+/**
+ * Building block for an `artifactCodec`: a model with a config and `variables()` (ToyLM and the models built on
+ * lib/layers) stored as its config and weights, and rebuilt with `make(config)` and the weights assigned in order.
+ *
+ *   const lm = modelCodec((c: ToyLMConfig) => new ToyLM(c), (m) => m.config);
+ *   artifactCodec: {
+ *     encode: (a) => ({ ...a, models: a.models.map((t) => ({ ...t, model: lm.encode(t.model) })) }),
+ *     decode: (s) => { const o = s as ...; const models = o.models.map((t) => ({ ...t, model: lm.decode(t.model) }));
+ *                      return { ...o, models, dispose: () => models.forEach((t) => t.model.dispose()) }; },
+ *   }
+ */
+export function modelCodec<M extends { variables(): tf.Variable[] }, Cfg>(
+  make: (config: Cfg) => M,
+  configOf: (model: M) => Cfg,
+): { encode(model: M): StoredModel<Cfg>; decode(stored: StoredModel<Cfg>): M } {
+  return {
+    encode: (model) => ({ config: configOf(model), weights: [...model.variables()] }),
+    decode(stored) {
+      const model = make(stored.config);
+      const vars = model.variables();
+      try {
+        if (vars.length !== stored.weights.length)
+          throw new Error(
+            `modelCodec.decode: the stored model has ${stored.weights.length} weights, the rebuilt one ${vars.length} variables`,
+          );
+        vars.forEach((v, i) => {
+          const w = stored.weights[i]!;
+          if (w.dtype !== v.dtype || w.shape.join(',') !== v.shape.join(','))
+            throw new Error(
+              `modelCodec.decode: weight ${i} (${v.name}) is ${w.dtype} [${w.shape}], the model's variable ${v.dtype} [${v.shape}]`,
+            );
+          v.assign(w);
+        });
+      } catch (e) {
+        (model as unknown as { dispose?: () => void }).dispose?.();
+        throw e;
+      } finally {
+        tf.dispose(stored.weights);
+      }
+      return model;
+    },
+  };
+}
