@@ -470,6 +470,37 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
     tf.dispose([q, k, v, oneBlock.output, allSampled.output, approx.output]);
   });
 
+  it("hyper: both pairings match the reference; the paper's rank pairing leaks under a causal mask, ours does not", () => {
+    const [q, k, v] = [rand([1, 2, 16, 8], 31, 1.5), rand([1, 2, 16, 8], 32, 1.5), rand([1, 2, 16, 8], 33)];
+    const base = { blockSize: 2, sampleSize: 2, lshProjections: 3, seed: 7 };
+    for (const pairing of ['rank', 'bucket'] as const) {
+      for (const causal of [false, true]) {
+        const o = { ...base, pairing, causal, minSeqLen: 4 };
+        const out = hyperAttention(q, k, v, o);
+        expectClose(out.output, hyperAttentionNaive(q, k, v, o), {}, `${pairing}, causal ${causal}`);
+        out.output.dispose();
+      }
+    }
+    // Change the last token's query/key/value: under a causal mask no earlier output may move.
+    const last = (x: tf.Tensor4D, seed: number) =>
+      tf.concat([x.slice([0, 0, 0, 0], [1, 2, 15, 8]), rand([1, 2, 1, 8], seed, 3)], 2) as tf.Tensor4D;
+    const [q2, k2, v2] = [last(q, 41), last(k, 42), last(v, 43)];
+    const moved = (pairing: 'rank' | 'bucket') => {
+      const o = { ...base, pairing, causal: true, minSeqLen: 4 };
+      const a = hyperAttention(q, k, v, o).output;
+      const b = hyperAttention(q2, k2, v2, o).output;
+      const diff = tf.tidy(() => a.sub(b).slice([0, 0, 0, 0], [1, 2, 15, 8]).abs().max().dataSync()[0]!);
+      tf.dispose([a, b]);
+      return diff;
+    };
+    expect(moved('bucket')).toBe(0);
+    expect(moved('rank')).toBeGreaterThan(1e-4);
+    expect(() => hyperAttention(q, k, v, { pairing: 'sorted' as 'rank' })).toThrow(
+      /hyperAttention: options.pairing must be 'rank' or 'bucket', got "sorted"/,
+    );
+    tf.dispose([q, k, v, q2, k2, v2]);
+  });
+
   it('routing: balanced top-w routing without a mask matches its reference and is exact with w = n', () => {
     const [x, v] = [rand([1, 2, 16, 8], 21, 1.5), rand([1, 2, 16, 8], 22)];
     const bal = routingAttention(x, x, v, centroids, { causal: false, assignment: 'balanced', window: 6 });

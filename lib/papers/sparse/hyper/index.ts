@@ -7,7 +7,13 @@
  * Approximates D⁻¹ A V (A = exp(Q Kᵀ · scale), D = diag(A 1)) without forming A:
  *   1. sortLSH: hash queries and keys with r random hyperplanes (angular LSH), order the buckets along a Gray code so
  *      neighbouring buckets differ in one bit, sort the keys by bucket and cut them into blocks of b; each query gets
- *      exact scores against the block where its own bucket falls (see `HyperPlan`). These capture the heavy entries.
+ *      exact scores against one block of sorted keys (see `HyperPlan`). These capture the heavy entries. Which block:
+ *      `pairing: 'rank'` (the paper's and the official code's): sort the queries by bucket too, and pair the i-th block
+ *      of sorted queries with the i-th block of sorted keys; `pairing: 'bucket'` (ours): the block where the query's
+ *      own bucket falls among the sorted keys. Under a causal mask the paper's pairing leaks: a query's rank, hence its
+ *      block, depends on the later queries of its piece, so changing a future token can change an earlier output
+ *      (tested); 'bucket' depends only on the query itself and the (past) keys. Default: 'rank' without a causal mask,
+ *      'bucket' with one.
  *   2. The rest of each row, for D and for A V alike, is estimated from m uniformly sampled key columns, each scaled by
  *      n / m; a sampled key already inside the query's block is skipped, so nothing is counted twice:
  *        num_i = Σ_{j ∈ block(i)} A_ij v_j + (n/m) Σ_{j ∈ S \ block(i)} A_ij v_j,   den_i likewise with v_j = 1.
@@ -43,6 +49,12 @@ export interface HyperOptions extends SparseBaseOptions {
   minSeqLen?: number;
   /** Seeds the hyperplanes and the column samples. */
   seed?: number;
+  /**
+   * How queries meet blocks of sorted keys: 'rank' pairs the i-th block of bucket-sorted queries with the i-th block of
+   * sorted keys (the paper); 'bucket' puts a query in the block where its bucket falls (strictly causal). Default
+   * 'rank' when not causal, 'bucket' when causal.
+   */
+  pairing?: 'rank' | 'bucket';
 }
 
 interface Resolved {
@@ -53,6 +65,7 @@ interface Resolved {
   scale: number;
   causal: boolean;
   seed: number;
+  pairing: 'rank' | 'bucket';
 }
 
 function resolve(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, o: HyperOptions) {
@@ -62,14 +75,18 @@ function resolve(fn: string, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, o: HyperO
       `${fn}: q has shape ${fmt(q.shape)} and k has ${fmt(k.shape)}; HyperAttention needs as many queries as keys`,
     );
   for (const a of ['lshProjections', 'blockSize', 'sampleSize', 'minSeqLen'] as const) checkBlock(fn, a, o[a]);
+  if (o.pairing !== undefined && o.pairing !== 'rank' && o.pairing !== 'bucket')
+    throw new ShapeError(`${fn}: options.pairing must be 'rank' or 'bucket', got ${JSON.stringify(o.pairing)}`);
+  const causal = o.causal ?? true;
   const r: Resolved = {
     r: o.lshProjections ?? 7,
     b: o.blockSize ?? 256,
     m: o.sampleSize ?? 256,
     minSeqLen: o.minSeqLen ?? 4096,
     scale: checkScale(fn, o.scale, s.dim),
-    causal: o.causal ?? true,
+    causal,
     seed: o.seed ?? 0,
+    pairing: o.pairing ?? (causal ? 'bucket' : 'rank'),
   };
   return { s, r };
 }
@@ -96,9 +113,9 @@ function sortByBucket(ranks: ArrayLike<number>, start: number, n: number): Int32
 
 /**
  * The choices of one non-causal piece: keys sorted by bucket, each query's block of sorted keys, the sampled columns.
- * A query joins the block of sorted keys where its own bucket rank falls (the paper pairs the i-th block of sorted
- * queries with the i-th block of sorted keys instead); then a query's keys depend only on itself and the keys, which
- * keeps the causal recursion strictly causal.
+ * 'rank': the query at slot t of the bucket-sorted queries joins key block floor(t / b) (the paper). 'bucket': a query
+ * joins the block of sorted keys where its own bucket rank falls; then a query's keys depend only on itself and the
+ * keys, which keeps the causal recursion strictly causal.
  */
 export interface HyperPlan {
   kPerm: Int32Array[];
@@ -116,6 +133,7 @@ function plan(
   b: number,
   m: number,
   rng: Rng,
+  pairing: 'rank' | 'bucket',
 ): HyperPlan {
   const kPerm: Int32Array[] = [];
   const blockOfQuery = new Int32Array(bh * n);
@@ -124,6 +142,10 @@ function plan(
     const perm = sortByBucket(kRanks, i * n, n);
     kPerm.push(perm);
     perm.forEach((pos, t) => (blockOfKey[i * n + pos] = Math.floor(t / b)));
+    if (pairing === 'rank') {
+      sortByBucket(qRanks, i * n, n).forEach((pos, t) => (blockOfQuery[i * n + pos] = Math.floor(t / b)));
+      continue;
+    }
     for (let qi = 0; qi < n; qi++) {
       // Lower bound of the query's rank among the sorted key ranks.
       let lo = 0;
@@ -232,6 +254,7 @@ function nonCausal(
     b,
     r.m,
     rng,
+    r.pairing,
   );
   cnt.pieces.push({
     kind: 'lsh',
@@ -431,7 +454,7 @@ export function hyperAttentionNaive(
       kR.set(rankRows(kRows[i], len), i * len);
     }
     const b = Math.min(r.b, len);
-    const p = plan(qR, kR, bhCount, len, b, r.m, rng);
+    const p = plan(qR, kR, bhCount, len, b, r.m, rng, r.pairing);
     const m = p.samples.length;
     return Array.from({ length: bhCount }, (_, i) => {
       return Array.from({ length: len }, (_, qi) => {
