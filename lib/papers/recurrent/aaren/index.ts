@@ -1,5 +1,5 @@
 /**
- * Aaren: attention as an RNN (Feng, Tung, Hajimirsadeghi, Bengio, Ahmed 2024, "Attention as an RNN",
+ * Aaren: attention as an RNN (Feng, Tung, Hajimirsadeghi, Ahmed, Bengio, Mori 2024, "Attention as an RNN",
  * https://arxiv.org/abs/2405.13956; no official code found).
  *
  * Softmax attention of one learned query over a growing prefix is a recurrence on (m, u, w) whose merge is

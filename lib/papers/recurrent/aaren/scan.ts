@@ -1,5 +1,5 @@
 /**
- * Attention as an RNN (Feng, Tung, Hajimirsadeghi, Bengio, Ahmed 2024, "Attention as an RNN",
+ * Attention as an RNN (Feng, Tung, Hajimirsadeghi, Ahmed, Bengio, Mori 2024, "Attention as an RNN",
  * https://arxiv.org/abs/2405.13956; no official code found): softmax attention of one query over a growing prefix is
  * a recurrence on (m, u, w), and the recurrence's merge is associative, so every prefix output comes from a parallel
  * prefix scan.
