@@ -132,7 +132,7 @@ describe('MQAR models (cpu)', () => {
       const rec = runRecurrent(net, inputs);
       expect(tf.memory().numTensors).toBe(before + 1);
       expectClose(rec.logits.dataSync(), par.dataSync(), { rtol: 1e-4, atol: 1e-4 }, model);
-      const grows = model === 'attention' || model === 'baseconv' || model === 'hybrid';
+      const grows = ['attention', 'attention-pe', 'baseconv', 'hybrid'].includes(model);
       // Fixed-state models stop growing once the window and the short kernel are full; attention and the long
       // convolution keep every token.
       if (grows) expect(rec.bytes[t - 2]).toBeGreaterThan(rec.bytes[4]);

@@ -50,9 +50,18 @@ export interface MqarModelConfig {
 }
 
 /** The model families of the frontier experiment. */
-export type ModelName = 'attention' | 'baseconv' | 'hybrid' | 'sliding' | 'linear-elu' | 'based' | 'flowformer';
+export type ModelName =
+  | 'attention'
+  | 'attention-pe'
+  | 'baseconv'
+  | 'hybrid'
+  | 'sliding'
+  | 'linear-elu'
+  | 'based'
+  | 'flowformer';
 export const MODEL_NAMES: readonly ModelName[] = [
   'attention',
+  'attention-pe',
   'baseconv',
   'hybrid',
   'sliding',
@@ -63,7 +72,8 @@ export const MODEL_NAMES: readonly ModelName[] = [
 
 /**
  * The layer stack of each model (two layers, as in the official sweeps):
- *   attention   [attention, attention] with position embeddings (Zoology Fig. 2's attention baseline, 1 head)
+ *   attention   [BaseConv k=3, attention] (the attention model of the official BASED sweep, no position embeddings)
+ *   attention-pe [attention, attention] with learned position embeddings (a plain two-layer transformer, no MLP)
  *   baseconv    [BaseConv k=3, BaseConv k=T] (Zoology's kernel_size [3, -1])
  *   hybrid      [BaseConv k=T, attention] (a gated convolution plus one attention layer)
  *   sliding     [BaseConv k=3, sliding-window attention]     (BASED Fig. 2's sliding-window baseline)
@@ -81,6 +91,8 @@ export function mixerStack(
   const attn: MixerSpec = { kind: 'attention', heads, window: 0 };
   switch (name) {
     case 'attention':
+      return { layers: [short, attn], positions: false };
+    case 'attention-pe':
       return { layers: [attn, attn], positions: true };
     case 'baseconv':
       return { layers: [short, long], positions: false };
