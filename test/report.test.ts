@@ -630,6 +630,17 @@ describe('experiment cache', () => {
     expect(listEntries(cache)).toHaveLength(5);
   });
 
+  it('a data file the config names, replaced under the same path, is another key', () => {
+    const file = join(dir, 'data.csv');
+    writeFileSync(file, 'a,b\n1,2\n');
+    const parts = { experiment: 'x', config: { data: { path: file }, n: 1 }, seed: 0, quick: true, version: 'v' };
+    const k1 = cacheKey(parts);
+    expect(cacheKey(parts)).toBe(k1);
+    writeFileSync(file, 'a,b\n1,2\n3,4\n');
+    expect(cacheKey(parts)).not.toBe(k1);
+    expect(cacheKey({ ...parts, config: { data: { path: join(dir, 'missing.csv') }, n: 1 } })).not.toBe(k1);
+  });
+
   it('hashes the package version and every lib source: one changed byte is another version', () => {
     const root = mkdtempSync(join(tmpdir(), 'attnlab-pkg-'));
     mkdirSync(join(root, 'lib', 'sub'), { recursive: true });

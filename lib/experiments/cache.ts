@@ -18,8 +18,9 @@
  * such data and back; without one, its runs are not cached at all (never a result without its artifacts).
  *
  * What invalidates an entry: any change of the config (every key, after the overrides are merged), the seed, the quick
- * flag, the package version, or any byte of a `.ts`/`.js` file under the package's `lib/` (the source hash). An
- * entry that cannot be read or restored is removed and the experiment runs.
+ * flag, the package version, any byte of a `.ts`/`.js` file under the package's `lib/` (the source hash), or the size
+ * or modification time of a file the config names (a data set). An entry that cannot be read or restored is removed
+ * and the experiment runs. Not covered: data an experiment reads from a path its config does not name.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -123,13 +124,37 @@ export interface CacheKeyParts {
   quick: boolean;
   /** Defaults to `codeVersion()`. */
   version?: string;
+  /** Defaults to `inputFiles(config)`. */
+  files?: Record<string, string>;
+}
+
+/**
+ * Every string of `config` that names an existing file (a data set a loader reads), with its size and modification
+ * time: a data file replaced under the same path is another key.
+ */
+export function inputFiles(config: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  const visit = (x: unknown) => {
+    if (typeof x === 'string') {
+      if (x.length === 0 || x.length > 4096 || x in out) return;
+      try {
+        const st = statSync(x);
+        if (st.isFile()) out[x] = `${st.size}:${st.mtimeMs}`;
+      } catch {
+        // not a file
+      }
+    } else if (Array.isArray(x)) x.forEach(visit);
+    else if (x !== null && typeof x === 'object') Object.values(x).forEach(visit);
+  };
+  visit(config);
+  return out;
 }
 
 /** The entry's key: sha256 of the canonical JSON of its parts (hex, 32 characters). */
 export function cacheKey(parts: CacheKeyParts): string {
-  const { version = codeVersion(), ...rest } = parts;
+  const { version = codeVersion(), files = inputFiles(parts.config), ...rest } = parts;
   return createHash('sha256')
-    .update(canonical({ ...rest, version }))
+    .update(canonical({ ...rest, version, files }))
     .digest('hex')
     .slice(0, 32);
 }
