@@ -315,7 +315,8 @@ describe.skipIf(!python)('report site (stand-in runner, no kernel)', () => {
       expect(readFileSync(join(out, 'index.html'), 'utf8')).toMatch(/attnlab-banner[\s\S]*<td>quick<\/td>/);
       const r = await inspect(join(out, '00-alpha.html'));
       expect(r).toMatchObject({ figures: 1, rendered: 1, pageErrors: [], blocked: [], rawDollars: false });
-      expect(r).toMatchObject({ fontLoaded: true, codeInputs: 0 });
+      expect(r).toMatchObject({ fontLoaded: true, codeInputs: 0, errors: 0 });
+      expect(r.katex).toBeGreaterThanOrEqual(5); // markdown cells stay when code is hidden
       expect(r.banner).toContain("quick run: small models, short training; numbers are not the paper's setting");
     },
     180_000,
