@@ -283,6 +283,7 @@ describe('experiment aaren', () => {
         validationRows: 16,
         testRows: 16,
         streamTokens: 6,
+        forecastNoise: 0,
       },
     });
     const m = r.metrics;
@@ -299,6 +300,8 @@ describe('experiment aaren', () => {
       expect(m[`test_classify_accuracy_${k}`]).toBeGreaterThanOrEqual(0);
     }
     expect(r.tables?.memory).toHaveLength(6);
+    // noise-free smooth series: one linear map from the context (fitted on 64 rows) already beats repeating the last value
+    expect(m.test_forecast_mse_linear_ar).toBeLessThan(0.5 * m.test_forecast_mse_repeat_last);
     expect(r.summary).toMatch(/scan equals causal single-query softmax attention/);
     await expect(runExperimentWith(aarenExperiment, { quick: true, overrides: { lrs: [] } })).rejects.toThrow(
       /config\.lrs must have length >= 1, got 0 items/,
