@@ -213,6 +213,14 @@ describe('lama experiment', () => {
       expect(s).toBeGreaterThan(0);
       expect(s).toBeLessThanOrEqual(1 + 1e-6);
     }
+    for (const row of r.tables?.results ?? []) {
+      const heads = (r.tables?.heads ?? []).filter((h) => h.model === row.model);
+      const senti = heads.map((h) => h.test_mass_sentiment as number);
+      const topic = heads.map((h) => h.test_mass_topic as number);
+      const split = senti.some((x, h) => x > topic[h]) && topic.some((x, h) => x > senti[h]);
+      expect(row.heads_split_aspects, String(row.model)).toBe(split);
+      if (row.model === 'single-head') expect(row.heads_split_aspects).toBe(false);
+    }
     r.artifacts?.dispose();
     expect(tf.memory().numTensors).toBe(before);
   }, 60_000);
