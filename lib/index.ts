@@ -11,6 +11,8 @@ export * as tf from '@tensorflow/tfjs';
 export * as attention from './attention/index.js';
 export * as backend from './backend/index.js';
 export * as ops from './backend/ops.js';
+/** `await al.profile((mark) => step(mark))`: time, calls and bytes per kernel and phase (torch.profiler). */
+export { profile } from './bench/profile.js';
 /** The experiment contract and the catalog of every experiment (`al.experiments.runExperiment('induction-heads')`). */
 export * as experiments from './catalog.js';
 export * as data from './data/index.js';

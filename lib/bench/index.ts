@@ -5,6 +5,7 @@
  */
 
 export { ensureTorch, findTorchPython, peerScript, TorchPeer } from './peer.js';
+export { type ProfileOptions, type ProfileResult, type ProfileRow, profile } from './profile.js';
 export type { BenchOptions, BenchReport, BenchRow } from './runner.js';
 export { formatTable, median, PEAK_GFLOPS, runBench } from './runner.js';
 export type { Instance, Target, Workload } from './workloads.js';

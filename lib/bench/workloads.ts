@@ -9,7 +9,8 @@ import * as masks from '../masks/index.js';
 
 /** A workload built on the active backend: `run()` does one timed unit of work, synchronously. */
 export interface Instance {
-  run(): void;
+  /** `mark(phase)`, when given, names the phase of the kernels that follow (see lib/bench/profile.ts). */
+  run(mark?: (phase: string) => void): void;
   dispose(): void;
   /** Which implementation ran, e.g. 'flash' or 'sdpa' (shown in the table). */
   path?: string;
@@ -123,8 +124,14 @@ function toylmStep(target?: Target): Workload {
           : 'ToyLM (sdpa)';
       probe.dispose();
       return {
-        run: () => {
-          const { value, grads } = tf.variableGrads(() => model.loss(inputs, targets));
+        run: (mark = () => {}) => {
+          const { value, grads } = tf.variableGrads(() => {
+            mark('forward');
+            const loss = model.loss(inputs, targets);
+            mark('backward');
+            return loss;
+          });
+          mark('optimizer');
           opt.apply(grads);
           value.dataSync();
           tf.dispose([value, ...Object.values(grads)]);

@@ -1,5 +1,6 @@
 /**
  * `attnlab bench [--peer torch|none] [--json] [--out FILE] [--only NAMES] [--repeats N] [--backends LIST] [--threads N]`
+ * `attnlab bench --profile NAME [--backends B] [--repeats N] [--json] [--out FILE]`
  *
  * Runs the benchmark registry (lib/bench) on the library's backends and, when installed, PyTorch CPU, interleaved.
  * Prints a table (or JSON with --json) and writes the JSON report to --out. `--peer torch` installs python3-torch
@@ -24,6 +25,8 @@ Benchmarks the library against PyTorch CPU (python3-torch), interleaved in one r
   --backends LIST     comma-separated: wasm-native, wasm, cpu (default: wasm-native, and wasm)
   --budget SECONDS    stop repeating a slow backend on a workload after this much time (default 20)
   --threads N         threads for native kernels and PyTorch (default 2)
+  --profile NAME      profile one workload instead (time, calls and bytes per kernel and phase; no peer):
+                      one warm-up run, then --repeats runs profiled (default 1) on the first of --backends
   --list              list the workloads and exit`;
 
 export async function benchCommand(argv: string[]): Promise<number> {
@@ -31,7 +34,10 @@ export async function benchCommand(argv: string[]): Promise<number> {
   try {
     args = parseArgs(
       argv,
-      { flags: ['json', 'list', 'help'], options: ['peer', 'out', 'only', 'repeats', 'backends', 'budget', 'threads'] },
+      {
+        flags: ['json', 'list', 'help'],
+        options: ['peer', 'out', 'only', 'repeats', 'backends', 'budget', 'threads', 'profile'],
+      },
       'bench',
     );
   } catch (e) {
@@ -65,7 +71,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
       ? v
       : `bench: --${key} must be an integer >= ${min}, got '${String(f[key])}'`;
   };
-  const repeats = num('repeats', 7, 1);
+  const repeats = num('repeats', f.profile === undefined ? 7 : 1, 1);
   const budget = num('budget', 20, 1);
   const threads = num('threads', 2, 1);
   for (const v of [repeats, budget, threads]) {
@@ -103,6 +109,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     backends = nativeReason ? ['wasm'] : ['wasm-native', 'wasm'];
     if (nativeReason) log(`bench: wasm-native unavailable (${nativeReason}); benchmarking pure wasm only`);
   }
+  if (f.profile !== undefined) return profileCommand(String(f.profile), backends[0]!, f, log);
   let peer: Awaited<ReturnType<typeof bench.TorchPeer.start>> | undefined;
   if (peerMode !== 'none') {
     const t = bench.ensureTorch(peerMode === 'torch', log);
@@ -135,5 +142,55 @@ export async function benchCommand(argv: string[]): Promise<number> {
     return 0;
   } finally {
     peer?.close();
+  }
+}
+
+/** `--profile NAME`: one workload under lib/bench/profile.ts, summed over `--repeats` runs after one warm-up. */
+async function profileCommand(
+  name: string,
+  backendName: BackendName,
+  f: Record<string, string | boolean | undefined>,
+  log: (s: string) => void,
+): Promise<number> {
+  const bench = await import('../bench/index.js');
+  const w = bench.WORKLOADS.find((x) => x.name === name);
+  if (!w) {
+    console.error(`bench: --profile: no workload '${name}'; known: ${bench.WORKLOADS.map((x) => x.name).join(', ')}`);
+    return 2;
+  }
+  const repeats = f.repeats === undefined ? 1 : Number(f.repeats);
+  const backend = await import('../backend/index.js');
+  await backend.setBackend(backendName);
+  log(`bench: profiling ${w.name} (${w.description}) on ${backendName}, ${repeats} run(s) after one warm-up`);
+  const inst = await w.setup();
+  try {
+    const p = await bench.profile(
+      (mark) => {
+        for (let i = 0; i < repeats; i++) inst.run(mark);
+      },
+      { warmup: 1, phase: 'run' },
+    );
+    const report = {
+      workload: w.name,
+      description: w.description,
+      backend: p.backend,
+      repeats,
+      wallMs: p.wallMs,
+      kernelMs: p.kernelMs,
+      kernelCalls: p.kernelCalls,
+      phases: p.phases,
+      rows: p.rows,
+    };
+    const json = JSON.stringify(report, null, 2);
+    if (typeof f.out === 'string') {
+      const out = resolve(f.out);
+      mkdirSync(dirname(out), { recursive: true });
+      writeFileSync(out, `${json}\n`);
+      log(`bench: wrote ${out}`);
+    }
+    console.log(f.json ? json : p.table(30));
+    return 0;
+  } finally {
+    inst.dispose();
   }
 }
