@@ -6,7 +6,7 @@ import { outputFileProblem, parseArgs, UsageError } from './args.js';
 export async function experimentCommand(argv: string[]): Promise<number> {
   const { positionals, flags } = parseArgs(
     argv,
-    { flags: ['quick', 'json'], options: ['seed', 'out', 'config'] },
+    { flags: ['quick', 'json'], options: ['seed', 'out', 'config', 'cache'] },
     'attnlab experiment',
   );
   if (typeof flags.out === 'string') {
@@ -72,7 +72,9 @@ export async function experimentCommand(argv: string[]): Promise<number> {
     progress: json ? false : 'auto',
     log,
     overrides,
+    ...(typeof flags.cache === 'string' ? { cache: flags.cache === 'off' ? (false as const) : flags.cache } : {}),
   });
+  if (result.cached) log(`${name}: from the experiment cache (${result.cached.path}, saved ${result.cached.savedAt})`);
   const out = { ...result, backend: report.chosen };
   if (typeof flags.out === 'string') {
     mkdirSync(dirname(resolve(flags.out)), { recursive: true });

@@ -2,6 +2,8 @@
  * The experiment contract and config schemas (infrastructure: no paper is imported here). The catalog of experiments
  * is lib/catalog.ts, at the top of the library; `al.experiments` is that catalog.
  */
+
+export { type ArtifactCodec, defaultCacheDir, listEntries, modelCodec, resolveCacheDir } from './cache.js';
 export * from './contract.js';
 export type { ConfigSchema, Field, Schema } from './schema.js';
 export { bool, ConfigError, deepMerge, int, list, num, obj, oneOf, opt, str, tuple, validate } from './schema.js';
