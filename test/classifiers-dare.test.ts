@@ -8,6 +8,7 @@ import {
   DareModel,
   dare,
   gauc,
+  gaucBlocks,
   keptAttention,
   retrievalPrecision,
   type TopKAttentionOutput,
@@ -268,6 +269,9 @@ describe('ranking metrics', () => {
     expect(Number.isNaN(auc([1, 2], [1, 1]))).toBe(true);
     // user 0: AUC 1 over 3 impressions; user 1: AUC 0 over 2; user 2: one label only (left out)
     expect(gauc([3, 2, 1, 1, 2, 5, 6], [1, 0, 0, 1, 0, 1, 1], [0, 0, 0, 1, 1, 2, 2])).toBeCloseTo(3 / 5, 12);
+    const g = Int32Array.from({ length: 40 }, (_, i) => Math.floor(i / 5));
+    expect(gaucBlocks(s, y, 5)).toBeCloseTo(gauc(s, y, g), 12);
+    expect(() => gaucBlocks(s, y, 3)).toThrow(/gaucBlocks: block must be an integer >= 1 dividing 40, got 3/);
     const rel = [
       [1, 1, 0, 0],
       [0, 0, 0, 1],

@@ -37,7 +37,7 @@ import { defineExperiment, type ExperimentContext, type PaperReference } from '.
 import { int, list, num, obj } from '../../../experiments/schema.js';
 import { train } from '../../../train/loop.js';
 import { Rng } from '../../../util/random.js';
-import { auc, gauc, retrievalPrecision, userBootstrapCi } from './metrics.js';
+import { auc, gauc, gaucBlocks, retrievalPrecision, userBootstrapCi } from './metrics.js';
 import { type DareKind, DareModel } from './model.js';
 
 export type DareDataConfig = Omit<RecsysConfig, 'seed'>;
@@ -266,7 +266,7 @@ export const dare = defineExperiment<DareExperimentConfig, DareArtifacts>({
     batch: 128,
     lrs: [0.005, 0.01],
     hidden: [64, 32],
-    bootstrap: 300,
+    bootstrap: 200,
   },
   async run(cfg, ctx) {
     if (!cfg.dims.includes(cfg.headlineDim))
@@ -334,17 +334,12 @@ export const dare = defineExperiment<DareExperimentConfig, DareArtifacts>({
     const group = Int32Array.from({ length: U * T }, (_, i) => Math.floor(i / T));
     const relevantAt = (i: number, j: number) =>
       recsysRelevant(world, test.target[i], test.history[Math.floor(i / T) * L + j]);
-    const pick = (a: ArrayLike<number>, rows: Int32Array) => Array.from(rows, (i) => a[i]);
+    const pick = (a: ArrayLike<number>, rows: Int32Array) => Float64Array.from(rows, (i) => a[i]);
     const boot = (stat: (rows: Int32Array) => number, salt: number) =>
       userBootstrapCi(U, T, stat, cfg.bootstrap, ctx.seed * 7919 + salt);
     const aucOf = (s: ArrayLike<number>) => (rows: Int32Array) => auc(pick(s, rows), pick(test.label, rows));
-    // within a resample, the r-th drawn user is its own group (a user drawn twice counts twice)
-    const gaucOf = (s: ArrayLike<number>) => (rows: Int32Array) =>
-      gauc(
-        pick(s, rows),
-        pick(test.label, rows),
-        Array.from(rows, (_, t) => Math.floor(t / T)),
-      );
+    // a resample lists its drawn users' impressions in blocks of T: each block is its own user (drawn twice, twice)
+    const gaucOf = (s: ArrayLike<number>) => (rows: Int32Array) => gaucBlocks(pick(s, rows), pick(test.label, rows), T);
     const metrics: Record<string, number> = {};
     metrics.test_auc_bayes = auc(test.clickProb, test.label);
     metrics.test_auc_bayes_ci95 = boot(aucOf(test.clickProb), 1);

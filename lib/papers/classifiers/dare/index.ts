@@ -37,5 +37,5 @@ export {
   dare,
   dareConfigSchema,
 } from './experiment.js';
-export { auc, gauc, retrievalPrecision, userBootstrapCi } from './metrics.js';
+export { auc, gauc, gaucBlocks, retrievalPrecision, userBootstrapCi } from './metrics.js';
 export { type DareKind, DareModel, type DareModelOptions } from './model.js';

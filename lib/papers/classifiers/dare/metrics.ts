@@ -56,6 +56,33 @@ export function gauc(scores: ArrayLike<number>, labels: ArrayLike<number>, group
 }
 
 /**
+ * GAUC when the impressions come in consecutive blocks of `block` per user (as in a user split or a user bootstrap
+ * resample): the same value as `gauc` with group ⌊i / block⌋, by pairwise counting inside each block (no sort).
+ */
+export function gaucBlocks(scores: ArrayLike<number>, labels: ArrayLike<number>, block: number): number {
+  if (!Number.isInteger(block) || block < 1 || scores.length % block !== 0)
+    throw new Error(`gaucBlocks: block must be an integer >= 1 dividing ${scores.length}, got ${block}`);
+  let num = 0;
+  let den = 0;
+  for (let s = 0; s < scores.length; s += block) {
+    let wins = 0;
+    let pairs = 0;
+    for (let i = s; i < s + block; i++) {
+      if (!labels[i]) continue;
+      for (let j = s; j < s + block; j++) {
+        if (labels[j]) continue;
+        pairs++;
+        wins += scores[i] > scores[j] ? 1 : scores[i] === scores[j] ? 0.5 : 0;
+      }
+    }
+    if (pairs === 0) continue;
+    num += (wins / pairs) * block;
+    den += block;
+  }
+  return den > 0 ? num / den : Number.NaN;
+}
+
+/**
  * Retrieval precision of a search that kept `kept[i·K .. i·K+K)` for impression i: hits / min(K, n_rel), averaged over
  * impressions with at least one relevant behaviour (with n_rel ≥ K it is precision@K; with fewer relevant behaviours,
  * the share of them that were found). `relevant(i, j)` says whether position j is relevant to impression i.
