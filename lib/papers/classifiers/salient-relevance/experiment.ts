@@ -22,6 +22,12 @@
  * (integer pooling: patches of 6 and 12 pixels on the 32-pixel map) instead of 100%, 80%, 50%, 30% of a 250-pixel
  * image (scale 1 costs ~30x more per map, see salient.ts); the relevance map is one grey channel.
  * The extra rows (`lrp-epsilon`, `lrp-alphabeta`, their SR) are our additions.
+ *
+ * Measured (seed 0, wasm-native, one thread). Full (116 s of CPU): CNN test accuracy 0.960; on 600 test images SR on
+ * the official LRP beats that LRP map on all three scores (pointing 0.993 vs 0.962, IoU 0.549 vs 0.515, AUC 0.988 vs
+ * 0.981, paired CIs excluding 0) and the gradient by more (pointing 0.860, IoU 0.186, AUC 0.792); validation picked
+ * K = 4, the smallest K tried. Quick (28 s): the CNN is undertrained (test accuracy 0.63), SR still beats its LRP map
+ * on pointing and IoU, while AUC is level for the official LRP (-0.005 ± 0.009).
  */
 import * as tf from '@tensorflow/tfjs';
 import { type ClutterImages, clutterImages } from '../../../data/clutter-images.js';
