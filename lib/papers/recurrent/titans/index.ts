@@ -1,6 +1,7 @@
 /**
  * Titans: "Titans: Learning to Memorize at Test Time", Behrouz, Zhong, Mirrokni, 2025, https://arxiv.org/abs/2501.00663
- * (no official code; we read lucidrains/titans-pytorch, an unofficial re-implementation, without copying it).
+ * (no official code; lucidrains/titans-pytorch is an unofficial re-implementation, not read for this one: the code
+ * follows the paper's equations).
  *
  *   S_t = η_t S_{t-1} - θ_t ∇‖k_t W_c - v_t‖²/2,   W_t = (1 - α_t) W_{t-1} + S_t,   y_t = q_t W_t
  *   MAG: o_t = σ(g_t) ŷ^swa_t + (1 - σ(g_t)) ŷ^mem_t

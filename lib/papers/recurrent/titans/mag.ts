@@ -12,8 +12,7 @@
  *   o_t = σ(g_t) ŷ^swa_t + (1 - σ(g_t)) ŷ^mem_t,   ŷ = y / sqrt(‖y‖² + ε)
  *
  * Differences from the paper (Behrouz, Zhong, Mirrokni 2025, arXiv 2501.00663): the memory is linear (one matrix); the
- * paper's is an MLP with >= 2 layers (lucidrains/titans-pytorch, the unofficial re-implementation we read, defaults to
- * depth 2 and also allows depth 1). The paper's MAG gate is a learned nonlinearity over both branches; ours takes the
+ * paper's is an MLP with >= 2 layers (the unofficial lucidrains/titans-pytorch was not read for this code). The paper's MAG gate is a learned nonlinearity over both branches; ours takes the
  * gate logits g as an input. No persistent memory tokens and no short convolutions inside this function.
  *
  * Shape legend: b batch, T tokens, dk key width, dv value width; q, k [b, T, dk], v [b, T, dv], g [b, T], o [b, T, dv].
