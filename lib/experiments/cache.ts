@@ -28,15 +28,9 @@ import { homedir } from 'node:os';
 import { join, relative } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { packageRoot } from '../util/paths.js';
-import type { Experiment, ExperimentOutput, ExperimentResult } from './contract.js';
+import type { ArtifactCodec, Experiment, ExperimentOutput, ExperimentResult } from './types.js';
 
-/** Turns an experiment's artifacts into cacheable data (plain data and tensors) and back. */
-export interface ArtifactCodec<A, C = unknown> {
-  /** Plain data and tensors that `decode` rebuilds the artifacts from; the tensors may be the artifacts' own. */
-  encode(artifacts: A): unknown;
-  /** The artifacts, from what `encode` returned (its tensors now owned by the caller: keep or dispose them). */
-  decode(stored: unknown, config: C): A | Promise<A>;
-}
+export type { ArtifactCodec };
 
 /** The default cache folder: `<user cache dir>/attnlab/experiments`. */
 export function defaultCacheDir(): string {

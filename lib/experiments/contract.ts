@@ -15,75 +15,19 @@
  * `validation_`, `test_`) or is a cost (`seconds`, `params`); `runExperiment` rejects any other. Overrides merge into
  * the chosen config key by key and are validated against the schema before the experiment starts.
  */
-import type { ArtifactCodec } from './cache.js';
-import { ConfigError, type ConfigSchema, cloneConfig, deepMerge, validate } from './schema.js';
+import { ConfigError, cloneConfig, deepMerge, validate } from './schema.js';
+import type { Experiment, ExperimentResult } from './types.js';
 
-export interface ExperimentContext {
-  seed: number;
-  quick: boolean;
-  /** Progress display for training (false in tests and --json runs). */
-  progress: boolean | 'auto';
-  log: (line: string) => void;
-}
-
-/** A number from the paper, beside the metric of ours it is compared with. */
-export interface PaperReference {
-  /** Our metric's name (a key of `metrics`), or a table row's label. */
-  metric: string;
-  /** The paper's value, in the same unit as ours. */
-  paper: number;
-  /** Where it comes from: table or figure, and the paper's setting (data, scale). */
-  source: string;
-}
-
-/** What an experiment's `run` returns. */
-export interface ExperimentOutput<A = undefined> {
-  /** Flat metrics: split-prefixed names, numbers only. */
-  metrics: Record<string, number>;
-  /** Tables for display (rows of plain values), e.g. one row per model. */
-  tables?: Record<string, Record<string, string | number | boolean | null>[]>;
-  /** The paper's numbers our metrics are compared with. */
-  references?: PaperReference[];
-  /** What the numbers show, in one or two sentences. */
-  summary: string;
-  /** Trained models, datasets, curves: what a notebook draws from. Disposed by `runExperiment` unless `keep`. */
-  artifacts?: A;
-}
-
-export interface ExperimentResult<C = unknown, A = undefined> extends ExperimentOutput<A> {
-  experiment: string;
-  seed: number;
-  quick: boolean;
-  /** The config that ran: the quick or full config with the overrides merged in. */
-  config: C;
-  seconds: number;
-  /** Present when the result came from the experiment cache (lib/experiments/cache.ts); `seconds` is the stored run's. */
-  cached?: { key: string; path: string; savedAt: string };
-}
-
-export interface Experiment<C = unknown, A = undefined> {
-  name: string;
-  /** The paper(s) it reproduces at small scale, with links. */
-  paper: string;
-  description: string;
-  schema: ConfigSchema<C>;
-  quick: C;
-  full: C;
-  run(config: C, ctx: ExperimentContext): Promise<ExperimentOutput<A>>;
-  /**
-   * For the experiment cache: turns artifacts that are not plain data and tensors (trained models) into such data
-   * and back. Without it, a run whose artifacts hold anything else is not cached.
-   */
-  artifactCodec?: ArtifactCodec<A, C>;
-}
-
-/** Any experiment, whatever its config and artifacts (what a catalog holds). */
-// biome-ignore lint/suspicious/noExplicitAny: a catalog holds experiments of every config type
-export type AnyExperiment = Experiment<any, any>;
-
-/** The result of any experiment. */
-// biome-ignore lint/suspicious/noExplicitAny: results of experiments of every config type
-export type AnyExperimentResult = ExperimentResult<any, any>;
+export type {
+  AnyExperiment,
+  AnyExperimentResult,
+  ArtifactCodec,
+  Experiment,
+  ExperimentContext,
+  ExperimentOutput,
+  ExperimentResult,
+  PaperReference,
+} from './types.js';
 
 const NAME = /^[a-z0-9]+(-[a-z0-9]+)*$/;
 
