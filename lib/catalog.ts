@@ -10,6 +10,10 @@ import {
   runExperimentWith,
 } from './experiments/contract.js';
 import { inductionHeads } from './papers/basics/induction-heads/index.js';
+import { attentionAt } from './papers/classifiers/attention-at/experiment.js';
+import { dare } from './papers/classifiers/dare/experiment.js';
+import { lama } from './papers/classifiers/lama/experiment.js';
+import { salientRelevanceExperiment } from './papers/classifiers/salient-relevance/experiment.js';
 import { brainCaptions, brainDecoding, brainEncoder } from './papers/cogneuro/brain/experiments.js';
 import { oatScanpath } from './papers/cogneuro/oat/experiment.js';
 import { pointerExperiments } from './papers/cogneuro/pointer/experiments.js';
@@ -18,6 +22,9 @@ import { meapExperiment } from './papers/dynamics/meap/experiment.js';
 import { mohExperiment } from './papers/dynamics/moh/experiment.js';
 import { positionalAttentionExperiment } from './papers/dynamics/positional-attention/experiment.js';
 import { scanSnapExperiment } from './papers/dynamics/scan-snap/experiment.js';
+import { aarenExperiment } from './papers/recurrent/aaren/experiment.js';
+import { testTimeMemory } from './papers/recurrent/titans/experiment.js';
+import { mqarFrontier } from './papers/recurrent/zoology/experiment.js';
 import { passkeyLong, routingLm, sparseApprox, sparseScaling } from './papers/sparse/experiments/index.js';
 
 export * from './experiments/index.js';
@@ -46,6 +53,15 @@ export const CATALOG: readonly AnyExperiment[] = [
   positionalAttentionExperiment,
   meapExperiment,
   mohExperiment,
+  // recurrent: recall vs. state size
+  mqarFrontier,
+  aarenExperiment,
+  testTimeMemory,
+  // classifiers: attention in small classifiers and recommenders, and attribution
+  attentionAt,
+  lama,
+  dare,
+  salientRelevanceExperiment,
 ];
 
 {

@@ -21,11 +21,15 @@ export { display } from './display/callable.js';
 export type * as displayTypes from './display/index.js';
 export * as layers from './layers/index.js';
 export * as masks from './masks/index.js';
+/** Attention in classifiers and recommenders, and attribution: `al.classifiers.attentionAt`, `.lama`, `.dare`, `.salient`. */
+export * as classifiers from './papers/classifiers/index.js';
 export * as brain from './papers/cogneuro/brain/index.js';
 export * as oat from './papers/cogneuro/oat/index.js';
 export * as pointer from './papers/cogneuro/pointer/index.js';
 /** Learning dynamics and training objectives: `al.dynamics.icl`, `.scanSnap`, `.positional`, `.meap`, `.moh`. */
 export * as dynamics from './papers/dynamics/index.js';
+/** Recall vs. state size: `al.recurrent.zoology`, `.based`, `.flowformer`, `.aaren`, `.titans`, `.miras`. */
+export * as recurrent from './papers/recurrent/index.js';
 export * as sparse from './papers/sparse/index.js';
 export * as positional from './positional/index.js';
 /** `model.fit(x, y, { verbose: 1 })` shows a progress bar (tfjs alone has none); `al.FitProgress` to choose where. */
