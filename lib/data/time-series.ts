@@ -69,6 +69,17 @@ function checkSplit(fn: string, split: unknown): void {
     throw new Error(`${fn}: split must be 'train', 'validation' or 'test', got ${JSON.stringify(split)}`);
 }
 
+/** The settings both generators share: noise, the period range and the seed. */
+function checkNoisePeriodsSeed(fn: string, noiseStd: number, minPeriod: number, maxPeriod: number, seed: number): void {
+  if (!(Number.isFinite(noiseStd) && noiseStd >= 0))
+    throw new Error(`${fn}: noiseStd must be a finite number >= 0, got ${noiseStd}`);
+  if (!(minPeriod >= 2 && maxPeriod >= minPeriod))
+    throw new Error(
+      `${fn}: periods need 2 <= minPeriod <= maxPeriod, got minPeriod ${minPeriod}, maxPeriod ${maxPeriod}`,
+    );
+  if (!Number.isFinite(seed)) throw new Error(`${fn}: seed must be a finite number, got ${seed}`);
+}
+
 /** Noisy multi-sine forecasting rows (see the module header). */
 export function multiSineTask(config: MultiSineConfig): MultiSineBatch {
   const fn = 'multiSineTask';
@@ -83,13 +94,7 @@ export function multiSineTask(config: MultiSineConfig): MultiSineBatch {
   positiveInt(fn, 'horizon', horizon);
   positiveInt(fn, 'components', components);
   checkSplit(fn, split);
-  if (!(Number.isFinite(noiseStd) && noiseStd >= 0))
-    throw new Error(`${fn}: noiseStd must be a finite number >= 0, got ${noiseStd}`);
-  if (!(minPeriod >= 2 && maxPeriod >= minPeriod))
-    throw new Error(
-      `${fn}: periods need 2 <= minPeriod <= maxPeriod, got minPeriod ${minPeriod}, maxPeriod ${maxPeriod}`,
-    );
-  if (!Number.isFinite(seed)) throw new Error(`${fn}: seed must be a finite number, got ${seed}`);
+  checkNoisePeriodsSeed(fn, noiseStd, minPeriod, maxPeriod, seed);
   const rng = new Rng(seed).fork(`timeSeries:multiSine:${split}`);
   const n = context + horizon;
   const series = new Float64Array(batch * n);
@@ -175,13 +180,7 @@ export function waveformTask(config: WaveformConfig): WaveformBatch {
   positiveInt(fn, 'batch', batch);
   positiveInt(fn, 'length', length);
   checkSplit(fn, split);
-  if (!(Number.isFinite(noiseStd) && noiseStd >= 0))
-    throw new Error(`${fn}: noiseStd must be a finite number >= 0, got ${noiseStd}`);
-  if (!(minPeriod >= 2 && maxPeriod >= minPeriod))
-    throw new Error(
-      `${fn}: periods need 2 <= minPeriod <= maxPeriod, got minPeriod ${minPeriod}, maxPeriod ${maxPeriod}`,
-    );
-  if (!Number.isFinite(seed)) throw new Error(`${fn}: seed must be a finite number, got ${seed}`);
+  checkNoisePeriodsSeed(fn, noiseStd, minPeriod, maxPeriod, seed);
   const rng = new Rng(seed).fork(`timeSeries:waveform:${split}`);
   const series = new Float64Array(batch * length);
   const labels = new Int32Array(batch);
