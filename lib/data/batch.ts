@@ -98,6 +98,14 @@ export function checkSplit(fn: string, split: unknown): asserts split is Split {
     throw new RangeError(`${fn}: split must be 'train' or 'test', got ${String(split)}`);
 }
 
+/**
+ * The seed of training step `step`'s batch in a run seeded `seed`: every experiment draws a fresh training batch per
+ * step from it, so a run is reproducible from its seed and two runs with different seeds share no batch.
+ */
+export function stepSeed(seed: number, step: number): number {
+  return seed * 100_003 + step;
+}
+
 /** One test example in this many: the share of the example space that belongs to the test split. */
 export const TEST_SHARE = 8;
 

@@ -11,7 +11,9 @@
  * attention mass from each graded position t to the tokens after the earlier occurrences of the current token
  * (t - L + 1, t - 2L + 1, ...), on test rows.
  */
+
 import * as tf from '@tensorflow/tfjs';
+import { stepSeed } from '../../../data/batch.js';
 import { type RepeatBatch, repeatTask } from '../../../data/repeat.js';
 import { defineExperiment, type ExperimentContext } from '../../../experiments/contract.js';
 import { int, list, num, obj } from '../../../experiments/schema.js';
@@ -87,7 +89,7 @@ export async function trainInductionModel(
   const task = { seqLen: cfg.seqLen, vocabSize: cfg.vocabSize, minLen: cfg.minLen, maxLen: cfg.maxLen };
   const batches = function* () {
     for (let step = 0; ; step++)
-      yield repeatTask({ ...task, batch: cfg.batch, seed: ctx.seed * 100_003 + step, split: 'train' });
+      yield repeatTask({ ...task, batch: cfg.batch, seed: stepSeed(ctx.seed, step), split: 'train' });
   };
   const run = await train({
     variables: model.variables(),

@@ -21,7 +21,9 @@
  * Splits: training prompts, validation prompts (learning rate, GD step size) and test prompts come from disjoint
  * random streams (lib/data/linear-regression.ts). Evaluation lengths `evalN` reuse the trained weights unchanged.
  */
+
 import * as tf from '@tensorflow/tfjs';
+import { stepSeed } from '../../../data/batch.js';
 import { type LinearRegressionBatch, linearRegressionTask } from '../../../data/linear-regression.js';
 import { defineExperiment, type ExperimentContext, type PaperReference } from '../../../experiments/contract.js';
 import { int, list, num, obj, oneOf } from '../../../experiments/schema.js';
@@ -157,7 +159,7 @@ async function trainOne(
           n: cfg.trainN,
           d: cfg.d,
           noiseStd: cfg.noiseStd,
-          seed: ctx.seed * 100_003 + step,
+          seed: stepSeed(ctx.seed, step),
           split: 'train',
         }).toTensors();
     };

@@ -28,7 +28,9 @@
  * mod 51), ours draws them from each step's seed. The paper's depth axis is where the relevant passage sits in a long
  * natural context; ours is the fact's position in a row of `seqLen` tokens.
  */
+
 import * as tf from '@tensorflow/tfjs';
+import { stepSeed } from '../../../data/batch.js';
 import {
   type KvFactsBatch,
   type KvFactsConfig,
@@ -246,7 +248,7 @@ async function trainVariant(
   });
   const task = taskOf(cfg);
   const batches = function* () {
-    for (let step = 0; ; step++) yield kvFactsTask(task, cfg.batch, ctx.seed * 100_003 + step, 'train');
+    for (let step = 0; ; step++) yield kvFactsTask(task, cfg.batch, stepSeed(ctx.seed, step), 'train');
   };
   try {
     const run = await train({
@@ -360,7 +362,7 @@ export const meapExperiment = defineExperiment<MeapConfig, MeapArtifacts>({
     const validation = kvFactsTask(taskOf(cfg, depths), cfg.validationRows, ctx.seed, 'validation');
     const test = kvFactsTask(taskOf(cfg, depths), cfg.testRows, ctx.seed, 'test');
     // Training-split rows laid out like the test rows, from a seed no training step uses (steps use seed·100003 + step).
-    const trainProbe = kvFactsTask(taskOf(cfg, depths), cfg.validationRows, ctx.seed * 100_003 - 1, 'train');
+    const trainProbe = kvFactsTask(taskOf(cfg, depths), cfg.validationRows, stepSeed(ctx.seed, -1), 'train');
     const variants: MeapTrained[] = [];
     const artifacts: MeapArtifacts = {
       variants,

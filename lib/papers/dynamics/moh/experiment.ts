@@ -19,7 +19,7 @@
  * a test row's segment are dropped, so the three are disjoint.
  */
 import * as tf from '@tensorflow/tfjs';
-import { makeBatch } from '../../../data/batch.js';
+import { makeBatch, stepSeed } from '../../../data/batch.js';
 import { type RepeatBatch, repeatTask } from '../../../data/repeat.js';
 import { defineExperiment, type ExperimentContext, type PaperReference } from '../../../experiments/contract.js';
 import { int, list, num, obj } from '../../../experiments/schema.js';
@@ -175,7 +175,7 @@ async function trainOne(
     const task = { seqLen: cfg.seqLen, vocabSize: cfg.vocabSize, minLen: cfg.minLen, maxLen: cfg.maxLen };
     const batches = function* () {
       for (let step = 0; ; step++)
-        yield repeatTask({ ...task, batch: cfg.batch, seed: ctx.seed * 100_003 + step, split: 'train' });
+        yield repeatTask({ ...task, batch: cfg.batch, seed: stepSeed(ctx.seed, step), split: 'train' });
     };
     const run = await train({
       variables: model.variables(),

@@ -25,8 +25,10 @@
  * over a varying length is only approximated (the cumulative sum is not affected: row i sees keys 0..i and the
  * scratch node whatever n is). The quick config, with one length, does not meet this.
  */
+
 import * as tf from '@tensorflow/tfjs';
 import { ARRAY_TASKS, type ArrayBatch, type ArrayTaskName, arrayTask } from '../../../data/array-tasks.js';
+import { stepSeed } from '../../../data/batch.js';
 import { defineExperiment, type ExperimentContext } from '../../../experiments/contract.js';
 import { int, list, num, obj, oneOf } from '../../../experiments/schema.js';
 import { type StepRecord, train } from '../../../train/loop.js';
@@ -138,7 +140,7 @@ async function trainOne(
     const rng = new Rng(hashSeed(ctx.seed) ^ 0x5eed);
     for (let step = 0; ; step++) {
       const length = rng.int(cfg.minLen, cfg.maxLen + 1);
-      yield arrayTask({ task, batch: cfg.batch, length, seed: ctx.seed * 100_003 + step, split: 'train' }).toTensors();
+      yield arrayTask({ task, batch: cfg.batch, length, seed: stepSeed(ctx.seed, step), split: 'train' }).toTensors();
     }
   };
   try {

@@ -26,7 +26,9 @@
  * 300 steps at d 32). The quick config trains one width (d 16); its summary says when attention itself has not learned
  * the task.
  */
+
 import * as tf from '@tensorflow/tfjs';
+import { stepSeed } from '../../../data/batch.js';
 import { type MqarSplit, mqarPowerLaw } from '../../../data/mqar-powerlaw.js';
 import { defineExperiment, type ExperimentContext, type PaperReference } from '../../../experiments/contract.js';
 import { int, list, num, obj, oneOf } from '../../../experiments/schema.js';
@@ -194,7 +196,7 @@ async function trainOne(
           seqLen: cfg.seqLen,
           vocabSize: cfg.vocabSize,
           numPairs: cfg.numPairs,
-          seed: hashSeed(ctx.seed * 100_003 + step),
+          seed: hashSeed(stepSeed(ctx.seed, step)),
           split: 'train',
         });
         const { inputs, targets, lossMask } = data.toTensors();

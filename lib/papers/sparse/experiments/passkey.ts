@@ -22,7 +22,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { SPECIAL } from '../../../data/batch.js';
+import { SPECIAL, stepSeed } from '../../../data/batch.js';
 import { PASSKEY_DIGIT0, passkeyTask } from '../../../data/tasks.js';
 import { defineExperiment, type ExperimentContext } from '../../../experiments/contract.js';
 import { bool, int, list, num, obj, oneOf, opt, str } from '../../../experiments/schema.js';
@@ -232,7 +232,7 @@ function trainBatch(cfg: PasskeyLongConfig, kind: AttentionKind, vocab: number, 
     digits: cfg.digits,
     distinct: cfg.distinct,
     fillerVocab: cfg.fillerVocab,
-    seed: seed * 100_003 + step,
+    seed: stepSeed(seed, step),
     split: 'train',
   });
   if (kind !== 'landmark') return b.toTensors();

@@ -14,7 +14,9 @@
  *     token) in one cluster and reads that value. (Written key first, the asked key would have to match the position
  *     *after* its earlier occurrence, a token of different content, which shared-QK clustering does not group.)
  */
+
 import * as tf from '@tensorflow/tfjs';
+import { stepSeed } from '../../../data/batch.js';
 import { textDataset } from '../../../data/corpus.js';
 import { type RecallConfig, recallTask } from '../../../data/recall.js';
 import { defineExperiment, type ExperimentContext } from '../../../experiments/contract.js';
@@ -183,7 +185,7 @@ export const routingLm = defineExperiment<RoutingLMConfig>({
         rm,
         rc.steps,
         cfg.lr,
-        (step) => recallTask(rc, rc.batch, ctx.seed * 100_003 + step, 'train').toTensors(),
+        (step) => recallTask(rc, rc.batch, stepSeed(ctx.seed, step), 'train').toTensors(),
         ctx,
       );
       const test = recallTask(rc, rc.testRows, ctx.seed, 'test').toTensors();
