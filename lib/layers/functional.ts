@@ -272,6 +272,11 @@ export interface AttentionCall {
    * keeps its last row, so the output [b, 1, m] is the last row of the full call's.
    */
   lastOnly?: boolean;
+  /**
+   * Absolute position ids of the s queries (default past, past + 1, ...); RoPE rotates the queries and the new keys
+   * (self-attention) by them, e.g. a token tree's depth positions. Not with ALiBi.
+   */
+  positions?: number[];
   /** MoH attention pushes its load-balance loss here (a tensor of the caller's scope: return it from a tidy). */
   aux?: AuxLosses;
 }
@@ -299,9 +304,18 @@ export function attentionForward(
   const kContent = splitHeads(linear(call.keyInput ?? src, p.wk, p.bk), kvHeads, headDim); // [b, g, t, d]
   let v = splitHeads(linear(src, p.wv, p.bv), kvHeads, headDim); // [b, g, t, d]
   let [q, k, qc] = [qContent, kContent, qContent];
+  if (call.positions && call.positions.length !== q.shape[2])
+    throw new Error(
+      `attentionForward: call.positions must have one id per query (${q.shape[2]}), got ${call.positions.length}`,
+    );
+  if (call.positions && cfg.positional === 'alibi')
+    throw new Error("attentionForward: call.positions cannot be used with positional 'alibi', got 'alibi'");
   if (cfg.positional === 'rope') {
-    const qPos = Array.from({ length: q.shape[2] }, (_, i) => past + i);
-    const kPos = Array.from({ length: k.shape[2] }, (_, i) => past + i);
+    const qPos = call.positions ?? Array.from({ length: q.shape[2] }, (_, i) => past + i);
+    const kPos =
+      call.positions && !context && !call.keyInput
+        ? call.positions
+        : Array.from({ length: k.shape[2] }, (_, i) => past + i);
     q = rope(q, qPos, { base: cfg.ropeBase }) as tf.Tensor4D;
     k = rope(k, kPos, { base: cfg.ropeBase }) as tf.Tensor4D;
   }

@@ -74,8 +74,16 @@ const KEYS: (keyof ToyLMConfig)[] = [
 export interface ForwardOptions {
   /** Decode incrementally: new tokens are appended to the cache (see newCache()). */
   cache?: KVCache;
-  /** Replaces the causal mask for this call (e.g. causal & padding). */
-  mask?: masks.Mask;
+  /**
+   * Replaces the causal mask for this call (e.g. causal & padding); a tensor is a 0/1 mask broadcastable to
+   * [b, heads, s, past + s] (e.g. a token tree's mask: each node sees the cached prefix and its ancestors).
+   */
+  mask?: masks.Mask | tf.Tensor;
+  /**
+   * Absolute position ids of the s new tokens (default past, past + 1, ...), read by learned and sinusoidal positions
+   * and RoPE, e.g. the depth positions of a token tree verified in one forward pass (Medusa). Not with ALiBi.
+   */
+  positions?: number[];
 }
 
 export class ToyLM extends tf.layers.Layer {
@@ -188,6 +196,16 @@ export class ToyLM extends tf.layers.Layer {
       throw new ShapeError(`ToyLM.forward: ${past} cached + ${s} new positions exceed maxLen ${c.maxLen}`);
     if (s === 0 || tokens.shape[0] === 0)
       throw new ShapeError(`ToyLM.forward: tokens is empty (shape ${fmt(tokens.shape)})`);
+    const pos = opts.positions;
+    if (pos !== undefined) {
+      if (c.positional === 'alibi')
+        throw new ShapeError("ToyLM.forward: opts.positions cannot be used with positional 'alibi', got 'alibi'");
+      if (pos.length !== s)
+        throw new ShapeError(`ToyLM.forward: opts.positions must have one id per new token (${s}), got ${pos.length}`);
+      const bad = pos.find((p) => !Number.isInteger(p) || p < 0 || p >= c.maxLen);
+      if (bad !== undefined)
+        throw new ShapeError(`ToyLM.forward: opts.positions must be integers in [0, maxLen ${c.maxLen}), got ${bad}`);
+    }
     this.build();
   }
 
@@ -199,8 +217,10 @@ export class ToyLM extends tf.layers.Layer {
     const [, s] = tokens.shape;
     const ids = tokens.dtype === 'int32' ? tokens : tokens.toInt();
     let x = embedding(v.embed as tf.Tensor2D, ids); // [b, s, m]
-    if (v.pos) x = x.add(v.pos.slice([past, 0], [s, c.dModel]));
-    if (this.sinusoidTable) x = x.add(this.sinusoidTable.slice([past, 0], [s, c.dModel]));
+    const at = (table: tf.Tensor) =>
+      opts.positions ? tf.gather(table, opts.positions) : table.slice([past, 0], [s, c.dModel]);
+    if (v.pos) x = x.add(at(v.pos));
+    if (this.sinusoidTable) x = x.add(at(this.sinusoidTable));
     x = this.hooks.run('hook_embed', x);
     v.blocks.forEach((b, i) => {
       x = blockForward(b, x, this.blockConfig, {
@@ -209,6 +229,7 @@ export class ToyLM extends tf.layers.Layer {
         cache: opts.cache,
         layer: i,
         mask: opts.mask,
+        positions: opts.positions,
         aux,
       });
     });
