@@ -41,6 +41,23 @@ export class KVCache {
     return [nk, nv];
   }
 
+  /**
+   * A 0/1 mask broadcastable to [batch, heads, queries, keys] that attention at `layer` applies instead of the causal
+   * mask, for caches that hold different positions per head (padded to one length; see
+   * lib/papers/inference/kv/cache.ts). undefined (this cache): the causal mask.
+   */
+  attentionMask(_layer: number, _queries: number): tf.Tensor | undefined {
+    return undefined;
+  }
+
+  /** Bytes held by the cached keys and values of `layer` (every layer when omitted), measured from the tensors. */
+  bytes(layer?: number): number {
+    let n = 0;
+    for (let i = 0; i < this.layers; i++)
+      if (layer === undefined || layer === i) n += tensorBytes(this.k[i]) + tensorBytes(this.v[i]);
+    return n;
+  }
+
   dispose(): void {
     for (let i = 0; i < this.layers; i++) {
       this.k[i]?.dispose();
@@ -48,4 +65,11 @@ export class KVCache {
       this.k[i] = this.v[i] = null;
     }
   }
+}
+
+/** Bytes a tensor's data takes (size · bytes per element of its dtype); 0 for null. */
+export function tensorBytes(t: tf.Tensor | null | undefined): number {
+  if (!t) return 0;
+  const per = t.dtype === 'bool' ? 1 : t.dtype === 'complex64' ? 8 : t.dtype === 'string' ? NaN : 4;
+  return t.size * per;
 }

@@ -228,7 +228,7 @@ export class ToyLM extends tf.layers.Layer {
         prefix: `blocks.${i}`,
         cache: opts.cache,
         layer: i,
-        mask: opts.mask,
+        mask: opts.cache?.attentionMask(i, s) ?? opts.mask, // a per-head cache's padding mask (cache.ts)
         positions: opts.positions,
         aux,
       });
