@@ -1,0 +1,300 @@
+import * as tf from '@tensorflow/tfjs';
+import { describe, expect, it } from 'vitest';
+import { sdpa } from '../lib/attention/sdpa.js';
+import { ToyLM } from '../lib/layers/toylm.js';
+import * as masks from '../lib/masks/index.js';
+import { duoAttention, duoAttentionReference, streamingAllows } from '../lib/papers/inference/duo/attention.js';
+import {
+  applyDuoGates,
+  distillLoss,
+  duoSchedule,
+  headsFromGates,
+  optimiseGates,
+} from '../lib/papers/inference/duo/gates.js';
+import { BACKENDS, expectClose, expectNoLeak, numericGrad, randomArray, useBackend } from './helpers.js';
+
+interface Case {
+  b: number;
+  h: number;
+  g: number;
+  s: number;
+  t: number;
+  d: number;
+  sinks: number;
+  recent: number;
+}
+
+const CASES: Case[] = [
+  { b: 2, h: 2, g: 2, s: 9, t: 9, d: 4, sinks: 2, recent: 3 },
+  { b: 1, h: 4, g: 2, s: 7, t: 7, d: 3, sinks: 1, recent: 2 }, // grouped-query
+  { b: 1, h: 2, g: 1, s: 3, t: 10, d: 4, sinks: 2, recent: 4 }, // queries end-aligned after a cache
+  { b: 1, h: 2, g: 2, s: 6, t: 6, d: 2, sinks: 0, recent: 1 }, // streaming = attend to self only
+];
+
+function data(c: Case, seed: number) {
+  const q = randomArray(c.b * c.h * c.s * c.d, seed, 1.5);
+  const k = randomArray(c.b * c.g * c.t * c.d, seed + 1, 1.5);
+  const v = randomArray(c.b * c.g * c.t * c.d, seed + 2);
+  const alpha = Array.from(randomArray(c.g, seed + 3), (x) => (x + 1) / 2);
+  return { q, k, v, alpha };
+}
+
+const tensors = (c: Case, x: ReturnType<typeof data>) => ({
+  q: tf.tensor4d(Float32Array.from(x.q), [c.b, c.h, c.s, c.d]),
+  k: tf.tensor4d(Float32Array.from(x.k), [c.b, c.g, c.t, c.d]),
+  v: tf.tensor4d(Float32Array.from(x.v), [c.b, c.g, c.t, c.d]),
+  alpha: tf.tensor1d(x.alpha),
+});
+
+describe.each(BACKENDS)('duoAttention on %s', (name) => {
+  it('matches the float64 reference (MHA, GQA, end-aligned queries, window of one)', async () => {
+    await useBackend(name);
+    CASES.forEach((c, i) => {
+      const x = data(c, 10 + i);
+      const t = tensors(c, x);
+      const out = duoAttention(t.q, t.k, t.v, t.alpha, c);
+      const ref = duoAttentionReference(x.q, x.k, x.v, x.alpha, c, c);
+      expectClose(out, ref, { rtol: 1e-4, atol: 1e-5 }, `case ${i}`);
+      tf.dispose([out, t.q, t.k, t.v, t.alpha]);
+    });
+  });
+
+  it('alpha = 1 is full causal attention, alpha = 0 is sink + recent attention', async () => {
+    await useBackend(name);
+    const c = CASES[0];
+    const x = data(c, 3);
+    const t = tensors(c, x);
+    const ones = tf.ones([c.g]) as tf.Tensor1D;
+    const zeros = tf.zeros([c.g]) as tf.Tensor1D;
+    const a = duoAttention(t.q, t.k, t.v, ones, c);
+    const full = sdpa(t.q, t.k, t.v, { mask: masks.causal() });
+    const z = duoAttention(t.q, t.k, t.v, zeros, c);
+    const stream = sdpa(t.q, t.k, t.v, { mask: masks.sinkWindow(c.sinks, c.recent) });
+    expectClose(a, full, {}, 'alpha 1');
+    expectClose(z, stream, {}, 'alpha 0');
+    // The two differ on this case (otherwise the checks above could not fail).
+    expect(tf.sub(full, stream).abs().max().dataSync()[0]).toBeGreaterThan(1e-3);
+    tf.dispose([a, full, z, stream, ones, zeros, t.q, t.k, t.v, t.alpha]);
+  });
+
+  it('is causal: later keys and values do not change earlier outputs', async () => {
+    await useBackend(name);
+    const c = CASES[0];
+    const x = data(c, 5);
+    const y = { ...x, k: Float64Array.from(x.k), v: Float64Array.from(x.v) };
+    const cut = 5;
+    for (let bi = 0; bi < c.b; bi++)
+      for (let gi = 0; gi < c.g; gi++)
+        for (let j = cut; j < c.t; j++)
+          for (let e = 0; e < c.d; e++) {
+            y.k[((bi * c.g + gi) * c.t + j) * c.d + e] += 3;
+            y.v[((bi * c.g + gi) * c.t + j) * c.d + e] -= 2;
+          }
+    const [t1, t2] = [tensors(c, x), tensors(c, y)];
+    const [o1, o2] = [duoAttention(t1.q, t1.k, t1.v, t1.alpha, c), duoAttention(t2.q, t2.k, t2.v, t2.alpha, c)];
+    const early = (o: tf.Tensor) => o.slice([0, 0, 0, 0], [c.b, c.h, cut, c.d]);
+    expectClose(early(o2), early(o1), {}, 'prefix');
+    expect(tf.sub(o1, o2).abs().max().dataSync()[0]).toBeGreaterThan(1e-3);
+    tf.dispose([o1, o2, t1.q, t1.k, t1.v, t1.alpha, t2.q, t2.k, t2.v, t2.alpha]);
+  });
+
+  it('gradients w.r.t. q, k, v and alpha match float64 central differences', async () => {
+    await useBackend(name);
+    for (const c of [CASES[1], CASES[2]]) {
+      const x = data(c, 21);
+      const w = randomArray(c.b * c.h * c.s * c.d, 99);
+      const f = () => {
+        const o = duoAttentionReference(x.q, x.k, x.v, x.alpha, c, c);
+        let acc = 0;
+        for (let i = 0; i < o.length; i++) acc += o[i] * w[i];
+        return acc;
+      };
+      const t = tensors(c, x);
+      const wt = tf.tensor4d(Float32Array.from(w), [c.b, c.h, c.s, c.d]);
+      const grads = tf.grads((q, k, v, a) =>
+        duoAttention(q as tf.Tensor4D, k as tf.Tensor4D, v as tf.Tensor4D, a as tf.Tensor1D, c)
+          .mul(wt)
+          .sum(),
+      )([t.q, t.k, t.v, t.alpha]);
+      const alpha = Float64Array.from(x.alpha);
+      const xa = { ...x, alpha };
+      const fa = () => {
+        const o = duoAttentionReference(x.q, x.k, x.v, alpha, c, c);
+        let acc = 0;
+        for (let i = 0; i < o.length; i++) acc += o[i] * w[i];
+        return acc;
+      };
+      const tol = { rtol: 2e-3, atol: 2e-4 };
+      expectClose(grads[0], numericGrad(f, x.q), tol, 'dq');
+      expectClose(grads[1], numericGrad(f, x.k), tol, 'dk');
+      expectClose(grads[2], numericGrad(f, x.v), tol, 'dv');
+      expectClose(grads[3], numericGrad(fa, xa.alpha), tol, 'dalpha');
+      tf.dispose([...grads, wt, t.q, t.k, t.v, t.alpha]);
+    }
+  });
+
+  it('leaks no tensors', async () => {
+    await useBackend(name);
+    const c = CASES[1];
+    const t = tensors(c, data(c, 1));
+    expectNoLeak(() => duoAttention(t.q, t.k, t.v, t.alpha, c).dispose());
+    tf.dispose([t.q, t.k, t.v, t.alpha]);
+  });
+});
+
+describe('duoAttention arguments', () => {
+  it('rejects bad shapes and windows with the function, argument, expected and actual value', async () => {
+    await useBackend('cpu');
+    const q = tf.zeros([1, 2, 4, 3]) as tf.Tensor4D;
+    const k = tf.zeros([1, 2, 4, 3]) as tf.Tensor4D;
+    const a = tf.zeros([2]) as tf.Tensor1D;
+    expect(() => duoAttention(q, k, k, tf.zeros([3]) as tf.Tensor1D, { sinks: 1, recent: 2 })).toThrow(
+      /duoAttention: alpha must have shape \[kvHeads\] = \[2\], got \[3\]/,
+    );
+    expect(() => duoAttention(q, k, k, a, { sinks: -1, recent: 2 })).toThrow(
+      /duoAttention: window.sinks must be an integer >= 0, got -1/,
+    );
+    expect(() => duoAttention(q, k, k, a, { sinks: 1, recent: 0 })).toThrow(
+      /duoAttention: window.recent must be an integer >= 1, got 0/,
+    );
+    expect(() => duoAttention(tf.zeros([1, 3, 4, 3]) as tf.Tensor4D, k, k, a, { sinks: 1, recent: 2 })).toThrow(
+      /query heads \(3\) must be a multiple of kv heads \(2\)/,
+    );
+    expect(() => duoAttention(tf.zeros([1, 2, 5, 3]) as tf.Tensor4D, k, k, a, { sinks: 1, recent: 2 })).toThrow(
+      /5 queries but only 4 keys/,
+    );
+    expect(streamingAllows(3, 0, 4, 4, { sinks: 1, recent: 2 })).toBe(true);
+    expect(streamingAllows(3, 1, 4, 4, { sinks: 1, recent: 2 })).toBe(false);
+    expect(streamingAllows(3, 2, 4, 4, { sinks: 1, recent: 2 })).toBe(true);
+    tf.dispose([q, k, a]);
+  });
+});
+
+const MODEL = { vocab: 11, dModel: 16, heads: 2, layers: 2, maxLen: 24, seed: 3 };
+
+describe('DuoAttention gates on a ToyLM', () => {
+  it('gates 1 give the plain forward; gates 0 give a sink + recent model with the same weights', async () => {
+    await useBackend('cpu');
+    const model = new ToyLM(MODEL);
+    const streaming = new ToyLM({ ...MODEL, window: 3, sinks: 2 });
+    const tokens = tf.tensor2d(
+      Array.from({ length: 2 * 14 }, (_, i) => (i * 7) % 11),
+      [2, 14],
+      'int32',
+    );
+    const plain = model.forward(tokens);
+    const ones = tf.ones([2, 2]);
+    let remove = applyDuoGates(model, ones, { sinks: 2, recent: 3 });
+    const gated1 = model.forward(tokens);
+    remove();
+    const zeros = tf.zeros([2, 2]);
+    remove = applyDuoGates(model, zeros, { sinks: 2, recent: 3 });
+    const gated0 = model.forward(tokens);
+    // with a KV cache (prefill 9, then one token at a time) the gated model gives the same logits as without
+    const cache = model.newCache();
+    const parts = [model.forward(tokens.slice([0, 0], [2, 9]), { cache })];
+    for (let i = 9; i < 14; i++) parts.push(model.forward(tokens.slice([0, i], [2, 1]), { cache }));
+    const cached = tf.concat(parts, 1);
+    remove();
+    const ref = streaming.forward(tokens);
+    expectClose(gated1, plain, {}, 'gates 1');
+    expectClose(gated0, ref, { rtol: 1e-4, atol: 2e-5 }, 'gates 0');
+    expectClose(cached, gated0, { rtol: 1e-4, atol: 2e-5 }, 'gates 0, cached');
+    expect(tf.sub(plain, ref).abs().max().dataSync()[0]).toBeGreaterThan(1e-4);
+    expect(model.hooks.size).toBe(0);
+    cache.dispose();
+    tf.dispose([tokens, plain, ones, gated1, zeros, gated0, cached, ...parts, ref]);
+    model.dispose();
+    streaming.dispose();
+  });
+
+  it('rejects gates of the wrong shape', async () => {
+    await useBackend('cpu');
+    const model = new ToyLM(MODEL);
+    const g = tf.ones([3, 2]);
+    expect(() => applyDuoGates(model, g, { sinks: 1, recent: 2 })).toThrow(
+      /applyDuoGates: gates must have shape \[layers, kvHeads\] = \[2,2\], got \[3,2\]/,
+    );
+    g.dispose();
+    model.dispose();
+  });
+
+  it('distillLoss is the masked mean over positions of the mean squared difference', async () => {
+    await useBackend('cpu');
+    const a = tf.tensor3d([1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 4]);
+    const b = tf.tensor3d([1, 2, 3, 4, 6, 6, 7, 10], [1, 2, 4]);
+    const m = tf.tensor2d([[0, 1]]);
+    const l = distillLoss(a, b, m);
+    expect(l.dataSync()[0]).toBeCloseTo((1 + 4) / 4, 6);
+    tf.dispose([a, b, m, l]);
+  });
+
+  it('optimiseGates: the L1 term closes gates whose heads lose nothing; the model is unchanged; no leaks', async () => {
+    await useBackend('cpu');
+    const model = new ToyLM(MODEL);
+    const before = model.variables().map((v) => v.dataSync().slice());
+    const batches = function* () {
+      for (let i = 0; ; i++) {
+        const inputs = tf.tensor2d(
+          Array.from({ length: 2 * 8 }, (_, j) => (j * 5 + i) % 11),
+          [2, 8],
+          'int32',
+        );
+        const answerMask = tf.tensor2d(
+          Array.from({ length: 16 }, (_, j) => (j % 8 >= 5 ? 1 : 0)),
+          [2, 8],
+        );
+        yield { inputs, answerMask };
+      }
+    };
+    // sinks + recent cover all 8 positions: streaming = full, the distillation loss is 0, only L1 acts.
+    const warm = batches().next().value as { inputs: tf.Tensor2D; answerMask: tf.Tensor2D };
+    model.forward(warm.inputs).dispose();
+    tf.dispose([warm.inputs, warm.answerMask]);
+    const n0 = tf.memory().numTensors;
+    const free = await optimiseGates(model, { batches: batches(), steps: 25, window: { sinks: 2, recent: 8 } });
+    expect(tf.memory().numTensors).toBe(n0);
+    for (const row of free.gates) for (const a of row) expect(a).toBeLessThan(0.9);
+    expect(free.finalDistill).toBeLessThan(1e-8);
+    // a tiny window: distillation pushes back against L1 (gates end higher than with nothing to lose)
+    const tight = await optimiseGates(model, {
+      batches: batches(),
+      steps: 25,
+      window: { sinks: 0, recent: 1 },
+      regWeight: 0.05,
+    });
+    for (const a of tight.gates.flat()) {
+      expect(a).toBeGreaterThanOrEqual(0);
+      expect(a).toBeLessThanOrEqual(1);
+    }
+    const meanOf = (g: number[][]) => g.flat().reduce((s, x) => s + x, 0) / g.flat().length;
+    expect(meanOf(tight.gates)).toBeGreaterThan(meanOf(free.gates));
+    model.variables().forEach((v, i) => expect(Array.from(v.dataSync())).toEqual(Array.from(before[i])));
+    expect(model.hooks.size).toBe(0);
+    model.dispose();
+  });
+
+  it('duoSchedule warms up, holds and decays to no less than 0.1', () => {
+    expect(duoSchedule(0, 100)).toBeCloseTo(0.1, 6);
+    expect(duoSchedule(9, 100)).toBeCloseTo(0.5, 6);
+    expect(duoSchedule(50, 100)).toBe(1);
+    expect(duoSchedule(99, 100)).toBeCloseTo(0.1, 6);
+  });
+
+  it('headsFromGates keeps the largest fraction, ties to the lower index', () => {
+    expect(
+      headsFromGates(
+        [
+          [0.9, 0.1],
+          [0.5, 0.5],
+        ],
+        0.5,
+      ),
+    ).toEqual([
+      [true, false],
+      [true, false],
+    ]);
+    expect(headsFromGates([[0.2, 0.3]], 0)).toEqual([[false, false]]);
+    expect(() => headsFromGates([[1]], 1.5)).toThrow(/headsFromGates: fraction must be in \[0, 1\], got 1.5/);
+  });
+});
