@@ -8,6 +8,14 @@ export type { AttentionShapes, Scoring, SdpaOptions, SdpaResult } from './dense.
 export { checkQkv, dense, MASKED_SCORE, maskTensor, normalise, repeatKv } from './dense.js';
 export type { FlashOptions } from './flash.js';
 export { flash, flashReference, flashSupports, maskIntervals, onlyBackendMissing } from './flash.js';
+export type { LinearScanPath } from './linear-scan.js';
+export {
+  causalLinearScan,
+  causalLinearScanReference,
+  LINEAR_SCAN_PATHS,
+  linearScanPath,
+  SCAN_CHUNK,
+} from './linear-scan.js';
 export type { Dense, NaiveOptions } from './naive.js';
 export { naiveAttention } from './naive.js';
 export type { AttentionPath } from './sdpa.js';

@@ -11,7 +11,14 @@
  * ATTNLAB_THREADS=n for the thread count (default: 2, or 1 on a 1-core machine).
  */
 export { adamUpdate, gelu, layerNorm, logSoftmax } from './native/fused.js';
-export { type AdamHyper, FLASH_BWD, FLASH_FWD, type FlashAttrs } from './native/fused-kernels.js';
+export {
+  type AdamHyper,
+  FLASH_BWD,
+  FLASH_FWD,
+  type FlashAttrs,
+  LINEAR_SCAN,
+  LINEAR_SCAN_GRAD,
+} from './native/fused-kernels.js';
 export { collapseBroadcast, installNativeKernels, nativeInstalled, uninstallNativeKernels } from './native/kernels.js';
 export { addonPath, loadAddon, type NativeAddon, nativeAvailable, nativeInfo } from './native/load.js';
 export { NativeOutOfMemoryError, WASM_HEAP_LIMIT } from './native/wasm.js';

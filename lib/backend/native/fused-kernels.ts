@@ -207,6 +207,60 @@ function flashBwdKernel(args: KernelArgs): tf.TensorInfo[] {
   return [dq, dk, dv];
 }
 
+/** Kernel names of the chunked causal linear-attention scan (see lib/attention/linear-scan.ts). */
+export const LINEAR_SCAN = 'AttnlabLinearScan';
+export const LINEAR_SCAN_GRAD = 'AttnlabLinearScanGrad';
+
+/** q, k [..., T, D], v [..., T, E] -> y [..., T, E] = Σ_{i<=t} (q_t·k_i) v_i, one slice per leading index. */
+function linearScanKernel(args: KernelArgs): tf.TensorInfo {
+  const { inputs, backend } = args;
+  const { q, k, v } = inputs;
+  const r = q.shape.length;
+  const [T, D, E] = [q.shape[r - 2], q.shape[r - 1], v.shape[r - 1]];
+  const slices = size(q.shape.slice(0, r - 2));
+  const y = output(backend, 'linear scan (AttnlabLinearScan)', [...v.shape]);
+  requireAddon().linearScan(
+    heap(backend),
+    offset(backend, q),
+    offset(backend, k),
+    offset(backend, v),
+    offset(backend, y),
+    slices,
+    T,
+    D,
+    E,
+  );
+  return y;
+}
+
+function linearScanGradKernel(args: KernelArgs): tf.TensorInfo[] {
+  const { inputs, backend } = args;
+  const { q, k, v, dy } = inputs;
+  const r = q.shape.length;
+  const [T, D, E] = [q.shape[r - 2], q.shape[r - 1], v.shape[r - 1]];
+  const slices = size(q.shape.slice(0, r - 2));
+  const [dq, dk, dv] = outputs(backend, 'linear scan gradient (AttnlabLinearScanGrad)', [
+    [...q.shape],
+    [...k.shape],
+    [...v.shape],
+  ]);
+  requireAddon().linearScanGrad(
+    heap(backend),
+    offset(backend, q),
+    offset(backend, k),
+    offset(backend, v),
+    offset(backend, dy),
+    offset(backend, dq),
+    offset(backend, dk),
+    offset(backend, dv),
+    slices,
+    T,
+    D,
+    E,
+  );
+  return [dq, dk, dv];
+}
+
 /** Every kernel above by name, in registration order. */
 export const FUSED_KERNELS: Readonly<Record<string, KernelFn>> = {
   [GELU]: geluKernel,
@@ -216,4 +270,6 @@ export const FUSED_KERNELS: Readonly<Record<string, KernelFn>> = {
   [LAYER_NORM_GRAD]: layerNormGradKernel,
   [FLASH_FWD]: flashFwdKernel,
   [FLASH_BWD]: flashBwdKernel,
+  [LINEAR_SCAN]: linearScanKernel,
+  [LINEAR_SCAN_GRAD]: linearScanGradKernel,
 };

@@ -93,6 +93,31 @@ export interface NativeAddon {
     iv: Int32Array | null,
     ivStride: number,
   ): void;
+  linearScan(
+    heap: ArrayBuffer,
+    q: number,
+    k: number,
+    v: number,
+    y: number,
+    slices: number,
+    T: number,
+    D: number,
+    E: number,
+  ): void;
+  linearScanGrad(
+    heap: ArrayBuffer,
+    q: number,
+    k: number,
+    v: number,
+    dy: number,
+    dq: number,
+    dk: number,
+    dv: number,
+    slices: number,
+    T: number,
+    D: number,
+    E: number,
+  ): void;
   geluGrad(heap: ArrayBuffer, x: number, dy: number, dx: number, n: number): void;
   adam(
     heap: ArrayBuffer,

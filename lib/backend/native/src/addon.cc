@@ -155,12 +155,16 @@ struct Kernels {
   decltype(&k_base::flash_fwd) flash_fwd;
   decltype(&k_base::flash_delta) flash_delta;
   decltype(&k_base::flash_bwd) flash_bwd;
+  decltype(&k_base::linscan_scratch_floats) linscan_scratch_floats;
+  decltype(&k_base::linscan_fwd) linscan_fwd;
+  decltype(&k_base::linscan_bwd) linscan_bwd;
 };
 #define ATTNLAB_TABLE(ns, name)                                                                                     \
   Kernels {                                                                                                         \
     name, ns::unary, ns::binary, ns::reduce_inner, ns::reduce_middle, ns::softmax_rows, ns::gelu_grad, ns::adam,    \
         ns::layernorm_fwd, ns::layernorm_bwd, ns::flash_scratch_floats,                                             \
-        ns::flash_bwd_scratch_floats, ns::flash_fwd, ns::flash_delta, ns::flash_bwd                                 \
+        ns::flash_bwd_scratch_floats, ns::flash_fwd, ns::flash_delta, ns::flash_bwd, ns::linscan_scratch_floats,    \
+        ns::linscan_fwd, ns::linscan_bwd                                                                            \
   }
 Kernels K;
 
@@ -830,6 +834,62 @@ napi_value FlashBwd(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// Runs a linear-scan kernel over `slices` independent (batch x head) slices, dealt out one at a time.
+template <typename F>
+bool linscan_run(Args& a, long slices, long D, long E, F body) {
+  long per = K.linscan_scratch_floats(D, E);
+  std::vector<float> scratch;
+  if (!a.scratch(scratch, Args::prod({per, (long)pool->size()}) + 16, "the per-thread scan state")) return false;
+  std::atomic<long> next{0};
+  auto work = [&](int tid) {
+    float* s = scratch.data() + tid * per;
+    for (;;) {
+      long sl = next.fetch_add(1);
+      if (sl >= slices) break;
+      body(s, sl);
+    }
+  };
+  if (slices > 1) pool->run(work);
+  else work(0);
+  return true;
+}
+
+// linearScan(heap, qOff, kOff, vOff, yOff, slices, T, D, E)
+napi_value LinearScan(napi_env env, napi_callback_info info) {
+  Args a(env, info, "linearScan");
+  if (!a.ok) return nullptr;
+  long n = a.size(5, "slices"), T = a.size(6, "T"), D = a.size(7, "D"), E = a.size(8, "E");
+  const float* q = a.f32(1, Args::prod({n, T, D}), "q");
+  const float* k = a.f32(2, Args::prod({n, T, D}), "k");
+  const float* v = a.f32(3, Args::prod({n, T, E}), "v");
+  float* y = a.f32(4, Args::prod({n, T, E}), "y");
+  if (!a.ok) return nullptr;
+  if (Args::prod({n, T, E}) == 0) return undefined(env);
+  if (!linscan_run(a, n, D, E, [&](float* s, long sl) { K.linscan_fwd(q, k, v, y, T, D, E, s, sl, sl + 1); }))
+    return nullptr;
+  return undefined(env);
+}
+
+// linearScanGrad(heap, qOff, kOff, vOff, dyOff, dqOff, dkOff, dvOff, slices, T, D, E)
+napi_value LinearScanGrad(napi_env env, napi_callback_info info) {
+  Args a(env, info, "linearScanGrad");
+  if (!a.ok) return nullptr;
+  long n = a.size(8, "slices"), T = a.size(9, "T"), D = a.size(10, "D"), E = a.size(11, "E");
+  const float* q = a.f32(1, Args::prod({n, T, D}), "q");
+  const float* k = a.f32(2, Args::prod({n, T, D}), "k");
+  const float* v = a.f32(3, Args::prod({n, T, E}), "v");
+  const float* dy = a.f32(4, Args::prod({n, T, E}), "dy");
+  float* dq = a.f32(5, Args::prod({n, T, D}), "dq");
+  float* dk = a.f32(6, Args::prod({n, T, D}), "dk");
+  float* dv = a.f32(7, Args::prod({n, T, E}), "dv");
+  if (!a.ok) return nullptr;
+  if (Args::prod({n, T}) == 0) return undefined(env);
+  if (!linscan_run(a, n, D, E,
+                   [&](float* s, long sl) { K.linscan_bwd(q, k, v, dy, dq, dk, dv, T, D, E, s, sl, sl + 1); }))
+    return nullptr;
+  return undefined(env);
+}
+
 napi_value Info(napi_env env, napi_callback_info) {
   napi_value obj, v;
   napi_create_object(env, &obj);
@@ -891,6 +951,8 @@ napi_value Init(napi_env env, napi_value exports) {
              {"segmentSum", guarded<SegmentSum>},
              {"flashFwd", guarded<FlashFwd>},
              {"flashBwd", guarded<FlashBwd>},
+             {"linearScan", guarded<LinearScan>},
+             {"linearScanGrad", guarded<LinearScanGrad>},
              {"info", Info},
              {"setThreads", guarded<SetThreads>}};
   for (auto& f : fns) {

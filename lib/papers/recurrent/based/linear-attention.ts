@@ -11,14 +11,16 @@
  *             (HazyResearch/zoology, mixers/based.py TaylorExp).
  *   'identity' φ(x) = x (no normaliser is safe then; use with care).
  *
- * Forms: `linearAttentionParallel` (the masked quadratic form, BASED's "quadratic" train view: tril(φQ φKᵀ) V with the
- * denominator from cumsum(φK)); `linearAttentionCumsum` (the cumulative sum of outer products, S_t for every t: memory
- * T·D·dv, for checking); `linearAttentionStep` (one token at a time with the state (S, z): O(1) memory per token).
+ * Forms: `linearAttentionParallel` (the training form: the numerator Σ_{i<=t} (φq_t·φk_i) v_i by `causalLinearScan`
+ * (lib/attention/linear-scan.ts: the native chunked scan on wasm-native, BASED's "quadratic" view tril(φQ φKᵀ) V on
+ * short sequences elsewhere), the denominator from cumsum(φK)); `linearAttentionCumsum` (the cumulative sum of outer
+ * products, S_t for every t: memory T·D·dv, for checking); `linearAttentionStep` (one token at a time with the state (S, z): O(1) memory per token).
  *
  * Shape legend: q, k [b, h, T, d]; v [b, h, T, dv]; φ(q), φ(k) [b, h, T, D]; state S [b, h, D, dv], z [b, h, D];
  * output [b, h, T, dv].
  */
 import * as tf from '@tensorflow/tfjs';
+import { causalLinearScan } from '../../../attention/linear-scan.js';
 import { matmul } from '../../../backend/ops.js';
 
 export type FeatureMapKind = 'elu1' | 'taylor' | 'identity';
@@ -116,11 +118,6 @@ export function tidyObject<T>(fn: () => T): T {
   return tf.tidy(fn as unknown as () => tf.TensorContainer) as unknown as T;
 }
 
-/** Lower-triangular ones [T, T] (i >= j). */
-function tril(t: number): tf.Tensor2D {
-  return tf.tidy(() => tf.linalg.bandPart(tf.ones([t, t]), -1, 0) as tf.Tensor2D);
-}
-
 /**
  * Causal linear attention, masked quadratic form (training): O(T² D) time, no [T, D, dv] state per position.
  * q, k [b, h, T, d], v [b, h, T, dv] -> [b, h, T, dv].
@@ -137,9 +134,8 @@ export function linearAttentionParallel(
   return tf.tidy(() => {
     const pq = featureMap(q, options.featureMap);
     const pk = featureMap(k, options.featureMap);
-    const a = matmul(pq, pk, false, true).mul(tril(q.shape[2] as number)); // [b, h, T, T]
     const den = pq.mul(prefixSum(pk, 2)).sum(-1, true).add(eps); // [b, h, T, 1]
-    return matmul(a, v).div(den) as tf.Tensor4D;
+    return causalLinearScan(pq, pk, v).div(den) as tf.Tensor4D; // the native chunked scan on wasm-native
   });
 }
 
