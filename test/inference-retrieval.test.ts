@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SPECIAL } from '../lib/data/batch.js';
-import { needleSplit, needleTask, repeatedRandomTokens } from '../lib/data/needles.js';
+import { needleSplit, needleTask, repeatedRandomTokens, traceTask } from '../lib/data/needles.js';
 import { runExperimentWith } from '../lib/experiments/contract.js';
 import { ToyLM } from '../lib/layers/toylm.js';
 import { probeEchoInduction } from '../lib/papers/inference/razor/index.js';
@@ -61,6 +61,33 @@ describe('needleTask', () => {
     expect(() => repeatedRandomTokens(2, 5, 5, 9, 1)).toThrow(
       /repeatedRandomTokens: hi must be an integer >= 10, got 9/,
     );
+  });
+});
+
+describe('traceTask', () => {
+  it('chains a root definition through aliases at irregular positions; the answer needs every hop', () => {
+    const c = { seqLen: 40, chains: 2, hops: 3, vars: 10, values: 6, vocabSize: 30, seed: 3 } as const;
+    const b = traceTask({ ...c, batch: 30, split: 'test' });
+    const gaps = new Set<string>();
+    b.rows.forEach((row, r) => {
+      const { inputs, targets, lossMask } = b.row(r);
+      const full = [...inputs, targets[targets.length - 1]];
+      expect(full.slice(-3)).toEqual([SPECIAL.QUERY, row.names[2], row.value]);
+      expect(lossMask.indexOf(1)).toBe(row.answerStart);
+      expect(lossMask.reduce((a, x) => a + x, 0)).toBe(1);
+      // root `SEP r v`, then `SEP a1 r`, `SEP a2 a1`, in order.
+      expect(row.links).toHaveLength(3);
+      expect(full.slice(row.links[0], row.links[0] + 3)).toEqual([SPECIAL.SEP, row.names[0], row.value]);
+      for (let h = 1; h < 3; h++) {
+        expect(row.links[h]).toBeGreaterThan(row.links[h - 1]);
+        expect(full.slice(row.links[h], row.links[h] + 3)).toEqual([SPECIAL.SEP, row.names[h], row.names[h - 1]]);
+      }
+      gaps.add(`${row.links[1] - row.links[0]},${row.links[2] - row.links[1]}`);
+      expect(full.filter((t) => t === SPECIAL.SEP)).toHaveLength(6);
+      expect(needleSplit(row.value, row.names)).toBe('test');
+    });
+    expect(gaps.size).toBeGreaterThan(5); // irregular intervals
+    expect(() => traceTask({ ...c, batch: 1, vars: 5 })).toThrow(/traceTask: vars must be an integer >= 6, got 5/);
   });
 });
 

@@ -203,3 +203,142 @@ export function repeatedRandomTokens(batch: number, L: number, lo: number, hi: n
     return [SPECIAL.BOS, ...x, ...x];
   });
 }
+
+export interface TraceConfig {
+  batch: number;
+  seqLen: number;
+  /** Chains of definitions in a row (one is asked about). */
+  chains: number;
+  /** Links per chain: a root `SEP r v` plus hops - 1 aliases `SEP a_{i+1} a_i` (hops >= 1). */
+  hops: number;
+  /** Variable names and values. */
+  vars: number;
+  values: number;
+  vocabSize: number;
+  branching?: number;
+  grammarSeed?: number;
+  seed: number;
+  split?: NeedleSplit;
+}
+
+export interface TraceRow {
+  /** Input positions of each link's `SEP` of the queried chain, root first. */
+  links: number[];
+  /** The chain's variables, root first, and its value. */
+  names: number[];
+  value: number;
+  /** Input position of the asked variable (QUERY a): the value is predicted there. */
+  answerStart: number;
+}
+
+export interface TraceBatch extends TokenBatch {
+  rows: TraceRow[];
+  answerMask: Float32Array;
+  lmMask: Float32Array;
+  firstVar: number;
+  firstValue: number;
+  firstFiller: number;
+}
+
+/**
+ * Multi-hop "reasoning traces" (LazyEviction's setting, in miniature): a root definition `SEP r v` early, aliases
+ * `SEP a1 r`, `SEP a2 a1`, ... at irregular later positions (each refers back to the previous link, so a link becomes
+ * important again each time the chain is extended), Markov filler in between, and a final `QUERY a_last v`: the answer
+ * needs every hop. Several chains interleave; all their names are distinct.
+ *
+ * Worked example (`{ seqLen: 15, chains: 1, hops: 2, vars: 4, values: 4, vocabSize: 18 }`; vars 4..7, values 8..11,
+ * filler 12..17):
+ * ```
+ * full      BOS 13 SEP 5 9 14 16 SEP 7 5 12 15 17 QUERY 7 9 (16 tokens)   root 5 = 9, then 7 = 5
+ * lossMask  0 0 0 0 0 0 0 0 0 0 0 0 0 0 1                    (the value, predicted at `7` after QUERY)
+ * rows[0]   links [2, 7], names [5, 7], value 9, answerStart 14
+ * ```
+ * Splits by the queried chain (names and value), as needleTask.
+ */
+export function traceTask(cfg: TraceConfig): TraceBatch {
+  const fn = 'traceTask';
+  checkInt(fn, 'batch', cfg.batch, 1);
+  checkSeed(fn, cfg.seed);
+  checkInt(fn, 'chains', cfg.chains, 1);
+  checkInt(fn, 'hops', cfg.hops, 1);
+  checkInt(fn, 'vars', cfg.vars, cfg.chains * cfg.hops);
+  checkInt(fn, 'values', cfg.values, 2);
+  const branching = cfg.branching ?? 2;
+  checkInt(fn, 'branching', branching, 1);
+  const firstVar = SPECIAL.QUERY + 1;
+  const firstValue = firstVar + cfg.vars;
+  const firstFiller = firstValue + cfg.values;
+  checkInt(fn, 'vocabSize', cfg.vocabSize, firstFiller + 2);
+  const links = cfg.chains * cfg.hops;
+  checkInt(fn, 'seqLen', cfg.seqLen, 1 + 3 * links + 3);
+  const split = cfg.split ?? 'train';
+  if (split !== 'train' && split !== 'validation' && split !== 'test')
+    throw new RangeError(`${fn}: split must be 'train', 'validation' or 'test', got ${String(split)}`);
+  const { batch, seqLen, vocabSize } = cfg;
+  const grammar = fillerGrammar(firstFiller, vocabSize, branching, cfg.grammarSeed ?? 0);
+  const rng = new Rng(cfg.seed).fork(`${fn}:${split}`);
+  const full = new Int32Array(batch * (seqLen + 1));
+  const answerMask = new Float32Array(batch * seqLen);
+  const lmMask = new Float32Array(batch * seqLen);
+  const rows: TraceRow[] = [];
+  const body = seqLen + 1 - 1 - 3;
+  for (let b = 0; b < batch; b++) {
+    let names: number[] = [];
+    let value = 0;
+    let all: number[] = [];
+    for (let tries = 0; ; tries++) {
+      if (tries > 10_000) throw new RangeError(`${fn}: no ${split} chain in 10000 draws; vars/values too few to split`);
+      all = rng.sample(cfg.vars, links).map((i) => firstVar + i);
+      names = all.slice(0, cfg.hops);
+      value = firstValue + rng.int(0, cfg.values);
+      if (needleSplit(value, names) === split) break;
+    }
+    // Chain c's links in order; interleave the chains' links randomly, keeping each chain's order.
+    const chainNames = Array.from({ length: cfg.chains }, (_, c) => all.slice(c * cfg.hops, (c + 1) * cfg.hops));
+    const chainValues = [value, ...Array.from({ length: cfg.chains - 1 }, () => firstValue + rng.int(0, cfg.values))];
+    const order: number[] = rng.shuffle(chainNames.flatMap((_, c) => Array<number>(cfg.hops).fill(c)));
+    const next = new Array<number>(cfg.chains).fill(0);
+    const free = body - 3 * links;
+    const cuts = Array.from({ length: links }, () => rng.int(0, free + 1)).sort((x, y) => x - y);
+    const row = new Array<number>(seqLen + 1);
+    row[0] = SPECIAL.BOS;
+    let at = 1;
+    let prev = -1;
+    const filler = (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const f =
+          prev < 0
+            ? firstFiller + rng.int(0, vocabSize - firstFiller)
+            : grammar[prev - firstFiller][rng.int(0, grammar[prev - firstFiller].length)];
+        row[at++] = f;
+        prev = f;
+      }
+    };
+    let used = 0;
+    const linkAt: number[] = [];
+    order.forEach((c, i) => {
+      filler(cuts[i] - used);
+      used = cuts[i];
+      const h = next[c]++;
+      if (c === 0) linkAt.push(at);
+      row[at++] = SPECIAL.SEP;
+      row[at++] = chainNames[c][h];
+      row[at++] = h === 0 ? chainValues[c] : chainNames[c][h - 1];
+      prev = -1;
+    });
+    filler(free - used);
+    row[at++] = SPECIAL.QUERY;
+    const answerStart = at;
+    row[at++] = names[cfg.hops - 1];
+    row[at++] = value;
+    if (at !== seqLen + 1) throw new Error(`${fn}: internal layout error (${at} != ${seqLen + 1})`);
+    full.set(row, b * (seqLen + 1));
+    for (let t = 0; t < seqLen; t++) {
+      answerMask[b * seqLen + t] = t === answerStart ? 1 : 0;
+      lmMask[b * seqLen + t] = row[t] >= firstFiller && row[t + 1] >= firstFiller ? 1 : 0;
+    }
+    rows.push({ links: linkAt, names, value, answerStart });
+  }
+  const base = makeBatch('trace', full, answerMask, batch, seqLen, vocabSize);
+  return { ...base, rows, answerMask, lmMask, firstVar, firstValue, firstFiller };
+}
