@@ -1,7 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { sdpa } from '../lib/attention/sdpa.js';
+import { runExperimentWith } from '../lib/experiments/contract.js';
 import { ToyLM, type ToyLMConfig } from '../lib/layers/toylm.js';
+import { medusaExperiment } from '../lib/papers/inference/medusa/experiment.js';
 import {
   acceptPath,
   chainTree,
@@ -14,6 +16,7 @@ import {
   medusaHeadLogits,
   medusaHeadLogitsNaive,
   medusaTree,
+  packedHeadLogits,
   TreeKVCache,
   treeAttentionNaive,
   treeMask,
@@ -276,6 +279,12 @@ describe('Medusa on a ToyLM', () => {
     // Give the heads different predictions (as if trained), so some trees have nodes accepted and others not.
     for (const w of heads.weights)
       (w.w1 as tf.Variable).assign(tf.randomNormal(w.w1.shape as [number, number], 0, 0.5, 'float32', 3));
+    const packed = heads.pack();
+    const h = tf.randomNormal([4, BASE.dModel], 0, 1, 'float32', 8);
+    const [a, b] = [packedHeadLogits(packed, h), heads.logits(h)];
+    expectClose(a, b, { rtol: 1e-4, atol: 1e-5 }, 'packed heads');
+    tf.dispose([h, a, b]);
+    packed.dispose();
     const steps = 30;
     const greedy = lm.generate(ids, steps);
     const want = Array.from(greedy.dataSync());
@@ -300,5 +309,44 @@ describe('Medusa on a ToyLM', () => {
     ids.dispose();
     heads.dispose();
     lm.dispose();
+  });
+});
+
+describe('medusa experiment', () => {
+  it('runs with tiny overrides: chain and tree decode the whole test split exactly as greedy decoding', async () => {
+    const r = await runExperimentWith(medusaExperiment, {
+      quick: true,
+      keep: true,
+      cache: false,
+      overrides: {
+        model: { dModel: 32, heads: 2, layers: 1, seqLen: 48, batch: 8, steps: 30 },
+        medusa: { heads: 2, steps: 15, batch: 8 },
+        tree: { nodes: 6, topK: 3 },
+        validation: { prompts: 2 },
+        test: { prompts: 3, promptLen: 8, newTokens: 12 },
+      },
+    });
+    const m = r.metrics;
+    expect(m.test_greedy_match_tree).toBe(1);
+    expect(m.test_greedy_match_chain).toBe(1);
+    expect(m.test_tokens_per_forward_tree).toBeGreaterThanOrEqual(1);
+    expect(m.test_tokens_per_forward_tree).toBeLessThanOrEqual(3);
+    expect(m.test_speedup_tree).toBeGreaterThan(0);
+    expect(r.tables!.settings.map((row) => row.setting)).toEqual([
+      'plain greedy (KV cache)',
+      'tree (6 nodes, greedy)',
+      'chain (2 nodes, greedy)',
+      'tree (6 nodes, typical T=0.7)',
+    ]);
+    expect(r.references!.map((x) => x.metric)).toEqual(['test_speedup_tree', 'test_tokens_per_forward_tree']);
+    const a = r.artifacts!;
+    expect(a.tree.size).toBe(7);
+    expect(a.accuracy).toHaveLength(2);
+    // Every uncapped verification forward emits 1 .. K + 1 tokens; the histogram has one bin per count.
+    expect(a.histogram.tree).toHaveLength(3);
+    a.dispose();
+    await expect(
+      runExperimentWith(medusaExperiment, { quick: true, overrides: { test: { promptLen: 40, newTokens: 40 } } }),
+    ).rejects.toThrow(/must fit in model.seqLen 64/);
   });
 });

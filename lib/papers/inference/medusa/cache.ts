@@ -2,7 +2,7 @@
  * A KV cache that can keep a subset of its positions: after a Medusa tree is verified, the cache holds the prefix and
  * every tree node, and only the accepted path's keys and values may stay (in order, right after the prefix; their
  * RoPE/position ids were already the depth positions they now occupy). The official code copies the accepted rows in
- * place in a preallocated cache; here `keep` gathers them.
+ * place in a preallocated cache; here `keep` slices them out.
  *
  *   keys, values per layer [batch, kvHeads, positions, headDim]
  */
@@ -50,18 +50,20 @@ export class TreeKVCache extends KVCache {
           `TreeKVCache.keep: positions must be increasing integers in [0, ${n}), got ${JSON.stringify(positions)}`,
         );
     }
-    // Usually the prefix plus a short path: slice the contiguous prefix, gather the rest.
-    let prefix = 0;
-    while (prefix < positions.length && positions[prefix] === prefix) prefix++;
-    const rest = positions.slice(prefix);
+    // Runs of consecutive positions (the prefix, then the accepted nodes), each one slice: slices and one concat are
+    // cheaper on every backend than a gather over the whole cache.
+    const runs: [number, number][] = [];
+    for (const p of positions) {
+      const last = runs[runs.length - 1];
+      if (last && last[0] + last[1] === p) last[1]++;
+      else runs.push([p, 1]);
+    }
     const pick = (x: tf.Tensor4D) =>
       tf.tidy(() => {
         const [b, g, , d] = x.shape;
-        const head = x.slice([0, 0, 0, 0], [b, g, prefix, d]);
-        if (!rest.length) return tf.keep(head);
-        const tail = tf.gather(x, tf.tensor1d(rest, 'int32'), 2);
-        return tf.keep(prefix ? tf.concat([head, tail], 2) : tail);
-      }) as tf.Tensor4D;
+        const parts = runs.map(([start, size]) => x.slice([0, 0, start, 0], [b, g, size, d]));
+        return tf.keep(parts.length === 1 ? parts[0] : tf.concat(parts, 2)) as tf.Tensor4D;
+      });
     for (let l = 0; l < this.layers; l++) {
       const k = this.keys[l];
       const v = this.values[l];

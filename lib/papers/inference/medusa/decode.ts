@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ToyLM } from '../../../layers/toylm.js';
 import { Rng } from '../../../util/random.js';
 import { TreeKVCache } from './cache.js';
-import { forwardWithHidden, type MedusaHeads } from './heads.js';
+import { forwardWithHidden, type MedusaHeads, packedHeadLogits } from './heads.js';
 import { type MedusaTree, treeMask, treePositions } from './tree.js';
 
 export interface AcceptOptions {
@@ -144,9 +144,10 @@ export function medusaGenerate(
     for (let v = 0; v < V; v++) if ((u -= p[v]) < 0) return v;
     return V - 1;
   };
+  const packed = heads.pack();
   /** Top-k token ids of each head at one hidden row [1, m]. */
   const proposals = (hidden: tf.Tensor): number[][] => {
-    const z = tf.tidy(() => heads.logits(hidden));
+    const z = packedHeadLogits(packed, hidden);
     const data = z.dataSync();
     z.dispose();
     return Array.from({ length: heads.count }, (_, k) => topK(data, k * V, V, tree.topK));
@@ -196,6 +197,7 @@ export function medusaGenerate(
     return { tokens: out, perForward, forwards };
   } finally {
     cache.dispose();
+    packed.dispose();
   }
 }
 

@@ -61,6 +61,30 @@ export function medusaHeadLogits(heads: MedusaHeadWeights[], hidden: tf.Tensor):
   });
 }
 
+/** The K heads' weights packed for decoding: w1 [m, K·m], b1 [K·m], w2 [K, m, V]; one product per stage. */
+export interface PackedHeads {
+  w1: tf.Tensor2D;
+  b1: tf.Tensor1D;
+  w2: tf.Tensor3D;
+  dispose(): void;
+}
+
+/** {@link medusaHeadLogits} on packed weights: hidden [n, m] -> [n, K, V] in a fixed number of ops. */
+export function packedHeadLogits(p: PackedHeads, hidden: tf.Tensor): tf.Tensor3D {
+  const [K, m, V] = p.w2.shape;
+  if (hidden.rank !== 2 || hidden.shape[1] !== m)
+    throw new Error(`packedHeadLogits: hidden must have shape [rows, ${m}], got [${hidden.shape}]`);
+  return tf.tidy(() => {
+    const n = hidden.shape[0] as number;
+    const a = linear(hidden, p.w1, p.b1); // [n, K·m]
+    const r = a.mul(tf.sigmoid(a)).reshape([n, K, m]).add(hidden.expandDims(1)); // h + SiLU(h W1 + b1)
+    return tf
+      .matMul(r.transpose([1, 0, 2]), p.w2)
+      .transpose([1, 0, 2])
+      .reshape([n, K, V]) as tf.Tensor3D;
+  });
+}
+
 /** Float64 reference of {@link medusaHeadLogits}: hidden [n, m] row-major -> [n, K, V]. */
 export function medusaHeadLogitsNaive(
   heads: MedusaHeadWeights64[],
@@ -161,6 +185,22 @@ export class MedusaHeads {
   /** The heads' trainable variables (the backbone's are not among them). */
   variables(): tf.Variable[] {
     return Object.values(this.factory.params());
+  }
+
+  /** The heads' current weights packed for decoding (a copy: the caller disposes it). */
+  pack(): PackedHeads {
+    const t = tf.tidy(() => ({
+      w1: tf.concat(
+        this.weights.map((p) => p.w1),
+        1,
+      ) as tf.Tensor2D,
+      b1: tf.concat(
+        this.weights.map((p) => p.b1),
+        0,
+      ) as tf.Tensor1D,
+      w2: tf.stack(this.weights.map((p) => p.w2)) as tf.Tensor3D,
+    }));
+    return { ...t, dispose: () => tf.dispose([t.w1, t.b1, t.w2]) };
   }
 
   /** hidden [n, m] -> logits [n, K, V]. */

@@ -24,6 +24,12 @@ export {
   medusaGenerate,
 } from './decode.js';
 export {
+  type MedusaArtifacts,
+  type MedusaExperimentConfig,
+  type MedusaRow,
+  medusaExperiment,
+} from './experiment.js';
+export {
   forwardWithHidden,
   MedusaHeads,
   type MedusaHeadsOptions,
@@ -32,6 +38,8 @@ export {
   type MedusaTrainOptions,
   medusaHeadLogits,
   medusaHeadLogitsNaive,
+  type PackedHeads,
+  packedHeadLogits,
   trainMedusaHeads,
 } from './heads.js';
 export {
