@@ -19,6 +19,9 @@ describe('attnlab bench', () => {
       'attn-causal-2048-fwd',
       'attn-causal-2048-fwdbwd',
       'toylm-step',
+      'linscan-2048-fwd',
+      'linscan-2048-fwdbwd',
+      'linscan-2048-fwdbwd-chunked',
     ]);
     for (const w of WORKLOADS) {
       expect(w.flops).toBeGreaterThan(0);

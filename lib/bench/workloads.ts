@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { flashSupports } from '../attention/flash.js';
+import { causalLinearScan, type LinearScanPath, linearScanPath, SCAN_CHUNK } from '../attention/linear-scan.js';
 import { sdpa } from '../attention/sdpa.js';
 import * as masks from '../masks/index.js';
 
@@ -146,6 +147,41 @@ function toylmStep(target?: Target): Workload {
   };
 }
 
+/** BASED-like shapes for the linear-attention scan: 8 batch x heads, Taylor features of d 16 (1 + 16 + 256), dv 64. */
+export const LINSCAN = { bh: 8, d: 273, e: 64 } as const;
+
+/**
+ * The causal linear-attention scan y_t = Σ_{i<=t} (q_t·k_i) v_i (lib/attention/linear-scan.ts), chunked (64 rows):
+ * 'auto' runs the native kernel on wasm-native; 'chunked' the same algorithm composed from tfjs ops. The PyTorch
+ * peer runs the same chunked algorithm. FLOPs of the chunked algorithm per slice: forward T·C·(D+E) (in-chunk pairs)
+ * + 4·T·D·E (reading and updating the state); backward 3·T·C·(D+E) + 10·T·D·E.
+ */
+function linearScan(seq: number, path: LinearScanPath, backward: boolean): Workload {
+  const { bh, d, e } = LINSCAN;
+  const c = SCAN_CHUNK;
+  const fwd = bh * (seq * c * (d + e) + 4 * seq * d * e);
+  const bwd = bh * (3 * seq * c * (d + e) + 10 * seq * d * e);
+  return {
+    name: `linscan-${seq}-${backward ? 'fwdbwd' : 'fwd'}${path === 'auto' ? '' : `-${path}`}`,
+    description: `causal linear-attention scan (${path === 'auto' ? 'native kernel where installed' : `${path} tfjs ops`}), batch*heads ${bh}, feature dim ${d}, value dim ${e}, seq ${seq}, ${backward ? 'forward + backward' : 'forward'}`,
+    flops: backward ? fwd + bwd : fwd,
+    peer: { kind: backward ? 'linscan-fwdbwd' : 'linscan-fwd', params: { bh, seq, d, e, chunk: c } },
+    async setup() {
+      const q = random([1, bh, seq, d], 1).mul(0.1);
+      const k = random([1, bh, seq, d], 2).mul(0.1);
+      const v = random([1, bh, seq, e], 3);
+      const dy = random([1, bh, seq, e], 4);
+      const scan = (a: tf.Tensor, b: tf.Tensor, x: tf.Tensor) => causalLinearScan(a, b, x, { path });
+      const grads = tf.grads((a: tf.Tensor, b: tf.Tensor, x: tf.Tensor) => scan(a, b, x).mul(dy).sum());
+      return {
+        run: backward ? () => tf.dispose(grads([q, k, v])) : () => scan(q, k, v).dispose(),
+        dispose: () => tf.dispose([q, k, v, dy]),
+        path: linearScanPath(q, path),
+      };
+    },
+  };
+}
+
 /** Every workload, in the order the table shows them. */
 export const WORKLOADS: Workload[] = [
   gemm(256),
@@ -156,6 +192,9 @@ export const WORKLOADS: Workload[] = [
     attention(s, true, s >= 512 ? { maxRatio: 0.8, text: '<= 0.8x PyTorch time' } : undefined),
   ]),
   toylmStep({ maxRatio: 1.0, text: '<= 1.0x PyTorch time' }),
+  linearScan(2048, 'auto', false),
+  linearScan(2048, 'auto', true),
+  linearScan(2048, 'chunked', true),
 ];
 
 /** Workloads whose name matches any of the comma-separated patterns (substring, or exact when it matches one). */

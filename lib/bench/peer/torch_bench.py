@@ -74,6 +74,20 @@ def causal_hidden(n):
     return torch.triu(torch.ones(n, n, dtype=torch.bool), diagonal=1)
 
 
+def chunked_linear_scan(q, k, v, c):
+    """y_t = sum_{i<=t} (q_t . k_i) v_i in chunks of c rows: in-chunk pairs directly, earlier chunks through the
+    exclusive prefix sum of the chunk states k_c^T v_c (the algorithm of lib/attention/linear-scan.ts)."""
+    b, h, t, d = q.shape
+    e = v.shape[-1]
+    n = t // c
+    qc, kc, vc = q.view(b, h, n, c, d), k.view(b, h, n, c, d), v.view(b, h, n, c, e)
+    tril = torch.tril(torch.ones(c, c))
+    intra = ((qc @ kc.transpose(-2, -1)) * tril) @ vc
+    states = kc.transpose(-2, -1) @ vc  # [b, h, n, d, e]
+    prev = torch.cumsum(states, dim=2) - states  # exclusive prefix sum over chunks
+    return (intra + qc @ prev).view(b, h, t, e)
+
+
 def make(kind, p):
     g = torch.Generator().manual_seed(0)
     if kind == "gemm":
@@ -97,6 +111,23 @@ def make(kind, p):
                 t.grad = None
             manual_attention(q, k, v, hidden).backward(dy)
         return fwdbwd
+    if kind in ("linscan-fwd", "linscan-fwdbwd"):
+        bh, s, d, e, c = p["bh"], p["seq"], p["d"], p["e"], p["chunk"]
+        q, k = (torch.randn(1, bh, s, d, generator=g) * 0.1 for _ in range(2))
+        v = torch.randn(1, bh, s, e, generator=g)
+        if kind == "linscan-fwd":
+            def scan_fwd():
+                with torch.no_grad():
+                    return chunked_linear_scan(q, k, v, c)
+            return scan_fwd
+        q.requires_grad_(True), k.requires_grad_(True), v.requires_grad_(True)
+        dy = torch.randn(1, bh, s, e, generator=g)
+
+        def scan_fwdbwd():
+            for t in (q, k, v):
+                t.grad = None
+            chunked_linear_scan(q, k, v, c).backward(dy)
+        return scan_fwdbwd
     if kind == "toylm-step":
         torch.manual_seed(0)
         model = ToyLM(p["vocab"], p["dModel"], p["heads"], p["layers"], p["seq"])

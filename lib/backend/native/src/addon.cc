@@ -155,16 +155,12 @@ struct Kernels {
   decltype(&k_base::flash_fwd) flash_fwd;
   decltype(&k_base::flash_delta) flash_delta;
   decltype(&k_base::flash_bwd) flash_bwd;
-  decltype(&k_base::linscan_scratch_floats) linscan_scratch_floats;
-  decltype(&k_base::linscan_fwd) linscan_fwd;
-  decltype(&k_base::linscan_bwd) linscan_bwd;
 };
 #define ATTNLAB_TABLE(ns, name)                                                                                     \
   Kernels {                                                                                                         \
     name, ns::unary, ns::binary, ns::reduce_inner, ns::reduce_middle, ns::softmax_rows, ns::gelu_grad, ns::adam,    \
         ns::layernorm_fwd, ns::layernorm_bwd, ns::flash_scratch_floats,                                             \
-        ns::flash_bwd_scratch_floats, ns::flash_fwd, ns::flash_delta, ns::flash_bwd, ns::linscan_scratch_floats,    \
-        ns::linscan_fwd, ns::linscan_bwd                                                                            \
+        ns::flash_bwd_scratch_floats, ns::flash_fwd, ns::flash_delta, ns::flash_bwd                                 \
   }
 Kernels K;
 
@@ -834,19 +830,90 @@ napi_value FlashBwd(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-// Runs a linear-scan kernel over `slices` independent (batch x head) slices, dealt out one at a time.
+// ------------------------------------------------------------------------------------------ causal linear scan
+// Un-normalised causal linear attention, chunked (the hot loop of the recurrent family, lib/attention/linear-scan.ts):
+//   y_t = sum_{i <= t} (q_t . k_i) v_i = q_t^T S_t,   S_t = sum_{i <= t} k_i v_i^T
+// per slice (batch x head): Q, K [T, D], V, Y [T, E]. Each chunk of kScanChunk rows takes its own pairs as masked
+// products (A = tril(Qc Kc^T), Yc = A Vc) and the earlier chunks through the running state (Yc += Qc S; S += Kc^T Vc),
+// every product one OpenBLAS sgemm: O(T (C (D + E) + D E)) work, O(D E + C^2) scratch per slice. Backward:
+//   dQc = tril(dYc Vc^T) Kc + dYc S^T                     (forward over chunks, S before the chunk)
+//   dKc = tril(dYc Vc^T)^T Qc + Vc R^T,  dVc = tril(Qc Kc^T)^T dYc + Kc R   (backward over chunks,
+//   R = sum of the later chunks' Qc^T dYc)
+// Slices are dealt to the pool's threads; OpenBLAS itself runs single-threaded inside each.
+constexpr long kScanChunk = 64;
+
+inline void sgemm(bool ta, bool tb, long m, long n, long k, const float* a, long lda, const float* b, long ldb,
+                  float beta, float* c, long ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k,
+              1.0f, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+}
+
+// Zero the strict upper triangle of an n x n row-major matrix (keep i >= j: row t sees columns i <= t).
+inline void keep_lower(float* a, long n) {
+  for (long t = 0; t < n; t++) std::memset(a + t * n + t + 1, 0, (n - t - 1) * 4);
+}
+
+void linscan_fwd_slice(const float* q, const float* k, const float* v, float* y, long T, long D, long E, float* S,
+                       float* A) {
+  std::memset(S, 0, D * E * 4);
+  for (long c0 = 0; c0 < T; c0 += kScanChunk) {
+    const long n = c0 + kScanChunk < T ? kScanChunk : T - c0;
+    const float *qc = q + c0 * D, *kc = k + c0 * D, *vc = v + c0 * E;
+    float* yc = y + c0 * E;
+    sgemm(false, true, n, n, D, qc, D, kc, D, 0.0f, A, n);
+    keep_lower(A, n);
+    sgemm(false, false, n, E, n, A, n, vc, E, 0.0f, yc, E);
+    if (c0 > 0) sgemm(false, false, n, E, D, qc, D, S, E, 1.0f, yc, E);
+    if (c0 + n < T) sgemm(true, false, D, E, n, kc, D, vc, E, 1.0f, S, E);
+  }
+}
+
+void linscan_bwd_slice(const float* q, const float* k, const float* v, const float* dy, float* dq, float* dk,
+                       float* dv, long T, long D, long E, float* S, float* A) {
+  std::memset(S, 0, D * E * 4);
+  for (long c0 = 0; c0 < T; c0 += kScanChunk) {
+    const long n = c0 + kScanChunk < T ? kScanChunk : T - c0;
+    const float *kc = k + c0 * D, *vc = v + c0 * E, *dyc = dy + c0 * E;
+    sgemm(false, true, n, n, E, dyc, E, vc, E, 0.0f, A, n);
+    keep_lower(A, n);
+    sgemm(false, false, n, D, n, A, n, kc, D, 0.0f, dq + c0 * D, D);
+    if (c0 > 0) sgemm(false, true, n, D, E, dyc, E, S, E, 1.0f, dq + c0 * D, D);
+    if (c0 + n < T) sgemm(true, false, D, E, n, kc, D, vc, E, 1.0f, S, E);
+  }
+  float* R = S;
+  std::memset(R, 0, D * E * 4);
+  const long chunks = (T + kScanChunk - 1) / kScanChunk;
+  for (long ch = chunks - 1; ch >= 0; ch--) {
+    const long c0 = ch * kScanChunk, n = c0 + kScanChunk < T ? kScanChunk : T - c0;
+    const float *qc = q + c0 * D, *kc = k + c0 * D, *vc = v + c0 * E, *dyc = dy + c0 * E;
+    float *dkc = dk + c0 * D, *dvc = dv + c0 * E;
+    sgemm(false, true, n, n, E, dyc, E, vc, E, 0.0f, A, n);
+    keep_lower(A, n);
+    sgemm(true, false, n, D, n, A, n, qc, D, 0.0f, dkc, D);
+    sgemm(false, true, n, n, D, qc, D, kc, D, 0.0f, A, n);
+    keep_lower(A, n);
+    sgemm(true, false, n, E, n, A, n, dyc, E, 0.0f, dvc, E);
+    if (ch < chunks - 1) {
+      sgemm(false, true, n, D, E, vc, E, R, E, 1.0f, dkc, D);
+      sgemm(false, false, n, E, D, kc, D, R, E, 1.0f, dvc, E);
+    }
+    if (ch > 0) sgemm(true, false, D, E, n, qc, D, dyc, E, 1.0f, R, E);
+  }
+}
+
+// Runs body(S, A, slice) over `slices` independent (batch x head) slices, dealt out one at a time.
 template <typename F>
 bool linscan_run(Args& a, long slices, long D, long E, F body) {
-  long per = K.linscan_scratch_floats(D, E);
+  long per = Args::prod({D, E}) + kScanChunk * kScanChunk + 16;
   std::vector<float> scratch;
-  if (!a.scratch(scratch, Args::prod({per, (long)pool->size()}) + 16, "the per-thread scan state")) return false;
+  if (!a.scratch(scratch, Args::prod({per, (long)pool->size()}), "the per-thread scan state")) return false;
   std::atomic<long> next{0};
   auto work = [&](int tid) {
     float* s = scratch.data() + tid * per;
     for (;;) {
       long sl = next.fetch_add(1);
       if (sl >= slices) break;
-      body(s, sl);
+      body(s, s + D * E, sl);
     }
   };
   if (slices > 1) pool->run(work);
@@ -865,7 +932,13 @@ napi_value LinearScan(napi_env env, napi_callback_info info) {
   float* y = a.f32(4, Args::prod({n, T, E}), "y");
   if (!a.ok) return nullptr;
   if (Args::prod({n, T, E}) == 0) return undefined(env);
-  if (!linscan_run(a, n, D, E, [&](float* s, long sl) { K.linscan_fwd(q, k, v, y, T, D, E, s, sl, sl + 1); }))
+  if (D == 0) {  // no features: every score is 0
+    std::memset(y, 0, (size_t)(n * T * E) * 4);
+    return undefined(env);
+  }
+  if (!linscan_run(a, n, D, E, [&](float* S, float* A, long sl) {
+        linscan_fwd_slice(q + sl * T * D, k + sl * T * D, v + sl * T * E, y + sl * T * E, T, D, E, S, A);
+      }))
     return nullptr;
   return undefined(env);
 }
@@ -884,8 +957,16 @@ napi_value LinearScanGrad(napi_env env, napi_callback_info info) {
   float* dv = a.f32(7, Args::prod({n, T, E}), "dv");
   if (!a.ok) return nullptr;
   if (Args::prod({n, T}) == 0) return undefined(env);
-  if (!linscan_run(a, n, D, E,
-                   [&](float* s, long sl) { K.linscan_bwd(q, k, v, dy, dq, dk, dv, T, D, E, s, sl, sl + 1); }))
+  if (D == 0 || E == 0) {  // no features or no values: every gradient is empty or zero
+    std::memset(dq, 0, (size_t)(n * T * D) * 4);  // sizes checked by f32() above
+    std::memset(dk, 0, (size_t)(n * T * D) * 4);
+    std::memset(dv, 0, (size_t)(n * T * E) * 4);
+    return undefined(env);
+  }
+  if (!linscan_run(a, n, D, E, [&](float* S, float* A, long sl) {
+        long o = sl * T * D, p = sl * T * E;
+        linscan_bwd_slice(q + o, k + o, v + p, dy + p, dq + o, dk + o, dv + p, T, D, E, S, A);
+      }))
     return nullptr;
   return undefined(env);
 }

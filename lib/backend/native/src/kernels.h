@@ -31,11 +31,6 @@ struct Attn {
   void flash_delta(const float* dO, const float* O, long E, float* Drow, long lo, long hi);                         \
   void flash_bwd(const Attn& a, const float* dO, const float* L, const float* Drow, float* dQacc, float* dK,        \
                  float* dV, float* scratch, long lo, long hi);                                                      \
-  long linscan_scratch_floats(long D, long E);                                                                      \
-  void linscan_fwd(const float* Q, const float* K, const float* V, float* Y, long T, long D, long E, float* scratch, \
-                   long lo, long hi);                                                                               \
-  void linscan_bwd(const float* Q, const float* K, const float* V, const float* dY, float* dQ, float* dK, float* dV, \
-                   long T, long D, long E, float* scratch, long lo, long hi);                                       \
   }
 
 ATTNLAB_DECLARE_KERNELS(k_avx512)
