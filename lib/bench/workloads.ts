@@ -182,6 +182,59 @@ function linearScan(seq: number, path: LinearScanPath, backward: boolean): Workl
   };
 }
 
+/** Batch-1 greedy decoding (the hot path of the inference family): the ToyLM step's model shape, 64 new tokens. */
+export const DECODE = { vocab: 256, dModel: 128, heads: 4, layers: 2, prompt: 16, tokens: 64 } as const;
+
+/**
+ * FLOPs of one `generate` run: the products over every position fed (prompt once, then one token per step) plus
+ * attention over the keys each query sees (q·k and w·v, 4·keys·d per layer).
+ */
+function decodeFlops(): number {
+  const { vocab, dModel: d, layers, prompt, tokens } = DECODE;
+  const perToken = 2 * (layers * 12 * d * d + d * vocab);
+  let f = prompt * perToken + layers * 4 * d * ((prompt * (prompt + 1)) / 2);
+  for (let t = 1; t < tokens; t++) f += perToken + layers * 4 * d * (prompt + t);
+  return f;
+}
+
+/**
+ * `ToyLM.generate` at batch 1 with its KV cache (greedy, the output read back), against the same model decoding in
+ * PyTorch with a KV cache in the peer. Tokens per second = 64 / (median ms / 1000).
+ */
+function toylmDecode(): Workload {
+  const c = DECODE;
+  return {
+    name: 'toylm-decode',
+    description: `ToyLM.generate, batch 1, KV cache: ${c.layers} layers, d_model ${c.dModel}, ${c.heads} heads, vocab ${c.vocab}, prompt ${c.prompt}, ${c.tokens} new tokens per run (tokens/s = ${c.tokens * 1000} / median ms)`,
+    flops: decodeFlops(),
+    peer: { kind: 'toylm-decode', params: { ...c } },
+    async setup() {
+      const { ToyLM } = await import('../layers/toylm.js');
+      const model = new ToyLM({
+        vocab: c.vocab,
+        dModel: c.dModel,
+        heads: c.heads,
+        layers: c.layers,
+        maxLen: c.prompt + c.tokens,
+        seed: 0,
+      });
+      const prompt = tf.randomUniform([1, c.prompt], 0, c.vocab, 'int32', 6);
+      return {
+        run: () => {
+          const out = model.generate(prompt, c.tokens);
+          out.dataSync();
+          out.dispose();
+        },
+        dispose: () => {
+          prompt.dispose();
+          model.dispose();
+        },
+        path: 'ToyLM.generate (KV cache)',
+      };
+    },
+  };
+}
+
 /** Every workload, in the order the table shows them. */
 export const WORKLOADS: Workload[] = [
   gemm(256),
@@ -192,6 +245,7 @@ export const WORKLOADS: Workload[] = [
     attention(s, true, s >= 512 ? { maxRatio: 0.8, text: '<= 0.8x PyTorch time' } : undefined),
   ]),
   toylmStep({ maxRatio: 1.0, text: '<= 1.0x PyTorch time' }),
+  toylmDecode(),
   linearScan(2048, 'auto', false),
   linearScan(2048, 'auto', true),
   linearScan(2048, 'chunked', true),

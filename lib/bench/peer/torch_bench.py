@@ -13,7 +13,7 @@ threads fight OpenBLAS's and every op runs about 2x slower.
 
 Attention is PyTorch's "manual" attention (1.13 has no scaled_dot_product_attention): scores, masked_fill, softmax,
 matmul. The ToyLM step mirrors lib/layers/toylm.ts: learned positions, pre-norm blocks, exact GELU MLP, untied
-unembedding, Adam.
+unembedding, Adam. The decode workload runs the same model with a KV cache, greedy, batch 1 (as ToyLM.generate).
 """
 import json
 import math
@@ -88,6 +88,40 @@ def chunked_linear_scan(q, k, v, c):
     return (intra + qc @ prev).view(b, h, t, e)
 
 
+def block_step(blk, x, past):
+    """One Block over new positions x [b, s, d] with a KV cache `past` = (k, v) [b, h, t, dh] or None: the queries are
+    end-aligned with the keys (causal), as ToyLM's cache does. Returns x and the grown cache."""
+    b, s, d = x.shape
+    h = blk.ln1(x)
+    split = lambda t: t.view(b, s, blk.heads, d // blk.heads).transpose(1, 2)
+    q, k, v = split(blk.wq(h)), split(blk.wk(h)), split(blk.wv(h))
+    if past is not None:
+        k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+    t = k.shape[2]
+    hidden = torch.triu(torch.ones(s, t, dtype=torch.bool), diagonal=t - s + 1)
+    z = manual_attention(q, k, v, hidden)
+    x = x + blk.wo(z.transpose(1, 2).reshape(b, s, d))
+    return x + blk.fc2(F.gelu(blk.fc1(blk.ln2(x)))), (k, v)
+
+
+def generate(model, prompt, steps):
+    """Greedy decoding with a KV cache, as ToyLM.generate: the prompt in one pass, then one token per pass."""
+    past = [None] * len(model.blocks)
+    out = []
+    with torch.no_grad():
+        tokens, start = prompt, 0
+        for step in range(steps):
+            x = model.embed(tokens) + model.pos[start : start + tokens.shape[1]]
+            for i, blk in enumerate(model.blocks):
+                x, past[i] = block_step(blk, x, past[i])
+            logits = model.unembed(model.lnf(x))
+            nxt = logits[:, -1].argmax(-1, keepdim=True)
+            out.append(nxt)
+            start += tokens.shape[1]
+            tokens = nxt
+    return torch.cat(out, dim=1)
+
+
 def make(kind, p):
     g = torch.Generator().manual_seed(0)
     if kind == "gemm":
@@ -142,6 +176,11 @@ def make(kind, p):
             F.cross_entropy(logits.reshape(-1, p["vocab"]), tgt.reshape(-1)).backward()
             opt.step()
         return step
+    if kind == "toylm-decode":
+        torch.manual_seed(0)
+        model = ToyLM(p["vocab"], p["dModel"], p["heads"], p["layers"], p["prompt"] + p["tokens"])
+        prompt = torch.randint(0, p["vocab"], (1, p["prompt"]), generator=g)
+        return lambda: generate(model, prompt, p["tokens"])
     raise ValueError(f"unknown workload kind {kind!r}")
 
 
