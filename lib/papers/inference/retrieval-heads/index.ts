@@ -117,3 +117,5 @@ export function recordPatterns(model: ToyLM, inputs: tf.Tensor2D): { patterns: P
     cache.dispose();
   }
 }
+
+export type { RetrievalHeadsArtifacts, RetrievalHeadsConfig } from './experiment.js';
