@@ -303,7 +303,6 @@ export const retrievalHeadsExperiment = defineExperiment<RetrievalHeadsConfig, R
             'Wu et al. 2025, abstract and §3: under 5% of heads score > 0.1 (Llama-2, Yi, Qwen, Mistral, 6B-70B, NIAH 1K-100K)',
         },
       ];
-      const k0 = cfg.maskK[0];
       const artifacts: RetrievalHeadsArtifacts = {
         model,
         scores,
@@ -330,10 +329,15 @@ export const retrievalHeadsExperiment = defineExperiment<RetrievalHeadsConfig, R
         },
         references,
         summary:
-          `Needle exact match on ${test.batch} test rows: ${base.exact.toFixed(3)} unmasked; masking the top-${k0} retrieval head(s) ` +
-          `(validation ranking) gives ${metrics[`test_exact_mask_top${k0}`].toFixed(3)} ± ${metrics[`test_exact_mask_top${k0}_ci95`].toFixed(3)}, ` +
-          `masking ${k0} random other head(s) ${metrics[`test_exact_mask_random${k0}`].toFixed(3)} ± ${metrics[`test_exact_mask_random${k0}_ci95`].toFixed(3)} ` +
-          `(mean of ${cfg.randomDraws} draws). ${metrics.validation_retrieval_heads} of ${heads} heads score > 0.1 (top ${metrics.validation_top_score.toFixed(2)}).`,
+          `Needle exact match on ${test.batch} test rows: ${base.exact.toFixed(3)} unmasked. ` +
+          cfg.maskK
+            .map(
+              (k) =>
+                `Masking the top-${k} retrieval head(s) (validation ranking): ${metrics[`test_exact_mask_top${k}`].toFixed(3)} ± ${metrics[`test_exact_mask_top${k}_ci95`].toFixed(3)}; ` +
+                `${k} random other head(s): ${metrics[`test_exact_mask_random${k}`].toFixed(3)} ± ${metrics[`test_exact_mask_random${k}_ci95`].toFixed(3)} (mean of ${cfg.randomDraws} draws).`,
+            )
+            .join(' ') +
+          ` ${metrics.validation_retrieval_heads} of ${heads} heads score > 0.1 (top ${metrics.validation_top_score.toFixed(2)}).`,
         artifacts,
       };
     } catch (e) {
