@@ -149,10 +149,17 @@ describe('templated prompts (lib/data/prompts.ts)', () => {
         expect(row.targets[19]).toBe(PROMPT_VOCAB.labels[b.labels[i]]);
         expect(row.lossMask.reduce((a, x) => a + x, 0)).toBe(1);
         const words = PROMPT_VOCAB.decode(row.inputs).split(' ');
-        const pos = words.filter((w) => ['good', 'great', 'fine', 'nice', 'happy', 'calm'].includes(w)).length;
-        const neg = words.filter((w) => ['bad', 'awful', 'poor', 'sad', 'angry', 'dull'].includes(w)).length;
-        expect(b.labels[i]).toBe(pos > neg ? 0 : 1);
-        expect(pos).not.toBe(neg);
+        let score = 0;
+        words.forEach((w, j) => {
+          const polarity = ['good', 'great', 'fine', 'nice', 'happy', 'calm'].includes(w)
+            ? 1
+            : ['bad', 'awful', 'poor', 'sad', 'angry', 'dull'].includes(w)
+              ? -1
+              : 0;
+          score += words[j - 1] === 'not' ? -polarity : polarity;
+        });
+        expect(score).not.toBe(0);
+        expect(b.labels[i]).toBe(score > 0 ? 0 : 1);
         row.inputs.forEach((x, j) =>
           expect(b.delimiters[i * 20 + j]).toBe(PROMPT_VOCAB.delimiters.includes(x) ? 1 : 0),
         );

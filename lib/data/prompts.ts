@@ -1,7 +1,8 @@
 /**
  * Templated classification prompts with delimiter tokens: the sentiment of a short "review" (more positive or more
- * negative words), wrapped in one of 576 templates. A template fixes the prefix, the separator between words, the
- * clause delimiter ('.' or newline) and how often it comes, and the answer marker. Templates are split between train,
+ * negative words, where 'not' flips the word after it), wrapped in one of 576 templates. A template fixes the prefix,
+ * the separator between words, the clause delimiter ('.' or newline) and how often it comes, and the answer marker.
+ * Templates are split between train,
  * calibration and test (a template belongs to exactly one split, so the test prompts are held-out templates), which is
  * the setting of attention calibration (ACT, Yu et al. 2024): delimiter tokens are where hidden attention sinks form.
  *
@@ -11,9 +12,9 @@
  * ```ts
  * const b = promptTask({ batch: 2, seqLen: 16, split: 'train', seed: 0 });
  * PROMPT_VOCAB.decode(b.row(0).inputs);
- * // '<bos> review : great good \n game happy \n nice price \n calm angry it was'   (template 17: no separator,
- * // a newline after every 2 words, marker 'it was'; 4 positive words against 1 negative)
- * b.labels[0]; // 0 (0 = positive, 1 = negative); b.row(0).targets[15] = PROMPT_VOCAB.labels[0] ('positive')
+ * // '<bos> review : not great fine \n not happy song \n a film \n it was'   (template 17: no separator, a newline
+ * // after every 2 words, marker 'it was'; -1 + 1 - 1: negative)
+ * b.labels[0]; // 1 (0 = positive, 1 = negative); b.row(0).targets[15] = PROMPT_VOCAB.labels[1] ('negative')
  * b.delimiters; // [batch, seqLen] 1 where the token is a separator or a clause delimiter
  * ```
  */
@@ -45,7 +46,7 @@ const FRAME = [
   ':',
 ];
 const LABELS = ['positive', 'negative'];
-const WORDS = [...SPECIAL, ...DELIMITERS, ...POSITIVE, ...NEGATIVE, ...NEUTRAL, ...FRAME, ...LABELS];
+const WORDS = [...SPECIAL, ...DELIMITERS, ...POSITIVE, ...NEGATIVE, ...NEUTRAL, 'not', ...FRAME, ...LABELS];
 const ID = new Map(WORDS.map((w, i) => [w, i]));
 const id = (w: string) => ID.get(w) as number;
 
@@ -171,8 +172,12 @@ export function promptTask(config: PromptConfig): PromptBatch {
           content.push(t.separator);
         else {
           const u = rng.next();
-          const w = u < 0.2 ? POSITIVE[rng.int(0, 6)] : u < 0.4 ? NEGATIVE[rng.int(0, 6)] : NEUTRAL[rng.int(0, 12)];
-          score += POSITIVE.includes(w) ? 1 : NEGATIVE.includes(w) ? -1 : 0;
+          const w = u < 0.25 ? POSITIVE[rng.int(0, 6)] : u < 0.5 ? NEGATIVE[rng.int(0, 6)] : NEUTRAL[rng.int(0, 12)];
+          const polarity = POSITIVE.includes(w) ? 1 : NEGATIVE.includes(w) ? -1 : 0;
+          // A sentiment word is negated ('not good' counts as negative) 30% of the time, when it fits.
+          const negated = polarity !== 0 && content.length + 2 <= room && rng.next() < 0.3;
+          if (negated) content.push('not');
+          score += negated ? -polarity : polarity;
           content.push(w);
           words++;
         }

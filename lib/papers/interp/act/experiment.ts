@@ -2,7 +2,8 @@
  * Experiment `act-calibration`: hidden attention sinks on delimiters, and calibrating them without training (ACT).
  *
  * A softmax SinkLM (../sinks/model.ts, ToyLM's layout) is trained to classify templated prompts (lib/data/prompts.ts:
- * does a short "review" hold more positive or more negative words), with the loss on the label only. Templates are
+ * does a short "review" hold more positive or more negative words, 'not' flipping the next one), with the loss on the
+ * label only. Templates are
  * split: train templates for training, calibration templates for choosing, held-out test templates for the result.
  * On the calibration split, ACT's per-head selection keeps each head whose calibration alone raises accuracy; β and
  * τ are picked there too (from `betas` × `thresholds`). On the test split we report accuracy without and with the
@@ -12,8 +13,8 @@
  *
  * How ours differs from the paper: ACT calibrates pretrained LLMs (Llama-2 7B to 30B, Mistral) on real classification
  * and multiple-choice datasets with in-context demonstrations, selecting heads in layers 2-30 on ~900 calibration
- * samples; we calibrate a 2-layer, ~30k-parameter model trained from scratch on a synthetic 2-way task of 20-token
- * prompts, scanning every head. The held-out templates play the part of the paper's unseen datasets and prompts.
+ * samples; we calibrate a 2-layer model (~30k parameters quick, ~60k full) trained from scratch on a synthetic 2-way task of
+ * 24-token prompts, scanning every head. The held-out templates play the part of the paper's unseen datasets and prompts.
  */
 import * as tf from '@tensorflow/tfjs';
 import { stepSeed } from '../../../data/batch.js';
@@ -168,12 +169,12 @@ export const actCalibration = defineExperiment<ActConfig, ActArtifacts>({
     thresholds: list(num({ gt: 0, max: 1 }), { min: 1 }),
   }),
   quick: {
-    seqLen: 20,
+    seqLen: 24,
     layers: 2,
     dModel: 32,
     heads: 4,
     batch: 32,
-    steps: 250,
+    steps: 150,
     lr: 3e-3,
     weightDecay: 0.1,
     calibrationRows: 512,
