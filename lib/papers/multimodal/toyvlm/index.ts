@@ -343,3 +343,4 @@ export async function trainToyVLM(
     throw e;
   }
 }
+export { type GalleryRow, sceneGalleryHtml, scenePng } from './render.js';
