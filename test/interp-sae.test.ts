@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  circuitFromCodeGroups,
   circuitFromCodes,
   naiveCodes,
   naiveSaeLoss,
@@ -132,6 +133,22 @@ describe('codes to circuit (hand-made)', () => {
     expect(circuitFromCodes([[-1, 0]], [[-1]], [0]).nodes).toEqual([0.5]);
   });
 
+  it('scores groups of prompts separately and averages them', () => {
+    // Head 0: code 9 is positive-only in group 0 (prompts 0-1) but occurs on group 1's negatives.
+    const pos = [[9, 9, 9, 4]];
+    const neg = [[1, 2, 9, 4]];
+    const g = circuitFromCodeGroups(pos, neg, [0], 2);
+    expect(g.groups).toEqual([[1], [0]]);
+    expect(g.nodes).toEqual([0.5]);
+    // All four at once: 9 occurs on a negative, so no positive-only code at all.
+    expect(circuitFromCodes(pos, neg, [0]).nodes).toEqual([0]);
+    // An incomplete last group is dropped.
+    expect(circuitFromCodeGroups([[9, 9, 9]], [[1, 2, 9]], [0], 2).groups).toEqual([[1]]);
+    expect(() => circuitFromCodeGroups(pos, neg, [0], 5)).toThrow(
+      'circuitFromCodeGroups: groupSize 5 needs at least that many prompts; got 4 positive, 4 negative',
+    );
+  });
+
   it('ROC-AUC, ROC curve, precision and recall', () => {
     expect(rocAuc([0.9, 0.8, 0.1, 0.2], [true, true, false, false])).toBe(1);
     expect(rocAuc([0.1, 0.8, 0.9, 0.2], [true, true, false, false])).toBe(0.25);
@@ -206,5 +223,54 @@ describe('trainSaes finds the head that separates positives from negatives', () 
     expect(rocAuc(circuit.nodes, [true, false])).toBe(1);
     sae.dispose();
     all.dispose();
+  });
+});
+
+describe('experiment sae-circuits (tiny)', () => {
+  it('reports split-named metrics, a methods table with the headline first, and disposes its artifacts', async () => {
+    const { runExperimentWith } = await import('../lib/experiments/contract.js');
+    const { saeCircuits } = await import('../lib/papers/interp/sae/experiment.js');
+    await useBackend('cpu');
+    const before = tf.memory().numTensors;
+    const r = await runExperimentWith(saeCircuits, {
+      quick: true,
+      progress: false,
+      keep: true,
+      overrides: {
+        layers: 1,
+        heads: 2,
+        dModel: 16,
+        steps: 40,
+        batch: 16,
+        patchPrompts: 8,
+        testPrompts: 24,
+        trainExamples: [3, 6],
+        latents: 4,
+        l1Alternatives: [0.2],
+        saeSteps: 5,
+        bootstrap: 10,
+      },
+    });
+    expect(r.metrics.validation_circuit_heads).toBeGreaterThanOrEqual(0);
+    expect(r.metrics.test_ioi_accuracy).toBeGreaterThanOrEqual(0);
+    expect(r.artifacts!.circuit).toHaveLength(2);
+    expect(r.artifacts!.example.patterns).toHaveLength(1);
+    expect(r.artifacts!.example.patterns[0]).toHaveLength(2);
+    if (r.metrics.test_positive_prompts >= 2) {
+      const methods = r.tables!.methods!;
+      expect(methods.map((m) => m.method)).toEqual([
+        'sae (headline), 3 examples',
+        'sae, 6 examples',
+        'sae, λ 0.2',
+        'mean difference (no SAE)',
+        'path patching (ground truth)',
+      ]);
+      expect(r.metrics.test_node_roc_auc).toBe(methods[0]!.test_node_roc_auc);
+      expect(r.artifacts!.nodes).toHaveLength(2);
+      for (const v of r.artifacts!.nodes) expect(v).toBeGreaterThanOrEqual(0);
+      expect(r.tables!.heads).toHaveLength(2);
+    } else expect(r.summary).toMatch(/^Too small to show anything/);
+    r.artifacts!.dispose();
+    expect(tf.memory().numTensors).toBe(before);
   });
 });
