@@ -23,7 +23,7 @@ import { defineExperiment } from '../../../experiments/contract.js';
 import { int, list, num, obj } from '../../../experiments/schema.js';
 import { train } from '../../../train/loop.js';
 import { SinkLM } from '../sinks/model.js';
-import { ACT_BETA, ACT_THRESHOLD, calibrateAttention, markedMass, sinkColumns } from './index.js';
+import { ACT_BETA, ACT_THRESHOLD, calibrateAttention, markedMass, sinkColumns } from './core.js';
 
 export interface ActConfig {
   seqLen: number;

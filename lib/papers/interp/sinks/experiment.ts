@@ -26,7 +26,7 @@ import { CharTokenizer } from '../../../data/tokenizer.js';
 import { defineExperiment, type PaperReference } from '../../../experiments/contract.js';
 import { int, list, num, obj, oneOf } from '../../../experiments/schema.js';
 import { train } from '../../../train/loop.js';
-import { importance, proxyWeights, SINK_EPSILON, type SinkVariant, sinkRate } from './index.js';
+import { importance, proxyWeights, SINK_EPSILON, type SinkVariant, sinkRate } from './core.js';
 import { SinkLM } from './model.js';
 
 export interface SinkEmergenceConfig {

@@ -24,7 +24,7 @@ import {
 import { ParamFactory } from '../../../layers/params.js';
 import { makeBlock, makeNorm } from '../../../layers/weights.js';
 import { fmt, ShapeError } from '../../../util/shapes.js';
-import { applyWeights, SINK_VARIANTS, type SinkVariant, sinkWeights } from './index.js';
+import { applyWeights, SINK_VARIANTS, type SinkVariant, sinkWeights } from './core.js';
 
 export interface SinkLMConfig {
   vocab: number;
