@@ -7,7 +7,7 @@
  * - a colour prior: each shape takes its prior colour ({@link PRIOR_COLOUR}: red circle, blue square, green triangle,
  *   yellow cross) with probability `prior` (0.9 in training), any other colour otherwise;
  * - leading questions: "the square is red . what colour is the square ?", whose cue is right with probability
- *   `cueCorrect` (0.8 in training).
+ *   `cueCorrect` (default 0.8; the ToyVLM experiments train with 0.95).
  * Held-out evaluation sets draw colours with a weaker prior and sort questions into in-prior and prior-conflicting,
  * and give cues that are always wrong (misleading-cue split).
  *

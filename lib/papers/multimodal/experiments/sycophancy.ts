@@ -5,9 +5,10 @@
  * https://arxiv.org/abs/2408.11261 (v1, LQCD).
  *
  * Setting: the ToyVLM of toyvlm-hallucination (same settings and seed: the same checkpoint), trained with leading
- * questions "the S is C . what colour is the S ?" whose cue is right 80% of the time, so following the cue pays in
- * training. On held-out test scenes every question is asked three ways: neutral, with a misleading cue (a wrong
- * colour) and with a correct cue. The flip rate is the share of questions answered correctly when neutral whose
+ * questions "the S is C . what colour is the S ?" whose cue is right 95% of the time, so following the cue pays in
+ * training, more than the model's own reading of the image does (with cues right 80% of the time, a full run learned to
+ * ignore them: 0.4% flips). On held-out test scenes every question is asked three ways: neutral, with a misleading cue
+ * (a wrong colour) and with a correct cue. The flip rate is the share of questions answered correctly when neutral whose
  * misleading-cue answer is the cue. LQCD contrasts the leading query's logits with the neutralised query's,
  * (1 + α) ℓ_neutral − α ℓ_leading with plausibility β = 0.1; α = 1 is the headline row (the value visual contrastive
  * decoding, which LQCD builds on, uses; LQCD's paper gives no code), α tuned on validation (accuracy over misleading
@@ -169,7 +170,7 @@ export const toyvlmSycophancy = defineExperiment<SycophancyConfig, SycophancyArt
     batch: 32,
     lr: 3e-3,
     prior: 0.9,
-    cueCorrect: 0.8,
+    cueCorrect: 0.95,
     evalPrior: 0.5,
     validationItems: 64,
     testItems: 256,
@@ -184,7 +185,7 @@ export const toyvlmSycophancy = defineExperiment<SycophancyConfig, SycophancyArt
     batch: 32,
     lr: 3e-3,
     prior: 0.9,
-    cueCorrect: 0.8,
+    cueCorrect: 0.95,
     evalPrior: 0.5,
     validationItems: 400,
     testItems: 2000,
