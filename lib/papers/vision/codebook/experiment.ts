@@ -141,14 +141,12 @@ function collect(
   limit = Infinity,
 ): Visited {
   const rng = new Rng(seed).fork('codebook-nav:collect');
-  const obs: number[] = [];
+  const chunks: Float32Array[] = [];
   const rows: { goal: number; action: number; vis: number; above: number }[] = [];
-  const buf = new Float32Array(world.obsDim);
   for (const ep of episodes) {
     const s = world.reset(ep);
     while (!s.done && rows.length < limit) {
-      world.observe(s, buf);
-      for (const v of buf) obs.push(v);
+      chunks.push(world.observe(s));
       const action = world.oracle(s);
       const up = world.typeAtOffset(s, -1, 0);
       rows.push({
@@ -161,8 +159,10 @@ function collect(
     }
     if (rows.length >= limit) break;
   }
+  const obs = new Float32Array(chunks.length * world.obsDim);
+  chunks.forEach((c, i) => obs.set(c, i * world.obsDim));
   return {
-    obs: Float32Array.from(obs),
+    obs,
     goal: Int32Array.from(rows, (r) => r.goal),
     action: Int32Array.from(rows, (r) => r.action),
     goalVisible: Int32Array.from(rows, (r) => r.vis),
