@@ -256,6 +256,8 @@ describe('experiment sae-circuits (tiny)', () => {
     expect(r.artifacts!.circuit).toHaveLength(2);
     expect(r.artifacts!.example.patterns).toHaveLength(1);
     expect(r.artifacts!.example.patterns[0]).toHaveLength(2);
+    expect(r.artifacts!.example.tokens).toHaveLength(13);
+    expect(r.artifacts!.example.patterns[0]![0]).toHaveLength(13);
     if (r.metrics.test_positive_prompts >= 2) {
       const methods = r.tables!.methods!;
       expect(methods.map((m) => m.method)).toEqual([

@@ -14,8 +14,8 @@
  *    codes of held-out test prompts (positives answered correctly, negatives their twins) give node scores (index.ts),
  *    n positives against their n twins at a time as in the paper (n = the SAE's training examples), averaged over the
  *    test groups (circuitFromCodeGroups).
- *    A head is predicted when its score is at least 0.5 (most positive prompts carry a positive-only code), a fixed
- *    rule; ROC-AUC needs no threshold.
+ *    ROC-AUC needs no threshold; precision and recall use the threshold with the best F1 on validation prompts
+ *    (scored the same way), applied to the test scores.
  * 4. A baseline without an SAE: each head's squared distance between the positive and negative mean outputs over
  *    their mean variance, on the same training prompts.
  *
@@ -30,7 +30,7 @@
  * (dictionary size, L1 weight, training length) are not stated in what we could read, so ours are our own.
  */
 import * as tf from '@tensorflow/tfjs';
-import { CIRCUIT_TOKENS, circuitPrompts, circuitTokenName } from '../../../data/circuit-tasks.js';
+import { circuitPrompts, circuitTokenName } from '../../../data/circuit-tasks.js';
 import { defineExperiment } from '../../../experiments/contract.js';
 import { int, list, num, obj } from '../../../experiments/schema.js';
 import type { PaperReference } from '../../../experiments/types.js';
@@ -102,6 +102,8 @@ export interface SaeRow {
   l1: number;
   /** Groups of test prompts (of train_examples positives and as many negatives each) the scores average over. */
   test_groups: number;
+  /** The node-score threshold of precision / recall, picked on validation prompts (best F1 there). */
+  validation_threshold: number;
   test_node_roc_auc: number;
   test_node_roc_auc_ci95: number;
   test_node_precision: number;
@@ -133,7 +135,13 @@ interface PromptSet {
   drawn: number;
 }
 
-function promptSet(model: ToyLM, split: 'train' | 'test', want: number, seed: number, draw: number): PromptSet {
+function promptSet(
+  model: ToyLM,
+  split: 'train' | 'validation' | 'test',
+  want: number,
+  seed: number,
+  draw: number,
+): PromptSet {
   const p = circuitPrompts({ task: 'ioi', batch: draw, seed, split });
   const hits = answerHits(model, p);
   const keep = hits.flatMap((h, i) => (h ? [i] : [])).slice(0, want);
@@ -182,6 +190,25 @@ function meanDifferenceScores(pos: tf.Tensor3D, neg: tf.Tensor3D): number[] {
   });
 }
 
+/**
+ * The threshold on node scores with the best F1 against the circuit (ties: the higher threshold); candidates are the
+ * midpoints between consecutive distinct scores, and above the highest (nothing predicted).
+ */
+function bestThreshold(scores: number[], truth: boolean[]): number {
+  const u = [...new Set(scores)].sort((a, b) => a - b);
+  const cands = [...u.slice(1).map((v, i) => (v + u[i]!) / 2), u[0]! - 1, u[u.length - 1]! + 1];
+  let best = { t: u[u.length - 1]! + 1, f1: -1 };
+  for (const t of cands) {
+    const f1 = precisionRecall(
+      scores.map((v) => v >= t),
+      truth,
+    ).f1;
+    const f = Number.isNaN(f1) ? 0 : f1;
+    if (f > best.f1 || (f === best.f1 && t > best.t)) best = { t, f1: f };
+  }
+  return best.t;
+}
+
 /** Percentile-bootstrap 95% interval of the node ROC-AUC, resampling the groups of test prompts. */
 function bootstrapAuc(
   groups: number[][],
@@ -208,15 +235,15 @@ function bootstrapAuc(
   return { lo, hi, half: (hi - lo) / 2 };
 }
 
-/** One test IOI prompt's tokens and every layer's attention pattern on it ([heads][q][k] per layer). */
+/** One test IOI prompt's tokens (with its left padding) and every layer's attention pattern on it ([heads][q][k] per layer). */
 function exampleOf(model: ToyLM): { tokens: string[]; patterns: number[][][][] } {
   const ex = circuitPrompts({ task: 'ioi', batch: 1, seed: 0, split: 'test' });
-  const first = ex.examples[0]!.clean.findIndex((t) => t !== CIRCUIT_TOKENS.PAD);
-  const tokens = tf.tensor2d([ex.examples[0]!.clean.slice(first)], undefined, 'int32');
+  // The left padding stays: the model has learned positions, and was trained on padded prompts.
+  const tokens = tf.tensor2d([ex.examples[0]!.clean], undefined, 'int32');
   const { logits, cache } = model.runWithCache(tokens);
   try {
     return {
-      tokens: ex.examples[0]!.clean.slice(first).map((t) => circuitTokenName(t)),
+      tokens: ex.examples[0]!.clean.map((t) => circuitTokenName(t)),
       patterns: Array.from(
         { length: model.config.layers },
         (_, l) => (cache.get(`blocks.${l}.attn.hook_pattern`).arraySync() as number[][][][])[0]!,
@@ -327,6 +354,12 @@ export const saeCircuits = defineExperiment<SaeCircuitsConfig, SaeCircuitsArtifa
       const testPos = headOutputs(model, test.positive);
       const testNeg = headOutputs(model, test.negative);
       owned.push(testPos, testNeg);
+      // Validation prompts, where each setting's node-score threshold is picked.
+      const val = promptSet(model, 'validation', cfg.testPrompts, ctx.seed + 13, cfg.testPrompts);
+      owned.push(val.positive, val.negative);
+      const valPos = headOutputs(model, val.positive);
+      const valNeg = headOutputs(model, val.negative);
+      owned.push(valPos, valNeg);
 
       const maxTrain = Math.max(...cfg.trainExamples);
       const trainSet = promptSet(
@@ -337,7 +370,7 @@ export const saeCircuits = defineExperiment<SaeCircuitsConfig, SaeCircuitsArtifa
         Math.ceil(maxTrain / Math.max(0.2, testAccuracy)) + 16,
       );
       owned.push(trainSet.positive, trainSet.negative);
-      if (test.count < 2 || trainSet.count < 1) {
+      if (test.count < 2 || val.count < 2 || trainSet.count < 1) {
         tf.dispose(owned);
         const none: SaeCircuitsArtifacts = {
           model,
@@ -394,14 +427,18 @@ export const saeCircuits = defineExperiment<SaeCircuitsConfig, SaeCircuitsArtifa
         };
         const pos = codesOf(testPos);
         const neg = codesOf(testNeg);
+        const vPos = codesOf(valPos);
+        const vNeg = codesOf(valNeg);
         sae.dispose();
         const seconds = (performance.now() - t1) / 1000;
-        // Scored as the paper scores: n positive against n negative prompts at a time, averaged over the test groups.
+        // Scored as the paper scores: n positive against n negative prompts at a time, averaged over the groups.
         const discovered = circuitFromCodeGroups(pos, neg, layerOf, Math.min(n, test.count));
+        const validation = circuitFromCodeGroups(vPos, vNeg, layerOf, Math.min(n, val.count));
+        const threshold = bestThreshold(validation.nodes, truth);
         const auc = rocAuc(discovered.nodes, truth);
         const ci = bootstrapAuc(discovered.groups, truth, cfg.bootstrap, rng);
         const pr = precisionRecall(
-          discovered.nodes.map((v) => v >= 0.5),
+          discovered.nodes.map((v) => v >= threshold),
           truth,
         );
         rows.push({
@@ -410,6 +447,7 @@ export const saeCircuits = defineExperiment<SaeCircuitsConfig, SaeCircuitsArtifa
           latents: s.latents,
           l1: s.l1,
           test_groups: discovered.groups.length,
+          validation_threshold: threshold,
           test_node_roc_auc: auc,
           test_node_roc_auc_ci95: ci.half,
           test_node_precision: pr.precision,
@@ -442,6 +480,7 @@ export const saeCircuits = defineExperiment<SaeCircuitsConfig, SaeCircuitsArtifa
         validation_circuit_heads: circuitSize,
         test_node_roc_auc: head.test_node_roc_auc,
         test_node_roc_auc_ci95: head.test_node_roc_auc_ci95,
+        validation_threshold: head.validation_threshold,
         test_node_precision: head.test_node_precision,
         test_node_recall: head.test_node_recall,
         test_baseline_roc_auc: baselineAuc,
@@ -455,7 +494,7 @@ export const saeCircuits = defineExperiment<SaeCircuitsConfig, SaeCircuitsArtifa
         path_patching_score: patch.grid[layerOf[c]!]![c % heads]!,
         in_circuit: truth[c]!,
         sae_node_score: headline!.nodes[c]!,
-        sae_predicted: headline!.nodes[c]! >= 0.5,
+        sae_predicted: headline!.nodes[c]! >= rows[0]!.validation_threshold,
         baseline_score: baselineScores[c]!,
       }));
       const edges = headline!.discovered.edges
@@ -475,6 +514,7 @@ export const saeCircuits = defineExperiment<SaeCircuitsConfig, SaeCircuitsArtifa
           latents: 0,
           l1: 0,
           test_groups: 0,
+          validation_threshold: Number.NaN,
           test_node_roc_auc: baselineAuc,
           test_node_roc_auc_ci95: Number.NaN,
           test_node_precision: Number.NaN,
@@ -487,6 +527,7 @@ export const saeCircuits = defineExperiment<SaeCircuitsConfig, SaeCircuitsArtifa
           latents: 0,
           l1: 0,
           test_groups: 0,
+          validation_threshold: Number.NaN,
           test_node_roc_auc: Number.NaN,
           test_node_roc_auc_ci95: Number.NaN,
           test_node_precision: Number.NaN,
@@ -497,7 +538,7 @@ export const saeCircuits = defineExperiment<SaeCircuitsConfig, SaeCircuitsArtifa
       const degenerate = circuitSize === 0 || circuitSize === C;
       const summary = degenerate
         ? `Patching put ${circuitSize} of ${C} heads in the circuit, so ROC-AUC is undefined: the model (IOI accuracy ${testAccuracy.toFixed(2)}) is too small or too briefly trained to separate circuit heads.`
-        : `SAE discovery from ${head.train_examples} positive and ${head.train_examples} negative examples ranks the ${circuitSize} patching-circuit heads of ${C} with ROC-AUC ${head.test_node_roc_auc.toFixed(2)} ± ${head.test_node_roc_auc_ci95.toFixed(2)} (precision ${head.test_node_precision.toFixed(2)}, recall ${head.test_node_recall.toFixed(2)} at score >= 0.5), vs ${baselineAuc.toFixed(2)} for the mean-difference baseline; SAE ${head.seconds.toFixed(1)} s vs patching ${patchingSeconds.toFixed(1)} s.`;
+        : `SAE discovery from ${head.train_examples} positive and ${head.train_examples} negative examples ranks the ${circuitSize} patching-circuit heads of ${C} with ROC-AUC ${head.test_node_roc_auc.toFixed(2)} ± ${head.test_node_roc_auc_ci95.toFixed(2)} (precision ${head.test_node_precision.toFixed(2)}, recall ${head.test_node_recall.toFixed(2)} at the validation-picked score ${head.validation_threshold.toFixed(3)}), vs ${baselineAuc.toFixed(2)} for the mean-difference baseline; SAE ${head.seconds.toFixed(1)} s vs patching ${patchingSeconds.toFixed(1)} s.`;
       const roc = rocCurve(headline!.nodes, truth);
       const baselineRoc = rocCurve(baselineScores, truth);
       tf.dispose(owned);
