@@ -16,7 +16,8 @@
  * How ours differs from the papers: a 2-layer-encoder / 2-layer-decoder model of ~0.1M parameters on synthetic
  * 32x32 scenes instead of LLaVA-1.5 (7B) on COCO/MME/VLind-Bench/POPE; the prior is planted, not learned from web
  * data; interventions edit every decoder layer (the papers pick layer ranges); CausalMM uses uniform encoder attention
- * and reversed decoder attention as its two counterfactuals, without the paper's sampling; PAINT's informed tokens come
+ * and reversed decoder attention as its two counterfactuals, without the paper's sampling; PAI is its attention boost
+ * alone, without its text-only logit contrast (as PAINT's PAI baseline); PAINT's informed tokens come
  * from a CLS token whose attention is trained only through the decoder; VAR falls back to column-mean sinks when the
  * toy decoder shows no massive activation (the result says which rule ran). The papers' gains come back as references
  * where they state one number (CausalMM, PAINT); VAR and PAI report per-benchmark tables that have no toy counterpart.

@@ -30,7 +30,11 @@ export interface SteerSetting {
   strength: number;
 }
 
-/** The papers' own settings (see each paper's folder). */
+/**
+ * The papers' settings: CausalMM γ 0.5 (its default; its evaluation scripts pass 1), PAINT α 0.7 (β 0.3, from its
+ * modPAI/attention.py), VAR p 0.6 (its config), PAI α 0.5 (PAI tunes α per model; 0.5 is the value we take for
+ * LLaVA-1.5, and PAI's second ingredient, the text-only logit contrast, is left out, as in PAINT's PAI baseline).
+ */
 export const PAPER_SETTINGS: Record<SteerMethod, SteerSetting> = {
   greedy: { method: 'greedy', strength: 0 },
   causalmm: { method: 'causalmm', strength: 0.5 },

@@ -262,8 +262,8 @@ async function runSycophancy(cfg: SycophancyConfig, ctx: ExperimentContext) {
       `${(m('test_flip_rate_lqcd_paper') * 100).toFixed(1)}% under LQCD (α 1) and ${(m('test_flip_rate_lqcd_tuned') * 100).toFixed(1)}% at the validation α ${best.alpha}; ` +
       `neutral-query accuracy ${(m('test_neutral_accuracy_greedy') * 100).toFixed(1)}% (LQCD leaves a neutral query's answer as it is).`;
     const weak =
-      m('test_neutral_accuracy_greedy') < 0.5
-        ? ` The model answers under half of the neutral questions right after ${cfg.steps} training steps, so flip rates here are over few questions: too small a run to judge LQCD.`
+      m('test_neutral_accuracy_greedy') < 0.6
+        ? ` The model answers under 60% of the neutral questions right (about what the colour prior alone gives) after ${cfg.steps} training steps: it barely reads the image, so this run is too small to judge LQCD.`
         : '';
     return {
       metrics,
