@@ -12,8 +12,11 @@
  * How ours differs from the paper: the paper scores pretrained 7B-70B models on natural-text Needle-in-a-Haystack over
  * 1K-100K contexts and masks tens of heads out of about a thousand; we train a 16-head toy model on a synthetic task
  * with contexts of tens of tokens, so "k heads" is a much larger share of the model (k = 1 is 6% of the heads), and
- * random masks are drawn from the heads outside the top k (as the paper masks random non-retrieval heads). The
- * paper's numbers beside ours: the share of heads with retrieval score > 0.1 (under 5%, abstract and §3).
+ * random masks are drawn from the heads outside the top k (as the paper masks random non-retrieval heads). Like the
+ * paper's NIAH, quick and full hide one needle per haystack (the generator takes more: with two keyed needles, 48
+ * tokens and 1000 steps our 4x4 model reached only 0.07 exact match, too little to mask). In contexts this short,
+ * top-1 hits inside the needle come easily, so far more heads clear the paper's 0.1 threshold than its under 5%: the
+ * ranking, not the threshold, is what carries over. The paper's numbers beside ours: that share (abstract and §3).
  */
 import * as tf from '@tensorflow/tfjs';
 import { stepSeed } from '../../../data/batch.js';
@@ -158,20 +161,20 @@ export const retrievalHeadsExperiment = defineExperiment<RetrievalHeadsConfig, R
   },
   full: {
     seqLen: 48,
-    needles: 2,
+    needles: 1,
     valueLen: 2,
-    keys: 6,
+    keys: 4,
     values: 12,
-    vocabSize: 32,
-    dModel: 48,
+    vocabSize: 28,
+    dModel: 32,
     heads: 4,
     layers: 4,
-    steps: 1000,
+    steps: 800,
     batch: 32,
-    lr: 4e-3,
+    lr: 6e-3,
     answerWeight: 4,
     validationRows: 256,
-    testRows: 512,
+    testRows: 1024,
     maskK: [1, 2, 4],
     randomDraws: 6,
   },
