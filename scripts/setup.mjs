@@ -57,6 +57,9 @@ function aptNeeds() {
   if (mode === 'test') {
     if (!ok(py, ['-c', 'import jupyter_kernel_test'])) needs.push('python3-jupyter-kernel-test');
     if (!existsSync('/usr/bin/chromium')) needs.push('chromium');
+    // attnlab hub's load test (test/hub.test.ts) and the deploy files' syntax check.
+    if (!existsSync('/usr/bin/jupyterhub')) needs.push('jupyterhub', 'configurable-http-proxy');
+    if (!ok(py, ['-c', 'import yaml'])) needs.push('python3-yaml');
   }
   const blas = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib'].some((d) =>
     existsSync(join(d, 'libopenblas.so')),

@@ -41,6 +41,13 @@ const COMMANDS: Record<string, Command> = {
       'attnlab bench [--peer torch|none] [--json] [--out FILE] [--only NAMES] [--repeats N] [--backends LIST] [--budget S] [--threads N] [--list]',
     run: async (argv) => (await import('./bench.js')).benchCommand(argv),
   },
+  hub: {
+    summary:
+      'serve attnlab to a class: JupyterHub with the attnlab kernel system-wide, per-student caps and culling (as root); load-test it',
+    usage:
+      'attnlab hub [--ip 127.0.0.1] [--port 8000] [--dir DIR] [--password P] [--mem 2G] [--cpus 1] [--cull-kernels S] [--stop-servers S] [--admin NAMES] [--no-start]\n       attnlab hub load-test --users N [--notebook NB] [--port 8100] [--timeout S] [--json] [--keep-users]',
+    run: async (argv) => (await import('./hub.js')).hubCommand(argv),
+  },
   kernel: {
     summary: 'install the Jupyter kernelspec (attnlab kernel install [--user|--prefix P]) or start the kernel',
     usage: 'attnlab kernel install [--user|--prefix P]',
