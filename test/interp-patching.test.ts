@@ -275,7 +275,10 @@ describe.each(BACKENDS)('patching toolkit on %s', (name) => {
     model.dispose();
   });
 
-  it('leaks no tensors (patching, path patching, DLA, pattern edits)', () => {
+  it('leaks no tensors (building the model, patching, path patching, DLA, pattern edits)', () => {
+    const start = tf.memory().numTensors;
+    handBuilt().dispose();
+    expect(tf.memory().numTensors, 'handBuiltCopier').toBe(start);
     const model = handBuilt();
     const pr = pair();
     const w = P.dlaWeights(model);

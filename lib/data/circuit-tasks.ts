@@ -1,7 +1,7 @@
 /**
  * Prompt tasks for circuit analysis (lib/papers/interp): an IOI-like task, a coloured-objects task and multiple choice
  * with letter labels, in one shared vocabulary so one ToyLM learns all three. Every prompt has the same length
- * (PROMPT_LEN, left-padded with PAD), the answer is the next token after the last position, and each clean prompt comes
+ * (CIRCUIT_PROMPT_LEN, left-padded with PAD), the answer is the next token after the last position, and each clean prompt comes
  * with a corrupted twin of the same length (positions line up for patching).
  *
  *   ioi  [BOS IOI WHEN A AND B WENT S GAVE O TO] -> the name of A, B that S is not (S repeats A or B: ABBA / BABA);
@@ -63,10 +63,10 @@ function range(from: number, n: number): number[] {
 }
 
 /** Every prompt's length (the longest task, mcq, is 13 tokens). */
-export const PROMPT_LEN = 13;
+export const CIRCUIT_PROMPT_LEN = 13;
 
-/** The fact of each MCQ subject: FACTS[i] is the index into CIRCUIT_TOKENS.facts of subject i's answer. */
-export const FACTS: number[] = (() => {
+/** The fact of each MCQ subject: CIRCUIT_FACTS[i] is the index into CIRCUIT_TOKENS.facts of subject i's answer. */
+export const CIRCUIT_FACTS: number[] = (() => {
   const rng = new Rng(20231);
   return CIRCUIT_TOKENS.subjects.map(() => rng.int(0, CIRCUIT_TOKENS.facts.length));
 })();
@@ -128,7 +128,7 @@ const TASKS: CircuitTask[] = ['ioi', 'co', 'mcq'];
 const MUTATIONS: LabelMutation[] = ['none', 'random-letters', 'shuffled'];
 
 function pad(tokens: number[]): { out: number[]; shift: number } {
-  const shift = PROMPT_LEN - tokens.length;
+  const shift = CIRCUIT_PROMPT_LEN - tokens.length;
   return { out: [...Array(shift).fill(CIRCUIT_TOKENS.PAD), ...tokens], shift };
 }
 
@@ -185,7 +185,7 @@ function drawCo(rng: Rng): { ex: CircuitExample; key: number[] } {
 function drawMcq(rng: Rng, mutation: LabelMutation): { ex: CircuitExample; key: number[] } {
   const T = CIRCUIT_TOKENS;
   const subj = rng.int(0, T.subjects.length);
-  const fact = FACTS[subj];
+  const fact = CIRCUIT_FACTS[subj];
   const others = rng
     .sample(T.facts.length - 1, 3)
     .map((i) => (i >= fact ? i + 1 : i))
@@ -259,18 +259,18 @@ export function circuitPrompts(opts: CircuitPromptOptions): CircuitPrompts {
   const rng = new Rng(hashSeed(opts.seed) ^ hashString(`${opts.task}:${opts.split}:${mutation}`));
   const examples = Array.from({ length: opts.batch }, () => drawExample(opts.task, rng, opts.split, mutation));
   const n = opts.batch;
-  const clean = new Int32Array(n * PROMPT_LEN);
-  const corrupted = new Int32Array(n * PROMPT_LEN);
+  const clean = new Int32Array(n * CIRCUIT_PROMPT_LEN);
+  const corrupted = new Int32Array(n * CIRCUIT_PROMPT_LEN);
   examples.forEach((e, i) => {
-    clean.set(e.clean, i * PROMPT_LEN);
-    corrupted.set(e.corrupted, i * PROMPT_LEN);
+    clean.set(e.clean, i * CIRCUIT_PROMPT_LEN);
+    corrupted.set(e.corrupted, i * CIRCUIT_PROMPT_LEN);
   });
   return {
     task: opts.task,
     split: opts.split,
     mutation,
     batch: n,
-    seqLen: PROMPT_LEN,
+    seqLen: CIRCUIT_PROMPT_LEN,
     vocabSize: CIRCUIT_TOKENS.vocab,
     examples,
     clean,
@@ -278,8 +278,8 @@ export function circuitPrompts(opts: CircuitPromptOptions): CircuitPrompts {
     correct: Int32Array.from(examples.map((e) => e.correct)),
     wrong: Int32Array.from(examples.map((e) => e.wrong)),
     toTensors: () => ({
-      clean: tf.tensor2d(clean, [n, PROMPT_LEN], 'int32'),
-      corrupted: tf.tensor2d(corrupted, [n, PROMPT_LEN], 'int32'),
+      clean: tf.tensor2d(clean, [n, CIRCUIT_PROMPT_LEN], 'int32'),
+      corrupted: tf.tensor2d(corrupted, [n, CIRCUIT_PROMPT_LEN], 'int32'),
     }),
     describe: (b: number) => {
       if (!Number.isInteger(b) || b < 0 || b >= n) throw new RangeError(`${fn}: row ${b} is outside [0, ${n})`);
@@ -287,15 +287,15 @@ export function circuitPrompts(opts: CircuitPromptOptions): CircuitPrompts {
       const w = (ts: number[]) =>
         ts
           .filter((t) => t !== CIRCUIT_TOKENS.PAD)
-          .map(tokenName)
+          .map(circuitTokenName)
           .join(' ');
-      return `${w(e.clean)} -> ${tokenName(e.correct)} | corrupted ${w(e.corrupted)} (wrong ${tokenName(e.wrong)})`;
+      return `${w(e.clean)} -> ${circuitTokenName(e.correct)} | corrupted ${w(e.corrupted)} (wrong ${circuitTokenName(e.wrong)})`;
     },
   };
 }
 
 /** A readable name for a token id of the shared vocabulary. */
-export function tokenName(t: number): string {
+export function circuitTokenName(t: number): string {
   const T = CIRCUIT_TOKENS;
   const fixed: Record<number, string> = {
     [T.PAD]: 'PAD',
@@ -351,16 +351,16 @@ export function circuitTrainingBatch(opts: CircuitTrainingOptions): TokenBatch {
   const share = opts.mutationShare ?? 0;
   if (!(share >= 0 && share <= 1)) throw new RangeError(`${fn}: mutationShare must be in [0, 1], got ${share}`);
   const rng = new Rng(hashSeed(opts.seed) ^ hashString(`circuit-train:${split}`));
-  const full = new Int32Array(opts.batch * (PROMPT_LEN + 1));
-  const mask = new Float32Array(opts.batch * PROMPT_LEN);
+  const full = new Int32Array(opts.batch * (CIRCUIT_PROMPT_LEN + 1));
+  const mask = new Float32Array(opts.batch * CIRCUIT_PROMPT_LEN);
   for (let b = 0; b < opts.batch; b++) {
     const task = opts.tasks[b % opts.tasks.length];
     const u = rng.next();
     const mutation: LabelMutation =
       task !== 'mcq' || u >= share ? 'none' : u < share / 2 ? 'random-letters' : 'shuffled';
     const e = drawExample(task, rng, split, mutation);
-    full.set([...e.clean, e.correct], b * (PROMPT_LEN + 1));
-    mask[b * PROMPT_LEN + PROMPT_LEN - 1] = 1;
+    full.set([...e.clean, e.correct], b * (CIRCUIT_PROMPT_LEN + 1));
+    mask[b * CIRCUIT_PROMPT_LEN + CIRCUIT_PROMPT_LEN - 1] = 1;
   }
-  return makeBatch('circuits', full, mask, opts.batch, PROMPT_LEN, CIRCUIT_TOKENS.vocab);
+  return makeBatch('circuits', full, mask, opts.batch, CIRCUIT_PROMPT_LEN, CIRCUIT_TOKENS.vocab);
 }

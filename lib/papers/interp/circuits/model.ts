@@ -11,12 +11,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { stepSeed } from '../../../data/batch.js';
 import {
+  CIRCUIT_PROMPT_LEN,
   CIRCUIT_TOKENS,
   type CircuitPrompts,
   type CircuitTask,
   circuitPrompts,
   circuitTrainingBatch,
-  PROMPT_LEN,
 } from '../../../data/circuit-tasks.js';
 import type { Figure, Trace } from '../../../display/plotly.js';
 import type { ExperimentContext } from '../../../experiments/types.js';
@@ -56,7 +56,7 @@ export async function trainCircuitModel(
     dModel: cfg.dModel,
     heads: cfg.heads,
     layers: cfg.layers,
-    maxLen: PROMPT_LEN,
+    maxLen: CIRCUIT_PROMPT_LEN,
     positional: 'learned',
     seed: ctx.seed,
   });
@@ -236,19 +236,19 @@ export interface IoiGroundTruth {
 
 /**
  * Trains the joint ToyLM (or takes `model`) and returns its IOI circuit by path patching on `rows` validation prompts.
- * Defaults: 3 layers, 4 heads, d_model 64, 1200 steps, threshold 0.1.
+ * Defaults: the full `circuits` config (2 layers, 4 heads, d_model 48, 2500 steps of 128 rows), threshold 0.1.
  */
 export async function ioiGroundTruth(
   opts: Partial<CircuitModelConfig> & { seed?: number; rows?: number; threshold?: number; model?: ToyLM } = {},
 ): Promise<IoiGroundTruth> {
   const cfg: CircuitModelConfig = {
-    layers: opts.layers ?? 3,
+    layers: opts.layers ?? 2,
     heads: opts.heads ?? 4,
-    dModel: opts.dModel ?? 64,
-    steps: opts.steps ?? 1200,
-    batch: opts.batch ?? 48,
-    lr: opts.lr ?? 3e-3,
-    tasks: opts.tasks,
+    dModel: opts.dModel ?? 48,
+    steps: opts.steps ?? 2500,
+    batch: opts.batch ?? 128,
+    lr: opts.lr ?? 5e-3,
+    tasks: opts.tasks ?? ['ioi', 'co', 'co', 'co', 'mcq', 'mcq'],
     mutationShare: opts.mutationShare ?? 0.2,
   };
   const seed = opts.seed ?? 0;

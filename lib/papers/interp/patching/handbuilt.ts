@@ -31,7 +31,9 @@ export function handBuiltCopier(): ToyLM {
   const set = (name: string, shape: number[], entries: [number, number, number][]) => {
     const a = new Float32Array(shape.reduce((x, y) => x * y, 1));
     for (const [i, j, v] of entries) a[i * shape[1] + j] = v;
-    vars[name].assign(tf.tensor(a, shape));
+    const t = tf.tensor(a, shape);
+    vars[name].assign(t);
+    t.dispose();
   };
   const eye = (n: number, from: number, to: number, scale = 1): [number, number, number][] =>
     Array.from({ length: n }, (_, i) => [from + i, to + i, scale]);

@@ -699,3 +699,5 @@ export function lowRankQKHooks(sites: { layer: number; head: number; q: tf.Tenso
       ]);
   return out;
 }
+
+export { HB, handBuiltCopier, handBuiltPair } from './handbuilt.js';
