@@ -12,7 +12,7 @@
  *
  * How ours differs from the paper: the paper trains ~60M-parameter LLaMA-style models (10 layers, d 768, RoPE, SwiGLU,
  * RMSNorm) on 5B Pile tokens for 20k steps at context 2048 and measures at T = 64; we train ~30k-parameter GPT-2
- * style models (2 layers, learned positions, GELU, LayerNorm) on one book, character-level, for 120 (quick) or 1200
+ * style models (2 layers, learned positions, GELU, LayerNorm) on one book, character-level, for 100 (quick) or 1200
  * steps at T = seqLen, and measure at that T. The paper's kv-bias row we cite is its "K biases" setting (learned key,
  * value fixed at 0; Table 4); ours learns the value too (the official `kv_bias` config). Learning rate and weight decay
  * are fixed, not tuned (the paper also compares at a fixed lr 4e-4, weight decay 0.1). Sinks need "effective
@@ -154,10 +154,10 @@ export const sinkEmergence = defineExperiment<SinkEmergenceConfig, SinkEmergence
     heads: 4,
     seqLen: 32,
     batch: 16,
-    steps: 120,
+    steps: 100,
     lr: 3e-3,
     weightDecay: 0.1,
-    evalEvery: 40,
+    evalEvery: 25,
     evalWindows: 32,
     testWindows: 128,
     epsilon: SINK_EPSILON,
