@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { sdpa } from '../lib/attention/sdpa.js';
+import { needleTask } from '../lib/data/needles.js';
+import { runExperimentWith } from '../lib/experiments/contract.js';
 import { ToyLM } from '../lib/layers/toylm.js';
 import * as masks from '../lib/masks/index.js';
 import { duoAttention, duoAttentionReference, streamingAllows } from '../lib/papers/inference/duo/attention.js';
@@ -11,6 +13,15 @@ import {
   headsFromGates,
   optimiseGates,
 } from '../lib/papers/inference/duo/gates.js';
+import { decodeDuo, duoPolicy } from '../lib/papers/inference/duo/policy.js';
+import {
+  kvBudget,
+  needleEvalSet,
+  retrievalHeadCount,
+  scoreDecode,
+} from '../lib/papers/inference/experiments/kv-budget.js';
+import { decodeWithPolicy } from '../lib/papers/inference/kv/decode.js';
+import { FullPolicy } from '../lib/papers/inference/kv/policy.js';
 import { BACKENDS, expectClose, expectNoLeak, numericGrad, randomArray, useBackend } from './helpers.js';
 
 interface Case {
@@ -296,5 +307,170 @@ describe('DuoAttention gates on a ToyLM', () => {
     ]);
     expect(headsFromGates([[0.2, 0.3]], 0)).toEqual([[false, false]]);
     expect(() => headsFromGates([[1]], 1.5)).toThrow(/headsFromGates: fraction must be in \[0, 1\], got 1.5/);
+  });
+});
+
+describe('DuoAttention deployed (decodeDuo)', () => {
+  it('all streaming heads = a sink + recent model; all retrieval heads = the full model; bytes measured', async () => {
+    await useBackend('cpu');
+    const cfg = { vocab: 24, dModel: 16, heads: 2, layers: 2, maxLen: 20, positional: 'rope' as const, seed: 5 };
+    const model = new ToyLM(cfg);
+    const streaming = new ToyLM({ ...cfg, window: 4, sinks: 2 });
+    const batch = needleTask({
+      batch: 4,
+      seqLen: 20,
+      needles: 2,
+      valueLen: 2,
+      keys: 4,
+      values: 6,
+      vocabSize: 24,
+      seed: 9,
+      split: 'validation',
+    });
+    const set = needleEvalSet(batch);
+    const inputs = tf.tensor2d(batch.inputs, [4, 20], 'int32');
+    const argmaxOf = (m: ToyLM) => {
+      const l = m.forward(inputs);
+      const a = l.argMax(-1).arraySync() as number[][];
+      l.dispose();
+      return a;
+    };
+    const Q = set.prompt.shape[1];
+    const check = (tokens: number[][], ref: number[][]) =>
+      tokens.forEach((row, b) => row.forEach((tok, t) => expect(tok, `row ${b} step ${t}`).toBe(ref[b][Q - 1 + t])));
+    const window = { sinks: 2, recent: 4 };
+    const none = [
+      [false, false],
+      [false, false],
+    ];
+    const all = [
+      [true, true],
+      [true, true],
+    ];
+    const s = decodeDuo(model, set.prompt, set.steps, none, window, { teacher: set.teacher });
+    const f = decodeDuo(model, set.prompt, set.steps, all, window, { teacher: set.teacher });
+    expectNoLeak(() => {
+      decodeDuo(model, set.prompt, set.steps, none, window, { teacher: set.teacher });
+      decodeDuo(model, set.prompt, set.steps, all, window, { teacher: set.teacher });
+    }, 1);
+    check(s.tokens, argmaxOf(streaming));
+    check(f.tokens, argmaxOf(model));
+    // streaming heads hold sinks + recent - 1 tokens (float32 keys and values, 4 rows, 2 layers x 2 heads, dim 8)
+    expect(s.stored.flat().every((n) => n === 2 + 3)).toBe(true);
+    expect(s.bytes[s.bytes.length - 1]).toBe(4 * 2 * 2 * 5 * 8 * 4 * 2);
+    expect(f.bytes[f.bytes.length - 1]).toBe(4 * 2 * 2 * (Q + set.steps - 1) * 8 * 4 * 2);
+    expect(model.hooks.size).toBe(0);
+    expect(() => decodeDuo(model, set.prompt, 2, [[true]], window)).toThrow(
+      /decodeDuo: retrieval must be a \[layers 2\]\[kvHeads 2\]/,
+    );
+    expect(() => duoPolicy(none, { sinks: 1, recent: 1 })).toThrow(/duoPolicy: window must be/);
+    tf.dispose(inputs);
+    set.dispose();
+    model.dispose();
+    streaming.dispose();
+  });
+});
+
+describe('kv-budget evaluation', () => {
+  it('the full policy through the cache predicts what one teacher-forced forward pass predicts', async () => {
+    await useBackend('cpu');
+    const model = new ToyLM({ vocab: 24, dModel: 16, heads: 2, layers: 2, maxLen: 20, positional: 'rope', seed: 1 });
+    const batch = needleTask({
+      batch: 6,
+      seqLen: 20,
+      needles: 2,
+      valueLen: 2,
+      keys: 4,
+      values: 6,
+      vocabSize: 24,
+      seed: 3,
+      split: 'test',
+    });
+    const set = needleEvalSet(batch);
+    const d = decodeWithPolicy(model, set.prompt, set.steps, new FullPolicy(), { teacher: set.teacher });
+    const inputs = tf.tensor2d(batch.inputs, [6, 20], 'int32');
+    const logits = model.forward(inputs);
+    const argmax = logits.argMax(-1).arraySync() as number[][];
+    batch.rows.forEach((r, b) =>
+      r.values.forEach((_, i) => expect(d.tokens[b][set.answerSteps[i]]).toBe(argmax[b][r.answerStart + i])),
+    );
+    // the graded targets are the needle's values
+    batch.rows.forEach((r, b) => expect(set.answers[b]).toEqual(r.values));
+    for (let i = 0; i < set.answerSteps.length; i++)
+      expect(batch.targets[0 * 20 + batch.rows[0].answerStart + i]).toBe(batch.rows[0].values[i]);
+    const score = scoreDecode(set, d);
+    expect(score.bytes.length).toBe(set.steps);
+    tf.dispose([inputs, logits]);
+    set.dispose();
+    model.dispose();
+  });
+
+  it('retrievalHeadCount spends the budget on full heads beyond the streaming tokens', () => {
+    expect(retrievalHeadCount(0.5, 40, 8, 16)).toBe(Math.round((16 * (20 - 8)) / 32));
+    expect(retrievalHeadCount(0.1, 40, 8, 16)).toBe(0);
+    expect(retrievalHeadCount(0.99, 40, 8, 16)).toBe(16);
+  });
+});
+
+describe('kv-budget experiment', () => {
+  it('runs with tiny overrides: every policy at every budget on both tasks, measured bytes below full, no leaks', async () => {
+    await useBackend(BACKENDS[BACKENDS.length - 1]);
+    const n0 = tf.memory().numTensors;
+    const r = await runExperimentWith(kvBudget, {
+      quick: true,
+      progress: false,
+      overrides: {
+        steps: 6,
+        batch: 8,
+        repeatRows: 4,
+        traceRows: 4,
+        gateSteps: 2,
+        gateBatch: 4,
+        validationRows: 8,
+        testRows: 12,
+        randomDraws: 1,
+        lazyWindows: [4],
+        budgets: [0.3, 0.7],
+      },
+    });
+    expect(tf.memory().numTensors).toBe(n0);
+    const rows = r.tables?.budgets ?? [];
+    const policies = [
+      'window',
+      'sinks',
+      'h2o',
+      'lazy-eviction',
+      'duo-gates',
+      'duo-retrieval-score',
+      'duo-random',
+      'razor',
+      'razor-no-compensation',
+    ];
+    for (const task of ['needle', 'trace']) {
+      expect(rows.find((x) => x.task === task && x.policy === 'full')?.kv_fraction).toBe(1);
+      for (const b of [0.3, 0.7])
+        for (const p of policies) {
+          const row = rows.find((x) => x.task === task && x.policy === p && x.budget === b);
+          expect(row, `${task} ${p} ${b}`).toBeDefined();
+          expect(row!.kv_fraction as number).toBeGreaterThan(0);
+          expect(row!.kv_fraction as number).toBeLessThan(b === 0.3 ? 0.75 : 1);
+          expect(row!.test_accuracy as number).toBeGreaterThanOrEqual(0);
+        }
+      // the smaller budget stores fewer bytes than the larger one, for the cache-size policies
+      for (const p of ['window', 'sinks', 'h2o'])
+        expect(
+          rows.find((x) => x.task === task && x.policy === p && x.budget === 0.3)!.kv_fraction as number,
+        ).toBeLessThan(rows.find((x) => x.task === task && x.policy === p && x.budget === 0.7)!.kv_fraction as number);
+    }
+    expect(r.metrics.test_accuracy_needle_full).toBeGreaterThanOrEqual(0);
+    expect(r.metrics.test_accuracy_trace_full).toBeGreaterThanOrEqual(0);
+    expect((r.references ?? []).map((x) => x.metric)).toContain('test_kv_saved_needle_razor_30');
+    expect(r.tables?.heads?.length).toBe(8);
+  }, 90000);
+
+  it('rejects a bad config before any work', async () => {
+    await expect(runExperimentWith(kvBudget, { quick: true, overrides: { budgets: [1.5] } })).rejects.toThrow(
+      /budgets/,
+    );
   });
 });
