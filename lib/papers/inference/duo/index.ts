@@ -10,7 +10,8 @@
  * Shape legend: q [b, h, s, d], k, v [b, g, t, d], alpha [g], gates [layers, g].
  *
  * Files: attention.ts (the mixed attention and its float64 reference), gates.ts (gates on a ToyLM through its hooks,
- * the gate optimisation, thresholding).
+ * the gate optimisation, thresholding), policy.ts (deployment: per-head KV policy and decoding with streaming prefill).
+ * The experiment `kv-budget` lives in ../experiments/kv-budget.ts.
  */
 export {
   duoAttention,
@@ -30,3 +31,4 @@ export {
   kvHeadsOf,
   optimiseGates,
 } from './gates.js';
+export { decodeDuo, duoPolicy } from './policy.js';
