@@ -22,6 +22,11 @@ import { meapExperiment } from './papers/dynamics/meap/experiment.js';
 import { mohExperiment } from './papers/dynamics/moh/experiment.js';
 import { positionalAttentionExperiment } from './papers/dynamics/positional-attention/experiment.js';
 import { scanSnapExperiment } from './papers/dynamics/scan-snap/experiment.js';
+import { medusaExperiment } from './papers/inference/medusa/experiment.js';
+import { retrievalHeadsExperiment } from './papers/inference/retrieval-heads/experiment.js';
+import { actCalibration } from './papers/interp/act/experiment.js';
+import { saeCircuits } from './papers/interp/sae/experiment.js';
+import { sinkEmergence } from './papers/interp/sinks/experiment.js';
 import { aarenExperiment } from './papers/recurrent/aaren/experiment.js';
 import { testTimeMemory } from './papers/recurrent/titans/experiment.js';
 import { mqarFrontier } from './papers/recurrent/zoology/experiment.js';
@@ -62,6 +67,13 @@ export const CATALOG: readonly AnyExperiment[] = [
   lama,
   dare,
   salientRelevanceExperiment,
+  // inference: KV-cache compression and speculative decoding
+  retrievalHeadsExperiment,
+  medusaExperiment,
+  // interp: sinks, calibration and circuits
+  sinkEmergence,
+  actCalibration,
+  saeCircuits,
 ];
 
 {

@@ -28,6 +28,10 @@ export * as oat from './papers/cogneuro/oat/index.js';
 export * as pointer from './papers/cogneuro/pointer/index.js';
 /** Learning dynamics and training objectives: `al.dynamics.icl`, `.scanSnap`, `.positional`, `.meap`, `.moh`. */
 export * as dynamics from './papers/dynamics/index.js';
+/** KV-cache compression and speculative decoding: `al.inference.kv`, `.retrievalHeads`, `.lazyEviction`, `.razor`, `.duo`, `.medusa`. */
+export * as inference from './papers/inference/index.js';
+/** Interpretability: `al.interp.sinks`, `.act`, `.sae` (the attention viewer is `al.display.attentionViewer`). */
+export * as interp from './papers/interp/index.js';
 /** Recall vs. state size: `al.recurrent.zoology`, `.based`, `.flowformer`, `.aaren`, `.titans`, `.miras`. */
 export * as recurrent from './papers/recurrent/index.js';
 export * as sparse from './papers/sparse/index.js';

@@ -5,6 +5,13 @@
  *   al.display(al.display.heatmap(weights))   // or make a figure the last expression of a cell
  */
 
+export {
+  type AttentionPatterns,
+  AttentionViewer,
+  type AttentionViewerOptions,
+  attentionViewer,
+  type LayerPattern,
+} from './attention-viewer.js';
 export { frameBundle, isDataFrameOrSeries } from './dataframe.js';
 export * from './display-handle.js';
 export {

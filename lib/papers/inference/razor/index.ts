@@ -21,7 +21,7 @@ import * as tf from '@tensorflow/tfjs';
 import { repeatedRandomTokens } from '../../../data/needles.js';
 import type { ToyLM } from '../../../layers/toylm.js';
 import { BasePolicy, checkCount, type HeadView, type Selection, sinksAndRecent } from '../kv/policy.js';
-import { type PatternData, recordPatterns } from '../retrieval-heads/index.js';
+import { type PatternData, recordPatterns } from '../retrieval-heads/scores.js';
 
 /**
  * Echo and induction scores per [layer][head] from attention patterns on repeated rows `BOS x1..xL x1..xL`

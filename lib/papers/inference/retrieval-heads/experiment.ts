@@ -26,7 +26,7 @@ import { int, list, num, obj } from '../../../experiments/schema.js';
 import { ToyLM } from '../../../layers/toylm.js';
 import { type StepRecord, train } from '../../../train/loop.js';
 import { Rng } from '../../../util/random.js';
-import { maskHeads, rankHeads, recordPatterns, retrievalScores } from './index.js';
+import { maskHeads, rankHeads, recordPatterns, retrievalScores } from './scores.js';
 
 export interface RetrievalHeadsConfig {
   seqLen: number;
@@ -98,6 +98,34 @@ export function needleAccuracy(model: ToyLM, batch: NeedleBatch): Eval {
 /** Normal-approximation 95% half-width of a proportion p over n trials. */
 export function ci95(p: number, n: number): number {
   return 1.96 * Math.sqrt(Math.max(p * (1 - p), 0) / n);
+}
+
+/**
+ * 95% half-width of the mean exact match over random-mask draws, each scored on the same `rows` test rows: the
+ * binomial error of those rows (counted once: the draws share them, so it does not shrink with more draws) plus the
+ * spread between draws (which heads were masked). Counting draws x rows as independent trials, as before, made the
+ * interval too narrow.
+ */
+export function randomMaskCi(exact: number[], rows: number): number {
+  const d = exact.length;
+  const mean = exact.reduce((a, b) => a + b, 0) / d;
+  const within = exact.reduce((a, p) => a + p * (1 - p), 0) / d / rows;
+  const between = d > 1 ? exact.reduce((a, p) => a + (p - mean) ** 2, 0) / (d - 1) / d : 0;
+  return 1.96 * Math.sqrt(within + between);
+}
+
+/** Whether masking the top-k heads hurts more than k random others beyond both CIs, for some k. */
+function maskingVerdict(m: Record<string, number>, maskK: number[], base: number): string {
+  if (base < 0.3)
+    return `The unmasked model retrieves only ${base.toFixed(2)} of the test needles: too little to show what masking does.`;
+  const shown = maskK.filter(
+    (k) =>
+      m[`test_exact_mask_random${k}`] - m[`test_exact_mask_random${k}_ci95`] >
+      m[`test_exact_mask_top${k}`] + m[`test_exact_mask_top${k}_ci95`],
+  );
+  return shown.length
+    ? `Masking the top retrieval heads hurts more than masking random others beyond both 95% CIs at k = ${shown.join(', ')}.`
+    : "At no k does masking the top retrieval heads hurt more than random others beyond the 95% CIs: this run does not show the paper's contrast.";
 }
 
 function scoresOn(model: ToyLM, batch: NeedleBatch): number[][] {
@@ -182,7 +210,10 @@ export const retrievalHeadsExperiment = defineExperiment<RetrievalHeadsConfig, R
     const t0 = performance.now();
     const heads = cfg.layers * cfg.heads;
     for (const k of cfg.maskK)
-      if (k >= heads) throw new Error(`retrieval-heads: maskK ${k} must be below the model's ${heads} heads`);
+      if (k >= heads)
+        throw new Error(
+          `retrieval-heads: config.maskK entries must be below the model's ${heads} heads (layers x heads), got ${k}`,
+        );
     const task = {
       seqLen: cfg.seqLen,
       needles: cfg.needles,
@@ -273,7 +304,10 @@ export const retrievalHeadsExperiment = defineExperiment<RetrievalHeadsConfig, R
         }
         const rand = draws.reduce((a, e) => a + e.exact, 0) / draws.length;
         const randTokens = draws.reduce((a, e) => a + e.tokens, 0) / draws.length;
-        const n = draws.length * test.batch;
+        const randCi = randomMaskCi(
+          draws.map((e) => e.exact),
+          test.batch,
+        );
         rows.push({
           masked: `top-${k} retrieval (${top.map(([l, h]) => `L${l}H${h}`).join(' ')})`,
           k,
@@ -286,7 +320,7 @@ export const retrievalHeadsExperiment = defineExperiment<RetrievalHeadsConfig, R
           masked: `${k} random others`,
           k,
           test_exact: rand,
-          test_exact_ci95: ci95(rand, n),
+          test_exact_ci95: randCi,
           test_token_accuracy: randTokens,
           draws: cfg.randomDraws,
           min_exact: Math.min(...draws.map((e) => e.exact)),
@@ -295,7 +329,7 @@ export const retrievalHeadsExperiment = defineExperiment<RetrievalHeadsConfig, R
         metrics[`test_exact_mask_top${k}`] = m.exact;
         metrics[`test_exact_mask_top${k}_ci95`] = ci95(m.exact, m.rows);
         metrics[`test_exact_mask_random${k}`] = rand;
-        metrics[`test_exact_mask_random${k}_ci95`] = ci95(rand, n);
+        metrics[`test_exact_mask_random${k}_ci95`] = randCi;
       }
       metrics.seconds = (performance.now() - t0) / 1000;
       const references: PaperReference[] = [
@@ -340,7 +374,8 @@ export const retrievalHeadsExperiment = defineExperiment<RetrievalHeadsConfig, R
                 `${k} random other head(s): ${metrics[`test_exact_mask_random${k}`].toFixed(3)} ± ${metrics[`test_exact_mask_random${k}_ci95`].toFixed(3)} (mean of ${cfg.randomDraws} draws).`,
             )
             .join(' ') +
-          ` ${metrics.validation_retrieval_heads} of ${heads} heads score > 0.1 (top ${metrics.validation_top_score.toFixed(2)}).`,
+          ` ${metrics.validation_retrieval_heads} of ${heads} heads score > 0.1 (top ${metrics.validation_top_score.toFixed(2)}). ` +
+          maskingVerdict(metrics, cfg.maskK, base.exact),
         artifacts,
       };
     } catch (e) {
