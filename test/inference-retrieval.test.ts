@@ -5,7 +5,7 @@ import { needleSplit, needleTask, repeatedRandomTokens, traceTask } from '../lib
 import { runExperimentWith } from '../lib/experiments/contract.js';
 import { ToyLM } from '../lib/layers/toylm.js';
 import { probeEchoInduction } from '../lib/papers/inference/razor/index.js';
-import { ci95, retrievalHeadsExperiment } from '../lib/papers/inference/retrieval-heads/experiment.js';
+import { ci95, randomMaskCi, retrievalHeadsExperiment } from '../lib/papers/inference/retrieval-heads/experiment.js';
 import { maskHeads, rankHeads, retrievalScores } from '../lib/papers/inference/retrieval-heads/index.js';
 import { useBackend } from './helpers.js';
 
@@ -200,8 +200,12 @@ describe('retrieval-heads experiment', () => {
     art.dispose();
     expect(tf.memory().numTensors).toBe(before);
     expect(ci95(0.5, 100)).toBeCloseTo(0.098, 3);
+    // One draw: the plain binomial interval; draws on the same rows do not narrow it, and their spread widens it.
+    expect(randomMaskCi([0.5], 100)).toBeCloseTo(ci95(0.5, 100), 12);
+    expect(randomMaskCi([0.5, 0.5, 0.5, 0.5], 100)).toBeCloseTo(ci95(0.5, 100), 12);
+    expect(randomMaskCi([0.3, 0.7], 100)).toBeGreaterThan(ci95(0.5, 100));
     await expect(
       runExperimentWith(retrievalHeadsExperiment, { quick: true, progress: false, overrides: { maskK: [16] } }),
-    ).rejects.toThrow(/retrieval-heads: maskK 16 must be below the model's 16 heads/);
+    ).rejects.toThrow(/retrieval-heads: config.maskK entries must be below the model's 16 heads .*got 16/);
   });
 });
