@@ -190,16 +190,22 @@ describe('act-calibration experiment', () => {
         steps: 5,
         calibrationRows: 32,
         testRows: 64,
-        thresholds: [0.1],
+        thresholds: [0.1, 0.3],
       },
     });
     const m = r.metrics;
+    const a0 = (x: unknown) => String(x);
     for (const k of ['test_accuracy_baseline', 'test_accuracy_act', 'validation_accuracy_baseline']) {
       expect(m[k]).toBeGreaterThanOrEqual(0);
       expect(m[k]).toBeLessThanOrEqual(1);
     }
     expect(m.test_gain_pct).toBeCloseTo(100 * (m.test_accuracy_act - m.test_accuracy_baseline), 6);
     expect(m.validation_accuracy_act).toBeGreaterThanOrEqual(m.validation_accuracy_baseline);
+    // The headline is the paper's beta / tau; the pair picked on calibration is an extra row, never better there.
+    expect(a0(r.tables!.accuracy[1].model)).toMatch(/paper's beta 0.4 \/ tau 0.1/);
+    expect(m.validation_accuracy_act_tuned).toBeGreaterThanOrEqual(m.validation_accuracy_act);
+    expect(m.test_gain_pct_tuned).toBeCloseTo(100 * (m.test_accuracy_act_tuned - m.test_accuracy_baseline), 6);
+    expect(r.summary).toMatch(/paper's beta 0.4 \/ tau 0.1/);
     expect(m.test_sink_delimiter_fraction).toBeGreaterThanOrEqual(0);
     const a = r.artifacts!;
     expect(a.selection.heads).toHaveLength(1);
