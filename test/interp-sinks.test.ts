@@ -269,6 +269,9 @@ describe('sink-emergence experiment', () => {
       expect(r.metrics[`test_sink1_${v}`]).toBeGreaterThanOrEqual(0);
       expect(r.metrics[`test_sink1_${v}`]).toBeLessThanOrEqual(100);
       expect(Number.isFinite(r.metrics[`validation_loss_${v}`])).toBe(true);
+      // Bootstrap CIs over the test windows.
+      expect(r.metrics[`test_sink1_${v}_ci95`]).toBeGreaterThanOrEqual(0);
+      expect(r.metrics[`test_first_token_importance_${v}_ci95`]).toBeGreaterThanOrEqual(0);
     }
     expect(r.metrics.test_bias_sink_kv_bias).toBeGreaterThanOrEqual(0);
     const a = r.artifacts!;

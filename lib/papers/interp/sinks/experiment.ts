@@ -26,6 +26,7 @@ import { CharTokenizer } from '../../../data/tokenizer.js';
 import { defineExperiment, type PaperReference } from '../../../experiments/contract.js';
 import { int, list, num, obj, oneOf } from '../../../experiments/schema.js';
 import { train } from '../../../train/loop.js';
+import { Rng } from '../../../util/random.js';
 import { importance, proxyWeights, SINK_EPSILON, type SinkVariant, sinkRate } from './core.js';
 import { SinkLM } from './model.js';
 
@@ -57,6 +58,9 @@ export interface SinkMeasure {
   loss: number;
   /** Sink^ε_1 in %. */
   sink1: number;
+  /** 95% half-widths of Sink^ε_1 and of the mean first-token importance: percentile bootstrap over the windows. */
+  sink1Ci95: number;
+  firstTokenCi95: number;
   /** [layer][head] importance α of the first token. */
   firstToken: number[][];
   /** kv-bias only: [layer][head] mean attention on the bias slot, and Sink^ε_* in %. */
@@ -90,7 +94,7 @@ export interface SinkEmergenceArtifacts {
 export const variantKey = (v: SinkVariant): string => v.replace('-', '_');
 
 /** Loss, Sink^ε_1 and first-token (and bias-slot) importances of `model` on `batch`. */
-export function measureSinks(model: SinkLM, batch: TokenBatch, epsilon = SINK_EPSILON): SinkMeasure {
+export function measureSinks(model: SinkLM, batch: TokenBatch, epsilon = SINK_EPSILON, bootstrap = 200): SinkMeasure {
   const { inputs, targets } = batch.toTensors();
   const variant = model.config.variant;
   const { logits, weights } = model.forward(inputs, { record: true });
@@ -100,26 +104,73 @@ export function measureSinks(model: SinkLM, batch: TokenBatch, epsilon = SINK_EP
     );
     const firstToken: number[][] = [];
     const bias: number[][] = [];
+    /** [layer] per-window first-token importance, row-major [b, h]. */
+    const perWindow: Float32Array[] = [];
     for (const w of weights) {
-      const [a, b] = tf.tidy(() => {
+      const [a, pw, b] = tf.tidy(() => {
         const s = w.shape[2];
         const tokens = variant === 'kv-bias' ? w.slice([0, 0, 0, 1], [-1, -1, -1, s]) : w;
         const scored = variant === 'sigmoid' ? proxyWeights(tokens) : tokens;
         return [
           importance(scored, 0),
+          scored.slice([0, 0, 0, 0], [-1, -1, -1, 1]).mean([2, 3]),
           variant === 'kv-bias' ? w.slice([0, 0, 0, 0], [-1, -1, -1, 1]).mean([0, 2, 3]) : null,
         ];
       });
       firstToken.push(Array.from(a.dataSync()));
+      perWindow.push(Float32Array.from(pw.dataSync()));
       if (b) bias.push(Array.from(b.dataSync()));
-      tf.dispose([a, b as tf.Tensor | null].filter((t): t is tf.Tensor => t !== null));
+      tf.dispose([a, pw, b as tf.Tensor | null].filter((t): t is tf.Tensor => t !== null));
     }
-    const m: SinkMeasure = { loss, sink1: sinkRate(firstToken, epsilon), firstToken };
+    const ci = bootstrapSinks(perWindow, batch.batch, firstToken[0].length, epsilon, bootstrap);
+    const m: SinkMeasure = {
+      loss,
+      sink1: sinkRate(firstToken, epsilon),
+      sink1Ci95: ci.sink1,
+      firstTokenCi95: ci.alpha,
+      firstToken,
+    };
     if (variant === 'kv-bias') Object.assign(m, { bias, biasSink: sinkRate(bias, epsilon) });
     return m;
   } finally {
     tf.dispose([inputs, targets, logits, ...weights]);
   }
+}
+
+/**
+ * Percentile-bootstrap 95% half-widths of Sink^ε_1 (%) and of the mean first-token importance, resampling windows
+ * (the model fixed; a fixed resampling seed, so a run is reproducible). perWindow[layer] is [windows, heads].
+ */
+function bootstrapSinks(
+  perWindow: Float32Array[],
+  windows: number,
+  heads: number,
+  epsilon: number,
+  B: number,
+): { sink1: number; alpha: number } {
+  if (B < 1 || windows < 2) return { sink1: Number.NaN, alpha: Number.NaN };
+  const rng = new Rng(0).fork('sink-emergence:bootstrap');
+  const sinks: number[] = [];
+  const alphas: number[] = [];
+  const pick = new Int32Array(windows);
+  for (let r = 0; r < B; r++) {
+    for (let i = 0; i < windows; i++) pick[i] = rng.int(0, windows);
+    const imp = perWindow.map((pw) =>
+      Array.from({ length: heads }, (_, h) => {
+        let acc = 0;
+        for (let i = 0; i < windows; i++) acc += pw[pick[i] * heads + h];
+        return acc / windows;
+      }),
+    );
+    sinks.push(sinkRate(imp, epsilon));
+    alphas.push(mean(imp.flat()));
+  }
+  const half = (xs: number[]) => {
+    xs.sort((x, y) => x - y);
+    const q = (f: number) => xs[Math.min(xs.length - 1, Math.round(f * (xs.length - 1)))];
+    return (q(0.975) - q(0.025)) / 2;
+  };
+  return { sink1: half(sinks), alpha: half(alphas) };
 }
 
 const r3 = (x: number) => +x.toFixed(3);
@@ -241,7 +292,7 @@ export const sinkEmergence = defineExperiment<SinkEmergenceConfig, SinkEmergence
           dataframe: false,
           evalEvery: cfg.evalEvery,
           evaluate: (step) => {
-            const m = measureSinks(model, validation, cfg.epsilon);
+            const m = measureSinks(model, validation, cfg.epsilon, 0);
             const point: SinkCurvePoint = { step: step + 1, validation_loss: m.loss, validation_sink1: m.sink1 };
             if (m.biasSink !== undefined) point.validation_bias_sink = m.biasSink;
             trained.curve.push(point);
@@ -258,6 +309,8 @@ export const sinkEmergence = defineExperiment<SinkEmergenceConfig, SinkEmergence
         const val = trained.curve[trained.curve.length - 1];
         const seconds = (performance.now() - t0) / 1000;
         metrics[`test_sink1_${k}`] = trained.test.sink1;
+        metrics[`test_sink1_${k}_ci95`] = trained.test.sink1Ci95;
+        metrics[`test_first_token_importance_${k}_ci95`] = trained.test.firstTokenCi95;
         metrics[`test_loss_${k}`] = trained.test.loss;
         metrics[`validation_loss_${k}`] = val.validation_loss;
         metrics[`validation_sink1_${k}`] = val.validation_sink1;
@@ -271,8 +324,10 @@ export const sinkEmergence = defineExperiment<SinkEmergenceConfig, SinkEmergence
         rows.push({
           variant,
           test_sink1_pct: r2(trained.test.sink1),
+          test_sink1_pct_ci95: r2(trained.test.sink1Ci95),
           test_bias_sink_pct: trained.test.biasSink === undefined ? '' : r2(trained.test.biasSink),
           test_first_token_importance: r3(mean(trained.test.firstToken.flat())),
+          test_first_token_importance_ci95: r3(trained.test.firstTokenCi95),
           validation_loss: r3(val.validation_loss),
           test_loss: r3(trained.test.loss),
           seconds: +seconds.toFixed(1),
@@ -311,16 +366,39 @@ function mean(xs: number[]): number {
   return xs.reduce((a, b) => a + b, 0) / xs.length;
 }
 
-/** The paper's 60M LLaMA-style models on the Pile (T = 64, ε = 0.3). */
+/** The paper's 60M LLaMA-style models on the Pile (T = 64, ε = 0.3); unverified (see `references`). */
 const PAPER_ROWS = [
-  { variant: 'softmax', sink1_pct: 18.18, valid_loss: 3.73, source: 'Table 6 (and Table 2, default setting)' },
-  { variant: 'sigmoid', sink1_pct: 0.44, valid_loss: 3.7, source: 'Table 6, sigmoid w/o normalization (proxy scores)' },
-  { variant: 'sigmoid-norm', sink1_pct: 30.24, valid_loss: 3.74, source: 'Table 6, sigmoid with normalization' },
-  { variant: 'kv-bias', sink1_pct: 0.0, valid_loss: Number.NaN, source: 'Table 4, K biases (v* = 0): Sink_* = 73.34%' },
+  {
+    variant: 'softmax',
+    sink1_pct: 18.18,
+    valid_loss: 3.73,
+    source: 'Table 6 (and Table 2, default setting); unverified',
+  },
+  {
+    variant: 'sigmoid',
+    sink1_pct: 0.44,
+    valid_loss: 3.7,
+    source: 'Table 6, sigmoid w/o normalization (proxy scores); unverified',
+  },
+  {
+    variant: 'sigmoid-norm',
+    sink1_pct: 30.24,
+    valid_loss: 3.74,
+    source: 'Table 6, sigmoid with normalization; unverified',
+  },
+  {
+    variant: 'kv-bias',
+    sink1_pct: 0.0,
+    valid_loss: Number.NaN,
+    source: 'Table 4, K biases (v* = 0): Sink_* = 73.34%; unverified',
+  },
 ];
 
 function references(variants: SinkVariant[]): PaperReference[] {
-  const src = 'Gu et al. 2025, 60M LLaMA-style LM on 5B Pile tokens, T = 64, eps = 0.3';
+  // The tables' numbers could not be checked against the paper's text in this review (only its abstract was
+  // readable): they stay, marked unverified, until someone reads Tables 4 and 6.
+  const src =
+    'Gu et al. 2025, 60M LLaMA-style LM on 5B Pile tokens, T = 64, eps = 0.3 (unverified: table value not re-checked)';
   const out: PaperReference[] = [];
   const has = (v: SinkVariant) => variants.includes(v);
   if (has('softmax')) out.push({ metric: 'test_sink1_softmax', paper: 18.18, source: `${src}; Table 6, softmax` });
@@ -352,7 +430,7 @@ function summarize(m: Record<string, number>, variants: SinkVariant[], cfg: Sink
     const k = variantKey(v);
     const bias =
       m[`test_bias_sink_${k}`] === undefined ? '' : `, ${m[`test_bias_sink_${k}`].toFixed(0)}% on the bias slot`;
-    return `${v} ${m[`test_sink1_${k}`].toFixed(0)}%${bias} (mean alpha_1 ${m[`test_first_token_importance_${k}`].toFixed(3)}, validation loss ${m[`validation_loss_${k}`].toFixed(2)})`;
+    return `${v} ${m[`test_sink1_${k}`].toFixed(0)} ± ${m[`test_sink1_${k}_ci95`].toFixed(0)}%${bias} (mean alpha_1 ${m[`test_first_token_importance_${k}`].toFixed(3)} ± ${m[`test_first_token_importance_${k}_ci95`].toFixed(3)}, validation loss ${m[`validation_loss_${k}`].toFixed(2)})`;
   });
   // Uniform causal attention gives the first token alpha_1 = (1/T) sum_t 1/t.
   let uniform = 0;
