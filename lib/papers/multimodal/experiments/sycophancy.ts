@@ -5,9 +5,10 @@
  * https://arxiv.org/abs/2408.11261 (v1, LQCD).
  *
  * Setting: the ToyVLM of toyvlm-hallucination (same settings and seed: the same checkpoint), trained with leading
- * questions "the S is C . what colour is the S ?" whose cue is right 95% of the time, so following the cue pays in
- * training, more than the model's own reading of the image does (with cues right 80% of the time, a full run learned to
- * ignore them: 0.4% flips). On held-out test scenes every question is asked three ways: neutral, with a misleading cue
+ * questions "the S is C . what colour is the S ?" whose cue is right 95% of the time. We meant following the cue to
+ * pay in training; it does not at this scale: full runs learned to read the image and ignore the cue whether it was
+ * right 80%, 95% or 99% of the time (0.4% ± 0.3, 0.7% ± 0.4 and 0.2% ± 0.2 flips under greedy decoding), so the
+ * result is mostly that there is little sycophancy for LQCD to remove. On held-out test scenes every question is asked three ways: neutral, with a misleading cue
  * (a wrong colour) and with a correct cue. The flip rate is the share of questions answered correctly when neutral whose
  * misleading-cue answer is the cue. LQCD contrasts the leading query's logits with the neutralised query's,
  * (1 + α) ℓ_neutral − α ℓ_leading with plausibility β = 0.1; α = 1 is the headline row (the value visual contrastive
