@@ -339,6 +339,10 @@ describe('medusa experiment', () => {
       'tree (6 nodes, typical T=0.7)',
     ]);
     expect(r.references!.map((x) => x.metric)).toEqual(['test_speedup_tree', 'test_tokens_per_forward_tree']);
+    // The number we could not confirm says so.
+    expect(r.references![1].source).toMatch(/unverified/);
+    // The summary says whether the tree's gain over the chain exceeds its CI (three prompts: it is judged either way).
+    expect(r.summary).toMatch(/beyond the difference's 95% CI|too small to show it/);
     const a = r.artifacts!;
     expect(a.tree.size).toBe(7);
     expect(a.accuracy).toHaveLength(2);
