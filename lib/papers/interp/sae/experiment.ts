@@ -274,6 +274,22 @@ function exampleOf(model: ToyLM): { tokens: string[]; patterns: number[][][][] }
  */
 export const PAPER_REFERENCES: PaperReference[] = [];
 
+/** Said in every result, since `references` is empty. */
+export const NO_PAPER_NUMBERS =
+  "No paper numbers beside ours: the paper's IOI node precision / recall / ROC-AUC could not be confirmed from what we could read (its abstract claims only higher precision and recall than the baselines, 5-10 examples per task and hours-to-seconds runtime).";
+
+/** Whether the headline row shows the paper's claim: SAE ROC-AUC above chance (0.5) and above the baseline. */
+function verdict(head: SaeRow, baselineAuc: number): string {
+  const ci = head.test_node_roc_auc_ci95;
+  const auc = head.test_node_roc_auc;
+  if (!Number.isFinite(ci)) return 'No CI (too few test groups to bootstrap): too small to judge the claim.';
+  if (auc - ci > 0.5 && auc - ci > baselineAuc)
+    return 'The SAE ranking beats chance and the baseline beyond its 95% CI, as the paper claims.';
+  if (auc - ci > 0.5)
+    return `The SAE ranking beats chance beyond its 95% CI but not the mean-difference baseline (${baselineAuc.toFixed(2)} lies within or above it): the paper's advantage over baselines does not reproduce here.`;
+  return "The SAE ranking is not above chance (0.5) beyond its 95% CI: the paper's claim does not reproduce in this run (a quick run may be too small to show it).";
+}
+
 export const saeCircuits = defineExperiment<SaeCircuitsConfig, SaeCircuitsArtifacts>({
   name: 'sae-circuits',
   paper:
@@ -403,7 +419,7 @@ export const saeCircuits = defineExperiment<SaeCircuitsConfig, SaeCircuitsArtifa
             validation_circuit_heads: circuitSize,
             seconds_patching: patchingSeconds,
           },
-          summary: `Too small to show anything: the model answers ${test.count} of ${cfg.testPrompts} test and ${trainSet.count} of ${trainSet.drawn} training IOI prompts correctly (accuracy ${testAccuracy.toFixed(2)}), too few positive prompts for SAE discovery.`,
+          summary: `Too small to show anything: the model answers ${test.count} of ${cfg.testPrompts} test and ${trainSet.count} of ${trainSet.drawn} training IOI prompts correctly (accuracy ${testAccuracy.toFixed(2)}), too few positive prompts for SAE discovery. ${NO_PAPER_NUMBERS}`,
           references: PAPER_REFERENCES,
           artifacts: none,
         };
@@ -549,8 +565,8 @@ export const saeCircuits = defineExperiment<SaeCircuitsConfig, SaeCircuitsArtifa
       ];
       const degenerate = circuitSize === 0 || circuitSize === C;
       const summary = degenerate
-        ? `Patching put ${circuitSize} of ${C} heads in the circuit, so ROC-AUC is undefined: the model (IOI accuracy ${testAccuracy.toFixed(2)}) is too small or too briefly trained to separate circuit heads.`
-        : `SAE discovery from ${head.train_examples} positive and ${head.train_examples} negative examples ranks the ${circuitSize} patching-circuit heads of ${C} with ROC-AUC ${head.test_node_roc_auc.toFixed(2)} ± ${head.test_node_roc_auc_ci95.toFixed(2)} (precision ${head.test_node_precision.toFixed(2)}, recall ${head.test_node_recall.toFixed(2)} at the validation-picked score ${head.validation_threshold.toFixed(3)}), vs ${baselineAuc.toFixed(2)} for the mean-difference baseline; SAE ${head.seconds.toFixed(1)} s vs patching ${patchingSeconds.toFixed(1)} s.`;
+        ? `Patching put ${circuitSize} of ${C} heads in the circuit, so ROC-AUC is undefined: the model (IOI accuracy ${testAccuracy.toFixed(2)}) is too small or too briefly trained to separate circuit heads. ${NO_PAPER_NUMBERS}`
+        : `SAE discovery from ${head.train_examples} positive and ${head.train_examples} negative examples ranks the ${circuitSize} patching-circuit heads of ${C} with ROC-AUC ${head.test_node_roc_auc.toFixed(2)} ± ${head.test_node_roc_auc_ci95.toFixed(2)} (precision ${head.test_node_precision.toFixed(2)}, recall ${head.test_node_recall.toFixed(2)} at the validation-picked score ${head.validation_threshold.toFixed(3)}), vs ${baselineAuc.toFixed(2)} for the mean-difference baseline; SAE ${head.seconds.toFixed(1)} s vs patching ${patchingSeconds.toFixed(1)} s. ${verdict(head, baselineAuc)} ${NO_PAPER_NUMBERS}`;
       const roc = rocCurve(headline!.nodes, truth);
       const baselineRoc = rocCurve(baselineScores, truth);
       tf.dispose(owned);
