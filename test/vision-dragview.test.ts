@@ -10,6 +10,8 @@ import {
   renderView,
   sceneKey,
 } from '../lib/data/flatland.js';
+import { runExperimentWith } from '../lib/experiments/contract.js';
+import { dragviewFlatland } from '../lib/papers/vision/dragview/experiment.js';
 import {
   crossAttention,
   crossAttentionReference,
@@ -202,9 +204,9 @@ describe('dragview metrics', () => {
   });
 });
 
-describe('DragViewModel', () => {
+describe.each(BACKENDS)('DragViewModel on %s', (name) => {
   beforeAll(async () => {
-    await useBackend('cpu');
+    await useBackend(name);
   });
 
   const examples = flatlandViews({ seed: 1, split: 'train', count: 3, width: 8, supports: 2, maxDrag: 1.2 });
@@ -266,5 +268,53 @@ describe('DragViewModel', () => {
       tf.dispose([y1, y2]);
       model.dispose();
     }
+  });
+});
+
+describe('dragview-flatland experiment', () => {
+  const tiny = {
+    width: 8,
+    points: 4,
+    dModel: 8,
+    heads: 2,
+    batch: 4,
+    steps: 3,
+    lrs: [1e-3, 3e-3],
+    validationScenes: 4,
+    testScenes: 6,
+    dragBins: 2,
+  };
+
+  it('trains the three models, reports PSNR / SSIM with CIs, paired gains and drag bins, and frees its models', async () => {
+    const before = tf.memory().numTensors;
+    const r = await runExperimentWith(dragviewFlatland, { quick: true, overrides: tiny, keep: true });
+    for (const v of ['dragview', 'source-only', 'noisy-pose', 'noisy-pose-exact-poses']) {
+      expect(r.metrics[`test_psnr_${v}`]).toBeGreaterThan(0);
+      expect(r.metrics[`test_psnr_${v}_ci95`]).toBeGreaterThanOrEqual(0);
+      expect(r.metrics[`test_ssim_${v}`]).toBeLessThanOrEqual(1);
+    }
+    expect(Number.isFinite(r.metrics['test_psnr_gain_vs_source-only'])).toBe(true);
+    expect(r.tables?.models.map((m) => m.model)).toEqual([
+      'dragview',
+      'source-only',
+      'noisy-pose',
+      'noisy-pose-exact-poses',
+    ]);
+    expect(r.tables?.drag_bins.map((b) => b.n).reduce((a, n) => (a as number) + (n as number), 0)).toBe(6);
+    const art = r.artifacts;
+    if (!art) throw new Error('no artifacts');
+    expect(art.models.map((m) => m.predictions.length)).toEqual([6, 6, 6]);
+    // The paired gain is the mean of per-example differences of the reported PSNRs.
+    const [d, s] = [art.models[0], art.models[1]];
+    const gain = d.psnr.reduce((a, x, i) => a + x - s.psnr[i], 0) / 6;
+    expect(r.metrics['test_psnr_gain_vs_source-only']).toBeCloseTo(gain, 9);
+    art.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('rejects a bad config before any work', async () => {
+    await expect(
+      runExperimentWith(dragviewFlatland, { quick: true, overrides: { ...tiny, models: ['gnt'] } }),
+    ).rejects.toThrow(/config.models\[0\] must be one of "dragview", "source-only", "noisy-pose", got "gnt"/);
   });
 });

@@ -130,7 +130,7 @@ export function makeBatch(
 }
 
 interface Params {
-  conv: tf.Variable; // [3, 3, d]
+  conv: tf.Variable; // [9, d]: a width-3 convolution over RGB, as a linear map of each pixel and its two neighbours
   convB: tf.Variable;
   enc: tf.Variable; // [d, d]
   encB: tf.Variable;
@@ -178,7 +178,7 @@ export class DragViewModel {
     const w = (name: string, shape: number[]) => f.variable(name, shape, 'glorotUniform');
     const z = (name: string, shape: number[]) => f.variable(name, shape, 'zeros');
     this.p = {
-      conv: w('conv', [3, 3, d]),
+      conv: w('conv', [9, d]),
       convB: z('convB', [d]),
       enc: w('enc', [d, d]),
       encB: z('encB', [d]),
@@ -210,7 +210,16 @@ export class DragViewModel {
 
   /** Per-pixel features of images [B, W, 3] → [B, W, d]. */
   private encode(img: tf.Tensor): tf.Tensor3D {
-    const h = tf.relu(tf.conv1d(img as tf.Tensor3D, this.p.conv as tf.Tensor3D, 1, 'same').add(this.p.convB));
+    // Each pixel with its left and right neighbours (zero-padded), [B, W, 9]: a width-3 convolution written as a
+    // matmul, whose gradient every backend has (wasm has no Conv2DBackpropFilter).
+    const W = img.shape[1] as number;
+    const padded = img.pad([
+      [0, 0],
+      [1, 1],
+      [0, 0],
+    ]);
+    const win = tf.concat([padded.slice([0, 0, 0], [-1, W, 3]), img, padded.slice([0, 2, 0], [-1, W, 3])], 2);
+    const h = tf.relu(linear(win, this.p.conv, this.p.convB));
     return linear(h, this.p.enc, this.p.encB) as tf.Tensor3D;
   }
 
