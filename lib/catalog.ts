@@ -25,6 +25,7 @@ import { scanSnapExperiment } from './papers/dynamics/scan-snap/experiment.js';
 import { medusaExperiment } from './papers/inference/medusa/experiment.js';
 import { retrievalHeadsExperiment } from './papers/inference/retrieval-heads/experiment.js';
 import { actCalibration } from './papers/interp/act/experiment.js';
+import { circuitsExperiment } from './papers/interp/circuits/experiment.js';
 import { saeCircuits } from './papers/interp/sae/experiment.js';
 import { sinkEmergence } from './papers/interp/sinks/experiment.js';
 import { aarenExperiment } from './papers/recurrent/aaren/experiment.js';
@@ -73,6 +74,7 @@ export const CATALOG: readonly AnyExperiment[] = [
   // interp: sinks, calibration and circuits
   sinkEmergence,
   actCalibration,
+  circuitsExperiment,
   saeCircuits,
 ];
 

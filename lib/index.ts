@@ -30,7 +30,7 @@ export * as pointer from './papers/cogneuro/pointer/index.js';
 export * as dynamics from './papers/dynamics/index.js';
 /** KV-cache compression and speculative decoding: `al.inference.kv`, `.retrievalHeads`, `.lazyEviction`, `.razor`, `.duo`, `.medusa`. */
 export * as inference from './papers/inference/index.js';
-/** Interpretability: `al.interp.sinks`, `.act`, `.sae` (the attention viewer is `al.display.attentionViewer`). */
+/** Interpretability: `al.interp.sinks`, `.act`, `.patching`, `.circuits`, `.sae` (the attention viewer is `al.display.attentionViewer`). */
 export * as interp from './papers/interp/index.js';
 /** Recall vs. state size: `al.recurrent.zoology`, `.based`, `.flowformer`, `.aaren`, `.titans`, `.miras`. */
 export * as recurrent from './papers/recurrent/index.js';

@@ -11,6 +11,7 @@
 
 export * from './array-tasks.js';
 export * from './batch.js';
+export * from './circuit-tasks.js';
 export * from './clutter-images.js';
 export * from './corpus.js';
 export * from './kv-facts.js';
