@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { boxIoU, egoClips } from '../lib/data/ego-clips.js';
 import { runExperimentWith } from '../lib/experiments/contract.js';
 import { ganoExperiment } from '../lib/papers/vision/gano/experiment.js';
-import { GanoModel, guidedAttention, guidedAttentionReference } from '../lib/papers/vision/gano/index.js';
+import { GanoModel, guidedAttention, guidedAttentionReference } from '../lib/papers/vision/gano/model.js';
 import { BACKENDS, expectClose, expectNoLeak, numericGrad, randomArray, useBackend } from './helpers.js';
 
 const [B, N, P, D, H] = [2, 3, 5, 4, 2];

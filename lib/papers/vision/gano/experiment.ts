@@ -5,7 +5,7 @@
  *
  * Data: lib/data/ego-clips.ts, synthetic egocentric clips (a hand blob moving, with noise and curvature, toward one of
  * N coloured objects; every object's box and noun given as a detection). Three GanoModels
- * (lib/papers/vision/gano/index.ts) differ only in the fusion: 'guided' (the paper's), 'concat', 'video'. Each is
+ * (lib/papers/vision/gano/model.ts) differ only in the fusion: 'guided' (the paper's), 'concat', 'video'. Each is
  * trained with cross-entropy on the noun + L1 on the box + L1 on TTC / 4 (+ cross-entropy on which detection is the
  * target, for the two fusions that see detections), Adam, for every learning rate in `lrs`;
  * the validation loss is measured every `evalEvery` steps and the weights of the best (lr, step) are the ones tested,
@@ -27,7 +27,7 @@ import { defineExperiment } from '../../../experiments/contract.js';
 import { int, list, num, obj, oneOf } from '../../../experiments/schema.js';
 import { train } from '../../../train/loop.js';
 import { Rng } from '../../../util/random.js';
-import { type GanoFusion, GanoModel } from './index.js';
+import { type GanoFusion, GanoModel } from './model.js';
 
 export interface GanoConfig {
   frames: number;
