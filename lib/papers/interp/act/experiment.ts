@@ -142,6 +142,7 @@ function sinkStats(model: SinkLM, batch: PromptBatch, sel: ActSelection) {
   const share = batch.delimiters.reduce((x, y) => x + y, 0) / batch.delimiters.length;
   tf.dispose([inputs, delim, logits, ...weights]);
   return {
+    sinkColumns: detected,
     sinkDelimiterFraction: detected > 0 ? onDelimiters / detected : 0,
     delimiterMass: delimiterMass / H,
     delimiterShare: share,
@@ -304,6 +305,7 @@ export const actCalibration = defineExperiment<ActConfig, ActArtifacts>({
         validation_heads_selected_tuned: best.sel.heads.flat().reduce((x, y) => x + y, 0),
         validation_beta_tuned: best.sel.beta,
         validation_threshold_tuned: best.sel.threshold,
+        test_sink_columns: stats.sinkColumns,
         test_sink_delimiter_fraction: stats.sinkDelimiterFraction,
         test_delimiter_mass: stats.delimiterMass,
         test_delimiter_token_share: stats.delimiterShare,
@@ -403,5 +405,13 @@ function summarize(m: Record<string, number>): string {
       ? ''
       : ' (within its 95% CI of zero: this run does not show a gain)';
   const tuned = `${m.test_gain_pct_tuned.toFixed(2)} ± ${m.test_gain_pct_tuned_ci95.toFixed(2)} points`;
-  return `On held-out templates ACT at the paper's beta ${ACT_BETA} / tau ${ACT_THRESHOLD} moves accuracy from ${pct(m.test_accuracy_baseline)}% to ${pct(m.test_accuracy_act)}% (gain ${gain}${sig}) with ${m.validation_heads_selected} heads chosen on the calibration templates; with beta ${m.validation_beta_tuned} / tau ${m.validation_threshold_tuned} picked on calibration the gain is ${tuned}. ${pct(m.test_sink_delimiter_fraction)}% of the detected sink columns are delimiters (${pct(m.test_delimiter_token_share)}% of tokens); on the selected heads the sinks' attention mass goes from ${m.test_sink_mass_before.toFixed(3)} to ${m.test_sink_mass_after.toFixed(3)}.`;
+  const none =
+    m.validation_heads_selected === 0
+      ? " No head raised calibration accuracy on its own at the paper's beta / tau, so ACT leaves the model unchanged there."
+      : '';
+  const where =
+    m.test_sink_columns === 0
+      ? `At tau ${ACT_THRESHOLD} no sink columns are detected on the test prompts (delimiters are ${pct(m.test_delimiter_token_share)}% of tokens).`
+      : `${pct(m.test_sink_delimiter_fraction)}% of the detected sink columns are delimiters (${pct(m.test_delimiter_token_share)}% of tokens); on the selected heads the sinks' attention mass goes from ${m.test_sink_mass_before.toFixed(3)} to ${m.test_sink_mass_after.toFixed(3)}.`;
+  return `On held-out templates ACT at the paper's beta ${ACT_BETA} / tau ${ACT_THRESHOLD} moves accuracy from ${pct(m.test_accuracy_baseline)}% to ${pct(m.test_accuracy_act)}% (gain ${gain}${sig}) with ${m.validation_heads_selected} heads chosen on the calibration templates; with beta ${m.validation_beta_tuned} / tau ${m.validation_threshold_tuned} picked on calibration the gain is ${tuned}.${none} ${where}`;
 }
