@@ -22,16 +22,23 @@ import { meapExperiment } from './papers/dynamics/meap/experiment.js';
 import { mohExperiment } from './papers/dynamics/moh/experiment.js';
 import { positionalAttentionExperiment } from './papers/dynamics/positional-attention/experiment.js';
 import { scanSnapExperiment } from './papers/dynamics/scan-snap/experiment.js';
+import { kvBudget } from './papers/inference/experiments/kv-budget.js';
 import { medusaExperiment } from './papers/inference/medusa/experiment.js';
 import { retrievalHeadsExperiment } from './papers/inference/retrieval-heads/experiment.js';
 import { actCalibration } from './papers/interp/act/experiment.js';
 import { circuitsExperiment } from './papers/interp/circuits/experiment.js';
 import { saeCircuits } from './papers/interp/sae/experiment.js';
 import { sinkEmergence } from './papers/interp/sinks/experiment.js';
+import { toyvlmHallucination } from './papers/multimodal/experiments/hallucination.js';
+import { toyvlmSycophancy } from './papers/multimodal/experiments/sycophancy.js';
+import { frozenLmBlock } from './papers/multimodal/frozen-lm-block/experiment.js';
 import { aarenExperiment } from './papers/recurrent/aaren/experiment.js';
 import { testTimeMemory } from './papers/recurrent/titans/experiment.js';
 import { mqarFrontier } from './papers/recurrent/zoology/experiment.js';
 import { passkeyLong, routingLm, sparseApprox, sparseScaling } from './papers/sparse/experiments/index.js';
+import { codebookNav } from './papers/vision/codebook/experiment.js';
+import { csaLocalisation } from './papers/vision/csa/experiment.js';
+import { ganoExperiment } from './papers/vision/gano/experiment.js';
 
 export * from './experiments/index.js';
 
@@ -70,12 +77,21 @@ export const CATALOG: readonly AnyExperiment[] = [
   salientRelevanceExperiment,
   // inference: KV-cache compression and speculative decoding
   retrievalHeadsExperiment,
+  kvBudget,
   medusaExperiment,
   // interp: sinks, calibration and circuits
   sinkEmergence,
   actCalibration,
   circuitsExperiment,
   saeCircuits,
+  // multimodal: a small vision-language model, attention steering, frozen text blocks
+  toyvlmHallucination,
+  toyvlmSycophancy,
+  frozenLmBlock,
+  // vision: attention across views, frames and time, and in embodied policies
+  ganoExperiment,
+  csaLocalisation,
+  codebookNav,
 ];
 
 {

@@ -32,9 +32,13 @@ export * as dynamics from './papers/dynamics/index.js';
 export * as inference from './papers/inference/index.js';
 /** Interpretability: `al.interp.sinks`, `.act`, `.patching`, `.circuits`, `.sae` (the attention viewer is `al.display.attentionViewer`). */
 export * as interp from './papers/interp/index.js';
+/** A small vision-language model and attention steering: `al.multimodal.toyvlm`, `.causalmm`, `.paint`, `.lqcd`, `.visualSink`, `.steer`, `.frozenBlock`. */
+export * as multimodal from './papers/multimodal/index.js';
 /** Recall vs. state size: `al.recurrent.zoology`, `.based`, `.flowformer`, `.aaren`, `.titans`, `.miras`. */
 export * as recurrent from './papers/recurrent/index.js';
 export * as sparse from './papers/sparse/index.js';
+/** Vision, video and embodied attention: `al.vision.gano`, `.csa`, `.codebook`. */
+export * as vision from './papers/vision/index.js';
 export * as positional from './positional/index.js';
 /** `model.fit(x, y, { verbose: 1 })` shows a progress bar (tfjs alone has none); `al.FitProgress` to choose where. */
 export { FitProgress } from './train/fit-progress.js';

@@ -9,11 +9,14 @@
  * ```
  */
 
+export * from './action-video.js';
 export * from './array-tasks.js';
 export * from './batch.js';
 export * from './circuit-tasks.js';
 export * from './clutter-images.js';
 export * from './corpus.js';
+export * from './ego-clips.js';
+export * from './gridworld.js';
 export * from './kv-facts.js';
 export * from './linear-regression.js';
 export * from './meap.js';
@@ -25,6 +28,7 @@ export * from './prompts.js';
 export * from './recall.js';
 export * from './recsys.js';
 export * from './repeat.js';
+export * as scenes from './scenes.js';
 export * from './sentiment.js';
 export * from './sequence-classes.js';
 export * from './tasks.js';

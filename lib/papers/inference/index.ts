@@ -15,6 +15,7 @@
  *
  * Notebook: 07-kv-cache-and-decoding.
  */
+export * as duo from './duo/index.js';
 export * as kv from './kv/index.js';
 export * as lazyEviction from './lazy-eviction/index.js';
 export * as medusa from './medusa/index.js';

@@ -67,7 +67,7 @@ import { H2OPolicy } from '../kv/h2o.js';
 import { FullPolicy, type KVPolicy, SinkPolicy, WindowPolicy } from '../kv/policy.js';
 import { LazyEvictionPolicy } from '../lazy-eviction/index.js';
 import { probeEchoInduction, RazorPolicy, razorRetrievalHeads } from '../razor/index.js';
-import { recordPatterns, retrievalScores } from '../retrieval-heads/index.js';
+import { recordPatterns, retrievalScores } from '../retrieval-heads/scores.js';
 
 export interface KvBudgetConfig {
   /** Needle task (lib/data/needles.ts): positions, needles per haystack, values per needle, key/value/vocab sizes. */

@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ToyLM } from '../../../layers/toylm.js';
 import { variablesOf } from '../../../train/loop.js';
-import type { PatchingPair } from './index.js';
+import type { PatchingPair } from './toolkit.js';
 export const HB = { V: 8, S: 4, BOS: 0, F: 7 } as const;
 const V = 8;
 const S = 4;

@@ -37,7 +37,7 @@ import { ToyLM } from '../../../layers/toylm.js';
 import { makeBlock } from '../../../layers/weights.js';
 import { train } from '../../../train/loop.js';
 import { Rng } from '../../../util/random.js';
-import { disposeBlock, frozenBlockAdapter, lastBlockOf, objectNormFraction } from './index.js';
+import { disposeBlock, frozenBlockAdapter, lastBlockOf, objectNormFraction } from './core.js';
 
 export type FrozenVariant = 'vit' | 'frozen-text' | 'frozen-random' | 'trainable';
 

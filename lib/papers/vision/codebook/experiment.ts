@@ -33,7 +33,7 @@ import { defineExperiment } from '../../../experiments/contract.js';
 import { int, num, obj } from '../../../experiments/schema.js';
 import { train } from '../../../train/loop.js';
 import { Rng } from '../../../util/random.js';
-import { codebookPerplexity, NavPolicy } from './index.js';
+import { codebookPerplexity, NavPolicy } from './core.js';
 
 export interface CodebookNavConfig {
   size: number;

@@ -29,7 +29,7 @@ import { defineExperiment, type PaperReference } from '../../../experiments/cont
 import { int, list, num, obj, oneOf } from '../../../experiments/schema.js';
 import { train } from '../../../train/loop.js';
 import { Rng } from '../../../util/random.js';
-import { type CsaVariant, Localiser } from './index.js';
+import { type CsaVariant, Localiser } from './core.js';
 
 export interface CsaConfig {
   T: number;
