@@ -38,6 +38,7 @@ import { mqarFrontier } from './papers/recurrent/zoology/experiment.js';
 import { passkeyLong, routingLm, sparseApprox, sparseScaling } from './papers/sparse/experiments/index.js';
 import { codebookNav } from './papers/vision/codebook/experiment.js';
 import { csaLocalisation } from './papers/vision/csa/experiment.js';
+import { dragviewFlatland } from './papers/vision/dragview/experiment.js';
 import { ganoExperiment } from './papers/vision/gano/experiment.js';
 
 export * from './experiments/index.js';
@@ -89,6 +90,7 @@ export const CATALOG: readonly AnyExperiment[] = [
   toyvlmSycophancy,
   frozenLmBlock,
   // vision: attention across views, frames and time, and in embodied policies
+  dragviewFlatland,
   ganoExperiment,
   csaLocalisation,
   codebookNav,

@@ -37,7 +37,7 @@ export * as multimodal from './papers/multimodal/index.js';
 /** Recall vs. state size: `al.recurrent.zoology`, `.based`, `.flowformer`, `.aaren`, `.titans`, `.miras`. */
 export * as recurrent from './papers/recurrent/index.js';
 export * as sparse from './papers/sparse/index.js';
-/** Vision, video and embodied attention: `al.vision.gano`, `.csa`, `.codebook`. */
+/** Vision, video and embodied attention: `al.vision.dragview`, `.gano`, `.csa`, `.codebook`. */
 export * as vision from './papers/vision/index.js';
 export * as positional from './positional/index.js';
 /** `model.fit(x, y, { verbose: 1 })` shows a progress bar (tfjs alone has none); `al.FitProgress` to choose where. */

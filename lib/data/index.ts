@@ -16,6 +16,7 @@ export * from './circuit-tasks.js';
 export * from './clutter-images.js';
 export * from './corpus.js';
 export * from './ego-clips.js';
+export * as flatland from './flatland.js';
 export * from './gridworld.js';
 export * from './kv-facts.js';
 export * from './linear-regression.js';
