@@ -505,3 +505,16 @@ describe('seeding', () => {
     tf.dispose([a, b, c]);
   });
 });
+
+describe('transformerRecipe', () => {
+  it('is AdamW (decay 0.01), cosine with 5% warm-up and clipping at norm 1, and names a bad argument', async () => {
+    const { transformerRecipe } = await import('../lib/train/recipe.js');
+    expect(transformerRecipe(400, 3e-3)).toEqual({
+      optimizer: { type: 'adamw', lr: 3e-3, weightDecay: 0.01 },
+      schedule: { type: 'cosine', warmup: 20 },
+      clipNorm: 1,
+    });
+    expect(() => transformerRecipe(0, 1e-3)).toThrow('transformerRecipe: steps must be a positive integer, got 0');
+    expect(() => transformerRecipe(10, -1)).toThrow('transformerRecipe: lr must be a finite number > 0, got -1');
+  });
+});

@@ -20,6 +20,7 @@ export type { AdamOptions, OptimizerConfig, OptimizerState, OptimizerType, Varia
 export { Adam, AdamW, clipByGlobalNorm, globalNorm, makeOptimizer, noDecayBiasNorm, variableEntries } from './optim.js';
 export type { ProgressMode, ProgressReporter, ProgressState, ProgressTarget } from './progress.js';
 export { createProgress, describe as describeProgress } from './progress.js';
+export { transformerRecipe } from './recipe.js';
 export type { BlockFrame, RecorderOptions, RecorderRow } from './recorder.js';
 export { Recorder } from './recorder.js';
 export type { Schedule, ScheduleConfig, WarmupDecayOptions } from './schedule.js';

@@ -19,6 +19,7 @@ import { defineExperiment, type ExperimentContext } from '../../../experiments/c
 import { int, list, num, obj } from '../../../experiments/schema.js';
 import { ToyLM } from '../../../layers/toylm.js';
 import { type StepRecord, train } from '../../../train/loop.js';
+import { transformerRecipe } from '../../../train/recipe.js';
 
 export interface InductionExperimentConfig {
   seqLen: number;
@@ -95,9 +96,7 @@ export async function trainInductionModel(
     variables: model.variables(),
     batches: batches(),
     steps: cfg.steps,
-    optimizer: { type: 'adamw', lr: cfg.lr, weightDecay: 0.01 },
-    schedule: { type: 'cosine', warmup: Math.round(cfg.steps * 0.05) },
-    clipNorm: 1,
+    ...transformerRecipe(cfg.steps, cfg.lr),
     seed: ctx.seed,
     progress: ctx.progress,
     dataframe: false,

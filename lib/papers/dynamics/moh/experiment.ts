@@ -26,6 +26,7 @@ import { int, list, num, obj } from '../../../experiments/schema.js';
 import type { AttentionKind } from '../../../layers/functional.js';
 import { ToyLM } from '../../../layers/toylm.js';
 import { type StepRecord, train } from '../../../train/loop.js';
+import { transformerRecipe } from '../../../train/recipe.js';
 
 export interface MohExperimentConfig {
   seqLen: number;
@@ -181,9 +182,7 @@ async function trainOne(
       variables: model.variables(),
       batches: batches(),
       steps: cfg.steps,
-      optimizer: { type: 'adamw', lr: cfg.lr, weightDecay: 0.01 },
-      schedule: { type: 'cosine', warmup: Math.round(cfg.steps * 0.05) },
-      clipNorm: 1,
+      ...transformerRecipe(cfg.steps, cfg.lr),
       seed: ctx.seed,
       progress: ctx.progress,
       dataframe: false,

@@ -59,6 +59,7 @@ import { defineExperiment, type PaperReference } from '../../../experiments/cont
 import { int, list, num, obj, oneOf } from '../../../experiments/schema.js';
 import { ToyLM } from '../../../layers/toylm.js';
 import { type StepRecord, train } from '../../../train/loop.js';
+import { transformerRecipe } from '../../../train/recipe.js';
 import { Rng } from '../../../util/random.js';
 import { type GateBatch, headsFromGates, optimiseGates } from '../duo/gates.js';
 import { decodeDuo } from '../duo/policy.js';
@@ -441,9 +442,7 @@ export const kvBudget = defineExperiment<KvBudgetConfig, KvBudgetArtifacts>({
         variables: model.variables(),
         batches: batches(),
         steps: cfg.steps,
-        optimizer: { type: 'adamw', lr: cfg.lr, weightDecay: 0.01 },
-        schedule: { type: 'cosine', warmup: Math.round(cfg.steps * 0.05) },
-        clipNorm: 1,
+        ...transformerRecipe(cfg.steps, cfg.lr),
         seed: ctx.seed,
         progress: ctx.progress,
         dataframe: false,

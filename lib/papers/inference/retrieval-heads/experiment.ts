@@ -25,6 +25,7 @@ import { defineExperiment, type PaperReference } from '../../../experiments/cont
 import { int, list, num, obj } from '../../../experiments/schema.js';
 import { ToyLM } from '../../../layers/toylm.js';
 import { type StepRecord, train } from '../../../train/loop.js';
+import { transformerRecipe } from '../../../train/recipe.js';
 import { Rng } from '../../../util/random.js';
 import { maskHeads, rankHeads, recordPatterns, retrievalScores } from './scores.js';
 
@@ -249,9 +250,7 @@ export const retrievalHeadsExperiment = defineExperiment<RetrievalHeadsConfig, R
         variables: model.variables(),
         batches: batches(),
         steps: cfg.steps,
-        optimizer: { type: 'adamw', lr: cfg.lr, weightDecay: 0.01 },
-        schedule: { type: 'cosine', warmup: Math.round(cfg.steps * 0.05) },
-        clipNorm: 1,
+        ...transformerRecipe(cfg.steps, cfg.lr),
         seed: ctx.seed,
         progress: ctx.progress,
         dataframe: false,

@@ -22,6 +22,7 @@ import type { Figure, Trace } from '../../../display/plotly.js';
 import type { ExperimentContext } from '../../../experiments/types.js';
 import { ToyLM } from '../../../layers/toylm.js';
 import { type StepRecord, train } from '../../../train/loop.js';
+import { transformerRecipe } from '../../../train/recipe.js';
 import {
   argmaxHits,
   baselines,
@@ -75,9 +76,7 @@ export async function trainCircuitModel(
       variables: model.variables(),
       batches: batches(),
       steps: cfg.steps,
-      optimizer: { type: 'adamw', lr: cfg.lr, weightDecay: 0.01 },
-      schedule: { type: 'cosine', warmup: Math.round(cfg.steps * 0.05) },
-      clipNorm: 1,
+      ...transformerRecipe(cfg.steps, cfg.lr),
       seed: ctx.seed,
       progress: ctx.progress,
       dataframe: false,

@@ -36,6 +36,7 @@ import { ParamFactory } from '../../../layers/params.js';
 import { ToyLM } from '../../../layers/toylm.js';
 import { makeBlock } from '../../../layers/weights.js';
 import { train } from '../../../train/loop.js';
+import { transformerRecipe } from '../../../train/recipe.js';
 import { Rng } from '../../../util/random.js';
 import { disposeBlock, frozenBlockAdapter, lastBlockOf, objectNormFraction } from './core.js';
 
@@ -408,9 +409,7 @@ export const frozenLmBlock = defineExperiment<FrozenBlockConfig, FrozenBlockArti
             }
           })(),
           steps: cfg.steps,
-          optimizer: { type: 'adamw', lr: cfg.lr, weightDecay: 0.01 },
-          schedule: { type: 'cosine', warmup: Math.round(cfg.steps * 0.05) },
-          clipNorm: 1,
+          ...transformerRecipe(cfg.steps, cfg.lr),
           seed: ctx.seed,
           progress: ctx.progress,
           dataframe: false,

@@ -44,6 +44,7 @@ import { ParamFactory } from '../../../layers/params.js';
 import { makeBlock, makeNorm } from '../../../layers/weights.js';
 import { restoreCheckpoint, saveCheckpoint } from '../../../train/checkpoint.js';
 import { type StepRecord, train } from '../../../train/loop.js';
+import { transformerRecipe } from '../../../train/recipe.js';
 import { hashString } from '../../../util/random.js';
 
 /** Image tokens the decoder sees: the CLS token and the 16 patches. */
@@ -316,9 +317,7 @@ export async function trainToyVLM(
       })(),
       disposeBatches: false,
       steps: cfg.steps,
-      optimizer: { type: 'adamw', lr: cfg.lr, weightDecay: 0.01 },
-      schedule: { type: 'cosine', warmup: Math.round(cfg.steps * 0.05) },
-      clipNorm: 1,
+      ...transformerRecipe(cfg.steps, cfg.lr),
       seed: ctx.seed,
       progress: ctx.progress ?? false,
       dataframe: false,

@@ -28,6 +28,7 @@ import { defineExperiment, type ExperimentContext } from '../../../experiments/c
 import { bool, int, list, num, obj, oneOf, opt, str } from '../../../experiments/schema.js';
 import { restoreCheckpoint, saveCheckpoint } from '../../../train/checkpoint.js';
 import { train } from '../../../train/loop.js';
+import { transformerRecipe } from '../../../train/recipe.js';
 import { crc32 } from '../../../util/crc32.js';
 import { isLandmark } from '../landmark/index.js';
 import type { AttentionKind } from '../method.js';
@@ -361,9 +362,7 @@ async function trainModel(
   const run = await train({
     variables: model.variables(),
     steps: cfg.steps,
-    optimizer: { type: 'adamw', lr: cfg.lr, weightDecay: 0.01 },
-    schedule: { type: 'cosine', warmup: Math.round(cfg.steps * 0.05) },
-    clipNorm: 1,
+    ...transformerRecipe(cfg.steps, cfg.lr),
     seed: ctx.seed,
     progress: ctx.progress,
     dataframe: false,
