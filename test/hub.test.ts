@@ -2,7 +2,8 @@
  * `attnlab hub`: its settings and argument errors, the JupyterHub config and load-test driver compile, the deploy files
  * (Helm values, Dockerfile) are well formed, and the load test itself: N = 2 students log in through the hub, start a
  * server, run notebook 00 in quick mode with the attnlab kernel and log out, with no failure. The load test needs root
- * (JupyterHub makes a Unix account per student) and Debian's jupyterhub, which `npm test`'s set-up installs on CI.
+ * (JupyterHub makes a Unix account per student) and Debian's jupyterhub, which `npm test`'s set-up installs on CI; it
+ * installs the kernelspec in a folder of its own, so the machine's system-wide attnlab kernel is left as it was.
  */
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -50,6 +50,9 @@ export interface HubSettings {
   admins: string[];
   /** An admin service token for the load test only. */
   serviceToken?: string;
+  /** Install the kernelspec under PREFIX/share/jupyter instead of system-wide (the load test: it must not re-point
+   * the machine's kernel), and point the students' servers at it. */
+  kernelPrefix?: string;
 }
 
 const isRoot = () => typeof process.getuid === 'function' && process.getuid() === 0;
@@ -170,8 +173,8 @@ export function prepareHub(s: HubSettings): string {
   writeFileSync(join(s.dir, 'hub.json'), `${JSON.stringify(s, null, 2)}\n`, { mode: 0o600 });
   const config = join(s.dir, 'jupyterhub_config.py');
   copyFileSync(join(packageRoot(), 'scripts', 'hub', 'jupyterhub_config.py'), config);
-  const spec = installKernelSpec({ prefix: '/usr/local', warn: (m) => console.warn(m) });
-  console.log(`attnlab hub: kernel installed system-wide in ${spec}`);
+  const spec = installKernelSpec({ prefix: s.kernelPrefix ?? '/usr/local', warn: (m) => console.warn(m) });
+  console.log(`attnlab hub: kernel installed ${s.kernelPrefix ? 'for this hub' : 'system-wide'} in ${spec}`);
   return config;
 }
 
@@ -249,10 +252,14 @@ export async function runLoadTest(opts: {
   prefix?: string;
 }): Promise<LoadTestReport> {
   const dir = mkdtempSync(join(tmpdir(), 'attnlab-hub-'));
+  // The kernelspec goes to a folder of its own that students can read (the hub's folder holds the password).
+  const kernelPrefix = mkdtempSync(join(tmpdir(), 'attnlab-hub-kernel-'));
+  chmodSync(kernelPrefix, 0o755);
   const prefix = opts.prefix ?? `lt${randomBytes(2).toString('hex')}x`;
   const s: HubSettings = {
     ...hubSettings(['--dir', dir, '--port', String(opts.port ?? 8100)]).settings,
     serviceToken: randomBytes(24).toString('hex'),
+    kernelPrefix,
   };
   const config = prepareHub(s);
   const child = startHub(s, config, 'pipe');
@@ -304,6 +311,7 @@ export async function runLoadTest(opts: {
           }
       }
     rmSync(dir, { recursive: true, force: true });
+    rmSync(kernelPrefix, { recursive: true, force: true });
   }
 }
 

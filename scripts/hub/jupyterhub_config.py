@@ -155,6 +155,8 @@ c.Spawner.environment = {
     "OPENBLAS_NUM_THREADS": "1",
     "OMP_NUM_THREADS": "1",
 }
+if S.get("kernelPrefix"):  # the load test's own kernelspec, not the machine's
+    c.Spawner.environment["JUPYTER_PATH"] = os.path.join(S["kernelPrefix"], "share", "jupyter")
 c.Spawner.args = [
     # Kernels idle this long are shut down (also when a tab still shows them), checked every minute.
     "--MappingKernelManager.cull_idle_timeout=%d" % S["cullKernelSeconds"],
