@@ -98,6 +98,14 @@ export function checkSplit(fn: string, split: unknown): asserts split is Split {
     throw new RangeError(`${fn}: split must be 'train' or 'test', got ${String(split)}`);
 }
 
+/** The three-way split of generators that hold out a validation set. */
+export type Split3 = 'train' | 'validation' | 'test';
+
+export function checkSplit3(fn: string, split: unknown): asserts split is Split3 {
+  if (split !== 'train' && split !== 'validation' && split !== 'test')
+    throw new RangeError(`${fn}: split must be 'train', 'validation' or 'test', got ${String(split)}`);
+}
+
 /**
  * The seed of training step `step`'s batch in a run seeded `seed`: every experiment draws a fresh training batch per
  * step from it, so a run is reproducible from its seed and two runs with different seeds share no batch.

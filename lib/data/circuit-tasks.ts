@@ -24,7 +24,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { hashSeed, hashString, Rng } from '../util/random.js';
-import { makeBatch, SPECIAL, type TokenBatch } from './batch.js';
+import { checkSplit3, makeBatch, SPECIAL, type TokenBatch } from './batch.js';
 
 export type CircuitTask = 'ioi' | 'co' | 'mcq';
 export type CircuitSplit = 'train' | 'validation' | 'test';
@@ -235,8 +235,7 @@ function checkOptions(fn: string, o: { task?: unknown; batch?: unknown; seed?: u
     throw new RangeError(`${fn}: batch must be an integer >= 1, got ${String(o.batch)}`);
   if (typeof o.seed !== 'number' || !Number.isFinite(o.seed))
     throw new RangeError(`${fn}: seed must be a finite number, got ${String(o.seed)}`);
-  if (o.split !== 'train' && o.split !== 'validation' && o.split !== 'test')
-    throw new RangeError(`${fn}: split must be 'train', 'validation' or 'test', got ${String(o.split)}`);
+  checkSplit3(fn, o.split);
 }
 
 function drawExample(task: CircuitTask, rng: Rng, split: CircuitSplit, mutation: LabelMutation): CircuitExample {

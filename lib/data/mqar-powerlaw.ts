@@ -26,7 +26,7 @@
  * ```
  */
 import { hashSeed, Rng } from '../util/random.js';
-import { checkInt, checkSeed, FIRST_TASK_TOKEN, makeBatch, splitOf, type TokenBatch } from './batch.js';
+import { checkInt, checkSeed, checkSplit3, FIRST_TASK_TOKEN, makeBatch, splitOf, type TokenBatch } from './batch.js';
 
 export type MqarSplit = 'train' | 'validation' | 'test';
 
@@ -87,8 +87,7 @@ export function mqarPowerLaw(cfg: MqarPowerLawConfig): TokenBatch {
   checkInt(fn, 'numPairs', cfg.numPairs, 1);
   checkSeed(fn, cfg.seed);
   const split = cfg.split ?? 'train';
-  if (split !== 'train' && split !== 'validation' && split !== 'test')
-    throw new RangeError(`${fn}: split must be 'train', 'validation' or 'test', got ${String(split)}`);
+  checkSplit3(fn, split);
   const a = cfg.powerA ?? 0.01;
   if (!(a > 0 && a <= 1)) throw new RangeError(`${fn}: powerA must be in (0, 1], got ${a}`);
   const { batch, seqLen, vocabSize, numPairs } = cfg;

@@ -23,7 +23,7 @@
  */
 
 import { Rng } from '../util/random.js';
-import { checkInt, checkSeed, makeBatch, SPECIAL, splitOf, type TokenBatch } from './batch.js';
+import { checkInt, checkSeed, checkSplit3, makeBatch, SPECIAL, splitOf, type TokenBatch } from './batch.js';
 
 export type NeedleSplit = 'train' | 'validation' | 'test';
 
@@ -87,6 +87,50 @@ export function fillerGrammar(
   return Array.from({ length: n }, () => rng.sample(n, Math.min(branching, n)).map((i) => firstFiller + i));
 }
 
+/**
+ * One row being written left to right: BOS, then runs of filler (a walk on the grammar that starts afresh after each
+ * inserted span) and inserted spans (needles, links, the query tail).
+ */
+class RowWriter {
+  readonly row: number[];
+  at = 1;
+  private prev = -1;
+
+  constructor(
+    length: number,
+    private readonly rng: Rng,
+    private readonly grammar: number[][],
+    private readonly firstFiller: number,
+    private readonly vocabSize: number,
+  ) {
+    this.row = new Array<number>(length);
+    this.row[0] = SPECIAL.BOS;
+  }
+
+  filler(n: number): void {
+    const { rng, grammar, firstFiller } = this;
+    for (let i = 0; i < n; i++) {
+      const f =
+        this.prev < 0
+          ? firstFiller + rng.int(0, this.vocabSize - firstFiller)
+          : grammar[this.prev - firstFiller][rng.int(0, grammar[this.prev - firstFiller].length)];
+      this.row[this.at++] = f;
+      this.prev = f;
+    }
+  }
+
+  put(...tokens: number[]): void {
+    for (const t of tokens) this.row[this.at++] = t;
+    this.prev = -1;
+  }
+
+  /** The finished row; throws if the layout did not fill it exactly. */
+  done(fn: string): number[] {
+    if (this.at !== this.row.length) throw new Error(`${fn}: internal layout error (${this.at} != ${this.row.length})`);
+    return this.row;
+  }
+}
+
 export function needleTask(cfg: NeedleConfig): NeedleBatch {
   const fn = 'needleTask';
   checkInt(fn, 'batch', cfg.batch, 1);
@@ -105,8 +149,7 @@ export function needleTask(cfg: NeedleConfig): NeedleBatch {
   const minSeq = 1 + cfg.needles * needleLen + needleLen + 1;
   checkInt(fn, 'seqLen', cfg.seqLen, minSeq);
   const split = cfg.split ?? 'train';
-  if (split !== 'train' && split !== 'validation' && split !== 'test')
-    throw new RangeError(`${fn}: split must be 'train', 'validation' or 'test', got ${String(split)}`);
+  checkSplit3(fn, split);
   const { batch, seqLen, vocabSize } = cfg;
   const grammar = fillerGrammar(firstFiller, vocabSize, branching, cfg.grammarSeed ?? 0);
   const rng = new Rng(cfg.seed).fork(`${fn}:${split}`);
@@ -140,39 +183,22 @@ export function needleTask(cfg: NeedleConfig): NeedleBatch {
     // Needle start offsets inside the body: gaps of filler between them.
     const free = body - cfg.needles * needleLen;
     const cuts = Array.from({ length: cfg.needles }, () => rng.int(0, free + 1)).sort((x, y) => x - y);
-    const row = new Array<number>(seqLen + 1);
-    row[0] = SPECIAL.BOS;
-    let at = 1;
-    let prevFiller = -1;
-    const filler = (n: number) => {
-      for (let i = 0; i < n; i++) {
-        const f =
-          prevFiller < 0
-            ? firstFiller + rng.int(0, vocabSize - firstFiller)
-            : grammar[prevFiller - firstFiller][rng.int(0, grammar[prevFiller - firstFiller].length)];
-        row[at++] = f;
-        prevFiller = f;
-      }
-    };
+    const w = new RowWriter(seqLen + 1, rng, grammar, firstFiller, vocabSize);
     let used = 0;
     let queried: NeedleRow | undefined;
     needles.forEach((nd, i) => {
-      filler(cuts[i] - used);
+      w.filler(cuts[i] - used);
       used = cuts[i];
-      const start = at;
-      row[at++] = SPECIAL.SEP;
-      row[at++] = nd.key;
-      for (const v of nd.values) row[at++] = v;
-      prevFiller = -1;
+      const start = w.at;
+      w.put(SPECIAL.SEP, nd.key, ...nd.values);
       if (nd.key === key && !queried)
-        queried = { needleSpan: [start + 1, at], valueStart: start + 2, answerStart: 0, key, values };
+        queried = { needleSpan: [start + 1, w.at], valueStart: start + 2, answerStart: 0, key, values };
     });
-    filler(free - used);
-    row[at++] = SPECIAL.QUERY;
-    queried!.answerStart = at;
-    row[at++] = key;
-    for (const v of values) row[at++] = v;
-    if (at !== seqLen + 1) throw new Error(`${fn}: internal layout error (${at} != ${seqLen + 1})`);
+    w.filler(free - used);
+    w.put(SPECIAL.QUERY);
+    queried!.answerStart = w.at;
+    w.put(key, ...values);
+    const row = w.done(fn);
     full.set(row, b * (seqLen + 1));
     for (let t = 0; t < seqLen; t++) {
       const isAnswer = t >= queried!.answerStart && t < queried!.answerStart + cfg.valueLen;
@@ -272,8 +298,7 @@ export function traceTask(cfg: TraceConfig): TraceBatch {
   const links = cfg.chains * cfg.hops;
   checkInt(fn, 'seqLen', cfg.seqLen, 1 + 3 * links + 3);
   const split = cfg.split ?? 'train';
-  if (split !== 'train' && split !== 'validation' && split !== 'test')
-    throw new RangeError(`${fn}: split must be 'train', 'validation' or 'test', got ${String(split)}`);
+  checkSplit3(fn, split);
   const { batch, seqLen, vocabSize } = cfg;
   const grammar = fillerGrammar(firstFiller, vocabSize, branching, cfg.grammarSeed ?? 0);
   const rng = new Rng(cfg.seed).fork(`${fn}:${split}`);
@@ -300,38 +325,21 @@ export function traceTask(cfg: TraceConfig): TraceBatch {
     const next = new Array<number>(cfg.chains).fill(0);
     const free = body - 3 * links;
     const cuts = Array.from({ length: links }, () => rng.int(0, free + 1)).sort((x, y) => x - y);
-    const row = new Array<number>(seqLen + 1);
-    row[0] = SPECIAL.BOS;
-    let at = 1;
-    let prev = -1;
-    const filler = (n: number) => {
-      for (let i = 0; i < n; i++) {
-        const f =
-          prev < 0
-            ? firstFiller + rng.int(0, vocabSize - firstFiller)
-            : grammar[prev - firstFiller][rng.int(0, grammar[prev - firstFiller].length)];
-        row[at++] = f;
-        prev = f;
-      }
-    };
+    const w = new RowWriter(seqLen + 1, rng, grammar, firstFiller, vocabSize);
     let used = 0;
     const linkAt: number[] = [];
     order.forEach((c, i) => {
-      filler(cuts[i] - used);
+      w.filler(cuts[i] - used);
       used = cuts[i];
       const h = next[c]++;
-      if (c === 0) linkAt.push(at);
-      row[at++] = SPECIAL.SEP;
-      row[at++] = chainNames[c][h];
-      row[at++] = h === 0 ? chainValues[c] : chainNames[c][h - 1];
-      prev = -1;
+      if (c === 0) linkAt.push(w.at);
+      w.put(SPECIAL.SEP, chainNames[c][h], h === 0 ? chainValues[c] : chainNames[c][h - 1]);
     });
-    filler(free - used);
-    row[at++] = SPECIAL.QUERY;
-    const answerStart = at;
-    row[at++] = names[cfg.hops - 1];
-    row[at++] = value;
-    if (at !== seqLen + 1) throw new Error(`${fn}: internal layout error (${at} != ${seqLen + 1})`);
+    w.filler(free - used);
+    w.put(SPECIAL.QUERY);
+    const answerStart = w.at;
+    w.put(names[cfg.hops - 1], value);
+    const row = w.done(fn);
     full.set(row, b * (seqLen + 1));
     for (let t = 0; t < seqLen; t++) {
       answerMask[b * seqLen + t] = t === answerStart ? 1 : 0;
