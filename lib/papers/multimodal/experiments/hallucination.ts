@@ -41,7 +41,13 @@ import {
   probePrompts,
   tokensOf,
 } from './eval.js';
-import { type ToyVLMExperimentConfig, toyVLMConfigSchema, toyVLMTrainConfig } from './shared.js';
+import {
+  TOYVLM_FULL,
+  TOYVLM_QUICK,
+  type ToyVLMExperimentConfig,
+  toyVLMConfigSchema,
+  toyVLMTrainConfig,
+} from './shared.js';
 import {
   answer,
   caption,
@@ -152,15 +158,7 @@ export const toyvlmHallucination = defineExperiment<HallucinationConfig, Halluci
     'A ToyVLM trained with a planted colour prior: accuracy on prior-conflicting vs in-prior colour questions, POPE-style probes and CHAIR-style caption hallucination for greedy decoding, CausalMM, PAI, PAINT and VAR (paper hyperparameters and validation-tuned).',
   schema: hallucinationSchema,
   quick: {
-    dModel: 48,
-    heads: 4,
-    encoderLayers: 2,
-    decoderLayers: 2,
-    steps: 250,
-    batch: 32,
-    lr: 3e-3,
-    prior: 0.9,
-    cueCorrect: 0.95,
+    ...TOYVLM_QUICK,
     evalPrior: 0.5,
     validationItems: 32,
     testItems: 96,
@@ -168,15 +166,7 @@ export const toyvlmHallucination = defineExperiment<HallucinationConfig, Halluci
     grid: { causalmm: [0.5, 1], pai: [0.5, 1], paint: [0.7, 1.4], var: [0.6] },
   },
   full: {
-    dModel: 48,
-    heads: 4,
-    encoderLayers: 2,
-    decoderLayers: 2,
-    steps: 2500,
-    batch: 32,
-    lr: 3e-3,
-    prior: 0.9,
-    cueCorrect: 0.95,
+    ...TOYVLM_FULL,
     evalPrior: 0.5,
     validationItems: 400,
     testItems: 1000,

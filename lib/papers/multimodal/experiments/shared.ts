@@ -20,6 +20,23 @@ export interface ToyVLMExperimentConfig {
   cueCorrect: number;
 }
 
+/**
+ * The model and training of both experiments, quick and full: one value each, so that the sycophancy run always finds
+ * the hallucination run's checkpoint (the same settings and seed train the same model).
+ */
+export const TOYVLM_QUICK: ToyVLMExperimentConfig = {
+  dModel: 48,
+  heads: 4,
+  encoderLayers: 2,
+  decoderLayers: 2,
+  steps: 250,
+  batch: 32,
+  lr: 3e-3,
+  prior: 0.9,
+  cueCorrect: 0.95,
+};
+export const TOYVLM_FULL: ToyVLMExperimentConfig = { ...TOYVLM_QUICK, steps: 2500 };
+
 /** Shares of the query kinds in training. */
 export const TRAIN_MIX: Record<QueryKind, number> = { colour: 0.35, leading: 0.15, probe: 0.25, caption: 0.25 };
 

@@ -29,7 +29,13 @@ import { Rng } from '../../../util/random.js';
 import { lqcdLogits } from '../lqcd/index.js';
 import { type ToyVLM, trainToyVLM } from '../toyvlm/index.js';
 import { type ColourItem, colourItems, imagesOf, meanCi, tokensOf } from './eval.js';
-import { type ToyVLMExperimentConfig, toyVLMConfigSchema, toyVLMTrainConfig } from './shared.js';
+import {
+  TOYVLM_FULL,
+  TOYVLM_QUICK,
+  type ToyVLMExperimentConfig,
+  toyVLMConfigSchema,
+  toyVLMTrainConfig,
+} from './shared.js';
 
 export interface SycophancyConfig extends ToyVLMExperimentConfig {
   evalPrior: number;
@@ -163,30 +169,14 @@ export const toyvlmSycophancy = defineExperiment<SycophancyConfig, SycophancyArt
     'A ToyVLM trained with mostly-correct leading cues: flip rate toward a misleading cue and accuracy on neutral, misleading and correct-cue questions for greedy decoding, the neutralised query and Leading-Query Contrastive Decoding.',
   schema: sycophancySchema,
   quick: {
-    dModel: 48,
-    heads: 4,
-    encoderLayers: 2,
-    decoderLayers: 2,
-    steps: 250,
-    batch: 32,
-    lr: 3e-3,
-    prior: 0.9,
-    cueCorrect: 0.95,
+    ...TOYVLM_QUICK,
     evalPrior: 0.5,
     validationItems: 64,
     testItems: 256,
     alphas: [0.5, 1, 2],
   },
   full: {
-    dModel: 48,
-    heads: 4,
-    encoderLayers: 2,
-    decoderLayers: 2,
-    steps: 2500,
-    batch: 32,
-    lr: 3e-3,
-    prior: 0.9,
-    cueCorrect: 0.95,
+    ...TOYVLM_FULL,
     evalPrior: 0.5,
     validationItems: 400,
     testItems: 2000,
