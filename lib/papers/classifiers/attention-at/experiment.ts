@@ -26,6 +26,7 @@ import * as tf from '@tensorflow/tfjs';
 import { type SentimentBatch, type SentimentTask, sentimentTask } from '../../../data/sentiment.js';
 import { defineExperiment } from '../../../experiments/contract.js';
 import { int, list, num, obj } from '../../../experiments/schema.js';
+import { meanCi as meanCiOf } from '../../../util/stats.js';
 import { TextClassifier } from '../text-attention/model.js';
 import { attentionMass, evaluateTextClassifier, trainTextClassifier } from '../text-attention/train.js';
 import { type AttentionTraining, adversarialPerturbation, gradientImportance, kendallTau } from './mechanism.js';
@@ -105,10 +106,7 @@ export interface AttentionAtArtifacts {
 }
 
 function meanCi(xs: number[]): { mean: number; ci95: number } {
-  const v = xs.filter((x) => Number.isFinite(x));
-  const mean = v.reduce((s, x) => s + x, 0) / v.length;
-  const sd = Math.sqrt(v.reduce((s, x) => s + (x - mean) ** 2, 0) / Math.max(1, v.length - 1));
-  return { mean, ci95: (1.96 * sd) / Math.sqrt(v.length) };
+  return meanCiOf(xs.filter((x) => Number.isFinite(x)));
 }
 
 /** Gradient importance of every test sentence [n·T], in chunks. */

@@ -7,6 +7,7 @@
  *     map as a detector of the mask.
  *   IoU: the top `fraction` of pixels by map value (every pixel >= the cut-off value) against the mask.
  */
+import { meanCi as meanCiOf } from '../../../util/stats.js';
 
 function checkPair(fn: string, map: ArrayLike<number>, mask: ArrayLike<number>): void {
   if (map.length !== mask.length || map.length === 0)
@@ -87,10 +88,5 @@ export function topFractionIou(map: ArrayLike<number>, mask: ArrayLike<number>, 
 
 /** Mean and 95% normal-approximation half-width of a sample (NaNs left out). */
 export function meanCi(values: readonly number[]): { mean: number; ci95: number; n: number } {
-  const v = values.filter((x) => !Number.isNaN(x));
-  const n = v.length;
-  if (n === 0) return { mean: Number.NaN, ci95: Number.NaN, n };
-  const mean = v.reduce((a, b) => a + b, 0) / n;
-  const variance = n > 1 ? v.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1) : 0;
-  return { mean, ci95: (1.96 * Math.sqrt(variance)) / Math.sqrt(n), n };
+  return meanCiOf(values.filter((x) => !Number.isNaN(x)));
 }

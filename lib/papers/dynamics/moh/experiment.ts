@@ -27,6 +27,7 @@ import type { AttentionKind } from '../../../layers/functional.js';
 import { ToyLM } from '../../../layers/toylm.js';
 import { type StepRecord, train } from '../../../train/loop.js';
 import { transformerRecipe } from '../../../train/recipe.js';
+import { meanCi } from '../../../util/stats.js';
 
 export interface MohExperimentConfig {
   seqLen: number;
@@ -87,14 +88,6 @@ export interface MohArtifacts {
   chosen: number;
   test: RepeatBatch;
   dispose(): void;
-}
-
-/** Mean and 95% half-width (normal approximation) of per-row values. */
-function meanCi(xs: number[]): { mean: number; ci95: number } {
-  const n = xs.length;
-  const mean = xs.reduce((a, b) => a + b, 0) / n;
-  const sd = n > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (n - 1)) : 0;
-  return { mean, ci95: (1.96 * sd) / Math.sqrt(n) };
 }
 
 /** `batch` without the rows where `drop` is true (a row's full sequence is its inputs plus its last target). */

@@ -33,6 +33,7 @@ import { defineExperiment, type ExperimentContext } from '../../../experiments/c
 import { int, list, num, obj, oneOf } from '../../../experiments/schema.js';
 import { type StepRecord, train } from '../../../train/loop.js';
 import { hashSeed, Rng } from '../../../util/random.js';
+import { meanCi } from '../../../util/stats.js';
 import { ArrayTransformer, type AttentionKind } from './model.js';
 
 export interface PositionalExperimentConfig {
@@ -109,13 +110,8 @@ function evaluate(
 
 /** Mean and the half-width of its normal 95% confidence interval. */
 function meanCi95(v: ArrayLike<number>): { mean: number; ci95: number } {
-  const n = v.length;
-  let s = 0;
-  for (let i = 0; i < n; i++) s += v[i];
-  const mean = s / n;
-  let ss = 0;
-  for (let i = 0; i < n; i++) ss += (v[i] - mean) ** 2;
-  return { mean, ci95: n > 1 ? (1.96 * Math.sqrt(ss / (n - 1))) / Math.sqrt(n) : Infinity };
+  const { mean, ci95 } = meanCi(v);
+  return { mean, ci95: v.length > 1 ? ci95 : Infinity };
 }
 
 async function trainOne(

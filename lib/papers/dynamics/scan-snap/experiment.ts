@@ -41,6 +41,7 @@ import { bool, int, list, num, obj, oneOf, str } from '../../../experiments/sche
 import { train } from '../../../train/loop.js';
 import { Recorder, type RecorderRow } from '../../../train/recorder.js';
 import { hashSeed } from '../../../util/random.js';
+import { meanCi as meanCiOf } from '../../../util/stats.js';
 import { entropy, expectedTokenAttention, GroupSgd, type ScanSnapInit, ScanSnapModel } from './model.js';
 
 export interface ScanSnapSetting {
@@ -143,11 +144,8 @@ const settingSchema = obj<ScanSnapSetting>({
 
 /** Mean and 95% normal half-width of a sample (half-width NaN below 2 values). */
 export function meanCi(xs: number[]): { mean: number; ci95: number } {
-  const n = xs.length;
-  const mean = xs.reduce((a, b) => a + b, 0) / n;
-  if (n < 2) return { mean, ci95: NaN };
-  const v = xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (n - 1);
-  return { mean, ci95: (1.96 * Math.sqrt(v)) / Math.sqrt(n) };
+  const { mean, ci95 } = meanCiOf(xs);
+  return { mean, ci95: xs.length < 2 ? NaN : ci95 };
 }
 
 /**

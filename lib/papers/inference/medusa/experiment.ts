@@ -33,6 +33,7 @@ import { defineExperiment } from '../../../experiments/contract.js';
 import { int, num, obj } from '../../../experiments/schema.js';
 import { ToyLM } from '../../../layers/toylm.js';
 import { train } from '../../../train/loop.js';
+import { meanCi as meanCiOf } from '../../../util/stats.js';
 import { medusaGenerate } from './decode.js';
 import { forwardWithHidden, MedusaHeads, trainMedusaHeads } from './heads.js';
 import { chainTree, expectedAccepted, greedyTree, type MedusaTree } from './tree.js';
@@ -107,10 +108,8 @@ const schema = obj<MedusaExperimentConfig>({
 
 /** Mean and 95% CI half-width (normal approximation) over values. */
 function meanCi(xs: number[]): [number, number] {
-  const n = xs.length;
-  const mean = xs.reduce((a, b) => a + b, 0) / n;
-  const sd = n > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (n - 1)) : 0;
-  return [mean, (1.96 * sd) / Math.sqrt(n)];
+  const { mean, ci95 } = meanCiOf(xs);
+  return [mean, ci95];
 }
 
 /** `count` prompts of `len` tokens at evenly spaced, non-overlapping starts of `ids`. */

@@ -24,6 +24,7 @@ import { PROMPT_VOCAB, type PromptBatch, promptTask } from '../../../data/prompt
 import { defineExperiment } from '../../../experiments/contract.js';
 import { int, list, num, obj } from '../../../experiments/schema.js';
 import { train } from '../../../train/loop.js';
+import { meanCi as meanCiOf } from '../../../util/stats.js';
 import { SinkLM } from '../sinks/model.js';
 import { ACT_BETA, ACT_THRESHOLD, calibrateAttention, markedMass, sinkColumns } from './core.js';
 
@@ -93,13 +94,8 @@ export function evaluatePrompts(model: SinkLM, batch: PromptBatch, sel: ActSelec
 
 /** Mean and 95% half-width (normal approximation) of per-row values. */
 function meanCi(xs: ArrayLike<number>): { mean: number; ci95: number } {
-  const n = xs.length;
-  let s = 0;
-  for (let i = 0; i < n; i++) s += xs[i];
-  const mean = s / n;
-  let v = 0;
-  for (let i = 0; i < n; i++) v += (xs[i] - mean) ** 2;
-  return { mean, ci95: n > 1 ? 1.96 * Math.sqrt(v / (n - 1) / n) : Number.NaN };
+  const { mean, ci95 } = meanCiOf(xs);
+  return { mean, ci95: xs.length > 1 ? ci95 : Number.NaN };
 }
 
 /** Where the sinks are on a batch: delimiter share of detected sinks, delimiter mass, sink mass before/after. */

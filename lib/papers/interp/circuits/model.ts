@@ -23,6 +23,7 @@ import type { ExperimentContext } from '../../../experiments/types.js';
 import { ToyLM } from '../../../layers/toylm.js';
 import { type StepRecord, train } from '../../../train/loop.js';
 import { transformerRecipe } from '../../../train/recipe.js';
+import { meanCi } from '../../../util/stats.js';
 import {
   argmaxHits,
   baselines,
@@ -121,12 +122,7 @@ export function answerHits(model: ToyLM, p: CircuitPrompts, hooks?: HookSpec[]):
 }
 
 /** Mean and 95% normal-approximation half-width of 0/1 (or any) values. */
-export function meanCi(xs: number[]): { mean: number; ci95: number } {
-  const n = xs.length;
-  const m = xs.reduce((a, x) => a + x, 0) / n;
-  const v = xs.reduce((a, x) => a + (x - m) ** 2, 0) / Math.max(1, n - 1);
-  return { mean: m, ci95: 1.96 * Math.sqrt(v / n) };
-}
+export { meanCi };
 
 export interface CircuitEdge {
   sender: string;

@@ -17,15 +17,10 @@ import {
   TOKEN,
 } from '../../../data/scenes.js';
 import { Rng } from '../../../util/random.js';
+import { meanCi } from '../../../util/stats.js';
 
 /** Mean and half-width of its normal 95% confidence interval (1.96 · sd / √n). */
-export function meanCi(xs: readonly number[]): { mean: number; ci95: number; n: number } {
-  const n = xs.length;
-  if (n === 0) return { mean: Number.NaN, ci95: Number.NaN, n };
-  const mean = xs.reduce((a, v) => a + v, 0) / n;
-  const v = n > 1 ? xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (n - 1) : 0;
-  return { mean, ci95: 1.96 * Math.sqrt(v / n), n };
-}
+export { meanCi };
 
 /** One colour question: the scene, the object asked about and whether its colour is its shape's prior colour. */
 export interface ColourItem {

@@ -24,6 +24,7 @@ import { defineExperiment } from '../../../experiments/contract.js';
 import { int, list, num, obj } from '../../../experiments/schema.js';
 import { train } from '../../../train/loop.js';
 import { Rng } from '../../../util/random.js';
+import { meanCi } from '../../../util/stats.js';
 import { SequenceModel, type SequenceModelKind } from './model.js';
 import { aarenScan, aarenScanReference, causalSingleQueryReference } from './scan.js';
 
@@ -90,18 +91,6 @@ const schema = obj<AarenConfig>({
   testRows: int({ min: 2 }),
   streamTokens: int({ min: 1, max: 65536 }),
 });
-
-/** Mean and 95% half-width of per-row values. */
-function meanCi(x: ArrayLike<number>): { mean: number; ci95: number } {
-  const n = x.length;
-  let s = 0;
-  for (let i = 0; i < n; i++) s += x[i];
-  const mean = s / n;
-  let v = 0;
-  for (let i = 0; i < n; i++) v += (x[i] - mean) ** 2;
-  const sd = n > 1 ? Math.sqrt(v / (n - 1)) : 0;
-  return { mean, ci95: (1.96 * sd) / Math.sqrt(n) };
-}
 
 /** Per-row targets of direct forecasting at every context position: y[r, t, k] = series[r, t + 1 + k]. */
 function forecastTargets(d: MultiSineBatch): tf.Tensor3D {

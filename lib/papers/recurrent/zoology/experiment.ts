@@ -34,6 +34,7 @@ import { defineExperiment, type ExperimentContext, type PaperReference } from '.
 import { int, list, num, obj, oneOf } from '../../../experiments/schema.js';
 import { train } from '../../../train/loop.js';
 import { hashSeed } from '../../../util/random.js';
+import { meanCi } from '../../../util/stats.js';
 import { MODEL_NAMES, type ModelName, MqarModel, mixerStack, runRecurrent } from './model.js';
 
 export interface FrontierConfig {
@@ -143,12 +144,6 @@ function rowAccuracies(model: MqarModel, cfg: FrontierConfig, split: MqarSplit, 
     }
   }
   return out;
-}
-
-function meanCi(xs: number[]): { mean: number; ci95: number } {
-  const m = xs.reduce((a, v) => a + v, 0) / xs.length;
-  const sd = Math.sqrt(xs.reduce((a, v) => a + (v - m) ** 2, 0) / Math.max(1, xs.length - 1));
-  return { mean: m, ci95: (1.96 * sd) / Math.sqrt(xs.length) };
 }
 
 interface Spec {

@@ -34,6 +34,7 @@ import { defineExperiment, type ExperimentContext } from '../../../experiments/c
 import { int, list, num, obj, oneOf } from '../../../experiments/schema.js';
 import { train } from '../../../train/loop.js';
 import { hashSeed, Rng } from '../../../util/random.js';
+import { meanCi } from '../../../util/stats.js';
 import { psnr, ssim1d } from './index.js';
 import {
   type DragViewBatch,
@@ -81,13 +82,6 @@ export interface DragViewArtifacts {
 }
 
 const DEG = Math.PI / 180;
-
-function meanCi(xs: number[]): { mean: number; ci95: number } {
-  const n = xs.length;
-  const mean = xs.reduce((a, x) => a + x, 0) / n;
-  const sd = n > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (n - 1)) : 0;
-  return { mean, ci95: (1.96 * sd) / Math.sqrt(n) };
-}
 
 function batches(
   examples: FlatlandExample[],
