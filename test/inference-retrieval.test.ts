@@ -5,8 +5,9 @@ import { needleSplit, needleTask, repeatedRandomTokens, traceTask } from '../lib
 import { runExperimentWith } from '../lib/experiments/contract.js';
 import { ToyLM } from '../lib/layers/toylm.js';
 import { probeEchoInduction } from '../lib/papers/inference/razor/index.js';
-import { ci95, randomMaskCi, retrievalHeadsExperiment } from '../lib/papers/inference/retrieval-heads/experiment.js';
+import { retrievalHeadsExperiment } from '../lib/papers/inference/retrieval-heads/experiment.js';
 import { maskHeads, rankHeads, retrievalScores } from '../lib/papers/inference/retrieval-heads/index.js';
+import { proportionCi95 as ci95, sharedRowsCi95 as randomMaskCi } from '../lib/util/stats.js';
 import { useBackend } from './helpers.js';
 
 beforeAll(async () => {

@@ -61,6 +61,7 @@ import { ToyLM } from '../../../layers/toylm.js';
 import { type StepRecord, train } from '../../../train/loop.js';
 import { transformerRecipe } from '../../../train/recipe.js';
 import { Rng } from '../../../util/random.js';
+import { proportionCi95 } from '../../../util/stats.js';
 import { type GateBatch, headsFromGates, optimiseGates } from '../duo/gates.js';
 import { decodeDuo } from '../duo/policy.js';
 import { decodeWithPolicy, type PolicyDecode } from '../kv/decode.js';
@@ -217,18 +218,13 @@ export interface PolicyScore {
   correct: boolean[];
 }
 
-/** Normal-approximation 95% half-width of a proportion p over n trials. */
-export function ci95(p: number, n: number): number {
-  return 1.96 * Math.sqrt(Math.max(p * (1 - p), 0) / n);
-}
-
 /** Exact match of the graded steps of a decode. */
 export function scoreDecode(set: EvalSet, d: PolicyDecode): PolicyScore {
   const correct = set.answers.map((ans, r) => ans.every((tok, i) => d.tokens[r][set.answerSteps[i]] === tok));
   const accuracy = correct.filter(Boolean).length / set.rows;
   return {
     accuracy,
-    ci95: ci95(accuracy, set.rows),
+    ci95: proportionCi95(accuracy, set.rows),
     meanBytes: d.bytes.reduce((a, b) => a + b, 0) / d.bytes.length,
     bytes: d.bytes,
     correct,
@@ -605,7 +601,7 @@ export const kvBudget = defineExperiment<KvBudgetConfig, KvBudgetArtifacts>({
             policy: 'duo-random',
             budget: beta,
             test_accuracy: acc,
-            test_accuracy_ci95: ci95(acc, testSet.rows * draws.length),
+            test_accuracy_ci95: proportionCi95(acc, testSet.rows * draws.length),
             kv_fraction: mean(draws.map(fraction)),
             kv_bytes: mean(draws.map((d) => d.meanBytes)),
             setting: `${n}/${total} heads, ${draws.length} draws`,

@@ -27,6 +27,7 @@ import { ToyLM } from '../../../layers/toylm.js';
 import { type StepRecord, train } from '../../../train/loop.js';
 import { transformerRecipe } from '../../../train/recipe.js';
 import { Rng } from '../../../util/random.js';
+import { proportionCi95, sharedRowsCi95 } from '../../../util/stats.js';
 import { maskHeads, rankHeads, recordPatterns, retrievalScores } from './scores.js';
 
 export interface RetrievalHeadsConfig {
@@ -94,25 +95,6 @@ export function needleAccuracy(model: ToyLM, batch: NeedleBatch): Eval {
     exact += all ? 1 : 0;
   });
   return { exact: exact / batch.batch, tokens: tokens / count, rows: batch.batch };
-}
-
-/** Normal-approximation 95% half-width of a proportion p over n trials. */
-export function ci95(p: number, n: number): number {
-  return 1.96 * Math.sqrt(Math.max(p * (1 - p), 0) / n);
-}
-
-/**
- * 95% half-width of the mean exact match over random-mask draws, each scored on the same `rows` test rows: the
- * binomial error of those rows (counted once: the draws share them, so it does not shrink with more draws) plus the
- * spread between draws (which heads were masked). Counting draws x rows as independent trials, as before, made the
- * interval too narrow.
- */
-export function randomMaskCi(exact: number[], rows: number): number {
-  const d = exact.length;
-  const mean = exact.reduce((a, b) => a + b, 0) / d;
-  const within = exact.reduce((a, p) => a + p * (1 - p), 0) / d / rows;
-  const between = d > 1 ? exact.reduce((a, p) => a + (p - mean) ** 2, 0) / (d - 1) / d : 0;
-  return 1.96 * Math.sqrt(within + between);
 }
 
 /** Whether masking the top-k heads hurts more than k random others beyond both CIs, for some k. */
@@ -270,14 +252,14 @@ export const retrievalHeadsExperiment = defineExperiment<RetrievalHeadsConfig, R
           masked: 'none',
           k: 0,
           test_exact: base.exact,
-          test_exact_ci95: ci95(base.exact, base.rows),
+          test_exact_ci95: proportionCi95(base.exact, base.rows),
           test_token_accuracy: base.tokens,
           draws: 1,
         },
       ];
       const metrics: Record<string, number> = {
         test_exact: base.exact,
-        test_exact_ci95: ci95(base.exact, base.rows),
+        test_exact_ci95: proportionCi95(base.exact, base.rows),
         test_token_accuracy: base.tokens,
         validation_exact: valBase.exact,
         validation_retrieval_heads: scores.flat().filter((s) => s > 0.1).length,
@@ -303,7 +285,7 @@ export const retrievalHeadsExperiment = defineExperiment<RetrievalHeadsConfig, R
         }
         const rand = draws.reduce((a, e) => a + e.exact, 0) / draws.length;
         const randTokens = draws.reduce((a, e) => a + e.tokens, 0) / draws.length;
-        const randCi = randomMaskCi(
+        const randCi = sharedRowsCi95(
           draws.map((e) => e.exact),
           test.batch,
         );
@@ -311,7 +293,7 @@ export const retrievalHeadsExperiment = defineExperiment<RetrievalHeadsConfig, R
           masked: `top-${k} retrieval (${top.map(([l, h]) => `L${l}H${h}`).join(' ')})`,
           k,
           test_exact: m.exact,
-          test_exact_ci95: ci95(m.exact, m.rows),
+          test_exact_ci95: proportionCi95(m.exact, m.rows),
           test_token_accuracy: m.tokens,
           draws: 1,
         });
@@ -326,7 +308,7 @@ export const retrievalHeadsExperiment = defineExperiment<RetrievalHeadsConfig, R
           max_exact: Math.max(...draws.map((e) => e.exact)),
         });
         metrics[`test_exact_mask_top${k}`] = m.exact;
-        metrics[`test_exact_mask_top${k}_ci95`] = ci95(m.exact, m.rows);
+        metrics[`test_exact_mask_top${k}_ci95`] = proportionCi95(m.exact, m.rows);
         metrics[`test_exact_mask_random${k}`] = rand;
         metrics[`test_exact_mask_random${k}_ci95`] = randCi;
       }
