@@ -21,6 +21,12 @@ export interface PaperReference {
   paper: number;
   /** Where it comes from: table or figure, and the paper's setting (data, scale). */
   source: string;
+  /**
+   * How our setting differs from the paper's for this row (data, scale, training, decoding, evaluation), in one or
+   * two sentences a reader can check: e.g. "ours: 2-layer d 128 model, 2000 steps on synthetic passkeys; paper:
+   * LLaMA-7B fine-tuned on PG-19". Shown beside the row wherever references are displayed.
+   */
+  setting?: string;
 }
 
 /** What an experiment's `run` returns. */
