@@ -18,6 +18,13 @@ import {
   powerLawGaps,
   runRecurrent,
 } from '../lib/papers/recurrent/zoology/index.js';
+import {
+  BASED_FIG2,
+  paperFigureRows,
+  ZOOLOGY_FIG2,
+  ZOOLOGY_FIG2_BY_EYE,
+  zoologyReferences,
+} from '../lib/papers/recurrent/zoology/paper-figures.js';
 import { BACKENDS, expectClose, expectNoLeak, numericGrad, randomArray, useBackend } from './helpers.js';
 
 const [B, T, C] = [2, 12, 3];
@@ -274,5 +281,34 @@ describe('mqar-frontier experiment', () => {
     await expect(runExperimentWith(mqarFrontier, { quick: true, overrides: { models: ['mamba'] } })).rejects.toThrow(
       ConfigError,
     );
+  });
+});
+
+describe("mqar-frontier: the papers' figure values", () => {
+  it('gives a BaseConv reference only at a width the paper trained, from the seq-64 panel', () => {
+    const refs = zoologyReferences([
+      { model: 'baseconv', dModel: 16 },
+      { model: 'baseconv', dModel: 64 },
+    ]);
+    expect(refs.map((r) => r.metric)).toEqual(['baseconv.d64.test_accuracy']);
+    expect(refs[0].paper).toBe(ZOOLOGY_FIG2.baseconv[64][0]);
+    expect(refs[0].setting).toMatch(/ours: seq 32/);
+  });
+
+  it("holds every digitised point as a plottable row in [0, 1], with the figures' shapes", () => {
+    const rows = paperFigureRows();
+    for (const r of rows) expect(r.accuracy).toBeGreaterThanOrEqual(0), expect(r.accuracy).toBeLessThanOrEqual(1);
+    const zoo = rows.filter((r) => r.figure === 'zoology-fig2');
+    expect(zoo.length).toBe(80 - 3); // 3 markers hidden under another model's marker: null
+    for (const k of ZOOLOGY_FIG2_BY_EYE) {
+      const [m, seq, d] = k.split('/');
+      expect(zoo.some((r) => r.model === m && r.seqLen === Number(seq) && r.x === Number(d))).toBe(true);
+    }
+    // Zoology: BaseConv needs width that grows with the sequence; attention is flat at ~1.0.
+    const bc = (seq: 64 | 512) => ZOOLOGY_FIG2.baseconv[seq];
+    expect(bc(512)[0] as number).toBeLessThan(bc(64)[0] as number);
+    // BASED: sliding window's accuracy rises with its state bytes.
+    const sl = BASED_FIG2.sliding;
+    for (let i = 1; i < sl.length; i++) expect(sl[i][1]).toBeGreaterThan(sl[i - 1][1]);
   });
 });

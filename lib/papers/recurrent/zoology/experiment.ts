@@ -36,6 +36,7 @@ import { train } from '../../../train/loop.js';
 import { hashSeed } from '../../../util/random.js';
 import { meanCi } from '../../../util/stats.js';
 import { MODEL_NAMES, type ModelName, MqarModel, mixerStack, runRecurrent } from './model.js';
+import { paperFigureRows, zoologyReferences } from './paper-figures.js';
 
 export interface FrontierConfig {
   /** Task tokens: keys are the lower half of [4, vocabSize), values the upper half. */
@@ -240,7 +241,7 @@ async function trainOne(
 }
 
 /** The paper values we can read as numbers, attached to our rows at the papers' claim (attention solves MQAR). */
-function references(rows: FrontierRow[]): PaperReference[] {
+function references(rows: FrontierRow[], cfg: FrontierConfig): PaperReference[] {
   return rows
     .filter((r) => r.sweep === 'width' && r.model === 'attention')
     .map((r) => ({
@@ -248,6 +249,10 @@ function references(rows: FrontierRow[]): PaperReference[] {
       paper: 1,
       source:
         'Zoology (Arora et al., ICLR 2024) Fig. 2 and Sec. 3: attention solves MQAR (accuracy ≈ 1.0) at every d_model 64-512 for (seq, pairs) (64, 4), (128, 8), (256, 16), vocab 8,192; read off the figure, approximate',
+      setting:
+        `ours: 2 layers [BaseConv k=3, attention], no MLP, d ${r.dModel}; one task (seq ${cfg.seqLen}, ${cfg.numPairs} pairs, ` +
+        `vocab ${cfg.vocabSize}), ${cfg.steps} Adam steps of ${cfg.batch} fresh rows per learning rate. Paper: d 64-512, ` +
+        'vocab 8,192, (seq, pairs) (64, 4) to (256, 16), 64 epochs over 100k training examples',
     }));
 }
 
@@ -349,8 +354,11 @@ export const mqarFrontier = defineExperiment<FrontierConfig, FrontierArtifacts>(
     const table = rows.map((r) => ({ ...r }));
     return {
       metrics,
-      tables: { frontier: table },
-      references: references(rows),
+      tables: { frontier: table, paper_figures: paperFigureRows() },
+      references: [
+        ...references(rows, cfg),
+        ...zoologyReferences(rows.filter((r) => r.sweep === 'width' && r.model === 'baseconv')),
+      ],
       summary: summarize(rows, cfg),
       artifacts: { rows, curves, dispose: () => undefined },
     };
