@@ -12,6 +12,18 @@ export {
   attentionViewer,
   type LayerPattern,
 } from './attention-viewer.js';
+export {
+  CLAIM_MIME,
+  Claim,
+  type ClaimCheck,
+  type ClaimRecord,
+  type ClaimSpec,
+  checkNotebookClaims,
+  claim,
+  formatClaimNumber,
+  markedClaims,
+  type NotebookJson,
+} from './claim.js';
 export { frameBundle, isDataFrameOrSeries } from './dataframe.js';
 export * from './display-handle.js';
 export {
