@@ -12,7 +12,15 @@ import {
   outputPositions,
   type PointerModel,
 } from './model.js';
-import { disposeBatch, type Example, makeBatch, type TaskSpec, validPositions } from './tasks.js';
+import {
+  type Decoding,
+  disposeBatch,
+  type Example,
+  type MaskOptions,
+  makeBatch,
+  type TaskSpec,
+  validPositions,
+} from './tasks.js';
 
 export interface Decoded {
   /** The answer as point indices (EOS dropped). */
@@ -30,6 +38,13 @@ export interface DecodeOptions {
   record?: boolean;
   /** Examples per decoding batch. */
   batchSize?: number;
+  /** `masked` (default) or the paper's `unconstrained` decoding (see `Decoding`). */
+  decoding?: Decoding;
+}
+
+/** The step masks' options for a model: its decoding, and whether its outputs are a fixed vocabulary. */
+export function maskOptions(model: PointerModel, decoding: Decoding = 'masked'): MaskOptions {
+  return { decoding, fixedVocabulary: model.config.kind.startsWith('seq2seq') };
 }
 
 function inputFor(task: TaskSpec, ex: Example, pos: number, out: Float32Array, offset: number): void {
@@ -65,10 +80,19 @@ export function greedyDecode(
   examples: Example[],
   opts: DecodeOptions = {},
 ): Decoded[] {
-  return inChunks(examples, opts.batchSize ?? 256, (chunk) => greedyChunk(model, task, chunk, opts.record ?? false));
+  const mask = maskOptions(model, opts.decoding);
+  return inChunks(examples, opts.batchSize ?? 256, (chunk) =>
+    greedyChunk(model, task, chunk, opts.record ?? false, mask),
+  );
 }
 
-function greedyChunk(model: PointerModel, task: TaskSpec, examples: Example[], record: boolean): Decoded[] {
+function greedyChunk(
+  model: PointerModel,
+  task: TaskSpec,
+  examples: Example[],
+  record: boolean,
+  mask: MaskOptions,
+): Decoded[] {
   const b = examples.length;
   const c = task.coordDim;
   const n = Math.max(...examples.map((e) => e.points.length));
@@ -84,7 +108,7 @@ function greedyChunk(model: PointerModel, task: TaskSpec, examples: Example[], r
   try {
     for (let step = 0; step < maxSteps && done.some((x) => !x); step++) {
       const valid = new Float32Array(b * p);
-      examples.forEach((e, r) => valid.set(validPositions(task, e.points.length, p, res[r].positions), r * p));
+      examples.forEach((e, r) => valid.set(validPositions(task, e.points.length, p, res[r].positions, mask), r * p));
       const prev = state;
       const { logp, next } = tf.tidy(() => {
         const s = decodeStep(model, enc, prev, tf.tensor2d(inp, [b, c + 1]));
@@ -140,10 +164,11 @@ export function beamDecode(
   if (!(Number.isInteger(width) && width >= 1))
     throw new Error(`beamDecode: width must be a positive integer, got ${width}`);
   const size = Math.max(1, Math.floor((opts.batchSize ?? 256) / width));
-  return inChunks(examples, size, (chunk) => beamChunk(model, task, chunk, width));
+  const mask = maskOptions(model, opts.decoding);
+  return inChunks(examples, size, (chunk) => beamChunk(model, task, chunk, width, mask));
 }
 
-function beamChunk(model: PointerModel, task: TaskSpec, examples: Example[], K: number): Decoded[] {
+function beamChunk(model: PointerModel, task: TaskSpec, examples: Example[], K: number, mask: MaskOptions): Decoded[] {
   const B = examples.length;
   const c = task.coordDim;
   const n = Math.max(...examples.map((e) => e.points.length));
@@ -179,7 +204,7 @@ function beamChunk(model: PointerModel, task: TaskSpec, examples: Example[], K: 
           const row = r * K + k;
           if (hyp.positions.length === 0) inp[row * (c + 1) + c] = 1;
           else inputFor(task, examples[r], hyp.positions[hyp.positions.length - 1], inp, row * (c + 1));
-          valid.set(validPositions(task, examples[r].points.length, p, hyp.positions), row * p);
+          valid.set(validPositions(task, examples[r].points.length, p, hyp.positions, mask), row * p);
         }),
       );
       const prev = state;

@@ -10,9 +10,10 @@
  *   p(C_i | C_1..C_{i-1}, P) = softmax(u^i)
  *
  * so the output "dictionary" has as many entries as the input has points, whatever n is. The decoder's next input is
- * the coordinates of the point it chose. We add a learned end symbol at position 0 (for variable-length answers),
- * and mask positions that cannot be chosen: padding, points already used (hull, TSP, sort), and an end symbol that
- * would cut a triangle (Delaunay).
+ * the coordinates of the point it chose. We add a learned end symbol at position 0 (for variable-length answers).
+ * Decoding is `masked` (ours: padding, points already used (hull, TSP, sort), and an end symbol that would cut a
+ * triangle (Delaunay) cannot be chosen) or `unconstrained` (the paper's hull and Delaunay: any point or EOS at every
+ * step, so an answer can be invalid, which the metrics count as the paper's FAIL).
  *
  * Shape legend: b batch, n points (padded to the longest in the batch), p = n + 1 pointer positions (EOS first),
  * m decoder steps, c coordinates (2 for points, 1 for sort), h hidden size, V fixed vocabulary (seq2seq baselines).
@@ -31,12 +32,19 @@
 
 // The public surface: the model and its decoders, the tasks and their exact solvers, the paper's metrics, the
 // experiments with their config and artifacts. Seeds, vocabulary plumbing and geometric helpers stay inside.
-export { beamDecode, type Decoded, type DecodeOptions, greedyDecode } from './decode.js';
+export { beamDecode, type Decoded, type DecodeOptions, greedyDecode, maskOptions } from './decode.js';
 export {
   evaluatePointer,
+  oursSpec,
+  PAPER_VALUES,
+  type PaperRun,
   POINTER_EXPERIMENTS,
   type PointerArtifacts,
   type PointerExperimentConfig,
+  type PointerRunModel,
+  type PointerSpec,
+  paperRunName,
+  paperSpec,
   pointerExperiments,
   type TrainedPointer,
   testSet,
@@ -58,6 +66,7 @@ export {
 export {
   type DelaunayMetrics,
   delaunayMetrics,
+  HULL_FAIL_SHARE,
   type HullMetrics,
   hullMetrics,
   type SortMetrics,
@@ -85,8 +94,10 @@ export {
   teacherForcedLogits,
 } from './model.js';
 export {
+  type Decoding,
   disposeBatch,
   type Example,
+  type MaskOptions,
   makeBatch,
   makeExamples,
   type PointerBatch,

@@ -15,6 +15,24 @@ import { HELD_KARP_MAX, heldKarp, twoOpt } from './tsp.js';
 
 export type TaskName = 'hull' | 'delaunay' | 'tsp' | 'sort';
 
+/**
+ * Which outputs the softmax ranges over, in training and in decoding.
+ * - `masked` (ours): padding, points already chosen (hull, TSP, sort), EOS where it would break the answer's structure
+ *   and, for the fixed-vocabulary baselines, classes past the input's n are excluded, so every answer is well formed.
+ * - `unconstrained` (the paper's hull and Delaunay): every input point and EOS at every step (only padding, which the
+ *   paper's unpadded inputs did not have, is excluded); a fixed-vocabulary baseline may name any class of its
+ *   vocabulary, including points the input does not have. Answers can repeat points or stop early: the metrics count
+ *   those as invalid (the paper's FAIL).
+ */
+export type Decoding = 'masked' | 'unconstrained';
+
+/** How `validPositions` builds a step's mask. */
+export interface MaskOptions {
+  decoding?: Decoding;
+  /** A fixed-vocabulary model: output class j names point j - 1 even past the input's n (unconstrained only). */
+  fixedVocabulary?: boolean;
+}
+
 export interface TaskSpec {
   name: TaskName;
   /** Coordinates per input element: 2 for points, 1 for numbers to sort. */
@@ -108,10 +126,24 @@ export function randomPoints(rng: Rng, n: number, coordDim: number): Point[] {
   return Array.from({ length: n }, () => Array.from({ length: coordDim }, () => rng.next()));
 }
 
-/** `count` examples with n drawn uniformly from [nMin, nMax]. */
-export function makeExamples(task: TaskSpec, count: number, nMin: number, nMax: number, rng: Rng): Example[] {
-  return Array.from({ length: count }, () => {
-    const points = randomPoints(rng, rng.int(nMin, nMax + 1), task.coordDim);
+/**
+ * `count` examples with n drawn uniformly from [nMin, nMax]: per example, or once per block of `sameSize`
+ * consecutive examples (one n per training batch, so a batch is not padded to its longest member).
+ */
+export function makeExamples(
+  task: TaskSpec,
+  count: number,
+  nMin: number,
+  nMax: number,
+  rng: Rng,
+  sameSize = 1,
+): Example[] {
+  if (!(Number.isInteger(sameSize) && sameSize >= 1))
+    throw new Error(`makeExamples: sameSize must be a positive integer, got ${sameSize}`);
+  let n = nMin;
+  return Array.from({ length: count }, (_, i) => {
+    if (i % sameSize === 0) n = rng.int(nMin, nMax + 1);
+    const points = randomPoints(rng, n, task.coordDim);
     return { points, answer: task.label(points) };
   });
 }
@@ -143,10 +175,24 @@ export function targetPositions(task: TaskSpec, answer: number[]): number[] {
 
 /**
  * The positions valid at a decoding step, given the positions chosen before it. `p` is the padded position count;
- * at least one position is always valid (EOS when nothing else is, which only happens past the answer).
+ * at least one position is always valid (EOS when nothing else is, which only happens past the answer). With
+ * `decoding: 'unconstrained'` every point (every class below p for a fixed vocabulary) and EOS are valid at every
+ * step; decoding stops at EOS or after `maxSteps` outputs, whichever comes first.
  */
-export function validPositions(task: TaskSpec, n: number, p: number, chosen: number[]): Uint8Array {
+export function validPositions(
+  task: TaskSpec,
+  n: number,
+  p: number,
+  chosen: number[],
+  opts: MaskOptions = {},
+): Uint8Array {
   const v = new Uint8Array(p);
+  if (opts.decoding === 'unconstrained') {
+    const last = opts.fixedVocabulary ? p - 1 : n;
+    for (let j = 1; j <= last; j++) v[j] = 1;
+    v[0] = task.eos ? 1 : 0;
+    return v;
+  }
   if (task.eos && chosen.length >= task.maxSteps(n) - 1) {
     v[0] = 1; // the last step may only end the answer
     return v;
@@ -158,7 +204,16 @@ export function validPositions(task: TaskSpec, n: number, p: number, chosen: num
   return v;
 }
 
-export function makeBatch(task: TaskSpec, examples: Example[], positions?: number): PointerBatch {
+/**
+ * The padded batch of `examples`; `positions` is the model's output count (`outputPositions`), `mask` the training
+ * softmax's constraints (masked by default, the same masks as decoding).
+ */
+export function makeBatch(
+  task: TaskSpec,
+  examples: Example[],
+  positions?: number,
+  mask: MaskOptions = {},
+): PointerBatch {
   const b = examples.length;
   const c = task.coordDim;
   const n = Math.max(...examples.map((e) => e.points.length));
@@ -178,9 +233,10 @@ export function makeBatch(task: TaskSpec, examples: Example[], positions?: numbe
       if (i < t.length) {
         targets[r * m + i] = t[i];
         lossMask[r * m + i] = 1;
-        if (i + 1 < m && t[i] > 0) e.points[t[i] - 1].forEach((v, k) => (decIn[(r * m + i + 1) * (c + 1) + k] = v));
+        if (i + 1 < m && t[i] > 0 && t[i] <= e.points.length)
+          e.points[t[i] - 1].forEach((v, k) => (decIn[(r * m + i + 1) * (c + 1) + k] = v));
       }
-      const vp = validPositions(task, e.points.length, p, t.slice(0, Math.min(i, t.length)));
+      const vp = validPositions(task, e.points.length, p, t.slice(0, Math.min(i, t.length)), mask);
       valid.set(vp, (r * m + i) * p);
     }
   });
