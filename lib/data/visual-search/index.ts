@@ -8,9 +8,10 @@
  *   renderDisplay(splits.train[0].display)   // RGB image for pixel-level models
  *   const real = await loadScanpathCsv('data/oat/example-objects.csv', 'data/oat/example-fixations.csv');
  *
- * Files: displays.ts (catalogue, generator, features, rendering), searcher.ts (the simulated searcher and the literature
+ * Files: displays.ts (catalogue, generator, features, rendering), crops.ts (object crops for a CNN), searcher.ts (the simulated searcher and the literature
  * its parameters come from), splits.ts (trials and splits), loader.ts (CSV format, reader and writer).
  */
+export * from './crops.js';
 export * from './displays.js';
 export * from './loader.js';
 export * from './searcher.js';

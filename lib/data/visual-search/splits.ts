@@ -82,16 +82,25 @@ export function makeTrials(
 
 export interface VisualSearchSplits {
   train: Trial[];
+  /**
+   * Model-selection trials (what every choice is made on): new layouts with seen targets, never in train or in either
+   * test split; empty unless `counts.validation` is given.
+   */
+  validation: Trial[];
   testLayout: Trial[];
   testTarget: Trial[];
   /** Product ids never used as a training target. */
   unseenTargets: number[];
 }
 
-/** The three splits, each from its own random stream derived from `seed`. */
+/**
+ * The splits, each from its own random stream derived from `seed` (the train and test streams do not depend on
+ * `counts.validation`). Layouts are disjoint across all of them: validation draws none that train has, and the test
+ * splits none that train or validation has.
+ */
 export function makeSplits(
   cfg: VisualSearchConfig,
-  counts: { train: number; test: number },
+  counts: { train: number; test: number; validation?: number },
   seed: number,
 ): VisualSearchSplits {
   const unseenTargets = heldOutTargets(cfg.heldOutTargets, seed);
@@ -99,8 +108,11 @@ export function makeSplits(
   const seen = Array.from({ length: productCount() }, (_, i) => i).filter((i) => !unseen.has(i));
   const train = makeTrials(cfg, counts.train, seen, new Rng(hashSeed(seed) ^ 0x7a11), undefined, 'train');
   const keys = new Set(train.map((t) => layoutKey(t.display)));
+  const validation = makeTrials(cfg, counts.validation ?? 0, seen, new Rng(hashSeed(seed) ^ 0x7a1d), keys, 'val');
+  for (const t of validation) keys.add(layoutKey(t.display));
   return {
     train,
+    validation,
     testLayout: makeTrials(cfg, counts.test, seen, new Rng(hashSeed(seed) ^ 0x1a70), keys, 'layout'),
     testTarget: makeTrials(cfg, counts.test, unseenTargets, new Rng(hashSeed(seed) ^ 0x7a46), keys, 'target'),
     unseenTargets,

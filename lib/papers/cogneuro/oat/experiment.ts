@@ -1,20 +1,41 @@
 /**
- * The registered experiment `oat-scanpath`: OAT against the baselines on simulated shelves, on two held-out splits
- * (unseen layouts, unseen targets), with the simulator's own variability as the ceiling and the 1-D position-encoding
- * ablation.
+ * The registered experiment `oat-scanpath`: OAT against the baselines on simulated shelves, on two held-out test splits
+ * (unseen layouts, unseen targets), with the simulator's own variability as the ceiling.
+ *
+ * Rows. `oat` (the headline) is the paper's model: a small CNN over each object's rendered crop, trained end to end
+ * (appearance.ts), ⊕ the Gaussian 2-D position code learned offline, the target as a token, and the paper's pointer
+ * (CA_head score heads + a constant-0 END), no history bias. `oat-1d` is the paper's ablation (1-D sinusoidal position
+ * codes, otherwise the same). Extra rows, not the paper's: `oat-onehot` (attribute one-hots in place of the CNN: the
+ * features given rather than seen) and `oat+history` (our fixation-history bias on the pointer, OatConfig.historyLags).
+ * Each has a `-sample` row (sampled decoding). Baselines: random, nearest, similarity, pixel (a patch-attention model).
+ *
+ * Choices, all on the validation split (new layouts with seen targets, disjoint from train and both test splits; the
+ * test splits are never used to choose): the learning rate of the headline among `lrs` (then used by every model),
+ * the number of steps of every model (its checkpoint with the lowest validation NLL, measured every `evalEvery`
+ * steps) and the lags of `oat+history` among `historyLags`. The `selection` table lists every candidate with its
+ * validation NLL.
+ *
+ * How ours differs from the paper: simulated displays (192 products of 4 attributes on 3×6–4×8 shelves, 8×8-pixel
+ * icons) and a simulated guided searcher instead of yogurt/wine shelf photos and Amazon book covers with human eye
+ * movements; a 64-wide model with 1+1 (quick) or 2+2 (full) layers instead of E 512 and 4+4; a two-convolution CNN on
+ * 8×8 crops with a two-level pyramid pool instead of the paper's CNN on 150×93 crops; greedy decoding and `samples`
+ * (2 / 10) sampled scanpaths per display instead of 100. No paper numbers are returned as `references`: the paper's
+ * tables were not reachable when this was written, and its levels (human data) would not compare with a simulator's.
  *
  * Metric names: `test_{layout|target}_{model}_{metric}` with metrics seq_score, edit_distance, found_rate,
- * fix_to_target, length, delta, step_acc and (for models with probabilities) nll. Models: oat and oat-sample (greedy
- * and sampled decoding), oat-1d and oat-1d-sample (the ablation), random, nearest, similarity, pixel, and `ceiling`: a
- * second simulated scanpath on each display scored like a model (its step_acc draws the simulator's next fixation on
- * the true prefix; its nll is the simulator's own, the lowest possible). `bayes_step_acc` is the simulator's most
- * likely next fixation: the best possible per-step accuracy. `human_*` are the test scanpaths' own statistics.
- * `train_{model}_loss` (mean per-batch loss over the last 5% of steps), `params_{model}`, `seconds_{model}`.
- * The OAT models use the fixation-history bias (historyLags, our addition); `oat-paper` (full config) is the 2-D model
- * with the paper's pointer, without it. The artifacts (for the notebook) are the splits, the trained models and each
- * split's evaluation with every model's scanpaths.
+ * fix_to_target, length, delta, step_acc and (for models with probabilities) nll; `..._{seq_score|step_acc|nll}_ci95`
+ * the 95% half-width over test displays; `test_{split}_oat_minus_{model}_seq_score` (and `_ci95`) the paired
+ * difference of the headline against each other row, display by display. `ceiling` is a second simulated scanpath on
+ * each display scored like a model (its step_acc draws the simulator's next fixation on the true prefix; its nll is the
+ * simulator's own, the lowest possible). `bayes_step_acc` is the simulator's most likely next fixation: the best
+ * possible per-step accuracy. `human_*` are the test scanpaths' own statistics. `validation_{model}_nll` and
+ * `validation_{model}_best_step` (the kept checkpoint), `validation_oat_lr`, `validation_oat+history_lags` (the
+ * choices), `train_{model}_loss` (mean per-batch loss over the last 5% of steps), `params_{model}`, `seconds_{model}`.
+ * The artifacts (for the notebook) are the splits, the trained models and each split's evaluation with every model's
+ * scanpaths.
  */
 
+import * as tf from '@tensorflow/tfjs';
 import { CATALOGUE, featureDim } from '../../../data/visual-search/displays.js';
 import {
   DEFAULT_SEARCHER,
@@ -34,6 +55,8 @@ import { bool, int, list, num, obj, oneOf, tuple } from '../../../experiments/sc
 import { train } from '../../../train/loop.js';
 import type { ProgressMode } from '../../../train/progress.js';
 import { hashSeed, Rng } from '../../../util/random.js';
+import { ShapeError } from '../../../util/shapes.js';
+import { meanCi } from '../../../util/stats.js';
 import {
   createPixelModel,
   disposePixelModel,
@@ -48,7 +71,7 @@ import {
   similarityPolicy,
 } from './baselines.js';
 import { decodeScanpaths, oatStepPredictions } from './decode.js';
-import { behaviourDelta, type ScanpathSummary, stepAccuracy, summarize } from './metrics.js';
+import { behaviourDelta, type ScanpathSummary, sequenceScore, stepAccuracy, summarize } from './metrics.js';
 import {
   createOat,
   disposeOat,
@@ -71,22 +94,33 @@ export interface OatExperimentConfig
   similarFraction: number;
   heldOutTargets: number;
   searcher: SearcherParams;
-  /** Training trials and test trials per split. */
+  /** Training trials, validation trials (unseen layouts, seen targets: every choice is made on them) and test trials per split. */
   train: number;
+  validation: number;
   test: number;
   peSize: number;
   steps: number;
   batch: number;
-  lr: number;
+  /** Learning rates tried for the headline `oat`; the one with the lowest validation NLL is used for every model. */
+  lrs: number[];
+  /** Validation NLL every this many steps; each model keeps its best checkpoint (the number of steps, chosen on validation). */
+  evalEvery: number;
   pixelSteps: number;
   /** Sampled OAT scanpaths per test display (the paper uses 100). */
   samples: number;
-  /** Also train OAT with 1-D sinusoidal position codes (the ablation). */
+  /** The paper's appearance path ('cnn': a small CNN over object crops, trained end to end) or attribute one-hots. */
+  appearance: 'cnn' | 'onehot';
+  /** Channels of the CNN's two convolutions. */
+  cnnChannels: [number, number];
+  /** Also train `oat-1d`: the paper's ablation, 1-D sinusoidal position codes (no history bias). */
   ablation: boolean;
-  /** Lags of the fixation-history bias on the pointer (0 = the paper's model; see OatConfig.historyLags). */
-  historyLags: number;
-  /** Also train `oat-paper`: the 2-D code with the paper's pointer (no history bias), to measure what the bias adds. */
-  paperPointer: boolean;
+  /** Also train `oat-onehot` (appearance 'cnn' only): attribute one-hots in place of the CNN, a simplification row. */
+  onehotRow: boolean;
+  /**
+   * Lags tried for `oat+history` (our addition, not the paper's: OatConfig.historyLags), chosen on validation NLL;
+   * empty = no such row.
+   */
+  historyLags: number[];
 }
 
 export const dataConfig = (cfg: OatExperimentConfig): VisualSearchConfig => ({
@@ -97,7 +131,30 @@ export const dataConfig = (cfg: OatExperimentConfig): VisualSearchConfig => ({
   searcher: cfg.searcher,
 });
 
-export function oatConfig(cfg: OatExperimentConfig, position: PositionKind, seed: number): OatConfig {
+/** One trained OAT: its row name and the choices that make it. */
+export interface OatVariant {
+  name: string;
+  position: PositionKind;
+  appearance: 'cnn' | 'onehot';
+  /** 0 = the paper's pointer. */
+  historyLags: number;
+  lr: number;
+}
+
+/** The paper's model (`oat`) at a learning rate: Gaussian 2-D codes, the configured appearance, no history bias. */
+export const paperVariant = (cfg: OatExperimentConfig, lr: number): OatVariant => ({
+  name: 'oat',
+  position: 'gaussian2d',
+  appearance: cfg.appearance,
+  historyLags: 0,
+  lr,
+});
+
+export function oatConfig(
+  cfg: OatExperimentConfig,
+  v: Pick<OatVariant, 'position' | 'appearance' | 'historyLags'>,
+  seed: number,
+): OatConfig {
   return {
     featureDim: featureDim(CATALOGUE),
     dModel: cfg.dModel,
@@ -106,61 +163,113 @@ export function oatConfig(cfg: OatExperimentConfig, position: PositionKind, seed
     heads: cfg.heads,
     caHeads: cfg.caHeads,
     mlpRatio: cfg.mlpRatio,
-    position,
+    position: v.position,
     peSize: cfg.peSize,
-    historyLags: cfg.historyLags,
+    historyLags: v.historyLags,
+    appearance: v.appearance,
+    cnnChannels: cfg.cnnChannels,
     seed,
   };
 }
 
 export interface TrainedOat {
+  variant: OatVariant;
   model: OatModel;
   losses: number[];
   seconds: number;
+  /** Validation NLL of the kept checkpoint and its step (1-based); absent when trained without validation trials. */
+  validationNll?: number;
+  bestStep?: number;
 }
 
-/** Train OAT with teacher forcing on the training trials (seeded, length-bucketed batches). */
+/** Mean −log p(true next fixation | true prefix) over every step of the trials (teacher forcing). */
+export function meanNll(model: OatModel, trials: Trial[]): number {
+  const probs = oatStepPredictions(model, trials).probTrue.flat();
+  return -probs.reduce((a, p) => a + Math.log(Math.max(p, 1e-12)), 0) / probs.length;
+}
+
+/**
+ * Train OAT with teacher forcing on the training trials (seeded, length-bucketed batches). With `validation` trials,
+ * the validation NLL is measured every `evalEvery` steps and after the last, and the model returned is the checkpoint
+ * with the lowest one (early stopping: the number of steps is chosen on validation, never on test).
+ */
 export async function trainOat(
   cfg: OatExperimentConfig,
-  position: PositionKind,
+  v: OatVariant,
   trials: Trial[],
-  opts: { seed: number; progress: ProgressMode },
+  opts: { seed: number; progress: ProgressMode; validation?: Trial[] },
 ): Promise<TrainedOat> {
   const t0 = performance.now();
-  const model = createOat(oatConfig(cfg, position, opts.seed));
+  const model = createOat(oatConfig(cfg, v, opts.seed));
   const batches = bucketedBatches(trials, cfg.steps, cfg.batch, opts.seed);
-  const run = await train({
-    variables: model.params,
-    steps: cfg.steps,
-    optimizer: { type: 'adam', lr: cfg.lr },
-    schedule: { type: 'cosine', warmup: Math.round(cfg.steps * 0.05) },
-    clipNorm: 1,
-    seed: opts.seed,
-    progress: opts.progress,
-    dataframe: false,
-    loss: (step) => {
-      const part = batches[step];
-      const x = oatInputs(
-        model,
-        part.map((t) => t.display),
-      );
-      const t = oatTargets(
-        part.map((tr) => tr.scanpath),
-        x.N,
-      );
-      try {
-        return oatLoss(model, x, t);
-      } finally {
-        disposeOatTargets(t);
-        disposeOatInputs(x);
-      }
-    },
-  });
+  let best: { nll: number; step: number; snapshot: tf.Tensor[] } | undefined;
+  const vars = Object.values(model.params);
+  const validation = opts.validation?.length ? opts.validation : undefined;
+  let run: Awaited<ReturnType<typeof train>>;
+  try {
+    run = await train({
+      variables: model.params,
+      steps: cfg.steps,
+      optimizer: { type: 'adam', lr: v.lr },
+      schedule: { type: 'cosine', warmup: Math.round(cfg.steps * 0.05) },
+      clipNorm: 1,
+      seed: opts.seed,
+      progress: opts.progress,
+      dataframe: false,
+      ...(validation
+        ? {
+            evalEvery: cfg.evalEvery,
+            evaluate: (step: number) => {
+              const nll = meanNll(model, validation);
+              if (!best || nll < best.nll) {
+                if (best) tf.dispose(best.snapshot);
+                best = { nll, step: step + 1, snapshot: vars.map((x) => tf.keep(x.clone())) };
+              }
+              return { validation_nll: nll };
+            },
+          }
+        : {}),
+      loss: (step) => {
+        const part = batches[step];
+        const x = oatInputs(
+          model,
+          part.map((t) => t.display),
+        );
+        const t = oatTargets(
+          part.map((tr) => tr.scanpath),
+          x.N,
+        );
+        try {
+          return oatLoss(model, x, t);
+        } finally {
+          disposeOatTargets(t);
+          disposeOatInputs(x);
+        }
+      },
+    });
+  } catch (e) {
+    if (best) tf.dispose(best.snapshot);
+    disposeOat(model);
+    throw e;
+  }
+  const kept = best as { nll: number; step: number; snapshot: tf.Tensor[] } | undefined;
+  if (kept) {
+    vars.forEach((x, i) => {
+      x.assign(kept.snapshot[i]);
+    });
+    tf.dispose(kept.snapshot);
+  }
   if (run.stopped) {
     disposeOat(model);
-    throw new Error(`oat-scanpath (${position}): training stopped: ${run.stopped.message}`);
+    throw new Error(`oat-scanpath (${v.name}): training stopped: ${run.stopped.message}`);
   }
-  return { model, losses: run.records.map((r) => r.loss), seconds: (performance.now() - t0) / 1000 };
+  return {
+    variant: v,
+    model,
+    losses: run.records.map((r) => r.loss),
+    seconds: (performance.now() - t0) / 1000,
+    ...(kept ? { validationNll: kept.nll, bestStep: kept.step } : {}),
+  };
 }
 
 /**
@@ -187,7 +296,7 @@ export function bucketedBatches(trials: Trial[], steps: number, batch: number, s
 export async function trainPixel(
   cfg: OatExperimentConfig,
   trials: Trial[],
-  opts: { seed: number; progress: ProgressMode },
+  opts: { seed: number; progress: ProgressMode; lr: number },
 ): Promise<{ model: PixelModel; losses: number[]; seconds: number }> {
   const t0 = performance.now();
   const model = createPixelModel(cfg.dModel, opts.seed);
@@ -195,7 +304,7 @@ export async function trainPixel(
   const run = await train({
     variables: model.params,
     steps: cfg.pixelSteps,
-    optimizer: { type: 'adam', lr: cfg.lr },
+    optimizer: { type: 'adam', lr: opts.lr },
     clipNorm: 1,
     seed: opts.seed,
     progress: opts.progress,
@@ -214,6 +323,23 @@ export interface ModelScores extends ScanpathSummary {
   step_acc: number;
   /** Mean −log p(true next fixation | true prefix) over steps, for models that give probabilities. */
   nll?: number;
+  /** Per test display (in trial order): sequence score (averaged over a display's samples), step accuracy, NLL. */
+  perDisplay: { seq_score: number[]; step_acc: number[]; nll?: number[] };
+}
+
+/** Sequence score of each display: the mean over its k = predicted / human scanpaths. */
+function perDisplaySeq(predicted: readonly number[][], human: readonly number[][]): number[] {
+  const k = predicted.length / human.length;
+  return human.map((h, i) => {
+    let s = 0;
+    for (let r = 0; r < k; r++) s += sequenceScore(predicted[i * k + r], h);
+    return s / k;
+  });
+}
+
+/** Step accuracy of each display (its steps' fraction of correct next-fixation predictions). */
+function perDisplayStep(predicted: readonly number[][], human: readonly number[][]): number[] {
+  return human.map((h, i) => stepAccuracy([predicted[i]], [h]));
 }
 
 /** The ceiling: a second simulated scanpath per display, and the simulator's next-step draws and modes on the true prefixes. */
@@ -227,16 +353,15 @@ export function ceilingScores(
     targets = trials.map((t) => t.display.target);
   const secondScanpaths = trials.map((t) => simulateScanpath(t.display, rng, params));
   const drawn: number[][] = [],
-    mode: number[][] = [];
-  let nll = 0,
-    steps = 0;
+    mode: number[][] = [],
+    nlls: number[] = [];
   for (const t of trials) {
     const d: number[] = [],
       m: number[] = [];
+    let nll = 0;
     for (let s = 0; s <= t.scanpath.length; s++) {
       const dist = fixationDistribution(t.display, t.scanpath.slice(0, s), params);
       nll -= Math.log(s < t.scanpath.length ? dist.next[t.scanpath[s]] : dist.end);
-      steps++;
       d.push(sampleFixation(dist, rng));
       let best = -1,
         p = dist.end;
@@ -250,14 +375,21 @@ export function ceilingScores(
     }
     drawn.push(d);
     mode.push(m);
+    nlls.push(nll / (t.scanpath.length + 1));
   }
+  const steps = human.reduce((a, h) => a + h.length + 1, 0);
   const sum = summarize(secondScanpaths, human, targets);
   return {
     second: {
       ...sum,
       delta: behaviourDelta(sum, summarize(human, human, targets)),
       step_acc: stepAccuracy(drawn, human),
-      nll: nll / steps,
+      nll: nlls.reduce((a, v, i) => a + v * (human[i].length + 1), 0) / steps,
+      perDisplay: {
+        seq_score: perDisplaySeq(secondScanpaths, human),
+        step_acc: perDisplayStep(drawn, human),
+        nll: nlls,
+      },
     },
     bayesStepAcc: stepAccuracy(mode, human),
     secondScanpaths,
@@ -274,12 +406,14 @@ export function policyScores(
   const human = trials.map((t) => t.scanpath),
     targets = trials.map((t) => t.display.target);
   const scanpaths = trials.map((t) => rollout(policy, t.display, rng));
+  const predicted = policyStepPredictions(policy, trials, rng);
   const sum = summarize(scanpaths, human, targets);
   return {
     scores: {
       ...sum,
       delta: behaviourDelta(sum, summarize(human, human, targets)),
-      step_acc: stepAccuracy(policyStepPredictions(policy, trials, rng), human),
+      step_acc: stepAccuracy(predicted, human),
+      perDisplay: { seq_score: perDisplaySeq(scanpaths, human), step_acc: perDisplayStep(predicted, human) },
     },
     scanpaths,
   };
@@ -311,6 +445,11 @@ export function oatScores(
       delta: behaviourDelta(sum, summarize(human, human, targets)),
       step_acc: stepAccuracy(steps.predicted, human),
       nll,
+      perDisplay: {
+        seq_score: perDisplaySeq(scanpaths, human),
+        step_acc: perDisplayStep(steps.predicted, human),
+        nll: steps.probTrue.map((ps) => -ps.reduce((a, p) => a + Math.log(Math.max(p, 1e-12)), 0) / ps.length),
+      },
     },
     scanpaths,
   };
@@ -326,40 +465,123 @@ export const SCORE_KEYS = [
   'step_acc',
   'nll',
 ] as const;
+/** Scores that get a 95% interval over test displays (`{key}_ci95`). */
+export const CI_KEYS = ['seq_score', 'step_acc', 'nll'] as const;
 export const SPLITS = { layout: 'unseen layouts', target: 'unseen targets' } as const;
 
-/** Every trained model of a run: OAT, the 1-D ablation (when configured) and the pixel baseline. */
+/** One candidate tried for a choice, with the validation NLL that decided it. */
+export interface SelectionRow {
+  model: string;
+  candidate: string;
+  validation_nll: number;
+  best_step: number;
+  chosen: boolean;
+}
+
+/** Every trained model of a run: the OAT rows, the pixel baseline and how each choice was made on validation. */
 export interface TrainedModels {
   oat: Map<string, TrainedOat>;
   pixel: { model: PixelModel; losses: number[]; seconds: number };
+  selection: SelectionRow[];
 }
 
+/** Trains candidates one after another and keeps the one with the lowest validation NLL (the others are disposed). */
+async function pickOnValidation(
+  model: string,
+  candidates: { label: string; variant: OatVariant }[],
+  run: (v: OatVariant) => Promise<TrainedOat>,
+  selection: SelectionRow[],
+): Promise<TrainedOat> {
+  let best: TrainedOat | undefined;
+  const rows: SelectionRow[] = [];
+  try {
+    for (const c of candidates) {
+      const t = await run(c.variant);
+      rows.push({
+        model,
+        candidate: c.label,
+        validation_nll: t.validationNll ?? Number.NaN,
+        best_step: t.bestStep ?? Number.NaN,
+        chosen: false,
+      });
+      if (!best || (t.validationNll ?? Infinity) < (best.validationNll ?? Infinity)) {
+        if (best) disposeOat(best.model);
+        best = t;
+      } else disposeOat(t.model);
+    }
+  } catch (e) {
+    if (best) disposeOat(best.model);
+    throw e;
+  }
+  const kept = best!;
+  rows[candidates.findIndex((c) => c.variant === kept.variant)].chosen = true;
+  selection.push(...rows);
+  return kept;
+}
+
+/**
+ * The models of a run, every choice on the validation trials: the headline `oat` (the paper's model) at each of
+ * `lrs`, keeping the lowest validation NLL; then at that learning rate `oat-1d` (the paper's ablation), `oat-onehot`
+ * (the one-hot simplification) and `oat+history` at each of `historyLags` (kept by validation NLL); every model keeps
+ * its best validation checkpoint. Then the pixel baseline at the chosen learning rate.
+ */
 export async function trainModels(
   cfg: OatExperimentConfig,
   train: Trial[],
+  validation: Trial[],
   ctx: Pick<ExperimentContext, 'seed' | 'progress' | 'log'>,
 ): Promise<TrainedModels> {
-  const variants: { name: string; position: PositionKind; historyLags: number }[] = [
-    { name: 'oat', position: 'gaussian2d', historyLags: cfg.historyLags },
-  ];
-  if (cfg.ablation) variants.push({ name: 'oat-1d', position: 'sinusoidal1d', historyLags: cfg.historyLags });
-  if (cfg.paperPointer) variants.push({ name: 'oat-paper', position: 'gaussian2d', historyLags: 0 });
   const oat = new Map<string, TrainedOat>();
+  const selection: SelectionRow[] = [];
+  const run = (v: OatVariant) => {
+    ctx.log(
+      `oat-scanpath: training ${v.name} (${v.appearance}, ${v.position}, history ${v.historyLags}, lr ${v.lr}; ${cfg.steps} steps, batch ${cfg.batch}, ${train.length} training trials)`,
+    );
+    return trainOat(cfg, v, train, { seed: ctx.seed, progress: ctx.progress, validation });
+  };
   try {
-    for (const v of variants) {
-      ctx.log(
-        `oat-scanpath: training ${v.name} (${cfg.steps} steps, batch ${cfg.batch}, ${train.length} training trials)`,
-      );
+    const head = await pickOnValidation(
+      'oat',
+      cfg.lrs.map((lr) => ({ label: `lr ${lr}`, variant: paperVariant(cfg, lr) })),
+      run,
+      selection,
+    );
+    oat.set('oat', head);
+    const lr = head.variant.lr;
+    const single = async (v: OatVariant) => {
+      const t = await run(v);
+      selection.push({
+        model: v.name,
+        candidate: `lr ${lr} (the headline's)`,
+        validation_nll: t.validationNll ?? Number.NaN,
+        best_step: t.bestStep ?? Number.NaN,
+        chosen: true,
+      });
+      oat.set(v.name, t);
+    };
+    if (cfg.ablation) await single({ ...head.variant, name: 'oat-1d', position: 'sinusoidal1d' });
+    if (cfg.onehotRow && cfg.appearance === 'cnn')
+      await single({ ...head.variant, name: 'oat-onehot', appearance: 'onehot' });
+    if (cfg.historyLags.length) {
       oat.set(
-        v.name,
-        await trainOat({ ...cfg, historyLags: v.historyLags }, v.position, train, {
-          seed: ctx.seed,
-          progress: ctx.progress,
-        }),
+        'oat+history',
+        await pickOnValidation(
+          'oat+history',
+          cfg.historyLags.map((L) => ({
+            label: `lags ${L}`,
+            variant: { ...head.variant, name: 'oat+history', historyLags: L },
+          })),
+          run,
+          selection,
+        ),
       );
     }
-    ctx.log(`oat-scanpath: training the pixel baseline (${cfg.pixelSteps} steps)`);
-    return { oat, pixel: await trainPixel(cfg, train, { seed: ctx.seed, progress: ctx.progress }) };
+    ctx.log(`oat-scanpath: training the pixel baseline (${cfg.pixelSteps} steps, lr ${lr})`);
+    return {
+      oat,
+      pixel: await trainPixel(cfg, train, { seed: ctx.seed, progress: ctx.progress, lr }),
+      selection,
+    };
   } catch (e) {
     for (const t of oat.values()) disposeOat(t.model);
     throw e;
@@ -425,14 +647,26 @@ export interface OatArtifacts {
   dispose(): void;
 }
 
+/** The paired difference headline − other on a per-display score: mean and 95% half-width over the test displays. */
+export function pairedDifference(a: readonly number[], b: readonly number[]): { mean: number; ci95: number } {
+  if (a.length !== b.length) throw new ShapeError(`pairedDifference: ${a.length} values vs ${b.length}`);
+  const { mean, ci95 } = meanCi(a.map((v, i) => v - b[i]));
+  return { mean, ci95 };
+}
+
 export async function runOatExperiment(
   cfg: OatExperimentConfig,
   ctx: ExperimentContext,
 ): Promise<ExperimentOutput<OatArtifacts>> {
-  const splits = makeSplits(dataConfig(cfg), { train: cfg.train, test: cfg.test }, ctx.seed);
+  const splits = makeSplits(
+    dataConfig(cfg),
+    { train: cfg.train, validation: cfg.validation, test: cfg.test },
+    ctx.seed,
+  );
   const metrics: Record<string, number> = {};
   const rows: Record<string, string | number>[] = [];
-  const models = await trainModels(cfg, splits.train, ctx);
+  const differences: Record<string, string | number>[] = [];
+  const models = await trainModels(cfg, splits.train, splits.validation, ctx);
   const evaluations = {} as OatArtifacts['evaluations'];
   try {
     for (const [name, t] of models.oat) {
@@ -440,7 +674,12 @@ export async function runOatExperiment(
       metrics[`train_${name}_loss`] = tail.reduce((a, b) => a + b, 0) / tail.length;
       metrics[`params_${name}`] = oatParameterCount(t.model);
       metrics[`seconds_${name}`] = t.seconds;
+      if (t.validationNll !== undefined) metrics[`validation_${name}_nll`] = t.validationNll;
+      if (t.bestStep !== undefined) metrics[`validation_${name}_best_step`] = t.bestStep;
     }
+    metrics.validation_oat_lr = models.oat.get('oat')!.variant.lr;
+    const hist = models.oat.get('oat+history');
+    if (hist) metrics['validation_oat+history_lags'] = hist.variant.historyLags;
     const pl = models.pixel.losses.slice(-10);
     metrics.train_pixel_loss = pl.reduce((a, b) => a + b, 0) / pl.length;
     metrics.seconds_pixel = models.pixel.seconds;
@@ -460,7 +699,24 @@ export async function runOatExperiment(
       metrics[`test_${split}_bayes_step_acc`] = r.bayesStepAcc;
       for (const [model, s] of Object.entries(r.scores)) {
         for (const k of SCORE_KEYS) if (Number.isFinite(s[k])) metrics[`test_${split}_${model}_${k}`] = s[k]!;
+        for (const k of CI_KEYS) {
+          const v = s.perDisplay[k];
+          if (v) metrics[`test_${split}_${model}_${k}_ci95`] = meanCi(v).ci95;
+        }
         rows.push(scoreRow(SPLITS[split], model, s));
+      }
+      const head = r.scores.oat;
+      for (const [model, s] of Object.entries(r.scores)) {
+        if (model === 'oat' || model === 'ceiling' || model.endsWith('-sample')) continue;
+        const d = pairedDifference(head.perDisplay.seq_score, s.perDisplay.seq_score);
+        metrics[`test_${split}_oat_minus_${model}_seq_score`] = d.mean;
+        metrics[`test_${split}_oat_minus_${model}_seq_score_ci95`] = d.ci95;
+        differences.push({
+          split: SPLITS[split],
+          versus: model,
+          seq_score_diff: +d.mean.toFixed(4),
+          ci95: +d.ci95.toFixed(4),
+        });
       }
     }
   } catch (e) {
@@ -468,13 +724,29 @@ export async function runOatExperiment(
     throw e;
   }
   const artifacts: OatArtifacts = { splits, models, evaluations, dispose: () => disposeModels(models) };
-  return { metrics, tables: { results: rows }, summary: summarizeRun(cfg, metrics), artifacts };
+  const selection = models.selection.map((r) => ({
+    ...r,
+    validation_nll: +r.validation_nll.toFixed(4),
+  }));
+  return {
+    metrics,
+    tables: { results: rows, differences, selection },
+    summary: summarizeRun(cfg, metrics),
+    artifacts,
+  };
 }
 
-/** One table row: the split, the model and its scores rounded to 4 places. */
+/** One table row: the split, the model, its scores rounded to 4 places and the 95% intervals over test displays. */
 export function scoreRow(split: string, model: string, s: ModelScores): Record<string, string | number> {
   const round = (v: number | undefined) => (v === undefined ? '' : Number.isFinite(v) ? +v.toFixed(4) : v);
-  return { split, model, ...Object.fromEntries(SCORE_KEYS.map((k) => [k, round(s[k])])) };
+  return {
+    split,
+    model,
+    ...Object.fromEntries(SCORE_KEYS.map((k) => [k, round(s[k])])),
+    ...Object.fromEntries(
+      CI_KEYS.map((k) => [`${k}_ci95`, s.perDisplay[k] ? round(meanCi(s.perDisplay[k]!).ci95) : '']),
+    ),
+  };
 }
 
 export const BASELINES = ['random', 'nearest', 'similarity', 'pixel'] as const;
@@ -483,15 +755,19 @@ function summarizeRun(cfg: OatExperimentConfig, m: Record<string, number>): stri
   const f = (v: number | undefined) => (v === undefined ? 'n/a' : v.toFixed(3));
   const parts = Object.entries(SPLITS).map(([split, label]) => {
     const best = Math.max(...BASELINES.map((b) => m[`test_${split}_${b}_seq_score`] ?? -Infinity));
-    const abl =
-      (cfg.ablation ? `, 1-D PE ${f(m[`test_${split}_oat-1d_seq_score`])}` : '') +
-      (cfg.paperPointer ? `, paper pointer ${f(m[`test_${split}_oat-paper_seq_score`])}` : '');
-    return `${label}: OAT ${f(m[`test_${split}_oat_seq_score`])} (sampled ${f(m[`test_${split}_oat-sample_seq_score`])}${abl}) vs best baseline ${f(best)}, ceiling ${f(m[`test_${split}_ceiling_seq_score`])}`;
+    const extra = (['oat-1d', 'oat-onehot', 'oat+history'] as const)
+      .filter((k) => m[`test_${split}_${k}_seq_score`] !== undefined)
+      .map((k) => `, ${k} ${f(m[`test_${split}_${k}_seq_score`])}`)
+      .join('');
+    return `${label}: OAT ${f(m[`test_${split}_oat_seq_score`])} ± ${f(m[`test_${split}_oat_seq_score_ci95`])} (sampled ${f(m[`test_${split}_oat-sample_seq_score`])}${extra}) vs best baseline ${f(best)}, ceiling ${f(m[`test_${split}_ceiling_seq_score`])}`;
   });
-  return `Sequence score (Needleman-Wunsch / max length) on held-out displays; ${parts.join('; ')}.`;
+  return `Sequence score (Needleman-Wunsch / max length) on held-out displays, OAT = the paper's model (${cfg.appearance} appearance, Gaussian 2-D codes, no history bias), lr ${f(m.validation_oat_lr)} chosen on validation; ${parts.join('; ')}.`;
 }
 
-const base: Omit<OatExperimentConfig, 'train' | 'test' | 'steps' | 'pixelSteps' | 'samples' | 'dModel' | 'batch'> = {
+const base: Omit<
+  OatExperimentConfig,
+  'train' | 'validation' | 'test' | 'steps' | 'pixelSteps' | 'samples' | 'dModel' | 'batch' | 'lrs' | 'historyLags'
+> = {
   layout: 'shelf',
   sizes: [
     [3, 6],
@@ -507,36 +783,44 @@ const base: Omit<OatExperimentConfig, 'train' | 'test' | 'steps' | 'pixelSteps' 
   caHeads: 2,
   mlpRatio: 2,
   peSize: 16,
-  lr: 3e-3,
+  evalEvery: 100,
+  appearance: 'cnn',
+  cnnChannels: [8, 16],
   ablation: true,
-  historyLags: 20,
-  paperPointer: false,
+  onehotRow: true,
 };
 
 export const OAT_EXPERIMENT: { quick: OatExperimentConfig; full: OatExperimentConfig } = {
   quick: {
     ...base,
     train: 10000,
+    validation: 150,
     test: 150,
     dModel: 64,
     encoderLayers: 1,
     decoderLayers: 1,
     batch: 32,
     steps: 600,
+    lrs: [3e-3],
+    // The extra rows (one-hots, history bias) and the lr choice are full-config only: quick keeps the notebook fast.
+    onehotRow: false,
+    historyLags: [],
     pixelSteps: 150,
     samples: 2,
   },
   full: {
     ...base,
     train: 30000,
+    validation: 300,
     test: 500,
     dModel: 64,
     batch: 64,
-    steps: 3000,
+    steps: 1500,
+    evalEvery: 250,
+    lrs: [2e-3, 4e-3],
+    historyLags: [5, 20],
     pixelSteps: 1000,
     samples: 10,
-    lr: 2e-3,
-    paperPointer: true,
   },
 };
 
@@ -564,16 +848,20 @@ export const oatConfigSchema = obj<OatExperimentConfig>({
     temperature: num({ gt: 0 }),
   }),
   train: int({ min: 1 }),
+  validation: int({ min: 1 }),
   test: int({ min: 1 }),
   peSize: int({ min: 1 }),
   steps: int({ min: 1 }),
   batch: int({ min: 1 }),
-  lr: num({ gt: 0 }),
+  lrs: list(num({ gt: 0 }), { min: 1 }),
+  evalEvery: int({ min: 1 }),
   pixelSteps: int({ min: 1 }),
   samples: int({ min: 1 }),
+  appearance: oneOf('cnn', 'onehot'),
+  cnnChannels: tuple<[number, number]>(int({ min: 1 }), int({ min: 1 })),
   ablation: bool(),
-  historyLags: int({ min: 1 }),
-  paperPointer: bool(),
+  onehotRow: bool(),
+  historyLags: list(int({ min: 1 })),
 });
 
 export const oatScanpath = defineExperiment<OatExperimentConfig, OatArtifacts>({
@@ -582,7 +870,7 @@ export const oatScanpath = defineExperiment<OatExperimentConfig, OatArtifacts>({
   paper:
     'Fang, Yu, Zhang, van der Lans, Shi 2024, OAT: Object-Level Attention Transformer for Gaze Scanpath Prediction, ECCV, https://arxiv.org/abs/2407.13335',
   description:
-    'Object-level scanpaths on simulated shelves: OAT (Gaussian 2-D position codes, and the 1-D sinusoidal ablation) vs random, nearest-neighbour, target-similarity and pixel-level baselines on unseen layouts and unseen targets, with the simulator ceiling.',
+    "Object-level scanpaths on simulated shelves: OAT as the paper builds it (a CNN over object crops, Gaussian 2-D position codes, the paper's pointer) and its 1-D position ablation, with attribute one-hots and our fixation-history bias as extra rows, vs random, nearest-neighbour, target-similarity and pixel-level baselines on unseen layouts and unseen targets, every choice on a validation split, with the simulator ceiling.",
   quick: OAT_EXPERIMENT.quick,
   full: OAT_EXPERIMENT.full,
   run: runOatExperiment,

@@ -17,7 +17,8 @@
  * Shape legend: b batch (displays), N objects (padded), S = N + 1 source tokens (target first), p = N + 1 pointer
  * positions (END first), m decoder steps, E model width, F appearance features, H attention heads, C pointer heads.
  *
- * Files: position.ts (the Gaussian 2-D position table, learned offline, and the 1-D sinusoidal ablation), model.ts
+ * Files: position.ts (the Gaussian 2-D position table, learned offline, and the 1-D sinusoidal ablation), appearance.ts
+ * (the CNN over object crops, the paper's appearance path, and its float64 reference), model.ts
  * (encoder, decoder, pointer head, teacher-forcing loss), decode.ts (greedy and sampled scanpaths, step predictions,
  * attention maps), baselines.ts (random, nearest, similarity and the pixel-level patch model), metrics.ts (sequence
  * score, edit distance, behaviour and delta, per-step accuracy), experiment.ts (the registered `oat-scanpath`),
@@ -25,7 +26,8 @@
  * The data (displays, the simulated searcher, splits, the CSV loader) is lib/data/visual-search, re-exported here.
  *
  *   const splits = makeSplits(DEFAULT_VISUAL_SEARCH, { train: 10000, test: 150 }, 0);
- *   const { model } = await trainOat(OAT_EXPERIMENT.quick, 'gaussian2d', splits.train, { seed: 0, progress: false });
+ *   const cfg = OAT_EXPERIMENT.quick;
+ *   const { model } = await trainOat(cfg, paperVariant(cfg, 3e-3), splits.train, { seed: 0, progress: false });
  *   const paths = decodeScanpaths(model, splits.testLayout.map((t) => t.display), { mode: 'greedy', maxFixations: 20 });
  *   summarize(paths, splits.testLayout.map((t) => t.scanpath), splits.testLayout.map((t) => t.display.target));
  */
@@ -44,6 +46,7 @@ export {
   makeDisplay,
   makeSplits,
   makeTrials,
+  objectCrops,
   parseScanpathCsv,
   renderDisplay,
   renderTarget,
@@ -53,10 +56,12 @@ export {
   scanpathsToCsv,
   simulateScanpath,
   type Trial,
+  targetCrop,
   type VisualObject,
   type VisualSearchConfig,
   type VisualSearchSplits,
 } from '../../../data/visual-search/index.js';
+export { type CropCnn64, type CropCnnWeights, cropCnn, cropCnn64, makeCropCnn } from './appearance.js';
 export {
   createPixelModel,
   disposePixelModel,
@@ -74,11 +79,16 @@ export {
   dataConfig,
   disposeModels,
   evaluateSplit,
+  meanNll,
   OAT_EXPERIMENT,
   type OatArtifacts,
   type OatExperimentConfig,
+  type OatVariant,
   oatConfig,
   oatScanpath,
+  pairedDifference,
+  paperVariant,
+  type SelectionRow,
   type SplitEvaluation,
   type TrainedModels,
   type TrainedOat,
@@ -97,6 +107,7 @@ export {
   summarize,
 } from './metrics.js';
 export {
+  appearanceTokens,
   createOat,
   decodeOat,
   decoderInputs,

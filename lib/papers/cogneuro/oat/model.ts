@@ -13,10 +13,17 @@
  *   s_c[i,j] = (W_dc h_i)·(W_ec memory_j) / √E  for objects j;  s_c[i, END] = 0
  *   logits   = Σ_c r_c s_c + r_0,  p(f_i = j | f_<i) = softmax_j(logits)     pointer over objects ∪ {END}
  *
+ * With `appearance: 'cnn'` (the paper's appearance path) the appearance half of a token is a small CNN over the
+ * object's crop instead of a linear map of its attribute one-hots (appearance.ts), and the target token adds a learned
+ * vector `embed.target` in place of the flag:
+ *
+ *   token_j  = CNN(crop_j) ⊕ pos_j,   token_T = CNN(target crop) + e_T ⊕ 0
+ *
  * With `historyLags` > 0 (our addition, see OatConfig) the object logits also get Σ_{s ≤ i} w[i − s] [f_{s−1} = j].
  */
 import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../../../backend/ops.js';
+import { CROP_PX, objectCrops, targetCrop } from '../../../data/visual-search/crops.js';
 import { displayFeatures, type SearchDisplay } from '../../../data/visual-search/displays.js';
 import {
   type BlockConfig,
@@ -32,6 +39,7 @@ import { makeAttention, makeMlp, makeNorm } from '../../../layers/weights.js';
 import { sinusoidal } from '../../../positional/index.js';
 import { fmt, ShapeError } from '../../../util/shapes.js';
 import { maskLogits } from '../pointer/model.js';
+import { type CropCnnWeights, cropCnn, makeCropCnn } from './appearance.js';
 import { type GaussianPe, learnGaussianPe, type PositionKind, positionCodes } from './position.js';
 
 export interface OatConfig {
@@ -55,6 +63,14 @@ export interface OatConfig {
    * and refixation a direct path. Up to `historyLags` lags (default 0 = off, the paper's model).
    */
   historyLags?: number;
+  /**
+   * How the appearance half of a token is made: 'onehot' (default) a linear map of the attribute one-hots (a
+   * simplification: the features are given, not seen); 'cnn' the paper's path, a small CNN over the object's rendered
+   * crop trained end to end (appearance.ts).
+   */
+  appearance?: 'onehot' | 'cnn';
+  /** Channels of the CNN's two convolutions (appearance 'cnn'; default [8, 16]). */
+  cnnChannels?: [number, number];
   seed: number;
 }
 
@@ -76,13 +92,20 @@ export function createOat(config: OatConfig): OatModel {
   if (!(Number.isInteger(F) && F > 0))
     throw new ShapeError(`createOat: featureDim must be a positive integer, got ${F}`);
   if (!(Number.isInteger(C) && C > 0)) throw new ShapeError(`createOat: caHeads must be a positive integer, got ${C}`);
+  if (config.appearance !== undefined && config.appearance !== 'onehot' && config.appearance !== 'cnn')
+    throw new ShapeError(`createOat: appearance must be 'onehot' or 'cnn', got '${config.appearance}'`);
   const p = new ParamFactory({ scope: 'oat', seed });
   const cfg = blockConfig(config);
   const xavier = { weights: 'xavierUniform' } as const;
   // Variables are made in this order under these keys (each key seeds its variable); the blocks name their norms .g/.b.
   const norm = (name: string) => makeNorm(p.child(name), E, { gamma: 'g', beta: 'b' });
-  p.variable('embed.wa', [F + 1, E / 2], 'xavierUniform');
-  p.variable('embed.ba', [E / 2], 'zeros');
+  if (config.appearance === 'cnn') {
+    makeCropCnn(p.child('embed.cnn'), config.cnnChannels ?? [8, 16], E / 2);
+    p.variable('embed.target', [E / 2], { normal: 0.1 });
+  } else {
+    p.variable('embed.wa', [F + 1, E / 2], 'xavierUniform');
+    p.variable('embed.ba', [E / 2], 'zeros');
+  }
   p.variable('dec.bos', [E], { normal: 0.1 });
   const encBlocks = Array.from({ length: config.encoderLayers }, (_, l): BlockParams => {
     const attn = makeAttention(p.child(`enc.${l}.attn`), cfg, xavier);
@@ -138,6 +161,8 @@ export interface OatInputs {
   keyValid: tf.Tensor4D;
   /** [b, 1, p] 1 on END and the real objects (pointer validity). */
   pointerValid: tf.Tensor3D;
+  /** [b · S, s, s, 3] crops, row r · S + t = source token t of display r (appearance 'cnn' only; padding = 0). */
+  crops?: tf.Tensor4D;
   /** Objects per display. */
   lengths: number[];
   N: number;
@@ -154,6 +179,9 @@ export function oatInputs(model: OatModel, displays: SearchDisplay[]): OatInputs
   const pos = new Float32Array(b * S * (E / 2));
   const keyValid = new Float32Array(b * S);
   const pointerValid = new Float32Array(b * (N + 1));
+  const cnn = model.config.appearance === 'cnn';
+  const crop = CROP_PX * CROP_PX * 3;
+  const crops = cnn ? new Float32Array(b * S * crop) : undefined;
   displays.forEach((d, r) => {
     const fs = displayFeatures(d);
     if (fs[0].length !== F)
@@ -170,6 +198,10 @@ export function oatInputs(model: OatModel, displays: SearchDisplay[]): OatInputs
     });
     keyValid.fill(1, r * S, r * S + 1 + d.objects.length);
     pointerValid.fill(1, r * (N + 1), r * (N + 1) + 1 + d.objects.length);
+    if (crops) {
+      crops.set(targetCrop(d), r * S * crop);
+      crops.set(objectCrops(d), (r * S + 1) * crop);
+    }
   });
   return {
     displays,
@@ -179,11 +211,12 @@ export function oatInputs(model: OatModel, displays: SearchDisplay[]): OatInputs
     pos: tf.tensor3d(pos, [b, S, E / 2]),
     keyValid: tf.tensor4d(keyValid, [b, 1, 1, S]),
     pointerValid: tf.tensor3d(pointerValid, [b, 1, N + 1]),
+    ...(crops ? { crops: tf.tensor4d(crops, [b * S, CROP_PX, CROP_PX, 3]) } : {}),
   };
 }
 
 export function disposeOatInputs(x: OatInputs): void {
-  tf.dispose([x.feats, x.pos, x.keyValid, x.pointerValid]);
+  tf.dispose([x.feats, x.pos, x.keyValid, x.pointerValid, ...(x.crops ? [x.crops] : [])]);
 }
 
 /** Named attention maps of one forward pass (an activation cache: the caller owns and disposes the tensors). */
@@ -203,11 +236,31 @@ function attentionRecorder(cache?: OatAttention): HookRegistry | undefined {
   return hooks;
 }
 
+/** Appearance halves [b, S, E/2] of the source tokens: the one-hot map, or the CNN over crops (+ e_T on the target). */
+export function appearanceTokens(model: OatModel, x: OatInputs): tf.Tensor3D {
+  const P = model.params;
+  if (model.config.appearance !== 'cnn') return linear(x.feats, P['embed.wa'], P['embed.ba']) as tf.Tensor3D;
+  if (!x.crops) throw new ShapeError("appearanceTokens: the model's appearance is 'cnn' but the inputs have no crops");
+  const [b, S, F1] = x.feats.shape;
+  const E2 = model.config.dModel / 2;
+  return tf.tidy(() => {
+    const W: CropCnnWeights = {
+      w1: P['embed.cnn.w1'],
+      b1: P['embed.cnn.b1'],
+      w2: P['embed.cnn.w2'],
+      b2: P['embed.cnn.b2'],
+      wf: P['embed.cnn.wf'],
+      bf: P['embed.cnn.bf'],
+    };
+    const app = cropCnn(W, x.crops!).reshape([b, S, E2]);
+    const flag = x.feats.slice([0, 0, F1 - 1], [b, S, 1]); // 1 on the target token
+    return app.add(flag.mul(P['embed.target'])) as tf.Tensor3D;
+  });
+}
+
 /** Source tokens [b, S, E]: appearance ⊕ position. */
 export function sourceTokens(model: OatModel, x: OatInputs): tf.Tensor3D {
-  const P = model.params;
-  const app = linear(x.feats, P['embed.wa'], P['embed.ba']); // [b, S, E/2]
-  return tf.concat([app, x.pos], 2) as tf.Tensor3D;
+  return tf.tidy(() => tf.concat([appearanceTokens(model, x), x.pos], 2) as tf.Tensor3D);
 }
 
 /** Encoder: memory [b, S, E] (pre-norm blocks, padding keys masked). */
