@@ -3,7 +3,9 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { formatTable, median, selectWorkloads, WORKLOADS } from '../lib/bench/index.js';
+import { loadAddon } from '../lib/backend/native/load.js';
+import { formatTable, median, PEAK_GFLOPS, selectWorkloads, WORKLOADS } from '../lib/bench/index.js';
+import { measurePeak, peakText } from '../lib/bench/runner.js';
 import { benchCommand } from '../lib/cli/bench.js';
 
 describe('attnlab bench', () => {
@@ -52,7 +54,31 @@ describe('attnlab bench', () => {
       expect(row.gflops).toBeGreaterThan(0);
     }
     expect(logs.join('\n')).toContain('gemm-256');
+    // % of peak is against the peak measured in this run (FMA probe before and after), when the addon is built.
+    const peak = report.machine.peak;
+    expect(report.machine.nominalPeakGflops).toBe(PEAK_GFLOPS);
+    if (loadAddon()) {
+      expect(peak.source).toBe('fma-probe');
+      expect(peak.probes).toHaveLength(2);
+      expect(report.machine.peakGflops).toBe(Math.max(...peak.probes));
+    } else expect(peak.source).toBe('nominal');
+    for (const row of report.rows) expect(row.peakFraction).toBeCloseTo(row.gflops / report.machine.peakGflops, 9);
+    expect(formatTable(report)).toContain(peakText(report.machine));
     expect(formatTable(report)).toMatch(/workload\s+backend\s+path\s+median ms/);
+  });
+
+  it('measures the FMA peak with the native probe, and names a bad argument', () => {
+    const addon = loadAddon();
+    if (!addon) return; // no native build: the report falls back to the nominal peak (checked above)
+    const r = addon.fmaPeak(0.05, 1);
+    expect(r.threads).toBe(1);
+    expect(r.isa).toBe(addon.info().isa);
+    // One core of any x86-64 this runs on does between 1 and 1000 fp32 GFLOP/s.
+    expect(r.gflops).toBeGreaterThan(1);
+    expect(r.gflops).toBeLessThan(1000);
+    expect(measurePeak(0.05).source).toBe('fma-probe');
+    expect(() => addon.fmaPeak(0, 1)).toThrow(/fmaPeak: seconds must be in \(0, 10\], got 0/);
+    expect(() => addon.fmaPeak(0.1, 1.5)).toThrow(/fmaPeak: threads must be an integer in \[1, 256\], got 1.5/);
   });
 
   it('rejects bad options with a usage message and exit code 2', async () => {

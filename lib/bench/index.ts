@@ -7,6 +7,6 @@
 export { ensureTorch, findTorchPython, peerScript, TorchPeer } from './peer.js';
 export { type ProfileOptions, type ProfileResult, type ProfileRow, profile } from './profile.js';
 export type { BenchOptions, BenchReport, BenchRow } from './runner.js';
-export { formatTable, median, PEAK_GFLOPS, runBench } from './runner.js';
+export { formatTable, measurePeak, median, PEAK_GFLOPS, type PeakMeasurement, peakText, runBench } from './runner.js';
 export type { Instance, Target, Workload } from './workloads.js';
 export { selectWorkloads, TOYLM, WORKLOADS } from './workloads.js';

@@ -165,6 +165,8 @@ export interface NativeAddon {
   ): void;
   info(): { isa: string; threads: number; blas: string };
   setThreads(n: number): void;
+  /** The fp32 FMA throughput of `threads` threads running the probe for `seconds` (kernels.inc fma_probe). */
+  fmaPeak(seconds: number, threads: number): { gflops: number; threads: number; isa: string; seconds: number };
 }
 
 /** Where the built addon lives (or would). */

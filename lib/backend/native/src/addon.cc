@@ -15,6 +15,7 @@
 #include <node_api.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cmath>
 #include <cstdarg>
@@ -155,12 +156,15 @@ struct Kernels {
   decltype(&k_base::flash_fwd) flash_fwd;
   decltype(&k_base::flash_delta) flash_delta;
   decltype(&k_base::flash_bwd) flash_bwd;
+  decltype(&k_base::fma_probe_flops) fma_probe_flops;
+  decltype(&k_base::fma_probe) fma_probe;
 };
 #define ATTNLAB_TABLE(ns, name)                                                                                     \
   Kernels {                                                                                                         \
     name, ns::unary, ns::binary, ns::reduce_inner, ns::reduce_middle, ns::softmax_rows, ns::gelu_grad, ns::adam,    \
         ns::layernorm_fwd, ns::layernorm_bwd, ns::flash_scratch_floats,                                             \
-        ns::flash_bwd_scratch_floats, ns::flash_fwd, ns::flash_delta, ns::flash_bwd                                 \
+        ns::flash_bwd_scratch_floats, ns::flash_fwd, ns::flash_delta, ns::flash_bwd, ns::fma_probe_flops,          \
+        ns::fma_probe                                                                                               \
   }
 Kernels K;
 
@@ -1012,6 +1016,68 @@ int default_threads() {
   return hw == 0 ? 1 : hw > 2 ? 2 : (int)hw;
 }
 
+// fmaPeak(seconds, threads): the machine's fp32 FMA throughput as this build's kernels can use it. `threads` plain
+// threads (not the pool, whose workers may sit out a job) each run the probe in rounds of 2^16 until `seconds` have
+// passed; the result is the sum of the threads' own rates, in GFLOP/s. Returns {gflops, threads, isa, seconds}.
+volatile float fma_sink = 0;
+napi_value FmaPeak(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  double seconds = 0, threads = 0;
+  if (argc < 2 || napi_get_value_double(env, argv[0], &seconds) != napi_ok ||
+      napi_get_value_double(env, argv[1], &threads) != napi_ok) {
+    napi_throw_type_error(env, "ATTNLAB_NATIVE", "attnlab native fmaPeak: expected (seconds: number, threads: number)");
+    return nullptr;
+  }
+  if (!(seconds > 0 && seconds <= 10)) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "attnlab native fmaPeak: seconds must be in (0, 10], got %g", seconds);
+    napi_throw_range_error(env, "ATTNLAB_NATIVE", msg);
+    return nullptr;
+  }
+  if (!(threads >= 1 && threads <= 256 && threads == std::floor(threads))) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "attnlab native fmaPeak: threads must be an integer in [1, 256], got %g", threads);
+    napi_throw_range_error(env, "ATTNLAB_NATIVE", msg);
+    return nullptr;
+  }
+  const int n = (int)threads;
+  std::vector<double> rate(n, 0.0);
+  std::vector<float> sink(n, 0.0f);
+  auto work = [&](int t) {
+    using clk = std::chrono::steady_clock;
+    const auto t0 = clk::now();
+    long rounds = 0;
+    double elapsed = 0;
+    do {
+      sink[t] += K.fma_probe(1L << 16);
+      rounds += 1L << 16;
+      elapsed = std::chrono::duration<double>(clk::now() - t0).count();
+    } while (elapsed < seconds);
+    rate[t] = rounds * K.fma_probe_flops() / elapsed;
+  };
+  std::vector<std::thread> ts;
+  for (int t = 1; t < n; t++) ts.emplace_back(work, t);
+  work(0);
+  for (auto& th : ts) th.join();
+  double total = 0;
+  float s = 0;
+  for (int t = 0; t < n; t++) total += rate[t], s += sink[t];
+  fma_sink = s;  // keeps the probe's result live
+  napi_value obj, v;
+  napi_create_object(env, &obj);
+  napi_create_double(env, total / 1e9, &v);
+  napi_set_named_property(env, obj, "gflops", v);
+  napi_create_int32(env, n, &v);
+  napi_set_named_property(env, obj, "threads", v);
+  napi_create_string_utf8(env, K.isa, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, obj, "isa", v);
+  napi_create_double(env, seconds, &v);
+  napi_set_named_property(env, obj, "seconds", v);
+  return obj;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   choose_kernels();
   openblas_set_num_threads(1);
@@ -1035,6 +1101,7 @@ napi_value Init(napi_env env, napi_value exports) {
              {"linearScan", guarded<LinearScan>},
              {"linearScanGrad", guarded<LinearScanGrad>},
              {"info", Info},
+             {"fmaPeak", FmaPeak},
              {"setThreads", guarded<SetThreads>}};
   for (auto& f : fns) {
     napi_value fn;

@@ -31,6 +31,8 @@ struct Attn {
   void flash_delta(const float* dO, const float* O, long E, float* Drow, long lo, long hi);                         \
   void flash_bwd(const Attn& a, const float* dO, const float* L, const float* Drow, float* dQacc, float* dK,        \
                  float* dV, float* scratch, long lo, long hi);                                                      \
+  double fma_probe_flops();                                                                                         \
+  float fma_probe(long rounds);                                                                                     \
   }
 
 ATTNLAB_DECLARE_KERNELS(k_avx512)
