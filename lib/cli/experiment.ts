@@ -85,6 +85,9 @@ export async function experimentCommand(argv: string[]): Promise<number> {
     return 0;
   }
   console.log(`\n${result.summary}\n`);
+  const { referencesText } = await import('../display/results.js');
+  const refs = referencesText(result);
+  if (refs) console.log(`${refs}\n`);
   const w = Math.max(...Object.keys(result.metrics).map((k) => k.length));
   for (const [k, v] of Object.entries(result.metrics))
     console.log(`  ${k.padEnd(w)}  ${Number.isInteger(v) ? v : v.toFixed(4)}`);

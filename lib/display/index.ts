@@ -58,5 +58,15 @@ export {
   type Trace,
 } from './plotly.js';
 export { encodePng, heatmapPng, viridis } from './png.js';
-export { experimentBundle, isExperimentResult, isTrainResult, trainBundle } from './results.js';
+export {
+  experimentBundle,
+  isExperimentResult,
+  isTrainResult,
+  NO_SETTING,
+  referencesHtml,
+  referencesTable,
+  referencesText,
+  referencesView,
+  trainBundle,
+} from './results.js';
 export { isTensor, type TensorLike, tensorBundle } from './tensor.js';

@@ -15,6 +15,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { stepSeed } from '../../../data/batch.js';
 import { type RepeatBatch, repeatTask } from '../../../data/repeat.js';
+import { artifactCodec, tokenBatchKind, toyLMKind } from '../../../experiments/codecs.js';
 import { defineExperiment, type ExperimentContext } from '../../../experiments/contract.js';
 import { int, list, num, obj } from '../../../experiments/schema.js';
 import { ToyLM } from '../../../layers/toylm.js';
@@ -228,6 +229,7 @@ export const inductionHeads = defineExperiment<InductionExperimentConfig, Induct
     layers: [1, 2],
     testRows: 512,
   },
+  artifactCodec: artifactCodec([toyLMKind, tokenBatchKind]),
   async run(cfg, ctx) {
     const rows: InductionModelResult[] = [];
     const test = repeatTask({

@@ -23,11 +23,17 @@
  * chosen models.
  */
 import * as tf from '@tensorflow/tfjs';
-import { type SentimentBatch, type SentimentTask, sentimentTask } from '../../../data/sentiment.js';
+import {
+  type SentimentBatch,
+  type SentimentConfig,
+  type SentimentTask,
+  sentimentTask,
+} from '../../../data/sentiment.js';
+import { artifactCodec, hasExactly, type ModelKind, weightsKind } from '../../../experiments/codecs.js';
 import { defineExperiment } from '../../../experiments/contract.js';
 import { int, list, num, obj } from '../../../experiments/schema.js';
 import { meanCi as meanCiOf } from '../../../util/stats.js';
-import { TextClassifier } from '../text-attention/model.js';
+import { TextClassifier, type TextClassifierOptions } from '../text-attention/model.js';
 import { attentionMass, evaluateTextClassifier, trainTextClassifier } from '../text-attention/train.js';
 import { type AttentionTraining, adversarialPerturbation, gradientImportance, kendallTau } from './mechanism.js';
 
@@ -52,6 +58,23 @@ export interface AttentionAtConfig {
   /** Size of the adversarial score perturbation applied at test time. */
   evalEpsilon: number;
 }
+
+/** The BiGRU text classifier for the experiment cache: its options and variables (lama uses it too). */
+export const textClassifierKind: ModelKind<TextClassifier> = weightsKind(
+  'TextClassifier',
+  TextClassifier,
+  (o: TextClassifierOptions) => new TextClassifier(o),
+  { configOf: (m) => m.options },
+);
+
+/** A sentiment task for the experiment cache: its config (the task is a pure function of it). */
+export const sentimentTaskKind: ModelKind<SentimentTask> = {
+  name: 'SentimentTask',
+  test: (x): x is SentimentTask => hasExactly(x, ['sample', 'words']) && 'valence' in x && 'config' in x,
+  encode: (t) => ({ config: t.config }),
+  decode: (s) => sentimentTask((s as { config: SentimentConfig }).config),
+  dispose: () => undefined,
+};
 
 export const attentionAtConfigSchema = obj<AttentionAtConfig>({
   minLen: int({ min: 1, max: 64 }),
@@ -169,6 +192,7 @@ export const attentionAt = defineExperiment<AttentionAtConfig, AttentionAtArtifa
     lambda: 1,
     evalEpsilon: 2,
   },
+  artifactCodec: artifactCodec([textClassifierKind, sentimentTaskKind]),
   async run(c, ctx) {
     if (c.maxLen < c.minLen) throw new Error(`attention-at: maxLen must be >= minLen = ${c.minLen}, got ${c.maxLen}`);
     const task = sentimentTask({

@@ -19,8 +19,10 @@
  * reported for every model.
  */
 import { type SentimentBatch, type SentimentTask, sentimentTask } from '../../../data/sentiment.js';
+import { artifactCodec } from '../../../experiments/codecs.js';
 import { defineExperiment } from '../../../experiments/contract.js';
 import { int, list, num, obj } from '../../../experiments/schema.js';
+import { sentimentTaskKind, textClassifierKind } from '../attention-at/experiment.js';
 import { TextClassifier, type TextPooling } from '../text-attention/model.js';
 import { attentionMass, evaluateTextClassifier, trainTextClassifier } from '../text-attention/train.js';
 
@@ -155,6 +157,7 @@ export const lama = defineExperiment<LamaConfig, LamaArtifacts>({
     penalty: 0.1,
     ranks: [8, 16],
   },
+  artifactCodec: artifactCodec([textClassifierKind, sentimentTaskKind]),
   async run(c, ctx) {
     if (c.maxLen < c.minLen) throw new Error(`lama: maxLen must be >= minLen = ${c.minLen}, got ${c.maxLen}`);
     const task = sentimentTask({

@@ -33,11 +33,12 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { type ClutterImages, clutterImages } from '../../../data/clutter-images.js';
+import { artifactCodec, weightsKind } from '../../../experiments/codecs.js';
 import { defineExperiment } from '../../../experiments/contract.js';
 import { int, list, num, obj, oneOf } from '../../../experiments/schema.js';
 import { train } from '../../../train/loop.js';
 import { Rng } from '../../../util/random.js';
-import { type LrpComposite, SmallCnn } from './cnn.js';
+import { type LrpComposite, SmallCnn, type SmallCnnOptions } from './cnn.js';
 import { maskAuc, meanCi, pointingGame, topFractionIou } from './metrics.js';
 import { salientRelevance } from './salient.js';
 
@@ -257,6 +258,9 @@ export const salientRelevanceExperiment = defineExperiment<SalientExperimentConf
     pointingTolerance: 1,
     examples: 8,
   },
+  artifactCodec: artifactCodec([
+    weightsKind('SmallCnn', SmallCnn, (o: SmallCnnOptions) => new SmallCnn(o), { configOf: (m) => m.options }),
+  ]),
   async run(cfg, ctx) {
     if (cfg.size % 4 !== 0)
       throw new RangeError(`salient-relevance: config.size must be a multiple of 4, got ${cfg.size}`);

@@ -25,6 +25,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { stepSeed } from '../../../data/batch.js';
 import { type LinearRegressionBatch, linearRegressionTask } from '../../../data/linear-regression.js';
+import { artifactCodec, weightsKind } from '../../../experiments/codecs.js';
 import { defineExperiment, type ExperimentContext, type PaperReference } from '../../../experiments/contract.js';
 import { int, list, num, obj, oneOf } from '../../../experiments/schema.js';
 import { type StepRecord, train } from '../../../train/loop.js';
@@ -33,6 +34,7 @@ import {
   gdPredict,
   type IclAttentionKind,
   IclAttentionModel,
+  type IclModelOptions,
   type KqPattern,
   kqPattern,
   mseWithCi,
@@ -248,6 +250,11 @@ export const iclRegression = defineExperiment<IclExperimentConfig, IclArtifacts>
     validationRows: 2000,
     testRows: 8000,
   },
+  artifactCodec: artifactCodec([
+    weightsKind('IclAttentionModel', IclAttentionModel, (c: IclModelOptions) => new IclAttentionModel(c), {
+      configOf: (m) => ({ d: m.d, heads: m.heads, kind: m.kind, seed: 0 }),
+    }),
+  ]),
   async run(cfg, ctx) {
     const e = cfg.d + 1;
     const evalN = [...new Set([...cfg.evalN, cfg.trainN])].sort((a, b) => a - b);
@@ -459,6 +466,10 @@ export const iclRegression = defineExperiment<IclExperimentConfig, IclArtifacts>
             paper: NOTEBOOK_MSE[h],
             source:
               'XintianPan/ICL_linear icl_linear.ipynb printed output: mean validation MSE of the 10 logs at 50k..500k Adam steps (lr 1e-3, batch 256; each log one batch of 256 prompts), d = 5, L = 40, σ² = 0.1',
+            setting:
+              `ours: the paper's task and model (d = 5, n = 40, σ² = 0.1, one layer, ${h} head${h === 1 ? '' : 's'}), trained ${cfg.steps} Adam steps of batch ${cfg.batch} ` +
+              `at a learning rate picked on validation from [${cfg.lrs.join(', ')}], MSE on ${cfg.testRows} test prompts. Paper: 500,001 steps of batch 256 at lr 1e-3, ` +
+              'MSE averaged over 10 logged batches late in training',
           }))
       : [];
 

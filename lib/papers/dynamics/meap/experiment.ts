@@ -39,6 +39,7 @@ import {
   kvFactsVocab,
 } from '../../../data/kv-facts.js';
 import { meapMaskCount } from '../../../data/meap.js';
+import { artifactCodec, tokenBatchKind, toyLMKind } from '../../../experiments/codecs.js';
 import { defineExperiment, type ExperimentContext, type PaperReference } from '../../../experiments/contract.js';
 import { int, list, num, obj } from '../../../experiments/schema.js';
 import { ToyLM } from '../../../layers/toylm.js';
@@ -348,6 +349,7 @@ export const meapExperiment = defineExperiment<MeapConfig, MeapArtifacts>({
     testRows: 512,
     evalEvery: 100,
   },
+  artifactCodec: artifactCodec([toyLMKind, tokenBatchKind]),
   async run(cfg, ctx) {
     if (!cfg.ratios.includes(0))
       throw new Error(`meap: config.ratios must include 0 (the NTP baseline), got ${JSON.stringify(cfg.ratios)}`);
@@ -485,12 +487,18 @@ function summarise(
     }
   }
   const head = label(cfg.headlineRatio);
+  const h0 = rows.find((r) => r.variant === head)!;
   const references: PaperReference[] = [
     {
       metric: `test_gain_${head}_middle`,
       paper: 11.77,
       source:
         'abstract: MEAP vs NTP after supervised fine-tuning (Llama-3-8B in the official MEAP-SFT script), lost-in-the-middle evaluation, percentage points (SFT variant; ours is pre-training-style at toy scale)',
+
+      setting:
+        `ours: ToyLM (${cfg.layers} layers, d ${cfg.dModel}, ${h0.params} parameters) trained from scratch ${cfg.steps} steps on synthetic ` +
+        `kv-facts rows of ${cfg.seqLen} tokens with ${cfg.facts} facts, MEAP masking ${Math.round(cfg.headlineRatio * 100)}% of inputs; ` +
+        'middle = facts at the middle third of the row. Paper: Llama-3-8B fine-tuned with MEAP-SFT (sequence duplicated, the copy masked) on natural long-context data',
     },
   ];
   const h = rows.find((r) => r.variant === head)!;

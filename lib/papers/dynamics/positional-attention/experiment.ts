@@ -29,12 +29,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { ARRAY_TASKS, type ArrayBatch, type ArrayTaskName, arrayTask } from '../../../data/array-tasks.js';
 import { stepSeed } from '../../../data/batch.js';
+import { artifactCodec, weightsKind } from '../../../experiments/codecs.js';
 import { defineExperiment, type ExperimentContext } from '../../../experiments/contract.js';
 import { int, list, num, obj, oneOf } from '../../../experiments/schema.js';
 import { type StepRecord, train } from '../../../train/loop.js';
 import { hashSeed, Rng } from '../../../util/random.js';
 import { meanCi } from '../../../util/stats.js';
-import { ArrayTransformer, type AttentionKind } from './model.js';
+import { ArrayTransformer, type ArrayTransformerConfig, type AttentionKind } from './model.js';
 
 export interface PositionalExperimentConfig {
   tasks: ArrayTaskName[];
@@ -218,6 +219,9 @@ export const positionalAttentionExperiment = defineExperiment<PositionalExperime
     lrs: [3e-3],
     evalRowsPerLength: 60,
   },
+  artifactCodec: artifactCodec([
+    weightsKind('ArrayTransformer', ArrayTransformer, (c: ArrayTransformerConfig) => new ArrayTransformer(c)),
+  ]),
   async run(cfg, ctx) {
     if (cfg.minLen > cfg.maxLen)
       throw new RangeError(`positional-attention: minLen (${cfg.minLen}) must be <= maxLen (${cfg.maxLen})`);

@@ -21,6 +21,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { stepSeed } from '../../../data/batch.js';
 import { type NeedleBatch, needleTask } from '../../../data/needles.js';
+import { artifactCodec, tokenBatchKind, toyLMKind } from '../../../experiments/codecs.js';
 import { defineExperiment, type PaperReference } from '../../../experiments/contract.js';
 import { int, list, num, obj } from '../../../experiments/schema.js';
 import { ToyLM } from '../../../layers/toylm.js';
@@ -189,6 +190,7 @@ export const retrievalHeadsExperiment = defineExperiment<RetrievalHeadsConfig, R
     maskK: [1, 2, 4],
     randomDraws: 6,
   },
+  artifactCodec: artifactCodec([toyLMKind, tokenBatchKind]),
   async run(cfg, ctx) {
     const t0 = performance.now();
     const heads = cfg.layers * cfg.heads;
@@ -319,6 +321,11 @@ export const retrievalHeadsExperiment = defineExperiment<RetrievalHeadsConfig, R
           paper: 0.05,
           source:
             'Wu et al. 2025, abstract and §3: under 5% of heads score > 0.1 (Llama-2, Yi, Qwen, Mistral, 6B-70B, NIAH 1K-100K)',
+
+          setting:
+            `ours: a ${cfg.layers}-layer, ${cfg.heads}-head ToyLM (d ${cfg.dModel}, ${cfg.layers * cfg.heads} heads in all) trained ${cfg.steps} steps on ` +
+            `synthetic ${cfg.seqLen}-token haystacks with ${cfg.needles} keyed needle(s); share of heads scoring > 0.1 on ${cfg.validationRows} validation rows. ` +
+            'Paper: pretrained 6B-70B models (about a thousand heads) on natural-text NIAH, 1K-100K tokens',
         },
       ];
       const artifacts: RetrievalHeadsArtifacts = {

@@ -43,6 +43,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { circuitPrompts, circuitTokenName } from '../../../data/circuit-tasks.js';
+import { artifactCodec, tokenBatchKind, toyLMKind } from '../../../experiments/codecs.js';
 import { defineExperiment } from '../../../experiments/contract.js';
 import { int, list, num, obj } from '../../../experiments/schema.js';
 import type { PaperReference } from '../../../experiments/types.js';
@@ -335,6 +336,7 @@ export const saeCircuits = defineExperiment<SaeCircuitsConfig, SaeCircuitsArtifa
     saeLr: 1e-2,
     bootstrap: 500,
   },
+  artifactCodec: artifactCodec([toyLMKind, tokenBatchKind]),
   async run(cfg, ctx) {
     ctx.log(`training the IOI ToyLM (${cfg.layers} layers x ${cfg.heads} heads, ${cfg.steps} steps)`);
     const { model } = await trainCircuitModel(

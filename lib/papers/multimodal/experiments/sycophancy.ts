@@ -22,6 +22,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { colourQuestion, leadingQuestion, TOKEN, wordsOf } from '../../../data/scenes.js';
+import { artifactCodec } from '../../../experiments/codecs.js';
 import { defineExperiment, type ExperimentContext } from '../../../experiments/contract.js';
 import { int, list, num, obj } from '../../../experiments/schema.js';
 import type { StepRecord } from '../../../train/loop.js';
@@ -29,6 +30,7 @@ import { Rng } from '../../../util/random.js';
 import { lqcdLogits } from '../lqcd/index.js';
 import { type ToyVLM, trainToyVLM } from '../toyvlm/index.js';
 import { type ColourItem, colourItems, imagesOf, meanCi, tokensOf } from './eval.js';
+import { toyVLMKind } from './hallucination.js';
 import {
   TOYVLM_FULL,
   TOYVLM_QUICK,
@@ -182,6 +184,7 @@ export const toyvlmSycophancy = defineExperiment<SycophancyConfig, SycophancyArt
     testItems: 2000,
     alphas: [0.25, 0.5, 1, 2, 4],
   },
+  artifactCodec: artifactCodec([toyVLMKind]),
   async run(cfg, ctx) {
     return runSycophancy(cfg, ctx);
   },

@@ -28,12 +28,19 @@
  * (faster convergence, better OOD success, distractor identity dropped from Ê, goal visibility kept).
  */
 import * as tf from '@tensorflow/tfjs';
-import { distractorTypes, type GridEpisode, type GridSplit, GridWorld } from '../../../data/gridworld.js';
+import {
+  distractorTypes,
+  type GridEpisode,
+  type GridSplit,
+  GridWorld,
+  type GridWorldConfig,
+} from '../../../data/gridworld.js';
+import { artifactCodec, type ModelKind, weightsKind } from '../../../experiments/codecs.js';
 import { defineExperiment } from '../../../experiments/contract.js';
 import { int, num, obj } from '../../../experiments/schema.js';
 import { train } from '../../../train/loop.js';
 import { Rng } from '../../../util/random.js';
-import { codebookPerplexity, NavPolicy } from './core.js';
+import { codebookPerplexity, NavPolicy, type NavPolicyConfig } from './core.js';
 
 export interface CodebookNavConfig {
   size: number;
@@ -219,6 +226,25 @@ export function linearProbe(
   }
 }
 
+/** The grid world for the experiment cache: its settings (its features are a pure function of them). */
+const gridWorldKind: ModelKind<GridWorld> = {
+  name: 'GridWorld',
+  test: (x): x is GridWorld => x instanceof GridWorld,
+  encode: (w): GridWorldConfig => ({
+    size: w.size,
+    goals: w.goals,
+    otherGoals: w.otherGoals,
+    distractors: w.distractors,
+    distractorPool: [...w.distractorPool],
+    featureDim: w.featureDim,
+    noiseStd: w.noiseStd,
+    featureSeed: (w as unknown as { featureSeed: number }).featureSeed,
+    maxSteps: w.maxSteps,
+  }),
+  decode: (s) => new GridWorld(s as GridWorldConfig),
+  dispose: () => undefined,
+};
+
 export const codebookNavSchema = obj<CodebookNavConfig>({
   size: int({ min: 3, max: 15 }),
   goals: int({ min: 2, max: 16 }),
@@ -301,6 +327,10 @@ export const codebookNav = defineExperiment<CodebookNavConfig, CodebookNavArtifa
     probeStates: 6000,
     probeSteps: 300,
   },
+  artifactCodec: artifactCodec([
+    weightsKind('NavPolicy', NavPolicy, (c: NavPolicyConfig) => new NavPolicy(c)),
+    gridWorldKind,
+  ]),
   async run(cfg, ctx) {
     if (cfg.otherGoals >= cfg.goals)
       throw new Error(`codebook-nav: config.otherGoals must be < goals (${cfg.goals}), got ${cfg.otherGoals}`);

@@ -30,6 +30,7 @@
  * epipolar model uses the supports even with 15° pose noise, most at drags of 30-90°.
  */
 import { DEFAULT_RIG, type FlatlandExample, type FlatlandRig, flatlandViews } from '../../../data/flatland.js';
+import { artifactCodec, weightsKind } from '../../../experiments/codecs.js';
 import { defineExperiment, type ExperimentContext } from '../../../experiments/contract.js';
 import { int, list, num, obj, oneOf } from '../../../experiments/schema.js';
 import { train } from '../../../train/loop.js';
@@ -228,6 +229,9 @@ export const dragviewFlatland = defineExperiment<DragViewExperimentConfig, DragV
     dragBins: 3,
     models: ['dragview', 'source-only', 'noisy-pose'],
   },
+  artifactCodec: artifactCodec([
+    weightsKind('DragViewModel', DragViewModel, (c: DragViewModelConfig) => new DragViewModel(c)),
+  ]),
   async run(cfg, ctx) {
     const rig: FlatlandRig = { ...DEFAULT_RIG, width: cfg.width };
     const common = { seed: ctx.seed, width: cfg.width, supports: cfg.supports, maxDrag: cfg.maxDragDeg * DEG };
