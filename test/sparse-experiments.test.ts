@@ -78,8 +78,13 @@ describe('sparse experiments (tiny configs)', () => {
     try {
       const opts = { quick: true, overrides: { steps: 2, evalLens: [64], evalRows: 2, checkpointDir: dir } };
       const pk = await runExperiment('passkey-long', opts);
-      for (const m of ['dense', 'local', 'landmark', 'longheads', 'hip', 'oracle-chunks'])
+      for (const m of ['dense', 'local', 'landmark', 'longheads', 'longheads-keys', 'hip', 'oracle-chunks']) {
         expect(pk.metrics[`test_accuracy_${m}_64`]).toBeGreaterThanOrEqual(0);
+        expect(pk.metrics[`test_accuracy_ci95_${m}_64`]).toBeGreaterThanOrEqual(0);
+      }
+      // Landmark's local blocks are picked on validation rows, among the quick candidates.
+      expect([1, 2]).toContain(pk.metrics.validation_pick_landmark_local_blocks);
+      expect(pk.tables!.validation.filter((v) => v.picked)).toHaveLength(1);
       // One checkpoint per trained kind; a second run loads them (no training) and scores the same.
       expect(readdirSync(dir).sort()).toHaveLength(3);
       const lines: string[] = [];
@@ -180,7 +185,10 @@ describe('SparseLM', () => {
           v: tf.Tensor4D,
           _l: number,
           c: { q: tf.Tensor4D; k: tf.Tensor4D; ropeBase: number },
-        ) => longHeadsAttention(c.q, c.k, v, { chunkSize: 4, chunks: 2, rope: { base: c.ropeBase } }).output,
+        ) =>
+          // The 'keys' summary: the official 'qkv' one reads every position's query, which lastOnly does not compute.
+          longHeadsAttention(c.q, c.k, v, { chunkSize: 4, chunks: 2, summary: 'keys', rope: { base: c.ropeBase } })
+            .output,
       },
     ],
   ] as [AttentionKind, ForwardOptions][])('%s %o: lastOnly gives the last row of the full forward', (kind, opts) => {

@@ -8,9 +8,18 @@
  *   lm       the last layer's q, k, v of a small dense char LM (SparseLM, RoPE) trained on Moby-Dick, run on a
  *            test-split window of n characters.
  * Methods at a budget of about `budget` keys per query: sink + window (StreamingLLM's static pattern, the baseline),
- * Routing (k-means on the data's own q̂, k̂), HiP, HyperAttention, SeerAttention (gate distilled on the same source at
- * the shortest length) and its oracle (true top blocks), LongHeads. Landmark attention needs landmark tokens trained
- * into the model and is measured in passkey-long instead.
+ * Routing (k-means on the data's own q̂, k̂), HiP, HyperAttention, SeerAttention and its oracle (true top blocks),
+ * LongHeads. Landmark attention needs landmark tokens trained into the model and is measured in passkey-long instead.
+ *
+ * Seer is scored out of sample: its gate is distilled on training inputs (planted: a draw from its own seeds; lm: the
+ * LM's q, k on a training-split window) at the shortest length, then applied unchanged to the test inputs at every
+ * length. The gate pools queries over the same query block in training and at application (16 = its key block, as
+ * SeerAttention's prefill gate pools q and k over one block size, 64 in the paper). Nothing here is tuned: every
+ * method runs at its budget from methods.ts, so there is no validation split.
+ *
+ * How ours differs from the papers: random planted q, k, v and a 2-layer char LM (d 64) at 512-8192 tokens instead of
+ * 7B-70B LLMs on long-document benchmarks; one budget of keys per query for every method instead of each paper's own
+ * sparsity sweeps; Seer's gate distilled for a few hundred steps on one training sample, not on a pretraining corpus.
  * Metrics (lib/papers/sparse/metrics.ts): relative output error vs dense, recall of each query's top-k dense keys, dense
  * attention mass on the scored keys (on `rows` sampled queries), the share of dense pairs scored, and the share
  * including selection work.
@@ -70,10 +79,30 @@ function denseRows(q: tf.Tensor, k: tf.Tensor, rows: number[]): Float64Array {
   return out;
 }
 
-interface Source {
+export interface Source {
   name: 'planted' | 'lm';
-  make: (n: number) => [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+  /** q, k, v at length n: 'test' inputs are scored; 'train' inputs only fit learned states (Seer's gate). */
+  make: (n: number, split: 'train' | 'test') => [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
   dispose: () => void;
+}
+
+/** Planted training draws take seeds this far from the test draws' (seed·31 + n), so the two never coincide. */
+const PLANTED_TRAIN_SEED = 1_000_003;
+
+/** Planted q, k, v (lib/data/planted.ts): test inputs seeded seed·31 + n, training inputs far from those seeds. */
+export function plantedSource(cfg: Pick<ApproxConfig, 'planted'>, seed: number): Source {
+  return {
+    name: 'planted',
+    make: (n, split) =>
+      plantedQkv(
+        n,
+        cfg.planted.heads,
+        cfg.planted.dim,
+        cfg.planted.plantedScore,
+        seed * 31 + n + (split === 'train' ? PLANTED_TRAIN_SEED : 0),
+      ),
+    dispose: () => undefined,
+  };
 }
 
 async function lmSource(cfg: ApproxConfig, seed: number, log: (s: string) => void): Promise<Source> {
@@ -110,9 +139,10 @@ async function lmSource(cfg: ApproxConfig, seed: number, log: (s: string) => voi
   const last = c.layers - 1;
   return {
     name: 'lm',
-    make: (n) => {
-      const start = Math.min(testSet.ids.length - n - 1, 1000);
-      const tokens = tf.tensor2d(testSet.ids.slice(start, start + n), [1, n], 'int32');
+    make: (n, split) => {
+      const ids = split === 'test' ? testSet.ids : trainSet.ids;
+      const start = Math.min(ids.length - n - 1, 1000);
+      const tokens = tf.tensor2d(ids.slice(start, start + n), [1, n], 'int32');
       const { logits, cache } = model.runWithCache(tokens, new RegExp(`^blocks\\.${last}\\.attn\\.hook_[qkv]$`));
       tf.dispose([logits, tokens]);
       // The caller disposes q, k, v: they leave the cache, which keeps nothing else.
@@ -139,8 +169,8 @@ export interface ApproxRow {
 }
 
 /**
- * The states trained once per source (`state.fitTo: 'sample'`, Seer's gate): each distilled on the source's q, k at the
- * shortest length, then reused at every length.
+ * The states trained once per source (`state.fitTo: 'sample'`, Seer's gate): each distilled on the source's training
+ * q, k at the shortest length (never on the test inputs it is scored on), then reused at every length.
  */
 async function sampleStates(
   src: Source,
@@ -152,7 +182,7 @@ async function sampleStates(
   for (const m of methods) {
     if (m.state?.fitTo !== 'sample') continue;
     const n0 = cfg.lengths[0];
-    const [q, k, v] = src.make(n0);
+    const [q, k, v] = src.make(n0, 'train');
     const training = { steps: cfg.seer.steps, lr: cfg.seer.lr, width: cfg.seer.gateDim };
     states.set(
       m.name,
@@ -192,18 +222,11 @@ async function runMethod(
 export async function runApprox(cfg: ApproxConfig, seed: number, log: (s: string) => void): Promise<ApproxRow[]> {
   const rows: ApproxRow[] = [];
   for (const name of cfg.sources) {
-    const src: Source =
-      name === 'planted'
-        ? {
-            name,
-            make: (n) => plantedQkv(n, cfg.planted.heads, cfg.planted.dim, cfg.planted.plantedScore, seed * 31 + n),
-            dispose: () => undefined,
-          }
-        : await lmSource(cfg, seed, log);
+    const src: Source = name === 'planted' ? plantedSource(cfg, seed) : await lmSource(cfg, seed, log);
     const methods = cfg.methods.map(sparseMethod);
     const trained = await sampleStates(src, methods, cfg, seed);
     for (const n of cfg.lengths) {
-      const [q, k, v] = src.make(n);
+      const [q, k, v] = src.make(n, 'test');
       const dense = denseCausal(q, k, v);
       const sample = Array.from({ length: cfg.rows }, (_, r) => Math.floor(n / 2 + ((r + 0.5) * (n / 2)) / cfg.rows));
       const w = denseRows(q, k, sample);
