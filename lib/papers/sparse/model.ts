@@ -7,13 +7,18 @@
  * Attention kinds (per model; each is one method's `lm.kind` in the table, methods.ts):
  *   dense     causal softmax attention (the fused `flash` kernel when the backend has it, else `sdpa`)
  *   local     sliding-window causal attention of `window` keys
- *   routing   Routing Transformer: in `routingLayers`, the first `routingHeads` heads use routing attention on content
- *             queries and keys (without RoPE) routed by shared online k-means centroids (`updateCentroids` after each
- *             step from both the queries and the keys, as the paper's update; commitment loss in `loss`); every other
- *             head is local. Inside a cluster the scores are plain q · k / √d. `sharedQK` uses the queries as keys
- *             (Reformer's trick: raw queries against unit keys, self-exclusion). Measured on the planted recall task
- *             (seqLen 64, 4 clusters, 300 steps, β = 0): separate q/k reached test accuracy 0.21, shared q/k stayed
- *             at chance (0.12)
+ *   routing   Routing Transformer: in `routingLayers`, the first `routingHeads` heads use routing attention
+ *             (./routing) on content queries and keys (before RoPE) routed by online k-means centroids
+ *             (`updateCentroids` after each step, EMA decay 0.999; commitment loss β = 1e-4 in `loss`); every other
+ *             head is local. The defaults are the paper's: shared queries/keys (Q = K), both normalised, balanced
+ *             top-w clusters of w = ceil(n / clusters) tokens in their non-leaking causal form ('prefix', the
+ *             released code's decoding-time routing; see ./routing for why its training-time routing leaks). Named
+ *             variants: `assignment` 'balanced' (the released code's training-time routing: leaks future tokens into
+ *             earlier logits; evaluate such a model with `forward(..., { assignment: 'prefix' })`) or 'nearest'
+ *             (unbalanced); `sharedQK: false`; `normalise` 'keys' (raw queries against unit keys, Reformer's and
+ *             lucidrains' shared-QK scores) or 'none'; `excludeSelf` (Reformer's rule). Until this change the model
+ *             routed separate q/k by nearest centroid with plain q · k scores and β = 0 (now `{ sharedQK: false,
+ *             assignment: 'nearest', normalise: 'none', commitment: 0 }`)
  *   landmark  grouped softmax over blocks of `landmarkBlock` positions (inputs carry landmark tokens); at inference
  *             `landmark.topk` retrieves blocks
  * At evaluation, `override` replaces the attention of every layer by any (q, k, v, layer) -> output function, which is
@@ -45,7 +50,14 @@ import * as masks from '../../masks/index.js';
 import { ShapeError } from '../../util/shapes.js';
 import { type LandmarkOptions, landmarkAttention } from './landmark/index.js';
 import { ATTENTION_KINDS, type AttentionKind } from './method.js';
-import { commitmentLoss, initCentroids, kmeansUpdate, normaliseShared, routingAttention } from './routing/index.js';
+import {
+  commitmentLoss,
+  initCentroids,
+  kmeansUpdate,
+  normaliseShared,
+  type RoutingAssignment,
+  routingAttention,
+} from './routing/index.js';
 
 export interface SparseLMConfig {
   vocab: number;
@@ -59,13 +71,21 @@ export interface SparseLMConfig {
   /** Routing: heads that route in each routing layer (default heads / 2), layers that route (default the last). */
   routingHeads?: number;
   routingLayers?: number[];
-  /** Routing: the routing heads use their queries as keys (default false; see the header). */
+  /** Routing: the routing heads use their queries as keys (default true, the paper's Q = K; see the header). */
   sharedQK?: boolean;
+  /** Routing: how tokens join clusters (default 'prefix'; see ./routing). 'balanced' leaks future tokens. */
+  assignment?: RoutingAssignment;
+  /** Routing: tokens per cluster w (default ceil(n / clusters) at each call's length n). */
+  routingWindow?: number;
+  /** Routing: what the scores inside a cluster compare (default 'both', the paper's normalised q̂ · k̂; see ./routing). */
+  normalise?: 'both' | 'keys' | 'none';
+  /** Routing: a token attends to itself only when no other key is in reach (default false; Reformer's rule). */
+  excludeSelf?: boolean;
   /**
-   * Routing: clusters per head (default 8), EMA decay (default 0.999), commitment weight β (default 0). The paper's
-   * β = 1e-4 is off by default: under Adam a tiny gradient is rescaled to a full step, and while the task's gradient
-   * on the routing projections is still near zero the commitment term alone moves them, pulling queries and keys onto
-   * the centroids. Measured on planted recall (one cluster, 100 steps): test accuracy 0.125 (chance) with 1e-4, 0.20 with 0.
+   * Routing: clusters per head (default 8), EMA decay (default 0.999), commitment weight β (default 1e-4, the
+   * paper's). Under Adam a tiny gradient is rescaled to a full step, so while the task's gradient on the routing
+   * projections is still near zero the commitment term alone moves them; an earlier measurement on planted recall
+   * (one cluster, 100 steps, separate q/k) gave test accuracy 0.125 (chance) with 1e-4 and 0.20 with 0.
    */
   clusters?: number;
   decay?: number;
@@ -99,6 +119,14 @@ export interface ForwardOptions {
   landmark?: Pick<LandmarkOptions, 'topk' | 'queryBlock' | 'localBlocks'> & { positions?: 'absolute' | 'compact' };
   /** Keep the normalised routing queries (and keys, unless shared) for `updateCentroids` (training). */
   collect?: boolean;
+  /** Routing models: route with this assignment instead of the config's (e.g. decode a 'balanced' model by 'prefix'). */
+  assignment?: RoutingAssignment;
+  /**
+   * Add the (query, key) pairs this forward scores, summed over layers, heads and rows, and the query-head count, so
+   * that `pairs.scored / pairs.queries` is the keys each query attends on average (dense, local and routing models
+   * without `override` or `lastOnly`; the dense and local counts are the masks' own, routing's are measured).
+   */
+  pairs?: { scored: number; queries: number };
   /**
    * Only the last position's logits, [b, 1, vocab] (decoding): the last layer computes its query, attention and MLP
    * for that position alone (keys and values still cover every position).
@@ -112,8 +140,17 @@ export function denseCausal(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, window?: n
   return sdpa(q, k, v, { mask });
 }
 
+/** (query, key) pairs of a causal mask over n positions, or of a sliding window of `window` keys. */
+export function maskPairs(n: number, window?: number): number {
+  if (!window || window >= n) return (n * (n + 1)) / 2;
+  return (window * (window + 1)) / 2 + (n - window) * window;
+}
+
 export class SparseLM {
-  readonly config: Required<Omit<SparseLMConfig, 'routingLayers'>> & { routingLayers: number[] };
+  readonly config: Required<Omit<SparseLMConfig, 'routingLayers' | 'routingWindow'>> & {
+    routingLayers: number[];
+    routingWindow?: number;
+  };
   /** Every weight by key (embed, l{i}.ln1g, l{i}.wq, ..., lnfg, lnfb), in creation order (checkpoints use the keys). */
   readonly params: Record<string, tf.Variable>;
   /** Named hook points (lib/layers/hooks.ts), run by every forward. */
@@ -143,8 +180,11 @@ export class SparseLM {
       routingLayers: [cfg.layers - 1],
       clusters: 8,
       decay: 0.999,
-      commitment: 0,
-      sharedQK: false,
+      commitment: 1e-4,
+      sharedQK: true,
+      assignment: 'prefix',
+      normalise: 'both',
+      excludeSelf: false,
       landmarkBlock: 16,
       ropeBase: 10000,
       seed: 0,
@@ -220,10 +260,16 @@ export class SparseLM {
       // match would be lost. The causal mask inside each cluster keeps the order; the local heads carry the positions.
       const qr = content.q.slice([0, 0, 0, 0], [b, rh, n, d]);
       const kr = c.sharedQK ? qr : content.k.slice([0, 0, 0, 0], [b, rh, n, d]);
-      const routed = routingAttention(qr, kr, v.slice([0, 0, 0, 0], [b, rh, n, d]), this.centroids[l], {
-        normalise: c.sharedQK ? 'keys' : 'none',
-        excludeSelf: c.sharedQK,
-      }).output;
+      const assignment = o.assignment ?? c.assignment;
+      const result = routingAttention(qr, kr, v.slice([0, 0, 0, 0], [b, rh, n, d]), this.centroids[l], {
+        assignment,
+        allowLeak: assignment === 'balanced',
+        window: c.routingWindow,
+        normalise: c.normalise,
+        excludeSelf: c.excludeSelf,
+      });
+      const routed = result.output;
+      if (o.pairs) o.pairs.scored += result.stats.pairs + b * (h - rh) * maskPairs(n, c.window);
       if (o.collect)
         (this.collected[l] ??= []).push(
           c.sharedQK ? [tf.keep(normaliseShared(qr))] : [tf.keep(normaliseShared(qr)), tf.keep(normaliseShared(kr))],
@@ -246,7 +292,14 @@ export class SparseLM {
       throw new Error('SparseLM.forward: options.lastOnly is not supported for routing models (attention: routing)');
     return tf.tidy(() => {
       let x = this.hooks.run('hook_embed', embedding(this.params.embed as tf.Tensor2D, tokens.toInt()));
+      const [rows, n] = tokens.shape as [number, number];
       for (let l = 0; l < c.layers; l++) {
+        if (o.pairs && !o.override && !o.lastOnly && c.attention !== 'landmark') {
+          o.pairs.queries += rows * c.heads * n;
+          // The routing layers add their own (measured) count inside their attention.
+          if (!(c.attention === 'routing' && c.routingLayers.includes(l)))
+            o.pairs.scored += rows * c.heads * maskPairs(n, c.attention === 'dense' ? undefined : c.window);
+        }
         x = blockForward(this.blocks[l], x, this.blockConfig, {
           hooks: this.hooks,
           prefix: `blocks.${l}`,

@@ -2,26 +2,42 @@
  * Routing attention: content-based sparse attention by online k-means.
  *
  * Paper: Roy, Saffar, Vaswani & Grangier, TACL 2021, "Efficient Content-Based Sparse Attention with Routing
- * Transformers", https://arxiv.org/abs/2003.05997
+ * Transformers", https://arxiv.org/abs/2003.05997 (official code: google-research/google-research,
+ * routing_transformer/utils.py; a reference re-implementation: lucidrains/routing-transformer).
  *
- * Queries and keys are shared (Q = K = x) and normalised, x̂ = √d · x / ‖x‖. Each head keeps c unit centroids μ, and
- * attention is exact softmax among the members of a cluster. Two routings:
- *   'balanced' (top-w): centroid μ_c takes the w tokens with the largest x̂ · μ_c (w ≈ n / c), so every cluster has w
- *       members; a token may sit in several clusters (its output is the mean) or none (zero output, which is why the
- *       paper mixes routing heads with local heads). Membership depends on every token, future ones included, so it is
- *       only offered without a causal mask.
- *   'nearest' (the default with causal): each token joins its nearest centroid, argmax_c x̂ · μ_c, which depends on the
- *       token alone, so a future token never changes an earlier output; inside a cluster the mask is causal.
- * Cost O(n·c·d) to route plus Σ_c |c|²·d to attend; with balanced clusters and c ≈ √n, O(n^1.5 d).
+ * Queries and keys are shared (Q = K = x) and normalised, x̂ = √d · x / ‖x‖ (the official code layer-normalises them
+ * without a learned scale). Each head keeps c unit centroids μ, and attention is exact softmax among the members of a
+ * cluster. A token may sit in several clusters (its output is the mean) or in none (zero output, which is why the
+ * paper mixes routing heads with local heads). Three routings (`assignment`):
+ *   'balanced' (top-w): centroid μ_c takes the w tokens of the whole sequence with the largest x̂ · μ_c (w ≈ n / c), so
+ *       every cluster has w members, and inside a cluster the mask is causal by position. This is what the released
+ *       code computes in training (`gather_cluster_attention_items`: top_k over every position, then a lower-triangular
+ *       bias). Under a causal mask it LEAKS: whether token i makes its cluster's top w depends on the tokens after it,
+ *       so changing a future token can push i (or one of i's keys) out of a cluster and change i's output (the test
+ *       "the paper's training routing leaks" shows it). Without a causal mask it is the default; with one it needs
+ *       `allowLeak: true`.
+ *   'prefix' (the default with causal): the released code's decoding-time routing (`cluster_items(blank_future)` sets
+ *       the distance of every position after the decoded one to 1e9 before the same top_k), applied at every position:
+ *       at position i, cluster c holds the top w of the tokens 0..i; i attends inside each cluster it belongs to at its
+ *       own step, to the keys j ≤ i that are still in that cluster's top w at step i. Every cluster holds exactly
+ *       min(w, i + 1) members at every step (balanced), and nothing after i is read, so no future token changes an
+ *       earlier output. A token joins on arrival only if it beats the weakest member; members leave when w better
+ *       ones have come. Training with 'balanced' and decoding with 'prefix' (the released code's pair) therefore
+ *       train and test two different functions.
+ *   'nearest': each token joins its nearest centroid, argmax_c x̂ · μ_c (no balance: one cluster may take most tokens);
+ *       causal like 'prefix'. This was this library's causal default before the paper's routing was implemented.
+ * Cost O(n·c·d) to route (plus n·c·log w for 'prefix'), then Σ_c |c|²·d to attend: with balanced clusters and c ≈ √n,
+ * O(n^1.5 d) for 'balanced'; 'prefix' keeps the members of all steps, about w·(1 + ln(n/w)) per cluster.
  *
  * Centroids follow the routed vectors by an exponential moving average of their members' unit vectors,
  *   μ_c ← normalise(λ μ_c + (1 − λ)/2 · mean{ Q̂_i ∈ c } + (1 − λ)/2 · mean{ K̂_j ∈ c }),   λ = 0.999 in the paper
- * (means rather than the paper's sums, so the step does not grow with the batch; with Q = K the halves coincide),
- * and a commitment loss β ‖x̂/‖x̂‖ − μ(x)‖² pulls vectors towards their centroid.
+ * (membership by nearest centroid, as in both codes' update; means rather than the official code's EMA of sums and
+ * counts, so the step does not grow with the batch; with Q = K the halves coincide), and a commitment loss
+ * β ‖x̂/‖x̂‖ − μ(x)‖² (β = 1e-4 in the paper) pulls vectors towards their centroid.
  *
  * Shape legend: b batch, h heads, n positions, d head dim, e value dim, c clusters, w tokens per cluster.
  *   q [b, h, n, d], k [b, h, n, d] (the same tensor when shared), v [b, h, n, e], centroids [h, c, d] -> output [b, h, n, e]
- * With one cluster (every token in it) the result equals dense (causal) attention on (x̂, x̂, v).
+ * With one cluster and w = n (every token in it) the result equals dense (causal) attention on (x̂, x̂, v).
  */
 import * as tf from '@tensorflow/tfjs';
 import { checkQkv, MASKED_SCORE } from '../../../attention/dense.js';
@@ -36,11 +52,21 @@ import { ropeReasons, type SparseMethod } from '../method.js';
 import { f64, naiveAttendRow } from '../naive.js';
 import { checkBlock, checkScale, rejectRope, type SparseBaseOptions } from '../options.js';
 
+/** How tokens join clusters; see the module header. */
+export type RoutingAssignment = 'prefix' | 'balanced' | 'nearest';
+export const ROUTING_ASSIGNMENTS: readonly RoutingAssignment[] = ['prefix', 'balanced', 'nearest'];
+
 export interface RoutingOptions extends SparseBaseOptions {
-  /** 'nearest' (default with causal) or 'balanced' top-w (default without; not allowed with causal). */
-  assignment?: 'nearest' | 'balanced';
-  /** Balanced routing: tokens per cluster (default ceil(n / clusters)). */
+  /**
+   * 'prefix' (default with causal: the released code's decoding-time routing at every position), 'balanced' (default
+   * without causal: top w over the whole sequence, the released code's training-time routing; under a causal mask it
+   * leaks future tokens and needs `allowLeak`), or 'nearest' (each token in its nearest cluster; unbalanced).
+   */
+  assignment?: RoutingAssignment;
+  /** Balanced and prefix routing: tokens per cluster (default ceil(n / clusters)). */
   window?: number;
+  /** Allow 'balanced' under a causal mask, where a future token can change an earlier output (see the header). */
+  allowLeak?: boolean;
   /**
    * What the softmax inside a cluster compares (routing always uses the normalised vectors):
    *   'both' (default): x̂_i · x̂_j, the paper's description; every score lies in [-√d, √d] · scale, so a head cannot
@@ -115,6 +141,95 @@ export function nearestRouting(sim: ArrayLike<number>, batch: number, heads: num
   return out;
 }
 
+/**
+ * Prefix routing: per (b, head, centroid), the tokens that were in the cluster's top w at some step (they join on
+ * arrival or never), ascending, and for each the step at which w better tokens had arrived (`leave`; n if never).
+ * Token j is a member at step i exactly when j ≤ i < leave. Ties go to the earlier position, as in `balancedRouting`.
+ */
+export function prefixRouting(
+  sim: ArrayLike<number>,
+  batch: number,
+  heads: number,
+  n: number,
+  c: number,
+  w: number,
+): { members: number[][]; leave: number[][] } {
+  const members: number[][] = [];
+  const leave: number[][] = [];
+  for (let bh = 0; bh < batch * heads; bh++) {
+    for (let cl = 0; cl < c; cl++) {
+      const s = (i: number) => sim[(bh * n + i) * c + cl];
+      // Min-heap of the current members, weakest on top: lower similarity, or the later position on a tie.
+      const heap: number[] = [];
+      const weaker = (a: number, b: number) => s(a) < s(b) || (s(a) === s(b) && a > b);
+      const swap = (a: number, b: number) => ([heap[a], heap[b]] = [heap[b], heap[a]]);
+      const up = (at: number) => {
+        while (at > 0 && weaker(heap[at], heap[(at - 1) >> 1])) {
+          swap(at, (at - 1) >> 1);
+          at = (at - 1) >> 1;
+        }
+      };
+      const down = (at: number) => {
+        for (;;) {
+          const [l, r] = [2 * at + 1, 2 * at + 2];
+          let m = at;
+          if (l < heap.length && weaker(heap[l], heap[m])) m = l;
+          if (r < heap.length && weaker(heap[r], heap[m])) m = r;
+          if (m === at) return;
+          swap(at, m);
+          at = m;
+        }
+      };
+      const mem: number[] = [];
+      const out = new Map<number, number>();
+      for (let i = 0; i < n; i++) {
+        if (heap.length < w) {
+          heap.push(i);
+          up(heap.length - 1);
+        } else if (w > 0 && weaker(heap[0], i)) {
+          out.set(heap[0], i);
+          heap[0] = i;
+          down(0);
+        } else continue;
+        mem.push(i);
+      }
+      members.push(mem);
+      leave.push(mem.map((j) => out.get(j) ?? n));
+    }
+  }
+  return { members, leave };
+}
+
+/** Cluster members (ascending positions) and, for prefix routing, the step at which each leaves. */
+interface Routed {
+  members: number[][];
+  leave?: number[][];
+}
+
+/** The routing an option set asks for, checked against the mask, and its tokens per cluster. */
+function checkAssignment(
+  fn: string,
+  options: RoutingOptions,
+  causal: boolean,
+  n: number,
+  c: number,
+): { assignment: RoutingAssignment; w: number } {
+  const assignment = options.assignment ?? (causal ? 'prefix' : 'balanced');
+  if (!ROUTING_ASSIGNMENTS.includes(assignment))
+    throw new ShapeError(
+      `${fn}: options.assignment must be one of ${ROUTING_ASSIGNMENTS.join(', ')}, got '${String(assignment)}'`,
+    );
+  if (assignment === 'balanced' && causal && !options.allowLeak)
+    throw new ShapeError(
+      `${fn}: options.assignment 'balanced' under a causal mask lets future tokens change earlier clusters (the released code's training-time routing); use 'prefix' (its decoding-time routing, the default) or 'nearest', or pass options.allowLeak: true`,
+    );
+  if (assignment === 'prefix' && !causal)
+    throw new ShapeError(
+      `${fn}: options.assignment 'prefix' routes each query among the tokens before it and needs a causal mask; use 'balanced' without one`,
+    );
+  return { assignment, w: Math.min(n, options.window ?? Math.ceil(n / c)) };
+}
+
 function route(
   fn: string,
   sim: ArrayLike<number>,
@@ -123,18 +238,11 @@ function route(
   c: number,
   options: RoutingOptions,
   causal: boolean,
-): number[][] {
-  const assignment = options.assignment ?? (causal ? 'nearest' : 'balanced');
-  if (assignment === 'balanced') {
-    if (causal)
-      throw new ShapeError(
-        `${fn}: options.assignment 'balanced' lets future tokens change earlier clusters; use 'nearest' with causal attention`,
-      );
-    return balancedRouting(sim, s.batch, s.heads, n, c, Math.min(n, options.window ?? Math.ceil(n / c)));
-  }
-  if (assignment !== 'nearest')
-    throw new ShapeError(`${fn}: options.assignment must be 'nearest' or 'balanced', got '${String(assignment)}'`);
-  return nearestRouting(sim, s.batch, s.heads, n, c);
+): Routed {
+  const { assignment, w } = checkAssignment(fn, options, causal, n, c);
+  if (assignment === 'balanced') return { members: balancedRouting(sim, s.batch, s.heads, n, c, w) };
+  if (assignment === 'prefix') return prefixRouting(sim, s.batch, s.heads, n, c, w);
+  return { members: nearestRouting(sim, s.batch, s.heads, n, c) };
 }
 
 function similarities(xh: tf.Tensor, centroids: tf.Tensor): Float32Array {
@@ -179,8 +287,12 @@ export function routingAttention(
   const { batch: B, heads: H, dim: D, valueDim: E } = s;
   const qh = normaliseShared(q);
   const kh = shared ? qh : normaliseShared(k);
-  const clusters = route(fn, similarities(qh, centroids), s, n, c, options, causal);
-  const keyClusters = shared ? clusters : route(fn, similarities(kh, centroids), s, n, c, options, causal);
+  const qRouted = route(fn, similarities(qh, centroids), s, n, c, options, causal);
+  const kRouted = shared ? qRouted : route(fn, similarities(kh, centroids), s, n, c, options, causal);
+  const clusters = qRouted.members;
+  const keyClusters = kRouted.members;
+  // Key u of cluster ci is still a member at step p (prefix routing; always otherwise).
+  const alive = (ci: number, u: number, p: number) => !kRouted.leave || p < kRouted.leave[ci][u];
   const qScore = options.normalise === 'keys' || options.normalise === 'none' ? q : qh;
   const kScore = options.normalise === 'none' ? k : kh;
   const wq = Math.max(1, ...clusters.map((m) => m.length));
@@ -201,9 +313,9 @@ export function routingAttention(
     mem.forEach((p, t) => {
       qRows[ci * wq + t] = bh * n + p;
       count[bh * n + p]++;
-      const others = keys.some((j) => j !== p && (!causal || j <= p));
+      const others = keys.some((j, u) => j !== p && (!causal || j <= p) && alive(ci, u, p));
       keys.forEach((j, u) => {
-        const ok = (!causal || j <= p) && !(options.excludeSelf && j === p && others);
+        const ok = (!causal || j <= p) && alive(ci, u, p) && !(options.excludeSelf && j === p && others);
         bias[(ci * wq + t) * wk + u] = ok ? 0 : MASKED_SCORE;
         allowed[(ci * wq + t) * wk + u] = ok ? 1 : 0;
         if (ok) pairs++;
@@ -238,15 +350,17 @@ export function routingAttention(
   qh.dispose();
   if (!shared) kh.dispose();
   const qSets = clusters.map((mem) => new Set(mem));
-  const kSets = keyClusters.map((mem) => new Set(mem));
+  const kIndex = keyClusters.map((mem) => new Map(mem.map((j, u) => [j, u])));
   return {
     output,
     clusters,
     keyClusters,
     covers: (b, h, i, j) => {
+      if (causal && j > i) return false;
       for (let cl = 0; cl < c; cl++) {
         const at = (b * H + h) * c + cl;
-        if (qSets[at].has(i) && kSets[at].has(j)) return true;
+        const u = kIndex[at].get(j);
+        if (qSets[at].has(i) && u !== undefined && alive(at, u, i)) return true;
       }
       return false;
     },
@@ -300,30 +414,48 @@ export function routingAttentionNaive(
   };
   const qh = norm(q);
   const kh = q === k ? qh : norm(k);
-  const clusters = route(fn, sims(qh), s, n, c, options, causal);
-  const keyClusters = q === k ? clusters : route(fn, sims(kh), s, n, c, options, causal);
+  const { assignment, w } = checkAssignment(fn, options, causal, n, c);
+  const [simQ, simK] = [sims(qh), q === k ? null : sims(kh)];
+  // Members of cluster cl of row bh as seen at step p, by brute force: the top w of tokens 0..p ('prefix') or of all
+  // tokens ('balanced'), ties to the earlier position; or the tokens whose nearest centroid is cl ('nearest').
+  const membersAt = (sim: Float64Array, bh: number, cl: number, p: number): number[] => {
+    const at = (i: number, cc: number) => sim[(bh * n + i) * c + cc];
+    if (assignment === 'nearest')
+      return Array.from({ length: n }, (_, i) => i).filter((i) => {
+        for (let cc = 0; cc < c; cc++) if (at(i, cc) > at(i, cl) || (at(i, cc) === at(i, cl) && cc < cl)) return false;
+        return true;
+      });
+    const upTo = assignment === 'prefix' ? p : n - 1;
+    return Array.from({ length: upTo + 1 }, (_, i) => i)
+      .sort((a, b) => at(b, cl) - at(a, cl) || a - b)
+      .slice(0, w);
+  };
   const qScore = options.normalise === 'keys' || options.normalise === 'none' ? f64(q) : qh;
   const kScore = options.normalise === 'none' ? f64(k) : kh;
   const output = new Float64Array(B * H * n * E);
   const count = new Int32Array(B * H * n);
+  const clusters: number[][] = Array.from({ length: B * H * c }, () => []);
   const row = (a: Float64Array, bh: number, p: number, dim: number) =>
     a.subarray((bh * n + p) * dim, (bh * n + p + 1) * dim);
-  clusters.forEach((mem, ci) => {
-    const bh = Math.floor(ci / c);
-    for (const p of mem) {
-      let keys = keyClusters[ci].filter((j) => !causal || j <= p);
-      if (options.excludeSelf && keys.some((j) => j !== p)) keys = keys.filter((j) => j !== p);
-      const { out } = naiveAttendRow(
-        row(qScore, bh, p, D),
-        keys.map((j) => row(kScore, bh, j, D)),
-        keys.map((j) => row(vv, bh, j, E)),
-        scale,
-        E,
-      );
-      for (let e = 0; e < E; e++) output[(bh * n + p) * E + e] += out[e];
-      count[bh * n + p]++;
+  for (let bh = 0; bh < B * H; bh++) {
+    for (let p = 0; p < n; p++) {
+      for (let cl = 0; cl < c; cl++) {
+        if (!membersAt(simQ, bh, cl, p).includes(p)) continue;
+        clusters[bh * c + cl].push(p);
+        let keys = membersAt(simK ?? simQ, bh, cl, p).filter((j) => !causal || j <= p);
+        if (options.excludeSelf && keys.some((j) => j !== p)) keys = keys.filter((j) => j !== p);
+        const { out } = naiveAttendRow(
+          row(qScore, bh, p, D),
+          keys.map((j) => row(kScore, bh, j, D)),
+          keys.map((j) => row(vv, bh, j, E)),
+          scale,
+          E,
+        );
+        for (let e = 0; e < E; e++) output[(bh * n + p) * E + e] += out[e];
+        count[bh * n + p]++;
+      }
     }
-  });
+  }
   for (let r = 0; r < B * H * n; r++) if (count[r] > 1) for (let e = 0; e < E; e++) output[r * E + e] /= count[r];
   return { output, clusters };
 }
@@ -429,7 +561,10 @@ export function initCentroids(heads: number, clusters: number, dim: number, seed
   });
 }
 
-/** Routing's options as a method: the routing plus the number of centroids per head (`clusters`, default 8). */
+/**
+ * Routing's options as a method: the routing (default: the paper's balanced top-w routing in its non-leaking 'prefix'
+ * form under a causal mask) plus the number of centroids per head (`clusters`, default 8).
+ */
 export type RoutingMethodOptions = RoutingOptions & { clusters?: number };
 
 /** Routing attention as a `SparseMethod` (see ../method.ts); its state is the centroids [h, c, d]. */
@@ -448,10 +583,12 @@ export const routingMethod: SparseMethod<RoutingMethodOptions, tf.Tensor3D> = {
       reasons.push(
         `q has shape ${fmt(q.shape)} and k has ${fmt(k.shape)}; routing attention needs as many key heads and keys as query heads and queries`,
       );
-    if (o.assignment === 'balanced' && (o.causal ?? true))
+    if (o.assignment === 'balanced' && (o.causal ?? true) && !o.allowLeak)
       reasons.push(
-        "options.assignment 'balanced' lets future tokens change earlier clusters; use 'nearest' with causal attention",
+        "options.assignment 'balanced' under a causal mask lets future tokens change earlier clusters; use 'prefix' (the default) or 'nearest', or pass options.allowLeak: true",
       );
+    if (o.assignment === 'prefix' && o.causal === false)
+      reasons.push("options.assignment 'prefix' needs a causal mask; use 'balanced' without one");
     return reasons;
   },
   state: {
@@ -485,8 +622,25 @@ export const routingMethod: SparseMethod<RoutingMethodOptions, tf.Tensor3D> = {
       kvHeads: 2,
       sharedQK: true,
       exact: { clusters: 1 },
-      sparse: { clusters: 3 },
+      // Prefix routing keeps every step's members: at n = 24, three clusters of w = 8 cost about dense; w = 4 does not.
+      sparse: { clusters: 3, window: 4 },
       // One cluster holds every token: dense causal attention on the normalised x̂.
+      equals(q, _k, v) {
+        const x = normaliseShared(q);
+        const dense = (t: tf.Tensor) => ({ data: t.dataSync(), shape: t.shape });
+        const out = naiveAttention(dense(x), dense(x), dense(v), { mask: masks.causal() }).output;
+        x.dispose();
+        return out;
+      },
+    },
+    {
+      // The unbalanced routing (each token in its nearest cluster), causal like the default.
+      label: "shared queries and keys, 'nearest' routing",
+      shape: [1, 2, 24, 8],
+      kvHeads: 2,
+      sharedQK: true,
+      exact: { clusters: 1, assignment: 'nearest' },
+      sparse: { clusters: 3, assignment: 'nearest' },
       equals(q, _k, v) {
         const x = normaliseShared(q);
         const dense = (t: tf.Tensor) => ({ data: t.dataSync(), shape: t.shape });
