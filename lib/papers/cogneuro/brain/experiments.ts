@@ -24,6 +24,7 @@ import {
   type BrainCaptionsConfig,
   runBrainCaptions,
 } from './scuba/experiment.js';
+import type { CategoryResponse } from './simulate/voxels.js';
 
 const simulation: Schema<SimulationFields> = {
   imageSize: int({ min: 4 }),
@@ -42,20 +43,26 @@ export const brainEncoder = defineExperiment<BrainEncoderConfig, BrainEncoderArt
   name: 'brain-encoder',
   schema: obj<BrainEncoderConfig>({
     ...simulation,
-    models: list(oneOf<EncoderModelName>('oracle', 'ridge', 'factorised', 'transformer'), { min: 1, unique: true }),
+    simulators: list(oneOf<CategoryResponse>('attention', 'max', 'conjunction', 'prf'), { min: 1, unique: true }),
+    models: list(oneOf<EncoderModelName>('oracle', 'ridge', 'factorised', 'cross-only', 'transformer'), {
+      min: 1,
+      unique: true,
+    }),
     dModel: int({ min: 1 }),
     heads: int({ min: 1 }),
+    ffn: int({ min: 1 }),
     steps: int({ min: 1 }),
     batch: int({ min: 1 }),
     lr: num({ gt: 0 }),
     weightDecay: num({ min: 0 }),
     l1: num({ min: 0 }),
     ridgeScales: list(num({ gt: 0 }), { min: 1 }),
+    bootstrap: int({ min: 1 }),
   }),
   paper:
     'Adeli, Sun, Kriegeskorte 2025, Transformer brain encoders explain human high-level visual responses, https://arxiv.org/abs/2505.17329',
   description:
-    'Simulated visual system (pRF early regions, category regions that follow their category anywhere): held-out Pearson r and fraction of the noise ceiling per region for the transformer brain encoder, ridge, a factorised readout and a model given the true routing; parameters; attention vs true routing.',
+    'Simulated visual system (pRF early regions; category regions whose response is attention-pooled, max-pooled, a two-category conjunction or a location-bound pRF): held-out fraction of the noise ceiling per region and simulator, with bootstrap intervals, for the transformer brain encoder (official decoder layer), its cross-attention-only simplification, ridge, a factorised readout and a true-routing oracle; the transformer-minus-best-baseline difference (baseline chosen on validation) per simulator; parameters; attention vs true routing.',
   quick: BRAIN_ENCODER_QUICK,
   full: BRAIN_ENCODER_FULL,
   run: runBrainEncoder,

@@ -45,9 +45,12 @@ export {
   type BrainEncoderArtifacts,
   type BrainEncoderConfig,
   disposeEncoders,
+  ENCODER_MODELS,
   type EncoderModelName,
   type EncoderRow,
+  type FittedEncoders,
   fitEncoders,
+  hasOracle,
   scoreEncoders,
 } from './encoder/experiment.js';
 export { createFactorisedReadout, type FactorisedConfig } from './encoder/factorised.js';
@@ -57,6 +60,12 @@ export { fitRidge, type RidgeFit, type RidgeOptions, ridgeModel } from './encode
 export { regionAttention, routingScores, trueRegionMaps } from './encoder/routing.js';
 export {
   createTransformerEncoder,
+  type DecoderLayerDims,
+  type DecoderLayerParams,
+  decoderLayerForward,
+  decoderLayerKeys,
+  decoderLayerNaive,
+  type EncoderLayer,
   readoutBatched,
   readoutLoop,
   readoutMask,
@@ -100,6 +109,7 @@ export {
   type SimulationConfig,
   type Split,
   simulate,
+  simulateVariants,
 } from './simulate/dataset.js';
 export {
   createFeatureExtractor,
@@ -122,6 +132,8 @@ export {
 } from './simulate/scenes.js';
 export {
   addNoise,
+  CATEGORY_RESPONSES,
+  type CategoryResponse,
   categoryRouting,
   createVisualSystem,
   createWholeBrain,

@@ -17,6 +17,7 @@ import {
 import { DEFAULT_SCENES, drawScenes, type Scene, type SceneConfig, stackPixels } from './scenes.js';
 import {
   addNoise,
+  type CategoryResponse,
   coverageTensor,
   createVisualSystem,
   defaultRegions,
@@ -31,6 +32,8 @@ export interface SimulationConfig {
   voxelsPerRegion: number;
   snr: number;
   tau: number;
+  /** Shape of the category voxels' response (voxels.ts; default 'attention'). */
+  categoryResponse?: CategoryResponse;
   selectivity: number;
   prfScatter: number;
   train: number;
@@ -83,45 +86,71 @@ function makeSplit(
 }
 
 export function simulate(cfg: SimulationConfig, seed: number): Simulation {
-  const extractor = createFeatureExtractor(cfg.features, seed, cfg.scenes);
-  const ref = makeSplit(extractor, cfg, 512, splitSeed(seed, 'reference'));
-  const sysCfg: VisualSystemConfig = {
-    regions: defaultRegions(cfg.voxelsPerRegion, cfg.features.grid),
-    snr: cfg.snr,
-    tau: cfg.tau,
-    selectivity: cfg.selectivity,
-    prfScatter: cfg.prfScatter,
-  };
-  const system = createVisualSystem(sysCfg, ref.features, ref.coverage, seed);
-  tf.dispose([ref.features, ref.coverage]);
-  const noise = new Rng(seed).fork('noise');
-  const V = system.voxelCount;
-  const build = (split: 'train' | 'validation' | 'test', n: number, repeats: number): Split => {
-    const s = makeSplit(extractor, cfg, n, splitSeed(seed, split));
-    const clean = tf.tidy(() => signal(system, s.features, s.coverage).dataSync() as Float32Array);
-    const reps = Array.from({ length: repeats }, () => mat(n, V, addNoise(clean, cfg.snr, noise)));
-    return {
-      ...s,
-      signal: mat(n, V, clean),
-      responses: repeats > 1 ? averageRepeats(reps) : reps[0],
-      repeats: repeats > 1 ? reps : undefined,
-    };
-  };
-  const train = build('train', cfg.train, 1);
-  const validation = build('validation', cfg.validation, 1);
-  const test = build('test', cfg.test, cfg.repeats);
-  return {
-    config: cfg,
-    extractor,
-    system,
-    train,
-    validation,
-    test,
-    ceiling: noiseCeiling(test.repeats!),
-    analyticCeiling: analyticCeiling(cfg.snr, cfg.repeats),
-  };
+  return simulateVariants(cfg, seed, [cfg.categoryResponse ?? 'attention'])[0];
 }
 
+/**
+ * One simulation per category-response variant, on the same scenes, features, early voxels, weights w_v and noise
+ * draws (a paired comparison): only the category voxels' response shape differs. The simulations share their
+ * extractor and feature tensors; disposing each of them (disposeSimulation) frees the shared ones once.
+ */
+export function simulateVariants(
+  cfg: SimulationConfig,
+  seed: number,
+  responses: readonly CategoryResponse[],
+): Simulation[] {
+  const extractor = createFeatureExtractor(cfg.features, seed, cfg.scenes);
+  const ref = makeSplit(extractor, cfg, 512, splitSeed(seed, 'reference'));
+  const splits = {
+    train: makeSplit(extractor, cfg, cfg.train, splitSeed(seed, 'train')),
+    validation: makeSplit(extractor, cfg, cfg.validation, splitSeed(seed, 'validation')),
+    test: makeSplit(extractor, cfg, cfg.test, splitSeed(seed, 'test')),
+  };
+  try {
+    return responses.map((categoryResponse) => {
+      const sysCfg: VisualSystemConfig = {
+        regions: defaultRegions(cfg.voxelsPerRegion, cfg.features.grid),
+        snr: cfg.snr,
+        tau: cfg.tau,
+        categoryResponse,
+        selectivity: cfg.selectivity,
+        prfScatter: cfg.prfScatter,
+      };
+      const system = createVisualSystem(sysCfg, ref.features, ref.coverage, seed);
+      const noise = new Rng(seed).fork('noise');
+      const V = system.voxelCount;
+      const build = (split: 'train' | 'validation' | 'test', repeats: number): Split => {
+        const s = splits[split];
+        const n = s.scenes.length;
+        const clean = tf.tidy(() => signal(system, s.features, s.coverage).dataSync() as Float32Array);
+        const reps = Array.from({ length: repeats }, () => mat(n, V, addNoise(clean, cfg.snr, noise)));
+        return {
+          ...s,
+          signal: mat(n, V, clean),
+          responses: repeats > 1 ? averageRepeats(reps) : reps[0],
+          repeats: repeats > 1 ? reps : undefined,
+        };
+      };
+      const train = build('train', 1);
+      const validation = build('validation', 1);
+      const test = build('test', cfg.repeats);
+      return {
+        config: { ...cfg, categoryResponse },
+        extractor,
+        system,
+        train,
+        validation,
+        test,
+        ceiling: noiseCeiling(test.repeats!),
+        analyticCeiling: analyticCeiling(cfg.snr, cfg.repeats),
+      };
+    });
+  } finally {
+    tf.dispose([ref.features, ref.coverage]);
+  }
+}
+
+/** Frees the extractor and the feature tensors (safe on simulations that share them: a tensor is freed once). */
 export function disposeSimulation(sim: Simulation): void {
   disposeFeatureExtractor(sim.extractor);
   for (const s of [sim.train, sim.validation, sim.test]) tf.dispose([s.features, s.coverage]);

@@ -9,8 +9,19 @@
  *
  * where x_n is the feature vector of grid cell n and m_c(n) the fraction of cell n covered by category c. The category
  * routing is itself a softmax attention map: on the object when the category is present, uniform when it is absent.
- * Category weights point along the category's mean feature direction (selectivity), plus a per-voxel random part.
- * With SNR the ratio of signal to noise variance, a single presentation's ceiling is sqrt(SNR / (1 + SNR)).
+ * That is the transformer encoder's own functional form (attention pooling + a linear readout), so `categoryResponse`
+ * offers category responses of other shapes, the same weights w_v in each (a paired comparison):
+ *
+ *   'attention'   s_v = w_vᵀ Σ_n α_c(n) x_n                         (above; the default)
+ *   'max'         s_v = max_n w_vᵀ x_n                               max-pooling of the tuned feature (HMAX-like)
+ *   'conjunction' s_v = ⟨relu(w_vᵀ x_n)⟩_n · ⟨relu(u_vᵀ x_n)⟩_n       u_v tuned to the next category: fires when both
+ *                                                                     are in the scene (a multiplicative interaction)
+ *   'prf'         s_v = Σ_n p_v(n) w_vᵀ x_n                          category-tuned but bound to a wide pRF p_v at a
+ *                                                                     random place: linear in x, ridge's home ground
+ *
+ * (⟨·⟩_n is the mean over cells.) Category weights point along the category's mean feature direction (selectivity),
+ * plus a per-voxel random part. With SNR the ratio of signal to noise variance, a single presentation's ceiling is
+ * sqrt(SNR / (1 + SNR)).
  *
  * The whole-brain version has many parcels: visual ones (a pRF each), semantic ones (a mix of category coverages,
  * wherever the objects are) and parcels of pure noise.
@@ -33,8 +44,14 @@ export interface RegionSpec {
   category?: Category;
 }
 
+/** How a category voxel responds to its category (see the header); 'attention' is the original simulator. */
+export type CategoryResponse = 'attention' | 'max' | 'conjunction' | 'prf';
+export const CATEGORY_RESPONSES: readonly CategoryResponse[] = ['attention', 'max', 'conjunction', 'prf'];
+
 export interface VisualSystemConfig {
   regions: RegionSpec[];
+  /** Shape of the category voxels' response (default 'attention'). */
+  categoryResponse?: CategoryResponse;
   /** Signal variance / noise variance of one presentation. */
   snr: number;
   /** Sharpness of the category routing softmax (logit per fully covered cell). */
@@ -76,7 +93,9 @@ export interface VisualSystem {
   voxelCount: number;
   /** Per voxel: feature weights [V, C]. */
   weights: Float32Array;
-  /** Per voxel: pRF over the grid [V, N] (zeros for category voxels), each row sums to 1. */
+  /** Per voxel: the second feature weights u_v of a 'conjunction' category voxel [V, C] (zeros otherwise). */
+  partnerWeights: Float32Array;
+  /** Per voxel: pRF over the grid [V, N] (zeros for category voxels unless 'prf'), each non-zero row sums to 1. */
   prf: Float32Array;
   /** Per voxel: preferred category index, or -1 for early voxels. */
   voxelCategory: Int32Array;
@@ -84,6 +103,9 @@ export interface VisualSystem {
   signalMean: Float32Array;
   signalStd: Float32Array;
 }
+
+/** pRF width (grid cells) of a 'prf' category voxel: wider than the early regions', as higher areas' are. */
+const CATEGORY_PRF_SIZE = 1.5;
 
 function gaussianPrf(grid: number, row: number, col: number, sigma: number): Float32Array {
   const out = new Float32Array(grid * grid);
@@ -139,7 +161,14 @@ export function createVisualSystem(
     );
   }
   if (!(config.snr > 0)) throw new Error(`createVisualSystem: snr must be > 0, got ${config.snr}`);
+  const response = config.categoryResponse ?? 'attention';
+  if (!CATEGORY_RESPONSES.includes(response))
+    throw new Error(
+      `createVisualSystem: categoryResponse must be one of ${CATEGORY_RESPONSES.join(', ')}, got ${JSON.stringify(response)}`,
+    );
   const rng = new Rng(seed).fork('visual-system');
+  // The variants' extra draws come from their own stream, so every variant shares the weights w_v drawn above.
+  const variantRng = new Rng(seed).fork('category-variant');
   // Category direction: mean features on the category's cells minus the mean over all cells.
   const directions: Float64Array[] = [];
   tf.tidy(() => {
@@ -153,6 +182,7 @@ export function createVisualSystem(
   });
   const V = config.regions.reduce((a, r) => a + r.voxels, 0);
   const weights = new Float32Array(V * C);
+  const partnerWeights = new Float32Array(V * C);
   const prf = new Float32Array(V * N);
   const voxelCategory = new Int32Array(V).fill(-1);
   const regions: Region[] = [];
@@ -179,6 +209,14 @@ export function createVisualSystem(
         voxelCategory[v] = k;
         const d = directions[k];
         weights.set(unit(Array.from(d, (x, j) => config.selectivity * x + noise[j])), v * C);
+        if (response === 'conjunction') {
+          const d2 = directions[(k + 1) % CATEGORIES.length];
+          const noise2 = unit(Array.from({ length: C }, () => variantRng.normal()));
+          partnerWeights.set(unit(Array.from(d2, (x, j) => config.selectivity * x + noise2[j])), v * C);
+        } else if (response === 'prf') {
+          const [r0, c0] = [variantRng.next() * (grid - 1), variantRng.next() * (grid - 1)];
+          prf.set(gaussianPrf(grid, r0, c0, CATEGORY_PRF_SIZE * (0.8 + 0.4 * variantRng.next())), v * N);
+        }
       }
     }
     regions.push({ name: spec.name, kind: spec.kind, category: spec.category, voxels: ids });
@@ -190,6 +228,7 @@ export function createVisualSystem(
     regions,
     voxelCount: V,
     weights,
+    partnerWeights,
     prf,
     voxelCategory,
     signalMean: new Float32Array(V),
@@ -206,28 +245,43 @@ export function createVisualSystem(
   return sys;
 }
 
+/** Whether voxel v's response is a pRF-weighted sum (early voxels, and category voxels of the 'prf' variant). */
+function usesPrf(sys: VisualSystem): number[] {
+  const prfCategory = (sys.config.categoryResponse ?? 'attention') === 'prf';
+  return Array.from(sys.voxelCategory, (k) => (k < 0 || prfCategory ? 1 : 0));
+}
+
 /** The unstandardised signal [n, V]. */
 function rawSignal(sys: VisualSystem, features: tf.Tensor3D, cov: tf.Tensor3D): tf.Tensor2D {
   const [n, N, C] = features.shape;
   const V = sys.voxelCount;
+  const response = sys.config.categoryResponse ?? 'attention';
   return tf.tidy(() => {
-    const w = tf.tensor2d(sys.weights, [V, C]);
-    const local = tf.matMul(features.reshape([n * N, C]), w, false, true).reshape([n, N, V]); // w_vᵀ x_n: [n, N, V]
-    const early = tf.sum(tf.mul(local, tf.tensor2d(sys.prf, [V, N]).transpose()), 1); // Σ_n p_v(n) w_vᵀ x_n: [n, V]
-    const alpha = categoryRouting(cov, sys.config.tau); // [n, K, N]
-    const routed = tf.matMul(alpha, local); // [n, K, V]: Σ_n α_k(n) w_vᵀ x_n
-    const oneHot = tf
-      .oneHot(
-        tf.tensor1d(
-          Array.from(sys.voxelCategory, (k) => Math.max(k, 0)),
-          'int32',
-        ),
-        CATEGORIES.length,
-      )
-      .transpose(); // [K, V]
-    const category = tf.sum(tf.mul(routed, oneHot), 1); // [n, V]
-    const isCat = tf.tensor1d(Array.from(sys.voxelCategory, (k) => (k >= 0 ? 1 : 0)));
-    return tf.add(tf.mul(category, isCat), tf.mul(early, tf.sub(1, isCat))) as tf.Tensor2D;
+    const x = features.reshape([n * N, C]);
+    const local = tf.matMul(x, tf.tensor2d(sys.weights, [V, C]), false, true).reshape([n, N, V]); // w_vᵀ x_n: [n, N, V]
+    const pooled = tf.sum(tf.mul(local, tf.tensor2d(sys.prf, [V, N]).transpose()), 1); // Σ_n p_v(n) w_vᵀ x_n: [n, V]
+    let category: tf.Tensor; // [n, V]
+    if (response === 'max') {
+      category = tf.max(local, 1);
+    } else if (response === 'conjunction') {
+      const partner = tf.matMul(x, tf.tensor2d(sys.partnerWeights, [V, C]), false, true).reshape([n, N, V]);
+      category = tf.mul(tf.mean(tf.relu(local), 1), tf.mean(tf.relu(partner), 1));
+    } else {
+      const alpha = categoryRouting(cov, sys.config.tau); // [n, K, N]
+      const routed = tf.matMul(alpha, local); // [n, K, V]: Σ_n α_k(n) w_vᵀ x_n
+      const oneHot = tf
+        .oneHot(
+          tf.tensor1d(
+            Array.from(sys.voxelCategory, (k) => Math.max(k, 0)),
+            'int32',
+          ),
+          CATEGORIES.length,
+        )
+        .transpose(); // [K, V]
+      category = tf.sum(tf.mul(routed, oneHot), 1);
+    }
+    const isPrf = tf.tensor1d(usesPrf(sys));
+    return tf.add(tf.mul(pooled, isPrf), tf.mul(category, tf.sub(1, isPrf))) as tf.Tensor2D;
   });
 }
 
@@ -261,11 +315,17 @@ export function addNoise(clean: Float32Array, snr: number, rng: Rng): Float32Arr
 
 /**
  * The true routing as per-voxel routed features, the inputs of a model that knows the routing: [n, V, C] where
- * row v is Σ_n p_v(n) x_n (early) or Σ_n α_c(n) x_n (category).
+ * row v is Σ_n p_v(n) x_n (early, and 'prf' category voxels) or Σ_n α_c(n) x_n ('attention' category voxels). The
+ * 'max' and 'conjunction' responses are not a linear readout of one routed vector, so they have no such oracle.
  */
 export function trueRoutedFeatures(sys: VisualSystem, features: tf.Tensor3D, cov: tf.Tensor3D): tf.Tensor3D {
   const [_n, N] = features.shape;
   const V = sys.voxelCount;
+  const response = sys.config.categoryResponse ?? 'attention';
+  if (response !== 'attention' && response !== 'prf')
+    throw new Error(
+      `trueRoutedFeatures: the true routing is a per-voxel linear map only for categoryResponse 'attention' or 'prf', got '${response}'`,
+    );
   return tf.tidy(() => {
     const alpha = categoryRouting(cov, sys.config.tau); // [n, K, N]
     const cat = tf.gather(
@@ -276,8 +336,8 @@ export function trueRoutedFeatures(sys: VisualSystem, features: tf.Tensor3D, cov
       ),
       1,
     ); // [n, V, N]
-    const isCat = tf.tensor1d(Array.from(sys.voxelCategory, (k) => (k >= 0 ? 1 : 0))).reshape([1, V, 1]);
-    const maps = tf.add(tf.mul(cat, isCat), tf.mul(tf.tensor2d(sys.prf, [V, N]).expandDims(0), tf.sub(1, isCat))); // [n, V, N]
+    const isPrf = tf.tensor1d(usesPrf(sys)).reshape([1, V, 1]);
+    const maps = tf.add(tf.mul(cat, tf.sub(1, isPrf)), tf.mul(tf.tensor2d(sys.prf, [V, N]).expandDims(0), isPrf)); // [n, V, N]
     return tf.matMul(maps, features) as tf.Tensor3D; // [n, V, C]
   });
 }
