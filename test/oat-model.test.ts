@@ -54,9 +54,12 @@ import {
 const TOL: Tolerance = { rtol: 1e-4, atol: 2e-5 };
 const GRAD_TOL: Tolerance = { rtol: 2e-3, atol: 2e-4 };
 
-const tiny = { ...OAT_EXPERIMENT.quick, dModel: 16, heads: 2, encoderLayers: 1, decoderLayers: 1, historyLags: 6 };
+const tiny = { ...OAT_EXPERIMENT.quick, dModel: 16, heads: 2, encoderLayers: 1, decoderLayers: 1 };
+/** The one-hot model with a 6-lag history bias: the pointer and history math these tests check. */
+const variant = (position: 'gaussian2d' | 'sinusoidal1d' = 'gaussian2d') =>
+  ({ position, appearance: 'onehot', historyLags: 6 }) as const;
 const model = (seed = 0, position: 'gaussian2d' | 'sinusoidal1d' = 'gaussian2d'): OatModel =>
-  createOat(oatConfig(tiny, position, seed));
+  createOat(oatConfig(tiny, variant(position), seed));
 
 /** logits[b, i, 1 + j] = Σ_c r_c (h_i W_dc + b_dc)·(m_{1+j} W_ec + b_ec) / √E + r_0, END = r_0, in float64. */
 function naivePointer(
@@ -272,11 +275,11 @@ describe('OAT model behaviour', () => {
     const s2 = decodeScanpaths(b, ds, { mode: 'sample', maxFixations: 10, rng: new Rng(9) });
     expect(s2).toEqual(s1);
     expect(() => decodeScanpaths(a, ds, { mode: 'sample', maxFixations: 10 })).toThrow(/mode 'sample' needs opts.rng/);
-    expect(() => createOat({ ...oatConfig(tiny, 'gaussian2d', 0), dModel: 18 })).toThrow(ShapeError);
-    expect(() => createOat({ ...oatConfig(tiny, 'gaussian2d', 0), dModel: 18 })).toThrow(
+    expect(() => createOat({ ...oatConfig(tiny, variant(), 0), dModel: 18 })).toThrow(ShapeError);
+    expect(() => createOat({ ...oatConfig(tiny, variant(), 0), dModel: 18 })).toThrow(
       /dModel must be a positive multiple of 4, got 18/,
     );
-    const wrong = createOat({ ...oatConfig(tiny, 'gaussian2d', 0), featureDim: 7 });
+    const wrong = createOat({ ...oatConfig(tiny, variant(), 0), featureDim: 7 });
     expect(() => oatInputs(wrong, ds)).toThrow(/has 15 features per object but the model takes featureDim = 7/);
     expect(() => oatTargets([[30]], 24)).toThrow(/scanpaths\[0\]\[0\] = 30 is not an object index below 24/);
     for (const m of [a, b, c, wrong]) disposeOat(m);
@@ -355,7 +358,19 @@ describe('oat-scanpath experiment', () => {
   it('is registered and reports every model on both splits with the ceiling (tiny config)', async () => {
     const e = getExperiment('oat-scanpath');
     expect(e.paper).toMatch(/2407\.13335/);
-    const overrides = { train: 200, test: 12, dModel: 16, heads: 2, steps: 6, pixelSteps: 3, samples: 1, batch: 8 };
+    const overrides = {
+      train: 200,
+      validation: 10,
+      test: 12,
+      dModel: 16,
+      heads: 2,
+      steps: 6,
+      evalEvery: 3,
+      pixelSteps: 3,
+      samples: 1,
+      batch: 8,
+      cnnChannels: [2, 4] as [number, number],
+    };
     const before = tf.memory().numTensors;
     const r = await runExperiment('oat-scanpath', { quick: true, seed: 0, progress: false, keep: true, overrides });
     for (const split of ['layout', 'target']) {
@@ -382,6 +397,16 @@ describe('oat-scanpath experiment', () => {
     const a = r.artifacts as OatArtifacts;
     expect(a.splits.train).toHaveLength(200);
     expect([...a.models.oat.keys()]).toEqual(['oat', 'oat-1d']);
+    // The headline is the paper's model: the CNN appearance path, the Gaussian 2-D code, no history bias.
+    expect(a.models.oat.get('oat')!.variant).toMatchObject({
+      appearance: 'cnn',
+      position: 'gaussian2d',
+      historyLags: 0,
+    });
+    expect(a.models.oat.get('oat-1d')!.variant).toMatchObject({ position: 'sinusoidal1d', historyLags: 0 });
+    expect(a.splits.validation).toHaveLength(10);
+    expect(r.metrics.validation_oat_nll).toBeGreaterThan(0);
+    expect([3, 6]).toContain(r.metrics.validation_oat_best_step);
     expect(a.models.oat.get('oat')!.losses).toHaveLength(6);
     expect(a.models.pixel.losses).toHaveLength(3);
     for (const [split, trials] of [
