@@ -8,11 +8,13 @@
  * encoder token (appearance ⊕ position), the target is one more token, and the decoder points at the next fixated
  * object, with an extra END position for "the search stops":
  *
- *   token_j = W_a f_j ⊕ PE(row_j, col_j),   PE(r, c) = code(r) ⊕ code(c),   cos(code(i), code(k)) ≈ exp(−(i − k)² / 2σ²)
+ *   token_j = CNN(crop_j) ⊕ PE(row_j, col_j),   PE(r, c) = code(r) ⊕ code(c),   cos(code(i), code(k)) ≈ exp(−(i − k)² / 2σ²)
  *   p(f_i = j | f_<i, display, target) = softmax_j( Σ_c r_c (W_dc h_i)·(W_ec m_j) / √E ),   END scores 0 per head
  *
  * where m = Encoder(tokens), h_i = Decoder(tokens of f_<i + 1-D order code, m). Trained with cross-entropy under
- * teacher forcing; decoded greedily or by sampling. The position codes are learned offline and fixed (position.ts).
+ * teacher forcing; decoded greedily or by sampling. The position codes are learned offline and fixed (position.ts). The
+ * CNN reads each object's crop of the rendered display and is trained end to end, as in the paper; `appearance:
+ * 'onehot'` replaces it by a linear map of the attribute one-hots f_j (W_a f_j), a simplification.
  *
  * Shape legend: b batch (displays), N objects (padded), S = N + 1 source tokens (target first), p = N + 1 pointer
  * positions (END first), m decoder steps, E model width, F appearance features, H attention heads, C pointer heads.
