@@ -10,7 +10,7 @@ import { sdpa } from '../lib/attention/sdpa.js';
 import { splitOf } from '../lib/data/batch.js';
 import * as masks from '../lib/masks/index.js';
 import { plantedSource } from '../lib/papers/sparse/experiments/approx.js';
-import { evalSet, evalSplitOf } from '../lib/papers/sparse/experiments/passkey.js';
+import { evalSet, evalSplitOf, wilson95 } from '../lib/papers/sparse/experiments/passkey.js';
 import { chunkKeys, longHeadsAttention, longHeadsAttentionNaive } from '../lib/papers/sparse/longheads/index.js';
 import { rope } from '../lib/positional/rope.js';
 import { BACKENDS, expectClose, expectNoLeak, numericGrad, randomArray, useBackend } from './helpers.js';
@@ -194,6 +194,18 @@ describe('passkey-long evaluation halves', () => {
     // The same seed gives the same rows; another seed other rows.
     expect(evalSet(cfg, 64, 3, 'test', 8)).toEqual(evalSet(cfg, 64, 3, 'test', 8));
     expect(evalSet(cfg, 64, 4, 'test', 8).answers).not.toEqual(evalSet(cfg, 64, 3, 'test', 8).answers);
+  });
+
+  it('the Wilson interval: 0 of 8 is [0, 0.32], 50 of 100 is about ±0.10, and it never leaves [0, 1]', () => {
+    const [lo0, hi0] = wilson95(0, 8);
+    expect(lo0).toBe(0);
+    expect(hi0).toBeCloseTo(3.8416 / 11.8416, 6);
+    const [lo, hi] = wilson95(0.5, 100);
+    expect(lo).toBeCloseTo(0.4038, 3);
+    expect(hi).toBeCloseTo(0.5962, 3);
+    const [lo1, hi1] = wilson95(1, 16);
+    expect(hi1).toBe(1);
+    expect(lo1).toBeCloseTo(16 / (16 + 3.8416), 6);
   });
 
   it('landmark prompts carry a landmark token after every block - 1 tokens', () => {

@@ -48,7 +48,6 @@ import { restoreCheckpoint, saveCheckpoint } from '../../../train/checkpoint.js'
 import { train } from '../../../train/loop.js';
 import { transformerRecipe } from '../../../train/recipe.js';
 import { crc32 } from '../../../util/crc32.js';
-import { proportionCi95 } from '../../../util/stats.js';
 import { isLandmark } from '../landmark/index.js';
 import type { LongHeadsSummary } from '../longheads/index.js';
 import type { AttentionKind } from '../method.js';
@@ -391,11 +390,25 @@ export function evalSet(
   return { prompts, answers };
 }
 
+/**
+ * Wilson score 95% interval of a proportion p over n rows: unlike p ± 1.96·√(p(1-p)/n) it does not collapse to a
+ * point at 0 or 1 (8 rows all wrong: [0, 0.32], not 0 ± 0).
+ */
+export function wilson95(p: number, n: number): [number, number] {
+  const z = 1.96;
+  const d = 1 + (z * z) / n;
+  const mid = (p + (z * z) / (2 * n)) / d;
+  const half = (z * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n))) / d;
+  return [Math.max(0, mid - half), Math.min(1, mid + half)];
+}
+
 export interface PasskeyRow {
   model: PasskeyModel;
   length: number;
   test_accuracy: number;
-  test_accuracy_ci95: number;
+  /** Wilson 95% interval of test_accuracy. */
+  test_accuracy_lo95: number;
+  test_accuracy_hi95: number;
   test_digit_accuracy: number;
   rows: number;
 }
@@ -632,11 +645,13 @@ export const passkeyLong = defineExperiment<PasskeyLongConfig>({
     for (const m of cfg.models) {
       for (const len of cfg.evalLens) {
         const acc = evaluate(m, len, 'test', cfg.evalRows, localBlocks);
+        const [lo, hi] = wilson95(acc.rows, cfg.evalRows);
         rows.push({
           model: m,
           length: len,
           test_accuracy: acc.rows,
-          test_accuracy_ci95: proportionCi95(acc.rows, cfg.evalRows),
+          test_accuracy_lo95: lo,
+          test_accuracy_hi95: hi,
           test_digit_accuracy: acc.digits,
           rows: cfg.evalRows,
         });
@@ -647,7 +662,8 @@ export const passkeyLong = defineExperiment<PasskeyLongConfig>({
     const metrics: Record<string, number> = {};
     for (const r of rows) {
       metrics[`test_accuracy_${r.model}_${r.length}`] = r.test_accuracy;
-      metrics[`test_accuracy_ci95_${r.model}_${r.length}`] = r.test_accuracy_ci95;
+      metrics[`test_accuracy_lo95_${r.model}_${r.length}`] = r.test_accuracy_lo95;
+      metrics[`test_accuracy_hi95_${r.model}_${r.length}`] = r.test_accuracy_hi95;
       metrics[`test_digit_accuracy_${r.model}_${r.length}`] = r.test_digit_accuracy;
     }
     for (const v of validation)
@@ -683,8 +699,8 @@ export const passkeyLong = defineExperiment<PasskeyLongConfig>({
     ];
     const dense0 = rows.find((r) => r.model === 'dense' && r.length === cfg.trainLen);
     const tooSmall =
-      dense0 && dense0.test_accuracy + dense0.test_accuracy_ci95 < 0.5
-        ? ` Too small to show the claimed direction: the dense model gets ${dense0.test_accuracy.toFixed(2)} ± ${dense0.test_accuracy_ci95.toFixed(2)} at its own training length, so it has not learned the task (run the full config).`
+      dense0 && dense0.test_accuracy_hi95 < 0.5
+        ? ` Too small to show the claimed direction: the dense model gets ${dense0.test_accuracy.toFixed(2)} [${dense0.test_accuracy_lo95.toFixed(2)}, ${dense0.test_accuracy_hi95.toFixed(2)}] at its own training length, so it has not learned the task (run the full config).`
         : '';
     return {
       metrics,
@@ -692,7 +708,8 @@ export const passkeyLong = defineExperiment<PasskeyLongConfig>({
         passkey: rows.map((r) => ({
           ...r,
           test_accuracy: f(r.test_accuracy),
-          test_accuracy_ci95: f(r.test_accuracy_ci95),
+          test_accuracy_lo95: f(r.test_accuracy_lo95),
+          test_accuracy_hi95: f(r.test_accuracy_hi95),
           test_digit_accuracy: f(r.test_digit_accuracy),
         })),
         validation: validation.map((v) => ({
@@ -703,12 +720,15 @@ export const passkeyLong = defineExperiment<PasskeyLongConfig>({
         })),
       },
       references,
-      summary: `Passkey accuracy by length (trained at ${cfg.trainLen}, ${cfg.evalRows} test rows per length, ±95% interval)${landmarkRows.length ? `; landmark keeps ${localBlocks} local blocks (picked on ${cfg.validationRows} validation rows per length)` : ''}: ${cfg.models
+      summary: `Passkey accuracy by length (trained at ${cfg.trainLen}, ${cfg.evalRows} test rows per length, [95% interval])${landmarkRows.length ? `; landmark keeps ${localBlocks} local blocks (picked on ${cfg.validationRows} validation rows per length)` : ''}: ${cfg.models
         .map(
           (m) =>
             `${m} ${rows
               .filter((r) => r.model === m)
-              .map((r) => `${r.length}:${r.test_accuracy.toFixed(2)}±${r.test_accuracy_ci95.toFixed(2)}`)
+              .map(
+                (r) =>
+                  `${r.length}:${r.test_accuracy.toFixed(2)} [${r.test_accuracy_lo95.toFixed(2)}, ${r.test_accuracy_hi95.toFixed(2)}]`,
+              )
               .join(' ')}`,
         )
         .join('; ')}.${tooSmall}`,
