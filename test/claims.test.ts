@@ -67,7 +67,9 @@ describe('claim()', () => {
       otherwise: 'Layer 0 ({l0}) beats layer 1 ({l1}).',
       numbers: { l0: 0.18, l1: 0.12 },
     });
-    expect(other.record.sentence).toBe('Not shown by this run: Layer 0 (0.18) beats layer 1 (0.12).');
+    expect(other.record.sentence).toBe(
+      'Not shown by this run: “Layer 1 wins: 0.12 against 0.18.” This run: Layer 0 (0.18) beats layer 1 (0.12).',
+    );
     expect(other.record.claim).toBe('Layer 1 wins: 0.12 against 0.18.');
   });
 
@@ -179,6 +181,23 @@ describe('checkNotebookClaims', () => {
     expect(problems.some((p) => /malformed id "bad id"/.test(p))).toBe(true);
     expect(problems.some((p) => /claim 'twice' is shown 2 times \(cells 2, 2\)/.test(p))).toBe(true);
     expect(problems.some((p) => /cell 3 has a malformed claim output/.test(p))).toBe(true);
+  });
+
+  it('fails a cell that ran and makes a claim but shows none (a block whose last expression is not displayed)', () => {
+    const hidden = {
+      cell_type: 'code',
+      source: "{\n  al.display.claim('x', { holds: true, text: 'a' })\n}",
+      execution_count: 3,
+      outputs: [],
+    };
+    const { problems } = checkNotebookClaims(notebook(hidden), 'nb.ipynb');
+    expect(problems).toEqual([
+      "nb.ipynb: cell 1 makes a claim but shows none: display it with al.display(...) or as the cell's last top-level expression",
+    ]);
+    // Shown, or never run (the suite reports the failed run itself): no problem here.
+    const shown = { ...hidden, outputs: [output('x', true)] };
+    expect(checkNotebookClaims(notebook(shown)).problems).toEqual([]);
+    expect(checkNotebookClaims(notebook({ ...hidden, execution_count: null })).problems).toEqual([]);
   });
 
   it('reads nbformat list sources and rejects what is not a notebook', () => {

@@ -14,7 +14,8 @@
  *     numbers: { l0, l1 },
  *   })
  *   // holds:     "Shown by this run: The best induction head sits in layer 1: its score 0.912 beats layer 0's best, 0.213."
- *   // otherwise: "Not shown by this run: Layer 1's best induction score (0.121) does not beat layer 0's (0.183)."
+ *   // otherwise: "Not shown by this run: “The best induction head sits in layer 1: its score 0.121 beats layer 0's best,
+ *   //             0.183.” This run: Layer 1's best induction score (0.121) does not beat layer 0's (0.183)."
  *
  * Markdown that states a result marks it, `<span data-claim="induction-layer">the induction head sits in layer
  * 1</span>`, and some code cell of the same notebook must show a claim with that id. Static markdown cannot change with
@@ -43,8 +44,8 @@ export interface ClaimSpec {
   /** The claim, stated as true; `{name}` is replaced by `numbers[name]`. */
   text: string;
   /**
-   * What the run shows instead when the claim does not hold (same placeholders). Without it, the claim's own sentence is
-   * quoted as what this run does not show.
+   * What the run shows instead when the claim does not hold (same placeholders): rendered after the quoted claim as
+   * `Not shown by this run: “<text>” This run: <otherwise>`. Without it, only the quoted claim is shown.
    */
   otherwise?: string;
   /** The numbers the claim is decided on: shown in the sentence where a placeholder names them, else after it. */
@@ -147,7 +148,8 @@ export class Claim {
     const claim = fill(fn, 'spec.text', spec.text.trim(), numbers, digits, used);
     let body: string;
     if (spec.holds) body = claim;
-    else if (spec.otherwise) body = fill(fn, 'spec.otherwise', spec.otherwise.trim(), numbers, digits, used);
+    else if (spec.otherwise)
+      body = `“${claim}” This run: ${fill(fn, 'spec.otherwise', spec.otherwise.trim(), numbers, digits, used)}`;
     else body = `“${claim}”`;
     const rest = Object.entries(numbers)
       .filter(([k]) => !used.has(k))
@@ -199,6 +201,7 @@ export interface NotebookJson {
   cells: {
     cell_type: string;
     source: string | string[];
+    execution_count?: number | null;
     outputs?: { output_type?: string; data?: Record<string, unknown> }[];
   }[];
 }
@@ -213,6 +216,8 @@ export interface ClaimCheck {
 }
 
 const MARK = /<[A-Za-z][^>]*?\sdata-claim\s*=\s*("([^"]*)"|'([^']*)')/g;
+/** A code cell that makes a claim: `claim('id'` (also `al.display.claim(` and `new Claim(`). */
+const MAKES_CLAIM = /\b(?:claim|Claim)\(\s*['"`]/;
 
 function text(source: string | string[]): string {
   return Array.isArray(source) ? source.join('') : source;
@@ -237,7 +242,9 @@ export function markedClaims(markdown: string): string[] {
 
 /**
  * Check an executed notebook: every claim id marked in its markdown is shown by a code cell's output and holds;
- * every claim shown with `mustHold` holds; claim ids are unique and well formed. `name` labels the problems.
+ * every claim shown with `mustHold` holds; claim ids are unique and well formed; a cell that ran and makes a claim
+ * shows at least one (a claim inside a `{ ... }` block that is not passed to al.display is never shown). `name`
+ * labels the problems.
  */
 export function checkNotebookClaims(nb: NotebookJson, name = 'notebook'): ClaimCheck {
   if (nb === null || typeof nb !== 'object' || !Array.isArray(nb.cells))
@@ -256,6 +263,7 @@ export function checkNotebookClaims(nb: NotebookJson, name = 'notebook'): ClaimC
         marked.push({ id, cell });
       }
     } else if (c.cell_type === 'code') {
+      const before = claims.length;
       for (const out of c.outputs ?? []) {
         if (!out.data || !(CLAIM_MIME in out.data)) continue;
         const r = out.data[CLAIM_MIME];
@@ -265,6 +273,11 @@ export function checkNotebookClaims(nb: NotebookJson, name = 'notebook'): ClaimC
         }
         claims.push({ ...r, cell });
       }
+      // A claim that is made but never shown backs nothing (a block's last expression is not displayed).
+      if (typeof c.execution_count === 'number' && claims.length === before && MAKES_CLAIM.test(text(c.source)))
+        problems.push(
+          `${name}: cell ${cell} makes a claim but shows none: display it with al.display(...) or as the cell's last top-level expression`,
+        );
     }
   });
   const byId = new Map<string, ClaimCheck['claims']>();
