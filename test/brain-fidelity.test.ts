@@ -13,7 +13,13 @@ import {
   decoderLayerKeys,
   decoderLayerNaive,
 } from '../lib/papers/cogneuro/brain/encoder/transformer.js';
-import { disposeSimulation, type SimulationConfig, simulate } from '../lib/papers/cogneuro/brain/simulate/dataset.js';
+import {
+  disposeSimulation,
+  type Simulation,
+  type SimulationConfig,
+  simulate,
+  simulateVariants,
+} from '../lib/papers/cogneuro/brain/simulate/dataset.js';
 import { DEFAULT_SCENES } from '../lib/papers/cogneuro/brain/simulate/scenes.js';
 import {
   type CategoryResponse,
@@ -165,10 +171,12 @@ describe('simulator category-response variants', () => {
     const base = simulate(cfg, 4);
     const x = base.test.features.dataSync();
     const [n, N, C] = base.test.features.shape;
-    const sims: Partial<Record<CategoryResponse, ReturnType<typeof simulate>>> = {};
-    for (const r of ['attention', 'max', 'conjunction', 'prf'] as CategoryResponse[]) {
-      const sim = simulate({ ...cfg, categoryResponse: r }, 4);
-      sims[r] = sim;
+    const responses: CategoryResponse[] = ['attention', 'max', 'conjunction', 'prf'];
+    const list = simulateVariants(cfg, 4, responses);
+    const sims = Object.fromEntries(responses.map((r, i) => [r, list[i]])) as Record<CategoryResponse, Simulation>;
+    for (const r of responses) {
+      const sim = sims[r];
+      expect(sim.test.features).toBe(list[0].test.features); // shared, not recomputed
       const sys = sim.system;
       expect(Array.from(sys.weights)).toEqual(Array.from(base.system.weights));
       // Float64 raw signal of every category voxel from the weights, standardised with the system's own statistics.
@@ -202,20 +210,23 @@ describe('simulator category-response variants', () => {
       }
     }
     // The default is the attention simulator, responses and all; early voxels are the same in every variant.
-    expect(Array.from(sims.attention!.test.responses.data)).toEqual(Array.from(base.test.responses.data));
+    expect(Array.from(sims.attention.test.responses.data)).toEqual(Array.from(base.test.responses.data));
     const V = base.system.voxelCount;
     const early = base.system.regions.filter((g) => g.kind === 'early').flatMap((g) => g.voxels);
     for (let i = 0; i < n; i++)
       for (const v of early)
-        expect(sims.max!.test.signal.data[i * V + v]).toBeCloseTo(base.test.signal.data[i * V + v], 5);
-    expect(() => trueRoutedFeatures(sims.max!.system, sims.max!.test.features, sims.max!.test.coverage)).toThrow(
+        expect(sims.max.test.signal.data[i * V + v]).toBeCloseTo(base.test.signal.data[i * V + v], 5);
+    expect(() => trueRoutedFeatures(sims.max.system, sims.max.test.features, sims.max.test.coverage)).toThrow(
       "trueRoutedFeatures: the true routing is a per-voxel linear map only for categoryResponse 'attention' or 'prf', got 'max'",
     );
     const sysCfg = { regions: defaultRegions(1, 8), snr: 1, tau: 6, selectivity: 2, prfScatter: 0.6 };
     expect(() =>
       createVisualSystem({ ...sysCfg, categoryResponse: 'sum' as 'max' }, base.test.features, base.test.coverage, 4),
     ).toThrow('createVisualSystem: categoryResponse must be one of attention, max, conjunction, prf, got "sum"');
-    for (const s of Object.values(sims)) disposeSimulation(s!);
+    const before = tf.memory().numTensors;
+    for (const s of list) disposeSimulation(s);
+    // The four share one extractor (w1, w2, mean, std) and one features + coverage pair per split, freed once.
+    expect(before - tf.memory().numTensors).toBe(4 + 6);
     disposeSimulation(base);
   }, 60_000);
 });
