@@ -538,11 +538,11 @@ export const BRAIN_ENCODER_QUICK: BrainEncoderConfig = {
 
 export const BRAIN_ENCODER_FULL: BrainEncoderConfig = {
   ...base,
-  voxelsPerRegion: 32,
-  train: 2000,
-  validation: 400,
-  test: 400,
-  steps: 1000,
+  voxelsPerRegion: 24,
+  train: 1500,
+  validation: 300,
+  test: 300,
+  steps: 600,
   simulators: ['attention', 'max', 'conjunction', 'prf'],
   models: ['oracle', 'ridge', 'factorised', 'cross-only', 'transformer'],
   ridgeScales: [1e-2, 0.03, 0.1, 0.3, 1, 3, 10],
