@@ -273,6 +273,23 @@ describe('SparseLM routing heads', () => {
     expect(change({ assignment: 'balanced', routingWindow: 3 }, 'prefix')).toBe(0);
   });
 
+  it('onRoute reports the clusters the routing layer used: every cluster holds at most w positions at each step', () => {
+    const m = new SparseLM({ ...base, seed: 3, routingWindow: 4 });
+    const seen: [number, number[][]][] = [];
+    const t = a();
+    tf.dispose(m.forward(t, { onRoute: (layer, clusters) => seen.push([layer, clusters]) }));
+    expect(seen.map(([l]) => l)).toEqual([1]);
+    const clusters = seen[0][1];
+    expect(clusters).toHaveLength(1 * 1 * 3); // rows x routing heads x clusters
+    for (const mem of clusters) {
+      expect(mem).toEqual([...mem].sort((x, y) => x - y));
+      expect(mem.slice(0, 4)).toEqual([0, 1, 2, 3]); // the first w tokens join every cluster
+      expect(mem.every((p) => p >= 0 && p < 16)).toBe(true);
+    }
+    t.dispose();
+    m.dispose();
+  });
+
   it('a training step with the commitment term collects the routed vectors, moves the centroids, and leaks nothing', () => {
     const m = new SparseLM({ ...base, layers: 1, decay: 0.5, seed: 2 });
     const before = m.centroids[0].arraySync();

@@ -128,6 +128,11 @@ export interface ForwardOptions {
    */
   pairs?: { scored: number; queries: number };
   /**
+   * Routing models: called in each routing layer with its clusters, `clusters[(b * routingHeads + head) * c + cluster]`
+   * the query positions that joined (ascending; see RoutingResult), to inspect the routing the model really uses.
+   */
+  onRoute?: (layer: number, clusters: number[][]) => void;
+  /**
    * Only the last position's logits, [b, 1, vocab] (decoding): the last layer computes its query, attention and MLP
    * for that position alone (keys and values still cover every position).
    */
@@ -269,6 +274,7 @@ export class SparseLM {
         excludeSelf: c.excludeSelf,
       });
       const routed = result.output;
+      o.onRoute?.(l, result.clusters);
       if (o.pairs) o.pairs.scored += result.stats.pairs + b * (h - rh) * maskPairs(n, c.window);
       if (o.collect)
         (this.collected[l] ??= []).push(

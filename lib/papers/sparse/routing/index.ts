@@ -295,44 +295,60 @@ export function routingAttention(
   const alive = (ci: number, u: number, p: number) => !kRouted.leave || p < kRouted.leave[ci][u];
   const qScore = options.normalise === 'keys' || options.normalise === 'none' ? q : qh;
   const kScore = options.normalise === 'none' ? k : kh;
-  const wq = Math.max(1, ...clusters.map((m) => m.length));
-  const wk = Math.max(1, ...keyClusters.map((m) => m.length));
-  const X = B * H * c;
+  // Blocks of queries against keys. A cluster is one block, except under prefix routing, where its members of all steps
+  // (about w·(1 + ln(n/w))) are cut into runs of w queries: the keys alive during a run are the w members at its first
+  // step plus those that join during it, so each block is at most w × 2w instead of the whole cluster squared.
+  const w = Math.min(n, options.window ?? Math.ceil(n / c));
+  const blocks: { ci: number; qs: number[]; ks: number[] }[] = [];
+  clusters.forEach((mem, ci) => {
+    const keys = keyClusters[ci];
+    if (!kRouted.leave) {
+      if (mem.length) blocks.push({ ci, qs: mem.map((_, t) => t), ks: keys.map((_, u) => u) });
+      return;
+    }
+    for (let t0 = 0; t0 < mem.length; t0 += w) {
+      const qs = mem.slice(t0, t0 + w).map((_, t) => t0 + t);
+      const [first, last] = [mem[t0], mem[qs[qs.length - 1]]];
+      const ks = keys.map((_, u) => u).filter((u) => keys[u] <= last && alive(ci, u, first));
+      blocks.push({ ci, qs, ks });
+    }
+  });
+  const wq = Math.max(1, ...blocks.map((x) => x.qs.length));
+  const wk = Math.max(1, ...blocks.map((x) => x.ks.length));
+  const X = Math.max(1, blocks.length);
   const qRows = new Int32Array(X * wq);
   const kRows = new Int32Array(X * wk);
   const bias = new Float32Array(X * wq * wk).fill(MASKED_SCORE);
   const allowed = new Float32Array(X * wq * wk);
   const count = new Int32Array(B * H * n);
+  // Scatter-mean back to positions: occurrence r of each query reads its r-th block slot (or a zero row).
+  const slots: number[][] = Array.from({ length: B * H * n }, () => []);
   let pairs = 0;
-  clusters.forEach((mem, ci) => {
+  blocks.forEach(({ ci, qs, ks }, x) => {
     const bh = Math.floor(ci / c);
+    const mem = clusters[ci];
     const keys = keyClusters[ci];
-    qRows.fill(bh * n, ci * wq, (ci + 1) * wq);
-    kRows.fill(bh * n, ci * wk, (ci + 1) * wk);
-    keys.forEach((j, u) => (kRows[ci * wk + u] = bh * n + j));
-    mem.forEach((p, t) => {
-      qRows[ci * wq + t] = bh * n + p;
+    qRows.fill(bh * n, x * wq, (x + 1) * wq);
+    kRows.fill(bh * n, x * wk, (x + 1) * wk);
+    ks.forEach((u, s) => (kRows[x * wk + s] = bh * n + keys[u]));
+    qs.forEach((t, r) => {
+      const p = mem[t];
+      qRows[x * wq + r] = bh * n + p;
       count[bh * n + p]++;
-      const others = keys.some((j, u) => j !== p && (!causal || j <= p) && alive(ci, u, p));
-      keys.forEach((j, u) => {
-        const ok = (!causal || j <= p) && alive(ci, u, p) && !(options.excludeSelf && j === p && others);
-        bias[(ci * wq + t) * wk + u] = ok ? 0 : MASKED_SCORE;
-        allowed[(ci * wq + t) * wk + u] = ok ? 1 : 0;
+      slots[bh * n + p].push(x * wq + r);
+      const visible = (u: number) => (!causal || keys[u] <= p) && alive(ci, u, p);
+      const others = ks.some((u) => keys[u] !== p && visible(u));
+      ks.forEach((u, s) => {
+        const ok = visible(u) && !(options.excludeSelf && keys[u] === p && others);
+        bias[(x * wq + r) * wk + s] = ok ? 0 : MASKED_SCORE;
+        allowed[(x * wq + r) * wk + s] = ok ? 1 : 0;
         if (ok) pairs++;
       });
     });
   });
-  // Scatter-mean back to positions: occurrence r of each query reads its r-th cluster slot (or a zero row).
   const maxOcc = Math.max(1, ...count);
   const zeroRow = X * wq;
-  const occ = Array.from({ length: maxOcc }, () => new Int32Array(B * H * n).fill(zeroRow));
-  const seen = new Int32Array(B * H * n);
-  clusters.forEach((mem, ci) =>
-    mem.forEach((p, t) => {
-      const r = Math.floor(ci / c) * n + p;
-      occ[seen[r]++][r] = ci * wq + t;
-    }),
-  );
+  const occ = Array.from({ length: maxOcc }, (_, o) => Int32Array.from(slots, (sl) => sl[o] ?? zeroRow));
   const inv = Float32Array.from(count, (x) => (x > 0 ? 1 / x : 0));
   const output = tf.tidy(() => {
     const qs = gatherRows(qScore.reshape([B * H * n, D]) as tf.Tensor2D, qRows).reshape([X, wq, D]);
