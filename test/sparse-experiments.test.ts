@@ -63,6 +63,12 @@ describe('sparse experiments (tiny configs)', () => {
     }
     const get = (m: string) => rows.find((x) => x.method === m)!;
     expect(get('seer-oracle').mass).toBeGreaterThan(get('sink-window').mass);
+    // Seer's gate is scored out of sample; its in-sample score on the training draw is a separate, train_ row.
+    expect(rows.every((x) => (x as unknown as { split: string }).split === 'test')).toBe(true);
+    const fit = r.tables!.fit as { method: string; split: string; rel_error: number }[];
+    expect(fit.map((x) => `${x.method}:${x.split}`).sort()).toEqual(['seer:test', 'seer:train']);
+    expect(r.metrics.train_rel_error_planted_seer_256).toBeCloseTo(fit.find((x) => x.split === 'train')!.rel_error, 3);
+    expect(r.metrics.train_rel_error_planted_seer_256).not.toBe(r.metrics.test_rel_error_planted_seer_256);
   });
 
   it('routing-lm and passkey-long run end to end', async () => {

@@ -158,6 +158,8 @@ async function lmSource(cfg: ApproxConfig, seed: number, log: (s: string) => voi
 
 export interface ApproxRow {
   source: string;
+  /** 'test': the inputs every method is scored on; 'train': a fitted state on its own training inputs (in sample). */
+  split: 'train' | 'test';
   n: number;
   method: string;
   rel_error: number;
@@ -225,8 +227,14 @@ export async function runApprox(cfg: ApproxConfig, seed: number, log: (s: string
     const src: Source = name === 'planted' ? plantedSource(cfg, seed) : await lmSource(cfg, seed, log);
     const methods = cfg.methods.map(sparseMethod);
     const trained = await sampleStates(src, methods, cfg, seed);
-    for (const n of cfg.lengths) {
-      const [q, k, v] = src.make(n, 'test');
+    // The fitted methods on the inputs they were fitted on too (in sample, beside the test rows, for contrast).
+    const fitted = methods.filter((m) => trained.has(m.name));
+    const passes: { n: number; split: 'train' | 'test'; methods: SparseMethod[] }[] = [
+      ...(fitted.length ? [{ n: cfg.lengths[0], split: 'train' as const, methods: fitted }] : []),
+      ...cfg.lengths.map((n) => ({ n, split: 'test' as const, methods })),
+    ];
+    for (const { n, split, methods } of passes) {
+      const [q, k, v] = src.make(n, split);
       const dense = denseCausal(q, k, v);
       const sample = Array.from({ length: cfg.rows }, (_, r) => Math.floor(n / 2 + ((r + 0.5) * (n / 2)) / cfg.rows));
       const w = denseRows(q, k, sample);
@@ -247,6 +255,7 @@ export async function runApprox(cfg: ApproxConfig, seed: number, log: (s: string
         );
         rows.push({
           source: name,
+          split,
           n,
           method: m.name,
           rel_error: relativeError(r.output, dense),
@@ -258,7 +267,7 @@ export async function runApprox(cfg: ApproxConfig, seed: number, log: (s: string
         });
         const x = rows[rows.length - 1];
         log(
-          `${name} n=${n} ${m.name}: error ${x.rel_error.toFixed(3)}, recall@${cfg.topk} ${x.topk_recall.toFixed(3)}, mass ${x.mass.toFixed(3)}, pairs ${(100 * x.pair_fraction).toFixed(1)}% (+selection ${(100 * x.cost_fraction).toFixed(1)}%), ${ms.toFixed(0)} ms`,
+          `${name}${split === 'train' ? ' (training inputs)' : ''} n=${n} ${m.name}: error ${x.rel_error.toFixed(3)}, recall@${cfg.topk} ${x.topk_recall.toFixed(3)}, mass ${x.mass.toFixed(3)}, pairs ${(100 * x.pair_fraction).toFixed(1)}% (+selection ${(100 * x.cost_fraction).toFixed(1)}%), ${ms.toFixed(0)} ms`,
         );
         r.output.dispose();
       }
@@ -320,15 +329,18 @@ export const sparseApprox = defineExperiment<ApproxConfig>({
     seer: { steps: 150, gateDim: 16, lr: 1e-2 },
   },
   async run(cfg, ctx) {
-    const rows = await runApprox(cfg, ctx.seed, ctx.log);
+    const all = await runApprox(cfg, ctx.seed, ctx.log);
+    const rows = all.filter((r) => r.split === 'test');
     const metrics: Record<string, number> = {};
-    for (const r of rows) {
+    for (const r of all) {
       const key = `${r.source}_${r.method}_${r.n}`;
-      metrics[`test_rel_error_${key}`] = r.rel_error;
-      metrics[`test_topk_recall_${key}`] = r.topk_recall;
-      metrics[`test_mass_${key}`] = r.mass;
-      metrics[`test_pair_fraction_${key}`] = r.pair_fraction;
-      metrics[`seconds_${key}`] = r.ms / 1000;
+      metrics[`${r.split}_rel_error_${key}`] = r.rel_error;
+      metrics[`${r.split}_topk_recall_${key}`] = r.topk_recall;
+      metrics[`${r.split}_mass_${key}`] = r.mass;
+      if (r.split === 'test') {
+        metrics[`test_pair_fraction_${key}`] = r.pair_fraction;
+        metrics[`seconds_${key}`] = r.ms / 1000;
+      }
     }
     const nMax = Math.max(...cfg.lengths);
     const f = (x: number) => +x.toFixed(4);
@@ -336,6 +348,18 @@ export const sparseApprox = defineExperiment<ApproxConfig>({
     return {
       metrics,
       tables: {
+        // The fitted states (Seer's gate) on their own training inputs and on the test inputs, at the fitting length.
+        fit: all
+          .filter((r) => r.n === cfg.lengths[0] && all.some((x) => x.split === 'train' && x.method === r.method))
+          .map((r) => ({
+            source: r.source,
+            method: r.method,
+            n: r.n,
+            split: r.split,
+            rel_error: f(r.rel_error),
+            topk_recall: f(r.topk_recall),
+            mass: f(r.mass),
+          })),
         frontier: rows.map((r) => ({
           ...r,
           rel_error: f(r.rel_error),
