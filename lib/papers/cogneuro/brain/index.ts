@@ -4,10 +4,12 @@
  * Papers:
  *   [20] Adeli, Sun, Kriegeskorte 2025, "Transformer brain encoders explain human high-level visual responses",
  *        https://arxiv.org/abs/2505.17329 (code: Hosseinadeli/transformer_brain_encoder). One learned query per region
- *        cross-attends over frozen feature-map tokens (keys with a 2-D sine position encoding); a linear readout maps
- *        each region's token to its voxels:  a_r = softmax_n(q_r·k_n/√d_h),  o_r = Σ_n a_r(n) v_n,  ŷ_v = u_vᵀ o_r(v) + c_v.
- *        encoder/transformer.ts; baselines encoder/ridge.ts (closed form, λ per voxel on validation) and
- *        encoder/factorised.ts (ŷ_v = Σ_n s_v(n) f_vᵀ x_n); encoder/oracle.ts is given the true routing.
+ *        reads frozen feature-map tokens (keys with a 2-D sine position encoding) through the official decoder layer
+ *        (cross-attention with projections, LayerNorm, ReLU FFN, LayerNorm, final LayerNorm); a linear readout maps
+ *        each region's token to its voxels: ŷ_v = u_vᵀ o_r(v) + c_v. encoder/transformer.ts (layer 'cross-only' is the
+ *        bare-attention simplification a_r = softmax_n(q_r·k_n/√d_h), o_r = Σ_n a_r(n) v_n); baselines
+ *        encoder/ridge.ts (closed form, λ per voxel on validation) and encoder/factorised.ts (ŷ_v = Σ_n s_v(n) f_vᵀ x_n);
+ *        encoder/oracle.ts is given the true routing.
  *   [33] Luo, Henderson, Tarr, Wehbe 2024, "BrainSCUBA", https://arxiv.org/abs/2310.04420 (code: aluo-x/BrainSCUBA).
  *        Voxel weights on an image-embedding space projected onto natural embeddings,
  *        ê_v = Σ_j softmax_j(ŵ_v·e_j/τ) e_j (a convex combination), then captioned. scuba/.
@@ -16,8 +18,9 @@
  *        retrieval among held-out images. decoding/.
  *
  * The simulation (simulate/): procedural scenes (scenes.ts) -> a fixed random conv net (features.ts) -> voxels
- * (voxels.ts): early regions with Gaussian pRFs, category regions routed by α_c = softmax(τ · coverage_c), noise at a
- * set SNR; test stimuli repeated so a noise ceiling is estimated from repeats (stats.ts noiseCeiling) and checked
+ * (voxels.ts): early regions with Gaussian pRFs, category regions routed by α_c = softmax(τ · coverage_c) or, in the
+ * variants that are not shaped like the model, max-pooled, a two-category conjunction, or a location-bound pRF
+ * (categoryResponse; simulateVariants pairs them on the same scenes and noise), noise at a set SNR; test stimuli repeated so a noise ceiling is estimated from repeats (stats.ts noiseCeiling) and checked
  * against sqrt(SNR·r/(SNR·r+1)). Loaders (loaders/): .npy, CSV and NIfTI-1 responses with region labels.
  *
  * Shape legend: n stimuli, S image side, G grid side, N = G*G tokens, C channels, d model width, h heads,
