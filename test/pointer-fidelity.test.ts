@@ -265,6 +265,7 @@ describe("the experiments' paper rows", () => {
     expect(refs.map((x) => [x.metric, x.paper])).toEqual([
       ['test_n5_paper-seq2seq-n5_accuracy', 0.877],
       ['test_n5_paper-seq2seq-n5_area_coverage', 0.996],
+      ['test_n5_paper-seq2seq-n5_fail', 0],
       ['test_n10_paper-seq2seq-n10_accuracy', 0.299],
       ['test_n10_paper-seq2seq-n10_fail', 1],
     ]);
