@@ -672,7 +672,7 @@ export const passkeyLong = defineExperiment<PasskeyLongConfig>({
     const f = (x: number) => +x.toFixed(3);
     const longest = Math.max(...cfg.evalLens);
     const ratio = longest / cfg.trainLen;
-    const setting = `ours: 2-layer d ${cfg.dModel} model trained ${cfg.steps} steps on synthetic ${cfg.digits}-digit passkeys at ${cfg.trainLen} tokens, tested at ${longest} (${ratio}x), ${cfg.evalRows} test rows`;
+    const setting = `ours: ${cfg.layers}-layer d ${cfg.dModel} model trained ${cfg.steps} steps on synthetic ${cfg.digits}-digit passkeys at ${cfg.trainLen} tokens, tested at ${longest} (${ratio}x), ${cfg.evalRows} test rows`;
     const references = [
       ...(cfg.models.includes('landmark')
         ? [
