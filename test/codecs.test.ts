@@ -56,6 +56,7 @@ describe('artifactCodec', () => {
   interface Art {
     models: { label: string; model: ToyLM }[];
     best: ToyLM;
+    byName: Map<string, ToyLM>;
     test: ReturnType<typeof makeBatch>;
     tokenizer: CharTokenizer;
     probe: (ids: number[]) => string;
@@ -95,6 +96,7 @@ describe('artifactCodec', () => {
         artifacts: {
           models,
           best: models[1].model,
+          byName: new Map(models.map((m) => [m.label, m.model])),
           test,
           tokenizer,
           probe: (ids) => tokenizer.decode(ids),
@@ -119,6 +121,7 @@ describe('artifactCodec', () => {
     }
     // A model that appears twice is rebuilt once.
     expect(b.best).toBe(b.models[1].model);
+    expect(b.byName.get('m1')).toBe(b.models[0].model);
     expect(b.models[0].model.config).toEqual(a.models[0].model.config);
     const ta = a.test.toTensors();
     const tb = b.test.toTensors();

@@ -8,7 +8,7 @@
  *     `weightsKind` makes one for any model with a config and `variables()` (an array, or a record from a
  *     ParamFactory): stored as { config, weights }, rebuilt with `make(config)` and the weights assigned in order
  *     (dtype and shape checked); `toyLMKind` is the one for ToyLM.
- *   - `artifactCodec(kinds, { rebuild })`: walks the artifacts (plain objects and arrays), replaces every model a kind
+ *   - `artifactCodec(kinds, { rebuild })`: walks the artifacts (plain objects, arrays and Map values), replaces every model a kind
  *     recognises by a reference (a model that appears twice is stored once and rebuilt once), and on decode rebuilds the
  *     models, puts them back and gives the restored artifacts a `dispose` that frees the rebuilt models and every
  *     restored tensor. Functions other than `dispose` cannot be stored: name them in `drop` and put them back in
@@ -262,6 +262,7 @@ export function artifactCodec<A, C = unknown>(
           return { [REF]: id };
         }
         if (Array.isArray(x)) return x.map(walk);
+        if (x instanceof Map) return new Map([...x.entries()].map(([k, v]) => [k, walk(v)]));
         if (!isPlainObject(x)) return x;
         const out: Record<string, unknown> = {};
         for (const [k, v] of Object.entries(x)) {
@@ -306,6 +307,10 @@ export function artifactCodec<A, C = unknown>(
       const walk = (x: unknown): unknown => {
         if (x === null || typeof x !== 'object') return x;
         if (Array.isArray(x)) return x.map(walk);
+        if (x instanceof Map) {
+          for (const [k, v] of x) x.set(k, walk(v));
+          return x;
+        }
         if (!isPlainObject(x)) return x;
         if (REF in x && Object.keys(x).length === 1) {
           const b = built[x[REF] as number];
@@ -353,6 +358,7 @@ export function artifactCodec<A, C = unknown>(
 function collectTensors(x: unknown, out: tf.Tensor[] = []): tf.Tensor[] {
   if (x instanceof tf.Tensor) out.push(x);
   else if (Array.isArray(x)) for (const v of x) collectTensors(v, out);
+  else if (x instanceof Map) for (const v of x.values()) collectTensors(v, out);
   else if (isPlainObject(x)) for (const v of Object.values(x)) collectTensors(v, out);
   return out;
 }
