@@ -328,23 +328,35 @@ export function routingAttention(
     const bh = Math.floor(ci / c);
     const mem = clusters[ci];
     const keys = keyClusters[ci];
+    const leave = kRouted.leave?.[ci];
+    // The block's key positions and the step each leaves its cluster (n: never), as plain arrays for the inner loop.
+    const kPos = Int32Array.from(ks, (u) => keys[u]);
+    const kLeave = Int32Array.from(ks, (u) => (leave ? leave[u] : n));
     qRows.fill(bh * n, x * wq, (x + 1) * wq);
     kRows.fill(bh * n, x * wk, (x + 1) * wk);
-    ks.forEach((u, s) => (kRows[x * wk + s] = bh * n + keys[u]));
-    qs.forEach((t, r) => {
-      const p = mem[t];
+    for (let s = 0; s < kPos.length; s++) kRows[x * wk + s] = bh * n + kPos[s];
+    for (let r = 0; r < qs.length; r++) {
+      const p = mem[qs[r]];
+      const row = (x * wq + r) * wk;
       qRows[x * wq + r] = bh * n + p;
       count[bh * n + p]++;
       slots[bh * n + p].push(x * wq + r);
-      const visible = (u: number) => (!causal || keys[u] <= p) && alive(ci, u, p);
-      const others = ks.some((u) => keys[u] !== p && visible(u));
-      ks.forEach((u, s) => {
-        const ok = visible(u) && !(options.excludeSelf && keys[u] === p && others);
-        bias[(x * wq + r) * wk + s] = ok ? 0 : MASKED_SCORE;
-        allowed[(x * wq + r) * wk + s] = ok ? 1 : 0;
-        if (ok) pairs++;
-      });
-    });
+      let others = false;
+      let self = -1;
+      for (let s = 0; s < kPos.length; s++) {
+        if ((causal && kPos[s] > p) || p >= kLeave[s]) continue;
+        if (kPos[s] === p) self = s;
+        else others = true;
+        bias[row + s] = 0;
+        allowed[row + s] = 1;
+        pairs++;
+      }
+      if (options.excludeSelf && others && self >= 0) {
+        bias[row + self] = MASKED_SCORE;
+        allowed[row + self] = 0;
+        pairs--;
+      }
+    }
   });
   const maxOcc = Math.max(1, ...count);
   const zeroRow = X * wq;
