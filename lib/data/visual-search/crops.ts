@@ -18,7 +18,7 @@ import { CELL_PX, renderDisplay, renderTarget, type SearchDisplay } from './disp
 /** Side of a crop in pixels (one cell). */
 export const CROP_PX = CELL_PX;
 /** Background grey of a render (what a crop reads outside the image). */
-const BACKGROUND = 0.92;
+export const CROP_BACKGROUND = 0.92;
 
 const cropCache = new WeakMap<SearchDisplay, Float32Array>();
 const targetCache = new WeakMap<SearchDisplay, Float32Array>();
@@ -29,7 +29,7 @@ export function objectCrops(d: SearchDisplay): Float32Array {
   if (hit) return hit;
   const img = renderDisplay(d);
   const s = CROP_PX;
-  const out = new Float32Array(d.objects.length * s * s * 3).fill(BACKGROUND);
+  const out = new Float32Array(d.objects.length * s * s * 3).fill(CROP_BACKGROUND);
   d.objects.forEach((o, j) => {
     const x0 = Math.floor(o.x * CELL_PX - CELL_PX / 2),
       y0 = Math.floor(o.y * CELL_PX - CELL_PX / 2);

@@ -23,7 +23,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { matmul } from '../../../backend/ops.js';
-import { CROP_PX, objectCrops, targetCrop } from '../../../data/visual-search/crops.js';
+import { CROP_BACKGROUND, CROP_PX, objectCrops, targetCrop } from '../../../data/visual-search/crops.js';
 import { displayFeatures, type SearchDisplay } from '../../../data/visual-search/displays.js';
 import {
   type BlockConfig,
@@ -161,7 +161,10 @@ export interface OatInputs {
   keyValid: tf.Tensor4D;
   /** [b, 1, p] 1 on END and the real objects (pointer validity). */
   pointerValid: tf.Tensor3D;
-  /** [b · S, s, s, 3] crops, row r · S + t = source token t of display r (appearance 'cnn' only; padding = 0). */
+  /**
+   * [b · S, s, s, 3] crops minus the background grey, row r · S + t = source token t of display r (appearance 'cnn'
+   * only; padding = 0).
+   */
   crops?: tf.Tensor4D;
   /** Objects per display. */
   lengths: number[];
@@ -199,8 +202,12 @@ export function oatInputs(model: OatModel, displays: SearchDisplay[]): OatInputs
     keyValid.fill(1, r * S, r * S + 1 + d.objects.length);
     pointerValid.fill(1, r * (N + 1), r * (N + 1) + 1 + d.objects.length);
     if (crops) {
-      crops.set(targetCrop(d), r * S * crop);
-      crops.set(objectCrops(d), (r * S + 1) * crop);
+      // Centred on the background grey, so empty pixels read 0 (padding tokens stay all-zero crops).
+      const put = (src: Float32Array, at: number) => {
+        for (let i = 0; i < src.length; i++) crops[at + i] = src[i] - CROP_BACKGROUND;
+      };
+      put(targetCrop(d), r * S * crop);
+      put(objectCrops(d), (r * S + 1) * crop);
     }
   });
   return {
