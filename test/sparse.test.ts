@@ -423,8 +423,12 @@ describe.each(BACKENDS)('sparse attention on %s', (backendName) => {
         tf.tensor4d(qv, [1, 1, 1, D]),
       ];
       const o = compact
-        ? longHeadsAttention(qq, kk, vv, { chunkSize: 4, chunks: 3, rope: {} })
-        : longHeadsAttention(rope(qq, [m - 1]), rope(kk, positions(m)), vv, { chunkSize: 4, chunks: 3 });
+        ? longHeadsAttention(qq, kk, vv, { chunkSize: 4, chunks: 3, rope: {}, summary: 'keys' })
+        : longHeadsAttention(rope(qq, [m - 1]), rope(kk, positions(m)), vv, {
+            chunkSize: 4,
+            chunks: 3,
+            summary: 'keys',
+          });
       if (compact) expect(o.chunks[0]).toEqual([0, 1, m / 4 - 1]);
       const out = Array.from(o.output.dataSync());
       tf.dispose([kk, vv, qq, o.output]);

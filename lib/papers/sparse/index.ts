@@ -57,7 +57,9 @@ export {
   landmarkMethod,
 } from './landmark/index.js';
 export {
+  LONGHEADS_SUMMARIES,
   type LongHeadsOptions,
+  type LongHeadsSummary,
   longHeadsAttention,
   longHeadsAttentionNaive,
   longHeadsMethod,

@@ -15,7 +15,8 @@
  *   const { logits: l2, bytes } = runRecurrent(model, inputs);   // step form and its state bytes per token
  *
  * Files: baseconv.ts (causal convolution in parallel and step form, float64 reference, BaseConv), model.ts (the
- * two-layer MQAR models of every architecture, with their step form and state bytes), experiment.ts (`mqar-frontier`).
+ * two-layer MQAR models of every architecture, with their step form and state bytes), experiment.ts (`mqar-frontier`),
+ * paper-figures.ts (the values of Zoology's and BASED's MQAR figures, digitised from the official repo's images).
  */
 
 export {
@@ -54,3 +55,11 @@ export {
   runRecurrent,
   stateTensors,
 } from './model.js';
+export {
+  BASED_FIG2,
+  paperFigureRows,
+  ZOOLOGY_FIG2,
+  ZOOLOGY_FIG2_BY_EYE,
+  ZOOLOGY_FIG2_WIDTHS,
+  zoologyReferences,
+} from './paper-figures.js';
