@@ -157,6 +157,11 @@ for (const name of BACKENDS) {
       const ds = displays();
       const x = oatInputs(m, ds);
       expect(x.crops!.shape).toEqual([ds.length * (x.N + 1), CROP_PX, CROP_PX, 3]);
+      // The CNN reads the crops centred on the background: token 1 + j of display 0 is objectCrops(d)[j] − 0.92.
+      const c = CROP_PX * CROP_PX * 3;
+      const got = x.crops!.dataSync().subarray(c, 2 * c);
+      const want = objectCrops(ds[0]).subarray(0, c);
+      for (let i = 0; i < c; i++) expect(got[i]).toBeCloseTo(want[i] - 0.92, 6);
       const tok = sourceTokens(m, x);
       expect(tok.shape).toEqual([2, x.N + 1, 16]);
       tok.dispose();
@@ -287,11 +292,12 @@ describe('oat-scanpath choices (tiny full config)', () => {
     const before = tf.memory().numTensors;
     const r = await runExperimentWith(oatScanpath, { quick: false, seed: 1, progress: false, keep: true, overrides });
     const a = r.artifacts as OatArtifacts;
-    expect([...a.models.oat.keys()]).toEqual(['oat', 'oat-1d', 'oat-onehot', 'oat+history']);
+    expect([...a.models.oat.keys()]).toEqual(['oat', 'oat-1d', 'oat-cnn', 'oat+history']);
     const v = (k: string) => a.models.oat.get(k)!.variant;
-    expect(v('oat')).toMatchObject({ position: 'gaussian2d', appearance: 'cnn', historyLags: 0 });
-    expect(v('oat-1d')).toMatchObject({ position: 'sinusoidal1d', appearance: 'cnn', historyLags: 0 });
-    expect(v('oat-onehot')).toMatchObject({ position: 'gaussian2d', appearance: 'onehot', historyLags: 0 });
+    expect(v('oat')).toMatchObject({ position: 'gaussian2d', appearance: 'onehot', historyLags: 0 });
+    expect(v('oat-1d')).toMatchObject({ position: 'sinusoidal1d', appearance: 'onehot', historyLags: 0 });
+    expect(v('oat+history')).toMatchObject({ position: 'gaussian2d', appearance: 'onehot' });
+    expect(v('oat-cnn')).toMatchObject({ position: 'gaussian2d', appearance: 'cnn', historyLags: 0 });
     const sel = a.models.selection;
     for (const model of ['oat', 'oat+history']) {
       const rows = sel.filter((s) => s.model === model);

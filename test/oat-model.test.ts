@@ -391,18 +391,19 @@ describe('oat-scanpath experiment', () => {
       expect(r.metrics[`test_${split}_bayes_step_acc`]).toBeGreaterThan(r.metrics[`test_${split}_random_step_acc`]);
       expect(r.metrics[`test_${split}_ceiling_delta`]).toBeLessThan(0.5);
     }
-    expect(r.tables!.results).toHaveLength(18);
+    expect(r.tables!.results).toHaveLength(22);
     expect(r.summary).toMatch(/unseen layouts: OAT .* ceiling .*; unseen targets/);
     // The artifacts: the splits, the trained models and each split's scores and scanpaths, as the metrics report them.
     const a = r.artifacts as OatArtifacts;
     expect(a.splits.train).toHaveLength(200);
-    expect([...a.models.oat.keys()]).toEqual(['oat', 'oat-1d']);
-    // The headline is the paper's model: the CNN appearance path, the Gaussian 2-D code, no history bias.
+    expect([...a.models.oat.keys()]).toEqual(['oat', 'oat-1d', 'oat-cnn']);
+    // The headline is the paper's model (the Gaussian 2-D code, no history bias; one-hot appearance), the CNN a row.
     expect(a.models.oat.get('oat')!.variant).toMatchObject({
-      appearance: 'cnn',
+      appearance: 'onehot',
       position: 'gaussian2d',
       historyLags: 0,
     });
+    expect(a.models.oat.get('oat-cnn')!.variant).toMatchObject({ appearance: 'cnn', historyLags: 0 });
     expect(a.models.oat.get('oat-1d')!.variant).toMatchObject({ position: 'sinusoidal1d', historyLags: 0 });
     expect(a.splits.validation).toHaveLength(10);
     expect(r.metrics.validation_oat_nll).toBeGreaterThan(0);
