@@ -526,10 +526,10 @@ const base = {
 export const BRAIN_ENCODER_QUICK: BrainEncoderConfig = {
   ...base,
   voxelsPerRegion: 12,
-  train: 600,
+  train: 500,
   validation: 200,
   test: 200,
-  steps: 200,
+  steps: 150,
   simulators: ['attention', 'conjunction'],
   models: ['ridge', 'cross-only', 'transformer'],
   ridgeScales: [0.1, 1, 10],
