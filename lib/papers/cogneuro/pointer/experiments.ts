@@ -561,7 +561,7 @@ function summarize(cfg: PointerExperimentConfig, metrics: Record<string, number>
     (n) => `n=${n}: ${cfg.models.map((k) => `${k} ${fmt(metrics[`test_n${n}_${k}_${key}`])}`).join(', ')}`,
   );
   const ref = cfg.task === 'tsp' ? ` (gap to Held-Karp up to n=${HELD_KARP_MAX}, to 2-opt beyond)` : '';
-  return `${cfg.task}, test ${key}${ref}. ${paper.length ? `The paper's settings: ${paper.join('; ')}. ` : ''}Ours (trained on n=${cfg.n_train.join('-')}, ${cfg.decoding} decoding): ${ours.join('; ')}.`;
+  return `${cfg.task}, test ${key}${ref}. ${paper.length ? `The paper's settings: ${paper.join('; ')}. ` : ''}${cfg.models.length ? `Ours (trained on n=${cfg.n_train.join('-')}, ${cfg.decoding} decoding): ${ours.join('; ')}.` : ''}`.trim();
 }
 
 const PAPER = 'Vinyals, Fortunato, Jaitly 2015, Pointer Networks, https://arxiv.org/abs/1506.03134';
