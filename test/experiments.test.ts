@@ -60,7 +60,7 @@ describe('experiment catalog and contract', () => {
     run: async (c) => ({
       metrics: { test_steps: c.steps, test_decay: c.opt.decay },
       summary: '',
-      references: [{ metric: 'test_steps', paper: 2, source: 'Table 1' }],
+      references: [{ metric: 'test_steps', paper: 2, source: 'Table 1', setting: 'ours: 2 steps' }],
       artifacts: { t: tf.ones([2]) },
     }),
   });
@@ -154,7 +154,7 @@ describe('experiment catalog and contract', () => {
       run: async () => ({
         metrics: { test_a: 1 },
         summary: '',
-        references: [{ metric: 'test_b', paper: 1, source: '-' }],
+        references: [{ metric: 'test_b', paper: 1, source: '-', setting: '-' }],
       }),
     });
     await expect(runExperiment(cites, { quick: true })).rejects.toThrow(
@@ -167,7 +167,7 @@ describe('experiment catalog and contract', () => {
     const r = await runExperiment(tiny, { quick: true, overrides: { opt: { decay: 0.25 } } });
     expect(r.metrics).toEqual({ test_steps: 2, test_decay: 0.25 });
     expect(r.config.opt).toEqual({ lr: 0.01, decay: 0.25 });
-    expect(r.references).toEqual([{ metric: 'test_steps', paper: 2, source: 'Table 1' }]);
+    expect(r.references).toEqual([{ metric: 'test_steps', paper: 2, source: 'Table 1', setting: 'ours: 2 steps' }]);
     expect(r.artifacts).toBeUndefined();
     expect(tf.memory().numTensors).toBe(before);
     const kept = await runExperiment(tiny, { quick: true, keep: true });

@@ -533,7 +533,7 @@ const tiny = defineExperiment<
     return {
       metrics: { test_sum: total },
       tables: { rows: [{ n: cfg.n, ok: true, note: null }] },
-      references: [{ metric: 'test_sum', paper: 1, source: 'nowhere' }],
+      references: [{ metric: 'test_sum', paper: 1, source: 'nowhere', setting: 'a test fixture' }],
       summary: `sum of ${cfg.n}`,
       artifacts: {
         w,

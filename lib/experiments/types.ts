@@ -24,9 +24,10 @@ export interface PaperReference {
   /**
    * How our setting differs from the paper's for this row (data, scale, training, decoding, evaluation), in one or
    * two sentences a reader can check: e.g. "ours: 2-layer d 128 model, 2000 steps on synthetic passkeys; paper:
-   * LLaMA-7B fine-tuned on PG-19". Shown beside the row wherever references are displayed.
+   * LLaMA-7B fine-tuned on PG-19". Shown beside the row wherever references are displayed. Required: the type
+   * checker is the test that no experiment cites a paper number without saying how its setting differs.
    */
-  setting?: string;
+  setting: string;
 }
 
 /** What an experiment's `run` returns. */
