@@ -76,12 +76,15 @@ export {
 } from './method.js';
 export { SPARSE_METHODS, sparseMethod } from './methods.js';
 export { type CoverageMetrics, coverage, relativeError } from './metrics.js';
-export { type AttendFn, type ForwardOptions, SparseLM, type SparseLMConfig } from './model.js';
+export { type AttendFn, type ForwardOptions, maskPairs, SparseLM, type SparseLMConfig } from './model.js';
 export {
   commitmentLoss,
   initCentroids,
   kmeansUpdate,
   normaliseShared,
+  prefixRouting,
+  ROUTING_ASSIGNMENTS,
+  type RoutingAssignment,
   type RoutingOptions,
   type RoutingResult,
   routingAttention,

@@ -2,5 +2,5 @@
 
 export { sparseApprox } from './approx.js';
 export { passkeyLong } from './passkey.js';
-export { routingLm } from './routing-lm.js';
+export { ROUTING_VARIANTS, type RoutingVariant, routingLm } from './routing-lm.js';
 export { sparseScaling } from './scaling.js';
