@@ -680,6 +680,8 @@ export const POINTER_EXPERIMENTS: Record<
       beam: 5,
       paper: [
         paperRun('pointer', [5, 5], [5], 1500, 'masked', 5),
+        // Measured alone (seed 0, 500 test sets, 557 s of one core): mean tour 2.900 ± 0.030 vs Held-Karp 2.863, gap
+        // 1.30 ± 0.21% (paper: 2.88 vs 2.87, 0.35%); 52% of tours optimal.
         paperRun('pointer', [10, 10], [10], 3500, 'masked', 5),
       ],
     },
