@@ -297,7 +297,10 @@ describe("mqar-frontier: the papers' figure values", () => {
 
   it("holds every digitised point as a plottable row in [0, 1], with the figures' shapes", () => {
     const rows = paperFigureRows();
-    for (const r of rows) expect(r.accuracy).toBeGreaterThanOrEqual(0), expect(r.accuracy).toBeLessThanOrEqual(1);
+    for (const r of rows) {
+      expect(r.accuracy).toBeGreaterThanOrEqual(0);
+      expect(r.accuracy).toBeLessThanOrEqual(1);
+    }
     const zoo = rows.filter((r) => r.figure === 'zoology-fig2');
     expect(zoo.length).toBe(80 - 3); // 3 markers hidden under another model's marker: null
     for (const k of ZOOLOGY_FIG2_BY_EYE) {
