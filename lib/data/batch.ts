@@ -55,14 +55,17 @@ export function makeBatch(
     inputs.set(full.subarray(src, src + seqLen), b * seqLen);
     targets.set(full.subarray(src + 1, src + seqLen + 1), b * seqLen);
   }
+  return withTokenBatchMethods({ task, batch, seqLen, vocabSize, inputs, targets, lossMask });
+}
+
+/**
+ * A token batch's data with its methods (`toTensors`, `row`) over its own arrays: how {@link makeBatch} finishes a
+ * batch, and how the experiment cache rebuilds a stored one. Other fields of `data` (a generator's extras) are kept.
+ */
+export function withTokenBatchMethods<F extends Omit<TokenBatch, 'toTensors' | 'row'>>(data: F): F & TokenBatch {
+  const { task, batch, seqLen, inputs, targets, lossMask } = data;
   return {
-    task,
-    batch,
-    seqLen,
-    vocabSize,
-    inputs,
-    targets,
-    lossMask,
+    ...data,
     toTensors: () => ({
       inputs: tf.tensor2d(inputs, [batch, seqLen], 'int32'),
       targets: tf.tensor2d(targets, [batch, seqLen], 'int32'),

@@ -24,7 +24,7 @@
  * optimiser state, a training-time random stream. An experiment whose artifacts need those gives its own kind.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { TokenBatch } from '../data/batch.js';
+import { type TokenBatch, withTokenBatchMethods } from '../data/batch.js';
 import { CharTokenizer } from '../data/tokenizer.js';
 import { ToyLM, type ToyLMConfig } from '../layers/toylm.js';
 import type { ArtifactCodec } from './types.js';
@@ -191,26 +191,7 @@ export const tokenBatchKind = dataKind(
     x.inputs instanceof Int32Array &&
     x.targets instanceof Int32Array &&
     x.lossMask instanceof Float32Array,
-  (f) => {
-    const { task, batch, seqLen, inputs, targets, lossMask } = f as unknown as TokenBatch;
-    return {
-      toTensors: () => ({
-        inputs: tf.tensor2d(inputs, [batch, seqLen], 'int32'),
-        targets: tf.tensor2d(targets, [batch, seqLen], 'int32'),
-        lossMask: tf.tensor2d(lossMask, [batch, seqLen], 'float32'),
-      }),
-      row(b: number) {
-        if (!Number.isInteger(b) || b < 0 || b >= batch)
-          throw new RangeError(`${task}: row ${b} is outside [0, ${batch})`);
-        const s = b * seqLen;
-        return {
-          inputs: Array.from(inputs.subarray(s, s + seqLen)),
-          targets: Array.from(targets.subarray(s, s + seqLen)),
-          lossMask: Array.from(lossMask.subarray(s, s + seqLen)),
-        };
-      },
-    };
-  },
+  (f) => ({ ...withTokenBatchMethods(f as unknown as TokenBatch) }),
 );
 
 const REF = '$attnlabModel';
