@@ -76,6 +76,20 @@ export function randomArray(n: number, seed: number, scale = 1): Float64Array {
   return out;
 }
 
+/** A float32 tensor of shape [a, b, c, d] filled by {@link randomArray}. */
+export function randomTensor4d(shape: readonly number[], seed: number, scale = 1): tf.Tensor4D {
+  return tf.tensor4d(
+    Float32Array.from(
+      randomArray(
+        shape.reduce((a, b) => a * b, 1),
+        seed,
+        scale,
+      ),
+    ),
+    shape as [number, number, number, number],
+  );
+}
+
 /** Asserts that `fn` leaves tf.memory().numTensors unchanged after a warm-up call. */
 export function expectNoLeak(fn: () => void, repeats = 3): void {
   fn();

@@ -13,19 +13,9 @@ import { plantedSource } from '../lib/papers/sparse/experiments/approx.js';
 import { evalSet, evalSplitOf, wilson95 } from '../lib/papers/sparse/experiments/passkey.js';
 import { chunkKeys, longHeadsAttention, longHeadsAttentionNaive } from '../lib/papers/sparse/longheads/index.js';
 import { rope } from '../lib/positional/rope.js';
-import { BACKENDS, expectClose, expectNoLeak, numericGrad, randomArray, useBackend } from './helpers.js';
+import { BACKENDS, expectClose, expectNoLeak, numericGrad, randomTensor4d, useBackend } from './helpers.js';
 
-const rand = (shape: number[], seed: number, scale = 1) =>
-  tf.tensor4d(
-    Float32Array.from(
-      randomArray(
-        shape.reduce((a, b) => a * b, 1),
-        seed,
-        scale,
-      ),
-    ),
-    shape as [number, number, number, number],
-  );
+const rand = randomTensor4d;
 
 function inputs(shape: number[], kvHeads: number, seed: number): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
   const [b, h, n, d] = shape;

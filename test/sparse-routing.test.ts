@@ -19,19 +19,17 @@ import {
   routingAttentionNaive,
   routingMethod,
 } from '../lib/papers/sparse/routing/index.js';
-import { BACKENDS, expectClose, expectNoLeak, numericGrad, randomArray, useBackend } from './helpers.js';
+import {
+  BACKENDS,
+  expectClose,
+  expectNoLeak,
+  numericGrad,
+  randomArray,
+  randomTensor4d,
+  useBackend,
+} from './helpers.js';
 
-const rand = (shape: number[], seed: number, scale = 1): tf.Tensor4D =>
-  tf.tensor4d(
-    Float32Array.from(
-      randomArray(
-        shape.reduce((a, b) => a * b, 1),
-        seed,
-        scale,
-      ),
-    ),
-    shape as [number, number, number, number],
-  );
+const rand = randomTensor4d;
 const dense = (t: tf.Tensor) => ({ data: t.dataSync(), shape: t.shape });
 
 /** Replace position t of x [b, h, n, d] by fresh values (a changed future token). */
