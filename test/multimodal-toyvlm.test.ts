@@ -2,7 +2,7 @@
  * The ToyVLM and its scenes: the generator's rows, splits and prior; the model's shapes, causality, steerable attention
  * against a float64 reference (outputs and gradients), the checkpoint round trip; and both experiments at tiny sizes.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -191,6 +191,21 @@ describe('ToyVLM', () => {
       tf.dispose([images, tokens, l1, l2]);
       first.model.dispose();
       second.model.dispose();
+      // An experiment's context names the run's cache folder: the checkpoint goes there, or nowhere when it is off.
+      const viaCtx = await trainToyVLM({ ...cfg, steps: 2 }, { seed: 7, cacheDir: dir });
+      expect(viaCtx.checkpoint?.startsWith(join(dir, 'toyvlm'))).toBe(true);
+      expect(existsSync(viaCtx.checkpoint!)).toBe(true);
+      // ... even where ATTNLAB_CACHE names a folder (the default an experiment's run overrides).
+      const env = process.env.ATTNLAB_CACHE;
+      process.env.ATTNLAB_CACHE = join(dir, 'default');
+      const off = await trainToyVLM({ ...cfg, steps: 1 }, { seed: 7, cacheDir: undefined }).finally(() => {
+        if (env === undefined) delete process.env.ATTNLAB_CACHE;
+        else process.env.ATTNLAB_CACHE = env;
+      });
+      expect(off.checkpoint).toBeUndefined();
+      expect(existsSync(join(dir, 'default'))).toBe(false);
+      viaCtx.model.dispose();
+      off.model.dispose();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -92,11 +92,13 @@ export async function runExperimentWith<C, A>(
     throw new ConfigError([`seed must be an integer, got ${JSON.stringify(seed)}`], `experiment '${e.name}': `);
   const config = resolveConfig(e, quick, opts.overrides);
   const log = opts.log ?? (() => undefined);
-  const cache = (await import('./cache.js')).openRunCache(e, { config, seed, quick, option: opts.cache, log });
+  const { openRunCache, resolveCacheDir } = await import('./cache.js');
+  const cache = openRunCache(e, { config, seed, quick, option: opts.cache, log });
   const hit = await cache?.lookup(opts.keep ?? false);
   if (hit) return hit;
   const t0 = performance.now();
-  const r = await e.run(cloneConfig(config), { seed, quick, progress: opts.progress ?? 'auto', log });
+  const cacheDir = resolveCacheDir(opts.cache);
+  const r = await e.run(cloneConfig(config), { seed, quick, progress: opts.progress ?? 'auto', log, cacheDir });
   const bad = Object.keys(r.metrics).filter((k) => !SPLIT_PREFIX.test(k.split('.').pop() as string));
   const missing = (r.references ?? []).filter(
     (ref) =>

@@ -11,6 +11,12 @@ export interface ExperimentContext {
   /** Progress display for training (false in tests and --json runs). */
   progress: boolean | 'auto';
   log: (line: string) => void;
+  /**
+   * The run's experiment-cache folder (RunOptions.cache, else ATTNLAB_CACHE, else the user's cache folder), or
+   * undefined when the cache is off: where an experiment keeps what it saves besides its result (e.g. a trained
+   * checkpoint shared by two experiments), so a run with another cache folder never writes to the default one.
+   */
+  cacheDir?: string;
 }
 
 /** A number from the paper, beside the metric of ours it is compared with. */

@@ -278,12 +278,13 @@ export function toyVLMCheckpointFile(dir: string, cfg: ToyVLMTrainConfig, seed: 
 
 /**
  * Trains a ToyVLM on mixed scene queries (train split), or loads it from the checkpoint an earlier run with the same
- * config and seed saved. `checkpointDir` undefined: the experiment cache's folder (lib/experiments/cache.ts; off under
- * vitest, so tests always train); false: no checkpoint.
+ * config and seed saved. `checkpointDir` undefined: the run's experiment-cache folder (`ctx.cacheDir` when an
+ * experiment passes its context, else the default of lib/experiments/cache.ts; off under vitest, so tests always
+ * train); false: no checkpoint.
  */
 export async function trainToyVLM(
   cfg: ToyVLMTrainConfig,
-  ctx: { seed: number; progress?: boolean | 'auto'; log?: (line: string) => void },
+  ctx: { seed: number; progress?: boolean | 'auto'; log?: (line: string) => void; cacheDir?: string },
   checkpointDir?: string | false,
 ): Promise<TrainedToyVLM> {
   const model = new ToyVLM({
@@ -294,7 +295,8 @@ export async function trainToyVLM(
     seed: ctx.seed,
   });
   try {
-    const base = checkpointDir === false ? undefined : (checkpointDir ?? resolveCacheDir());
+    const base =
+      checkpointDir === false ? undefined : (checkpointDir ?? ('cacheDir' in ctx ? ctx.cacheDir : resolveCacheDir()));
     const file = base ? toyVLMCheckpointFile(join(base, 'toyvlm'), cfg, ctx.seed) : undefined;
     if (file && existsSync(file)) {
       await restoreCheckpoint(file, { variables: model.variables() });
