@@ -6,6 +6,7 @@
 export type { MultiHeadAttentionArgs, TransformerBlockArgs } from './attention-layers.js';
 export { MultiHeadAttention, TransformerBlock } from './attention-layers.js';
 export { KVCache } from './cache.js';
+export { conv2dSame } from './conv.js';
 export type {
   AttentionCall,
   AttentionConfig,

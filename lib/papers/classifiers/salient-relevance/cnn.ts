@@ -6,10 +6,11 @@
  *   a2 = relu(conv(p1, w2) + b2)     [b, s/2, s/2, c2]    p2 = maxpool2(a2)   [b, s/4, s/4, c2]
  *   logits = flatten(p2) w3 + b3     [b, classes]
  *
- * The convolutions are tf.conv2d 'same' with the filter gradient written out as a convolution (`conv2dSame`), so
- * training works on every backend (tfjs's wasm backend has no Conv2DBackpropFilter kernel).
+ * The convolutions are lib/layers' `conv2dSame` (tf.conv2d 'same' with the filter gradient written out as a
+ * convolution), so training works on every backend (tfjs's wasm backend has no Conv2DBackpropFilter kernel).
  */
 import * as tf from '@tensorflow/tfjs';
+import { conv2dSame } from '../../../layers/conv.js';
 import { ParamFactory } from '../../../layers/params.js';
 import { type Array64, type LrpRule, lrpConv2d, lrpDense, lrpMaxPool } from './lrp.js';
 
@@ -26,48 +27,6 @@ export interface SmallCnnOptions {
 export interface LrpComposite {
   conv: LrpRule;
   dense: LrpRule;
-}
-
-function checkConv(x: tf.Tensor4D, w: tf.Tensor4D): void {
-  const [k, k2, c] = w.shape;
-  if (k !== k2 || k % 2 !== 1 || c !== x.shape[3])
-    throw new RangeError(
-      `conv2dSame: w must have shape [k,k,${x.shape[3]},o] with k odd, got [${w.shape.join(',')}] for x [${x.shape.join(',')}]`,
-    );
-}
-
-/**
- * Stride-1 'same' convolution of x [b, h, w, c] with an odd kernel w [k, k, c, o]: tf.conv2d forward, with its
- * gradients written out, because tfjs's wasm backend has no Conv2DBackpropFilter kernel. The input gradient is the
- * transposed convolution; the filter gradient dw[dy, dx, c, o] = Σ_{b,i,j} xpad[b, i+dy, j+dx, c] · g[b, i, j, o] is
- * itself a 'valid' convolution, of xpad with batch and channels swapped ([c, h+k-1, w+k-1, b]) by g as the filter
- * ([h, w, b, o]).
- */
-export function conv2dSame(x: tf.Tensor4D, w: tf.Tensor4D): tf.Tensor4D {
-  checkConv(x, w);
-  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [xx, ww, save] = args as [tf.Tensor4D, tf.Tensor4D, tf.GradSaveFunc];
-    save([xx, ww]);
-    return {
-      value: tf.conv2d(xx, ww, 1, 'same'),
-      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
-        const [sx, sw] = saved as [tf.Tensor4D, tf.Tensor4D];
-        const p = (sw.shape[0] - 1) / 2;
-        const dx = tf.conv2dTranspose(dy, sw, sx.shape, 1, 'same');
-        const padded = tf.pad(sx, [
-          [0, 0],
-          [p, p],
-          [p, p],
-          [0, 0],
-        ]);
-        const dw = tf
-          .conv2d(padded.transpose([3, 1, 2, 0]) as tf.Tensor4D, dy.transpose([1, 2, 0, 3]) as tf.Tensor4D, 1, 'valid')
-          .transpose([1, 2, 0, 3]);
-        return [dx, dw];
-      },
-    };
-  });
-  return f(x, w) as tf.Tensor4D;
 }
 
 /** Every activation of one forward pass (what LRP needs). */

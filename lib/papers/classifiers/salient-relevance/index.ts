@@ -29,10 +29,11 @@ export {
   clutterImages,
   insideShape,
 } from '../../../data/clutter-images.js';
+/** The convolution the CNN is built on (lib/layers), re-exported where this paper's users look for it. */
+export { conv2dSame } from '../../../layers/conv.js';
 export {
   type CnnActivations,
   type CnnWeights64,
-  conv2dSame,
   type LrpComposite,
   SmallCnn,
   type SmallCnnOptions,

@@ -16,10 +16,10 @@
  *   y = spp wf + bf                      [B, o]
  */
 import * as tf from '@tensorflow/tfjs';
+import { conv2dSame } from '../../../layers/conv.js';
 import { linear } from '../../../layers/functional.js';
 import type { ParamFactory } from '../../../layers/params.js';
 import { ShapeError } from '../../../util/shapes.js';
-import { conv2dSame } from '../../classifiers/salient-relevance/cnn.js';
 
 /** Variable keys of the CNN under its ParamFactory. */
 export const CNN_KEYS = ['w1', 'b1', 'w2', 'b2', 'wf', 'bf'] as const;
