@@ -11,15 +11,15 @@ import { maskLogits } from '../pointer/model.js';
 import {
   decodeOat,
   decoderInputs,
+  disposeOatBatch,
   disposeOatInputs,
-  disposeOatTargets,
   encodeOat,
   historyBias,
   type OatAttention,
   type OatModel,
+  oatBatch,
   oatInputs,
   oatLogits,
-  oatTargets,
   pointerLogits,
   sourceTokens,
 } from './model.js';
@@ -124,14 +124,7 @@ export function oatStepPredictions(
   const probTrue: number[][] = [];
   for (let s = 0; s < trials.length; s += chunk) {
     const part = trials.slice(s, s + chunk);
-    const x = oatInputs(
-      model,
-      part.map((t) => t.display),
-    );
-    const t = oatTargets(
-      part.map((tr) => tr.scanpath),
-      x.N,
-    );
+    const { x, t } = oatBatch(model, part);
     const probs = tf.tidy(() => tf.softmax(maskLogits(oatLogits(model, x, t.prev), x.pointerValid)));
     const pr = probs.dataSync();
     const p = x.N + 1;
@@ -147,8 +140,7 @@ export function oatStepPredictions(
       probTrue.push(pt);
     });
     probs.dispose();
-    disposeOatTargets(t);
-    disposeOatInputs(x);
+    disposeOatBatch({ x, t });
   }
   return { predicted, probTrue };
 }
@@ -159,8 +151,7 @@ export function oatStepPredictions(
  * output distribution `pointer` [m][p] (END first).
  */
 export function oatAttentionMaps(model: OatModel, trial: Trial): Record<string, number[][][] | number[][]> {
-  const x = oatInputs(model, [trial.display]);
-  const t = oatTargets([trial.scanpath], x.N);
+  const { x, t } = oatBatch(model, [trial]);
   const cache: OatAttention = {};
   try {
     const probs = tf.tidy(() => tf.softmax(maskLogits(oatLogits(model, x, t.prev, cache), x.pointerValid)));
@@ -170,7 +161,6 @@ export function oatAttentionMaps(model: OatModel, trial: Trial): Record<string, 
     return out;
   } finally {
     tf.dispose(Object.values(cache));
-    disposeOatTargets(t);
-    disposeOatInputs(x);
+    disposeOatBatch({ x, t });
   }
 }

@@ -79,14 +79,12 @@ import { behaviourDelta, type ScanpathSummary, sequenceScore, stepAccuracy, summ
 import {
   createOat,
   disposeOat,
-  disposeOatInputs,
-  disposeOatTargets,
+  disposeOatBatch,
   type OatConfig,
   type OatModel,
-  oatInputs,
+  oatBatch,
   oatLoss,
   oatParameterCount,
-  oatTargets,
 } from './model.js';
 import type { PositionKind } from './position.js';
 
@@ -238,20 +236,11 @@ export async function trainOat(
           }
         : {}),
       loss: (step) => {
-        const part = batches[step];
-        const x = oatInputs(
-          model,
-          part.map((t) => t.display),
-        );
-        const t = oatTargets(
-          part.map((tr) => tr.scanpath),
-          x.N,
-        );
+        const b = oatBatch(model, batches[step]);
         try {
-          return oatLoss(model, x, t);
+          return oatLoss(model, b.x, b.t);
         } finally {
-          disposeOatTargets(t);
-          disposeOatInputs(x);
+          disposeOatBatch(b);
         }
       },
     });

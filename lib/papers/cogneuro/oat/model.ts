@@ -403,6 +403,37 @@ export function disposeOatTargets(t: OatTargets): void {
   tf.dispose([t.prev, t.targets, t.lossMask]);
 }
 
+/**
+ * Trials (a display and its scanpath each) as one batch: the model's inputs and the teacher-forcing targets, as
+ * training, scoring and the attention maps all need them. Dispose both with `disposeOatBatch`.
+ */
+export function oatBatch(
+  model: OatModel,
+  trials: readonly { display: SearchDisplay; scanpath: readonly number[] }[],
+): { x: OatInputs; t: OatTargets } {
+  const x = oatInputs(
+    model,
+    trials.map((tr) => tr.display),
+  );
+  try {
+    return {
+      x,
+      t: oatTargets(
+        trials.map((tr) => tr.scanpath as number[]),
+        x.N,
+      ),
+    };
+  } catch (e) {
+    disposeOatInputs(x);
+    throw e;
+  }
+}
+
+export function disposeOatBatch(b: { x: OatInputs; t: OatTargets }): void {
+  disposeOatTargets(b.t);
+  disposeOatInputs(b.x);
+}
+
 /** Mean cross-entropy over the real steps, padding objects masked out of the softmax. */
 export function oatLoss(model: OatModel, x: OatInputs, t: OatTargets): tf.Scalar {
   return tf.tidy(() => {
