@@ -22,6 +22,7 @@ describe('attnlab bench', () => {
       'attn-causal-2048-fwdbwd',
       'toylm-step',
       'toylm-decode',
+      'toylm-decode-ops',
       'linscan-2048-fwd',
       'linscan-2048-fwdbwd',
       'linscan-2048-fwdbwd-chunked',
@@ -30,7 +31,12 @@ describe('attnlab bench', () => {
       expect(w.flops).toBeGreaterThan(0);
       expect(w.peer.kind).toBeTruthy();
     }
-    expect(selectWorkloads('gemm-1024,toylm').map((w) => w.name)).toEqual(['gemm-1024', 'toylm-step', 'toylm-decode']);
+    expect(selectWorkloads('gemm-1024,toylm').map((w) => w.name)).toEqual([
+      'gemm-1024',
+      'toylm-step',
+      'toylm-decode',
+      'toylm-decode-ops',
+    ]);
     expect(median([3, 1, 2])).toBe(2);
     expect(median([4, 1, 2, 3])).toBe(2.5);
   });

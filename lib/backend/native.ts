@@ -10,7 +10,7 @@
  * Set ATTNLAB_NATIVE=0 to disable; ATTNLAB_NATIVE_ADDON=/path/to/attnlab_native.node to load another build;
  * ATTNLAB_THREADS=n for the thread count (default: 2, or 1 on a 1-core machine).
  */
-export { adamUpdate, gelu, layerNorm, logSoftmax } from './native/fused.js';
+export { adamUpdate, gelu, layerNorm, logSoftmax, toylmGenerate } from './native/fused.js';
 export {
   type AdamHyper,
   FLASH_BWD,
@@ -18,6 +18,8 @@ export {
   type FlashAttrs,
   LINEAR_SCAN,
   LINEAR_SCAN_GRAD,
+  TOYLM_LAYER_WEIGHTS,
+  type ToylmGenerateAttrs,
 } from './native/fused-kernels.js';
 export { collapseBroadcast, installNativeKernels, nativeInstalled, uninstallNativeKernels } from './native/kernels.js';
 export { addonPath, loadAddon, type NativeAddon, nativeAvailable, nativeInfo } from './native/load.js';

@@ -198,16 +198,18 @@ function decodeFlops(): number {
 }
 
 /**
- * `ToyLM.generate` at batch 1 with its KV cache (greedy, the output read back), against the same model decoding in
- * PyTorch with a KV cache in the peer. Tokens per second = 64 / (median ms / 1000).
+ * `ToyLM.generate` at batch 1 (greedy, the output read back), against the same model decoding in PyTorch with a KV
+ * cache in the peer. Tokens per second = 64 / (median ms / 1000). `fused`: the default path (on wasm-native one native
+ * kernel for the whole loop, its own KV cache); unfused (`toylm-decode-ops`): tfjs ops token by token with a KVCache.
  */
-function toylmDecode(): Workload {
+function toylmDecode(fused: boolean, target?: Target): Workload {
   const c = DECODE;
   return {
-    name: 'toylm-decode',
-    description: `ToyLM.generate, batch 1, KV cache: ${c.layers} layers, d_model ${c.dModel}, ${c.heads} heads, vocab ${c.vocab}, prompt ${c.prompt}, ${c.tokens} new tokens per run (tokens/s = ${c.tokens * 1000} / median ms)`,
+    name: fused ? 'toylm-decode' : 'toylm-decode-ops',
+    description: `ToyLM.generate${fused ? '' : ' with { fused: false } (tfjs ops per token)'}, batch 1, KV cache: ${c.layers} layers, d_model ${c.dModel}, ${c.heads} heads, vocab ${c.vocab}, prompt ${c.prompt}, ${c.tokens} new tokens per run (tokens/s = ${c.tokens * 1000} / median ms)`,
     flops: decodeFlops(),
     peer: { kind: 'toylm-decode', params: { ...c } },
+    target,
     async setup() {
       const { ToyLM } = await import('../layers/toylm.js');
       const model = new ToyLM({
@@ -219,9 +221,13 @@ function toylmDecode(): Workload {
         seed: 0,
       });
       const prompt = tf.randomUniform([1, c.prompt], 0, c.vocab, 'int32', 6);
+      const path =
+        fused && model.fusedDecodeSupport().length === 0
+          ? 'ToyLM.generate (fused native kernel)'
+          : 'ToyLM.generate (tfjs ops, KVCache)';
       return {
         run: () => {
-          const out = model.generate(prompt, c.tokens);
+          const out = model.generate(prompt, c.tokens, { fused });
           out.dataSync();
           out.dispose();
         },
@@ -229,7 +235,7 @@ function toylmDecode(): Workload {
           prompt.dispose();
           model.dispose();
         },
-        path: 'ToyLM.generate (KV cache)',
+        path,
       };
     },
   };
@@ -245,7 +251,8 @@ export const WORKLOADS: Workload[] = [
     attention(s, true, s >= 512 ? { maxRatio: 0.8, text: '<= 0.8x PyTorch time' } : undefined),
   ]),
   toylmStep({ maxRatio: 1.0, text: '<= 1.0x PyTorch time' }),
-  toylmDecode(),
+  toylmDecode(true, { maxRatio: 0.5, text: '<= 0.5x PyTorch time (>= 2x tokens/s)' }),
+  toylmDecode(false),
   linearScan(2048, 'auto', false),
   linearScan(2048, 'auto', true),
   linearScan(2048, 'chunked', true),

@@ -6,7 +6,7 @@
  *   tokens [batch, pos] (int32) -> logits [batch, pos, vocab]
  */
 import * as tf from '@tensorflow/tfjs';
-import { logSoftmax } from '../backend/native.js';
+import { loadAddon, logSoftmax, nativeInstalled, TOYLM_LAYER_WEIGHTS, toylmGenerate } from '../backend/native.js';
 import { embedding } from '../backend/ops.js';
 import type * as masks from '../masks/index.js';
 import { sinusoidal } from '../positional/index.js';
@@ -267,8 +267,112 @@ export class ToyLM extends tf.layers.Layer {
     return { logits, cache };
   }
 
-  /** Greedy decoding of `steps` tokens after `prompt` [b, s], using the KV cache. Returns [b, steps]. */
-  generate(prompt: tf.Tensor, steps: number): tf.Tensor2D {
+  /**
+   * Greedy decoding of `steps` tokens after `prompt` [b, s]. Returns [b, steps].
+   *
+   * On wasm-native the whole loop runs in one native kernel with its own KV cache (`fusedDecodeSupport()` says when
+   * it cannot: hooks registered, ALiBi, a window or sinks, MoH or another scoring); elsewhere, or with
+   * `{ fused: false }`, it runs the tfjs forward pass token by token with a KVCache. Both feed the same tokens through
+   * the same float32 math (test/toylm-decode.test.ts compares their logits and tokens); the fused kernel skips the
+   * ~40 tfjs ops and their JavaScript per token and layer.
+   */
+  generate(prompt: tf.Tensor, steps: number, opts: { fused?: boolean } = {}): tf.Tensor2D {
+    if (opts.fused !== false) {
+      const r = this.generateFused(prompt, steps);
+      if (r) return r.tokens;
+    }
+    return this.generateWithCache(prompt, steps);
+  }
+
+  /**
+   * Why the fused decoding kernel cannot run this model now (empty: it can): the native kernels must be installed,
+   * and the model must be the plain pre-norm ToyLM the kernel implements.
+   */
+  fusedDecodeSupport(): string[] {
+    const c = this.config;
+    const reasons: string[] = [];
+    if (!nativeInstalled() || tf.getBackend() !== 'wasm')
+      reasons.push(`the native kernels are not installed (backend ${tf.getBackend()})`);
+    else if (typeof loadAddon()?.toylmGenerate !== 'function')
+      reasons.push('the native addon predates the decoding kernel (rebuild it: node scripts/build-native.mjs --force)');
+    if (this.hooks.size > 0) reasons.push(`${this.hooks.size} hook(s) are registered (the kernel has no hook points)`);
+    if (c.positional === 'alibi') reasons.push("positional 'alibi'");
+    if (c.window !== undefined) reasons.push(`window ${c.window}`);
+    if (c.sinks !== undefined) reasons.push(`sinks ${c.sinks}`);
+    if (c.scoring !== undefined && c.scoring !== 'softmax') reasons.push(`scoring '${c.scoring}'`);
+    if (c.attention !== undefined && c.attention.kind !== 'mha') reasons.push(`attention kind '${c.attention.kind}'`);
+    if (c.positional === 'rope' && (c.dModel / c.heads) % 2) reasons.push('RoPE with an odd head dim');
+    return reasons;
+  }
+
+  /**
+   * The fused decoding kernel's tokens [b, steps] and, with `logits`, the logits [b, steps, vocab] each token was
+   * chosen from; undefined when `fusedDecodeSupport()` gives a reason or the prompt and steps would pass maxLen (the
+   * tfjs path then decodes, or throws its error). The caller disposes what it returns.
+   */
+  generateFused(
+    prompt: tf.Tensor,
+    steps: number,
+    opts: { logits?: boolean } = {},
+  ): { tokens: tf.Tensor2D; logits?: tf.Tensor3D } | undefined {
+    const c = this.config;
+    if (prompt.rank !== 2 || !Number.isInteger(steps) || steps < 1) return undefined;
+    const [b, s] = prompt.shape as [number, number];
+    if (b === 0 || s === 0 || s + steps - 1 > c.maxLen || this.fusedDecodeSupport().length) return undefined;
+    this.build();
+    const v = this.vars!;
+    const ids = prompt.dtype === 'int32' ? prompt : prompt.toInt();
+    try {
+      const inputs: Record<string, tf.Tensor> = {
+        prompt: ids,
+        embed: v.embed,
+        'lnf.gamma': v.lnf.gamma,
+        'lnf.beta': v.lnf.beta,
+      };
+      const table = v.pos ?? this.sinusoidTable;
+      if (table) inputs.pos = table;
+      if (v.unembed) inputs.unembed = v.unembed;
+      v.blocks.forEach((blk, l) => {
+        const w: Record<string, tf.Tensor | undefined> = {
+          'ln1.gamma': blk.ln1.gamma,
+          'ln1.beta': blk.ln1.beta,
+          wq: blk.attn.wq,
+          wk: blk.attn.wk,
+          wv: blk.attn.wv,
+          wo: blk.attn.wo,
+          'ln2.gamma': blk.ln2.gamma,
+          'ln2.beta': blk.ln2.beta,
+          w1: blk.mlp.w1,
+          b1: blk.mlp.b1,
+          w2: blk.mlp.w2,
+          b2: blk.mlp.b2,
+        };
+        for (const name of TOYLM_LAYER_WEIGHTS) {
+          const t = w[name];
+          if (!t) throw new Error(`ToyLM.generateFused: block ${l} has no ${name}`);
+          inputs[`l${l}.${name}`] = t;
+        }
+      });
+      return toylmGenerate(inputs, {
+        steps,
+        vocab: c.vocab,
+        dModel: c.dModel,
+        layers: c.layers,
+        heads: c.heads,
+        kvHeads: c.kvHeads ?? c.heads,
+        hidden: Math.round((c.mlpRatio ?? 4) * c.dModel),
+        positional: table ? 'table' : c.positional === 'rope' ? 'rope' : 'none',
+        ropeBase: c.ropeBase ?? 10000,
+        untied: v.unembed !== undefined,
+        logits: opts.logits ?? false,
+      });
+    } finally {
+      if (ids !== prompt) ids.dispose();
+    }
+  }
+
+  /** Greedy decoding with tfjs ops, token by token through a KVCache: [b, s] -> [b, steps]. */
+  generateWithCache(prompt: tf.Tensor, steps: number): tf.Tensor2D {
     const cache = this.newCache();
     const out: tf.Tensor[] = [];
     try {

@@ -261,6 +261,81 @@ function linearScanGradKernel(args: KernelArgs): tf.TensorInfo[] {
   return [dq, dk, dv];
 }
 
+export const TOYLM_GENERATE = 'AttnlabToylmGenerate';
+
+/** Shapes of a ToyLM for TOYLM_GENERATE (the attrs): which optional weights are among the inputs, and the sizes. */
+export interface ToylmGenerateAttrs {
+  steps: number;
+  vocab: number;
+  dModel: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  hidden: number;
+  /** 'table': a position table (learned or sinusoidal) is input `pos`; 'rope': rotary with `ropeBase`; or none. */
+  positional: 'none' | 'table' | 'rope';
+  ropeBase: number;
+  /** Whether input `unembed` is given (else the embedding is tied). */
+  untied: boolean;
+  /** Also return the logits each token was chosen from. */
+  logits: boolean;
+}
+
+/** Per-layer weight inputs of TOYLM_GENERATE, in the addon's order: `l{i}.{name}`. */
+export const TOYLM_LAYER_WEIGHTS = [
+  'ln1.gamma',
+  'ln1.beta',
+  'wq',
+  'wk',
+  'wv',
+  'wo',
+  'ln2.gamma',
+  'ln2.beta',
+  'w1',
+  'b1',
+  'w2',
+  'b2',
+];
+
+/**
+ * Greedy decoding of a ToyLM in one native call (src/addon.cc ToylmGenerate): inputs prompt [b, s] int32, embed,
+ * pos?, unembed?, lnf.gamma, lnf.beta and every `l{i}.{name}` of TOYLM_LAYER_WEIGHTS; outputs tokens [b, steps]
+ * int32 and logits [b, steps, vocab] (or [0]).
+ */
+function toylmGenerateKernel(args: KernelArgs): tf.TensorInfo[] {
+  const { inputs, backend } = args;
+  const a = args.attrs as unknown as ToylmGenerateAttrs;
+  const [b, s] = inputs.prompt.shape;
+  const outs = outputs(
+    backend,
+    TOYLM_GENERATE,
+    [[b, a.steps], a.logits ? [b, a.steps, a.vocab] : [0]],
+    ['int32', 'float32'],
+  );
+  const off = (name: string) => (inputs[name] ? offset(backend, inputs[name]) : -1);
+  const names = ['embed', 'pos', 'unembed', 'lnf.gamma', 'lnf.beta'];
+  for (let l = 0; l < a.layers; l++) for (const w of TOYLM_LAYER_WEIGHTS) names.push(`l${l}.${w}`);
+  requireAddon().toylmGenerate(
+    heap(backend),
+    Float64Array.from(names, off),
+    b,
+    s,
+    a.steps,
+    a.vocab,
+    a.dModel,
+    a.layers,
+    a.heads,
+    a.kvHeads,
+    a.hidden,
+    a.positional === 'none' ? 0 : a.positional === 'table' ? 1 : 2,
+    a.ropeBase,
+    offset(backend, inputs.prompt),
+    offset(backend, outs[0]),
+    a.logits ? offset(backend, outs[1]) : -1,
+  );
+  return outs;
+}
+
 /** Every kernel above by name, in registration order. */
 export const FUSED_KERNELS: Readonly<Record<string, KernelFn>> = {
   [GELU]: geluKernel,
@@ -272,4 +347,5 @@ export const FUSED_KERNELS: Readonly<Record<string, KernelFn>> = {
   [FLASH_BWD]: flashBwdKernel,
   [LINEAR_SCAN]: linearScanKernel,
   [LINEAR_SCAN_GRAD]: linearScanGradKernel,
+  [TOYLM_GENERATE]: toylmGenerateKernel,
 };

@@ -4,7 +4,16 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { fmt, ShapeError } from '../../util/shapes.js';
-import { ADAM, type AdamHyper, GELU, GELU_GRAD, LAYER_NORM, LAYER_NORM_GRAD } from './fused-kernels.js';
+import {
+  ADAM,
+  type AdamHyper,
+  GELU,
+  GELU_GRAD,
+  LAYER_NORM,
+  LAYER_NORM_GRAD,
+  TOYLM_GENERATE,
+  type ToylmGenerateAttrs,
+} from './fused-kernels.js';
 import { nativeInstalled } from './kernels.js';
 
 /** True when the fused kernels can take these float32 tensors (wasm-native active). */
@@ -98,4 +107,23 @@ export function adamUpdate(
   if (!fusedReady(p, m, v, g)) return null;
   const attrs = { l2: 0, decoupledDecay: 0, ...h } as unknown as tf.NamedAttrMap;
   return tf.engine().runKernel(ADAM, { p, m, v, g }, attrs) as [tf.Tensor, tf.Tensor, tf.Tensor];
+}
+
+/**
+ * Greedy decoding of a pre-norm ToyLM in one native kernel (TOYLM_GENERATE; wasm-native only): tokens [b, steps] int32
+ * and, with `attrs.logits`, the logits [b, steps, vocab] each token was chosen from. `inputs` are the prompt [b, s]
+ * int32 and the weights the kernel names; undefined where the native kernels are not installed (the caller decodes
+ * with tfjs ops instead).
+ */
+export function toylmGenerate(
+  inputs: Record<string, tf.Tensor>,
+  attrs: ToylmGenerateAttrs,
+): { tokens: tf.Tensor2D; logits?: tf.Tensor3D } | undefined {
+  if (!fusedReady(...Object.values(inputs).filter((t) => t.dtype !== 'int32'))) return undefined;
+  const [tokens, logits] = tf
+    .engine()
+    .runKernel(TOYLM_GENERATE, inputs as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+  if (attrs.logits) return { tokens: tokens as tf.Tensor2D, logits: logits as tf.Tensor3D };
+  logits.dispose();
+  return { tokens: tokens as tf.Tensor2D };
 }

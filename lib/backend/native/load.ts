@@ -166,6 +166,25 @@ export interface NativeAddon {
   info(): { isa: string; threads: number; blas: string };
   setThreads(n: number): void;
   /** The fp32 FMA throughput of `threads` threads running the probe for `seconds` (kernels.inc fma_probe). */
+  /** Greedy decoding of a ToyLM in one call (src/addon.cc ToylmGenerate; lib/backend/native/fused-kernels.ts). */
+  toylmGenerate(
+    heap: ArrayBuffer,
+    weights: Float64Array,
+    batch: number,
+    promptLength: number,
+    steps: number,
+    vocab: number,
+    dModel: number,
+    layers: number,
+    heads: number,
+    kvHeads: number,
+    hidden: number,
+    positional: number,
+    ropeBase: number,
+    prompt: number,
+    tokensOut: number,
+    logitsOut: number,
+  ): void;
   fmaPeak(seconds: number, threads: number): { gflops: number; threads: number; isa: string; seconds: number };
 }
 

@@ -53,13 +53,18 @@ export class NativeOutOfMemoryError extends Error {
  * tensors; so a failed allocation disposes the outputs already made and throws a NativeOutOfMemoryError naming the op
  * and the bytes asked, before any kernel runs.
  */
-export function outputs(backend: WasmBackend, op: string, shapes: number[][]): tf.TensorInfo[] {
+export function outputs(
+  backend: WasmBackend,
+  op: string,
+  shapes: number[][],
+  dtypes?: ('float32' | 'int32')[],
+): tf.TensorInfo[] {
   const made: tf.TensorInfo[] = [];
   const fail = (err: Error): never => {
     for (const t of made) backend.disposeData(t.dataId);
     throw err;
   };
-  for (const shape of shapes) {
+  for (const [i, shape] of shapes.entries()) {
     const bytes = size(shape) * 4;
     const used = backend.wasm.HEAPU8.length;
     if (!Number.isSafeInteger(bytes) || bytes >= WASM_HEAP_LIMIT) {
@@ -67,7 +72,7 @@ export function outputs(backend: WasmBackend, op: string, shapes: number[][]): t
     }
     let out: tf.TensorInfo;
     try {
-      out = backend.makeOutput([...shape], 'float32');
+      out = backend.makeOutput([...shape], dtypes?.[i] ?? 'float32');
     } catch (e) {
       // The guarded allocator (guardAllocator) throws; emscripten may also abort or throw a RangeError.
       const detail =

@@ -1078,6 +1078,212 @@ napi_value FmaPeak(napi_env env, napi_callback_info info) {
   return obj;
 }
 
+// ------------------------------------------------------------------------------------------------ toylm decoding
+// toylmGenerate(heap, weights: Float64Array of heap offsets, B, S, steps, V, M, L, H, G, F, posKind, ropeBase,
+//               prompt, tokensOut, logitsOut)
+// Greedy decoding of a pre-norm ToyLM (lib/layers/toylm.ts: GPT-2 blocks without biases in attention, exact GELU
+// MLP with biases, layer norm eps 1e-5, final layer norm, tied or separate unembedding) in one call, with its own KV
+// cache: the prompt [B, S] is fed one position at a time, then `steps` tokens are chosen by argmax, each fed back.
+// weights: embed [V, M], positions [maxLen, M] (posKind 1; else -1), unembed [M, V] (-1: tied, embedᵀ), final norm
+// gamma, beta, then per layer ln1 gamma, beta, wq [M, H·Dh], wk [M, G·Dh], wv, wo [H·Dh, M], ln2 gamma, beta,
+// w1 [M, F], b1 [F], w2 [F, M], b2 [M]. posKind: 0 none, 1 a table added to the embedding, 2 RoPE (half-split
+// pairs, base ropeBase). tokensOut [B, steps] int32; logitsOut [B, steps, V] the logits each token was chosen from,
+// or -1. Single-threaded: at batch 1 a step is a few hundred microseconds of work, below what a second thread pays.
+napi_value ToylmGenerate(napi_env env, napi_callback_info info) {
+  Args a(env, info, "toylmGenerate");
+  if (!a.ok) return nullptr;
+  napi_typedarray_type tt;
+  size_t nw = 0;
+  void* wdata = nullptr;
+  if (a.argc < 16 || napi_get_typedarray_info(env, a.argv[1], &tt, &nw, &wdata, nullptr, nullptr) != napi_ok ||
+      tt != napi_float64_array) {
+    a.fail("weights (argument 1) must be a Float64Array of heap offsets");
+    return nullptr;
+  }
+  const double* woff = static_cast<const double*>(wdata);
+  long B = a.size(2, "batch"), S = a.size(3, "prompt length"), steps = a.size(4, "steps"), V = a.size(5, "vocab");
+  long M = a.size(6, "dModel"), L = a.size(7, "layers"), H = a.size(8, "heads"), G = a.size(9, "kvHeads");
+  long F = a.size(10, "hidden");
+  long posKind = a.integer(11, "positional");
+  double ropeBase = a.num(12, "ropeBase");
+  if (!a.ok) return nullptr;
+  if (B < 1 || S < 1 || steps < 1 || V < 1 || M < 1 || L < 1 || H < 1 || G < 1 || F < 1 || H % G || M % H ||
+      posKind < 0 || posKind > 2 || (long)nw != 5 + 12 * L) {
+    a.fail("bad shapes: batch %ld, prompt %ld, steps %ld, vocab %ld, dModel %ld, layers %ld, heads %ld, kvHeads %ld, "
+           "hidden %ld, positional %ld, %zu weight offsets (expected %ld)",
+           B, S, steps, V, M, L, H, G, F, posKind, nw, 5 + 12 * L);
+    return nullptr;
+  }
+  const long Dh = M / H, T = S + steps - 1;  // positions fed through the model
+  if (posKind == 2 && Dh % 2) {
+    a.fail("RoPE needs an even head dim, got %ld", Dh);
+    return nullptr;
+  }
+  const int32_t* prompt = a.i32(13, B * S, "prompt");
+  int32_t* tokOut = a.i32(14, B * steps, "tokensOut");
+  long logitsOff = a.integer(15, "logitsOut");
+  if (!a.ok) return nullptr;
+  float* logitsOut = logitsOff < 0 ? nullptr : a.f32(15, B * steps * V, "logitsOut");
+  if (!a.ok) return nullptr;
+  for (long i = 0; i < B * S; i++)
+    if (prompt[i] < 0 || prompt[i] >= V) {
+      a.fail("prompt token %d at %ld is outside [0, %ld)", prompt[i], i, V);
+      return nullptr;
+    }
+  // A weight at heap offset woff[i] holding `count` floats (or none when the offset is -1 and `optional`).
+  auto W = [&](long i, long count, const char* name, bool optional = false) -> const float* {
+    double o = woff[i];
+    if (optional && o == -1) return nullptr;
+    if (!(o > 0) || o != (double)(long)o || ((long)o & 3) || (size_t)o + (size_t)count * 4 > a.heapBytes) {
+      a.fail("weight %s (offset %g, %ld floats) lies outside the %zu-byte wasm heap", name, o, count, a.heapBytes);
+      return nullptr;
+    }
+    return reinterpret_cast<const float*>(a.heap + (long)o);
+  };
+  const float* embed = W(0, V * M, "embed");
+  const float* pos = W(1, T * M, "positions", true);
+  const float* unembed = W(2, M * V, "unembed", true);
+  const float* lnfG = W(3, M, "ln_final.gamma");
+  const float* lnfB = W(4, M, "ln_final.beta");
+  struct Layer {
+    const float *g1, *b1n, *wq, *wk, *wv, *wo, *g2, *b2n, *w1, *b1, *w2, *b2;
+  };
+  std::vector<Layer> layer((size_t)L);
+  const long HD = H * Dh, GD = G * Dh;
+  for (long l = 0; l < L; l++) {
+    long o = 5 + 12 * l;
+    layer[l] = {W(o, M, "ln1.gamma"),  W(o + 1, M, "ln1.beta"),   W(o + 2, M * HD, "wq"), W(o + 3, M * GD, "wk"),
+                W(o + 4, M * GD, "wv"), W(o + 5, HD * M, "wo"),    W(o + 6, M, "ln2.gamma"), W(o + 7, M, "ln2.beta"),
+                W(o + 8, M * F, "w1"),  W(o + 9, F, "b1"),         W(o + 10, F * M, "w2"), W(o + 11, M, "b2")};
+  }
+  if (!a.ok) return nullptr;
+  if (posKind == 1 && !pos) {
+    a.fail("positional table expected (positional 1) but its offset is -1");
+    return nullptr;
+  }
+  std::vector<float> kc, vc, x, h, q, kv, z, u, logits, scores, cosT, sinT;
+  const long cacheFloats = Args::prod({L, B, G, T, Dh});
+  if (!a.scratch(kc, cacheFloats, "the key cache") || !a.scratch(vc, cacheFloats, "the value cache") ||
+      !a.scratch(x, B * M, "activations") || !a.scratch(h, B * M, "activations") || !a.scratch(q, B * HD, "queries") ||
+      !a.scratch(kv, 2 * B * GD, "keys and values") || !a.scratch(z, B * HD, "head outputs") ||
+      !a.scratch(u, B * F, "the MLP's hidden layer") || !a.scratch(logits, B * V, "logits") ||
+      !a.scratch(scores, T, "scores"))
+    return nullptr;
+  if (posKind == 2) {
+    if (!a.scratch(cosT, T * (Dh / 2), "RoPE tables") || !a.scratch(sinT, T * (Dh / 2), "RoPE tables")) return nullptr;
+    for (long p = 0; p < T; p++)
+      for (long i = 0; i < Dh / 2; i++) {
+        double ang = p * std::pow(ropeBase, -(2.0 * i) / Dh);
+        cosT[p * (Dh / 2) + i] = (float)std::cos(ang);
+        sinT[p * (Dh / 2) + i] = (float)std::sin(ang);
+      }
+  }
+  auto norm = [&](const float* in, float* out, const float* g, const float* b) {
+    for (long r = 0; r < B; r++) {
+      const float* xi = in + r * M;
+      double mean = 0, var = 0;
+      for (long i = 0; i < M; i++) mean += xi[i];
+      mean /= M;
+      for (long i = 0; i < M; i++) var += (xi[i] - mean) * (xi[i] - mean);
+      float rstd = (float)(1.0 / std::sqrt(var / M + 1e-5));
+      for (long i = 0; i < M; i++) out[r * M + i] = (float)((xi[i] - mean) * rstd) * g[i] + b[i];
+    }
+  };
+  // out [B, n] = in [B, k] w [k, n] (+ accumulate into out when beta = 1)
+  auto mm = [&](const float* in, const float* w, float* out, long k, long n, float beta) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)n, (int)k, 1.0f, in, (int)k, w, (int)n, beta, out,
+                (int)n);
+  };
+  auto rope = [&](float* v, long p) {  // one head vector at position p
+    const long hd = Dh / 2;
+    for (long i = 0; i < hd; i++) {
+      float c = cosT[p * hd + i], s = sinT[p * hd + i], x1 = v[i], x2 = v[i + hd];
+      v[i] = x1 * c - x2 * s;
+      v[i + hd] = x1 * s + x2 * c;
+    }
+  };
+  const float scale = (float)(1.0 / std::sqrt((double)Dh));
+  std::vector<int32_t> cur((size_t)B);
+  for (long r = 0; r < B; r++) cur[r] = prompt[r * S];
+  for (long p = 0; p < T; p++) {
+    for (long r = 0; r < B; r++)
+      for (long i = 0; i < M; i++) x[r * M + i] = embed[(long)cur[r] * M + i] + (pos ? pos[p * M + i] : 0.0f);
+    for (long l = 0; l < L; l++) {
+      const Layer& w = layer[l];
+      norm(x.data(), h.data(), w.g1, w.b1n);
+      mm(h.data(), w.wq, q.data(), M, HD, 0.0f);
+      float* kn = kv.data();
+      float* vn = kv.data() + B * GD;
+      mm(h.data(), w.wk, kn, M, GD, 0.0f);
+      mm(h.data(), w.wv, vn, M, GD, 0.0f);
+      for (long r = 0; r < B; r++) {
+        for (long g = 0; g < G; g++) {
+          float* kd = kc.data() + ((((l * B + r) * G + g) * T) + p) * Dh;
+          float* vd = vc.data() + ((((l * B + r) * G + g) * T) + p) * Dh;
+          std::memcpy(kd, kn + r * GD + g * Dh, Dh * sizeof(float));
+          std::memcpy(vd, vn + r * GD + g * Dh, Dh * sizeof(float));
+          if (posKind == 2) rope(kd, p);
+        }
+        for (long hh = 0; hh < H; hh++) {
+          float* qh = q.data() + r * HD + hh * Dh;
+          if (posKind == 2) rope(qh, p);
+          const long g = hh / (H / G);
+          const float* K = kc.data() + (((l * B + r) * G + g) * T) * Dh;
+          const float* Vv = vc.data() + (((l * B + r) * G + g) * T) * Dh;
+          float mx = -INFINITY;
+          for (long t = 0; t <= p; t++) {
+            float sdot = 0;
+            for (long i = 0; i < Dh; i++) sdot += qh[i] * K[t * Dh + i];
+            scores[t] = sdot * scale;
+            mx = scores[t] > mx ? scores[t] : mx;
+          }
+          double sum = 0;
+          for (long t = 0; t <= p; t++) {
+            scores[t] = std::exp(scores[t] - mx);
+            sum += scores[t];
+          }
+          float* zh = z.data() + r * HD + hh * Dh;
+          for (long i = 0; i < Dh; i++) zh[i] = 0;
+          const float inv = (float)(1.0 / sum);
+          for (long t = 0; t <= p; t++) {
+            const float wt = scores[t] * inv;
+            for (long i = 0; i < Dh; i++) zh[i] += wt * Vv[t * Dh + i];
+          }
+        }
+      }
+      mm(z.data(), w.wo, x.data(), HD, M, 1.0f);  // x += z wo
+      norm(x.data(), h.data(), w.g2, w.b2n);
+      for (long r = 0; r < B; r++) std::memcpy(u.data() + r * F, w.b1, F * sizeof(float));
+      mm(h.data(), w.w1, u.data(), M, F, 1.0f);
+      for (long i = 0; i < B * F; i++) u[i] = 0.5f * u[i] * (1.0f + std::erf(u[i] * 0.70710678118654752f));
+      for (long r = 0; r < B; r++)
+        for (long i = 0; i < M; i++) x[r * M + i] += w.b2[i];
+      mm(u.data(), w.w2, x.data(), F, M, 1.0f);
+    }
+    const long t = p - (S - 1);  // the generated token this position predicts (t >= 0)
+    for (long r = 0; r < B; r++) cur[r] = p + 1 < S ? prompt[r * S + p + 1] : 0;
+    if (t < 0) continue;
+    norm(x.data(), h.data(), lnfG, lnfB);
+    if (unembed) {
+      mm(h.data(), unembed, logits.data(), M, V, 0.0f);
+    } else {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)V, (int)M, 1.0f, h.data(), (int)M, embed, (int)M,
+                  0.0f, logits.data(), (int)V);
+    }
+    for (long r = 0; r < B; r++) {
+      const float* lg = logits.data() + r * V;
+      long best = 0;
+      for (long i = 1; i < V; i++)
+        if (lg[i] > lg[best]) best = i;  // the first maximum, as tf.argMax
+      tokOut[r * steps + t] = (int32_t)best;
+      cur[r] = (int32_t)best;
+      if (logitsOut) std::memcpy(logitsOut + (r * steps + t) * V, lg, V * sizeof(float));
+    }
+  }
+  return undefined(env);
+}
+
+
 napi_value Init(napi_env env, napi_value exports) {
   choose_kernels();
   openblas_set_num_threads(1);
@@ -1102,6 +1308,7 @@ napi_value Init(napi_env env, napi_value exports) {
              {"linearScanGrad", guarded<LinearScanGrad>},
              {"info", Info},
              {"fmaPeak", FmaPeak},
+             {"toylmGenerate", guarded<ToylmGenerate>},
              {"setThreads", guarded<SetThreads>}};
   for (auto& f : fns) {
     napi_value fn;
