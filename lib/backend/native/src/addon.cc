@@ -740,17 +740,22 @@ napi_value FlashFwd(napi_env env, napi_callback_info info) {
   float* L = a.f32(5, Args::prod({at.B, at.H, at.Sq}), "lse");
   if (!a.ok) return nullptr;
   long nqb = (at.Sq + 63) / 64;
-  long per = K.flash_scratch_floats(at.D, at.E);
+  long per = K.flash_scratch_floats(at.D, at.E, at.Sk);
   std::vector<float> scratch;
-  if (!a.scratch(scratch, per * pool->size() + 16, "the per-thread score blocks")) return nullptr;
+  if (!a.scratch(scratch, per * pool->size() + 16, "the per-thread packed keys and score blocks")) return nullptr;
   std::atomic<long> next{0};
   long tasks = at.B * at.H * nqb;
+  // Runs of consecutive query blocks of one head share their packed key blocks: a whole head per run when there are
+  // enough heads to keep every thread busy, else about 4 runs per thread (the split never changes the result).
+  long heads = at.B * at.H, want = 4L * pool->size();
+  long run = heads >= want ? nqb : (nqb * heads + want - 1) / want;
+  if (run < 1) run = 1;
   pool->run([&](int tid) {
     float* s = scratch.data() + tid * per;
     for (;;) {
-      long t = next.fetch_add(1);
+      long t = next.fetch_add(run);
       if (t >= tasks) break;
-      K.flash_fwd(at, O, L, s, t, t + 1);
+      K.flash_fwd(at, O, L, s, t, t + run < tasks ? t + run : tasks);
     }
   });
   return undefined(env);

@@ -25,7 +25,7 @@ struct Attn {
                      float eps, long lo, long hi);                                                                  \
   void layernorm_bwd(const float* x, const float* g, const float* dy, const float* mean, const float* rstd,         \
                      float* dx, float* dg, float* db, long n, long lo, long hi);                                    \
-  long flash_scratch_floats(long D, long E);                                                                        \
+  long flash_scratch_floats(long D, long E, long Sk);                                                               \
   long flash_bwd_scratch_floats(long D, long E);                                                                    \
   void flash_fwd(const Attn& a, float* O, float* L, float* scratch, long lo, long hi);                              \
   void flash_delta(const float* dO, const float* O, long E, float* Drow, long lo, long hi);                         \
